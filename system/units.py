@@ -1,0 +1,55 @@
+"""Durations and rates as people write them in scenario files and flags ("15m", "2000/s").
+
+Shared by the server's flags and the harness's scenarios, so that `--token-ttl 15m`
+and `token_ttl: 15m` mean the same thing.
+"""
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|min|m|h|d)?\s*$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|min|m|h|d)")
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds from "250ms", "30s", "15m", "2h", "1d", "1h30m" or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as '30s' or '15m', got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"expected a non-negative duration, got {value!r}")
+        return float(value)
+    text = str(value).strip()
+    m = _DURATION.match(text)
+    if m:
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    parts = _PART.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text.replace(" ", ""):
+        return sum(float(n) * _UNITS[u] for n, u in parts)
+    raise ValueError(f"expected a duration such as '250ms', '30s', '15m', '2h' or '1h30m', got {value!r}")
+
+
+def parse_rate(value: str | int | float) -> float:
+    """Events per second from "2000/s", "120/m", "5/h" or a bare number per second."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|min|m|h|d)\s*$", str(value))
+    if not m:
+        raise ValueError(f"expected a rate such as '2000/s' or '120/m', got {value!r}")
+    return float(m.group(1)) / _UNITS[m.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form for tables: 42ms, 12.5s, 15m, 2h03m."""
+    if seconds != seconds:  # NaN
+        return "n/a"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        m, s = divmod(round(seconds), 60)
+        return f"{m}m" if s == 0 else f"{m}m{s:02d}s"
+    h, rem = divmod(round(seconds), 3600)
+    return f"{h}h" if rem < 60 else f"{h}h{rem // 60:02d}m"
