@@ -1,0 +1,190 @@
+"""Applying a planned fault step to the running system.
+
+Network faults act on the targeted groups' proxies through the Toxiproxy API;
+system faults act on the server (restart, admin API); a load spike is the fleet's
+business (its extra clients are in the plan) and needs nothing here. Every
+duration a toxic takes is scaled to wall time, and so is bandwidth (the same bytes
+must pass in 1/factor of the time).
+
+Semantics, chosen to be distinct and faithful:
+- `partition`: a blackhole — `timeout` toxics with timeout 0 on both streams of the
+  group's WebSocket and HTTP proxies: bytes stop, nothing is reset, so both ends
+  only learn of it from their own timeouts (heartbeats, connect timeouts).
+- `proxy_down`: the proxies are disabled: live connections are cut and new ones
+  refused, as when a load balancer goes away.
+- `latency`, `bandwidth`, `slicer`, `reset_peer`, `timeout`: the Toxiproxy toxics of
+  those names with the scenario's attributes.
+- `ws_close {code, reason}`, `ws_drop_pings`: the embedded proxy's WebSocket toxics.
+- `server_restart {mode: graceful|crash}`: SIGTERM (1012 to every socket) or
+  SIGKILL; restarted on the same db and ports after `for` (default at once).
+- `auth_outage`: `/admin/auth-outage` on, off when it ends.
+- `token_expiry`: `/admin/expire-tokens` for every user, or for the target clients.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import requests
+
+from harness.emulate.plan import RealizedFault, Step
+from harness.emulate.timescale import TimeScale
+from harness.emulate.topology import ProxyControl, ServerControl
+from system.units import parse_duration
+
+
+def _ms(value: Any, scale: TimeScale) -> int:
+    """A scenario duration ("800ms", 0.8) → wall milliseconds for a toxic attribute."""
+    return max(0, round(scale.to_wall(parse_duration(value)) * 1000))
+
+
+def toxics_for(fault: RealizedFault, scale: TimeScale) -> list[dict[str, Any]]:
+    """The toxics (Toxiproxy JSON bodies, without the proxy) a network fault adds."""
+    p = fault.params
+    name = f"f{fault.index}-{fault.kind}"
+    toxicity = float(p.get("toxicity", 1.0))
+
+    def tox(kind: str, stream: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        return {"name": f"{name}-{stream}", "type": kind, "stream": stream,
+                "toxicity": toxicity, "attributes": attributes}
+
+    if fault.kind == "partition":
+        return [tox("timeout", s, {"timeout": 0}) for s in ("downstream", "upstream")]
+    if fault.kind == "latency":
+        attrs = {"latency": _ms(p.get("latency", 0), scale), "jitter": _ms(p.get("jitter", 0), scale)}
+        return [tox("latency", s, attrs) for s in ("downstream", "upstream")]
+    if fault.kind == "bandwidth":
+        rate_kb = float(p.get("rate", 0))  # KB/s in scenario time → more per wall second
+        return [tox("bandwidth", "downstream", {"rate": max(1, round(rate_kb * scale.factor))})]
+    if fault.kind == "slicer":
+        attrs = {"average_size": int(p.get("average_size", 64)),
+                 "size_variation": int(p.get("size_variation", 32)),
+                 "delay": max(0, round(scale.to_wall(parse_duration(p.get("delay", "10ms"))) * 1e6))}
+        return [tox("slicer", "downstream", attrs)]
+    if fault.kind == "reset_peer":
+        return [tox("reset_peer", "downstream", {"timeout": _ms(p.get("timeout", 0), scale)})]
+    if fault.kind == "timeout":
+        return [tox("timeout", "downstream", {"timeout": _ms(p.get("timeout", 0), scale)})]
+    if fault.kind == "ws_close":
+        return [tox("ws_close", "downstream",
+                    {"code": int(p.get("code", 1006)), "reason": str(p.get("reason", ""))})]
+    if fault.kind == "ws_drop_pings":
+        return [tox("ws_drop_pings", s, {}) for s in ("downstream", "upstream")]
+    return []
+
+
+@dataclass
+class FaultApplier:
+    """Executes timeline steps; every call is blocking IO, run it in a thread."""
+
+    scale: TimeScale
+    server: ServerControl | None
+    proxies: ProxyControl | None
+    http_url: Callable[[], str]
+    admin_key: str
+    user_of: Callable[[int], str]
+    on_server_restarted: Callable[[], None] = lambda: None
+    in_force: dict[int, RealizedFault] = field(default_factory=dict)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def apply(self, step: Step) -> None:
+        f = step.fault
+        start = step.action == "start"
+        if f.kind in ("partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout",
+                      "ws_close", "ws_drop_pings"):
+            self._toxics(f, start)
+        elif f.kind == "proxy_down":
+            self._enable(f, enabled=not start)
+        elif f.kind == "server_restart":
+            self._restart(f, start)
+        elif f.kind == "auth_outage":
+            self._admin("/admin/auth-outage", {"enabled": start})
+        elif f.kind == "token_expiry" and start:
+            if f.targets:
+                for c in f.targets:
+                    self._admin("/admin/expire-tokens", {"user": self.user_of(c)})
+            else:
+                self._admin("/admin/expire-tokens", {})
+        if start and f.duration:
+            self.in_force[f.index] = f
+        else:
+            self.in_force.pop(f.index, None)
+        self.log.append({"index": f.index, "kind": f.kind, "action": step.action})
+
+    def _require_proxies(self, f: RealizedFault) -> ProxyControl:
+        if self.proxies is None:
+            raise RuntimeError(f"fault {f.kind!r} needs proxies, and this run has none")
+        return self.proxies
+
+    def _toxics(self, f: RealizedFault, start: bool) -> None:
+        px = self._require_proxies(f)
+        bodies = toxics_for(f, self.scale)
+        ws_only = f.kind.startswith("ws_")
+        for g in f.targets:
+            ws_name, http_name = px.names(g)
+            for name in (ws_name,) if ws_only else (ws_name, http_name):
+                proxy = px.client.get_proxy(name)
+                if proxy is None:
+                    continue
+                for body in bodies:
+                    if start:
+                        proxy.add_toxic(**body)
+                    else:
+                        proxy.destroy_toxic(body["name"])
+
+    def _enable(self, f: RealizedFault, enabled: bool) -> None:
+        px = self._require_proxies(f)
+        for g in f.targets:
+            for name in px.names(g):
+                proxy = px.client.get_proxy(name)
+                if proxy is not None:
+                    proxy.enable() if enabled else proxy.disable()
+
+    def _restart(self, f: RealizedFault, start: bool) -> None:
+        if self.server is None:
+            raise RuntimeError("server_restart needs a server started by the harness (not --target)")
+        if start:
+            self.server.stop(crash=f.params.get("mode", "graceful") == "crash")
+            if not f.duration:
+                self._bring_back()
+        else:
+            self._bring_back()
+
+    def _bring_back(self) -> None:
+        assert self.server is not None
+        self.server.start()
+        self.on_server_restarted()
+
+    def _admin(self, path: str, body: dict[str, Any]) -> None:
+        r = requests.post(self.http_url() + path, json=body, headers={"X-Admin-Key": self.admin_key},
+                          timeout=10)
+        if r.status_code >= 400:
+            raise RuntimeError(f"admin {path} {body} → HTTP {r.status_code}: {r.text[:200]}")
+
+    def lift_all(self) -> None:
+        """End every fault still in force (the run is over): no toxic outlives the run."""
+        for f in list(self.in_force.values()):
+            try:
+                self.apply(Step(0.0, "stop", f))
+            except Exception:
+                pass
+
+
+async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable[[], float],
+                       stop: asyncio.Event, on_error: Callable[[Step, Exception], None]) -> None:
+    """Apply each step when the scenario clock reaches it (bounded by `stop`)."""
+    for step in steps:
+        wait = applier.scale.to_wall(step.at - clock())
+        if wait > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+                return
+            except asyncio.TimeoutError:
+                pass
+        if stop.is_set():
+            return
+        try:
+            await asyncio.to_thread(applier.apply, step)
+        except Exception as exc:  # a fault that could not be applied is a warning, not a crash
+            on_error(step, exc)

@@ -1,0 +1,113 @@
+"""Is the load generator itself the bottleneck? Event-loop lag, CPU and descriptors.
+
+A fleet whose event loop runs late measures its own lateness, not the system's:
+reconnect delays stretch, heartbeats miss, handshakes look slow. Each worker
+measures how late a periodic wake-up fires (loop lag) and samples its CPU and open
+descriptors; the engine merges the samples into meta.json's `self_check` and flags
+`load_generator_bottleneck` when the generator was saturated.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+#: loop lag (wall seconds, p99) above which the generator, not the system, dominates timing
+LAG_P99_LIMIT = 0.100
+#: a worker this busy (percent of one core, mean over the run) has no headroom left
+CPU_LIMIT = 90.0
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(q / 100.0 * (len(s) - 1)))))
+    return s[k]
+
+
+@dataclass
+class LoopLagMonitor:
+    """Wakes every `interval` wall seconds and records how late it woke."""
+
+    interval: float = 0.05
+    lags: list[float] = field(default_factory=list)
+    max_samples: int = 100_000
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            expected = loop.time() + self.interval
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval)
+                return
+            except asyncio.TimeoutError:
+                pass
+            if len(self.lags) < self.max_samples:
+                self.lags.append(max(0.0, loop.time() - expected))
+
+
+@dataclass
+class ResourceSampler:
+    """CPU percent and descriptor count of this process, sampled on demand."""
+
+    proc: psutil.Process = field(default_factory=psutil.Process)
+    cpu: list[float] = field(default_factory=list)
+    fds: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.proc.cpu_percent(None)  # prime: the first call always returns 0.0
+
+    def sample(self) -> None:
+        self.cpu.append(self.proc.cpu_percent(None))
+        try:
+            self.fds.append(self.proc.num_fds())
+        except (AttributeError, psutil.Error):
+            pass
+
+
+def worker_report(lag: LoopLagMonitor, res: ResourceSampler) -> dict:
+    """One worker's self-check numbers (wall seconds and percent of one core)."""
+    return {
+        "pid": os.getpid(),
+        "loop_lag_p50_s": percentile(lag.lags, 50),
+        "loop_lag_p99_s": percentile(lag.lags, 99),
+        "loop_lag_max_s": max(lag.lags) if lag.lags else None,
+        "cpu_mean_pct": sum(res.cpu) / len(res.cpu) if res.cpu else None,
+        "cpu_max_pct": max(res.cpu) if res.cpu else None,
+        "fds_max": max(res.fds) if res.fds else None,
+    }
+
+
+def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: list[float]) -> dict:
+    """The run's `self_check` block and its verdict on the generator."""
+    lag99 = [w["loop_lag_p99_s"] for w in workers if w.get("loop_lag_p99_s") is not None]
+    cpu = [w["cpu_mean_pct"] for w in workers if w.get("cpu_mean_pct") is not None]
+    reasons = []
+    if lag99 and max(lag99) > LAG_P99_LIMIT:
+        reasons.append(f"worker event-loop lag p99 {max(lag99) * 1000:.0f}ms > {LAG_P99_LIMIT * 1000:.0f}ms")
+    if cpu and max(cpu) > CPU_LIMIT:
+        reasons.append(f"worker CPU mean {max(cpu):.0f}% > {CPU_LIMIT:.0f}% of a core")
+    return {
+        "workers": workers,
+        "loop_lag_p99_s": max(lag99) if lag99 else None,
+        "worker_cpu_mean_pct": max(cpu) if cpu else None,
+        "host_cpu_mean_pct": sum(host_cpu) / len(host_cpu) if host_cpu else None,
+        "fd_limit_per_process": fd_limit,
+        "fleet_bound_by_fds": fleet_bound,
+        "load_generator_bottleneck": bool(reasons),
+        "bottleneck_reasons": reasons,
+    }
+
+
+class Stopwatch:
+    """Wall-clock origin shared by a run (monotonic, immune to clock steps)."""
+
+    def __init__(self) -> None:
+        self.origin = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.origin
