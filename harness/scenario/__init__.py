@@ -1,0 +1,20 @@
+"""Scenarios: the YAML format, its schema, the resolved dataclasses and the seeded draws.
+
+`load(path, overrides)` is the one entry point engines and commands use.
+"""
+from harness.scenario.draws import (
+    RealizedFault, arrival_times, client_id, client_rng, drop_times, message_times,
+    numpy_stream, offline_periods, realize_faults, stream,
+)
+from harness.scenario.loader import from_dict, load
+from harness.scenario.model import (
+    CLIENT_FIXES, FAULT_KINDS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat, Offline,
+    Scenario, SystemBehaviour, SystemSpec,
+)
+
+__all__ = [
+    "CLIENT_FIXES", "FAULT_KINDS", "Admission", "ClientProfile", "Fault", "FleetSpec", "Heartbeat",
+    "Offline", "RealizedFault", "Scenario", "SystemBehaviour", "SystemSpec", "arrival_times",
+    "client_id", "client_rng", "drop_times", "from_dict", "load", "message_times", "numpy_stream",
+    "offline_periods", "realize_faults", "stream",
+]

@@ -1,0 +1,129 @@
+"""Every random draw of a run, derived from the scenario's one seed by named sub-streams.
+
+Both engines call these helpers, so an emulated and a simulated run of the same
+scenario and seed see the same fault schedule, the same targeted clients, the same
+arrival times, drops, offline periods and message times. A stream is named for
+what it draws (`"arrivals"`, `"client:17"`), so adding a new stream never shifts
+the draws of an existing one.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from harness.scenario.model import Fault, Scenario
+
+# Kinds that act on a fraction of the clients (the others act on the system as a whole).
+CLIENT_TARGETED = frozenset({
+    "partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout", "token_expiry",
+    "ws_close", "ws_drop_pings",
+})
+
+
+def client_id(index: int) -> str:
+    """The id both engines give client `index` (0-based) in events and fault targets."""
+    return f"c{index:05d}"
+
+
+def stream(seed: int, name: str) -> random.Random:
+    """An independent `random.Random` for one named purpose; str seeds hash with SHA-512 (stable)."""
+    return random.Random(f"{seed}:{name}")
+
+
+def numpy_stream(seed: int, name: str) -> np.random.Generator:
+    """The numpy counterpart of `stream`, for vectorised draws at fleet scale."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return np.random.default_rng(np.random.SeedSequence([int.from_bytes(digest[i:i + 4], "little")
+                                                         for i in range(0, 16, 4)]))
+
+
+def client_rng(scenario: Scenario, index: int) -> random.Random:
+    """The rng handed to client `index`'s policy (backoff jitter and the like)."""
+    return stream(scenario.seed, f"client:{index}")
+
+
+@dataclass(frozen=True)
+class RealizedFault:
+    """A fault with its random choices made: `targets` are client ids, or None for every client."""
+
+    at: float
+    for_: float | None
+    kind: str
+    params: dict
+    targets: tuple[str, ...] | None
+
+    def to_dict(self) -> dict:
+        return {"at": self.at, "for": self.for_, "kind": self.kind, "params": dict(self.params),
+                "targets": None if self.targets is None else list(self.targets)}
+
+
+def realize_faults(scenario: Scenario, clients: int | None = None) -> list[RealizedFault]:
+    """The fault schedule of `faults.json`; targets drawn from a fleet of `clients` (default: the emulated fleet)."""
+    n = scenario.fleet.clients if clients is None else clients
+    realized = []
+    for i, fault in enumerate(scenario.faults):
+        realized.append(RealizedFault(fault.at, fault.for_, fault.kind, dict(fault.params),
+                                      _targets(scenario.seed, i, fault, n)))
+    return realized
+
+
+def _targets(seed: int, index: int, fault: Fault, n: int) -> tuple[str, ...] | None:
+    if fault.kind not in CLIENT_TARGETED or fault.fraction >= 1.0:
+        return None
+    k = round(fault.fraction * n)
+    chosen = stream(seed, f"fault:{index}:{fault.kind}").sample(range(n), k)
+    return tuple(client_id(c) for c in sorted(chosen))
+
+
+def arrival_times(scenario: Scenario, clients: int | None = None) -> list[float]:
+    """When each client starts: uniform over the arrival ramp, in client-index order."""
+    n = scenario.fleet.clients if clients is None else clients
+    if scenario.fleet.ramp <= 0:
+        return [0.0] * n
+    rng = stream(scenario.seed, "arrivals")
+    return [rng.uniform(0.0, scenario.fleet.ramp) for _ in range(n)]
+
+
+def _poisson_times(rng: random.Random, mean: float, start: float, end: float) -> Iterator[float]:
+    t = start
+    while True:
+        t += rng.expovariate(1.0 / mean)
+        if t >= end:
+            return
+        yield t
+
+
+def drop_times(scenario: Scenario, index: int) -> Iterator[float]:
+    """Client `index`'s network drops (abnormal closes): a Poisson process over the run."""
+    if scenario.fleet.drop_every is None:
+        return iter(())
+    return _poisson_times(stream(scenario.seed, f"drops:{index}"), scenario.fleet.drop_every, 0.0, scenario.duration)
+
+
+def offline_periods(scenario: Scenario, index: int) -> Iterator[tuple[float, float]]:
+    """Client `index`'s offline periods `(start, end)`: Poisson starts, fixed length, never overlapping."""
+    offline = scenario.fleet.offline
+    if offline is None:
+        return
+    rng = stream(scenario.seed, f"offline:{index}")
+    t = 0.0
+    while True:
+        t += rng.expovariate(1.0 / offline.every)
+        if t >= scenario.duration:
+            return
+        end = min(t + offline.for_, scenario.duration)
+        yield (t, end)
+        t = end
+
+
+def message_times(scenario: Scenario, index: int, start: float = 0.0) -> Iterator[float]:
+    """When client `index` sends user messages: a Poisson process from `start` to the end of the run."""
+    if scenario.fleet.message_every is None:
+        return iter(())
+    return _poisson_times(stream(scenario.seed, f"messages:{index}"), scenario.fleet.message_every,
+                          start, scenario.duration)
+

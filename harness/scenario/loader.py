@@ -1,0 +1,183 @@
+"""YAML scenario file -> validated, overridden, resolved `Scenario`.
+
+Overrides are applied to the raw document *before* validation, so a bad `--clients`
+is reported exactly like a bad `fleet.clients` in the file.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from harness.cli import UsageError
+from harness.scenario.model import (
+    DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
+    Offline, Scenario, SystemBehaviour, SystemSpec,
+)
+from harness.scenario.schema import validate
+from system.units import parse_duration, parse_rate
+
+# Short override names (the `stormbench run` flags) and what they set. `profile` names the
+# whole system, client and server alike; `clients` sets the emulated and simulated fleet.
+SHORT_OVERRIDES: Mapping[str, tuple[str, ...]] = {
+    "seed": ("seed",),
+    "clients": ("fleet.clients", "fleet.sim_clients"),
+    "time_scale": ("time_scale",),
+    "profile": ("system.behaviour", "fleet.profile"),
+}
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UsageError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def apply_overrides(document: dict, overrides: Mapping[str, Any] | None) -> dict:
+    """A copy of `document` with overrides set; keys are short names or dotted paths."""
+    doc = copy.deepcopy(document)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        for dotted in SHORT_OVERRIDES.get(key, (key,)):
+            node = doc
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                if not isinstance(child, dict):
+                    raise UsageError(f"override {key}={value!r}: {part!r} is not a mapping in the scenario")
+                node = child
+            node[leaf] = value
+    return doc
+
+
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Load, override, validate and resolve a scenario file (YAML or the JSON of `scenario.json`)."""
+    path = Path(path)
+    document = read_yaml(path)
+    if not isinstance(document, dict):
+        raise UsageError(f"{path}: expected a mapping of scenario fields at the top level, got {type(document).__name__}")
+    return from_dict(apply_overrides(document, overrides), source=str(path), base_dir=path.parent)
+
+
+def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
+    validate(document, source)
+    gates_spec = document.get("gates", [])
+    gates_file = None
+    if isinstance(gates_spec, str):
+        from harness.gates.spec import read_gate_file
+
+        gates_path = Path(gates_spec)
+        if not gates_path.is_absolute():
+            gates_path = (base_dir or Path.cwd()) / gates_path
+        gates_file = str(gates_path)
+        gates_spec = read_gate_file(gates_path)
+    from harness.gates.spec import parse_gates  # parsed now so a bad gate fails before a run starts
+
+    parse_gates(gates_spec, source=gates_file or f"{source}: $.gates")
+    scenario = Scenario(
+        name=document["name"],
+        description=document.get("description", ""),
+        seed=int(document.get("seed", 0)),
+        duration=parse_duration(document["duration"]),
+        time_scale=float(document.get("time_scale", 1.0)),
+        system=_system(document.get("system", {})),
+        fleet=_fleet(document["fleet"]),
+        faults=tuple(_fault(f) for f in document.get("faults", [])),
+        gates=tuple(dict(g) for g in gates_spec),
+        gates_file=gates_file,
+        source=source,
+    )
+    _check_timeline(scenario, source)
+    return scenario
+
+
+def _system(doc: Mapping[str, Any]) -> SystemSpec:
+    behaviour = doc.get("behaviour", "fixed")
+    if isinstance(behaviour, str):
+        behaviour = {"base": behaviour}
+    heartbeat = doc.get("heartbeat", {})
+    admission = doc.get("admission", {})
+    defaults = SystemSpec()
+    return SystemSpec(
+        behaviour=SystemBehaviour(
+            base=behaviour["base"],
+            legacy=tuple(behaviour.get("legacy", ())),
+            fixed=tuple(behaviour.get("fixed", ())),
+        ),
+        token_ttl=parse_duration(doc.get("token_ttl", defaults.token_ttl)),
+        heartbeat=Heartbeat(
+            interval=parse_duration(heartbeat.get("interval", defaults.heartbeat.interval)),
+            timeout=parse_duration(heartbeat.get("timeout", defaults.heartbeat.timeout)),
+        ),
+        admission=Admission(
+            max_connections=admission.get("max_connections"),
+            handshake_rate=parse_rate(admission["handshake_rate"]) if "handshake_rate" in admission else None,
+        ),
+        live_expiry=bool(doc.get("live_expiry", defaults.live_expiry)),
+    )
+
+
+def _optional_duration(doc: Mapping[str, Any] | None, key: str) -> float | None:
+    if not doc or key not in doc:
+        return None
+    return parse_duration(doc[key])
+
+
+def _fleet(doc: Mapping[str, Any]) -> FleetSpec:
+    profile = doc.get("profile", "fixed")
+    if isinstance(profile, str):
+        profile = {"base": profile}
+    network = doc.get("network", {})
+    offline = network.get("offline")
+    return FleetSpec(
+        clients=int(doc["clients"]),
+        sim_clients=int(doc.get("sim_clients", doc["clients"])),
+        profile=ClientProfile(
+            base=profile["base"],
+            enable=tuple(profile.get("enable", ())),
+            disable=tuple(profile.get("disable", ())),
+        ),
+        ramp=parse_duration(doc.get("arrival", {}).get("ramp", 0)),
+        message_every=_optional_duration(doc.get("messages"), "every"),
+        drop_every=_optional_duration(network.get("drops"), "every"),
+        offline=Offline(parse_duration(offline["every"]), parse_duration(offline["for"])) if offline else None,
+    )
+
+
+def _fault(doc: Mapping[str, Any]) -> Fault:
+    kind = doc["kind"]
+    params = {}
+    for name, default in FAULT_PARAMS[kind].items():
+        value = doc.get(name, default)
+        params[name] = parse_duration(value) if name in DURATION_PARAMS else value
+    return Fault(
+        at=parse_duration(doc["at"]),
+        kind=kind,
+        for_=_optional_duration(doc, "for"),
+        fraction=float(doc.get("fraction", 1.0)),
+        params=params,
+    )
+
+
+def _check_timeline(scenario: Scenario, source: str) -> None:
+    """What the schema cannot say: times relative to the run's duration."""
+    for i, fault in enumerate(scenario.faults):
+        if fault.at >= scenario.duration:
+            raise UsageError(
+                f"{source}: $.faults[{i}].at: expected a time before the end of the run "
+                f"(duration {scenario.duration:g}s), got {fault.at:g}s")
+    if scenario.fleet.ramp > scenario.duration:
+        raise UsageError(f"{source}: $.fleet.arrival.ramp: expected at most the duration "
+                         f"({scenario.duration:g}s), got {scenario.fleet.ramp:g}s")
