@@ -1,0 +1,399 @@
+"""The reference client's behaviour as a sans-IO state machine.
+
+No sockets, no asyncio, no clock reads, no global random state: a driver feeds
+`handle()` events stamped with its clock and executes the actions it gets back.
+The asyncio driver (`system.client.driver`) runs it over real sockets, the SimPy
+model over simulated time, so both are about this very code. Each of the ten
+fixes (`Fixes`) is a switch on this one implementation; with all of them off it
+reproduces the seed system's browser client and its symptoms:
+
+- a new socket per token change (`stable_socket` off), the old one left open
+  (`single_writer` off): connection lifetimes bounded by the refresh period, and
+  every message fanned out to both sockets, displayed twice (`dedup_resume` off);
+- reconnects with the cached token (`refresh_before_reconnect` off): after a
+  revocation an HTTP 403 loop at `legacy_delay` (`exp_backoff`, `jitter` off) that
+  ends in `GiveUp("max_retries")` after `max_retries` failures, i.e. the user
+  hard-refreshes; the policy starts a new session after `think_time`;
+- every close treated alike (`close_code_hygiene` off), attempts while offline
+  (`network_awareness` off), per-connection handlers that pile up
+  (`listener_cleanup` off, see `listener_count`).
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter, OrderedDict, deque
+from typing import Callable
+
+from system.client.backoff import Backoff
+from system.client.config import FIX_NAMES, JITTER_MODES, PROFILES, ClientConfig, Fixes
+from system.client.events import (
+    Action, CancelTimer, CloseSocket, Display, DropDuplicate, Event, FetchToken, FrameReceived,
+    GiveUp, HandshakeFailed, NetworkOffline, NetworkOnline, OpenSocket, Send, SetTimer,
+    SocketClosed, SocketOpened, Start, Stop, TimerFired, TokenResult, UserMessage,
+)
+
+__all__ = [
+    "ClientPolicy", "ClientConfig", "Fixes", "FIX_NAMES", "PROFILES", "JITTER_MODES", "PROTOCOL_VERSION",
+    "Start", "Stop", "TokenResult", "SocketOpened", "HandshakeFailed", "SocketClosed", "FrameReceived",
+    "TimerFired", "NetworkOffline", "NetworkOnline", "UserMessage", "Event",
+    "FetchToken", "OpenSocket", "CloseSocket", "Send", "SetTimer", "CancelTimer", "Display",
+    "DropDuplicate", "GiveUp", "Action",
+]
+
+PROTOCOL_VERSION = "1.0"
+SEEN_IDS_LIMIT = 100_000   # message ids remembered for dedup (oldest forgotten first)
+OUTBOX_LIMIT = 100         # user messages held while no socket is open
+
+# timer names
+RECONNECT, REFRESH, RESTART = "reconnect", "refresh", "restart"
+
+
+class ClientPolicy:
+    def __init__(self, config: ClientConfig, rng: random.Random, client_id: str,
+                 *, conversation: str | None = None) -> None:
+        self.config = config
+        self.fixes = config.fixes
+        self.client_id = client_id
+        self.conversation = conversation or client_id
+        self._rng = rng
+        self._backoff = Backoff(config, rng)
+        self._records: list[dict] = []
+        self._metrics: Counter[str] = Counter()
+        self._frame_ids = 0
+        self._next_sock = 1
+        self._online = True
+        self._active = False                     # between Start and Stop or a give-up
+        self._timers: dict[str, float] = {}
+        self._live: dict[int, float | None] = {}  # sock -> opened_at (None while connecting)
+        self._current: int | None = None         # the socket the client reads and writes
+        self._fetching: str | None = None        # "connect" or "refresh" while a FetchToken is out
+        self._fetch_refresh = False
+        self._token: str | None = None
+        self._refresh_broken = False             # the refresh token was refused: log in anew
+        self._need_refresh = False               # 4401 under close-code hygiene
+        self._refresh_failures = 0
+        self._attempt = 0                        # attempt number since the last stable connection
+        self._failures = 0                       # consecutive failures since then
+        self._reconnect_pending = False          # deferred while offline (network awareness)
+        self._listeners: list[int] = []
+        self._outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
+        # dedup state outlives sessions: a hard refresh reloads history, it does not re-display it
+        self._seen: OrderedDict[object, None] = OrderedDict()
+        self._last_seq: int | None = None
+
+    # ---- public surface ----
+
+    def handle(self, event: Event) -> list[Action]:
+        handler = self._HANDLERS.get(type(event))
+        if handler is None:
+            raise TypeError(f"ClientPolicy.handle: not a client event: {event!r}")
+        return handler(self, event)
+
+    def drain_records(self) -> list[dict]:
+        records, self._records = self._records, []
+        return records
+
+    @property
+    def listener_count(self) -> int:
+        """Per-connection handlers held; grows with every connection when listener_cleanup is off."""
+        return len(self._listeners)
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        """The client's own counters by record kind (empty without the client_metrics fix)."""
+        return dict(self._metrics)
+
+    @property
+    def live_sockets(self) -> tuple[int, ...]:
+        """Sockets opened or opening that the policy has not closed nor seen close."""
+        return tuple(self._live)
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    @property
+    def last_seq(self) -> int | None:
+        return self._last_seq
+
+    # ---- event handlers ----
+
+    def _on_start(self, e: Start) -> list[Action]:
+        if self._active:
+            return []
+        actions = [self._cancel(RESTART)] if RESTART in self._timers else []
+        return actions + self._start_session()
+
+    def _on_stop(self, e: Stop) -> list[Action]:
+        self._active = False
+        return self._shut_down("stop")
+
+    def _on_token(self, e: TokenResult) -> list[Action]:
+        if self._fetching is None:
+            return []
+        purpose, refresh = self._fetching, self._fetch_refresh
+        self._fetching = None
+        self._record(e.now, "token", refresh=refresh, ok=e.ok, status=e.status)
+        if not self._active:
+            return []
+        if e.ok:
+            self._token = e.access_token
+            self._refresh_broken = self._need_refresh = False
+            self._refresh_failures = 0
+            expires_at = e.expires_at if e.expires_at is not None else e.now + self.config.token_ttl
+            actions: list[Action] = [self._set_timer(REFRESH, max(e.now, expires_at - self.config.refresh_lead))]
+            if purpose == "connect":
+                return actions + (self._connect(e.now) if self._current is None else [])
+            return actions + self._token_changed(e.now)
+        if refresh and e.status in (401, 403):
+            self._refresh_broken = True
+        if purpose == "connect":
+            self._failures += 1
+            return self._retry(e.now, "token_failed")
+        if self.fixes.refresh_before_reconnect:  # keep the token fresh; legacy carries on with the old one
+            self._refresh_failures += 1
+            return [self._set_timer(REFRESH, e.now + self._backoff.delay(self._refresh_failures - 1))]
+        return []
+
+    def _on_opened(self, e: SocketOpened) -> list[Action]:
+        if e.sock not in self._live:
+            return []  # closed by us while it was connecting
+        self._live[e.sock] = e.now
+        self._record(e.now, "open", sock=e.sock)
+        actions: list[Action] = []
+        if self.fixes.dedup_resume:
+            actions.append(Send(e.sock, self._frame("resume", last_seq=self._last_seq or 0)))
+        if e.sock == self._current:
+            while self._outbox:
+                actions.append(self._send_user(e.now, e.sock, self._outbox.popleft()))
+        return actions
+
+    def _on_handshake_failed(self, e: HandshakeFailed) -> list[Action]:
+        self._record(e.now, "handshake_failed", sock=e.sock, status=e.status)
+        if self._forget(e.sock) is _GONE or e.sock != self._current:
+            return []
+        self._current = None
+        if not self._active:
+            return []
+        self._failures += 1
+        return self._retry(e.now, f"http_{e.status}" if e.status is not None else "unreachable")
+
+    def _on_closed(self, e: SocketClosed) -> list[Action]:
+        self._record(e.now, "close", sock=e.sock, code=e.code, reason=e.reason, by=e.by)
+        opened_at = self._forget(e.sock)
+        if opened_at is _GONE or e.sock != self._current:
+            return []  # one we closed ourselves, or a stale socket left open by legacy churn
+        self._current = None
+        if not self._active:
+            return []
+        if opened_at is not None and e.now - opened_at >= self.config.stable_after:
+            self._reset_attempts()
+        else:
+            self._failures += 1
+        code, hygiene = e.code, self.fixes.close_code_hygiene
+        if hygiene and code == 1000:
+            return []  # the server ended the conversation on purpose
+        if hygiene and code == 4403:
+            return self._give_up(e.now, "forbidden")
+        if hygiene and code == 1012:
+            return self._retry(e.now, "close_1012", self._rng.uniform(0, self.config.restart_window))
+        if hygiene and code == 1013:
+            return self._retry(e.now, "close_1013", self.config.overload_base + self._backoff.delay(self._failures))
+        if hygiene and code == 4401:
+            self._need_refresh = True
+        return self._retry(e.now, f"close_{code}")
+
+    def _on_frame(self, e: FrameReceived) -> list[Action]:
+        if e.sock not in self._live:
+            return []
+        frame = e.frame
+        kind = frame.get("type")
+        if kind == "welcome":
+            self.conversation = frame.get("conversation_id") or self.conversation
+            return []
+        if kind != "assistant_message":
+            return []
+        msg_id, seq = frame.get("id"), frame.get("seq")
+        self._record(e.now, "received", sock=e.sock, msg_id=msg_id, seq=seq, conversation=self.conversation)
+        if self.fixes.dedup_resume:
+            if msg_id in self._seen:
+                self._record(e.now, "duplicate_dropped", msg_id=msg_id, seq=seq)
+                return [DropDuplicate(msg_id)]
+            self._seen[msg_id] = None
+            if len(self._seen) > SEEN_IDS_LIMIT:
+                self._seen.popitem(last=False)
+        if isinstance(seq, int) and (self._last_seq is None or seq > self._last_seq):
+            self._last_seq = seq
+        self._record(e.now, "displayed", msg_id=msg_id, seq=seq, conversation=self.conversation)
+        return [Display(frame)]
+
+    def _on_timer(self, e: TimerFired) -> list[Action]:
+        if self._timers.pop(e.name, None) is None:
+            return []  # cancelled or replaced since
+        if e.name == RESTART:
+            return self._start_session()
+        if not self._active:
+            return []
+        if e.name == RECONNECT:
+            return self._reconnect(e.now)
+        if e.name == REFRESH:
+            return self._fetch("refresh")
+        return []
+
+    def _on_offline(self, e: NetworkOffline) -> list[Action]:
+        self._online = False
+        self._record(e.now, "offline")
+        if self.fixes.network_awareness and RECONNECT in self._timers:
+            self._reconnect_pending = True
+            return [self._cancel(RECONNECT)]
+        return []
+
+    def _on_online(self, e: NetworkOnline) -> list[Action]:
+        self._online = True
+        self._record(e.now, "online")
+        if not (self.fixes.network_awareness and self._reconnect_pending and self._active):
+            return []
+        self._reconnect_pending = False
+        self._reset_attempts()
+        delay = self._rng.uniform(0, self.config.base_delay) if self.fixes.jitter else 0.0
+        return self._retry(e.now, "online", delay)
+
+    def _on_user_message(self, e: UserMessage) -> list[Action]:
+        if not self._active:
+            return []  # the page is reloading: nothing to type into
+        frame = self._frame("user_message", text=e.text)
+        if self._current is not None and self._live.get(self._current) is not None:
+            return [self._send_user(e.now, self._current, frame)]
+        self._outbox.append(frame)
+        return []
+
+    _HANDLERS: dict[type, Callable[["ClientPolicy", Event], list[Action]]] = {
+        Start: _on_start, Stop: _on_stop, TokenResult: _on_token, SocketOpened: _on_opened,
+        HandshakeFailed: _on_handshake_failed, SocketClosed: _on_closed, FrameReceived: _on_frame,
+        TimerFired: _on_timer, NetworkOffline: _on_offline, NetworkOnline: _on_online,
+        UserMessage: _on_user_message,
+    }
+
+    # ---- decisions ----
+
+    def _start_session(self) -> list[Action]:
+        self._active = True
+        self._token = None
+        self._refresh_broken = self._need_refresh = self._reconnect_pending = False
+        self._attempt = self._failures = self._refresh_failures = 0
+        self._backoff.reset()
+        self._listeners = list(self._live)  # a page load starts with no handlers but its live sockets'
+        return self._fetch("connect")
+
+    def _fetch(self, purpose: str) -> list[Action]:
+        if self._fetching is not None:  # one request at a time; a connect waits on a refresh in flight
+            if purpose == "connect":
+                self._fetching = "connect"
+            return []
+        self._fetching = purpose
+        self._fetch_refresh = self._token is not None and not self._refresh_broken
+        return [FetchToken(refresh=self._fetch_refresh)]
+
+    def _retry(self, now: float, reason: str, delay: float | None = None) -> list[Action]:
+        """Schedule the next attempt after a failure or a close, or give up (legacy)."""
+        if not self.fixes.exp_backoff and self._failures >= self.config.max_retries:
+            return self._give_up(now, "max_retries")
+        if self.fixes.network_awareness and not self._online:
+            self._reconnect_pending = True
+            return []
+        if delay is None:
+            delay = self._backoff.delay(self._failures)
+        self._record(now, "backoff", delay=delay, reason=reason)
+        return [self._set_timer(RECONNECT, now + delay)]
+
+    def _reconnect(self, now: float) -> list[Action]:
+        if self._current is not None:
+            return []
+        if self.fixes.network_awareness and not self._online:
+            self._reconnect_pending = True
+            return []
+        if self._token is None or self._need_refresh or self.fixes.refresh_before_reconnect:
+            return self._fetch("connect")
+        return self._connect(now)  # legacy: the cached token, however stale
+
+    def _connect(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        if self.fixes.single_writer:
+            for sock in list(self._live):
+                actions.append(self._close(sock, 1000, "single writer"))
+        sock, self._next_sock = self._next_sock, self._next_sock + 1
+        self._live[sock] = None
+        self._current = sock
+        self._listeners.append(sock)
+        self._record(now, "attempt", sock=sock, n=self._attempt)
+        self._attempt += 1
+        last_seq = (self._last_seq or 0) if self.fixes.dedup_resume else None
+        actions.append(OpenSocket(sock, self._token, last_seq))
+        return actions
+
+    def _token_changed(self, now: float) -> list[Action]:
+        current = self._current
+        opened_at = self._live.get(current) if current is not None else None
+        if opened_at is None:
+            return []  # not open: the next connect uses the new token
+        if self.fixes.stable_socket:
+            return [Send(current, self._frame("auth_refresh", token=self._token))]
+        # legacy: the token is a dependency of the socket, so a token change opens a new socket
+        if now - opened_at >= self.config.stable_after:
+            self._reset_attempts()
+        return self._connect(now)
+
+    def _give_up(self, now: float, reason: str) -> list[Action]:
+        self._record(now, "give_up", reason=reason)
+        self._active = False
+        return self._shut_down("give up") + [self._set_timer(RESTART, now + self.config.think_time),
+                                             GiveUp(reason)]
+
+    def _shut_down(self, reason: str) -> list[Action]:
+        actions: list[Action] = [self._close(sock, 1000, reason) for sock in list(self._live)]
+        actions += [self._cancel(name) for name in list(self._timers)]
+        self._outbox.clear()
+        return actions
+
+    # ---- helpers ----
+
+    def _reset_attempts(self) -> None:
+        self._attempt, self._failures = 1, 0
+        self._backoff.reset()
+
+    def _close(self, sock: int, code: int, reason: str) -> CloseSocket:
+        self._forget(sock)
+        if self._current == sock:
+            self._current = None
+        return CloseSocket(sock, code, reason)
+
+    def _forget(self, sock: int):
+        """Drop a socket from the live set (and its handler, when cleaned up); its opened_at or _GONE."""
+        opened_at = self._live.pop(sock, _GONE)
+        if opened_at is not _GONE and self.fixes.listener_cleanup and sock in self._listeners:
+            self._listeners.remove(sock)
+        return opened_at
+
+    def _set_timer(self, name: str, at: float) -> SetTimer:
+        self._timers[name] = at
+        return SetTimer(name, at)
+
+    def _cancel(self, name: str) -> CancelTimer:
+        self._timers.pop(name, None)
+        return CancelTimer(name)
+
+    def _frame(self, kind: str, **fields) -> dict:
+        self._frame_ids += 1
+        return {"v": PROTOCOL_VERSION, "type": kind, "id": f"{self.client_id}-{self._frame_ids}", **fields}
+
+    def _send_user(self, now: float, sock: int, frame: dict) -> Send:
+        self._record(now, "sent", msg_id=frame["id"])
+        return Send(sock, frame)
+
+    def _record(self, now: float, kind: str, **fields) -> None:
+        self._records.append({"t": now, "client": self.client_id, "kind": kind, **fields})
+        if self.fixes.client_metrics:
+            self._metrics[kind] += 1
+
+
+_GONE = object()
