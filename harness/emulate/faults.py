@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 import requests
 
-from harness.emulate.plan import RealizedFault, Step
+from harness.emulate.plan import NETWORK_FAULTS, Step
+from harness.scenario import RealizedFault
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import ProxyControl, ServerControl
 from system.units import parse_duration
@@ -39,10 +40,10 @@ def _ms(value: Any, scale: TimeScale) -> int:
     return max(0, round(scale.to_wall(parse_duration(value)) * 1000))
 
 
-def toxics_for(fault: RealizedFault, scale: TimeScale) -> list[dict[str, Any]]:
-    """The toxics (Toxiproxy JSON bodies, without the proxy) a network fault adds."""
+def toxics_for(index: int, fault: RealizedFault, scale: TimeScale) -> list[dict[str, Any]]:
+    """The toxics (Toxiproxy JSON bodies, without the proxy) network fault number `index` adds."""
     p = fault.params
-    name = f"f{fault.index}-{fault.kind}"
+    name = f"f{index}-{fault.kind}"
     toxicity = float(p.get("toxicity", 1.0))
 
     def tox(kind: str, stream: str, attributes: dict[str, Any]) -> dict[str, Any]:
@@ -51,21 +52,20 @@ def toxics_for(fault: RealizedFault, scale: TimeScale) -> list[dict[str, Any]]:
 
     if fault.kind == "partition":
         return [tox("timeout", s, {"timeout": 0}) for s in ("downstream", "upstream")]
+    streams = ("downstream", "upstream") if p.get("stream") == "both" else (p.get("stream") or "downstream",)
     if fault.kind == "latency":
         attrs = {"latency": _ms(p.get("latency", 0), scale), "jitter": _ms(p.get("jitter", 0), scale)}
-        return [tox("latency", s, attrs) for s in ("downstream", "upstream")]
+        return [tox("latency", s, attrs) for s in streams]
     if fault.kind == "bandwidth":
         rate_kb = float(p.get("rate", 0))  # KB/s in scenario time → more per wall second
-        return [tox("bandwidth", "downstream", {"rate": max(1, round(rate_kb * scale.factor))})]
+        return [tox("bandwidth", s, {"rate": max(1, round(rate_kb * scale.factor))}) for s in streams]
     if fault.kind == "slicer":
         attrs = {"average_size": int(p.get("average_size", 64)),
                  "size_variation": int(p.get("size_variation", 32)),
-                 "delay": max(0, round(scale.to_wall(parse_duration(p.get("delay", "10ms"))) * 1e6))}
-        return [tox("slicer", "downstream", attrs)]
-    if fault.kind == "reset_peer":
-        return [tox("reset_peer", "downstream", {"timeout": _ms(p.get("timeout", 0), scale)})]
-    if fault.kind == "timeout":
-        return [tox("timeout", "downstream", {"timeout": _ms(p.get("timeout", 0), scale)})]
+                 "delay": max(0, round(scale.to_wall(parse_duration(p.get("delay", 0.01))) * 1e6))}
+        return [tox("slicer", s, attrs) for s in streams]
+    if fault.kind in ("reset_peer", "timeout"):
+        return [tox(fault.kind, s, {"timeout": _ms(p.get("timeout", 0), scale)}) for s in streams]
     if fault.kind == "ws_close":
         return [tox("ws_close", "downstream",
                     {"code": int(p.get("code", 1006)), "reason": str(p.get("reason", ""))})]
@@ -76,52 +76,58 @@ def toxics_for(fault: RealizedFault, scale: TimeScale) -> list[dict[str, Any]]:
 
 @dataclass
 class FaultApplier:
-    """Executes timeline steps; every call is blocking IO, run it in a thread."""
+    """Executes timeline steps; every call is blocking IO, run it in a thread.
+
+    `groups_of` maps a network fault's index to the proxy groups holding its target
+    clients; `user_of` maps a client id to the user its tokens were issued to."""
 
     scale: TimeScale
     server: ServerControl | None
     proxies: ProxyControl | None
     http_url: Callable[[], str]
     admin_key: str
-    user_of: Callable[[int], str]
+    user_of: Callable[[str], str]
+    groups_of: dict[int, tuple[int, ...]] = field(default_factory=dict)
     on_server_restarted: Callable[[], None] = lambda: None
-    in_force: dict[int, RealizedFault] = field(default_factory=dict)
+    in_force: dict[int, Step] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
 
     def apply(self, step: Step) -> None:
-        f = step.fault
-        start = step.action == "start"
-        if f.kind in ("partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout",
-                      "ws_close", "ws_drop_pings"):
-            self._toxics(f, start)
+        f, start = step.fault, step.action == "start"
+        if f.kind in NETWORK_FAULTS and f.kind != "proxy_down":
+            self._toxics(step.index, f, start)
         elif f.kind == "proxy_down":
-            self._enable(f, enabled=not start)
+            self._enable(step.index, f, enabled=not start)
         elif f.kind == "server_restart":
             self._restart(f, start)
         elif f.kind == "auth_outage":
             self._admin("/admin/auth-outage", {"enabled": start})
         elif f.kind == "token_expiry" and start:
-            if f.targets:
-                for c in f.targets:
-                    self._admin("/admin/expire-tokens", {"user": self.user_of(c)})
-            else:
+            if f.targets is None:
                 self._admin("/admin/expire-tokens", {})
-        if start and f.duration:
-            self.in_force[f.index] = f
+            else:
+                for cid in f.targets:
+                    self._admin("/admin/expire-tokens", {"user": self.user_of(cid)})
+        if start and f.for_ and f.kind not in ("load_spike", "token_expiry"):
+            self.in_force[step.index] = step
         else:
-            self.in_force.pop(f.index, None)
-        self.log.append({"index": f.index, "kind": f.kind, "action": step.action})
+            self.in_force.pop(step.index, None)
+        self.log.append({"index": step.index, "kind": f.kind, "action": step.action})
+
+    def labels(self) -> list[str]:
+        """The faults in force, for the live view."""
+        return [s.fault.kind for s in self.in_force.values()]
 
     def _require_proxies(self, f: RealizedFault) -> ProxyControl:
         if self.proxies is None:
             raise RuntimeError(f"fault {f.kind!r} needs proxies, and this run has none")
         return self.proxies
 
-    def _toxics(self, f: RealizedFault, start: bool) -> None:
+    def _toxics(self, index: int, f: RealizedFault, start: bool) -> None:
         px = self._require_proxies(f)
-        bodies = toxics_for(f, self.scale)
+        bodies = toxics_for(index, f, self.scale)
         ws_only = f.kind.startswith("ws_")
-        for g in f.targets:
+        for g in self.groups_of.get(index, ()):
             ws_name, http_name = px.names(g)
             for name in (ws_name,) if ws_only else (ws_name, http_name):
                 proxy = px.client.get_proxy(name)
@@ -133,9 +139,9 @@ class FaultApplier:
                     else:
                         proxy.destroy_toxic(body["name"])
 
-    def _enable(self, f: RealizedFault, enabled: bool) -> None:
+    def _enable(self, index: int, f: RealizedFault, enabled: bool) -> None:
         px = self._require_proxies(f)
-        for g in f.targets:
+        for g in self.groups_of.get(index, ()):
             for name in px.names(g):
                 proxy = px.client.get_proxy(name)
                 if proxy is not None:
@@ -146,7 +152,7 @@ class FaultApplier:
             raise RuntimeError("server_restart needs a server started by the harness (not --target)")
         if start:
             self.server.stop(crash=f.params.get("mode", "graceful") == "crash")
-            if not f.duration:
+            if not f.for_:
                 self._bring_back()
         else:
             self._bring_back()
@@ -164,9 +170,9 @@ class FaultApplier:
 
     def lift_all(self) -> None:
         """End every fault still in force (the run is over): no toxic outlives the run."""
-        for f in list(self.in_force.values()):
+        for step in list(self.in_force.values()):
             try:
-                self.apply(Step(0.0, "stop", f))
+                self.apply(Step(step.at, "stop", step.index, step.fault))
             except Exception:
                 pass
 

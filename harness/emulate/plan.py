@@ -1,81 +1,58 @@
 """Everything random about an emulated run, drawn from the one seed before it starts (no IO).
 
-The plan fixes which proxy group each client uses, when each client arrives and
-leaves, when its network drops or goes offline, and which groups each fault hits.
-Each draw comes from its own named stream (`random.Random(f"{seed}:{name}")`), so
-adding a client or a fault never shifts another's draws, and two runs with the
-same seed get the same plan (the tests compare them).
+The draws are `harness.scenario`'s (the simulation makes the very same ones):
+arrivals, per-client drops, offline periods, message times, the client's policy
+rng, and the fault schedule with its target clients. What this module adds is the
+emulation's topology: clients are grouped by the set of network faults that
+target them, and each group gets its own proxies, so a toxic on a group's proxies
+hits exactly the clients the schedule chose and nobody else.
 
-Network drops are a per-client Poisson process (mean gap `drops_every`): at each
-drop the worker aborts that client's TCP connection without a close frame — what
-a NAT rebinding or a Wi-Fi hand-over does — so the client sees code 1006 from the
-network and the server sees a reset. Offline periods (mean gap `offline_every`,
-length `offline_for`) tell the client's policy `NetworkOffline` and block its
-socket until `NetworkOnline`, like a browser's offline event.
+Network drops: at each drawn drop time the worker aborts that client's TCP
+connection without a close frame — what a NAT rebinding or a Wi-Fi hand-over does
+— so the client sees 1006 from the network and the server sees a reset. Offline
+periods tell the client's policy `NetworkOffline` and block its socket until
+`NetworkOnline`, like a browser's offline event.
 """
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-#: faults that act on the network path of a fraction of clients (through their proxies)
+from harness.scenario import (
+    RealizedFault, Scenario, arrival_times, client_id, client_rng, drop_times, message_times,
+    offline_periods, realize_faults, stream,
+)
+
+#: faults that act on the network path of their target clients (through their group's proxies)
 NETWORK_FAULTS = frozenset({
     "partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout",
     "proxy_down", "ws_close", "ws_drop_pings",
 })
-#: faults that act on the server or on the fleet as a whole
-SYSTEM_FAULTS = frozenset({"server_restart", "auth_outage", "token_expiry", "load_spike"})
-KNOWN_FAULTS = NETWORK_FAULTS | SYSTEM_FAULTS
-
-
-def stream(seed: int, name: str) -> random.Random:
-    """An independent random stream for one named purpose."""
-    return random.Random(f"{seed}:{name}")
-
-
-@dataclass(frozen=True)
-class FaultSpec:
-    """A fault as the scenario states it (scenario seconds)."""
-
-    at: float
-    kind: str
-    duration: float | None = None
-    fraction: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RealizedFault:
-    """A fault with its targets drawn: proxy groups for network faults, client
-    indices for token expiry, the extra clients for a load spike."""
-
-    index: int
-    at: float
-    kind: str
-    duration: float | None
-    params: dict[str, Any]
-    targets: tuple[int, ...]
-
-    def record(self) -> dict[str, Any]:
-        """The faults.json shape: `{"at","for","kind","params","targets"}`."""
-        return {"at": self.at, "for": self.duration, "kind": self.kind,
-                "params": dict(self.params), "targets": list(self.targets)}
 
 
 @dataclass(frozen=True)
 class ClientPlan:
-    """One emulated client: its group, its lifetime and its network weather (scenario seconds)."""
+    """One emulated client: its group, its lifetime and its draws (scenario seconds)."""
 
     index: int
     client_id: str
     group: int
     start_at: float
     stop_at: float
-    seed: int
+    rng: random.Random = field(compare=False, repr=False)
     drops: tuple[float, ...] = ()
-    offline: tuple[tuple[float, float], ...] = ()   # (at, for)
+    offline: tuple[tuple[float, float], ...] = ()   # (start, end)
+    messages: tuple[float, ...] = ()
     spike: bool = False
+
+    def draws(self) -> dict[str, Any]:
+        """The client's draws as plain data, including the first values of its policy rng."""
+        probe = random.Random()
+        probe.setstate(self.rng.getstate())
+        return {"id": self.client_id, "group": self.group, "start": self.start_at, "stop": self.stop_at,
+                "drops": list(self.drops), "offline": [list(p) for p in self.offline],
+                "messages": list(self.messages), "rng": [probe.random() for _ in range(3)]}
 
 
 @dataclass(frozen=True)
@@ -83,101 +60,66 @@ class Plan:
     clients: tuple[ClientPlan, ...]
     faults: tuple[RealizedFault, ...]
     groups: int
+    group_of_fault: dict[int, tuple[int, ...]]   # fault index -> the groups it hits
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything drawn, as plain data: equal plans have equal fingerprints."""
-        return {"clients": [asdict(c) for c in self.clients],
-                "faults": [f.record() for f in self.faults], "groups": self.groups}
+        return {"clients": [c.draws() for c in self.clients],
+                "faults": [f.to_dict() for f in self.faults], "groups": self.groups,
+                "group_of_fault": {str(k): list(v) for k, v in sorted(self.group_of_fault.items())}}
+
+    @property
+    def peak_clients(self) -> int:
+        """The most clients alive at once (base fleet plus overlapping spikes)."""
+        edges = sorted([(c.start_at, 1) for c in self.clients] + [(c.stop_at, -1) for c in self.clients],
+                       key=lambda e: (e[0], e[1]))
+        peak = cur = 0
+        for _, d in edges:
+            cur += d
+            peak = max(peak, cur)
+        return peak
 
 
-def pick(rng: random.Random, population: int, fraction: float | None) -> tuple[int, ...]:
-    """round(fraction × population) distinct members, at least one when fraction > 0."""
-    if fraction is None or fraction >= 1.0:
-        return tuple(range(population))
-    if fraction <= 0:
-        return ()
-    k = max(1, round(fraction * population))
-    return tuple(sorted(rng.sample(range(population), k)))
+def make_plan(scenario: Scenario, *, clients: int | None = None) -> Plan:
+    """Draw the whole run for a fleet of `clients` (default: the scenario's emulated fleet)."""
+    n = scenario.fleet.clients if clients is None else clients
+    faults = tuple(realize_faults(scenario, n))
+    arrivals = arrival_times(scenario, n)
 
+    # spikes: extra clients with indices after the base fleet, arriving inside the spike window
+    spikes: list[tuple[int, float, float]] = []
+    next_index = n
+    for i, f in enumerate(faults):
+        if f.kind != "load_spike":
+            continue
+        end = min(f.at + f.for_, scenario.duration) if f.for_ else scenario.duration
+        spread = min(scenario.fleet.ramp, (end - f.at) / 2) if scenario.fleet.ramp > 0 else 0.0
+        rng = stream(scenario.seed, f"fault:{i}:load_spike")
+        for _ in range(int(f.params.get("clients") or 0)):
+            spikes.append((next_index, f.at + (rng.uniform(0.0, spread) if spread else 0.0), end))
+            next_index += 1
 
-def poisson_times(rng: random.Random, every: float | None, start: float, end: float,
-                  limit: int = 10_000) -> list[float]:
-    """Event times of a Poisson process with mean gap `every` in [start, end), at most `limit`."""
-    if not every or every <= 0:
-        return []
-    out, t = [], start
-    while len(out) < limit:
-        t += rng.expovariate(1.0 / every)
-        if t >= end:
-            break
-        out.append(t)
-    return out
-
-
-def offline_periods(rng: random.Random, every: float | None, length: float | None,
-                    start: float, end: float) -> list[tuple[float, float]]:
-    """Non-overlapping offline periods (at, for): gaps exponential with mean `every`."""
-    if not every or not length or every <= 0 or length <= 0:
-        return []
-    out, t = [], start
-    while len(out) < 10_000:
-        t += rng.expovariate(1.0 / every)
-        if t >= end:
-            break
-        out.append((t, min(length, end - t)))
-        t += length
-    return out
-
-
-def make_plan(*, seed: int, clients: int, duration: float, groups: int, ramp: float = 0.0,
-              drops_every: float | None = None, offline_every: float | None = None,
-              offline_for: float | None = None, faults: list[FaultSpec] = ()) -> Plan:
-    """Draw the whole run. Groups partition the base fleet round-robin in a seeded
-    shuffled order, so a fault on k of n groups hits about k/n of the clients."""
-    if groups < 1:
-        raise ValueError("groups must be >= 1")
-    order = list(range(clients))
-    stream(seed, "groups").shuffle(order)
-    group_of = {c: i % groups for i, c in enumerate(order)}
-    arrivals = stream(seed, "arrivals")
+    # groups: one per distinct set of network faults targeting a client
+    network = [i for i, f in enumerate(faults) if f.kind in NETWORK_FAULTS]
+    targeted = {i: (None if faults[i].targets is None else set(faults[i].targets)) for i in network}
+    signature_of: dict[tuple[int, ...], int] = {}
+    lifetimes = [(i, arrivals[i], scenario.duration, False) for i in range(n)] + \
+                [(i, start, end, True) for i, start, end in spikes]
     plans = []
-    for i in range(clients):
-        start = arrivals.uniform(0.0, ramp) if ramp > 0 else 0.0
-        plans.append(_client(seed, i, group_of[i], start, duration, drops_every,
-                             offline_every, offline_for))
-    realized = []
-    for n, f in enumerate(sorted(faults, key=lambda f: f.at)):
-        if f.kind not in KNOWN_FAULTS:
-            raise ValueError(f"faults[{n}].kind: unknown fault kind {f.kind!r}; expected one of "
-                             f"{', '.join(sorted(KNOWN_FAULTS))}")
-        rng = stream(seed, f"fault:{n}:{f.kind}")
-        if f.kind in NETWORK_FAULTS:
-            targets = pick(rng, groups, f.fraction)
-        elif f.kind == "token_expiry":
-            targets = pick(rng, clients, f.fraction) if f.fraction is not None and f.fraction < 1 else ()
-        elif f.kind == "load_spike":
-            extra = int(f.params.get("clients", 0))
-            end = f.at + f.duration if f.duration else duration
-            base = len(plans)
-            for j in range(extra):
-                idx = base + j
-                start = f.at + rng.uniform(0.0, min(ramp, end - f.at) if ramp > 0 else 0.0)
-                plans.append(_client(seed, idx, idx % groups, start, end, drops_every,
-                                     offline_every, offline_for, spike=True))
-            targets = tuple(range(base, base + extra))
-        else:
-            targets = ()
-        realized.append(RealizedFault(n, f.at, f.kind, f.duration, dict(f.params), targets))
-    return Plan(tuple(plans), tuple(realized), groups)
-
-
-def _client(seed: int, i: int, group: int, start: float, stop: float, drops_every: float | None,
-            offline_every: float | None, offline_for: float | None, spike: bool = False) -> ClientPlan:
-    rng = stream(seed, f"client:{i}")
-    client_seed = rng.getrandbits(63)
-    drops = poisson_times(rng, drops_every, start, stop)
-    off = offline_periods(rng, offline_every, offline_for, start, stop)
-    return ClientPlan(i, f"c{i:05d}", group, start, stop, client_seed, tuple(drops), tuple(off), spike)
+    for index, start, stop, spike in lifetimes:
+        cid = client_id(index)
+        sig = tuple(i for i in network if targeted[i] is None or cid in targeted[i])
+        group = signature_of.setdefault(sig, len(signature_of))
+        plans.append(ClientPlan(
+            index=index, client_id=cid, group=group, start_at=start, stop_at=stop,
+            rng=client_rng(scenario, index),
+            drops=tuple(t for t in drop_times(scenario, index) if start <= t < stop),
+            offline=tuple((a, min(b, stop)) for a, b in offline_periods(scenario, index) if start <= a < stop),
+            messages=tuple(t for t in message_times(scenario, index, start) if t < stop),
+            spike=spike,
+        ))
+    group_of_fault = {i: tuple(sorted(g for sig, g in signature_of.items() if i in sig)) for i in network}
+    return Plan(tuple(plans), faults, max(1, len(signature_of)), group_of_fault)
 
 
 @dataclass(frozen=True)
@@ -186,18 +128,20 @@ class Step:
 
     at: float
     action: str          # "start" | "stop"
+    index: int           # the fault's position in the schedule
     fault: RealizedFault
 
 
 def timeline(faults: tuple[RealizedFault, ...], duration: float) -> list[Step]:
     """Start and stop steps in time order; a fault with a `for` is lifted when it ends
-    (or at the run's end), an instant fault (restart, token expiry) only starts."""
+    (or at the run's end); instant faults (a restart without downtime, token expiry)
+    and load spikes (the fleet runs those) have no stop step."""
     steps = []
-    for f in faults:
+    for i, f in enumerate(faults):
         if f.at > duration:
             continue
-        steps.append(Step(f.at, "start", f))
-        if f.duration and f.kind != "load_spike":
-            steps.append(Step(min(f.at + f.duration, duration), "stop", f))
-    steps.sort(key=lambda s: (s.at, 0 if s.action == "stop" else 1, s.fault.index))
+        steps.append(Step(f.at, "start", i, f))
+        if f.for_ and f.kind not in ("load_spike", "token_expiry"):
+            steps.append(Step(min(f.at + f.for_, duration), "stop", i, f))
+    steps.sort(key=lambda s: (s.at, 0 if s.action == "stop" else 1, s.index))
     return steps

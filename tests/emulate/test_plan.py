@@ -1,77 +1,63 @@
-"""The seeded plan: same seed → same draws; fractions, groups and timelines as stated."""
+"""The seeded plan: same seed → same draws; groups hold exactly each fault's targets."""
 from __future__ import annotations
 
-from collections import Counter
+from harness.emulate.plan import make_plan, timeline
+from harness.scenario import from_dict
 
-import pytest
+DOC = {
+    "name": "plan-test", "seed": 7, "duration": "20m", "time_scale": 10,
+    "fleet": {"clients": 40, "arrival": {"ramp": "1m"}, "messages": {"every": "2m"},
+              "network": {"drops": {"every": "5m"}, "offline": {"every": "10m", "for": "30s"}}},
+    "faults": [
+        {"at": "10m", "for": "2m", "kind": "partition", "fraction": 0.3},
+        {"at": "100s", "kind": "server_restart", "mode": "graceful"},
+        {"at": "15m", "for": "1m", "kind": "load_spike", "clients": 7},
+        {"at": "5m", "kind": "token_expiry", "fraction": 0.5},
+        {"at": "12m", "for": "1m", "kind": "latency", "latency": "100ms", "fraction": 0.5},
+    ],
+    "gates": [],
+}
 
-from harness.emulate.plan import FaultSpec, make_plan, pick, poisson_times, stream, timeline
 
-FAULTS = [
-    FaultSpec(at=600, kind="partition", duration=120, fraction=0.3),
-    FaultSpec(at=100, kind="server_restart", params={"mode": "graceful"}),
-    FaultSpec(at=900, kind="load_spike", duration=60, params={"clients": 7}),
-    FaultSpec(at=300, kind="token_expiry", fraction=0.5),
-]
-
-
-def plan(seed: int, clients: int = 50):
-    return make_plan(seed=seed, clients=clients, duration=1200, groups=10, ramp=60,
-                     drops_every=300, offline_every=600, offline_for=30, faults=FAULTS)
+def scenario(seed: int = 7, clients: int = 40):
+    return from_dict({**DOC, "seed": seed, "fleet": {**DOC["fleet"], "clients": clients}})
 
 
 def test_same_seed_same_plan_and_different_seed_differs():
-    assert plan(7).fingerprint() == plan(7).fingerprint()
-    assert plan(7).fingerprint() != plan(8).fingerprint()
+    assert make_plan(scenario(7)).fingerprint() == make_plan(scenario(7)).fingerprint()
+    assert make_plan(scenario(7)).fingerprint() != make_plan(scenario(8)).fingerprint()
 
 
-def test_fraction_of_groups_and_client_split():
-    p = plan(3)
-    part = next(f for f in p.faults if f.kind == "partition")
-    assert len(part.targets) == 3 and len(set(part.targets)) == 3
-    sizes = Counter(c.group for c in p.clients if not c.spike)
-    assert set(sizes.values()) == {5}  # 50 clients round-robin over 10 groups
-
-
-def test_adding_clients_does_not_shift_existing_draws():
-    small, big = plan(11, clients=50), plan(11, clients=60)
-    a = {c.client_id: (c.drops, c.offline, c.seed) for c in small.clients if not c.spike}
-    b = {c.client_id: (c.drops, c.offline, c.seed) for c in big.clients if not c.spike}
-    assert all(b[k] == v for k, v in a.items())
+def test_groups_hold_exactly_the_targets_of_each_network_fault():
+    p = make_plan(scenario())
+    by_id = {c.client_id: c for c in p.clients}
+    for index, fault in enumerate(p.faults):
+        if fault.kind not in ("partition", "latency"):
+            continue
+        hit = {c.client_id for c in p.clients if c.group in p.group_of_fault[index]}
+        assert hit == set(fault.targets)
+        assert len(hit) == round({"partition": 0.3, "latency": 0.5}[fault.kind] * 40)
+    # 2 faults with independent targets → at most 4 signatures (spike clients are untargeted)
+    assert 2 <= p.groups <= 4 and set(by_id) >= set(p.faults[0].targets)
 
 
 def test_load_spike_adds_clients_inside_its_window():
-    p = plan(5)
+    p = make_plan(scenario())
     spike = [c for c in p.clients if c.spike]
-    assert len(spike) == 7
-    assert all(900 <= c.start_at <= 960 and c.stop_at == 960 for c in spike)
+    assert len(spike) == 7 and {c.index for c in spike} == set(range(40, 47))
+    assert all(900 <= c.start_at <= 930 and c.stop_at == 960 for c in spike)
+    assert p.peak_clients == 47
 
 
-def test_token_expiry_targets_half_the_base_fleet():
-    f = next(f for f in plan(5).faults if f.kind == "token_expiry")
-    assert len(f.targets) == 25 and max(f.targets) < 50
+def test_client_draws_stay_inside_its_lifetime():
+    for c in make_plan(scenario()).clients:
+        assert all(c.start_at <= t < c.stop_at for t in c.drops + c.messages)
+        assert all(c.start_at <= a < b <= c.stop_at for a, b in c.offline)
 
 
 def test_timeline_orders_start_and_stop_and_skips_instant_stops():
-    steps = timeline(plan(1).faults, duration=1200)
+    steps = timeline(make_plan(scenario()).faults, duration=1200)
     assert [(s.at, s.action, s.fault.kind) for s in steps] == [
         (100, "start", "server_restart"), (300, "start", "token_expiry"),
-        (600, "start", "partition"), (720, "stop", "partition"), (900, "start", "load_spike")]
-
-
-def test_unknown_fault_kind_is_named():
-    with pytest.raises(ValueError, match=r"faults\[0\]\.kind: unknown fault kind 'flood'"):
-        make_plan(seed=1, clients=1, duration=10, groups=1, faults=[FaultSpec(at=1, kind="flood")])
-
-
-def test_poisson_mean_gap_is_close_to_every():
-    times = poisson_times(stream(1, "x"), 10.0, 0.0, 100_000.0)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert 9.0 < sum(gaps) / len(gaps) < 11.0
-
-
-def test_pick_bounds():
-    rng = stream(1, "p")
-    assert pick(rng, 10, None) == tuple(range(10))
-    assert pick(rng, 10, 0.0) == ()
-    assert len(pick(rng, 10, 0.01)) == 1
+        (600, "start", "partition"), (720, "stop", "partition"), (720, "start", "latency"),
+        (780, "stop", "latency"), (900, "start", "load_spike")]

@@ -1,0 +1,43 @@
+"""Host facts for meta.json: a run is only comparable with runs on a similar machine."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+from typing import Any
+
+import psutil
+
+
+def fd_limit() -> int:
+    """This process's open-files limit, raised to the hard limit first (each proxied
+    connection costs two descriptors in the proxy and one in a worker)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return int(soft if soft != resource.RLIM_INFINITY else 1 << 20)
+
+
+def host_facts() -> dict[str, Any]:
+    vm = psutil.virtual_memory()
+    try:
+        import uvloop  # noqa: F401
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_bytes": vm.total,
+        "fd_limit": fd_limit(),
+        "event_loop": loop,
+        "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }

@@ -1,0 +1,142 @@
+"""What a person watching the run sees: a rich Live panel on a terminal, progress lines otherwise.
+
+The numbers come from `Tally`: running counters the workers keep from their
+clients' records and send to the engine a few times a second. A Live panel on a
+pipe or a CI log is noise, so without a TTY the view prints one line every
+`line_every` seconds instead.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from system.units import format_duration
+
+
+@dataclass
+class Tally:
+    """Running counters from client records (one per worker; `merge` sums them)."""
+
+    attempts: int = 0
+    opens: int = 0
+    active: int = 0
+    http_403: int = 0
+    manual_refreshes: int = 0
+    displayed: int = 0
+    duplicates_displayed: int = 0
+    closes: Counter = field(default_factory=Counter)
+    clients_running: int = 0
+
+    def add(self, rec: dict[str, Any], seen: set | None = None) -> None:
+        kind = rec.get("kind")
+        if kind == "attempt":
+            self.attempts += 1
+        elif kind == "open":
+            self.opens += 1
+            self.active += 1
+        elif kind == "close":
+            self.active -= 1
+            self.closes[str(rec.get("code"))] += 1
+        elif kind == "handshake_failed":
+            if rec.get("status") == 403:
+                self.http_403 += 1
+        elif kind == "give_up":
+            self.manual_refreshes += 1
+        elif kind == "displayed":
+            self.displayed += 1
+            if seen is not None:
+                key = (rec.get("client"), rec.get("msg_id"))
+                if key in seen:
+                    self.duplicates_displayed += 1
+                else:
+                    seen.add(key)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "opens": self.opens, "active": self.active,
+                "http_403": self.http_403, "manual_refreshes": self.manual_refreshes,
+                "displayed": self.displayed, "duplicates_displayed": self.duplicates_displayed,
+                "closes": dict(self.closes), "clients_running": self.clients_running}
+
+    @classmethod
+    def merge(cls, snaps: list[dict[str, Any]]) -> "Tally":
+        t = cls()
+        for s in snaps:
+            for k in ("attempts", "opens", "active", "http_403", "manual_refreshes", "displayed",
+                      "duplicates_displayed", "clients_running"):
+                setattr(t, k, getattr(t, k) + int(s.get(k, 0)))
+            t.closes.update(s.get("closes", {}))
+        return t
+
+
+#: live checks shown as "gates so far": counts the seed's gates want at zero
+ZERO_CHECKS = (("no 403 at handshake", "http_403"), ("no forced refresh", "manual_refreshes"),
+               ("no duplicate displayed", "duplicates_displayed"))
+
+
+class LiveView:
+    """Renders the run's state; `update` is cheap, call it as often as you like."""
+
+    def __init__(self, title: str, duration: float, *, stream: TextIO | None = None,
+                 live: bool | None = None, line_every: float = 10.0) -> None:
+        self.title = title
+        self.duration = duration
+        self.stream = stream or sys.stdout
+        self.use_live = self.stream.isatty() if live is None else live
+        self.line_every = line_every
+        self._live: Live | None = None
+        self._last_line = 0.0
+        self._prev: tuple[float, int] | None = None
+        self.rate = 0.0
+
+    def __enter__(self) -> "LiveView":
+        if self.use_live:
+            self._live = Live(Table(), console=Console(file=self.stream), refresh_per_second=4,
+                              transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def update(self, clock: float, tally: Tally, faults: list[str], wall: float | None = None) -> None:
+        wall = time.monotonic() if wall is None else wall
+        if self._prev is not None and wall > self._prev[0]:
+            self.rate = (tally.attempts - self._prev[1]) / (wall - self._prev[0])
+        if self._prev is None or wall - self._prev[0] >= 1.0:
+            self._prev = (wall, tally.attempts)
+        if self._live is not None:
+            self._live.update(self.render(clock, tally, faults))
+        elif wall - self._last_line >= self.line_every:
+            self._last_line = wall
+            print(self.line(clock, tally, faults), file=self.stream, flush=True)
+
+    def line(self, clock: float, tally: Tally, faults: list[str]) -> str:
+        closes = " ".join(f"{c}:{n}" for c, n in sorted(tally.closes.items())) or "-"
+        return (f"[{self.title}] t={format_duration(clock)}/{format_duration(self.duration)} "
+                f"active={tally.active} attempts/s={self.rate:.1f} closes={closes} "
+                f"403={tally.http_403} refreshes={tally.manual_refreshes} "
+                f"dups={tally.duplicates_displayed} faults={','.join(faults) or '-'}")
+
+    def render(self, clock: float, tally: Tally, faults: list[str]) -> Table:
+        t = Table(title=f"stormbench emulate — {self.title}", show_header=False, expand=False)
+        t.add_column(style="bold")
+        t.add_column()
+        t.add_row("scenario clock", f"{format_duration(clock)} / {format_duration(self.duration)}")
+        t.add_row("clients running", str(tally.clients_running))
+        t.add_row("active connections", str(tally.active))
+        t.add_row("attempts/s (wall)", f"{self.rate:.1f}")
+        t.add_row("closes by code", ", ".join(f"{c}: {n}" for c, n in sorted(tally.closes.items())) or "none")
+        t.add_row("faults in force", ", ".join(faults) or "none")
+        for label, key in ZERO_CHECKS:
+            n = getattr(tally, key)
+            t.add_row(label, f"[green]ok[/green] (0)" if n == 0 else f"[red]failing[/red] ({n})")
+        return t
