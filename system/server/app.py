@@ -1,0 +1,89 @@
+"""One server process: the WebSocket listener and the HTTP listener on one event loop,
+started together and shut down together (1012 to everyone, or abruptly when legacy)."""
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+from websockets.asyncio.server import Server, serve
+
+from system.server.agent_port import AgentBackend
+from system.server.config import ServerConfig
+from system.server.http_api import build_app
+from system.server.logs import EventLog
+from system.server.state import ServerState
+from system.server.ws import ChatHandler
+
+SERVICE_RESTART = 1012
+
+
+class ChatServer:
+    def __init__(self, config: ServerConfig, log: EventLog | None = None,
+                 agent: AgentBackend | None = None) -> None:
+        self.config = config
+        self.state = ServerState(config, log or EventLog(), agent)
+        self.handler = ChatHandler(self.state)
+        self._ws: Server | None = None
+        self._runner: web.AppRunner | None = None
+        self.ws_url = self.http_url = ""
+
+    async def start(self) -> None:
+        cfg = self.config
+        self._ws = await serve(
+            self.handler.handler, cfg.host, cfg.port,
+            process_request=self.handler.process_request,
+            max_size=cfg.max_frame_bytes, compression=None,
+            ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
+            close_timeout=2.0, server_header=None)
+        ws_port = self._ws.sockets[0].getsockname()[1]
+        self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.http_port)
+        await site.start()
+        http_port = self._runner.addresses[0][1]
+        self.ws_url = f"ws://{cfg.host}:{ws_port}"
+        self.http_url = f"http://{cfg.host}:{http_port}"
+        self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,
+                             legacy_traits=sorted(cfg.legacy_traits))
+
+    async def shutdown(self) -> None:
+        """Stop accepting, then close every connection with 1012 (fixed) or drop them
+        without a close frame (legacy abrupt_shutdown), then stop HTTP."""
+        if self._ws is not None:
+            self._ws.close(close_connections=False)
+            connections = list(self._ws.connections)
+            self.state.log.event("shutdown", connections=len(connections),
+                                 abrupt=self.config.legacy("abrupt_shutdown"))
+            if self.config.legacy("abrupt_shutdown"):
+                for connection in connections:
+                    connection.transport.abort()
+            else:
+                for connection in connections:
+                    asyncio.get_running_loop().create_task(connection.close(SERVICE_RESTART, "service restart"))
+            try:
+                await asyncio.wait_for(self._ws.wait_closed(), self.config.shutdown_timeout)
+            except TimeoutError:
+                self.state.log.event("shutdown_timeout", pending=len(self._ws.connections))
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.state.store.close()
+
+    async def __aenter__(self) -> "ChatServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.shutdown()
+
+
+async def serve_until_signalled(server: ChatServer, announce) -> None:
+    """Start, call `announce(server)` once both listeners are up, run until SIGTERM/SIGINT."""
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    announce(server)
+    await stop.wait()
+    await server.shutdown()

@@ -1,0 +1,154 @@
+"""`stormbench serve`: flags -> ServerConfig, then run until SIGTERM.
+
+Prints exactly one JSON line on stdout once both listeners are up (the harness waits
+for it): {"event": "ready", "ws_url", "http_url", "pid", "db", "legacy_traits"[, "admin_key"]}.
+Logs go to --log-file or stderr, never stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+from system.server.config import LEGACY_TRAITS, ServerConfig
+from system.units import parse_duration, parse_rate
+
+HELP = "run the chat server (WebSocket + HTTP auth/metrics/admin)"
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _optional_duration(text: str) -> float | None:
+    """A duration, or 0/off to disable."""
+    if text.strip().lower() in ("off", "none", "0"):
+        return None
+    return _duration(text)
+
+
+def _rate(text: str) -> float:
+    try:
+        rate = parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if rate <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive rate, got {text!r}")
+    return rate
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    net = parser.add_argument_group("listeners")
+    net.add_argument("--host", default="127.0.0.1", help="address both listeners bind (default 127.0.0.1)")
+    net.add_argument("--port", type=int, default=0, help="WebSocket port (0: any free port, reported in the ready line)")
+    net.add_argument("--http-port", type=int, default=0, help="HTTP port for auth/health/metrics/admin (0: any free port)")
+
+    beh = parser.add_argument_group("behaviour")
+    beh.add_argument("--legacy", action="store_true", help="turn on every legacy trait (the seed system before its fixes)")
+    beh.add_argument("--legacy-trait", action="append", default=[], choices=sorted(LEGACY_TRAITS), metavar="NAME",
+                     help="turn on one legacy trait (repeatable): " +
+                          "; ".join(f"{k}: {v}" for k, v in LEGACY_TRAITS.items()))
+    beh.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                     help="allow this Origin (repeatable); when given, any other Origin is refused with 4403")
+    beh.add_argument("--max-connections", type=_positive_int, default=None,
+                     help="admission: shed connections past this many with 1013 (default unlimited)")
+    beh.add_argument("--handshake-rate", type=_rate, default=None,
+                     help="admission: accepted handshakes per second, e.g. 2000 or 2000/s (default unlimited)")
+    beh.add_argument("--handshake-burst", type=_positive_int, default=None,
+                     help="admission: token-bucket depth for --handshake-rate (default one second's worth)")
+    beh.add_argument("--max-frame-bytes", type=_positive_int, default=64 * 1024,
+                     help="largest client frame; bigger ones close the connection with 1009 (default 65536)")
+    beh.add_argument("--max-invalid-frames", type=_positive_int, default=3,
+                     help="invalid frames a connection may send before it is closed with 1008 (default 3)")
+
+    auth = parser.add_argument_group("auth and time")
+    auth.add_argument("--token-ttl", type=_duration, default=900.0, help="access token lifetime, e.g. 15m (default 15m)")
+    auth.add_argument("--refresh-ttl", type=_duration, default=7 * 86400.0, help="refresh token lifetime (default 7d)")
+    auth.add_argument("--heartbeat-interval", type=_optional_duration, default=20.0,
+                      help="WebSocket ping interval, e.g. 30s; 'off' disables (default 20s)")
+    auth.add_argument("--heartbeat-timeout", type=_optional_duration, default=20.0,
+                      help="close a connection whose pong is this late, e.g. 20s; 'off' disables (default 20s)")
+    auth.add_argument("--live-expiry", action="store_true",
+                      help="enforce token expiry on open connections: an auth_refresh frame must arrive "
+                           "within --expiry-grace of expiry, else close 4401")
+    auth.add_argument("--expiry-grace", type=_duration, default=10.0, help="grace after expiry for --live-expiry (default 10s)")
+    auth.add_argument("--secret", default=None,
+                      help="JWT signing secret (default: generated once and kept in --db, so a restart keeps tokens valid)")
+    auth.add_argument("--admin-key", default=os.environ.get("STORMBENCH_ADMIN_KEY"),
+                      help="X-Admin-Key for /admin/* (default: $STORMBENCH_ADMIN_KEY, else generated and "
+                           "printed in the ready line)")
+
+    store = parser.add_argument_group("storage, agent and logs")
+    store.add_argument("--db", type=Path, default=None,
+                       help="SQLite file for messages, refresh tokens and the secret (default: a new temp file)")
+    store.add_argument("--agent", default="echo",
+                       help="who answers user messages: echo, supervisor, or module:Factory (default echo)")
+    store.add_argument("--agent-db", type=Path, default=None, help="listings database for --agent supervisor")
+    store.add_argument("--log-file", type=Path, default=None, help="structured JSON-lines log (default stderr)")
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, bool]:
+    """The config, and whether the admin key was generated (and so must be printed)."""
+    traits = frozenset(LEGACY_TRAITS) if args.legacy else frozenset(args.legacy_trait)
+    generated = not args.admin_key
+    db = args.db or Path(tempfile.mkdtemp(prefix="stormbench-server-")) / "server.db"
+    config = ServerConfig(
+        db_path=db, admin_key=args.admin_key or secrets.token_urlsafe(24), host=args.host, port=args.port,
+        http_port=args.http_port, legacy_traits=traits, secret=args.secret, token_ttl=args.token_ttl,
+        refresh_ttl=args.refresh_ttl, heartbeat_interval=args.heartbeat_interval,
+        heartbeat_timeout=args.heartbeat_timeout, live_expiry=args.live_expiry, expiry_grace=args.expiry_grace,
+        max_connections=args.max_connections, handshake_rate=args.handshake_rate,
+        handshake_burst=args.handshake_burst, allowed_origins=tuple(args.allowed_origin), agent=args.agent,
+        agent_db=args.agent_db, max_frame_bytes=args.max_frame_bytes, max_invalid_frames=args.max_invalid_frames)
+    return config, generated
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.cli import UsageError
+    from system.server.app import ChatServer, serve_until_signalled
+    from system.server.logs import EventLog
+
+    try:
+        config, generated_key = config_from_args(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    stream = open(args.log_file, "a", buffering=1) if args.log_file else sys.stderr
+    try:
+        try:
+            server = ChatServer(config, EventLog(stream))
+        except (ImportError, ValueError, TypeError) as exc:
+            raise UsageError(f"--agent {config.agent}: {exc}") from None
+
+        def announce(s: ChatServer) -> None:
+            ready = {"event": "ready", "ws_url": s.ws_url, "http_url": s.http_url, "pid": os.getpid(),
+                     "db": str(config.db_path), "legacy_traits": sorted(config.legacy_traits)}
+            if generated_key:
+                ready["admin_key"] = config.admin_key
+            print(json.dumps(ready), flush=True)
+
+        try:
+            asyncio.run(serve_until_signalled(server, announce))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {config.host}: {exc}") from None
+    finally:
+        if stream is not sys.stderr:
+            stream.close()
+    return 0

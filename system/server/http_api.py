@@ -1,0 +1,161 @@
+"""The HTTP side (aiohttp): auth, health, metrics and the admin API the harness drives."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from typing import Any
+
+from aiohttp import web
+
+from system.server.auth import AuthError
+from system.server.state import ServerState
+
+STATE = web.AppKey("state", ServerState)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def _body(request: web.Request, fields: dict[str, tuple[type, ...]], required: tuple[str, ...]) -> dict:
+    """The JSON object body with its fields type-checked; a 400 naming the field otherwise."""
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except json.JSONDecodeError as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "invalid_json", "message": f"body is not JSON: {exc}"}),
+                                 content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise _bad("(body)", "a JSON object")
+    for name in required:
+        if name not in body:
+            raise _bad(name, "present")
+    for name, types in fields.items():
+        if name in body and (not isinstance(body[name], types) or isinstance(body[name], bool) and bool not in types):
+            raise _bad(name, " or ".join(t.__name__ for t in types))
+    return body
+
+
+def _bad(field: str, expected: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": "invalid_request", "message": f"field '{field}': expected {expected}"}),
+        content_type="application/json")
+
+
+@web.middleware
+async def admin_guard(request: web.Request, handler):
+    if request.path.startswith("/admin/"):
+        key = request.headers.get("X-Admin-Key", "")
+        if not hmac.compare_digest(key.encode(), request.app[STATE].config.admin_key.encode()):
+            return _error(403, "forbidden", "header X-Admin-Key missing or wrong")
+    return await handler(request)
+
+
+async def token(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.auth_outage:
+        return _error(503, "auth_outage", "the auth service is unavailable")
+    body = await _body(request, {"user": (str,)}, ("user",))
+    user = body["user"]
+    if not 0 < len(user) <= 128:
+        raise _bad("user", "a string of 1 to 128 characters")
+    pair = state.tokens.issue(user)
+    state.metrics["auth_tokens_issued_total"].inc()
+    state.log.event("token_issued", user=user)
+    return web.json_response(pair)
+
+
+async def refresh(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.auth_outage:
+        state.metrics["auth_refresh_total"].labels(result="outage").inc()
+        return _error(503, "auth_outage", "the auth service is unavailable")
+    body = await _body(request, {"refresh_token": (str,)}, ("refresh_token",))
+    try:
+        pair = state.tokens.refresh(body["refresh_token"])
+    except AuthError as exc:
+        state.metrics["auth_refresh_total"].labels(result=exc.result).inc()
+        state.log.event("refresh_rejected", result=exc.result)
+        return _error(401, exc.code, str(exc))
+    state.metrics["auth_refresh_total"].labels(result="ok").inc()
+    state.metrics["auth_tokens_issued_total"].inc()
+    return web.json_response(pair)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response({"status": "ok", "connections_active": len(state.sessions)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    payload, content_type = request.app[STATE].metrics.exposition()
+    return web.Response(body=payload, headers={"Content-Type": content_type})
+
+
+async def expire_tokens(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = await _body(request, {"user": (str,)}, ())
+    hit = state.expire_tokens(body.get("user"))
+    state.log.event("admin_expire_tokens", user=body.get("user"), live_sessions=hit)
+    return web.json_response({"expired": body.get("user", "*"), "live_sessions": hit})
+
+
+async def auth_outage(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = await _body(request, {"enabled": (bool,)}, ("enabled",))
+    state.auth_outage = body["enabled"]
+    state.log.event("admin_auth_outage", enabled=state.auth_outage)
+    return web.json_response({"enabled": state.auth_outage})
+
+
+async def drop(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = await _body(request, {"fraction": (float, int), "code": (int,), "seed": (int,)}, ("fraction",))
+    fraction, code = float(body["fraction"]), body.get("code")
+    if not 0.0 <= fraction <= 1.0:
+        raise _bad("fraction", "a number from 0 to 1")
+    if code is not None and not (code in (1000, 1001, 1008, 1011, 1012, 1013) or 3000 <= code <= 4999):
+        raise _bad("code", "a close code a server may send (1000-1013 or 3000-4999)")
+    chosen = state.pick_for_drop(fraction, body.get("seed"))
+    for session in chosen:
+        if code is None:
+            session.ws.transport.abort()
+        else:
+            asyncio.get_running_loop().create_task(session.ws.close(code, "dropped by the server"))
+    state.log.event("admin_drop", fraction=fraction, code=code, dropped=len(chosen))
+    return web.json_response({"dropped": len(chosen), "code": code})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].stats())
+
+
+async def messages(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    since: Any = {}
+    raw = request.query.get("since_seq_by_conversation")
+    if raw:
+        try:
+            since = json.loads(raw)
+        except json.JSONDecodeError:
+            since = None
+        if not isinstance(since, dict) or not all(isinstance(v, int) for v in since.values()):
+            raise _bad("since_seq_by_conversation", 'a JSON object {"conversation_id": last_seq, ...}')
+    log = state.store.delivery_log(since)
+    return web.json_response({"messages": [
+        {"conversation_id": m.conversation_id, "id": m.id, "seq": m.seq, "t": m.t} for m in log]})
+
+
+def build_app(state: ServerState) -> web.Application:
+    app = web.Application(middlewares=[admin_guard], client_max_size=64 * 1024)
+    app[STATE] = state
+    app.router.add_post("/auth/token", token)
+    app.router.add_post("/auth/refresh", refresh)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/admin/expire-tokens", expire_tokens)
+    app.router.add_post("/admin/auth-outage", auth_outage)
+    app.router.add_post("/admin/drop", drop)
+    app.router.add_get("/admin/stats", stats)
+    app.router.add_get("/admin/messages", messages)
+    return app

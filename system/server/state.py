@@ -1,0 +1,104 @@
+"""What one running server knows: its parts (store, tokens, metrics, admission, agent) and
+its live sessions, indexed by id and by conversation for fan-out."""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import ServerConnection
+
+from system.server.admission import AdmissionConfig, AdmissionPolicy
+from system.server.agent_port import AgentBackend, load_backend
+from system.server.auth import TokenService
+from system.server.config import ServerConfig
+from system.server.logs import EventLog
+from system.server.metrics import ServerMetrics
+from system.server.store import Store
+
+
+@dataclass(eq=False)
+class Session:
+    """One authenticated WebSocket connection."""
+
+    id: str
+    ws: ServerConnection
+    user: str
+    conversation_id: str
+    opened_at: float  # monotonic
+    expires_at: float  # wall clock: when the presented access token expires
+    expiry_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    invalid_frames: int = 0
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig, log: EventLog, agent: AgentBackend | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.store = Store(config.db_path)
+        self.tokens = TokenService(self.store, secret=config.secret, access_ttl=config.token_ttl,
+                                   refresh_ttl=config.refresh_ttl)
+        self.metrics = ServerMetrics()
+        self.admission = AdmissionPolicy(AdmissionConfig(
+            max_connections=config.max_connections, handshake_rate=config.handshake_rate,
+            burst=config.handshake_burst))
+        self.agent = agent if agent is not None else load_backend(config.agent, config.agent_db)
+        self.agent_name = getattr(self.agent, "name", config.agent)
+        self.sessions: dict[str, Session] = {}
+        self.by_conversation: dict[str, set[Session]] = {}
+        self.handshakes = 0
+        self.opened = 0
+        self.messages_sent = 0
+        self.closes_by_code: dict[int, int] = {}
+        self.auth_outage = False
+        self.started = time.time()
+
+    def add(self, session: Session) -> None:
+        self.sessions[session.id] = session
+        self.by_conversation.setdefault(session.conversation_id, set()).add(session)
+        self.opened += 1
+
+    def remove(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+        peers = self.by_conversation.get(session.conversation_id)
+        if peers is not None:
+            peers.discard(session)
+            if not peers:
+                del self.by_conversation[session.conversation_id]
+
+    def expire_tokens(self, user: str | None) -> int:
+        """Expire access tokens; with live expiry on, the affected live sessions must
+        present a fresh token within the grace period. Returns how many sessions were hit."""
+        self.tokens.expire(user)
+        if not self.config.live_expiry:
+            return 0
+        now = time.time()
+        hit = [s for s in self.sessions.values() if user is None or s.user == user]
+        for session in hit:
+            session.expires_at = min(session.expires_at, now)
+            session.expiry_changed.set()
+        return len(hit)
+
+    def pick_for_drop(self, fraction: float, seed: int | None) -> list[Session]:
+        ordered = sorted(self.sessions.values(), key=lambda s: s.id)
+        count = round(fraction * len(ordered))
+        return random.Random(seed).sample(ordered, count)
+
+    def stats(self) -> dict:
+        return {
+            "connections_active": len(self.sessions),
+            "connections_opened": self.opened,
+            "handshakes": self.handshakes,
+            "pid": os.getpid(),
+            "admitted_active": self.admission.active,
+            "admission_rejected": self.admission.rejected,
+            "closes_by_code": {str(k): v for k, v in sorted(self.closes_by_code.items())},
+            "messages_sent": self.messages_sent,
+            "conversations_active": len(self.by_conversation),
+            "auth_outage": self.auth_outage,
+            "legacy_traits": sorted(self.config.legacy_traits),
+            "live_expiry": self.config.live_expiry,
+            "uptime_s": round(time.time() - self.started, 3),
+        }

@@ -1,0 +1,148 @@
+"""The server's SQLite database (WAL): the delivery log, refresh-token families, forced-expiry
+generations and the signing secret.
+
+Everything a restarted server needs lives here, so a server restarted on the same file keeps
+accepting the tokens and refresh families it issued and continues every conversation's seq.
+All calls come from the event loop thread; each is a short statement, committed at once.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL UNIQUE,
+    t REAL NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (conversation_id, seq));
+CREATE TABLE IF NOT EXISTS refresh_families (
+    family TEXT PRIMARY KEY, user TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    digest TEXT PRIMARY KEY, family TEXT NOT NULL, expires_at REAL NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class LoggedMessage:
+    conversation_id: str
+    seq: int
+    id: str
+    t: float
+    frame: dict
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    family: str
+    user: str
+    expires_at: float
+    used: bool
+    revoked: bool
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self._last_seq: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    # settings -------------------------------------------------------------
+    def setting(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, value))
+
+    def secret(self) -> str:
+        """The persisted signing secret, created on first use."""
+        value = self.setting("jwt_secret")
+        if value is None:
+            value = secrets.token_urlsafe(48)
+            self.db.execute("INSERT OR IGNORE INTO settings(key, value) VALUES ('jwt_secret', ?)", (value,))
+            value = self.setting("jwt_secret")
+        return value
+
+    # forced expiry generations ------------------------------------------
+    def global_generation(self) -> int:
+        return int(self.setting("global_generation") or 0)
+
+    def bump_global_generation(self) -> int:
+        gen = self.global_generation() + 1
+        self.set_setting("global_generation", str(gen))
+        return gen
+
+    def user_generation(self, user: str) -> int:
+        row = self.db.execute("SELECT gen FROM user_generations WHERE user=?", (user,)).fetchone()
+        return row[0] if row else 0
+
+    def bump_user_generation(self, user: str) -> int:
+        self.db.execute(
+            "INSERT INTO user_generations(user, gen) VALUES (?, 1) "
+            "ON CONFLICT(user) DO UPDATE SET gen = gen + 1", (user,))
+        return self.user_generation(user)
+
+    # refresh tokens ---------------------------------------------------------
+    def add_refresh(self, digest: str, family: str, user: str, expires_at: float) -> None:
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO refresh_families(family, user) VALUES (?, ?)", (family, user))
+            self.db.execute(
+                "INSERT INTO refresh_tokens(digest, family, expires_at) VALUES (?, ?, ?)",
+                (digest, family, expires_at))
+
+    def refresh_record(self, digest: str) -> RefreshRecord | None:
+        row = self.db.execute(
+            "SELECT t.family, f.user, t.expires_at, t.used, f.revoked FROM refresh_tokens t "
+            "JOIN refresh_families f USING (family) WHERE t.digest=?", (digest,)).fetchone()
+        return RefreshRecord(row[0], row[1], row[2], bool(row[3]), bool(row[4])) if row else None
+
+    def mark_refresh_used(self, digest: str) -> bool:
+        """True when this call spent the token (False: it was already spent)."""
+        cur = self.db.execute("UPDATE refresh_tokens SET used=1 WHERE digest=? AND used=0", (digest,))
+        return cur.rowcount == 1
+
+    def revoke_family(self, family: str) -> None:
+        self.db.execute("UPDATE refresh_families SET revoked=1 WHERE family=?", (family,))
+
+    # delivery log ---------------------------------------------------------
+    def last_seq(self, conversation_id: str) -> int:
+        if conversation_id not in self._last_seq:
+            row = self.db.execute(
+                "SELECT MAX(seq) FROM messages WHERE conversation_id=?", (conversation_id,)).fetchone()
+            self._last_seq[conversation_id] = row[0] or 0
+        return self._last_seq[conversation_id]
+
+    def append(self, conversation_id: str, message_id: str, t: float, body: dict) -> LoggedMessage:
+        """Give the next seq of the conversation and log the frame; the frame gets its seq here."""
+        seq = self.last_seq(conversation_id) + 1
+        frame = {**body, "seq": seq}
+        self.db.execute(
+            "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",
+            (conversation_id, seq, message_id, t, json.dumps(frame, separators=(",", ":"))))
+        self._last_seq[conversation_id] = seq
+        return LoggedMessage(conversation_id, seq, message_id, t, frame)
+
+    def messages_after(self, conversation_id: str, last_seq: int) -> list[LoggedMessage]:
+        rows = self.db.execute(
+            "SELECT conversation_id, seq, id, t, frame FROM messages "
+            "WHERE conversation_id=? AND seq>? ORDER BY seq", (conversation_id, last_seq)).fetchall()
+        return [LoggedMessage(c, s, i, t, json.loads(f)) for c, s, i, t, f in rows]
+
+    def delivery_log(self, since_seq: dict[str, int] | None = None) -> list[LoggedMessage]:
+        """Every logged message (without frames), skipping seq <= since_seq[conversation]."""
+        since_seq = since_seq or {}
+        rows = self.db.execute(
+            "SELECT conversation_id, seq, id, t FROM messages ORDER BY t, conversation_id, seq").fetchall()
+        return [LoggedMessage(c, s, i, t, {}) for c, s, i, t in rows if s > since_seq.get(c, 0)]

@@ -1,0 +1,257 @@
+"""The WebSocket side: handshake checks, the per-connection session loop, fan-out and replay.
+
+Every server frame is pushed with websockets' synchronous `broadcast`, so a frame is in the
+socket's buffer, in order, the moment it is logged: a replay and a concurrent fan-out can
+not interleave out of seq order.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from system.server.auth import AuthError
+from system.server.frames import FrameError, encode, parse_client_frame
+from system.server.state import ServerState, Session
+
+PATH = re.compile(r"^/ws/chat/([A-Za-z0-9._~-]{1,128})$")
+AUTH_FAILED, FORBIDDEN, POLICY, INTERNAL = 4401, 4403, 1008, 1011
+
+
+def parse_target(path: str) -> tuple[str | None, str | None]:
+    """(conversation_id, token) from '/ws/chat/{id}?token=...'; None where absent or malformed."""
+    url = urlsplit(path)
+    match = PATH.match(url.path)
+    token = parse_qs(url.query).get("token", [None])[0]
+    return (match.group(1) if match else None), token
+
+
+def close_code_of(ws: ServerConnection) -> int:
+    """The code that ended the connection: the one the server sent when it closed first,
+    else the peer's; 1006 when no close frame was exchanged."""
+    p = ws.protocol
+    if p.close_sent is not None and not p.close_rcvd_then_sent:
+        return p.close_sent.code
+    if p.close_rcvd is not None:
+        return p.close_rcvd.code
+    return 1006
+
+
+class ChatHandler:
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.cfg = state.config
+        self.metrics = state.metrics
+
+    # handshake ---------------------------------------------------------
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Before the upgrade: unknown paths get 404; the legacy server answers bad tokens and
+        forbidden Origins with 403 here (the fixed one upgrades and closes with 4401/4403)."""
+        self.state.handshakes += 1
+        conversation_id, token = parse_target(request.path)
+        if conversation_id is None:
+            return self._reject(connection, HTTPStatus.NOT_FOUND, "expected /ws/chat/{conversation_id}?token=...")
+        if self.cfg.legacy("handshake_403"):
+            if not self._origin_ok(request.headers):
+                return self._reject(connection, HTTPStatus.FORBIDDEN, "forbidden origin")
+            try:
+                self.state.tokens.verify(token)
+            except AuthError as exc:
+                return self._reject(connection, HTTPStatus.FORBIDDEN, exc.code)
+        return None
+
+    def _reject(self, connection: ServerConnection, status: HTTPStatus, reason: str) -> Response:
+        self.metrics["ws_handshake_rejections_total"].labels(status=str(status.value)).inc()
+        self.state.log.event("handshake_rejected", status=status.value, reason=reason,
+                             peer=_peer(connection))
+        return connection.respond(status, reason + "\n")
+
+    def _origin_ok(self, headers: Headers) -> bool:
+        return not self.cfg.allowed_origins or headers.get("Origin") in self.cfg.allowed_origins
+
+    # connection --------------------------------------------------------
+    async def handler(self, ws: ServerConnection) -> None:
+        state, log = self.state, self.state.log
+        conn_id = uuid.uuid4().hex[:12]
+        conversation_id, token = parse_target(ws.request.path)
+        admitted, session, watcher = False, None, None
+        try:
+            if not self.cfg.legacy("no_shedding"):
+                decision = state.admission.admit(time.monotonic())
+                if not decision.accepted:
+                    await ws.close(decision.code, "try again later")
+                    return
+                admitted = True
+            if not self._origin_ok(ws.request.headers):
+                await self._refuse(ws, FORBIDDEN, "forbidden_origin", "Origin not allowed")
+                return
+            try:
+                claims = state.tokens.verify(token)
+            except AuthError as exc:
+                await self._refuse(ws, AUTH_FAILED, exc.code, str(exc))
+                return
+            session = Session(conn_id, ws, claims.user, conversation_id, time.monotonic(), claims.expires_at)
+            state.add(session)
+            self.metrics["ws_connections_opened_total"].inc()
+            self.metrics["ws_connections_active"].inc()
+            log.event("open", conn=conn_id, user=session.user, conversation=conversation_id, peer=_peer(ws))
+            self._push([ws], "welcome", session_id=conn_id, conversation_id=conversation_id,
+                       server_time=time.time(), last_seq=state.store.last_seq(conversation_id))
+            if self.cfg.live_expiry:
+                watcher = asyncio.create_task(self._watch_expiry(session))
+            async for raw in ws:
+                await self._on_frame(session, raw)
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # one connection's bug must not reach the others
+            log.event("handler_error", conn=conn_id, error=f"{type(exc).__name__}: {exc}")
+            await ws.close(INTERNAL, "internal error")
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if admitted:
+                state.admission.release(time.monotonic())
+            await ws.wait_closed()
+            self._closed(ws, conn_id, session)
+
+    async def _refuse(self, ws: ServerConnection, code: int, error: str, message: str) -> None:
+        self._push([ws], "error", code=error, message=message)
+        await ws.close(code, error)
+
+    def _closed(self, ws: ServerConnection, conn_id: str, session: Session | None) -> None:
+        code = close_code_of(ws)
+        self.state.closes_by_code[code] = self.state.closes_by_code.get(code, 0) + 1
+        self.metrics["ws_closes_total"].labels(code=str(code)).inc()
+        fields = {"conn": conn_id, "code": code}
+        if session is not None:
+            self.state.remove(session)
+            self.metrics["ws_connections_active"].dec()
+            duration = time.monotonic() - session.opened_at
+            fields.update(user=session.user, conversation=session.conversation_id)
+            if not self.cfg.legacy("no_duration_tracking"):
+                self.metrics["ws_connection_duration_seconds"].observe(duration)
+                fields["duration_s"] = round(duration, 3)
+        self.state.log.event("close", **fields)
+
+    async def _watch_expiry(self, session: Session) -> None:
+        """Live expiry: once the token has expired, a fresh one must arrive in-band within the grace."""
+        while True:
+            session.expiry_changed.clear()
+            remaining = session.expires_at + self.cfg.expiry_grace - time.time()
+            if remaining <= 0:
+                self.state.log.event("token_expired", conn=session.id, user=session.user)
+                await self._refuse(session.ws, AUTH_FAILED, "auth_expired", "access token expired; refresh and reconnect")
+                return
+            try:
+                await asyncio.wait_for(session.expiry_changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    # frames ------------------------------------------------------------
+    async def _on_frame(self, session: Session, raw: str | bytes) -> None:
+        try:
+            frame = parse_client_frame(raw)
+        except FrameError as exc:
+            self.metrics["ws_messages_total"].labels(direction="in", type="invalid").inc()
+            session.invalid_frames += 1
+            self._push([session.ws], "error", code=exc.code, message=str(exc), ref=exc.ref)
+            if session.invalid_frames >= self.cfg.max_invalid_frames:
+                await session.ws.close(POLICY, "too many invalid frames")
+            return
+        kind = frame["type"]
+        self.metrics["ws_messages_total"].labels(direction="in", type=kind).inc()
+        if kind == "ping":
+            self._push([session.ws], "pong")
+        elif kind == "resume":
+            self._replay(session, frame["last_seq"])
+        elif kind == "auth_refresh":
+            self._auth_refresh(session, frame)
+        else:
+            await self._converse(session, frame)
+
+    def _replay(self, session: Session, last_seq: int) -> None:
+        missed = self.state.store.messages_after(session.conversation_id, last_seq)
+        for message in missed:
+            self._send_logged([session.ws], message.frame)
+        self.state.log.event("resume", conn=session.id, last_seq=last_seq, replayed=len(missed))
+
+    def _auth_refresh(self, session: Session, frame: dict) -> None:
+        try:
+            claims = self.state.tokens.verify(frame["token"])
+            if claims.user != session.user:
+                raise AuthError("auth_invalid", "token belongs to another user")
+        except AuthError as exc:
+            self._push([session.ws], "error", code=exc.code, message=str(exc), ref=frame["id"])
+            return
+        session.expires_at = claims.expires_at
+        session.expiry_changed.set()
+        self.state.log.event("auth_refreshed", conn=session.id, user=session.user)
+
+    async def _converse(self, session: Session, frame: dict) -> None:
+        """typing, then the agent's replies, each logged before it is fanned out to every
+        open socket of the conversation."""
+        conversation_id = session.conversation_id
+        self._push(self._sockets(conversation_id), "chat_status", status="typing")
+        started = time.perf_counter()
+        try:
+            replies = await asyncio.to_thread(self.state.agent.respond, conversation_id, frame["text"], frame["v"])
+        except Exception as exc:
+            agent = self.state.agent_name
+            self.metrics["agent_errors_total"].labels(agent=agent).inc()
+            self.metrics["agent_requests_total"].labels(agent=agent, tenure="none", outcome="error").inc()
+            self.state.log.event("agent_error", conn=session.id, error=f"{type(exc).__name__}: {exc}")
+            self._push([session.ws], "error", code="agent_error", message="the agent failed to answer", ref=frame["id"])
+            return
+        elapsed = time.perf_counter() - started
+        if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
+            raise TypeError(f"agent returned {type(replies).__name__}, expected a list of dicts")
+        agents, tenure, results = [], "none", 0
+        for reply in replies:
+            body = dict(reply)
+            meta = body.pop("meta", None) or {}
+            tenure = str(meta.get("tenure", tenure))
+            results += int(meta.get("results", 0))
+            body.setdefault("agent", self.state.agent_name)
+            agents.append(body["agent"])
+            message_id = uuid.uuid4().hex
+            logged = self.state.store.append(
+                conversation_id, message_id, time.time(),
+                {"v": "1.0", "type": "assistant_message", "id": message_id, **body})
+            self._send_logged(self._sockets(conversation_id), logged.frame)
+        agent = agents[0] if agents else self.state.agent_name
+        self.metrics["agent_execution_seconds"].labels(agent=agent).observe(elapsed)
+        self.metrics["agent_requests_total"].labels(agent=agent, tenure=tenure, outcome="ok").inc()
+        self.metrics["agent_results_returned"].labels(agent=agent).observe(results)
+
+    # sending -----------------------------------------------------------
+    def _sockets(self, conversation_id: str) -> list[ServerConnection]:
+        return [s.ws for s in self.state.by_conversation.get(conversation_id, ())]
+
+    def _push(self, sockets: list[ServerConnection], type_: str, **fields) -> None:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if sockets:
+            broadcast(sockets, encode(type_, **fields))
+            self.metrics["ws_messages_total"].labels(direction="out", type=type_).inc(len(sockets))
+
+    def _send_logged(self, sockets: list[ServerConnection], frame: dict) -> None:
+        if sockets:
+            broadcast(sockets, json.dumps(frame, separators=(",", ":")))
+            self.metrics["ws_messages_total"].labels(direction="out", type="assistant_message").inc(len(sockets))
+            self.state.messages_sent += len(sockets)
+
+
+def _peer(connection: ServerConnection) -> str | None:
+    try:
+        host, port = connection.remote_address[:2]
+        return f"{host}:{port}"
+    except (TypeError, ValueError):
+        return None
