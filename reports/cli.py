@@ -1,0 +1,31 @@
+"""`stormbench report RUN_DIR [RUN_DIR ...] [--out DIR]`."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "render HTML/PNG/Markdown reports from run records"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="run-record directories (or sweep directories holding sweep.json); "
+                             "a legacy and a fixed run of one scenario give the before/after table")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="where to write index.html, summary.md and the PNGs "
+                             "(default: reports/out/<run names>)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.cli import UsageError
+    from reports.record import RecordError
+    from reports.render import render
+
+    try:
+        index = render(args.run_dirs, args.out)
+    except RecordError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write the report: {exc}") from exc
+    print(index)
+    return 0

@@ -1,0 +1,325 @@
+"""Assemble a report from run-record (and sweep) directories and write it out.
+
+Every section states what it could not show and why (a missing file, a run without a
+time series) instead of silently leaving a gap: a reader must be able to tell "no
+storms" from "no data".
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports import figures, series
+from reports.compare import Comparison, compare
+from reports.document import Document, Image, Note, Section, Table
+from reports.page_html import to_html
+from reports.page_markdown import to_markdown
+from reports.record import RecordError, Run, is_sweep, load_run, number
+from reports.sweep import Sweep, load_sweep
+from system.units import format_duration
+
+DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
+PROVENANCE_CHARS = 400
+
+
+def render(run_dirs: list[Path], out: Path | None = None) -> Path:
+    """Write index.html, summary.md and the PNGs for `run_dirs`; returns the index.html path.
+
+    Raises RecordError when a path is not a run record or sweep (nothing is written then).
+    """
+    if not run_dirs:
+        raise RecordError("no run directories given (expected at least one RUN_DIR)")
+    paths = [Path(p) for p in run_dirs]
+    runs: list[Run] = []
+    sweeps: list[Sweep] = []
+    for path in paths:
+        if is_sweep(path):
+            sweeps.append(load_sweep(path))
+        else:
+            runs.append(load_run(path))
+    doc = build(runs, sweeps)
+    out = Path(out) if out is not None else DEFAULT_OUT_ROOT / _slug(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    for image in doc.images():
+        (out / image.name).write_bytes(image.png)
+    (out / "summary.md").write_text(to_markdown(doc), encoding="utf-8")
+    index = out / "index.html"
+    index.write_text(to_html(doc), encoding="utf-8")
+    return index
+
+
+def build(runs: list[Run], sweeps: list[Sweep]) -> Document:
+    names = sorted({r.scenario_name for r in runs} | {s.scenario for s in sweeps})
+    doc = Document(
+        title=f"stormbench report — {', '.join(names)}",
+        subtitle=f"{len(runs)} run(s), {len(sweeps)} sweep(s); all times are scenario time",
+    )
+    if runs:
+        doc.sections += [
+            _overview(runs), _gates(runs), _comparisons(compare(runs), runs), _survival(runs),
+            _attempts(runs), _closes(runs), _active(runs), _delivery(runs), _overlay(runs),
+        ]
+    doc.sections += [_capacity(s, i) for i, s in enumerate(sweeps)]
+    return doc
+
+
+def _overview(runs: list[Run]) -> Section:
+    section = Section("Runs", "runs")
+    rows = []
+    for run in runs:
+        meta = run.meta or {}
+        wall = number(meta.get("wall_time_s"))
+        rows.append([
+            run.label, run.scenario_name, run.engine, run.profile,
+            _fmt(run.clients), _dur(run.duration_s), str(meta.get("time_scale", "")),
+            _dur(wall), str(meta.get("started_at", "")), str(meta.get("seed", "")),
+        ])
+    section.blocks.append(Table(["run", "scenario", "engine", "profile", "clients", "duration",
+                                 "time scale", "wall time", "started", "seed"], rows))
+    for run in runs:
+        description = (run.scenario or {}).get("description")
+        if description:
+            section.blocks.append(Note(f"{run.label}: {description}"))
+        for warning in (run.meta or {}).get("warnings") or []:
+            section.blocks.append(Note(f"{run.label}: warning: {warning}"))
+        check = (run.meta or {}).get("self_check")
+        if isinstance(check, dict) and check:
+            section.blocks.append(Note(f"{run.label}: self-check: {_compact(check)}"))
+        for note in run.notes:
+            section.blocks.append(Note(f"{run.label}: {note} — sections that need it are skipped"))
+    return section
+
+
+def _gates(runs: list[Run]) -> Section:
+    section = Section("Gate verdicts", "gates")
+    for run in runs:
+        if run.gates is None:
+            section.blocks.append(Note(f"{run.label}: no gates.json — verdicts not shown"))
+            continue
+        if not run.gates:
+            section.blocks.append(Note(f"{run.label}: gates.json lists no gates"))
+            continue
+        rows = []
+        for gate in run.gates:
+            gate = gate if isinstance(gate, dict) else {"name": str(gate)}
+            verdict = str(gate.get("verdict", "unknown"))
+            rows.append([
+                str(gate.get("name", "")), (verdict, verdict if verdict in ("pass", "fail", "unknown") else ""),
+                "strict" if gate.get("strict", True) else "advisory", _value(gate.get("observed")),
+                f"{gate.get('op', '')} {_value(gate.get('threshold'))}".strip(),
+                (_compact(gate.get("provenance")), "prov"),
+            ])
+        counts = {v: sum(1 for r in rows if r[1][0] == v) for v in ("pass", "fail", "unknown")}
+        caption = f"{run.label}: {counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown"
+        section.blocks.append(Table(["gate", "verdict", "kind", "observed", "threshold", "provenance"],
+                                    rows, caption))
+    return section
+
+
+def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
+    section = Section("Before / after", "before-after")
+    if not comparisons:
+        section.blocks.append(Note("needs two runs with summary.json — not shown"))
+        return section
+    for comp in comparisons:
+        b, a = comp.before, comp.after
+        rows = [[r.metric.label, r.before_text, r.after_text, r.change_text,
+                 f"{r.metric.seed_before} → {r.metric.seed_after}" if r.metric.seed_before else ""]
+                for r in comp.rows]
+        kind = "legacy vs fixed" if comp.legacy_vs_fixed else "pairwise, in the order given"
+        section.blocks.append(Table(
+            ["metric", f"before: {b.label} ({b.profile})", f"after: {a.label} ({a.profile})", "change",
+             "seed system (DESIGN.md)"],
+            rows, f"{b.scenario_name} ({b.engine}) — {kind}"))
+    section.blocks.append(Note("counts are per day of scenario time; p95 is the Kaplan–Meier estimate "
+                               "(unknown when the run was too short to observe it)"))
+    return section
+
+
+def _survival(runs: list[Run]) -> Section:
+    section = Section("Connection lifetimes", "survival")
+    curves, styles = [], []
+    for run in runs:
+        data = series.survival_of(run)
+        if data is None:
+            section.blocks.append(Note(f"{run.label}: no connection lifetimes (connections.csv missing or empty)"))
+            continue
+        curves.append(data)
+        styles.append("--" if run.engine == "simulate" else "-")
+    if curves:
+        lines = {(g.stat, g.op, g.seconds): g for r in runs for g in series.lifetime_gate_lines(r)}
+        fig = figures.survival(curves, list(lines.values()), styles)
+        section.blocks.insert(0, Image("survival.png", figures.png(fig),
+                                       "Kaplan–Meier survival of connection lifetimes"))
+        section.blocks.insert(1, Table(
+            ["run", "connections", "censored", "p50 (KM)", "p95 (KM)"],
+            [[d.label, str(d.curve.n), str(len(d.curve.censored_times)), _q(d.p50), _q(d.p95)] for d in curves]))
+    return section
+
+
+def _attempts(runs: list[Run]) -> Section:
+    section = Section("Reconnect attempts per second", "attempts")
+    panels, storm_rows = [], []
+    for run in runs:
+        data = series.attempts_per_second(run)
+        if data is None:
+            section.blocks.append(Note(f"{run.label}: no attempts column in timeseries.csv — not shown"))
+            continue
+        storms, source = series.storm_windows(run)
+        faults = series.fault_spans(run)
+        if run.faults is None:
+            section.blocks.append(Note(f"{run.label}: faults.json missing — fault timeline not shaded"))
+        panels.append((f"{run.label} — storms: {len(storms)} ({source})", data[0], data[1], storms, faults))
+        storm_rows += [[run.label, "storm", _dur(s.start), _dur(s.end - s.start), s.label] for s in storms]
+        storm_rows += [[run.label, "fault", _dur(f.start), _dur(f.end - f.start) if f.end > f.start else "instant",
+                        f.label] for f in faults]
+    if panels:
+        fig = figures.timelines(panels, "attempts/s", "Reconnect attempts per second, storms and faults")
+        section.blocks.insert(0, Image("attempts.png", figures.png(fig),
+                                       "Reconnect attempts per second with storm windows and faults shaded"))
+        if storm_rows:
+            section.blocks.insert(1, Table(["run", "what", "at", "for", "detail"], storm_rows))
+        section.blocks.append(Note(
+            f"storms marked 'detected' were found by the report: ≥ {series.STORM_MIN_PER_S:g} attempts/s "
+            f"(or {series.STORM_FLEET_SHARE:.0%} of the fleet per second) for consecutive seconds"))
+    return section
+
+
+def _closes(runs: list[Run]) -> Section:
+    section = Section("Closes by code", "closes")
+    panels = []
+    for run in runs:
+        binned = series.closes_by_code(run)
+        if binned is None:
+            section.blocks.append(Note(f"{run.label}: no closes_<code> columns in timeseries.csv — not shown"))
+            continue
+        panels.append((run.label, binned))
+    if panels:
+        section.blocks.insert(0, Image("closes.png", figures.png(figures.closes(panels)), "Closes by code over time"))
+        codes = sorted({c for _, b in panels for c in b.counts}, key=lambda c: (not c.isdigit(), c))
+        section.blocks.insert(1, Table(["run"] + codes, [
+            [label] + [_fmt(b.counts[c].sum()) if c in b.counts else "0" for c in codes] for label, b in panels
+        ], "total closes by code"))
+    return section
+
+
+def _active(runs: list[Run]) -> Section:
+    section = Section("Active connections", "active")
+    lines = []
+    for run in runs:
+        data = series.active_connections(run)
+        if data is None:
+            section.blocks.append(Note(f"{run.label}: no active column in timeseries.csv — not shown"))
+            continue
+        lines.append((f"{run.label} ({run.engine})", data[0], data[1], "--" if run.engine == "simulate" else "-"))
+    if lines:
+        faults = series.fault_spans(next(r for r in runs if series.active_connections(r) is not None))
+        fig = figures.lines(lines, faults, "active connections", "Active connections")
+        section.blocks.insert(0, Image("active.png", figures.png(fig), "Active connections over time"))
+    return section
+
+
+def _delivery(runs: list[Run]) -> Section:
+    section = Section("Message delivery", "delivery")
+    rows = []
+    for run in runs:
+        data = series.delivery(run)
+        if data is None:
+            section.blocks.append(Note(f"{run.label}: no ledger (ledger.csv, ledger_summary.json) — not shown"))
+            continue
+        rows.append((run.label, data[0], data[1]))
+    if rows:
+        keys = ("sent", "displayed", "lost", "duplicates", "reordered")
+        fig = figures.delivery([(label, counts) for label, counts, _ in rows])
+        section.blocks.insert(0, Image("delivery.png", figures.png(fig), "Message delivery: lost and duplicated"))
+        section.blocks.insert(1, Table(["run"] + list(keys) + ["source"], [
+            [label] + [_fmt(counts.get(k)) for k in keys] + [source] for label, counts, source in rows
+        ]))
+    return section
+
+
+def _overlay(runs: list[Run]) -> Section:
+    """Simulation over emulation, per scenario and profile, normalised per 1000 clients."""
+    section = Section("Simulation vs emulation", "overlay")
+    pairs = [(e, s) for e in runs if e.engine == "emulate" for s in runs
+             if s.engine == "simulate" and (s.scenario_name, s.profile) == (e.scenario_name, e.profile)]
+    if not pairs:
+        section.blocks.append(Note("needs an emulated and a simulated run of the same scenario and profile — "
+                                   "not shown"))
+        return section
+    for i, (emu, sim) in enumerate(pairs):
+        curves = [d for d in (series.survival_of(emu), series.survival_of(sim)) if d is not None]
+        if len(curves) == 2:
+            fig = figures.survival(curves, series.lifetime_gate_lines(emu), ["-", "--"])
+            section.blocks.append(Image(f"overlay_survival_{i}.png", figures.png(fig),
+                                        f"Lifetimes: {emu.label} (emulated) vs {sim.label} (simulated)"))
+        rates = [series.rate_per_1000(r) for r in (emu, sim)]
+        if all(r is not None for r in rates):
+            lines = [(f"{r.label} ({r.engine})", t, y, style)
+                     for r, (t, y), style in zip((emu, sim), rates, ("-", "--"))]
+            fig = figures.lines(lines, series.fault_spans(emu), "attempts/s per 1000 clients",
+                                "Reconnect attempts per 1000 clients: simulated over emulated")
+            section.blocks.append(Image(f"overlay_attempts_{i}.png", figures.png(fig),
+                                        f"Attempts per 1000 clients: {emu.label} vs {sim.label}"))
+        else:
+            section.blocks.append(Note(f"{emu.label} / {sim.label}: attempts or clients missing — rate overlay "
+                                       "not shown"))
+    return section
+
+
+def _capacity(sweep: Sweep, index: int) -> Section:
+    section = Section(f"Capacity — {sweep.scenario}", f"capacity-{index}")
+    curves = [(s.label, np.array([p.fleet for p in s.points]), np.array([p.metric for p in s.points]),
+               np.array([p.passed for p in s.points], dtype=bool)) for s in sweep.settings]
+    capacities = {s.label: s.capacity for s in sweep.settings}
+    fig = figures.capacity(curves, capacities, sweep.fleet_param, sweep.metric_key)
+    section.blocks.append(Image(f"capacity_{index}.png", figures.png(fig), f"Capacity curve of {sweep.scenario}"))
+    rows = []
+    for s in sweep.settings:
+        first_fail = next((p for p in s.points if not p.passed), None)
+        rows.append([s.label, _fmt(s.capacity) if s.capacity else "below the smallest fleet tried",
+                     "" if first_fail is None else f"{_fmt(first_fail.fleet)}: {', '.join(first_fail.failed_gates)}"])
+    section.blocks.append(Table(["setting", "capacity (largest passing fleet)", "first failure"], rows))
+    best = sweep.recommended()
+    section.blocks.append(Note(
+        f"recommended: {best.label} (holds {_fmt(best.capacity)} clients)" if best
+        else "no setting passed at any fleet size: no recommendation"))
+    for note in sweep.notes:
+        section.blocks.append(Note(note))
+    return section
+
+
+def _slug(paths: list[Path]) -> str:
+    text = "+".join(p.resolve().name for p in paths)
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text)[:120] or "report"
+
+
+def _compact(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(", ", ": "))
+    return text if len(text) <= PROVENANCE_CHARS else text[:PROVENANCE_CHARS] + f"… ({len(text)} chars)"
+
+
+def _value(value: Any) -> str:
+    num = number(value)
+    if num is not None:
+        return f"{num:g}"
+    return "n/a" if value is None else str(value)
+
+
+def _fmt(value: Any) -> str:
+    num = number(value)
+    return "n/a" if num is None else f"{num:,.0f}" if float(num).is_integer() else f"{num:,.2f}"
+
+
+def _dur(value: float | None) -> str:
+    return "n/a" if value is None else format_duration(value)
+
+
+def _q(value: float | None) -> str:
+    return "not reached" if value is None else format_duration(value)

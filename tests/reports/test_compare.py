@@ -1,0 +1,55 @@
+"""The before/after table: who is before, per-day normalisation, change in percent."""
+import pytest
+
+from reports.compare import change_text, compare
+from reports.record import load_run
+from tests.reports.synthetic import SyntheticRun, write_run
+
+
+def _run(tmp_path, name, **kw):
+    return load_run(write_run(tmp_path / name, SyntheticRun(**kw)))
+
+
+def test_legacy_is_before_and_fixed_after_whatever_the_order(tmp_path):
+    fixed = _run(tmp_path, "b", profile="fixed", duration=43200, failed_handshakes=[403],
+                 summary={"duration_p95_s": 7300, "manual_refreshes": 1})
+    legacy = _run(tmp_path, "a", profile="legacy", duration=43200, failed_handshakes=[403] * 10,
+                  summary={"duration_p95_s": 900, "manual_refreshes": 15, "storms": 25})
+    [comp] = compare([fixed, legacy])
+    assert comp.legacy_vs_fixed and comp.before is legacy and comp.after is fixed
+    rows = {r.metric.key: r for r in comp.rows}
+    # half a day of scenario time: counts double when stated per day
+    assert rows["http_403"].before == pytest.approx(20) and rows["http_403"].after == pytest.approx(2)
+    assert rows["http_403"].change_text == "-90%"
+    assert rows["storms"].before == pytest.approx(50)
+    assert rows["manual_refreshes"].after_text.startswith("2.0/day (1 in 12h)")
+    assert rows["duration_p95_s"].before_text == "15m" and rows["duration_p95_s"].after_text == "2h01m"
+    assert rows["duration_p95_s"].change_text == "+711%"
+
+
+def test_unobserved_p95_is_unknown_not_zero(tmp_path):
+    a = _run(tmp_path, "a", profile="legacy", summary={"duration_p95_s": 900})
+    b = _run(tmp_path, "b", profile="fixed", summary={"duration_p95_s": None})
+    row = next(r for r in compare([a, b])[0].rows if r.metric.key == "duration_p95_s")
+    assert row.after is None and "unknown" in row.after_text and row.change_text == "n/a"
+
+
+def test_without_a_legacy_fixed_pair_runs_are_compared_in_order(tmp_path):
+    runs = [_run(tmp_path, n, profile={"base": "fixed", "disable": ["jitter"]}) for n in ("x", "y", "z")]
+    comps = compare(runs)
+    assert [(c.before.label, c.after.label) for c in comps] == [("x", "y"), ("y", "z")]
+    assert not comps[0].legacy_vs_fixed
+    assert runs[0].profile == "custom (base fixed)"
+
+
+def test_legacy_and_fixed_pair_per_engine(tmp_path):
+    runs = [_run(tmp_path, f"{e}-{p}", engine=e, profile=p)
+            for e in ("emulate", "simulate") for p in ("legacy", "fixed")]
+    pairs = {(c.before.label, c.after.label) for c in compare(runs)}
+    assert pairs == {("emulate-legacy", "emulate-fixed"), ("simulate-legacy", "simulate-fixed")}
+
+
+@pytest.mark.parametrize("before, after, text", [
+    (50, 2, "-96%"), (0, 0, "0%"), (0, 3, "new (was 0)"), (None, 3, "n/a"), (10, 15, "+50%")])
+def test_change_text(before, after, text):
+    assert change_text(before, after) == text

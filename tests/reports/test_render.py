@@ -1,0 +1,120 @@
+"""The whole report: files written, user text escaped, missing parts noted, bad input refused."""
+import base64
+import json
+import re
+
+import pytest
+
+from harness.cli import main as stormbench
+from reports import render
+from reports.record import RecordError
+from tests.reports.synthetic import SyntheticRun, write_run
+
+HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="module")
+def legacy_fixed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    gates = [{"name": "p95 connection duration", "verdict": "fail", "strict": True, "observed": 900,
+              "op": ">=", "threshold": 7200, "provenance": {"connections": 3, "censored": 1}}]
+    legacy = write_run(root / "legacy", SyntheticRun(
+        name=HOSTILE, description=HOSTILE, profile="legacy", duration=3600, storm=(100, 130, 20),
+        closes={"4401": [5, 6, 7], "1006": [10]}, faults=[{"at": 100, "for": 60, "kind": "partition"}],
+        lost={3}, duplicated={4}, gates=gates, failed_handshakes=[403, 403],
+        scenario_gates=[{"name": "p95", "metric": "connection_duration", "stat": "p95", "op": ">=", "value": "2h"}],
+        summary={"duration_p95_s": 900}))
+    fixed = write_run(root / "fixed", SyntheticRun(name=HOSTILE, profile="fixed", duration=3600,
+                                                   gates=[dict(gates[0], verdict="pass", observed=8000)],
+                                                   summary={"duration_p95_s": 8000}))
+    sim = write_run(root / "sim", SyntheticRun(name=HOSTILE, engine="simulate", profile="fixed", duration=3600,
+                                               clients=1000, base_attempts=2))
+    index = render([legacy, fixed, sim], root / "out")
+    return index, index.read_text(encoding="utf-8")
+
+
+def test_writes_index_markdown_and_every_png_it_embeds(legacy_fixed):
+    index, html = legacy_fixed
+    embedded = re.findall(r'<img src="data:image/png;base64,([^"]+)"[^>]*data-file="([^"]+)"', html)
+    names = {name for _, name in embedded}
+    assert {"survival.png", "attempts.png", "closes.png", "active.png", "delivery.png",
+            "overlay_survival_0.png", "overlay_attempts_0.png"} <= names
+    for data, name in embedded:
+        png = base64.b64decode(data)
+        assert png.startswith(b"\x89PNG") and (index.parent / name).read_bytes() == png
+    assert (index.parent / "summary.md").is_file()
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # no network
+
+
+def test_user_text_is_escaped_in_html_and_markdown(legacy_fixed):
+    index, html = legacy_fixed
+    assert "<script>" not in html and "onerror=alert(1)>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    md = (index.parent / "summary.md").read_text(encoding="utf-8")
+    assert "<script>" not in md and "\\<script\\>" in md
+
+
+def test_before_after_table_is_filled_with_measured_values(legacy_fixed):
+    index, html = legacy_fixed
+    md = (index.parent / "summary.md").read_text(encoding="utf-8")
+    table = md[md.index("## Before / after"):md.index("## Connection lifetimes")]
+    assert "legacy vs fixed" in table
+    assert "| 403 auth errors | 48/day (2 in 1h) | 0.0/day (0 in 1h) | -100% |" in table
+    assert "| connection duration p95 | 15m | 2h13m | +789% |" in table
+
+
+def test_gate_verdicts_show_provenance(legacy_fixed):
+    _, html = legacy_fixed
+    assert '<td class="fail">fail</td>' in html and '<td class="pass">pass</td>' in html
+    assert "{&quot;connections&quot;: 3, &quot;censored&quot;: 1}" in html
+
+
+def test_missing_files_skip_their_sections_with_a_note(tmp_path):
+    run = write_run(tmp_path / "partial", SyntheticRun(omit=("timeseries.csv", "ledger.csv", "gates.json")))
+    (run / "connections.csv").write_text("client,conn\nc0,1\n")  # damaged: no duration column
+    html = render([run], tmp_path / "out").read_text()
+    assert "connections.csv: missing column(s) duration_s, censored" in html
+    assert "partial: no gates.json — verdicts not shown" in html
+    assert "timeseries.csv: missing" in html and "ledger.csv: missing" in html
+    assert "survival.png" not in html and "attempts.png" not in html
+
+
+def test_invalid_json_is_named_with_its_line(tmp_path):
+    run = write_run(tmp_path / "bad", SyntheticRun())
+    (run / "summary.json").write_text('{"engine": "emulate",\n "clients": }')
+    html = render([run], tmp_path / "out").read_text()
+    assert "summary.json: not valid JSON (line 2, column 13" in html
+
+
+def test_a_directory_without_a_run_record_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecordError, match="no run-record files found"):
+        render([tmp_path / "empty"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_prints_the_index_path_and_exits_2_on_bad_input(tmp_path, capsys):
+    run = write_run(tmp_path / "run", SyntheticRun())
+    assert stormbench(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "out" / "index.html")
+    assert stormbench(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "nope: not a directory" in err
+
+
+def test_sweep_renders_a_capacity_curve_and_recommends_a_setting(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    points = []
+    for delay, breaks_at in ((5, 10000), (30, 100000)):
+        for fleet in (1000, 10000, 100000):
+            failed = fleet >= breaks_at
+            points.append({"params": {"fleet.sim_clients": fleet, "client.max_delay": delay},
+                           "summary": {"peak_reconnects_per_s": fleet / delay},
+                           "gates": [{"name": "no storm", "verdict": "fail" if failed else "pass", "strict": True}]})
+    (sweep / "sweep.json").write_text(json.dumps({"scenario": "deploy-storm", "points": points,
+                                                  "vary": {"fleet.sim_clients": [], "client.max_delay": []}}))
+    html = render([sweep], tmp_path / "out").read_text()
+    assert "capacity_0.png" in html
+    assert "<td>client.max_delay=5</td><td>1,000</td><td>10,000: no storm</td>" in html
+    assert "recommended: client.max_delay=30 (holds 10,000 clients)" in html
