@@ -1,0 +1,225 @@
+"""Deriving the run record's tables from the raw event records.
+
+Conventions (README "Run records", "Client event records"):
+- A connection is one `(client, sock)`; a row exists when the attempt got an answer
+  (`open`, or `handshake_failed` with an HTTP status).
+- A connection is censored when the observation ends before it does: it is still
+  open at the end of the run, or it is closed by or after the harness stopping its
+  client (a `stop` harness record, e.g. at the end of a run or when load-spike
+  clients leave). Its duration is then the time observed so far.
+- A reconnect is an attempt that is not the first of its client's session; a session
+  starts at the client's first attempt and again after each `give_up` (a manual refresh).
+- A duplicate is a `displayed` record for a message the same client already displayed.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.cli import UsageError
+from harness.record.files import SENT, TIMESERIES_COLUMNS
+
+ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
+
+
+def read_events(path: Path) -> list[dict]:
+    """Every record of `events.jsonl`, sorted by `t` (workers interleave); a bad line names its number."""
+    events = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                float(record["t"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UsageError(f"{path}:{lineno}: expected a JSON object with a numeric 't', got {line[:80]!r} ({exc})") from None
+            events.append(record)
+    events.sort(key=lambda r: float(r["t"]))
+    return events
+
+
+@dataclass
+class _Conn:
+    client: str
+    conn: str
+    opened: float | None = None
+    closed: float | None = None
+    code: int | None = None
+    by: str | None = None
+    status: int | None = None
+    censored_at: float | None = None
+
+
+@dataclass
+class Derived:
+    connections: list[dict]
+    timeseries: list[dict]
+    ledger_displayed: list[dict]
+    conversation_owner: dict[str, str]
+    observed_until: dict[str, float]            # per client: when observation of it ended
+    clients: set[str] = field(default_factory=set)
+
+
+def derive(events: list[dict], end: float) -> Derived:
+    conns: dict[tuple[str, str], _Conn] = {}
+    order: list[_Conn] = []
+    stop_at: dict[str, float] = {}
+    owner: dict[str, str] = {}
+    clients: set[str] = set()
+    bins = max(1, math.ceil(end))
+    series: dict[str, list[int]] = {c: [0] * bins for c in TIMESERIES_COLUMNS if c not in ("t", "active", "closes")}
+    in_session: set[str] = set()
+    shown: set[tuple[str, str, str]] = set()
+    displayed_rows: list[dict] = []
+
+    def conn(r: dict) -> _Conn:
+        key = (str(r["client"]), str(r.get("sock")))
+        c = conns.get(key)
+        if c is None:
+            c = conns[key] = _Conn(*key)
+            order.append(c)
+        return c
+
+    for r in events:
+        t = float(r["t"])
+        kind = r.get("kind")
+        client = str(r.get("client", ""))
+        clients.add(client)
+        if "conversation" in r and client and r["conversation"] is not None:
+            owner.setdefault(str(r["conversation"]), client)
+        b = min(int(t), bins - 1) if t >= 0 else 0
+        in_run = t < end
+        if kind == "attempt":
+            conn(r)
+            if in_run:
+                series["attempts"][b] += 1
+                if client in in_session:
+                    series["reconnects"][b] += 1
+            in_session.add(client)
+        elif kind == "give_up":
+            in_session.discard(client)
+            if in_run:
+                series["manual_refreshes"][b] += 1
+        elif kind == "open":
+            c = conn(r)
+            c.opened = t
+            if in_run:
+                series["opens"][b] += 1
+        elif kind == "close":
+            c = conn(r)
+            if c.closed is None:
+                c.closed, c.by = t, r.get("by")
+                c.code = int(r["code"]) if r.get("code") is not None else ABNORMAL
+        elif kind == "handshake_failed":
+            status = r.get("status")
+            if status is not None:
+                c = conn(r)
+                c.opened, c.status = t, int(status)
+                if in_run and int(status) == 403:
+                    series["http_403"][b] += 1
+        elif kind == "stop":
+            stop_at.setdefault(client, t)
+        elif kind == "displayed":
+            key = (client, str(r.get("conversation")), str(r.get("msg_id")))
+            if in_run:
+                series["displayed"][b] += 1
+                if key in shown:
+                    series["duplicates"][b] += 1
+            shown.add(key)
+            displayed_rows.append({"kind": "displayed", "client": client, "conversation": r.get("conversation"),
+                                   "msg_id": r.get("msg_id"), "seq": r.get("seq"), "t": t})
+
+    rows, active_delta, closes_by_code = _connection_rows(order, stop_at, end, bins)
+    active, level = [], 0
+    for delta in active_delta:
+        level += delta
+        active.append(level)
+    codes = sorted(closes_by_code)
+    timeseries = []
+    for i in range(bins):
+        row: dict[str, Any] = {"t": i}
+        for col in TIMESERIES_COLUMNS[1:]:
+            if col == "active":
+                row[col] = active[i]
+            elif col == "closes":
+                row[col] = sum(closes_by_code[c][i] for c in codes)
+            else:
+                row[col] = series[col][i]
+        for code in codes:
+            row[f"closes_{code}"] = closes_by_code[code][i]
+        timeseries.append(row)
+    observed_until = {c: min(stop_at.get(c, end), end) for c in clients if c}
+    clients.discard("")
+    return Derived(rows, timeseries, displayed_rows, owner, observed_until, clients)
+
+
+def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int
+                     ) -> tuple[list[dict], list[int], dict[int, list[int]]]:
+    rows = []
+    active_delta = [0] * (bins + 1)
+    closes_by_code: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
+    for c in order:
+        if c.opened is None:
+            continue  # no answer to the attempt (refused or timed-out TCP connect): no row
+        if c.status is not None:
+            rows.append({"client": c.client, "conn": c.conn, "opened_s": c.opened, "closed_s": None,
+                         "duration_s": None, "close_code": None, "closed_by": None, "http_status": c.status,
+                         "censored": 0})
+            continue
+        horizon = min(stop_at.get(c.client, end), end)
+        censored = c.closed is None or c.closed >= horizon
+        closed = min(horizon, c.closed if c.closed is not None else horizon) if censored else c.closed
+        closed = max(closed, c.opened)
+        rows.append({"client": c.client, "conn": c.conn, "opened_s": c.opened,
+                     "closed_s": None if censored else closed, "duration_s": closed - c.opened,
+                     "close_code": None if censored else c.code, "closed_by": None if censored else c.by,
+                     "http_status": None, "censored": int(censored)})
+        if c.opened < end:
+            active_delta[min(int(c.opened), bins)] += 1
+            if closed < end:
+                active_delta[min(int(closed), bins)] -= 1
+        if not censored and c.closed < end:
+            closes_by_code[c.code][min(int(c.closed), bins - 1)] += 1
+    return rows, active_delta[:bins], closes_by_code
+
+
+def read_sent(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = []
+        for lineno, row in enumerate(csv.DictReader(f), 2):
+            try:
+                rows.append({"conversation": row["conversation"], "msg_id": row["msg_id"],
+                             "seq": int(row["seq"]) if row.get("seq") not in (None, "") else None,
+                             "t": float(row["t"])})
+            except (KeyError, ValueError) as exc:
+                raise UsageError(f"{path}:{lineno}: expected columns conversation, msg_id, seq, t ({exc})") from None
+        return rows
+
+
+def ledger_rows(run_dir: Path, derived: Derived) -> Iterator[dict]:
+    """`ledger.csv` rows: the server's sent log attributed to the owning client, then the displays."""
+    for row in read_sent(run_dir / SENT):
+        yield {"kind": "sent", "client": derived.conversation_owner.get(row["conversation"]), **row}
+    yield from derived.ledger_displayed
+
+
+def write_csv(path: Path, columns: tuple[str, ...] | list[str], rows: list[dict] | Iterator[dict]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+def timeseries_columns(rows: list[dict]) -> list[str]:
+    extra = sorted({k for r in rows[:1] for k in r if k.startswith("closes_")}, key=lambda k: int(k[7:]))
+    return list(TIMESERIES_COLUMNS) + extra
+

@@ -1,0 +1,25 @@
+"""The names and columns of a run record's files (README "Run records"): one place for all readers and writers."""
+from __future__ import annotations
+
+SCENARIO = "scenario.json"
+META = "meta.json"
+EVENTS = "events.jsonl"
+SENT = "sent.csv"
+FAULTS = "faults.json"
+SCRAPES = "scrapes.jsonl"
+CONNECTIONS = "connections.csv"
+TIMESERIES = "timeseries.csv"
+LEDGER = "ledger.csv"
+LEDGER_SUMMARY = "ledger_summary.json"
+GATES = "gates.json"
+SUMMARY = "summary.json"
+JUNIT = "junit.xml"
+
+SENT_COLUMNS = ("conversation", "msg_id", "seq", "t")
+CONNECTION_COLUMNS = ("client", "conn", "opened_s", "closed_s", "duration_s", "close_code", "closed_by",
+                      "http_status", "censored")
+# timeseries.csv: these columns, then one `closes_<code>` column per close code seen.
+TIMESERIES_COLUMNS = ("t", "attempts", "reconnects", "opens", "closes", "active", "http_403",
+                      "manual_refreshes", "displayed", "duplicates")
+LEDGER_COLUMNS = ("kind", "client", "conversation", "msg_id", "seq", "t")
+LEDGER_SUMMARY_KEYS = ("sent", "displayed", "lost", "duplicates", "reordered")

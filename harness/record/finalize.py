@@ -1,0 +1,126 @@
+"""`finalize(run_dir)`: derive the tables an engine did not write, then `summary.json`.
+
+Both engines end here, so a statistic means the same whichever engine produced
+the run. A table an engine wrote (the simulation does at fleet scale) is kept as
+it is; `summary.json` is always recomputed from the tables, keeping any extra
+keys an engine put there.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.cli import UsageError
+from harness.record import files
+from harness.record.derive import derive, ledger_rows, read_events, timeseries_columns, write_csv
+from harness.record.ledger import LedgerSummary, check
+from harness.record.run import RunRecord
+from harness.record.storms import StormRule, detect_storms
+from harness.record.survival import kaplan_meier
+
+DAY = 86400.0
+
+
+def in_flight_window(time_scale: float) -> float:
+    """Scenario seconds before the end in which an undelivered message is indeterminate, not lost:
+    at least 5 s, or half a wall second at the run's time scale."""
+    return max(5.0, 0.5 * time_scale)
+
+
+def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_flight_s: float | None = None) -> dict:
+    rec = RunRecord(run_dir)
+    _derive_missing_tables(rec)
+    rec = RunRecord(run_dir)  # re-read what was just written
+    summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
+    (rec.dir / files.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _derive_missing_tables(rec: RunRecord) -> None:
+    need_connections = not rec.has(files.CONNECTIONS)
+    need_timeseries = not rec.has(files.TIMESERIES)
+    need_ledger = not rec.has(files.LEDGER) and not rec.has(files.LEDGER_SUMMARY)
+    if not (need_connections or need_timeseries or need_ledger):
+        return
+    if not rec.has(files.EVENTS):
+        missing = [n for n, need in ((files.CONNECTIONS, need_connections), (files.TIMESERIES, need_timeseries),
+                                     (files.LEDGER, need_ledger)) if need]
+        raise UsageError(f"{rec.dir}: cannot derive {missing}: {files.EVENTS} is missing")
+    derived = derive(read_events(rec.path(files.EVENTS)), rec.end)
+    if need_connections:
+        write_csv(rec.path(files.CONNECTIONS), files.CONNECTION_COLUMNS, derived.connections)
+    if need_timeseries:
+        write_csv(rec.path(files.TIMESERIES), timeseries_columns(derived.timeseries), derived.timeseries)
+    if need_ledger:
+        write_csv(rec.path(files.LEDGER), files.LEDGER_COLUMNS, ledger_rows(rec.dir, derived))
+
+
+def _opt(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> LedgerSummary | None:
+    if rec.ledger is not None:
+        window = in_flight_window(rec.time_scale) if in_flight_s is None else in_flight_s
+        return check(rec.ledger, rec.connections, window)
+    if rec.ledger_summary is not None:
+        fields = {k: int(v) for k, v in rec.ledger_summary.items() if k in LedgerSummary.__dataclass_fields__}
+        return LedgerSummary(**fields)
+    return None
+
+
+def lifetimes(rec: RunRecord):
+    """The Kaplan–Meier estimate over connections that opened (failed handshakes have no lifetime)."""
+    conns = rec.connections[rec.connections["http_status"].isna() & rec.connections["duration_s"].notna()]
+    return kaplan_meier(conns["duration_s"].to_numpy(float), conns["censored"].to_numpy(int) == 0)
+
+
+def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_s: float | None = None) -> dict:
+    ts = rec.timeseries
+    conns = rec.connections
+    km = lifetimes(rec)
+    mean, mean_exact = km.restricted_mean()
+    storms, threshold = detect_storms(ts["reconnects"].to_numpy(float), rec.clients, storm_rule)
+    ledger = ledger_summary(rec, in_flight_s)
+    close_cols = sorted((c for c in ts.columns if c.startswith("closes_")), key=lambda c: int(c[7:]))
+    closes_by_code = {c[7:]: int(ts[c].sum()) for c in close_cols if ts[c].sum() > 0}
+    scale_to_day = DAY / rec.end if rec.end > 0 else 0.0
+    counts = {
+        "storms": len(storms),
+        "http_403": int(ts["http_403"].sum()),
+        "duplicates_displayed": int(ts["duplicates"].sum()),
+        "manual_refreshes": int(ts["manual_refreshes"].sum()),
+        "reconnect_attempts": int(ts["reconnects"].sum()),
+    }
+    out: dict[str, Any] = {
+        "engine": rec.engine,
+        "scenario": rec.scenario.get("name"),
+        "seed": rec.scenario.get("seed"),
+        "duration_s": rec.end,
+        "clients": rec.clients,
+        "connections": int(conns["http_status"].isna().sum()),
+        "censored_connections": int(conns["censored"].sum()),
+        "handshake_failures": int(conns["http_status"].notna().sum()),
+        "duration_p50_s": _opt(km.quantile(0.50)),
+        "duration_p95_s": _opt(km.quantile(0.95)),
+        "duration_p99_s": _opt(km.quantile(0.99)),
+        "duration_mean_s": _opt(mean) if mean_exact else None,
+        "duration_observed_max_s": _opt(km.t_max),
+        "attempts": int(ts["attempts"].sum()),
+        **counts,
+        "closes_by_code": closes_by_code,
+        "lost_messages": None if ledger is None else ledger.lost,
+        "messages_sent": None if ledger is None else ledger.sent,
+        "messages_displayed": None if ledger is None else ledger.displayed,
+        "messages_indeterminate": None if ledger is None else ledger.indeterminate,
+        "reordered_messages": None if ledger is None else ledger.reordered,
+        "unexpected_messages": None if ledger is None else ledger.unexpected,
+        "storm_windows": [s.to_dict() for s in storms],
+        "storm_threshold_per_bin": threshold,
+        "storm_bin_s": storm_rule.bin_for(float(len(ts))),
+        "peak_reconnects_per_s": int(ts["reconnects"].max()) if len(ts) else 0,
+        "peak_active": int(ts["active"].max()) if len(ts) else 0,
+        "per_day": {k: round(v * scale_to_day, 3) for k, v in counts.items()},
+    }
+    return out

@@ -1,0 +1,141 @@
+"""Reading a run record directory: the one loader that finalize, gates and commands share.
+
+Each table is read on first use and checked for its columns, so a hand-edited or
+truncated record fails with the file and the missing column, not a KeyError.
+"""
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.cli import UsageError
+from harness.record import files
+
+
+class RunRecord:
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        if not self.dir.is_dir():
+            raise UsageError(f"{self.dir}: not a run record directory (it does not exist)")
+        if not (self.dir / files.SCENARIO).exists():
+            raise UsageError(f"{self.dir}: not a run record: {files.SCENARIO} is missing")
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def has(self, name: str) -> bool:
+        return (self.dir / name).exists()
+
+    def _json(self, name: str, default: Any = None) -> Any:
+        path = self.dir / name
+        if not path.exists():
+            return default
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}: not valid JSON: {exc}") from None
+
+    @cached_property
+    def scenario(self) -> dict:
+        doc = self._json(files.SCENARIO)
+        if not isinstance(doc, dict) or "duration" not in doc:
+            raise UsageError(f"{self.path(files.SCENARIO)}: expected the resolved scenario with a 'duration'")
+        return doc
+
+    @cached_property
+    def meta(self) -> dict:
+        return self._json(files.META, {}) or {}
+
+    @property
+    def engine(self) -> str:
+        return str(self.meta.get("engine", "unknown"))
+
+    @property
+    def end(self) -> float:
+        """When observation ended, in scenario seconds (the duration, unless the engine says otherwise)."""
+        return float(self.meta.get("end_s") or self.scenario["duration"])
+
+    @property
+    def time_scale(self) -> float:
+        return float(self.meta.get("time_scale") or self.scenario.get("time_scale") or 1.0)
+
+    @cached_property
+    def clients(self) -> int:
+        if self.meta.get("clients"):
+            return int(self.meta["clients"])
+        fleet = self.scenario.get("fleet", {})
+        if self.engine == "simulate":
+            return int(fleet.get("sim_clients") or fleet.get("clients") or 0)
+        return int(fleet.get("clients") or 0)
+
+    @cached_property
+    def faults(self) -> list[dict]:
+        faults = self._json(files.FAULTS)
+        if faults is None:
+            faults = [{"at": f["at"], "for": f.get("for"), "kind": f["kind"], "params": {}, "targets": None}
+                      for f in self.scenario.get("faults", [])]
+        return faults
+
+    def _csv(self, name: str, columns: tuple[str, ...], dtype: dict | None = None) -> pd.DataFrame:
+        path = self.dir / name
+        if not path.exists():
+            raise UsageError(f"{path}: missing (run `finalize` on the record first)")
+        try:
+            df = pd.read_csv(path, dtype=dtype)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise UsageError(f"{path}: not a readable CSV table: {exc}") from None
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise UsageError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
+        return df
+
+    @cached_property
+    def connections(self) -> pd.DataFrame:
+        df = self._csv(files.CONNECTIONS, files.CONNECTION_COLUMNS, {"client": str, "conn": str, "closed_by": str})
+        df["censored"] = df["censored"].fillna(0).astype(int)
+        return df
+
+    @cached_property
+    def timeseries(self) -> pd.DataFrame:
+        return self._csv(files.TIMESERIES, files.TIMESERIES_COLUMNS)
+
+    @cached_property
+    def ledger(self) -> pd.DataFrame | None:
+        if not self.has(files.LEDGER):
+            return None
+        return self._csv(files.LEDGER, files.LEDGER_COLUMNS,
+                         {"client": str, "conversation": str, "msg_id": str, "kind": str})
+
+    @cached_property
+    def ledger_summary(self) -> dict | None:
+        summary = self._json(files.LEDGER_SUMMARY)
+        if summary is not None:
+            missing = [k for k in files.LEDGER_SUMMARY_KEYS if k not in summary]
+            if missing:
+                raise UsageError(f"{self.path(files.LEDGER_SUMMARY)}: missing key(s) {missing}; "
+                                 f"expected {list(files.LEDGER_SUMMARY_KEYS)}")
+        return summary
+
+    @cached_property
+    def scrapes(self) -> list[dict]:
+        path = self.dir / files.SCRAPES
+        if not path.exists():
+            return []
+        out = []
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise UsageError(f"{path}:{lineno}: not valid JSON: {exc}") from None
+        out.sort(key=lambda s: float(s["t"]))
+        return out
+
+    @cached_property
+    def summary(self) -> dict:
+        return self._json(files.SUMMARY, {}) or {}

@@ -1,0 +1,59 @@
+"""Connection lifetimes with right-censoring: the Kaplan–Meier product-limit estimator.
+
+A connection still open when the run stops is evidence that its lifetime is at
+least that long; dropping it (as k6 does) biases lifetime quantiles towards the
+connections that died early. When the estimate never falls to the level a
+quantile needs, that quantile lies beyond the longest observation: it is reported
+as unknown (`None`) together with that lower bound, never as a number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Survival:
+    times: np.ndarray       # distinct times at which at least one connection ended
+    survival: np.ndarray    # S(t) just after each of those times
+    n: int                  # connections observed
+    events: int             # connections that ended (not censored)
+    t_max: float            # longest observation, ended or censored
+
+    def quantile(self, q: float) -> float | None:
+        """Smallest t with S(t) <= 1 - q; None when the estimate never gets there (or no data)."""
+        if self.n == 0:
+            return None
+        reached = np.nonzero(self.survival <= 1.0 - q + 1e-12)[0]
+        return float(self.times[reached[0]]) if reached.size else None
+
+    def restricted_mean(self) -> tuple[float | None, bool]:
+        """Area under S(t) up to t_max, and whether it is the mean itself (False: a lower bound,
+        because the longest observation was censored and S has not reached 0)."""
+        if self.n == 0:
+            return None, False
+        edges = np.concatenate(([0.0], self.times, [self.t_max]))
+        levels = np.concatenate(([1.0], self.survival))
+        area = float(np.sum(levels * np.diff(edges)))
+        exact = bool(self.survival.size and self.survival[-1] <= 1e-12)
+        return area, exact
+
+
+def kaplan_meier(durations: np.ndarray, ended: np.ndarray) -> Survival:
+    """The product-limit estimate from lifetimes and a flag per lifetime: True ended, False censored.
+
+    At tied times, ends are counted before censorings (the usual convention).
+    """
+    durations = np.asarray(durations, dtype=float)
+    ended = np.asarray(ended, dtype=bool)
+    if durations.size == 0:
+        return Survival(np.empty(0), np.empty(0), 0, 0, 0.0)
+    order = np.lexsort((~ended, durations))  # by time, ends first at ties
+    d, e = durations[order], ended[order]
+    times, first = np.unique(d, return_index=True)
+    ends_at = np.add.reduceat(e.astype(int), first)
+    at_risk = d.size - first                    # still observed just before each time
+    keep = ends_at > 0
+    factors = 1.0 - ends_at[keep] / at_risk[keep]
+    return Survival(times[keep], np.cumprod(factors), int(d.size), int(e.sum()), float(d.max()))
