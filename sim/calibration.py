@@ -1,0 +1,133 @@
+"""The model's parameters that depend on the machine and the server: measured, not guessed.
+
+`stormbench calibrate` measures them on this machine (see `sim.calibrate_cli`) and writes a
+JSON file of this shape; `sim/calibration_default.json` ships a measured default. The run
+record's meta names the file used, so a prediction can always be traced to its inputs.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_PATH = Path(__file__).with_name("calibration_default.json")
+_KINDS = ("lognormal", "exponential", "fixed")
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A positive service-time distribution given by its mean (and log-sd for lognormal)."""
+
+    kind: str = "lognormal"
+    mean: float = 0.001
+    sigma: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"kind: expected one of {', '.join(_KINDS)}, got {self.kind!r}")
+        if not (self.mean >= 0 and math.isfinite(self.mean)):
+            raise ValueError(f"mean: expected a non-negative number of seconds, got {self.mean!r}")
+        if self.sigma < 0:
+            raise ValueError(f"sigma: expected a non-negative log-sd, got {self.sigma!r}")
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.kind == "fixed" or self.mean == 0:
+            return np.full(n, self.mean)
+        if self.kind == "exponential":
+            return rng.exponential(self.mean, n)
+        mu = math.log(self.mean) - self.sigma**2 / 2  # so that E[X] == mean
+        return rng.lognormal(mu, self.sigma, n)
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile, used to print what a calibration means in seconds."""
+        from scipy import stats
+
+        if self.kind == "fixed" or self.mean == 0:
+            return self.mean
+        if self.kind == "exponential":
+            return -self.mean * math.log1p(-q)
+        mu = math.log(self.mean) - self.sigma**2 / 2
+        return math.exp(mu + self.sigma * float(stats.norm.ppf(q)))
+
+    @classmethod
+    def fit(cls, samples: list[float] | np.ndarray) -> "Dist":
+        """A lognormal with the samples' mean and log-sd (what the calibration measures)."""
+        x = np.asarray(samples, dtype=float)
+        x = x[x > 0]
+        if x.size < 2:
+            raise ValueError(f"need at least 2 positive samples to fit a distribution, got {x.size}")
+        return cls("lognormal", float(x.mean()), float(np.log(x).std(ddof=1)))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the model needs to know about one server on one machine.
+
+    `handshake_servers` and `handshake_service` are the accept path's capacity (c servers, each
+    taking a service time per handshake): the quantity that decides how a reconnect herd queues.
+    The remaining times are assumptions about the outside world, kept here so they are visible
+    in the run record next to what was measured.
+    """
+
+    source: str = "built-in default"
+    handshake_servers: int = 1
+    handshake_service: Dist = field(default_factory=lambda: Dist("lognormal", 0.002, 0.5))
+    token_latency: Dist = field(default_factory=lambda: Dist("lognormal", 0.003, 0.5))
+    agent_latency: Dist = field(default_factory=lambda: Dist("lognormal", 0.005, 0.6))
+    connect_timeout_s: float = 10.0  # a connect into a partition or an offline network fails after this
+    refused_after_s: float = 0.001  # a connect to a server that is down is refused this fast
+    restart_downtime_s: float = 2.0  # a restarting server accepts nothing for this long
+    measured: dict[str, Any] = field(default_factory=dict)  # raw figures from `stormbench calibrate`
+
+    def __post_init__(self) -> None:
+        if int(self.handshake_servers) < 1:
+            raise ValueError(f"handshake_servers: expected an integer >= 1, got {self.handshake_servers!r}")
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{name}: expected a non-negative number of seconds, got {value!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "calibration") -> "Calibration":
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+        kwargs = dict(data)
+        for name in ("handshake_service", "token_latency", "agent_latency"):
+            if name in kwargs:
+                value = kwargs[name]
+                if not isinstance(value, dict):
+                    raise ValueError(f"{where}: field {name}: expected an object {{kind, mean, sigma}}, got {value!r}")
+                try:
+                    kwargs[name] = Dist(**value)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{where}: field {name}: {exc}") from None
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+
+def load(path: str | Path | None = None) -> tuple[Calibration, str]:
+    """The calibration in `path` (the shipped default when None) and the name to record for it."""
+    p = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{p}: calibration file not found (make one with `stormbench calibrate --out {p}`)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not valid JSON ({exc})") from None
+    return Calibration.from_json(data, where=str(p)), str(p)
+
+
+def save(calibration: Calibration, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(calibration.to_json(), indent=2) + "\n")

@@ -1,0 +1,263 @@
+"""The SimPy driver of one client: runs the real `ClientPolicy` and plays its actions in model time.
+
+The asyncio driver (`system/client/driver.py`) executes the same actions over sockets and
+HTTP; this one executes them against `sim.server.ModelServer` and the client's modelled network
+path. The policy cannot tell the difference: it only sees events and `now`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from system.client import events as ev
+from sim.server import ABNORMAL, INTERNAL, Sock, after
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sim.world import World
+
+
+class SimClient:
+    """One user's browser tab: a policy, its sockets, its timers and its network path."""
+
+    def __init__(self, world: "World", index: int, client_id: str, policy: Any) -> None:
+        self.world = world
+        self.env = world.env
+        self.index = index
+        self.client_id = client_id
+        self.conversation = f"conv-{index}"
+        self.policy = policy
+        self.socks: dict[int, Sock] = {}
+        self.own_tokens: list[str] = []
+        self._timers: dict[str, int] = {}
+        self._serial = 0
+        self.online = True
+        self.blocked = 0  # blackhole faults in force on this client's path
+        self.refused = 0  # proxy_down faults in force: connects are refused
+        self.extra_latency = 0.0  # one-way, from latency/bandwidth/slicer faults
+        self.reset_after: float | None = None  # reset_peer/timeout toxics: sockets die this long after open
+        self.close_code: int | None = None  # ws_close toxic: every new socket is closed with this code
+        self.pings_dropped = 0  # ws_drop_pings in force
+        self.stopped = False
+
+    # ---- the policy loop ---------------------------------------------------------------
+    def feed(self, event: Any) -> None:
+        if self.stopped and not isinstance(event, ev.Stop):
+            return
+        actions = self.policy.handle(event)
+        records = self.policy.drain_records()
+        if records:
+            self.world.tally(records)
+        for action in actions:
+            _DO[type(action)](self, action)
+
+    def start(self) -> None:
+        self.feed(ev.Start(self.env.now))
+
+    def stop(self) -> None:
+        self.feed(ev.Stop(self.env.now))
+        self.stopped = True
+
+    def path_ok(self) -> bool:
+        return self.online and not self.blocked
+
+    # ---- actions -----------------------------------------------------------------------
+    def _fetch_token(self, a: ev.FetchToken) -> None:
+        if not self.path_ok() or self.refused:
+            delay = self.world.cal.refused_after_s if self.refused and self.path_ok() else self.world.cal.connect_timeout_s
+            after(self.env, delay, lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
+            return
+
+        def done(ok: bool, status: int, token: str | None, expires: float | None) -> None:
+            after(self.env, self.extra_latency * 2,
+                  lambda: self.feed(ev.TokenResult(self.env.now, ok, status, token, expires)))
+
+        self.world.tokens.fetch(self, done)
+
+    def _open(self, a: ev.OpenSocket) -> None:
+        s = Sock(self, a.sock)
+        self.socks[a.sock] = s
+        cal = self.world.cal
+        if not self.path_ok():
+            after(self.env, cal.connect_timeout_s, self.handshake_failed, s, None)
+        elif self.refused:
+            after(self.env, cal.refused_after_s, self.handshake_failed, s, None)
+        else:
+            after(self.env, self.extra_latency * 2, self._reach_server, s, a.token, a.last_seq)
+
+    def _reach_server(self, s: Sock, token: str | None, last_seq: int | None) -> None:
+        if s.state != "connecting":
+            return
+        if not self.path_ok():  # the path broke while the SYN was on its way
+            after(self.env, self.world.cal.connect_timeout_s, self.handshake_failed, s, None)
+            return
+        self.world.server.connect(s, token, last_seq)
+
+    def _close(self, a: ev.CloseSocket) -> None:
+        s = self.socks.get(a.sock)
+        if s is None:
+            return
+        if s.state == "connecting":
+            s.state = "closed"  # an abandoned connect: the server forgets it when it answers
+            self.socks.pop(a.sock, None)
+            return
+        if not s.client_open:
+            return
+        s.client_open = False
+        s.state = "closed"
+        self.socks.pop(a.sock, None)
+        if self.path_ok() and s.broken_at is None:
+            self.world.server.drop_end(s)
+        self.feed(ev.SocketClosed(self.env.now, a.sock, a.code, a.reason, "client"))
+
+    def _send(self, a: ev.Send) -> None:
+        s = self.socks.get(a.sock)
+        if s is None or not s.client_open or s.broken_at is not None:
+            return  # into the void: a half-open socket swallows what is written to it
+        kind = a.frame.get("type")
+        server = self.world.server
+        if kind == "user_message":
+            after(self.env, self.extra_latency, lambda: s.server_open and server.user_message(s, a.frame))
+        elif kind == "auth_refresh":
+            after(self.env, self.extra_latency, lambda: s.server_open and server.refreshed(s, a.frame.get("token")))
+        elif kind == "resume":
+            last = a.frame.get("last_seq")
+            after(self.env, self.extra_latency,
+                  lambda: s.server_open and server.replay(s, int(last) if last is not None else 0))
+
+    def _set_timer(self, a: ev.SetTimer) -> None:
+        gen = self._timers.get(a.name, 0) + 1
+        self._timers[a.name] = gen
+
+        def fire() -> None:
+            if self._timers.get(a.name) == gen:
+                del self._timers[a.name]
+                self.feed(ev.TimerFired(self.env.now, a.name))
+
+        after(self.env, a.at - self.env.now, fire)
+
+    def _cancel_timer(self, a: ev.CancelTimer) -> None:
+        if a.name in self._timers:
+            self._timers[a.name] += 1_000_000  # any pending firing is now stale
+            del self._timers[a.name]
+
+    def _nothing(self, a: Any) -> None:
+        """Display, DropDuplicate and GiveUp change nothing outside the policy (it restarts itself)."""
+
+    # ---- what the server and the network tell this client ----------------------------
+    def handshake_failed(self, s: Sock, status: int | None) -> None:
+        if s.state != "connecting":
+            return
+        s.state = "closed"
+        self.socks.pop(s.sock, None)
+        self.feed(ev.HandshakeFailed(self.env.now, s.sock, status))
+
+    def opened(self, s: Sock) -> None:
+        """The server completed the handshake; the client hears it unless the path broke meanwhile."""
+        if s.state == "closed":  # the client gave up on this connect: the server's end lingers
+            s.client_open = False
+            self.break_socket(s)
+            return
+        if not self.path_ok():
+            s.client_open = False
+            s.state = "closed"
+            self.socks.pop(s.sock, None)
+            self.break_socket(s)
+            after(self.env, self.world.cal.connect_timeout_s, self.feed, ev.HandshakeFailed(self.env.now, s.sock, None))
+            return
+        self.feed(ev.SocketOpened(self.env.now, s.sock))
+        if self.reset_after is not None:
+            after(self.env, self.reset_after, self.abort, s)
+        if self.close_code is not None and s.client_open:
+            self.world.server.close(s, self.close_code, "closed by proxy")
+        if self.pings_dropped and s.server_open:
+            self.watch_pings(s)
+
+    def closed(self, s: Sock, code: int, reason: str, by: str) -> None:
+        if not s.client_open:
+            return
+        s.client_open = False
+        s.state = "closed"
+        self.socks.pop(s.sock, None)
+        self.feed(ev.SocketClosed(self.env.now, s.sock, code, reason, by))
+
+    def frame(self, s: Sock, frame: dict) -> None:
+        if self.extra_latency:
+            after(self.env, self.extra_latency, self._deliver, s, frame)
+        else:
+            self._deliver(s, frame)
+
+    def _deliver(self, s: Sock, frame: dict) -> None:
+        if s.client_open and s.broken_at is None:
+            self.feed(ev.FrameReceived(self.env.now, s.sock, frame))
+
+    # ---- network weather ---------------------------------------------------------------
+    def abort(self, s: Sock) -> None:
+        """A reset on the path: both ends learn at once (code 1006 on the client's side)."""
+        self.world.server.drop_end(s)
+        self.closed(s, ABNORMAL, "", "network")
+
+    def drop(self) -> None:
+        for s in list(self.socks.values()):
+            if s.client_open:
+                self.abort(s)
+
+    def break_path(self) -> None:
+        """Bytes stop flowing (blackhole): every socket half-opens until a heartbeat notices."""
+        for s in list(self.socks.values()):
+            if s.client_open:
+                self.break_socket(s)
+
+    def break_socket(self, s: Sock) -> None:
+        if s.broken_at is not None:
+            return
+        t0 = s.broken_at = self.env.now
+        server = self.world.server
+
+        def server_check() -> None:
+            if s.broken_at == t0 and s.server_open:
+                server.drop_end(s)
+
+        def client_check() -> None:
+            if s.client_open and (s.broken_at == t0 or not s.server_open):
+                self.closed(s, ABNORMAL, "heartbeat timeout", "network")
+
+        after(self.env, server.heartbeat_check_delay(), server_check)
+        after(self.env, server.heartbeat_check_delay(), client_check)
+
+    def heal_path(self) -> None:
+        if not self.path_ok():
+            return
+        for s in list(self.socks.values()):
+            s.broken_at = None
+
+    def watch_pings(self, s: Sock) -> None:
+        """Pings are dropped but data flows: the server's keepalive fails and it closes with 1011."""
+        server = self.world.server
+
+        def check() -> None:
+            if self.pings_dropped and s.server_open:
+                server.close(s, INTERNAL, "keepalive ping timeout")
+
+        after(self.env, server.heartbeat_check_delay(), check)
+
+    def go_offline(self) -> None:
+        self.online = False
+        self.break_path()
+        self.feed(ev.NetworkOffline(self.env.now))
+
+    def go_online(self) -> None:
+        self.online = True
+        self.heal_path()
+        self.feed(ev.NetworkOnline(self.env.now))
+
+
+_DO: dict[type, Callable[[SimClient, Any], None]] = {
+    ev.FetchToken: SimClient._fetch_token,
+    ev.OpenSocket: SimClient._open,
+    ev.CloseSocket: SimClient._close,
+    ev.Send: SimClient._send,
+    ev.SetTimer: SimClient._set_timer,
+    ev.CancelTimer: SimClient._cancel_timer,
+    ev.Display: SimClient._nothing,
+    ev.DropDuplicate: SimClient._nothing,
+    ev.GiveUp: SimClient._nothing,
+}

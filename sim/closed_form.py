@@ -1,0 +1,46 @@
+"""Textbook answers the model must reproduce: the yardsticks of its own tests.
+
+Each function is the exact result for a setting simple enough to solve on paper; the tests
+drive the model into that setting and compare. A model that agrees here can be trusted on the
+settings that have no closed form.
+"""
+from __future__ import annotations
+
+import math
+
+
+def capped_exponential_quantile(rate: float, cap: float, q: float) -> float:
+    """q-quantile of min(Exp(rate), cap): a connection dropped at `rate` or closed at token expiry."""
+    if not 0 < q < 1:
+        raise ValueError(f"q: expected 0 < q < 1, got {q}")
+    return min(-math.log1p(-q) / rate, cap)
+
+
+def capped_exponential_mean(rate: float, cap: float) -> float:
+    """E[min(Exp(rate), cap)] = (1 - e^(-rate*cap)) / rate."""
+    return -math.expm1(-rate * cap) / rate
+
+
+def erlang_c(servers: int, arrival_rate: float, service_rate: float) -> float:
+    """Probability that an arrival waits in an M/M/c queue (Erlang's C formula)."""
+    a = arrival_rate / service_rate  # offered load in Erlangs
+    rho = a / servers
+    if rho >= 1:
+        return 1.0
+    # Erlang B by its stable recursion, then C from B.
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = a * b / (k + a * b)
+    return b / (1 - rho * (1 - b))
+
+
+def mmc_mean_wait(servers: int, arrival_rate: float, service_rate: float) -> float:
+    """Mean time in queue (before service) of an M/M/c queue; inf when overloaded."""
+    if arrival_rate >= servers * service_rate:
+        return math.inf
+    return erlang_c(servers, arrival_rate, service_rate) / (servers * service_rate - arrival_rate)
+
+
+def herd_arrival_rate(clients: int, window: float) -> float:
+    """Mean reconnect rate when `clients` each wait U(0, window) after one restart: N / W."""
+    return clients / window

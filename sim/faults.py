@@ -1,0 +1,229 @@
+"""Every fault kind of the scenario timeline, as the model reads it.
+
+Mirrors `harness/emulate/faults.py` (what the emulation does to the real system) in model
+terms: network faults act on the targeted clients' paths, system faults on the server, the
+token service or the fleet.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from sim.server import after
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.scenario.model import Fault
+    from sim.client import SimClient
+    from sim.world import World
+
+BANDWIDTH_FRAME_KB = 1.0  # a handshake or a chat frame is about one kilobyte on the wire
+
+
+def _latency(f: "Fault") -> float:
+    p = f.params
+    return float(p.get("latency") or 0.0) + float(p.get("jitter") or 0.0) / 2
+
+
+def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"]) -> None:
+    """Start the fault at `f.at` and, when it lasts, lift it at its end (or the run's end)."""
+    start, stop = _KINDS[f.kind]
+    env = world.env
+    end = min(f.at + f.for_, world.duration) if f.for_ else None
+
+    def begin() -> None:
+        start(world, f, targets)
+        world.fault_log.append({"index": index, "kind": f.kind, "action": "start", "t": env.now})
+
+    def finish() -> None:
+        stop(world, f, targets)
+        world.fault_log.append({"index": index, "kind": f.kind, "action": "stop", "t": env.now})
+
+    after(env, f.at, begin)
+    if end is not None and f.kind != "load_spike":
+        after(env, end, finish)
+
+
+def _each(fn: Callable[["SimClient"], None]) -> Callable[["World", "Fault", list["SimClient"]], None]:
+    def apply(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+        for c in targets:
+            fn(c)
+    return apply
+
+
+def _block(c: "SimClient") -> None:
+    c.blocked += 1
+    c.break_path()
+
+
+def _unblock(c: "SimClient") -> None:
+    c.blocked -= 1
+    c.heal_path()
+
+
+def _latency_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.extra_latency += _latency(f)
+
+
+def _latency_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.extra_latency = max(0.0, c.extra_latency - _latency(f))
+
+
+def _bandwidth_delay(f: "Fault") -> float | None:
+    rate = int(f.params.get("rate") or 0)
+    return None if rate <= 0 else BANDWIDTH_FRAME_KB / rate
+
+
+def _bandwidth_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    delay = _bandwidth_delay(f)
+    for c in targets:
+        if delay is None:
+            _block(c)  # rate 0: nothing passes, a blackhole
+        else:
+            c.extra_latency += delay
+
+
+def _bandwidth_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    delay = _bandwidth_delay(f)
+    for c in targets:
+        if delay is None:
+            _unblock(c)
+        else:
+            c.extra_latency = max(0.0, c.extra_latency - delay)
+
+
+def _slicer_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.extra_latency += float(f.params.get("delay") or 0.0)
+
+
+def _slicer_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.extra_latency = max(0.0, c.extra_latency - float(f.params.get("delay") or 0.0))
+
+
+def _reset_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    """reset_peer: every connection through the proxy is reset `timeout` after it exists."""
+    delay = float(f.params.get("timeout") or 0.0)
+    for c in targets:
+        c.reset_after = delay
+        for s in list(c.socks.values()):
+            if s.client_open:
+                after(world.env, delay, c.abort, s)
+
+
+def _timeout_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    """timeout: bytes stop; with a timeout > 0 the proxy closes the connection after it."""
+    delay = float(f.params.get("timeout") or 0.0)
+    for c in targets:
+        _block(c)
+        if delay > 0:
+            c.reset_after = delay
+            for s in list(c.socks.values()):
+                if s.client_open or s.server_open:
+                    after(world.env, delay, c.abort, s)
+
+
+def _timeout_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.reset_after = None
+        _unblock(c)
+
+
+def _reset_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.reset_after = None
+
+
+def _proxy_down(c: "SimClient") -> None:
+    c.refused += 1
+    c.drop()
+
+
+def _proxy_up(c: "SimClient") -> None:
+    c.refused -= 1
+
+
+def _ws_close_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    code = int(f.params.get("code") or 1006)
+    for c in targets:
+        c.close_code = code
+        for s in list(c.socks.values()):
+            if s.client_open and s.server_open:
+                world.server.close(s, code, "closed by proxy")
+
+
+def _ws_close_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.close_code = None
+
+
+def _pings_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.pings_dropped += 1
+        for s in list(c.socks.values()):
+            if s.server_open:
+                c.watch_pings(s)
+
+
+def _pings_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    for c in targets:
+        c.pings_dropped -= 1
+
+
+def _restart_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    world.server.go_down(crash=f.params.get("mode", "graceful") == "crash")
+    if not f.for_:
+        after(world.env, world.cal.restart_downtime_s, world.server.come_up)
+
+
+def _restart_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    world.server.come_up()
+
+
+def _outage(on: bool) -> Callable[["World", "Fault", list["SimClient"]], None]:
+    def apply(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+        world.tokens.outage = on
+    return apply
+
+
+def _token_expiry(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    if f.fraction >= 1.0:
+        world.tokens.expire(None)
+        world.server.expire_live(None)
+    else:
+        idx = [c.index for c in targets]
+        world.tokens.expire(idx)
+        world.server.expire_live(set(idx))
+
+
+def _load_spike(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    world.spike(f)
+
+
+def _nothing(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
+    """An instantaneous fault has nothing to lift."""
+
+
+_Apply = Callable[["World", "Fault", list["SimClient"]], None]
+_KINDS: dict[str, tuple[_Apply, _Apply]] = {
+    "partition": (_each(_block), _each(_unblock)),
+    "latency": (_latency_on, _latency_off),
+    "bandwidth": (_bandwidth_on, _bandwidth_off),
+    "slicer": (_slicer_on, _slicer_off),
+    "reset_peer": (_reset_on, _reset_off),
+    "timeout": (_timeout_on, _timeout_off),
+    "proxy_down": (_each(_proxy_down), _each(_proxy_up)),
+    "server_restart": (_restart_on, _restart_off),
+    "auth_outage": (_outage(True), _outage(False)),
+    "token_expiry": (_token_expiry, _nothing),
+    "load_spike": (_load_spike, _nothing),
+    "ws_close": (_ws_close_on, _ws_close_off),
+    "ws_drop_pings": (_pings_on, _pings_off),
+}
+KINDS: tuple[str, ...] = tuple(_KINDS)
+
+
+def realized(f: "Fault", targets: list[int], params: dict[str, Any]) -> dict[str, Any]:
+    """The faults.json entry: targets are client indices (empty: everyone or the server)."""
+    return {"at": f.at, "for": f.for_, "kind": f.kind, "params": params, "targets": targets}

@@ -1,0 +1,330 @@
+"""The modelled server side: accept path, admission, live sockets, tokens, fan-out, heartbeats.
+
+Everything happens in SimPy time through callbacks on timeout events (no generator per
+socket: a fleet has hundreds of thousands). The accept path is a `simpy.Resource` with
+`calibration.handshake_servers` slots and a measured service-time distribution, so a herd
+queues exactly as an M/M/c (or M/G/c) queue would. Admission is the server's own sans-IO
+`AdmissionPolicy`, driven with simulated `now`.
+
+How the model reads the system's behaviour (README "Server HTTP API", DESIGN "system under test"):
+- a bad or expired token: the legacy server answers HTTP 403 at the handshake; the fixed one
+  opens and closes with 4401 at once;
+- `live_expiry`: a live socket whose token expires is closed (4401 fixed, abort legacy) unless
+  an in-band `auth_refresh` extended it;
+- a shed connection (admission) is opened and closed with 1013 by the fixed server; the legacy
+  server does not consult admission;
+- a broken network path (partition, offline, blackhole) leaves a half-open socket that each end
+  detects with its own heartbeat: the first ping after the break, plus the timeout, if the path
+  is still broken then (or, for the client, if the server has dropped its end meanwhile).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import simpy
+
+from system.server.admission import AdmissionConfig, AdmissionPolicy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sim.calibration import Calibration, Dist
+    from sim.client import SimClient
+
+ABNORMAL, RESTART, INTERNAL, EXPIRED = 1006, 1012, 1011, 4401
+
+
+class Draws:
+    """Pre-drawn blocks of one distribution: per-event numpy calls cost more than the event."""
+
+    __slots__ = ("_dist", "_rng", "_block", "_buf", "_i")
+
+    def __init__(self, dist: "Dist | Callable[[np.random.Generator, int], np.ndarray]",
+                 rng: np.random.Generator, block: int = 8192) -> None:
+        self._dist = dist if callable(dist) else dist.sample
+        self._rng, self._block = rng, block
+        self._buf: list[float] = []
+        self._i = 0
+
+    def __call__(self) -> float:
+        if self._i >= len(self._buf):
+            self._buf = self._dist(self._rng, self._block).tolist()
+            self._i = 0
+        self._i += 1
+        return self._buf[self._i - 1]
+
+
+def after(env: simpy.Environment, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+    """Call fn(*args) `delay` simulated seconds from now (no process, one event)."""
+    ev = env.timeout(max(0.0, delay))
+    ev.callbacks.append(lambda _ev: fn(*args))
+
+
+class Sock:
+    """One WebSocket as both ends see it; `client_open` and `server_open` part when it half-opens."""
+
+    __slots__ = ("client", "sock", "conv", "state", "server_open", "client_open", "expires",
+                 "broken_at", "gen", "admitted")
+
+    def __init__(self, client: "SimClient", sock: Any) -> None:
+        self.client, self.sock, self.conv = client, sock, client.conversation
+        self.state = "connecting"
+        self.server_open = self.client_open = False
+        self.expires = float("inf")
+        self.broken_at: float | None = None
+        self.gen = 0  # bumped whenever a scheduled check about this socket becomes stale
+        self.admitted = False
+
+
+@dataclass(frozen=True)
+class ServerSetup:
+    legacy_handshake: bool  # bad token -> HTTP 403 at the handshake (legacy) instead of close 4401
+    legacy_close: bool  # errors and expiry abort without a close frame (legacy)
+    admission: bool  # the fixed server sheds with 1013; the legacy one admits everything
+    live_expiry: bool
+    token_ttl: float
+    heartbeat_interval: float
+    heartbeat_timeout: float
+    max_connections: int | None
+    handshake_rate: float | None
+
+
+class TokenService:
+    """Issues and checks access tokens; an outage answers 503; expiry can be forced per client."""
+
+    def __init__(self, env: simpy.Environment, ttl: float, latency: Callable[[], float]) -> None:
+        self.env, self.ttl, self.latency = env, ttl, latency
+        self.outage = False
+        self._serial = 0
+        self._tokens: dict[str, tuple[int, float, float]] = {}  # token -> (client, issued, expires)
+        self.revoked_before: dict[int, float] = {}
+        self.revoked_all_before = -1.0
+        self.issued = 0
+
+    def fetch(self, client: "SimClient", done: Callable[[bool, int, str | None, float | None], None]) -> None:
+        def answer() -> None:
+            now = self.env.now
+            if self.outage:
+                done(False, 503, None, None)
+                return
+            self._serial += 1
+            self.issued += 1
+            token = f"t{self._serial}"
+            expires = now + self.ttl
+            self._tokens[token] = (client.index, now, expires)
+            client.own_tokens.append(token)
+            if len(client.own_tokens) > 4:  # a client only ever presents its latest few
+                self._tokens.pop(client.own_tokens.pop(0), None)
+            done(True, 200, token, expires)
+
+        after(self.env, self.latency(), answer)
+
+    def expires_at(self, token: str | None, client_index: int) -> float | None:
+        """When the token stops being valid, None when it is unknown or already revoked."""
+        info = self._tokens.get(token) if token else None
+        if info is None:
+            return None
+        owner, issued, expires = info
+        if owner != client_index or issued <= max(self.revoked_all_before, self.revoked_before.get(owner, -1.0)):
+            return None
+        return expires
+
+    def expire(self, clients: list[int] | None) -> None:
+        now = self.env.now
+        if clients is None:
+            self.revoked_all_before = now
+        else:
+            for c in clients:
+                self.revoked_before[c] = now
+
+
+class ModelServer:
+    def __init__(self, env: simpy.Environment, setup: ServerSetup, calibration: "Calibration",
+                 rng: np.random.Generator, tokens: TokenService, on_sent: Callable[[str, str, int, float], None] | None) -> None:
+        self.env, self.setup, self.cal, self.tokens = env, setup, calibration, tokens
+        self.handshake = simpy.Resource(env, capacity=calibration.handshake_servers)
+        self.service = Draws(calibration.handshake_service, rng)
+        self.agent = Draws(calibration.agent_latency, rng)
+        self.uniform = Draws(lambda r, n: r.random(n), rng)
+        self.admission = AdmissionPolicy(AdmissionConfig(setup.max_connections, setup.handshake_rate))
+        self.up = True
+        self.epoch = 0  # bumped by every restart: handshakes in flight across one are lost
+        self.live: dict[str, list[Sock]] = {}  # conversation -> server-open sockets
+        self.active = 0
+        self.peak_active = 0
+        self.handshakes = 0
+        self.waits: list[float] = []  # queueing delay of each handshake (the M/M/c check reads it)
+        self.record_waits = False
+        self._seq: dict[str, int] = {}
+        self._log: dict[str, list[tuple[int, str, float]]] = {}  # conversation -> (seq, id, t)
+        self._msg = 0
+        self.on_sent = on_sent
+        self.keep_log = on_sent is not None
+
+    # ---- accept path -------------------------------------------------------------------
+    def connect(self, s: Sock, token: str | None, last_seq: int | None) -> None:
+        """A TCP connect has reached the server: admission, queue for a handshake slot, answer."""
+        now = self.env.now
+        if not self.up:
+            after(self.env, self.cal.refused_after_s, s.client.handshake_failed, s, None)
+            return
+        if self.setup.admission:
+            decision = self.admission.admit(now)
+            if not decision.accepted:
+                self._open_then_close(s, decision.code or 1013, decision.reason)
+                return
+            s.admitted = True
+        epoch = self.epoch
+        arrived = now
+        req = self.handshake.request()
+
+        def granted(_ev: Any) -> None:
+            if self.record_waits:
+                self.waits.append(self.env.now - arrived)
+            after(self.env, self.service(), served)
+
+        def served() -> None:
+            self.handshake.release(req)
+            if epoch != self.epoch or s.state != "connecting":
+                return  # the server restarted underneath (the client learns from its own end)
+            self.handshakes += 1
+            self._answer(s, token, last_seq)
+
+        req.callbacks.append(granted)
+
+    def _answer(self, s: Sock, token: str | None, last_seq: int | None) -> None:
+        expires = self.tokens.expires_at(token, s.client.index)
+        now = self.env.now
+        if expires is None or expires <= now:
+            if self.setup.legacy_handshake:
+                self._release(s)
+                s.state = "closed"
+                s.client.handshake_failed(s, 403)
+            else:
+                self._open_then_close(s, EXPIRED, "token expired")
+            return
+        self._open(s)
+        s.expires = expires
+        if self.setup.live_expiry:
+            self._watch_expiry(s)
+        s.client.frame(s, {"v": "1.0", "type": "welcome", "session_id": f"{s.client.index}:{s.sock}",
+                           "conversation_id": s.conv, "server_time": now,
+                           "last_seq": self._seq.get(s.conv, 0)})
+        if last_seq is not None:
+            self.replay(s, last_seq)
+
+    def _open(self, s: Sock) -> None:
+        s.state = "open"
+        s.server_open = s.client_open = True
+        self.live.setdefault(s.conv, []).append(s)
+        self.active += 1
+        if self.active > self.peak_active:
+            self.peak_active = self.active
+        s.client.opened(s)
+
+    def _open_then_close(self, s: Sock, code: int, reason: str) -> None:
+        self._open(s)
+        self.close(s, code, reason)
+
+    def _release(self, s: Sock) -> None:
+        if s.admitted:
+            s.admitted = False
+            self.admission.release(self.env.now)
+
+    # ---- closing -----------------------------------------------------------------------
+    def close(self, s: Sock, code: int, reason: str = "") -> None:
+        """The server closes its end; the client hears of it only while the path works."""
+        if not self.drop_end(s):
+            return
+        if s.client_open and s.broken_at is None:
+            if self.setup.legacy_close and code not in (RESTART,):
+                code, reason = ABNORMAL, ""
+            s.client.closed(s, code, reason, "server")
+
+    def drop_end(self, s: Sock) -> bool:
+        """Forget the server's end of `s` (no frame sent); False when it was already gone."""
+        if not s.server_open:
+            return False
+        s.server_open = False
+        peers = self.live.get(s.conv)
+        if peers is not None:
+            peers.remove(s)
+            if not peers:
+                del self.live[s.conv]
+        self.active -= 1
+        self._release(s)
+        return True
+
+    def _watch_expiry(self, s: Sock) -> None:
+        s.gen += 1
+        gen = s.gen
+
+        def check() -> None:
+            if gen == s.gen and s.server_open:
+                self.close(s, EXPIRED, "token expired")
+
+        after(self.env, s.expires - self.env.now, check)
+
+    def refreshed(self, s: Sock, token: str | None) -> None:
+        """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""
+        expires = self.tokens.expires_at(token, s.client.index)
+        if expires is not None and expires > self.env.now:
+            s.expires = expires
+            if self.setup.live_expiry:
+                self._watch_expiry(s)
+
+    def expire_live(self, clients: set[int] | None) -> None:
+        """Tokens were revoked: with live expiry the affected sockets close now."""
+        if not self.setup.live_expiry:
+            return
+        for peers in list(self.live.values()):
+            for s in list(peers):
+                if clients is None or s.client.index in clients:
+                    self.close(s, EXPIRED, "token revoked")
+
+    # ---- restarts ----------------------------------------------------------------------
+    def go_down(self, crash: bool) -> None:
+        self.up = False
+        self.epoch += 1
+        for peers in list(self.live.values()):
+            for s in list(peers):
+                if crash:
+                    self.drop_end(s)
+                    if s.client_open and s.broken_at is None:
+                        s.client.closed(s, ABNORMAL, "", "network")
+                else:
+                    self.close(s, RESTART, "service restart")
+
+    def come_up(self) -> None:
+        self.up = True
+
+    # ---- messages ----------------------------------------------------------------------
+    def user_message(self, s: Sock, frame: dict) -> None:
+        """A user message reached the server: the agent answers to every open socket of the chat."""
+        after(self.env, self.agent(), self.publish, s.conv)
+
+    def publish(self, conv: str) -> None:
+        seq = self._seq.get(conv, 0) + 1
+        self._seq[conv] = seq
+        self._msg += 1
+        msg_id = f"m{self._msg}"
+        now = self.env.now
+        if self.keep_log:
+            self._log.setdefault(conv, []).append((seq, msg_id, now))
+            self.on_sent(conv, msg_id, seq, now)
+        frame = {"v": "1.0", "type": "assistant_message", "id": msg_id, "seq": seq,
+                 "agent": "real_estate", "text": "", "conversation_id": conv}
+        for s in list(self.live.get(conv, ())):
+            if s.broken_at is None and s.client_open:
+                s.client.frame(s, frame)
+
+    def replay(self, s: Sock, last_seq: int) -> None:
+        for seq, msg_id, _t in self._log.get(s.conv, ()):
+            if seq > last_seq and s.server_open and s.broken_at is None:
+                s.client.frame(s, {"v": "1.0", "type": "assistant_message", "id": msg_id, "seq": seq,
+                                   "agent": "real_estate", "text": "", "conversation_id": s.conv})
+
+    # ---- heartbeats --------------------------------------------------------------------
+    def heartbeat_check_delay(self) -> float:
+        """From a break to the moment a ping sent after it times out: U(0, interval) + timeout."""
+        return self.uniform() * self.setup.heartbeat_interval + self.setup.heartbeat_timeout

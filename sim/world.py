@@ -1,0 +1,194 @@
+"""One simulated run: the fleet, the server, the token service, the weather and the fault timeline.
+
+Every random draw that the emulation also makes (arrivals, drops, offline periods, message times,
+fault targets, each policy's rng) comes from `harness.scenario.draws`, so the model and the
+emulation of one scenario and seed face the same weather; the model's own draws (service times,
+heartbeat phases, agent latency) come from named numpy streams of the same seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import simpy
+
+from harness.scenario import draws
+from harness.scenario.model import Fault, Scenario
+from sim import faults as fault_kinds
+from sim.calibration import Calibration
+from sim.client import SimClient
+from sim.server import Draws, ModelServer, ServerSetup, TokenService, after
+from system.client.config import ClientConfig, Fixes
+from system.client.policy import ClientPolicy
+
+TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed"})
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How much of the fleet the model follows in detail.
+
+    `message_clients`: clients whose chat messages are simulated one by one (the ledger is
+    measured on them and scaled to the fleet); messages never feed back into connection
+    dynamics, so a sample measures the loss and duplicate rates without paying for them all.
+    `keep_all_records`: keep every record (for events.jsonl) instead of only those the derived
+    tables need.
+    """
+
+    message_clients: int | None = None  # None: every client
+    keep_all_records: bool = True
+
+
+def client_config(scenario: Scenario) -> ClientConfig:
+    """The client the scenario's `fleet.profile` names, with the system's token TTL."""
+    p = scenario.fleet.profile
+    fixes = Fixes.profile(p.base).with_changes(enable=p.enable, disable=p.disable)
+    ttl = scenario.system.token_ttl
+    lead = min(ClientConfig.refresh_lead, ttl / 4)
+    return ClientConfig(fixes=fixes, token_ttl=ttl, refresh_lead=lead)
+
+
+def legacy_switch(scenario: Scenario, name: str) -> bool:
+    """Whether server switch `name` behaves as legacy: the base, unless the switch is listed."""
+    b = scenario.system.behaviour
+    if name in b.legacy:
+        return True
+    if name in b.fixed:
+        return False
+    return b.base == "legacy"
+
+
+def server_setup(scenario: Scenario) -> ServerSetup:
+    sysd = scenario.system
+    return ServerSetup(
+        legacy_handshake=legacy_switch(scenario, "handshake_403"),
+        legacy_close=legacy_switch(scenario, "close_codes"),
+        admission=not legacy_switch(scenario, "admission"),
+        live_expiry=sysd.live_expiry,
+        token_ttl=sysd.token_ttl,
+        heartbeat_interval=sysd.heartbeat.interval,
+        heartbeat_timeout=sysd.heartbeat.timeout,
+        max_connections=sysd.admission.max_connections,
+        handshake_rate=sysd.admission.handshake_rate,
+    )
+
+
+class World:
+    def __init__(self, scenario: Scenario, calibration: Calibration, *, clients: int | None = None,
+                 options: ModelOptions = ModelOptions(),
+                 sink: Callable[[list[dict]], None] | None = None,
+                 on_sent: Callable[[str, str, int, float], None] | None = None) -> None:
+        self.scenario = scenario
+        self.cal = calibration
+        self.options = options
+        self.duration = scenario.duration
+        self.n = scenario.fleet.sim_clients if clients is None else clients
+        self.env = simpy.Environment()
+        seed = scenario.seed
+        self.tokens = TokenService(self.env, scenario.system.token_ttl,
+                                   Draws(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
+        self.server = ModelServer(self.env, server_setup(scenario), calibration,
+                                  draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent)
+        self.config = client_config(scenario)
+        self.records: list[dict] = []
+        self._sink = sink
+        self.fault_log: list[dict] = []
+        self.clients: list[SimClient] = []
+        self.by_id: dict[str, SimClient] = {}
+        self.realized = draws.realize_faults(scenario, self.n)
+        self._message_limit = self.n if options.message_clients is None else min(self.n, options.message_clients)
+
+    # ---- records -----------------------------------------------------------------------
+    def tally(self, records: list[dict]) -> None:
+        if self._sink is not None:
+            self._sink(records)
+        elif self.options.keep_all_records:
+            self.records.extend(records)
+        else:
+            self.records.extend(r for r in records if r["kind"] in TALLIED)
+
+    # ---- the fleet ---------------------------------------------------------------------
+    def add_client(self, index: int, start: float, stop: float | None) -> SimClient:
+        cid = draws.client_id(index)
+        rng = draws.stream(self.scenario.seed, f"client:{index}")
+        policy = ClientPolicy(self.config, rng, cid, conversation=cid)
+        c = SimClient(self, index, cid, policy)
+        c.conversation = cid
+        self.clients.append(c)
+        self.by_id[cid] = c
+        after(self.env, start - self.env.now, c.start)
+        if stop is not None and stop < self.duration:
+            after(self.env, stop - self.env.now, self._stop, c)
+        self._weather(c, start, stop if stop is not None else self.duration)
+        return c
+
+    def _stop(self, c: SimClient) -> None:
+        self.tally([{"t": self.env.now, "client": c.client_id, "kind": "stop"}])
+        c.stop()
+
+    def _weather(self, c: SimClient, start: float, stop: float) -> None:
+        sc = self.scenario
+        if sc.fleet.drop_every is not None:
+            self._chain(c, (t for t in draws.drop_times(sc, c.index) if start <= t < stop), lambda _t: c.drop())
+        if sc.fleet.offline is not None:
+            periods = ((a, b) for a, b in draws.offline_periods(sc, c.index) if start <= a < stop)
+            self._chain_offline(c, periods)
+        if sc.fleet.message_every is not None and c.index < self._message_limit:
+            from system.client.events import UserMessage
+            self._chain(c, draws.message_times(sc, c.index, start),
+                        lambda t: t < stop and c.feed(UserMessage(self.env.now, "any 2-bedroom flats to rent?")))
+
+    def _chain(self, c: SimClient, times: Iterator[float], fn: Callable[[float], Any]) -> None:
+        """Schedule one event of a lazily drawn series at a time (a fleet has millions of them)."""
+        def step() -> None:
+            fn(self.env.now)
+            arm()
+
+        def arm() -> None:
+            t = next(times, None)
+            if t is not None:
+                after(self.env, t - self.env.now, step)
+
+        arm()
+
+    def _chain_offline(self, c: SimClient, periods: Iterator[tuple[float, float]]) -> None:
+        def arm() -> None:
+            p = next(periods, None)
+            if p is not None:
+                after(self.env, p[0] - self.env.now, c.go_offline)
+                after(self.env, p[1] - self.env.now, back)
+
+        def back() -> None:
+            c.go_online()
+            arm()
+
+        arm()
+
+    def spike(self, f: Fault) -> None:
+        """A load spike: extra clients (scaled from the emulated to the simulated fleet) arrive now."""
+        sc = self.scenario
+        extra = round(int(f.params["clients"]) * self.n / max(1, sc.fleet.clients))
+        end = min(f.at + f.for_, self.duration) if f.for_ else None
+        base = len(self.clients)
+        ramp = draws.stream(sc.seed, "sim:spike")
+        for j in range(extra):
+            delay = ramp.uniform(0.0, min(sc.fleet.ramp, (end or self.duration) - f.at)) if sc.fleet.ramp > 0 else 0.0
+            self.add_client(base + j, self.env.now + delay, end)
+
+    # ---- running -----------------------------------------------------------------------
+    def build(self) -> None:
+        arrivals = draws.arrival_times(self.scenario, self.n)
+        for i, t in enumerate(arrivals):
+            self.add_client(i, t, None)
+        for i, (f, r) in enumerate(zip(self.scenario.faults, self.realized)):
+            targets = self.clients if r.targets is None else [self.by_id[t] for t in r.targets]
+            fault_kinds.schedule(self, i, f, targets)
+
+    def run(self, progress: Callable[[float], None] | None = None, steps: int = 20) -> None:
+        self.build()
+        if progress is None:
+            self.env.run(until=self.duration)
+            return
+        for k in range(1, steps + 1):
+            self.env.run(until=self.duration * k / steps)
+            progress(k / steps)
