@@ -192,7 +192,7 @@ def understand(text: str, today: dt.date) -> Understanding:
     short, long_ = bool(_SHORT_CUES.search(norm)), bool(_LONG_CUES.search(norm))
     if u.price_unit == "night" or u.check_in:
         short = True
-    if u.price_unit == "month" or (u.start_date and not short):
+    if u.price_unit == "month":
         long_ = True
     if short != long_:
         u.tenure = "short" if short else "long"

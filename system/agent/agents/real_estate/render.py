@@ -1,0 +1,129 @@
+"""Decisions and listings as assistant_message bodies, per contract version.
+
+v1.0 bodies carry only v1.0 fields (a v1.0 client asked for nothing newer); v1.1
+bodies add tenure, price units, dates and quick replies. Wording is fixed so
+golden sessions can compare text exactly.
+"""
+from __future__ import annotations
+
+from .geography import CITIES, CITY_BY_NAME
+from .policy import Ask, Clarify
+from .tools import Criteria, Listing, UNIT_OF_TENURE
+
+AGENT = "real_estate"
+_SYMBOL = {"EUR": "€", "GBP": "£"}
+_TENURE_WORDS = {"short": "short stays", "long": "long lets"}
+
+
+def money(amount: int, currency: str, unit: str | None = None) -> str:
+    text = f"{_SYMBOL.get(currency, currency + ' ')}{amount:,}"
+    return f"{text}/{unit}" if unit else text
+
+
+def _body(text: str, actions: list[dict] | None = None) -> dict:
+    body = {"agent": AGENT, "text": text}
+    if actions:
+        body["actions"] = actions
+    return body
+
+
+def ask(decision: Ask) -> dict:
+    if decision.slot == "tenure":
+        return _body("Are you after a short stay (priced per night) or a long let (priced per month)?", [
+            {"type": "quick_replies", "question": "tenure",
+             "options": [{"label": "short stay", "value": "short stay"}, {"label": "long let", "value": "long let"}]}])
+    if decision.slot == "place":
+        names = [c.name for c in CITIES]
+        return _body(f"Which city should I search? I have listings in {', '.join(names[:-1])} and {names[-1]}.", [
+            {"type": "quick_replies", "question": "place", "options": [{"label": n, "value": n} for n in names]}])
+    return _body(f"Until when would you stay? You check in on {decision.criteria.check_in:%-d %b %Y}; "
+                 "tell me the check-out date or the number of nights.")
+
+
+def clarify(decision: Clarify, version: str) -> dict:
+    if decision.reason == "bad_date":
+        return _body(f"Sorry, I could not read that date: {decision.detail}. Try something like '3-10 Dec'.")
+    if decision.reason == "nothing_to_refine":
+        return _body("Tell me what to change: a budget ('cheaper', 'under 1000/month'), "
+                     "bedrooms ('with 3 bedrooms'), an area or dates.")
+    example = ("'a 2-bedroom flat in Lisbon under 1200/month' or 'somewhere in Porto 3-10 Dec under 90 a night'"
+               if version != "1.0" else "'a 2-bedroom flat in Lisbon under 1200/month'")
+    return _body(f"I can search rentals for you. Tell me where and what you need, e.g. {example}.")
+
+
+def describe(c: Criteria) -> str:
+    """One line a person can check: what the search was for."""
+    place = f"{c.area}, {c.city}" if c.area else c.city
+    parts = [f"{_TENURE_WORDS[c.tenure]} in {place}"]
+    if c.bedrooms is not None:
+        parts.append("studios" if c.bedrooms == 0 else f"{c.bedrooms} bedroom{'s' * (c.bedrooms != 1)}")
+    elif c.min_bedrooms is not None:
+        parts.append(f"{c.min_bedrooms}+ bedrooms")
+    currency, unit = CITY_BY_NAME[c.city].currency, UNIT_OF_TENURE[c.tenure]
+    if c.max_price is not None and c.min_price is not None:
+        parts.append(f"{money(c.min_price, currency)}-{money(c.max_price, currency, unit)}")
+    elif c.max_price is not None:
+        parts.append(f"up to {money(c.max_price, currency, unit)}")
+    elif c.min_price is not None:
+        parts.append(f"from {money(c.min_price, currency, unit)}")
+    if c.check_in and c.check_out:
+        parts.append(f"{c.check_in:%-d %b} to {c.check_out:%-d %b %Y}")
+    if c.move_in:
+        parts.append(f"moving in by {c.move_in:%-d %b %Y}")
+    if c.pets:
+        parts.append("pets welcome")
+    if c.furnished is not None:
+        parts.append("furnished" if c.furnished else "unfurnished")
+    return ", ".join(parts)
+
+
+def _card(x: Listing, version: str) -> dict:
+    card = {"id": f"L{x.id}", "title": x.title, "city": x.city, "area": x.area, "bedrooms": x.bedrooms,
+            "price": {"amount": x.price, "currency": x.currency}, "furnished": x.furnished, "pets": x.pets}
+    if version != "1.0":
+        card["price"]["unit"] = x.price_unit
+        card["tenure"] = x.tenure
+        card["rating"] = x.rating
+        if x.available_from is not None:
+            card["move_in"] = x.available_from.isoformat()
+    return card
+
+
+def _criteria(c: Criteria) -> dict:
+    out: dict = {"tenure": c.tenure, "city": c.city}
+    if c.area:
+        out["area"] = c.area
+    if c.bedrooms is not None:
+        out["bedrooms"] = c.bedrooms
+    if c.min_bedrooms is not None:
+        out["min_bedrooms"] = c.min_bedrooms
+    if c.max_price is not None or c.min_price is not None:
+        budget = {"currency": CITY_BY_NAME[c.city].currency, "unit": UNIT_OF_TENURE[c.tenure]}
+        if c.min_price is not None:
+            budget["min"] = c.min_price
+        if c.max_price is not None:
+            budget["max"] = c.max_price
+        out["budget"] = budget
+    if c.check_in and c.check_out:
+        out["dates"] = {"check_in": c.check_in.isoformat(), "check_out": c.check_out.isoformat()}
+    if c.move_in:
+        out["move_in"] = c.move_in.isoformat()
+    if c.pets is not None:
+        out["pets"] = c.pets
+    if c.furnished is not None:
+        out["furnished"] = c.furnished
+    return out
+
+
+def results(c: Criteria, listings: list[Listing], version: str, refine: bool) -> dict:
+    what = describe(c)
+    if not listings:
+        return _body(f"I found nothing for {what}. Try a higher budget, fewer bedrooms or another area.")
+    lead = "Updated: " if refine else ""
+    action = {"type": "show_listings", "listings": [_card(x, version) for x in listings]}
+    if version != "1.0":
+        action["criteria"] = _criteria(c)
+    cheapest = min(listings, key=lambda x: x.price)
+    return _body(f"{lead}Top {len(listings)} for {what}. From "
+                 f"{money(cheapest.price, cheapest.currency, cheapest.price_unit if version != '1.0' else None)}.",
+                 [action])
