@@ -17,6 +17,7 @@ from system.units import format_duration
 
 STORM_COLOUR = "#d1242f"
 FAULT_COLOUR = "#6e7781"
+MAX_CENSORED_MARKS = 500
 LIFETIME_TICKS_S = (1, 10, 60, 600, 1800, 3600, 7200, 6 * 3600, 86400, 7 * 86400)
 CODE_COLOURS = {"1000": "#2da44e", "1006": "#8250df", "1011": "#cf222e", "1012": "#0969da",
                 "1013": "#bf8700", "4401": "#fb8500", "4403": "#6e7781"}
@@ -48,8 +49,9 @@ def survival(curves: Sequence[SurvivalData], gate_lines: Sequence[GateLine], sty
         line, = ax.step(times, surv, where="post", linestyle=style,
                         label=f"{data.label} (n={c.n}, p50 {_q(data.p50)}, p95 {_q(data.p95)})")
         if len(c.censored_times):
-            ax.plot(np.maximum(c.censored_times, times[0]), c.censored_survival, "+", color=line.get_color(),
-                    markersize=7, alpha=0.7)
+            every = max(1, len(c.censored_times) // MAX_CENSORED_MARKS)  # a fleet can have 100k of them
+            ax.plot(np.maximum(c.censored_times[::every], times[0]), c.censored_survival[::every], "+",
+                    color=line.get_color(), markersize=7, alpha=0.7)
         longest = max(longest, float(c.times.max(initial=1.0)), float(c.censored_times.max(initial=1.0)))
     for level, name in ((0.5, "p50"), (0.05, "p95")):
         ax.axhline(level, color="#57606a", linewidth=0.8, linestyle=":")
