@@ -1,0 +1,394 @@
+"""Toxic types: their attributes and what each does to one direction of a connection.
+
+Every toxic is a sans-IO stage driven by the link that owns it: the link
+`push`es items (a `Chunk` of bytes with the time it was read, or `End`) while
+`has_room()`, `pull(now)`s what is due and wakes up again at `deadline()`. A
+stage never touches a socket or a clock of its own, which is what lets a toxic
+be added to, updated on or removed from a live connection without losing a
+byte: `drain()` hands back everything it holds, in order.
+
+Upstream Toxiproxy 2.12 types: noop, latency, bandwidth, slow_close, timeout,
+reset_peer, slicer, limit_data (semantics in shared/research/toxiproxy.md §2.4).
+Deliberate differences: `bandwidth` with `rate <= 0` is unthrottled instead of
+stalling or crashing; `slicer` with `average_size <= 0` passes chunks whole and
+clamps cut points inside the segment; `reset_peer` sends RST only when it fires
+(not on every connection made while it exists, whatever its toxicity).
+
+WebSocket-aware extensions (stormbench only; they read frame headers on the wire
+and pass a stream that is not WebSocket through untouched):
+
+- `ws_close` {code, reason, delay}: `delay` ms after the toxic starts on a
+  connection (and once the upgrade has passed), at the next frame boundary,
+  inject a close frame with `code` (0 means 1000) and `reason`, then close the
+  connection. Downstream (the default) the client receives the close frame;
+  upstream the server receives it, masked as a client frame.
+- `ws_drop_pings` {}: drop ping and pong control frames of this direction, so a
+  peer only notices a dead connection through its heartbeat timeout.
+- `ws_hold` {}: hold every frame after the upgrade (back-pressure once 1 MiB is
+  held) until the toxic is removed, then release them in order.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from harness.proxy.wsframes import OP_PING, OP_PONG, OPAQUE, WsStream, close_frame
+
+
+@dataclass(slots=True)
+class Chunk:
+    data: bytes
+    t: float  # when it was read; a latency toxic advances it by the delay it applied
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    rst: bool = False  # close with RST (SO_LINGER 0) instead of FIN
+
+
+END = End()
+Item = Chunk | End
+
+
+class Stage:
+    """Base stage: forwards everything at once."""
+
+    capacity = 1
+
+    def __init__(self, attrs: dict[str, Any], rng: random.Random, ws: WsStream, now: float) -> None:
+        self.attrs = attrs
+        self.rng = rng
+        self.ws = ws
+        self.queue: list[tuple[float, Item]] = []  # (release time, item), in release order
+
+    def has_room(self) -> bool:
+        return len(self.queue) < self.capacity
+
+    def push(self, item: Item, now: float) -> None:
+        self.queue.append((now, item))
+
+    def pull(self, now: float) -> list[Item]:
+        n = 0
+        for release, _ in self.queue:
+            if release > now:
+                break
+            n += 1
+        if not n:
+            return []
+        out = [item for _, item in self.queue[:n]]
+        del self.queue[:n]
+        return out
+
+    def deadline(self) -> float | None:
+        return self.queue[0][0] if self.queue else None
+
+    def drain(self) -> list[Item]:
+        out = [item for _, item in self.queue]
+        self.queue.clear()
+        return out
+
+    def reconfigure(self, attrs: dict[str, Any], now: float) -> None:
+        self.attrs = attrs
+
+
+class Latency(Stage):
+    capacity = 1024
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self._last = 0.0
+
+    def push(self, item: Item, now: float) -> None:
+        if isinstance(item, End):
+            self.queue.append((max(now, self._last), item))
+            return
+        jitter = self.attrs["jitter"]
+        delay = self.attrs["latency"] + (self.rng.randrange(2 * jitter) - jitter if jitter > 0 else 0)
+        release = max(item.t + delay / 1000.0, self._last)
+        item.t = release
+        self._last = release
+        self.queue.append((release, item))
+
+
+class Bandwidth(Stage):
+    """`rate` KB/s (1 KB = 1000 bytes); a chunk is sent in `rate*100`-byte pieces."""
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self._next = 0.0
+
+    def has_room(self) -> bool:
+        return not self.queue
+
+    def push(self, item: Item, now: float) -> None:
+        rate = self.attrs["rate"]
+        if isinstance(item, End) or rate <= 0:
+            self.queue.append((max(now, self._next) if rate > 0 else now, item))
+            return
+        # keep a continuous schedule (timer lateness is carried over) unless the link was idle
+        t = self._next if self._next >= now - 0.05 else now
+        step = rate * 100
+        for i in range(0, len(item.data), step):
+            piece = item.data[i : i + step]
+            t += len(piece) / (rate * 1000.0)
+            self.queue.append((t, Chunk(piece, item.t)))
+        self._next = t
+
+
+class SlowClose(Stage):
+    capacity = 2
+
+    def push(self, item: Item, now: float) -> None:
+        delay = self.attrs["delay"] / 1000.0 if isinstance(item, End) else 0.0
+        self.queue.append((now + delay, item))
+
+
+class Timeout(Stage):
+    """Drops all data; closes after `timeout` ms without data (never when 0)."""
+
+    def __init__(self, attrs: dict[str, Any], rng: random.Random, ws: WsStream, now: float) -> None:
+        super().__init__(attrs, rng, ws, now)
+        self._closed = False
+        self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        t = self.attrs["timeout"]
+        self._fire = now + t / 1000.0 if t > 0 else None
+
+    def has_room(self) -> bool:
+        return True
+
+    def push(self, item: Item, now: float) -> None:
+        if self._closed:
+            return
+        if isinstance(item, End):
+            self._closed = True
+            self.queue.append((now, item))
+        else:
+            self._arm(now)
+
+    def pull(self, now: float) -> list[Item]:
+        if not self._closed and self._fire is not None and now >= self._fire:
+            self._closed = True
+            return [END]
+        return super().pull(now)
+
+    def deadline(self) -> float | None:
+        return None if self._closed else self._fire if not self.queue else self.queue[0][0]
+
+    def drain(self) -> list[Item]:
+        # removing a timeout toxic closes the connection (upstream behaviour, #159)
+        return [] if self._closed else [END]
+
+    def reconfigure(self, attrs: dict[str, Any], now: float) -> None:
+        super().reconfigure(attrs, now)
+        self._arm(now)
+
+
+class ResetPeer(Stage):
+    """After the first data (or EOF), wait `timeout` ms and reset both sockets."""
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self._fire: float | None = None
+        self._done = False
+
+    def has_room(self) -> bool:
+        return True
+
+    def push(self, item: Item, now: float) -> None:
+        if self._fire is None:
+            self._fire = now + self.attrs["timeout"] / 1000.0
+
+    def pull(self, now: float) -> list[Item]:
+        if not self._done and self._fire is not None and now >= self._fire:
+            self._done = True
+            return [End(rst=True)]
+        return []
+
+    def deadline(self) -> float | None:
+        return None if self._done else self._fire
+
+    def drain(self) -> list[Item]:
+        return []
+
+
+class Slicer(Stage):
+    """Cuts each chunk by recursive bisection, `delay` µs after each slice."""
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self._busy_until = 0.0
+
+    def has_room(self) -> bool:
+        return not self.queue
+
+    def push(self, item: Item, now: float) -> None:
+        t = max(now, self._busy_until)
+        if isinstance(item, End):
+            self.queue.append((t, item))
+            return
+        step = self.attrs["delay"] / 1e6
+        for a, b in self._cuts(len(item.data)):
+            self.queue.append((t, Chunk(item.data[a:b], item.t)))
+            t += step
+        self._busy_until = t
+
+    def _cuts(self, length: int) -> list[tuple[int, int]]:
+        avg, var = self.attrs["average_size"], max(0, self.attrs["size_variation"])
+        if avg <= 0:
+            return [(0, length)]
+        out: list[tuple[int, int]] = []
+        stack = [(0, length)]
+        while stack:
+            a, b = stack.pop()
+            if (b - a) - avg <= var or b - a < 2:
+                out.append((a, b))
+                continue
+            mid = a + (b - a) // 2
+            if var > 0:
+                mid += self.rng.randrange(var * 2) - var
+            mid = min(max(mid, a + 1), b - 1)
+            stack.append((mid, b))
+            stack.append((a, mid))
+        return out
+
+
+class LimitData(Stage):
+    """Forwards the first `bytes` bytes of this direction, then closes."""
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self.count = 0  # survives updates on the same connection
+        self._closed = False
+
+    def has_room(self) -> bool:
+        return True
+
+    def push(self, item: Item, now: float) -> None:
+        if self._closed:
+            return
+        if isinstance(item, End):
+            self._closed = True
+            self.queue.append((now, item))
+            return
+        left = self.attrs["bytes"] - self.count
+        if left > 0:
+            data = item.data[:left]
+            self.count += len(data)
+            self.queue.append((now, Chunk(data, item.t)))
+        if self.count >= self.attrs["bytes"]:
+            self._closed = True
+            self.queue.append((now, END))
+
+
+class WsClose(Stage):
+    def __init__(self, attrs: dict[str, Any], rng: random.Random, ws: WsStream, now: float) -> None:
+        super().__init__(attrs, rng, ws, now)
+        self._fired = False
+        self._fire = now + attrs["delay"] / 1000.0
+
+    def has_room(self) -> bool:
+        return True
+
+    def _inject(self, now: float) -> None:
+        frame = close_frame(self.attrs["code"] or 1000, self.attrs["reason"], masked=self.ws.upstream)
+        self.queue.append((now, Chunk(frame, now)))
+        self.queue.append((now, END))
+        self._fired = True
+
+    def push(self, item: Item, now: float) -> None:
+        if self._fired:
+            return
+        if isinstance(item, End):
+            self.queue.append((now, item))
+            self._fired = True
+            return
+        for piece in self.ws.feed(item.data):
+            self.queue.append((now, Chunk(piece.data, item.t)))
+            if now >= self._fire and self.ws.at_boundary:
+                self._inject(now)
+                return
+
+    def pull(self, now: float) -> list[Item]:
+        if not self._fired and now >= self._fire and self.ws.at_boundary:
+            self._inject(now)
+        return super().pull(now)
+
+    def deadline(self) -> float | None:
+        if self.queue:
+            return self.queue[0][0]
+        return None if self._fired or self.ws.state == OPAQUE else self._fire
+
+
+class WsDropPings(Stage):
+    def has_room(self) -> bool:
+        return True
+
+    def push(self, item: Item, now: float) -> None:
+        if isinstance(item, End):
+            self.queue.append((now, item))
+            return
+        kept = b"".join(p.data for p in self.ws.feed(item.data) if p.opcode not in (OP_PING, OP_PONG))
+        if kept:
+            self.queue.append((now, Chunk(kept, item.t)))
+
+
+class WsHold(Stage):
+    LIMIT = 1 << 20
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self.held: list[Item] = []
+        self._held_bytes = 0
+
+    def has_room(self) -> bool:
+        return self._held_bytes < self.LIMIT
+
+    def push(self, item: Item, now: float) -> None:
+        if isinstance(item, End):
+            # the peer is gone: let what was held and the close through
+            self.queue.extend((now, held) for held in self.held + [item])
+            self.held.clear()
+            return
+        for piece in self.ws.feed(item.data):
+            if piece.opcode is None and not self.held:
+                self.queue.append((now, Chunk(piece.data, item.t)))
+            else:
+                self.held.append(Chunk(piece.data, item.t))
+                self._held_bytes += len(piece.data)
+
+    def drain(self) -> list[Item]:
+        out = super().drain() + self.held
+        self.held = []
+        return out
+
+
+@dataclass(frozen=True)
+class ToxicType:
+    name: str
+    attributes: dict[str, type]  # attribute name -> int or str, all defaulting to zero
+    stage: Callable[..., Stage]
+    extension: bool = False
+
+    def zero_attributes(self) -> dict[str, Any]:
+        return {k: (0 if t is int else "") for k, t in self.attributes.items()}
+
+
+TOXIC_TYPES: dict[str, ToxicType] = {
+    t.name: t
+    for t in (
+        ToxicType("noop", {}, Stage),
+        ToxicType("latency", {"latency": int, "jitter": int}, Latency),
+        ToxicType("bandwidth", {"rate": int}, Bandwidth),
+        ToxicType("slow_close", {"delay": int}, SlowClose),
+        ToxicType("timeout", {"timeout": int}, Timeout),
+        ToxicType("reset_peer", {"timeout": int}, ResetPeer),
+        ToxicType("slicer", {"average_size": int, "size_variation": int, "delay": int}, Slicer),
+        ToxicType("limit_data", {"bytes": int}, LimitData),
+        ToxicType("ws_close", {"code": int, "reason": str, "delay": int}, WsClose, extension=True),
+        ToxicType("ws_drop_pings", {}, WsDropPings, extension=True),
+        ToxicType("ws_hold", {}, WsHold, extension=True),
+    )
+}
