@@ -26,6 +26,7 @@ class ChatServer:
         self.handler = ChatHandler(self.state)
         self._ws: Server | None = None
         self._runner: web.AppRunner | None = None
+        self._stopped = False
         self.ws_url = self.http_url = ""
 
     async def start(self) -> None:
@@ -49,7 +50,10 @@ class ChatServer:
 
     async def shutdown(self) -> None:
         """Stop accepting, then close every connection with 1012 (fixed) or drop them
-        without a close frame (legacy abrupt_shutdown), then stop HTTP."""
+        without a close frame (legacy abrupt_shutdown), then stop HTTP. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)
