@@ -42,6 +42,7 @@ class SimClient:
     def feed(self, event: Any) -> None:
         if self.stopped and not isinstance(event, ev.Stop):
             return
+        self.world.policy_events += 1
         actions = self.policy.handle(event)
         records = self.policy.drain_records()
         if records:

@@ -93,6 +93,7 @@ class World:
         self.records: list[dict] = []
         self._sink = sink
         self.fault_log: list[dict] = []
+        self.policy_events = 0  # events fed to client policies: the model's unit of work
         self.clients: list[SimClient] = []
         self.by_id: dict[str, SimClient] = {}
         self.realized = draws.realize_faults(scenario, self.n)

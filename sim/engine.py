@@ -1,0 +1,185 @@
+"""`simulate(scenario, out_dir)`: the model's run record, the same files the emulation writes.
+
+Two sizes, one model:
+- up to `EXACT_LIMIT` clients every record goes to `events.jsonl` (and the delivery log to
+  `sent.csv`), and `harness.record.finalize` derives the tables exactly as for an emulation;
+- above it, the engine derives `connections.csv` and `timeseries.csv` itself with the same
+  `harness.record.derive` code, from the records those tables need, and measures the ledger on
+  a sample of clients (`ledger_summary.json`, scaled to the fleet).
+Above `max_agents` clients each simulated client (agent) stands for `weight` identical clients:
+the accept path's capacity and the admission limits are divided by the weight, so every queue
+sees the load it would see at full size, and the tables are scaled back up. The run record's
+meta says so (`sampling`), and the tests check this path against the plain model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from harness.record import RecordWriter, finalize, files
+from harness.record.derive import derive, timeseries_columns, write_csv
+from harness.record.finalize import in_flight_window
+from harness.scenario.model import Admission, Scenario
+from sim.calibration import Calibration, Dist, load as load_calibration
+from sim.world import ModelOptions, World
+
+EXACT_LIMIT = 5000  # up to this many clients, events.jsonl holds every record
+MAX_AGENTS = 20000  # above this many clients, agents stand for several clients each
+LEDGER_SAMPLE = 500  # clients whose messages are simulated one by one at fleet scale
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizing:
+    clients: int  # the fleet the scenario asks for
+    agents: int  # clients the model follows one by one
+    weight: int  # clients each agent stands for
+    exact: bool  # every record written to events.jsonl
+
+    @classmethod
+    def plan(cls, clients: int, max_agents: int = MAX_AGENTS, exact_limit: int = EXACT_LIMIT) -> "Sizing":
+        weight = max(1, math.ceil(clients / max_agents))
+        agents = max(1, clients // weight)
+        return cls(clients, agents, weight, agents * weight <= exact_limit and weight == 1)
+
+
+def scaled_scenario(scenario: Scenario, weight: int) -> Scenario:
+    """The system as one agent of `weight` clients sees it: admission limits divided by the weight."""
+    if weight == 1:
+        return scenario
+    a = scenario.system.admission
+    admission = Admission(
+        None if a.max_connections is None else max(1, math.ceil(a.max_connections / weight)),
+        None if a.handshake_rate is None else a.handshake_rate / weight,
+    )
+    return dataclasses.replace(scenario, system=dataclasses.replace(scenario.system, admission=admission))
+
+
+def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
+    """Each agent's handshake occupies a server for `weight` handshakes' worth of service time."""
+    if weight == 1:
+        return cal
+    hs = cal.handshake_service
+    return dataclasses.replace(cal, handshake_service=Dist(hs.kind, hs.mean * weight, hs.sigma))
+
+
+def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path | Calibration | None = None,
+             progress: Callable[[float], None] | None = None, max_agents: int = MAX_AGENTS,
+             exact_limit: int = EXACT_LIMIT) -> dict:
+    """Run the model on `scenario` at `fleet.sim_clients`, write the run record, return its summary."""
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if isinstance(calibration, Calibration):
+        cal, cal_name = calibration, calibration.source
+    else:
+        cal, cal_name = load_calibration(calibration)
+    size = Sizing.plan(scenario.fleet.sim_clients, max_agents, exact_limit)
+    model_scenario = scaled_scenario(scenario, size.weight)
+    model_cal = scaled_calibration(cal, size.weight)
+    out = Path(out_dir)
+    warnings: list[str] = []
+    if size.weight > 1:
+        warnings.append(f"{size.agents} simulated clients each stand for {size.weight} "
+                        f"(fleet {size.clients}); accept capacity and admission limits scaled by 1/{size.weight}")
+
+    with RecordWriter(out) as rec:
+        rec.scenario(scenario)
+        if size.exact:
+            world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent)
+            world.run(progress)
+            ledger = None
+        else:
+            sample = min(size.agents, LEDGER_SAMPLE)
+            sent: list[tuple[str, str, int, float]] = []
+            world = World(model_scenario, model_cal, clients=size.agents,
+                          options=ModelOptions(message_clients=sample, keep_all_records=False),
+                          on_sent=lambda *row: sent.append(row))
+            world.run(progress)
+            _write_tables(out, world, size)
+            ledger = _ledger(world.records, sent, scenario, sample, size.clients)
+            (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
+        rec.faults([_fault_record(r, scenario, i) for i, r in enumerate(world.realized)])
+        rec.meta({
+            "engine": "simulate",
+            "stormbench_version": _version(),
+            "seed": scenario.seed,
+            "time_scale": 1.0,
+            "started_at": started_at,
+            "wall_time_s": round(time.perf_counter() - started, 3),
+            "host": {"python": platform.python_version(), "machine": platform.machine()},
+            "calibration": {"name": cal_name, "source": cal.source, **cal.to_json()},
+            "clients": size.clients,
+            "sampling": {"agents": size.agents, "weight": size.weight, "exact": size.exact,
+                         "ledger_clients": None if ledger is None else min(size.agents, LEDGER_SAMPLE)},
+            "model": {"policy_events": world.policy_events, "handshakes": world.server.handshakes * size.weight,
+                      "peak_active": world.server.peak_active * size.weight,
+                      "tokens_issued": world.tokens.issued * size.weight},
+            "warnings": warnings,
+            "self_check": {"sim_time_reached_s": world.env.now},
+        })
+    return finalize(out)
+
+
+def _fault_record(r, scenario: Scenario, index: int) -> dict:
+    d = r.to_dict()
+    if d["targets"] is not None and len(d["targets"]) > 1000:
+        d["targets"] = {"count": len(d["targets"])}  # a fleet-scale list would dwarf the record
+    return d
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("stormbench")
+    except Exception:
+        return "unknown"
+
+
+def _write_tables(out: Path, world: World, size: Sizing) -> None:
+    """connections.csv and timeseries.csv by `harness.record.derive`, scaled by the agents' weight."""
+    d = derive(world.records, world.duration)
+    rows = d.connections
+    w = size.weight
+    if w > 1:
+        rows = [{**r, "client": f"{r['client']}.{k}"} for r in rows for k in range(w)]
+        for row in d.timeseries:
+            for key, value in row.items():
+                if key != "t":
+                    row[key] = value * w
+    write_csv(out / files.CONNECTIONS, files.CONNECTION_COLUMNS, rows)
+    write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
+
+
+def _ledger(records: list[dict], sent: list[tuple[str, str, int, float]], scenario: Scenario,
+            sample: int, clients: int) -> dict:
+    """Lost, duplicated and reordered messages of the sampled clients, scaled to the fleet.
+
+    A message counts as lost when its client never displays it and it was sent earlier than the
+    in-flight window before the end (the same rule `finalize` applies to a full ledger)."""
+    horizon = scenario.duration - in_flight_window(1.0)
+    shown: dict[str, set[str]] = defaultdict(set)
+    last_seq: dict[str, int] = {}
+    displayed = duplicates = reordered = 0
+    for r in records:
+        if r["kind"] != "displayed":
+            continue
+        displayed += 1
+        key = r["client"]
+        if r["msg_id"] in shown[key]:
+            duplicates += 1
+        shown[key].add(r["msg_id"])
+        seq = r.get("seq")
+        if isinstance(seq, int):
+            if seq < last_seq.get(key, 0):
+                reordered += 1
+            last_seq[key] = max(seq, last_seq.get(key, 0))
+    lost = sum(1 for conv, msg_id, _seq, t in sent if t < horizon and msg_id not in shown[conv])
+    scale = clients / max(1, sample)
+    return {"sent": round(len(sent) * scale), "displayed": round(displayed * scale), "lost": round(lost * scale),
+            "duplicates": round(duplicates * scale), "reordered": round(reordered * scale)}
