@@ -255,7 +255,7 @@ class ClientPolicy:
             return []
         self._reconnect_pending = False
         self._reset_attempts()
-        delay = self._rng.uniform(0, self.config.base_delay) if self.fixes.jitter else 0.0
+        delay = self._rng.uniform(0, self._backoff.ceiling(0)) if self.fixes.jitter else 0.0
         return self._retry(e.now, "online", delay)
 
     def _on_user_message(self, e: UserMessage) -> list[Action]:
@@ -358,7 +358,9 @@ class ClientPolicy:
     # ---- helpers ----
 
     def _reset_attempts(self) -> None:
-        self._attempt, self._failures = 1, 0
+        """After a stable connection (or coming back online) the count starts over; a session's
+        first attempt stays number 0."""
+        self._attempt, self._failures = min(self._attempt, 1), 0
         self._backoff.reset()
 
     def _close(self, sock: int, code: int, reason: str) -> CloseSocket:
