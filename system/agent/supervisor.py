@@ -69,8 +69,13 @@ class Supervisor:
         return self.handle({"version": request_version, "conversation_id": conversation_id, "text": text})
 
     def handle(self, request: dict) -> list[dict]:
-        """One agent-contract request (v1.0 or v1.1) -> assistant_message bodies with `meta`."""
-        contracts.check("request", contracts.LATEST, request)
+        """One agent-contract request (v1.0 or v1.1) -> assistant_message bodies with `meta`.
+
+        Answers are v1.1 for both: v1.1 only adds fields and action types that a v1.0
+        reader ignores, so one answer serves both (tests/agent/test_contracts.py proves it).
+        """
+        version = request.get("version")
+        contracts.check("request", version if version in contracts.VERSIONS else contracts.LATEST, request)
         req = AgentRequest(request["version"], request["conversation_id"], request["text"], self._today(),
                            request.get("tenure"))
         conv = self._conversation(req.conversation_id)

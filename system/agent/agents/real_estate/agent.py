@@ -23,7 +23,7 @@ class RealEstateAgent:
 
     def read(self, request: AgentRequest, state: SearchPolicy) -> Reading:
         u = understand(request.text, request.today)
-        if request.tenure and request.version != "1.0":
+        if request.tenure:
             u.tenure = request.tenure
         score, reason = u.signal, "keywords"
         if state.state is not State.IDLE and (u.has_criteria or u.problems) and score < ROUTE_SCORE_IN_FLOW:
@@ -32,13 +32,12 @@ class RealEstateAgent:
 
     def respond(self, request: AgentRequest, reading: Reading, state: SearchPolicy) -> Reply:
         u: Understanding = reading.parsed
-        state.version = request.version
         decision = state.handle(u)
         if isinstance(decision, Clarify):
-            return Reply([render.clarify(decision, request.version)], state.criteria.tenure or "unknown", 0)
+            return Reply([render.clarify(decision)], state.criteria.tenure or "unknown", 0)
         if isinstance(decision, Ask):
             return Reply([render.ask(decision)], decision.criteria.tenure or "unknown", 0)
         found = self.tools.search_listings(decision.criteria, limit=RESULTS_LIMIT)
         state.results(found)
-        body = render.results(decision.criteria, found, request.version, decision.refine)
+        body = render.results(decision.criteria, found, decision.refine)
         return Reply([body], decision.criteria.tenure, len(found))

@@ -65,7 +65,7 @@ _ADJECTIVES = ("Bright", "Cosy", "Quiet", "Modern", "Renovated", "Spacious", "Ch
 _KINDS = ("flat", "apartment", "loft", "duplex", "townhouse")
 
 
-class ListingsDbError(Exception):
+class ListingsDbError(ValueError):
     """The listings database is missing, unreadable or not one of ours (message names the file)."""
 
 

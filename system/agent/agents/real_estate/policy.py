@@ -9,9 +9,6 @@ same object answers in the server, in tests and in the benchmark.
       └──────────────► (place unknown) PLACE_DECIDE ──"in Porto"──► SEARCH ──► RESULTS
                                                                       ▲          │
                                                                       └─REFINE───┘ ("cheaper", "with 3 bedrooms")
-
-Contract v1.0 had no tenure: a v1.0 conversation is always a long let and never
-asked the tenure question.
 """
 from __future__ import annotations
 
@@ -60,14 +57,9 @@ Decision = Ask | Search | Clarify
 
 @dataclass
 class SearchPolicy:
-    version: str = "1.1"
     state: State = State.IDLE
     criteria: Criteria = dataclasses.field(default_factory=Criteria)
     shown: tuple[Listing, ...] = ()
-
-    @property
-    def tenure_aware(self) -> bool:
-        return self.version != "1.0"
 
     def handle(self, u: Understanding) -> Decision:
         if u.problems:
@@ -104,7 +96,7 @@ class SearchPolicy:
         return Search(c, refine)
 
     def _merge(self, u: Understanding) -> Criteria:
-        tenure = u.tenure if self.tenure_aware else "long"
+        tenure = u.tenure
         fresh = self.state is State.RESULTS and (
             (tenure is not None and tenure != self.criteria.tenure) or _fields(u) >= FRESH_SEARCH_FIELDS)
         c = Criteria() if fresh else self.criteria
@@ -132,14 +124,13 @@ class SearchPolicy:
                 changes.update(max_price=max(1, min(x.price for x in self.shown) - 1))
             elif c.max_price is not None:
                 changes.update(max_price=max(1, int(c.max_price * CHEAPER_FACTOR)))
-        if self.tenure_aware:
-            if u.check_in is not None:
-                changes.update(check_in=u.check_in, check_out=u.check_out, move_in=None)
-            elif u.start_date is not None:
-                if tenure == "short":
-                    changes.update(check_in=u.start_date, check_out=None)
-                else:
-                    changes.update(move_in=u.start_date, check_in=None, check_out=None)
+        if u.check_in is not None:
+            changes.update(check_in=u.check_in, check_out=u.check_out, move_in=None)
+        elif u.start_date is not None:
+            if tenure == "short":
+                changes.update(check_in=u.start_date, check_out=None)
+            else:
+                changes.update(move_in=u.start_date, check_in=None, check_out=None)
         if u.pets is not None:
             changes.update(pets=u.pets)
         if u.furnished is not None:

@@ -1,8 +1,8 @@
-"""Decisions and listings as assistant_message bodies, per contract version.
+"""Decisions and listings as assistant_message bodies (contract v1.1).
 
-v1.0 bodies carry only v1.0 fields (a v1.0 client asked for nothing newer); v1.1
-bodies add tenure, price units, dates and quick replies. Wording is fixed so
-golden sessions can compare text exactly.
+v1.1 only adds to v1.0 (tenure, price units, dates, quick replies), so the same
+body serves a v1.0 client, which ignores what it does not know. Wording is fixed
+so golden sessions can compare text exactly.
 """
 from __future__ import annotations
 
@@ -40,15 +40,14 @@ def ask(decision: Ask) -> dict:
                  "tell me the check-out date or the number of nights.")
 
 
-def clarify(decision: Clarify, version: str) -> dict:
+def clarify(decision: Clarify) -> dict:
     if decision.reason == "bad_date":
         return _body(f"Sorry, I could not read that date: {decision.detail}. Try something like '3-10 Dec'.")
     if decision.reason == "nothing_to_refine":
         return _body("Tell me what to change: a budget ('cheaper', 'under 1000/month'), "
                      "bedrooms ('with 3 bedrooms'), an area or dates.")
-    example = ("'a 2-bedroom flat in Lisbon under 1200/month' or 'somewhere in Porto 3-10 Dec under 90 a night'"
-               if version != "1.0" else "'a 2-bedroom flat in Lisbon under 1200/month'")
-    return _body(f"I can search rentals for you. Tell me where and what you need, e.g. {example}.")
+    return _body("I can search rentals for you. Tell me where and what you need, e.g. 'a 2-bedroom flat "
+                 "in Lisbon under 1200/month' or 'somewhere in Porto 3-10 Dec under 90 a night'.")
 
 
 def describe(c: Criteria) -> str:
@@ -77,15 +76,12 @@ def describe(c: Criteria) -> str:
     return ", ".join(parts)
 
 
-def _card(x: Listing, version: str) -> dict:
+def _card(x: Listing) -> dict:
     card = {"id": f"L{x.id}", "title": x.title, "city": x.city, "area": x.area, "bedrooms": x.bedrooms,
-            "price": {"amount": x.price, "currency": x.currency}, "furnished": x.furnished, "pets": x.pets}
-    if version != "1.0":
-        card["price"]["unit"] = x.price_unit
-        card["tenure"] = x.tenure
-        card["rating"] = x.rating
-        if x.available_from is not None:
-            card["move_in"] = x.available_from.isoformat()
+            "price": {"amount": x.price, "currency": x.currency, "unit": x.price_unit}, "tenure": x.tenure,
+            "furnished": x.furnished, "pets": x.pets, "rating": x.rating}
+    if x.available_from is not None:
+        card["move_in"] = x.available_from.isoformat()
     return card
 
 
@@ -115,15 +111,12 @@ def _criteria(c: Criteria) -> dict:
     return out
 
 
-def results(c: Criteria, listings: list[Listing], version: str, refine: bool) -> dict:
+def results(c: Criteria, listings: list[Listing], refine: bool) -> dict:
     what = describe(c)
     if not listings:
         return _body(f"I found nothing for {what}. Try a higher budget, fewer bedrooms or another area.")
     lead = "Updated: " if refine else ""
-    action = {"type": "show_listings", "listings": [_card(x, version) for x in listings]}
-    if version != "1.0":
-        action["criteria"] = _criteria(c)
+    action = {"type": "show_listings", "listings": [_card(x) for x in listings], "criteria": _criteria(c)}
     cheapest = min(listings, key=lambda x: x.price)
     return _body(f"{lead}Top {len(listings)} for {what}. From "
-                 f"{money(cheapest.price, cheapest.currency, cheapest.price_unit if version != '1.0' else None)}.",
-                 [action])
+                 f"{money(cheapest.price, cheapest.currency, cheapest.price_unit)}.", [action])

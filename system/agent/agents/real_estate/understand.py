@@ -48,7 +48,7 @@ _BETWEEN = re.compile(rf"\b(?:between\s+)?(?P<cur1>{_CUR})?\s*(\d+(?:[.,]\d+)?)\
 _SHORT_CUES = re.compile(
     r"\b(short[- ]?(?:stay|term|let|rental)s?|short|nightly|per night|a night|/night|holidays?|vacation|vacances|"
     r"vacaciones|ferias|weekend|airbnb|nights|trip|getaway|city break|few days|for a week|one week|two weeks|"
-    r"for \d+ (?:days|nights)|tourist|visiting|visit|conference|business trip|hotel|b&b|noites|noches|nuits)\b")
+    r"for \d+ (?:days|nights|weeks)|tourist|visiting|visit|conference|business trip|hotel|b&b|noites|noches|nuits)\b")
 _LONG_CUES = re.compile(
     r"\b(long[- ]?(?:let|term|stay|rental)s?|long|monthly|per month|a month|pcm|lease|contract|relocat\w*|"
     r"moving to|move in|move-in|moving in|to live|for a year|\d+ months|\d+-month|year-long|permanent|"
@@ -71,8 +71,10 @@ _STRONG = re.compile(
     r"bedrooms?|bedroom|beds|bdrms?|real estate|landlord|sublet|airbnb|apartamentos?|piso|pisos|alquiler|"
     r"alquilar|arrendar|arrendamento|aluguel|alugar|quartos?|alojamento|alojamiento|appartements?|logement|louer|"
     r"wohnung|wohnungen|miete|mieten|unterkunft|long let|short stay|short let|home to rent|place to (?:stay|live|rent)|"
-    r"somewhere to (?:stay|live|sleep)|where (?:can|could) i stay|appartment|apartmnt|apartement|appartment|"
-    r"aprtment|flta|rnet|rentel|bedrom|bedrooom)\b")
+    r"somewhere to (?:stay|live|sleep)|where (?:can|could) i stay)\b")
+# typed in a hurry: "apartmnt", "appartment", "acommodation" are close to one of these
+_FUZZY_NOUNS = ("apartment", "apartments", "accommodation", "bedroom", "bedrooms", "rental", "property", "listing",
+                "listings", "studio", "house")
 _WEAK = re.compile(r"\b(room|rooms|home|homes|stay|staying|live|living|move|moving|place|nights?|month|monthly|"
                    r"nightly|furnished|pets?|budget|casa|maison|haus|zimmer|chambre)\b")
 _NOT_PROPERTY = re.compile(
@@ -190,6 +192,7 @@ def understand(text: str, today: dt.date) -> Understanding:
     _read_money(rest, u)
 
     short, long_ = bool(_SHORT_CUES.search(norm)), bool(_LONG_CUES.search(norm))
+    said_tenure = short or long_
     if u.price_unit == "night" or u.check_in:
         short = True
     if u.price_unit == "month":
@@ -204,7 +207,7 @@ def understand(text: str, today: dt.date) -> Understanding:
         u.furnished = True
     u.cheaper = bool(_CHEAPER.search(norm))
     u.bigger = bool(_BIGGER.search(norm))
-    u.signal = _signal(norm, u)
+    u.signal = _signal(norm, u, said_tenure)
     return u
 
 
@@ -239,9 +242,10 @@ def _unit(text: str | None) -> str | None:
     return "night" if re.fullmatch(_NIGHT, text.strip()) else "month"
 
 
-def _signal(norm: str, u: Understanding) -> float:
+def _signal(norm: str, u: Understanding, said_tenure: bool) -> float:
     score = 0.0
-    if _STRONG.search(norm):
+    if _STRONG.search(norm) or any(difflib.get_close_matches(w, _FUZZY_NOUNS, n=1, cutoff=0.8)
+                                   for w in re.findall(r"[a-z]{5,}", norm)):
         score += 0.6
     score += 0.15 * min(2, len(_WEAK.findall(norm)))
     if u.bedrooms is not None or u.min_bedrooms is not None:
@@ -252,7 +256,7 @@ def _signal(norm: str, u: Understanding) -> float:
         score += 0.3 if u.price_unit else 0.15
     if u.check_in or u.start_date:
         score += 0.15
-    if u.tenure:
+    if said_tenure:
         score += 0.15
     if u.cheaper or u.bigger:
         score += 0.1
