@@ -99,9 +99,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     store = parser.add_argument_group("storage, agent and logs")
     store.add_argument("--db", type=Path, default=None,
                        help="SQLite file for messages, refresh tokens and the secret (default: a new temp file)")
-    store.add_argument("--agent", default="echo",
-                       help="who answers user messages: echo, supervisor, or module:Factory (default echo)")
-    store.add_argument("--agent-db", type=Path, default=None, help="listings database for --agent supervisor")
+    store.add_argument("--agent", default="supervisor",
+                       help="who answers user messages: supervisor (the real-estate supervisor), echo, "
+                            "or module:Factory (default supervisor)")
+    store.add_argument("--agent-db", "--listings-db", type=Path, default=None,
+                       help="listings database for --agent supervisor (`stormbench seed-db`; default: a small "
+                            "5,000-listing database built once in ~/.cache/stormbench)")
     store.add_argument("--log-file", type=Path, default=None, help="structured JSON-lines log (default stderr)")
 
 
