@@ -16,11 +16,12 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 
+from .geography import CITY_BY_NAME
 from .tools import Criteria, Listing, UNIT_OF_TENURE
 from .understand import Understanding
 
 CHEAPER_FACTOR = 0.85  # "cheaper" with nothing shown yet lowers the budget by 15%
-FRESH_SEARCH_FIELDS = 3  # a message naming this many criteria starts a new search instead of refining
+FRESH_SEARCH_FIELDS = 3  # a message naming a place and this many criteria starts a new search
 
 
 class State(enum.Enum):
@@ -97,7 +98,7 @@ class SearchPolicy:
 
     def _merge(self, u: Understanding) -> Criteria:
         tenure = u.tenure
-        fresh = self.state is State.RESULTS and (
+        fresh = self.state is State.RESULTS and u.city is not None and (
             (tenure is not None and tenure != self.criteria.tenure) or _fields(u) >= FRESH_SEARCH_FIELDS)
         c = Criteria() if fresh else self.criteria
         changes: dict = {}
@@ -108,6 +109,8 @@ class SearchPolicy:
         tenure = tenure or c.tenure
         if u.city is not None:
             changes.update(city=u.city, area=u.area)
+            if c.city is not None and CITY_BY_NAME[c.city].currency != CITY_BY_NAME[u.city].currency:
+                changes.update(max_price=None, min_price=None)  # a budget in euros says nothing in pounds
         if u.bedrooms is not None:
             changes.update(bedrooms=u.bedrooms, min_bedrooms=None)
         elif u.min_bedrooms is not None:

@@ -1,0 +1,75 @@
+"""Golden sessions replayed in process and over a real WebSocket to a real `stormbench serve` subprocess."""
+from __future__ import annotations
+
+import json
+import os
+
+import aiohttp
+import pytest
+import websockets
+
+from harness.emulate.procs import ManagedProcess, stormbench_argv
+from system.agent.supervisor import TODAY_ENV
+
+from .golden import GOLDEN_TODAY, load_sessions, replay
+
+SESSIONS = load_sessions()
+IDS = [s["name"] for s in SESSIONS]
+
+
+def test_the_golden_sessions_cover_both_tenures_the_question_and_a_refinement():
+    texts = {s["name"]: [b for t in s["turns"] for b in t["replies"]] for s in SESSIONS}
+    for name, tenure in (("short_term", "short"), ("long_term", "long")):
+        bodies = texts[name]
+        assert any(a.get("question") == "tenure" for b in bodies for a in b.get("actions", []))
+        assert any(b["text"].startswith("Updated:") for b in bodies)  # a refinement on shown results
+        shown = [x for b in bodies for a in b.get("actions", []) for x in a.get("listings", [])]
+        assert shown and all(x["tenure"] == tenure for x in shown)
+
+
+@pytest.mark.parametrize("session", SESSIONS, ids=IDS)
+def test_golden_session_replays_in_process(supervisor, session):
+    assert replay(supervisor, session) == [turn["replies"] for turn in session["turns"]]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, listings_db):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, TODAY_ENV: GOLDEN_TODAY.isoformat()}
+    proc = ManagedProcess(stormbench_argv("serve", "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
+                                          "--admin-key", "golden", "--agent", "supervisor",
+                                          "--listings-db", str(listings_db)),
+                          name="serve", env=env, log_path=log, ready_timeout=30)
+    proc.start()
+    try:
+        yield proc.ready
+    finally:
+        proc.stop()
+
+
+async def _recv(ws) -> dict:
+    return json.loads(await ws.recv())
+
+
+@pytest.mark.parametrize("session", SESSIONS, ids=IDS)
+async def test_golden_session_replays_over_a_real_websocket(server, session):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server['http_url']}/auth/token", json={"user": f"golden-{session['name']}"}) as r:
+            assert r.status == 200
+            token = (await r.json())["access_token"]
+    url = f"{server['ws_url']}/ws/chat/golden-{session['name']}?token={token}"
+    async with websockets.connect(url, open_timeout=10) as ws:
+        assert (await _recv(ws))["type"] == "welcome"
+        last_seq = 0
+        for n, turn in enumerate(session["turns"]):
+            await ws.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"u{n}", "text": turn["user"]}))
+            first = await _recv(ws)
+            assert (first["type"], first["status"]) == ("chat_status", "typing")
+            got = []
+            while len(got) < len(turn["replies"]):
+                frame = await _recv(ws)
+                assert frame["type"] == "assistant_message", frame
+                assert frame["v"] == "1.0" and frame["seq"] > last_seq and "meta" not in frame
+                last_seq = frame["seq"]
+                got.append({k: v for k, v in frame.items() if k not in ("v", "type", "id", "seq")})
+            assert got == turn["replies"], f"turn {n}: {turn['user']!r}"
