@@ -44,6 +44,6 @@ def load_backend(name: str, db_path: str | Path | None = None) -> AgentBackend:
         factory = getattr(importlib.import_module(module_name), attr)
         backend = factory(db_path) if db_path is not None else factory()
         if not isinstance(backend, AgentBackend):
-            raise TypeError(f"--agent {name}: {attr} did not return an object with respond()")
+            raise TypeError(f"{attr} did not return an object with respond()")
         return backend
-    raise ValueError(f"--agent: expected one of {', '.join(BACKENDS)} or 'module:Factory', got {name!r}")
+    raise ValueError(f"expected one of {', '.join(BACKENDS)} or 'module:Factory'")

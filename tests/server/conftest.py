@@ -22,6 +22,8 @@ from system.server.logs import EventLog
 
 ADMIN_KEY = "test-admin-key"
 REPO = Path(__file__).resolve().parents[2]
+# the console script's entry point, without depending on where the venv put `stormbench`
+STORMBENCH = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())"]
 
 
 class Api:
@@ -143,7 +145,7 @@ def spawn_serve(tmp_path):
     def spawn(*flags: str, env: dict | None = None) -> ServeProcess:
         log_path = tmp_path / f"serve{len(procs)}.log.jsonl"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "serve", "--log-file", str(log_path), *flags],
+            [*STORMBENCH, "serve", "--log-file", str(log_path), *flags],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
             env={**os.environ, **(env or {})})
         procs.append(proc)
