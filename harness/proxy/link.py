@@ -235,9 +235,14 @@ class Link:
                 out: list[Item] = list(box)
                 box.clear()
             else:
-                while box and stage.has_room():
-                    stage.push(box.popleft(), now)
-                out = stage.pull(now)
+                out = []
+                while True:  # releasing items may make room for more
+                    while box and stage.has_room():
+                        stage.push(box.popleft(), now)
+                    released = stage.pull(now)
+                    if not released:
+                        break
+                    out.extend(released)
             if not out:
                 continue
             if i < last:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +119,7 @@ class Proxy:
         try:
             self.server = await loop.create_server(self._new_connection, host, port, backlog=BACKLOG)
         except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
+            reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
             raise errors.internal(f"listen tcp {_format(host, port)}: bind: {reason}") from None
         bound = self.server.sockets[0].getsockname()
         self.listen = _format(bound[0], bound[1])
