@@ -94,6 +94,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent)
             world.run(progress)
             ledger = None
+            if scenario.fleet.message_every is None:  # no chat: nothing to lose or duplicate
+                (out / files.LEDGER_SUMMARY).write_text(json.dumps(dict.fromkeys(files.LEDGER_SUMMARY_KEYS, 0)) + "\n")
         else:
             sample = min(size.agents, LEDGER_SAMPLE)
             sent: list[tuple[str, str, int, float]] = []

@@ -1,0 +1,79 @@
+"""The model against textbook answers: settings simple enough to solve on paper."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from harness.record import RunRecord
+from harness.scenario import from_dict
+from sim import closed_form
+from sim.calibration import Calibration, Dist
+from sim.engine import simulate
+from sim.world import World
+
+
+def scenario(**over):
+    doc = {"name": "closed-form", "seed": 7, "duration": "6h",
+           "system": {"behaviour": "fixed", "token_ttl": "1h", "live_expiry": True},
+           "fleet": {"clients": 300, "profile": "fixed"}}
+    for key, value in over.items():
+        doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) else value
+    return from_dict(doc)
+
+
+def test_capped_exponential_lifetimes(tmp_path):
+    """Drops at rate λ and a token that ends every socket at T: lifetime ~ min(Exp(λ), T).
+
+    The client opens a new socket for each token and leaves the old one open (stable_socket and
+    single_writer off), so each socket lives until a drop or until its own token expires (4401)."""
+    rate, ttl = 1 / 1800, 3600.0
+    sc = scenario(duration="24h", system={"token_ttl": "1h"},
+                  fleet={"clients": 1200, "profile": {"base": "fixed", "disable": ["stable_socket", "single_writer"]},
+                         "network": {"drops": {"every": "30m"}}})
+    summary = simulate(sc, tmp_path / "run")
+    assert summary["connections"] > 40000
+    for q, key in ((0.5, "duration_p50_s"), (0.95, "duration_p95_s")):
+        expected = closed_form.capped_exponential_quantile(rate, ttl, q)
+        assert summary[key] == pytest.approx(expected, rel=0.02), key
+    # the mean of the uncensored and censored lifetimes together, by Kaplan–Meier
+    assert summary["duration_mean_s"] == pytest.approx(closed_form.capped_exponential_mean(rate, ttl), rel=0.02)
+    closes = summary["closes_by_code"]
+    assert int(closes["4401"]) > 0 and int(closes["1006"]) > 0  # both ends of the min() happened
+
+
+def test_accept_queue_is_erlang_c():
+    """Handshakes arriving as a Poisson stream at c servers with exponential service: M/M/c."""
+    servers, service_mean, n, ramp = 4, 0.01, 30000, 100.0
+    cal = Calibration(handshake_servers=servers, handshake_service=Dist("exponential", service_mean),
+                      token_latency=Dist("fixed", 0.0))
+    sc = scenario(duration=ramp + 30, fleet={"clients": n, "arrival": {"ramp": ramp}})
+    world = World(sc, cal, clients=n, options=__import__("sim.world", fromlist=["ModelOptions"]).ModelOptions(keep_all_records=False))
+    world.server.record_waits = True
+    world.run()
+    waits = np.asarray(world.server.waits)
+    assert waits.size == n
+    lam = n / ramp  # uniform arrivals of n clients over the ramp: a Poisson stream given its count
+    expected = closed_form.mmc_mean_wait(servers, lam, 1 / service_mean)
+    assert expected > 0.001  # the queue does wait: a test of something
+    assert waits.mean() == pytest.approx(expected, rel=0.03)
+
+
+def test_restart_herd_arrives_at_n_over_w(tmp_path):
+    """A graceful restart: every fixed client waits U(0, W) after the 1012, so reconnects arrive at N/W."""
+    n, at = 3000, 600
+    cal = Calibration(restart_downtime_s=0.0)
+    sc = scenario(duration="20m", fleet={"clients": n}, faults=[{"at": at, "kind": "server_restart"}])
+    sc = dataclasses.replace(sc, faults=tuple(sc.faults))
+    simulate(sc, tmp_path / "run", calibration=cal)
+    rec = RunRecord(tmp_path / "run")
+    window = 10.0  # ClientConfig.restart_window, the fixed client's full-jitter window for 1012
+    ts = rec.timeseries.set_index("t")
+    herd = ts.loc[at:at + window - 1, "reconnects"].to_numpy(float)
+    assert herd.sum() == pytest.approx(n, rel=0.01)
+    assert herd.mean() == pytest.approx(closed_form.herd_arrival_rate(n, window), rel=0.02)
+    # spread evenly, not bunched: every second within 5 sd of the mean rate
+    assert np.all(np.abs(herd - n / window) < 5 * math.sqrt(n / window))
+    assert ts.loc[at + window + 5:, "reconnects"].sum() == 0
