@@ -1,0 +1,137 @@
+"""Each fix's effect, shown with real clients against a real `stormbench serve` process."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+import pytest
+from websockets.asyncio.client import connect
+
+from system.client.policy import ClientConfig, Fixes
+
+pytestmark = pytest.mark.timeout(90)
+
+# wall-clock constants small enough for a test, in the same proportions as a real client
+QUICK = dict(base_delay=0.05, max_delay=0.4, legacy_delay=0.1, max_retries=3, think_time=0.3,
+             restart_window=0.3, overload_base=0.2, stable_after=0.5)
+
+
+def config(profile: str, **overrides) -> ClientConfig:
+    return ClientConfig(fixes=Fixes.profile(profile), **{**QUICK, **overrides})
+
+
+def all_open(bench, clients, times: int = 1):
+    return lambda: all(len(bench.of("open", c)) >= times for c in clients)
+
+
+@pytest.mark.parametrize("profile", ["legacy", "fixed"])
+async def test_token_expiry_legacy_403_loop_and_manual_refresh_fixed_neither(serve, bench_on, profile):
+    """Against the legacy server (HTTP 403 for a bad token at the handshake), revoke every
+    access token and cut every socket: the legacy client retries with its cached token."""
+    server = serve("--legacy", "--token-ttl", "10m")
+    bench = bench_on(server)
+    clients = ["c0", "c1"]
+    bench.start(config(profile, stable_after=0.01), len(clients))  # connected = stable: a clean count
+    await bench.until(all_open(bench, clients), what="both clients connected")
+
+    await server.admin("/admin/expire-tokens", {})
+    dropped = await server.admin("/admin/drop", {"fraction": 1.0})
+    assert dropped["dropped"] == 2
+    # legacy: 403 loop, give-up, and the hard refresh reconnects; fixed: refresh, then reconnect
+    await bench.until(all_open(bench, clients, times=2), timeout=15, what="every client back online")
+    await bench.stop()
+
+    forbidden = bench.of("handshake_failed", status=403)
+    give_ups = bench.of("give_up")
+    if profile == "legacy":
+        for c in clients:
+            assert len(bench.of("handshake_failed", c, status=403)) == QUICK["max_retries"]
+            assert [g["reason"] for g in bench.of("give_up", c)] == ["max_retries"]
+            # the 403s all used the cached token; after the manual refresh a new session logs in anew
+            kinds = [(r["kind"], r.get("n"), r.get("refresh")) for r in bench.records
+                     if r["client"] == c and r["kind"] in ("attempt", "give_up", "token")]
+            assert kinds == [("token", None, False), ("attempt", 0, None), ("attempt", 1, None),
+                             ("attempt", 2, None), ("attempt", 3, None), ("give_up", None, None),
+                             ("token", None, False), ("attempt", 0, None)]
+    else:
+        assert forbidden == [] and give_ups == []
+        assert len(bench.of("token", refresh=True, ok=True)) >= len(clients)
+
+
+@pytest.mark.parametrize("profile", ["legacy", "fixed"])
+async def test_socket_churn_legacy_shows_duplicates_fixed_none(serve, bench_on, profile):
+    """Short-lived tokens: the legacy client opens a socket per token and keeps the old one, so the
+    server fans every reply out to both; the fixed one refreshes in-band on one socket, which the
+    live-expiry server would close with 4401 if the refresh did not reach it."""
+    server = serve("--token-ttl", "1.2s", "--live-expiry", "--expiry-grace", "0.3s")
+    bench = bench_on(server)
+    [driver] = bench.start(config(profile, refresh_lead=0.6, token_ttl=1.2))
+    await bench.until(all_open(bench, ["c0"]), what="connected")
+    for i in range(25):  # ~5 token lifetimes of chatter
+        driver.send_user_message(f"message {i}")
+        await asyncio.sleep(0.25)
+    await bench.until(lambda: len(bench.of("sent")) == len(set(r["msg_id"] for r in bench.of("sent"))) == 25,
+                      what="every user message sent")
+    replies = await server.admin("/admin/messages")
+    await bench.until(lambda: {r["msg_id"] for r in bench.of("displayed")} >= {m["id"] for m in replies["messages"]},
+                      what="every reply displayed")
+    await bench.stop()
+
+    displayed = Counter(r["msg_id"] for r in bench.of("displayed"))
+    duplicates = sum(n - 1 for n in displayed.values())
+    if profile == "legacy":
+        assert duplicates > 0
+        assert len(bench.of("attempt")) >= 4  # a new socket per token
+    else:
+        assert duplicates == 0
+        assert len(bench.of("attempt")) == 1 and len(bench.of("token", refresh=True, ok=True)) >= 4
+        assert [c["code"] for c in bench.of("close")] == [1000]  # only our own close at the end
+        assert driver.policy.listener_count <= 1
+
+
+@pytest.mark.parametrize("resume", [True, False])
+async def test_forced_drop_resume_loses_nothing(serve, bench_on, resume):
+    """The server aborts every connection; while the client under test is away another member
+    of the conversation gets replies. With resume they are replayed on reconnect; without, lost."""
+    server = serve("--token-ttl", "10m")
+    bench = bench_on(server)
+    fixes = Fixes.profile("fixed").with_changes(disable=["jitter"] + ([] if resume else ["dedup_resume"]))
+    # no jitter: the client stays away a known 1.5 s, long enough for the other member to talk
+    bob_config = ClientConfig(fixes=fixes, **{**QUICK, "base_delay": 1.5, "max_delay": 1.5})
+    [bob] = bench.start(bob_config, conversation="room", prefix="bob")
+    await bench.until(all_open(bench, ["bob0"]), what="bob connected")
+
+    async def talk(texts: list[str]) -> None:
+        token = await server.token("alice")
+        async with connect(server.endpoints.chat("room", token)) as ws:
+            for i, text in enumerate(texts):
+                await ws.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"a-{text}", "text": text}))
+                while True:  # wait for the reply (the echo agent answers each message once)
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if frame["type"] == "assistant_message":
+                        break
+
+    await talk(["before-1", "before-2"])
+    await bench.until(lambda: len(bench.of("displayed")) == 2, what="bob saw the first replies")
+    await server.admin("/admin/drop", {"fraction": 1.0})
+    await bench.until(lambda: bench.of("close", "bob0", by="network"), what="bob's socket dropped")
+    await talk(["during-1", "during-2", "during-3"])
+    assert len(bench.of("open", "bob0")) == 1, "bob came back before the others talked; the test proves nothing"
+    await bench.until(all_open(bench, ["bob0"], times=2), what="bob reconnected")
+    log = (await server.admin("/admin/messages"))["messages"]
+    sent = {m["id"] for m in log if m["conversation_id"] == "room"}
+    assert len(sent) == 5
+    if resume:
+        await bench.until(lambda: {r["msg_id"] for r in bench.of("displayed")} == sent, what="bob saw everything")
+    else:
+        await asyncio.sleep(0.5)  # a window for anything still in flight: there is nothing to wait for
+    await bench.stop()
+    displayed = [r["msg_id"] for r in bench.of("displayed")]
+    lost = sent - set(displayed)
+    if resume:
+        assert lost == set() and len(displayed) == len(set(displayed)) == 5
+        replayed = bench.of("received", "bob0", sock=2)
+        assert len(replayed) == 3 and [r["seq"] for r in replayed] == sorted(r["seq"] for r in replayed)
+    else:
+        assert len(lost) == 3
