@@ -198,7 +198,6 @@ class ModelServer:
         if expires is None or expires <= now:
             if self.setup.legacy_handshake:
                 self._release(s)
-                s.state = "closed"
                 s.client.handshake_failed(s, 403)
             else:
                 self._open_then_close(s, EXPIRED, "token expired")

@@ -1,0 +1,92 @@
+"""The model's behaviour as a whole: fast paths against the plain model, legacy against fixed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.scenario import from_dict
+from sim.calibration import Calibration, load
+from sim.engine import Sizing, simulate
+
+
+def day(profile: str, clients: int, duration: str = "6h", **fleet):
+    return from_dict({
+        "name": "model-check", "seed": 11, "duration": duration,
+        "system": {"behaviour": profile, "token_ttl": "15m", "live_expiry": True,
+                   "heartbeat": {"interval": "30s", "timeout": "20s"}},
+        "fleet": {"clients": clients, "profile": profile, "arrival": {"ramp": "5m"},
+                  "network": {"drops": {"every": "1h"}, "offline": {"every": "3h", "for": "1m"}}, **fleet},
+        "faults": [{"at": "2h", "kind": "server_restart"},
+                   {"at": "3h", "for": "5m", "kind": "auth_outage"},
+                   {"at": "4h", "kind": "token_expiry", "fraction": 0.5},
+                   {"at": "5h", "for": "2m", "kind": "partition", "fraction": 0.3}],
+    })
+
+
+def test_sizing_weights_large_fleets():
+    assert Sizing.plan(1000) == Sizing(1000, 1000, 1, True)
+    big = Sizing.plan(100_000, max_agents=10_000)
+    assert (big.agents, big.weight, big.exact) == (10_000, 10, False)
+
+
+def test_weighted_agents_match_the_plain_model(tmp_path):
+    """The fleet-scale path (agents standing for 4 clients each, derived tables, sampled ledger)
+    against the plain model of every client, on the same scenario."""
+    sc = day("fixed", 1200, messages={"every": "10m"})
+    plain = simulate(sc, tmp_path / "plain")
+    fast = simulate(sc, tmp_path / "fast", max_agents=300)
+    meta = json.loads((tmp_path / "fast" / "meta.json").read_text())
+    assert meta["sampling"] == {"agents": 300, "weight": 4, "exact": False, "ledger_clients": 300}
+    assert fast["clients"] == plain["clients"] == 1200
+    for key in ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "connections"):
+        assert fast[key] == pytest.approx(plain[key], rel=0.10), key
+    assert fast["peak_reconnects_per_s"] == pytest.approx(plain["peak_reconnects_per_s"], rel=0.25)
+    assert fast["messages_sent"] == pytest.approx(plain["messages_sent"], rel=0.10)
+    assert fast["lost_messages"] == plain["lost_messages"] == 0
+
+
+def test_derived_tables_match_finalize(tmp_path):
+    """At weight 1 the engine's own tables equal what finalize derives from events.jsonl."""
+    sc = day("legacy", 100)
+    simulate(sc, tmp_path / "events")
+    simulate(sc, tmp_path / "tables", exact_limit=0)
+    for name in ("connections.csv", "timeseries.csv"):
+        assert (tmp_path / "events" / name).read_text() == (tmp_path / "tables" / name).read_text(), name
+
+
+def test_legacy_to_fixed_has_the_seed_systems_direction(tmp_path):
+    """The before/after table of DESIGN.md: storms, 403s, short lives, duplicates, manual refreshes."""
+    legacy = simulate(day("legacy", 200, messages={"every": "10m"}), tmp_path / "legacy")
+    fixed = simulate(day("fixed", 200, messages={"every": "10m"}), tmp_path / "fixed")
+    assert legacy["duration_p95_s"] <= 15 * 60 + 1  # bounded by the token period, as the seed's ~15 min
+    assert fixed["duration_p95_s"] is None or fixed["duration_p95_s"] >= 2 * legacy["duration_p95_s"]
+    assert legacy["storms"] > 2 * max(1, fixed["storms"])
+    assert legacy["http_403"] > fixed["http_403"]
+    assert legacy["duplicates_displayed"] > 0 == fixed["duplicates_displayed"]
+    assert legacy["manual_refreshes"] > fixed["manual_refreshes"]
+    assert legacy["reconnect_attempts"] > 5 * fixed["reconnect_attempts"]
+
+
+def test_calibration_errors_name_the_file_and_field(tmp_path):
+    bad = tmp_path / "cal.json"
+    bad.write_text(json.dumps({"handshake_servers": 0}))
+    with pytest.raises(ValueError, match=r"cal\.json.*handshake_servers"):
+        load(bad)
+    bad.write_text(json.dumps({"handshake_service": {"kind": "gamma", "mean": 1}}))
+    with pytest.raises(ValueError, match=r"cal\.json.*handshake_service.*kind"):
+        load(bad)
+    bad.write_text(json.dumps({"servers": 2}))
+    with pytest.raises(ValueError, match=r"unknown field.*servers"):
+        load(bad)
+    cal, name = load()
+    assert isinstance(cal, Calibration) and name.endswith("calibration_default.json")
+
+
+def test_run_record_names_its_calibration(tmp_path):
+    cal = Calibration(source="measured on a test box", handshake_servers=3)
+    simulate(day("fixed", 20), tmp_path / "run", calibration=cal)
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["engine"] == "simulate"
+    assert meta["calibration"]["source"] == "measured on a test box"
+    assert meta["calibration"]["handshake_servers"] == 3
