@@ -1,0 +1,407 @@
+"""`emulate(scenario, out_dir)`: run a scenario against the real system and write its raw run record.
+
+The order of a run: draw the plan from the seed; start the server and the proxy
+(or use `target` / `toxiproxy_url`); create one pair of proxies per client group;
+measure handshake and agent time through them (distortion warnings); spawn the
+workers and start them on one shared origin; then, until the scenario ends, apply
+the fault timeline, scrape `/metrics`, and show the live view. Afterwards: merge
+the workers' events, fetch the server's delivery log (`sent.csv`), write
+`faults.json` and `meta.json` with the self-checks, and tear everything down —
+always, whatever failed.
+
+Scaling: every duration given to the server (token TTL, refresh TTL, heartbeat,
+expiry grace) is divided by `time_scale`, the handshake rate multiplied by it; the
+clients' policy runs on a clock in scenario seconds, so their records need no
+conversion; the server's delivery log (unix seconds) is converted here. Heartbeats
+are floored at `HEARTBEAT_FLOOR_WALL` (a 30 s heartbeat at ×720 would be a ping
+every 42 ms per socket): the warning says so when the floor bites.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import aiohttp
+import psutil
+
+from harness.emulate import probe
+from harness.emulate.faults import FaultApplier, run_timeline
+from harness.emulate.fleet import Fleet, WorkerSpec, fleet_bound, split, worker_count
+from harness.emulate.host import fd_limit, host_facts
+from harness.emulate.live import LiveView, Tally
+from harness.emulate.plan import Plan, Step, make_plan, timeline
+from harness.emulate.procs import ManagedProcess
+from harness.emulate.scrape import parse_metrics
+from harness.emulate.selfcheck import merge as merge_self_check
+from harness.emulate.timescale import TimeScale
+from harness.emulate.topology import (
+    Endpoints, ProxyControl, ServerControl, ServerOptions, start_proxy_process,
+)
+from harness.record import RecordWriter
+from harness.scenario import Scenario
+
+#: the shortest heartbeat interval/timeout handed to the server, in wall seconds
+HEARTBEAT_FLOOR_WALL = 0.25
+#: how long a handshake or token request may take before the client calls it failed (wall floor)
+OPEN_TIMEOUT_FLOOR_WALL = 1.0
+#: scrapes per run (at most one per wall second)
+SCRAPES_PER_RUN = 120
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[ServerOptions, list[str]]:
+    """The server's flags for this scenario in wall time, and warnings about floors that bit."""
+    from system.server.config import LEGACY_TRAITS
+
+    sysspec, warnings = scenario.system, []
+    b = sysspec.behaviour
+    traits = set(LEGACY_TRAITS) if b.base == "legacy" else set()
+    traits = (traits | set(b.legacy)) - set(b.fixed)
+    hb = []
+    for name, value in (("interval", sysspec.heartbeat.interval), ("timeout", sysspec.heartbeat.timeout)):
+        wall = scale.to_wall(value) if value else None
+        if wall is not None and wall < HEARTBEAT_FLOOR_WALL:
+            warnings.append(f"system.heartbeat.{name} {value:g}s at time_scale {scale.factor:g} would be "
+                            f"{wall * 1000:.0f}ms wall; floored at {HEARTBEAT_FLOOR_WALL * 1000:.0f}ms "
+                            f"(= {scale.to_scenario(HEARTBEAT_FLOOR_WALL):g}s of scenario time)")
+            wall = HEARTBEAT_FLOOR_WALL
+        hb.append(wall)
+    rate = sysspec.admission.handshake_rate
+    return ServerOptions(
+        legacy_traits=tuple(sorted(traits)),
+        token_ttl=scale.to_wall(sysspec.token_ttl),
+        refresh_ttl=scale.to_wall(max(7 * 86400.0, scenario.duration * 2)),
+        heartbeat_interval=hb[0], heartbeat_timeout=hb[1],
+        live_expiry=sysspec.live_expiry,
+        expiry_grace=scale.to_wall(10.0),
+        max_connections=sysspec.admission.max_connections,
+        handshake_rate=rate * scale.factor if rate else None,
+        db=db,
+    ), warnings
+
+
+def client_config(scenario: Scenario):
+    """The clients' policy config in scenario seconds (their clock runs in scenario time)."""
+    from system.client.config import ClientConfig, Fixes
+
+    p = scenario.fleet.profile
+    fixes = Fixes.profile(p.base).with_changes(enable=p.enable, disable=p.disable)
+    ttl = scenario.system.token_ttl
+    return ClientConfig(fixes=fixes, token_ttl=ttl, refresh_lead=min(60.0, ttl / 4))
+
+
+def parse_target(target: str) -> Endpoints:
+    """`--target`: "WS_URL,HTTP_URL", or one HTTP URL whose host also serves the WebSocket."""
+    parts = [p.strip().rstrip("/") for p in target.split(",") if p.strip()]
+    if len(parts) == 2:
+        ws, http = sorted(parts, key=lambda u: not u.startswith("ws"))
+        return Endpoints(ws, http)
+    if len(parts) == 1 and parts[0].startswith("http"):
+        return Endpoints("ws" + parts[0][4:], parts[0])
+    raise ValueError(f"--target {target!r}: expected an http:// URL or 'ws://HOST:PORT,http://HOST:PORT'")
+
+
+class _Run:
+    """One emulation: owns every process and file it starts, so teardown is one place."""
+
+    def __init__(self, scenario: Scenario, out_dir: Path, target: str | None, toxiproxy_url: str | None,
+                 progress: Progress | None) -> None:
+        self.scenario = scenario
+        self.out = Path(out_dir)
+        self.target = target
+        self.toxiproxy_url = toxiproxy_url
+        self.progress = progress
+        self.scale = TimeScale(scenario.time_scale)
+        self.warnings: list[str] = []
+        self.logs = self.out / "logs"
+        self.tmp = Path(tempfile.mkdtemp(prefix="stormbench-emulate-"))
+        self.server: ServerControl | None = None
+        self.proxy_proc: ManagedProcess | None = None
+        self.proxies: ProxyControl | None = None
+        self.fleet: Fleet | None = None
+        self.applier: FaultApplier | None = None
+        self.endpoints: Endpoints | None = None
+        self.admin_key = os.environ.get("STORMBENCH_ADMIN_KEY", "")
+        self.origin_unix = 0.0
+        self.host_cpu: list[float] = []
+        self.fault_events: list[dict] = []
+
+    # ---- set-up ----
+
+    def plan(self) -> Plan:
+        limit = fd_limit()
+        cfg = client_config(self.scenario)
+        per_client = 1 if cfg.fixes.single_writer else 2
+        self.bound = fleet_bound(limit, per_client)
+        plan = make_plan(self.scenario)
+        if plan.peak_clients > self.bound:
+            base = max(1, self.scenario.fleet.clients - (plan.peak_clients - self.bound))
+            self.warnings.append(
+                f"fleet capped at {base} base clients (asked {self.scenario.fleet.clients}, peak "
+                f"{plan.peak_clients}): the proxy holds 2 descriptors per connection, {per_client} connection(s) "
+                f"per client, within the {limit} open-files limit")
+            plan = make_plan(self.scenario, clients=base)
+        self.config = cfg
+        return plan
+
+    def start_system(self, plan: Plan) -> None:
+        if self.target:
+            self.endpoints = parse_target(self.target)
+            if not self.admin_key:
+                self.warnings.append("--target without STORMBENCH_ADMIN_KEY: admin faults and sent.csv unavailable")
+        else:
+            opts, warns = server_options(self.scenario, self.scale, self.tmp / "server.db")
+            self.warnings += warns
+            self.admin_key = opts.admin_key
+            self.server = ServerControl(opts, self.logs)
+            self.endpoints = self.server.start()
+        api_url = self.toxiproxy_url
+        if api_url is None:
+            self.proxy_proc = start_proxy_process(self.logs, self.scenario.seed)
+            api_url = self.proxy_proc.ready["api_url"]
+        self.proxies = ProxyControl(api_url, plan.groups)
+        self.proxies.create(self.endpoints)
+        self.applier = FaultApplier(
+            scale=self.scale, server=self.server, proxies=self.proxies,
+            http_url=lambda: self.endpoints.http_url, admin_key=self.admin_key,
+            user_of=lambda cid: cid, groups_of=dict(plan.group_of_fault))
+
+    async def measure(self) -> dict[str, Any]:
+        assert self.proxies is not None and self.endpoints is not None
+        result = await probe.measure(self.proxies.group_endpoints(0, self.endpoints))
+        sysspec = self.scenario.system
+        constants = {"token_ttl": sysspec.token_ttl, "heartbeat.interval": sysspec.heartbeat.interval,
+                     "heartbeat.timeout": sysspec.heartbeat.timeout,
+                     "client.base_delay": self.config.base_delay,
+                     "client.restart_window": self.config.restart_window}
+        processing = {k: v for k, v in (("handshake", result["handshake_s"]),
+                                        ("agent reply", result["agent_reply_s"])) if v is not None}
+        self.warnings += self.scale.distortion_warnings(constants, processing)
+        self.warnings += [f"probe: {e}" for e in result["errors"]]
+        return result
+
+    def spawn_fleet(self, plan: Plan) -> None:
+        assert self.proxies is not None and self.endpoints is not None
+        n = worker_count(len(plan.clients))
+        urls = {}
+        for g in range(plan.groups):
+            ep = self.proxies.group_endpoints(g, self.endpoints)
+            urls[g] = (ep.ws_url, ep.http_url)
+        open_timeout = max(OPEN_TIMEOUT_FLOOR_WALL, self.scale.to_wall(10.0))
+        specs = [WorkerSpec(index=i, clients=share, urls=urls, config=self.config,
+                            time_scale=self.scale.factor, duration=self.scenario.duration,
+                            events_path=self.tmp / f"events-{i}.jsonl", open_timeout_wall=open_timeout,
+                            http_timeout_wall=open_timeout)
+                 for i, share in enumerate(split(list(plan.clients), n))]
+        self.fleet = Fleet(specs)
+        self.fleet.start()
+
+    # ---- the run ----
+
+    def clock(self) -> float:
+        return self.scale.to_scenario(time.time() - self.origin_unix)
+
+    async def drive(self, plan: Plan, writer: RecordWriter) -> None:
+        assert self.fleet is not None and self.applier is not None
+        stop = asyncio.Event()
+        steps = timeline(plan.faults, self.scenario.duration)
+
+        def on_fault_error(step: Step, exc: Exception) -> None:
+            self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at "
+                                 f"{step.at:g}s failed: {exc}")
+
+        original_apply = self.applier.apply
+
+        def apply_and_record(step: Step) -> None:
+            began = self.clock()
+            original_apply(step)
+            self.fault_events.append({"t": began, "client": "harness", "kind": f"fault_{step.action}",
+                                      "fault": step.fault.kind, "index": step.index,
+                                      "applied_in_s": round(self.clock() - began, 3)})
+
+        self.applier.apply = apply_and_record  # type: ignore[method-assign]
+        self.origin_unix = time.time() + 0.2
+        self.fleet.go(self.origin_unix)
+        wall_end = self.origin_unix + self.scale.to_wall(self.scenario.duration)
+        faults = asyncio.create_task(run_timeline(steps, self.applier, self.clock, stop, on_fault_error))
+        scraper = asyncio.create_task(self._scrape(writer, stop, wall_end))
+        view = LiveView(self.scenario.name, self.scenario.duration,
+                        live=False if self.progress is not None else None)
+        psutil.cpu_percent(None)
+        try:
+            with view:
+                while not self.fleet.finished and time.time() < wall_end + 30.0:
+                    await asyncio.to_thread(self.fleet.poll, 0.25)
+                    tally = self.fleet.tally()
+                    clock = min(self.clock(), self.scenario.duration)
+                    self.host_cpu.append(psutil.cpu_percent(None))
+                    if self.progress is not None:
+                        self.progress({"t": clock, "faults": self.applier.labels(), **tally.snapshot()})
+                    else:
+                        view.update(clock, tally, self.applier.labels())
+        finally:
+            stop.set()
+            await asyncio.gather(faults, scraper, return_exceptions=True)
+        self.fleet.join(timeout=30.0)
+        for index, why in sorted(self.fleet.failures.items()):
+            self.warnings.append(f"worker {index}: {why}")
+
+    async def _scrape(self, writer: RecordWriter, stop: asyncio.Event, wall_end: float) -> None:
+        every = max(1.0, (wall_end - self.origin_unix) / SCRAPES_PER_RUN)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            while not stop.is_set() and time.time() <= wall_end + every:
+                try:
+                    async with http.get(f"{self.endpoints.http_url}/metrics") as r:
+                        text = await r.text()
+                    writer.scrape(round(self.clock(), 3), parse_metrics(text))
+                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                    pass  # the server is restarting: a gap in the scrapes is the truth
+                try:
+                    await asyncio.wait_for(stop.wait(), every)
+                except asyncio.TimeoutError:
+                    pass
+
+    # ---- results ----
+
+    def merge_events(self, writer: RecordWriter) -> int:
+        """Merge the workers' time-sorted files and the harness's fault events into events.jsonl."""
+        import heapq
+        import json
+
+        def lines(path: Path):
+            if path.exists():
+                with open(path, encoding="utf-8") as f:
+                    for line in f:
+                        yield json.loads(line)
+
+        sources = [lines(s.events_path) for s in self.fleet.specs] if self.fleet else []
+        sources.append(iter(self.fault_events))
+        n = 0
+        for rec in heapq.merge(*sources, key=lambda r: r["t"]):
+            writer.event(rec)
+            n += 1
+        return n
+
+    def fetch_sent(self, writer: RecordWriter) -> int:
+        """The server's delivery log, times converted from unix to scenario seconds."""
+        import requests
+
+        if not self.admin_key or self.endpoints is None:
+            return 0
+        try:
+            r = requests.get(f"{self.endpoints.http_url}/admin/messages", headers={"X-Admin-Key": self.admin_key},
+                             timeout=30)
+            r.raise_for_status()
+            messages = r.json()["messages"]
+        except Exception as exc:
+            self.warnings.append(f"sent.csv: could not fetch the server's delivery log: {exc}")
+            return 0
+        for m in sorted(messages, key=lambda m: m["t"]):
+            writer.sent(m["conversation_id"], m["id"], m["seq"], round(self.scale.to_scenario(m["t"] - self.origin_unix), 3))
+        return len(messages)
+
+    def teardown(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
+        if self.applier is not None:
+            self.applier.lift_all()
+        if self.proxies is not None and self.toxiproxy_url is not None:
+            try:
+                self.proxies.destroy_all()  # a user's Toxiproxy keeps running: leave it clean
+            except Exception:
+                pass
+        if self.proxy_proc is not None:
+            self.proxy_proc.stop()
+        if self.server is not None:
+            self.server.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = None,
+            toxiproxy_url: str | None = None, progress: Progress | None = None) -> Path:
+    """Run `scenario` for real and write the raw run record into `out_dir` (README "Engines").
+
+    `target`: an existing system ("ws://H:P,http://H:P" or its HTTP URL; admin key from
+    STORMBENCH_ADMIN_KEY) instead of a `stormbench serve` subprocess; `toxiproxy_url`: a
+    Toxiproxy server instead of the embedded proxy; `progress`: called with a snapshot
+    dict about four times a second instead of the live terminal view."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(scenario, out, target, toxiproxy_url, progress)
+    started = time.time()
+    wall0 = time.monotonic()
+    writer = RecordWriter(out)
+    try:
+        writer.scenario(scenario)
+        plan = run.plan()
+        writer.faults(list(plan.faults))
+        writer.meta({"engine": "emulate", "stormbench_version": _version(), "seed": scenario.seed,
+                     "time_scale": scenario.time_scale, "clients": len([c for c in plan.clients if not c.spike]),
+                     "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+                     "host": host_facts(), "calibration": None})
+        run.start_system(plan)
+        measured = asyncio.run(run.measure())
+        run.spawn_fleet(plan)
+        asyncio.run(run.drive(plan, writer))
+        events = run.merge_events(writer)
+        sent = run.fetch_sent(writer)
+        results = run.fleet.results if run.fleet else {}
+        client_errors = sum(r.get("client_error_count", 0) for r in results.values())
+        if client_errors:
+            run.warnings.append(f"{client_errors} client(s) ended with an error, e.g. "
+                                f"{next(e for r in results.values() for e in r.get('client_errors', []))}")
+        self_check = merge_self_check([r["self_check"] for r in results.values()], fd_limit=fd_limit(),
+                                      fleet_bound=run.bound, host_cpu=run.host_cpu)
+        if self_check["load_generator_bottleneck"]:
+            run.warnings.append("the load generator was the bottleneck: " + "; ".join(self_check["bottleneck_reasons"]))
+        writer.meta({
+            "wall_time_s": round(time.monotonic() - wall0, 3), "end_s": scenario.duration,
+            "warnings": run.warnings, "self_check": self_check, "processing": measured,
+            "topology": {"groups": plan.groups, "workers": len(run.fleet.specs) if run.fleet else 0,
+                         "proxies": dict(run.proxies.listen) if run.proxies else {},
+                         "server_pids": run.server.pids if run.server else [],
+                         "server_restarts": max(0, (run.server.generation if run.server else 1) - 1),
+                         "target": target, "toxiproxy_url": toxiproxy_url,
+                         "fleet_bound_by_fds": run.bound},
+            "plan_sha256": plan_digest(plan),
+            "counts": {"events": events, "sent": sent, "spike_clients": sum(c.spike for c in plan.clients)},
+            "faults_applied": run.applier.log if run.applier else [],
+        })
+        return out
+    except BaseException as exc:
+        run.warnings.append(f"run aborted: {type(exc).__name__}: {exc}")
+        writer.meta({"warnings": run.warnings, "wall_time_s": round(time.monotonic() - wall0, 3)})
+        raise
+    finally:
+        try:
+            run.teardown()
+        finally:
+            writer.close()
+        for w in run.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+
+
+def plan_digest(plan: Plan) -> str:
+    """A digest of every draw of the run (fault schedule, targets, arrivals, drops, offline
+    periods, message times, each client's policy rng): equal seeds give equal digests."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(plan.fingerprint(), sort_keys=True).encode()).hexdigest()
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("stormbench")
+    except Exception:
+        return "unknown"
