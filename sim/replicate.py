@@ -1,0 +1,71 @@
+"""Replications: one scenario under several seeds in parallel processes, with confidence intervals.
+
+A single simulated run is one draw; a prediction needs its spread. Replication k runs the scenario
+with seed `seed + k` (replication 0 is the scenario's own seed and its record is the main one in
+`out_dir`; the others go to `out_dir/replications/seed-N`). The main `summary.json` gains a
+`replications` key: per metric the values, their mean and a Student-t 95% interval.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from harness.record import files
+from harness.scenario.model import Scenario
+
+METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s", "storms",
+           "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections")
+
+
+def _one(args: tuple[Scenario, str, Any]) -> dict:
+    from sim.engine import simulate
+
+    scenario, out, calibration = args
+    return simulate(scenario, out, calibration=calibration)
+
+
+def interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean and Student-t interval of the mean; null when fewer than two values are known."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return {"mean": None, "ci": None, "n": 0}
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return {"mean": mean, "ci": None, "n": len(xs)}
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(xs) - 1)) * sd / math.sqrt(len(xs))
+    return {"mean": mean, "ci": [mean - half, mean + half], "n": len(xs)}
+
+
+def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, calibration: Any = None,
+              workers: int | None = None) -> dict:
+    """Run `replications` seeds (in parallel processes), return the main summary with intervals."""
+    if replications < 1:
+        raise ValueError(f"--replications: expected an integer >= 1, got {replications}")
+    out = Path(out_dir)
+    jobs = []
+    for k in range(replications):
+        sc = dataclasses.replace(scenario, seed=scenario.seed + k)
+        where = out if k == 0 else out / "replications" / f"seed-{sc.seed}"
+        jobs.append((sc, str(where), calibration))
+    workers = max(1, min(replications, workers or os.cpu_count() or 1))
+    if workers == 1:
+        summaries = [_one(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            summaries = list(pool.map(_one, jobs))
+    block = {"n": replications, "seeds": [j[0].seed for j in jobs], "level": 0.95,
+             "runs": [str(Path(j[1]).relative_to(out)) if k else "." for k, j in enumerate(jobs)],
+             "metrics": {m: {**interval([s.get(m) for s in summaries]), "values": [s.get(m) for s in summaries]}
+                         for m in METRICS}}
+    main = dict(summaries[0])
+    main["replications"] = block
+    (out / files.SUMMARY).write_text(json.dumps(main, indent=2) + "\n")
+    return main
