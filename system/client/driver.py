@@ -136,9 +136,15 @@ class ClientDriver:
             self.handle(NetworkOnline(self.clock.now()))
             return
         self.handle(NetworkOffline(self.clock.now()))
-        for s in self._sockets.values():
-            if s.ws is not None:
-                s.ws.transport.abort()
+        self.drop_connections()
+
+    def drop_connections(self) -> int:
+        """A network drop: abort every open connection without a close frame (the policy sees
+        1006 by the network). Returns how many were cut."""
+        cut = [s.ws for s in self._sockets.values() if s.ws is not None]
+        for ws in cut:
+            ws.transport.abort()
+        return len(cut)
 
     async def shutdown(self) -> None:
         self.handle(Stop(self.clock.now()))
