@@ -36,8 +36,9 @@ def _optional_duration(text: str) -> float | None:
 
 
 def _rate(text: str) -> float:
+    """Per second: '2000', '2000/s' or '120/m'."""
     try:
-        rate = parse_rate(text)
+        rate = float(text) if text.strip().replace(".", "", 1).isdigit() else parse_rate(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if rate <= 0:

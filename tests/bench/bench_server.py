@@ -129,7 +129,7 @@ async def measure(target: Target) -> dict:
 
 async def chat_target(db: Path) -> Target:
     proc, line = _start([sys.executable, "-c", CHAT_SERVER, "serve", "--db", str(db), "--admin-key", "bench",
-                         "--log-file", os.devnull, "--heartbeat-interval", "20s"])
+                         "--log-file", os.devnull, "--heartbeat-interval", "20s", "--agent", "echo"])
     ready = json.loads(line)
     async with aiohttp.ClientSession() as session:
         async with session.post(ready["http_url"] + "/auth/token", json={"user": "bench"}) as r:

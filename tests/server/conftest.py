@@ -143,6 +143,8 @@ def spawn_serve(tmp_path):
     procs: list[subprocess.Popen] = []
 
     def spawn(*flags: str, env: dict | None = None) -> ServeProcess:
+        if "--agent" not in flags:
+            flags = ("--agent", "echo", *flags)  # the server's own behaviour, not the agent's
         log_path = tmp_path / f"serve{len(procs)}.log.jsonl"
         proc = subprocess.Popen(
             [*STORMBENCH, "serve", "--log-file", str(log_path), *flags],

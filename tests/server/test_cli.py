@@ -84,3 +84,9 @@ def test_bad_flags_exit_2_with_the_flag_named():
         assert done.returncode == 2, (flags, done.stderr)
         assert mention in done.stderr
         assert done.stdout == ""
+
+
+def test_rate_and_duration_flags_accept_what_the_harness_passes():
+    from system.server.cli import _optional_duration, _rate
+    assert [_rate(t) for t in ("2000", "2000/s", "120/m", "0.5")] == [2000.0, 2000.0, 2.0, 0.5]
+    assert [_optional_duration(t) for t in ("off", "0", "0.125", "30s")] == [None, None, 0.125, 30.0]
