@@ -1,0 +1,128 @@
+"""`stormbench calibrate [--out FILE]`: measure this machine's server and write the model's parameters.
+
+Starts `stormbench serve` as a child on free loopback ports and measures, with real sockets:
+- the handshake service time (sequential WebSocket handshakes, nothing queued) and its capacity
+  (a burst of concurrent handshakes: throughput × mean service time = busy servers);
+- the token service latency (`POST /auth/token`) and the agent's reply latency (a user message
+  to its assistant_message);
+- the restart downtime (spawn to ready line of a second server process).
+The result is a `sim.calibration.Calibration` JSON file; `stormbench run --engine simulate`
+records in meta.json which file it used.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import websockets
+
+from harness.cli import UsageError
+
+HELP = "measure this machine's server for the model"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="FILE", default="calibration.json",
+                        help="where to write the calibration JSON (default: ./calibration.json)")
+    parser.add_argument("--samples", type=int, default=200, metavar="N",
+                        help="sequential handshakes, token requests and agent replies to time (default 200)")
+    parser.add_argument("--burst", type=int, default=200, metavar="N",
+                        help="concurrent handshakes for the capacity measurement (default 200)")
+    parser.add_argument("--agent", default="echo", choices=("echo", "supervisor"),
+                        help="agent backend of the measured server (default echo; supervisor needs its listings db)")
+
+
+async def _token(session: aiohttp.ClientSession, http: str, user: str) -> tuple[str, float]:
+    t0 = time.perf_counter()
+    async with session.post(f"{http}/auth/token", json={"user": user}) as r:
+        if r.status != 200:
+            raise UsageError(f"{http}/auth/token answered HTTP {r.status}; is the server healthy?")
+        body = await r.json()
+    return body["access_token"], time.perf_counter() - t0
+
+
+async def _measure(ready: dict, samples: int, burst: int) -> dict:
+    ws, http = ready["ws_url"], ready["http_url"]
+    async with aiohttp.ClientSession() as session:
+        token_times, tokens = [], []
+        for i in range(samples):
+            tok, dt = await _token(session, http, f"calib-{i}")
+            token_times.append(dt)
+            tokens.append(tok)
+        handshake_times, agent_times = [], []
+        for i in range(samples):
+            url = f"{ws}/ws/chat/calib-{i}?token={tokens[i]}"
+            t0 = time.perf_counter()
+            async with websockets.connect(url, open_timeout=10) as sock:
+                handshake_times.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                await sock.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"u{i}", "text": "hello"}))
+                deadline = t1 + 10
+                while time.perf_counter() < deadline:
+                    frame = json.loads(await asyncio.wait_for(sock.recv(), timeout=10))
+                    if frame.get("type") == "assistant_message":
+                        agent_times.append(time.perf_counter() - t1)
+                        break
+        burst_tokens = [tokens[i % len(tokens)] for i in range(burst)]
+
+        async def one(i: int) -> None:
+            async with websockets.connect(f"{ws}/ws/chat/calib-{i % samples}?token={burst_tokens[i]}",
+                                          open_timeout=30):
+                pass
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(burst)))
+        burst_s = time.perf_counter() - t0
+    return {"token_s": token_times, "handshake_s": handshake_times, "agent_s": agent_times,
+            "burst": burst, "burst_s": burst_s}
+
+
+def calibrate(samples: int = 200, burst: int = 200, agent: str = "echo"):
+    """Measure a fresh `stormbench serve` child; returns the Calibration."""
+    from harness.emulate.procs import ManagedProcess, stormbench_argv
+    from sim.calibration import Calibration, Dist
+
+    argv = stormbench_argv("serve", "--agent", agent, "--heartbeat-interval", "20s")
+    t0 = time.perf_counter()
+    with ManagedProcess(argv, name="calibrate-server").start() as server:
+        startup = time.perf_counter() - t0
+        raw = asyncio.run(_measure(server.ready, samples, burst))
+    handshake = Dist.fit(raw["handshake_s"])
+    throughput = raw["burst"] / raw["burst_s"]
+    servers = max(1, round(throughput * handshake.mean))
+    return Calibration(
+        source=f"stormbench calibrate on {time.strftime('%Y-%m-%d %H:%M:%S')} ({samples} samples, burst {burst})",
+        handshake_servers=servers,
+        handshake_service=handshake,
+        token_latency=Dist.fit(raw["token_s"]),
+        agent_latency=Dist.fit(raw["agent_s"]) if len(raw["agent_s"]) >= 2 else Dist("fixed", 0.0, 0.0),
+        restart_downtime_s=round(startup, 3),
+        measured={
+            "handshake_p50_s": float(np.median(raw["handshake_s"])),
+            "handshake_p95_s": float(np.percentile(raw["handshake_s"], 95)),
+            "burst_handshakes_per_s": throughput,
+            "token_p50_s": float(np.median(raw["token_s"])),
+            "agent_p50_s": float(np.median(raw["agent_s"])) if raw["agent_s"] else None,
+            "server_startup_s": startup,
+        },
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.calibration import save
+
+    if args.samples < 2 or args.burst < 1:
+        raise UsageError("--samples must be >= 2 and --burst >= 1")
+    cal = calibrate(args.samples, args.burst, args.agent)
+    save(cal, args.out)
+    m = cal.measured
+    print(f"handshake p50 {m['handshake_p50_s'] * 1000:.2f} ms, p95 {m['handshake_p95_s'] * 1000:.2f} ms; "
+          f"burst {m['burst_handshakes_per_s']:.0f}/s → {cal.handshake_servers} server(s); "
+          f"token p50 {m['token_p50_s'] * 1000:.2f} ms; startup {m['server_startup_s']:.2f} s")
+    print(f"calibration: {Path(args.out)}")
+    return 0
