@@ -95,7 +95,7 @@ async def serve(args: argparse.Namespace, seed: int) -> None:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise UsageError(f"--host/--port: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise UsageError(f"--host/--port: cannot listen on {args.host}:{args.port}: {os.strerror(exc.errno) if exc.errno else exc}") from None
     host, port = runner.addresses[0][:2]
     shown = f"[{host}]" if ":" in host else host
     print(json.dumps({"event": "ready", "api_url": f"http://{shown}:{port}"}), flush=True)

@@ -61,7 +61,7 @@ def start_proxy(
     stderr: int | IO[Any] | None = None,
     timeout: float = READY_TIMEOUT,
 ) -> ProxyProcess:
-    cmd = [sys.executable, "-m", "harness.cli", "proxy", "--host", host, "--port", str(port)]
+    cmd = [sys.executable, "-m", "harness.proxy", "--host", host, "--port", str(port)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
     if config is not None:
