@@ -68,15 +68,15 @@ async def test_fixed_server_answers_a_bad_token_with_error_then_4401(make_server
 @pytest.mark.parametrize("traits", [frozenset({"handshake_403"}), None])
 async def test_legacy_server_answers_an_expired_token_with_http_403(make_server, traits):
     from system.server.config import LEGACY_TRAITS
-    _, api = await make_server(token_ttl=0.2, legacy_traits=traits or frozenset(LEGACY_TRAITS))
-    token = (await api.token())["access_token"]
-    async with api.connect("conv-1", token) as ws:  # still valid: accepted
-        assert (await recv_json(ws))["type"] == "welcome"
-    await asyncio.sleep(0.3)
+    _, api = await make_server(token_ttl=0.3, legacy_traits=traits or frozenset(LEGACY_TRAITS))
+    expired = (await api.token())["access_token"]
+    await asyncio.sleep(0.4)  # the token must really age past its TTL
     with pytest.raises(InvalidStatus) as err:
-        async with api.connect("conv-1", token):
+        async with api.connect("conv-1", expired):
             pass
     assert err.value.response.status_code == 403
+    async with api.connect("conv-1", (await api.token())["access_token"]) as ws:  # a fresh one is accepted
+        assert (await recv_json(ws))["type"] == "welcome"
     assert 'ws_handshake_rejections_total{status="403"} 1.0' in await api.metrics_text()
 
 
@@ -208,12 +208,12 @@ async def test_resume_replays_exactly_the_missed_messages_in_order(make_server):
 
 
 async def test_live_expiry_closes_4401_unless_refreshed_in_band(make_server):
-    _, api = await make_server(token_ttl=1.0, live_expiry=True, expiry_grace=0.2)
+    _, api = await make_server(token_ttl=1.5, live_expiry=True, expiry_grace=0.2)
     first = await api.token("alice")
     async with api.connect("lazy", first["access_token"]) as lazy, \
             api.connect("diligent", first["access_token"]) as diligent:
         await recv_json(lazy), await recv_json(diligent)
-        await asyncio.sleep(0.6)  # refresh late, so the fresh token outlives the lazy socket's grace
+        await asyncio.sleep(1.0)  # refresh late, so the fresh token outlives the lazy socket by ~1 s
         _, fresh = await api.post("/auth/refresh", {"refresh_token": first["refresh_token"]})
         await diligent.send(json.dumps({"v": "1.0", "type": "auth_refresh", "id": "a1", "token": fresh["access_token"]}))
         error = await recv_json(lazy, timeout=3)
