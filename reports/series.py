@@ -103,7 +103,8 @@ def fault_spans(run: Run) -> list[Span]:
 
 def storm_windows(run: Run) -> tuple[list[Span], str]:
     """The storms the record lists (summary `storms` as windows), else detected here; and which."""
-    listed = (run.summary or {}).get("storms")
+    summary = run.summary or {}
+    listed = summary.get("storm_windows", summary.get("storms"))
     if isinstance(listed, list) and listed:
         spans = [s for s in (_as_span(item) for item in listed) if s is not None]
         if spans:
@@ -243,9 +244,9 @@ def _code_order(column: str) -> tuple[int, str]:
 
 def _as_span(item: Any) -> Span | None:
     if isinstance(item, dict):
-        start = number(item.get("start", item.get("from")))
-        end = number(item.get("end", item.get("to")))
-        peak = number(item.get("peak", item.get("peak_per_s")))
+        start = number(item.get("start_s", item.get("start")))
+        end = number(item.get("end_s", item.get("end")))
+        peak = number(item.get("peak_per_s", item.get("peak")))
         label = f"storm (peak {peak:.0f}/s)" if peak is not None else "storm"
     elif isinstance(item, (list, tuple)) and len(item) == 2:
         start, end, label = number(item[0]), number(item[1]), "storm"

@@ -43,7 +43,7 @@ def test_storm_windows_are_detected_where_attempts_spike(tmp_path):
 
 def test_storm_windows_listed_by_the_record_win_over_detection(tmp_path):
     run = _run(tmp_path, duration=300, storm=(100, 130, 40),
-               summary={"storms": [{"start": 10, "end": 20, "peak": 9}, [200, 210]]})
+               summary={"storms": 2, "storm_windows": [{"start_s": 10, "end_s": 20, "peak_per_s": 9}, [200, 210]]})
     storms, source = series.storm_windows(run)
     assert source == "run record"
     assert [(s.start, s.end) for s in storms] == [(10, 20), (200, 210)]
