@@ -29,6 +29,8 @@ def parse_client_frame(raw: str | bytes) -> dict:
         frame = json.loads(raw)
     except ValueError as exc:
         raise FrameError("invalid_json", f"frame is not JSON: {exc}") from None
+    except RecursionError:
+        raise FrameError("invalid_json", "frame nests too deeply") from None
     _check(frame, "envelope")
     if frame["type"] not in CLIENT_TYPES:
         raise FrameError("unknown_type",

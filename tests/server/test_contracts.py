@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from system.contracts import ROOT, load_schema, schema_names, validator
@@ -61,3 +63,29 @@ def test_invalid_client_frames_name_the_problem(raw, code, mentions):
         parse_client_frame(raw)
     assert err.value.code == code
     assert mentions in str(err.value)
+
+
+def test_deep_nesting_is_an_invalid_frame_not_a_crash():
+    with pytest.raises(FrameError) as err:
+        parse_client_frame("[" * 30000 + "]" * 30000)
+    assert err.value.code == "invalid_json"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+FIELDS = st.fixed_dictionaries({}, optional={
+    "v": st.sampled_from(["1.0", "1.1", 1.0, None]), "type": st.sampled_from([*CLIENT_TYPES, "welcome", "", 3]),
+    "id": JSON, "text": JSON, "last_seq": JSON, "token": JSON, "extra": JSON})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(JSON.map(json.dumps), FIELDS.map(json.dumps), st.text(max_size=200), st.binary(max_size=50)))
+def test_any_input_is_a_valid_frame_or_a_frame_error(raw):
+    try:
+        frame = parse_client_frame(raw)
+    except FrameError as exc:
+        assert exc.code in ("invalid_json", "invalid_frame", "unknown_type") and str(exc)
+    else:
+        validator("ws", "1.0", frame["type"]).validate(frame)

@@ -374,3 +374,19 @@ async def test_legacy_no_duration_tracking(make_server):
         await recv_json(ws)
     await eventually(lambda: _closes(api, "1000"))
     assert "ws_connection_duration_seconds_count 0.0" in await api.metrics_text()
+
+
+async def test_hostile_frames_get_error_frames_not_crashes(make_server):
+    _, api = await make_server(max_invalid_frames=100)
+    tok = (await api.token())["access_token"]
+    hostile = ["[" * 30000 + "]" * 30000, "NaN", '{"v": "1.0", "type": "resume", "id": "r", "last_seq": 1e400}',
+               '{"v": "1.0", "type": "user_message", "id": "\\ud800", "text": null}', "\u0000", "{}" * 1000,
+               json.dumps({"v": "1.0", "type": "resume", "id": "r", "last_seq": 10 ** 30})]
+    async with api.connect("c", tok) as ws:
+        await recv_json(ws)
+        for raw in hostile:
+            await ws.send(raw)
+            frame = await recv_json(ws)
+            assert frame["type"] == "error" and frame["code"] in ("invalid_json", "invalid_frame"), (raw[:40], frame)
+        await ws.send(user_message(1))
+        assert (await recv_until(ws, "assistant_message"))["seq"] == 1
