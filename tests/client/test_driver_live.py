@@ -59,6 +59,9 @@ async def test_token_expiry_legacy_403_loop_and_manual_refresh_fixed_neither(ser
         assert len(bench.of("token", refresh=True, ok=True)) >= len(clients)
 
 
+MESSAGES = 16
+
+
 @pytest.mark.parametrize("profile", ["legacy", "fixed"])
 async def test_socket_churn_legacy_shows_duplicates_fixed_none(serve, bench_on, profile):
     """Short-lived tokens: the legacy client opens a socket per token and keeps the old one, so the
@@ -68,10 +71,10 @@ async def test_socket_churn_legacy_shows_duplicates_fixed_none(serve, bench_on, 
     bench = bench_on(server)
     [driver] = bench.start(config(profile, refresh_lead=0.6, token_ttl=1.2))
     await bench.until(all_open(bench, ["c0"]), what="connected")
-    for i in range(25):  # ~5 token lifetimes of chatter
+    for i in range(MESSAGES):  # paced chatter over ~3 token lifetimes
         driver.send_user_message(f"message {i}")
         await asyncio.sleep(0.25)
-    await bench.until(lambda: len(bench.of("sent")) == len(set(r["msg_id"] for r in bench.of("sent"))) == 25,
+    await bench.until(lambda: len(bench.of("sent")) == len(set(r["msg_id"] for r in bench.of("sent"))) == MESSAGES,
                       what="every user message sent")
     replies = await server.admin("/admin/messages")
     await bench.until(lambda: {r["msg_id"] for r in bench.of("displayed")} >= {m["id"] for m in replies["messages"]},
@@ -82,10 +85,10 @@ async def test_socket_churn_legacy_shows_duplicates_fixed_none(serve, bench_on, 
     duplicates = sum(n - 1 for n in displayed.values())
     if profile == "legacy":
         assert duplicates > 0
-        assert len(bench.of("attempt")) >= 4  # a new socket per token
+        assert len(bench.of("attempt")) >= 3  # a new socket per token
     else:
         assert duplicates == 0
-        assert len(bench.of("attempt")) == 1 and len(bench.of("token", refresh=True, ok=True)) >= 4
+        assert len(bench.of("attempt")) == 1 and len(bench.of("token", refresh=True, ok=True)) >= 3
         assert [c["code"] for c in bench.of("close")] == [1000]  # only our own close at the end
         assert driver.policy.listener_count <= 1
 
