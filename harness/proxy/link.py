@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"
 BOX_LIMIT = 16  # chunks waiting in front of toxics before the source stops being read
-DIAL_TIMEOUT = 10.0  # seconds to connect to the upstream before giving up on a client
+DIAL_TIMEOUT = 10.0
+WRITE_HIGH = 1 << 20  # bytes buffered for a slow destination before its source is paused  # seconds to connect to the upstream before giving up on a client
 
 
 class Side(asyncio.Protocol):
@@ -47,6 +48,7 @@ class Side(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.alive = True
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH)
         if self is self.conn.client:
             self.conn.accepted()
 
