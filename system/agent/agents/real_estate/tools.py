@@ -90,7 +90,8 @@ class ListingTools:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        for clause, value in (("bedrooms >= ?", criteria.min_bedrooms), ("price <= ?", criteria.max_price),
+        # "+bedrooms": a range on bedrooms must not pick the index whose rank order it would break
+        for clause, value in (("+bedrooms >= ?", criteria.min_bedrooms), ("price <= ?", criteria.max_price),
                               ("price >= ?", criteria.min_price)):
             if value is not None:
                 where.append(clause)

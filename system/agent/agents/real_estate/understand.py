@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -129,6 +130,7 @@ def _places() -> list[tuple[str, str, str | None]]:
 _PLACES = _places()
 _PLACE_RE = [(re.compile(rf"\b{re.escape(phrase)}\b"), city, area) for phrase, city, area in _PLACES]
 _FUZZY_VOCAB = {phrase: (city, area) for phrase, city, area in _PLACES if " " not in phrase and len(phrase) >= 5}
+_FUZZY_PLACES = tuple(_FUZZY_VOCAB)
 
 
 def _number(token: str) -> int:
@@ -150,14 +152,20 @@ def _blank(text: str, span: tuple[int, int]) -> str:
     return text[:span[0]] + " " * (span[1] - span[0]) + text[span[1]:]
 
 
+@functools.lru_cache(maxsize=8192)  # words repeat ("cheaper", "bedrooms"); difflib is the costly part
+def _close(word: str, vocabulary: tuple[str, ...], cutoff: float) -> str | None:
+    close = difflib.get_close_matches(word, vocabulary, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def find_place(text: str) -> tuple[str | None, str | None]:
     for pattern, city, area in _PLACE_RE:
         if pattern.search(text):
             return city, area
     for word in re.findall(r"[a-z]{5,}", text):  # typos: "lisbn", "barcelna", "amsterdm"
-        close = difflib.get_close_matches(word, _FUZZY_VOCAB, n=1, cutoff=0.84)
+        close = _close(word, _FUZZY_PLACES, 0.84)
         if close:
-            return _FUZZY_VOCAB[close[0]]
+            return _FUZZY_VOCAB[close]
     return None, None
 
 
@@ -244,8 +252,7 @@ def _unit(text: str | None) -> str | None:
 
 def _signal(norm: str, u: Understanding, said_tenure: bool) -> float:
     score = 0.0
-    if _STRONG.search(norm) or any(difflib.get_close_matches(w, _FUZZY_NOUNS, n=1, cutoff=0.8)
-                                   for w in re.findall(r"[a-z]{5,}", norm)):
+    if _STRONG.search(norm) or any(_close(w, _FUZZY_NOUNS, 0.8) for w in re.findall(r"[a-z]{5,}", norm)):
         score += 0.6
     score += 0.15 * min(2, len(_WEAK.findall(norm)))
     if u.bedrooms is not None or u.min_bedrooms is not None:
