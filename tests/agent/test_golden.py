@@ -73,3 +73,25 @@ async def test_golden_session_replays_over_a_real_websocket(server, session):
                 last_seq = frame["seq"]
                 got.append({k: v for k, v in frame.items() if k not in ("v", "type", "id", "seq")})
             assert got == turn["replies"], f"turn {n}: {turn['user']!r}"
+
+
+async def test_the_servers_agent_metrics_count_the_supervisors_answers(server):
+    """One long-let search over the wire, then /metrics shows it under agent="real_estate", tenure="long"."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server['http_url']}/auth/token", json={"user": "metrics"}) as r:
+            token = (await r.json())["access_token"]
+        async with websockets.connect(f"{server['ws_url']}/ws/chat/metrics?token={token}", open_timeout=10) as ws:
+            await _recv(ws)  # welcome
+            await ws.send(json.dumps({"v": "1.0", "type": "user_message", "id": "m", "text": "long let in Porto"}))
+            while (await _recv(ws))["type"] != "assistant_message":
+                pass
+        async with http.get(f"{server['http_url']}/metrics") as r:
+            text = await r.text()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("agent_") and " " in line:
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    assert samples['agent_requests_total{agent="real_estate",outcome="ok",tenure="long"}'] >= 1
+    assert samples['agent_results_returned_sum{agent="real_estate"}'] >= 5
+    assert samples['agent_execution_seconds_count{agent="real_estate"}'] >= 1

@@ -65,3 +65,13 @@ def test_choose_takes_the_best_score_above_the_threshold_else_the_fallback():
     low = choose({"a": r(THRESHOLD - 0.01), "general": r(0.0)}, "general")
     assert (low.agent, low.reason) == ("general", "below threshold")
     assert choose({"general": r(0.0)}, "general").agent == "general"
+
+
+def test_every_routing_decision_is_logged(supervisor, caplog):
+    with caplog.at_level("INFO", logger="stormbench.agent.routing"):
+        supervisor.respond("logged", "2 bed flat in Porto under 1000/month", "1.1")
+        supervisor.respond("logged", "tell me a joke", "1.1")
+    lines = [r.getMessage() for r in caplog.records if r.name == "stormbench.agent.routing"]
+    assert len(lines) == 2
+    assert "conversation=logged agent=real_estate" in lines[0] and "agent=general" in lines[1]
+    assert "reason=below threshold" in lines[1]
