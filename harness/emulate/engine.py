@@ -50,8 +50,11 @@ from harness.scenario import Scenario
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
 HEARTBEAT_FLOOR_WALL = 0.25
-#: how long a handshake or token request may take before the client calls it failed (wall floor)
-OPEN_TIMEOUT_FLOOR_WALL = 1.0
+#: how long a handshake or token request may take before the client calls it failed (wall floor):
+#: below this a busy 2-core machine, not the scenario, decides what fails
+OPEN_TIMEOUT_FLOOR_WALL = 2.0
+#: the shortest grace the server gives an expired token for the in-band refresh to arrive (wall)
+EXPIRY_GRACE_FLOOR_WALL = 0.25
 #: scrapes per run (at most one per wall second)
 SCRAPES_PER_RUN = 120
 
@@ -75,6 +78,11 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
                             f"(= {scale.to_scenario(HEARTBEAT_FLOOR_WALL):g}s of scenario time)")
             wall = HEARTBEAT_FLOOR_WALL
         hb.append(wall)
+    grace = scale.to_wall(10.0)
+    if sysspec.live_expiry and grace < EXPIRY_GRACE_FLOOR_WALL:
+        warnings.append(f"live expiry grace 10s at time_scale {scale.factor:g} would be {grace * 1000:.0f}ms wall; "
+                        f"floored at {EXPIRY_GRACE_FLOOR_WALL * 1000:.0f}ms")
+        grace = EXPIRY_GRACE_FLOOR_WALL
     rate = sysspec.admission.handshake_rate
     return ServerOptions(
         legacy_traits=tuple(sorted(traits)),
@@ -82,7 +90,7 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
         refresh_ttl=scale.to_wall(max(7 * 86400.0, scenario.duration * 2)),
         heartbeat_interval=hb[0], heartbeat_timeout=hb[1],
         live_expiry=sysspec.live_expiry,
-        expiry_grace=scale.to_wall(10.0),
+        expiry_grace=grace,
         max_connections=sysspec.admission.max_connections,
         handshake_rate=rate * scale.factor if rate else None,
         db=db,
@@ -90,13 +98,15 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
 
 
 def client_config(scenario: Scenario):
-    """The clients' policy config in scenario seconds (their clock runs in scenario time)."""
+    """The clients' policy config in scenario seconds (their clock runs in scenario time).
+    The token is refreshed a quarter of its lifetime early (at most 5 min), as a careful
+    client does: the in-band refresh then has room even when the run is compressed."""
     from system.client.config import ClientConfig, Fixes
 
     p = scenario.fleet.profile
     fixes = Fixes.profile(p.base).with_changes(enable=p.enable, disable=p.disable)
     ttl = scenario.system.token_ttl
-    return ClientConfig(fixes=fixes, token_ttl=ttl, refresh_lead=min(60.0, ttl / 4))
+    return ClientConfig(fixes=fixes, token_ttl=ttl, refresh_lead=min(300.0, ttl / 4))
 
 
 def parse_target(target: str) -> Endpoints:

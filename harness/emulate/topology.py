@@ -55,7 +55,7 @@ class ServerOptions:
                             ("--max-connections", self.max_connections),
                             ("--handshake-rate", self.handshake_rate)):
             if value is not None:
-                a += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+                a += [flag, _number(value)]
         if self.live_expiry:
             a.append("--live-expiry")
         if self.agent:
@@ -63,6 +63,13 @@ class ServerOptions:
         if self.db is not None:
             a += ["--db", str(self.db)]
         return a
+
+
+def _number(value: float | int) -> str:
+    """A flag value the server's parsers accept: plain decimals, never exponents."""
+    if isinstance(value, int):
+        return str(value)
+    return (f"{value:.6f}".rstrip("0").rstrip(".")) or "0"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""`stormbench main-job` (what `make run` runs): the seed system's before/after, measured.
+
+One scenario (default `staging-day`) is emulated twice — `--profile legacy` (the
+legacy client against the legacy server) and `--profile fixed` — each run finalized
+and judged by its gates exactly as `stormbench run` does it. Then the seed's
+before/after table is printed with the measured values next to the seed's
+expectations, the gate verdicts side by side, and the report is rendered. The job
+succeeds (exit 0) when both runs completed; `--strict` makes its exit code the fixed
+run's gate verdict instead.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli import EXIT_OK, UsageError
+from harness.gates.evaluate import evaluate
+from harness.gates.report import write_verdicts
+from harness.gates.spec import load_gates
+from harness.record.finalize import finalize
+from harness.record.run import RunRecord
+from harness.run_cli import prepare_out_dir, resolve_scenario_path
+from harness.scenario import load
+
+HELP = "the `make run` job: staging-day legacy vs fixed, before/after table"
+PROFILES = ("legacy", "fixed")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", default="staging-day",
+                        help="scenario file or library name to run with both profiles (default: staging-day)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="where the two run records and the report go (default: runs/main-job-<timestamp>)")
+    parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
+    parser.add_argument("--clients", type=int, metavar="N", help="override the emulated fleet size")
+    parser.add_argument("--time-scale", type=float, metavar="X",
+                        help="override the time compression (scenario seconds per wall second)")
+    parser.add_argument("--no-report", action="store_true", help="skip rendering the HTML report")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with the fixed run's gate verdict (0 pass, 1 fail, 3 unknown) instead of 0")
+
+
+def run_profile(path: Path, profile: str, out: Path, args: argparse.Namespace, console: Console) -> tuple[Path, list, int]:
+    """One emulated run judged by its gates, as `stormbench run` does it; returns (dir, verdicts, code)."""
+    from harness.emulate.engine import emulate
+
+    overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale}
+    scenario = load(path, overrides)
+    gates = load_gates(scenario.gates)
+    prepare_out_dir(out)
+    console.print(f"[bold]{scenario.name} --profile {profile}[/bold]: {scenario.fleet.clients} clients, "
+                  f"{scenario.duration / 3600:g} h at ×{scenario.time_scale:g} "
+                  f"(~{scenario.wall_duration:.0f} s wall) → {out}")
+    emulate(scenario, out)
+    finalize(out)
+    verdicts = evaluate(gates, RunRecord(out))
+    return out, verdicts, write_verdicts(verdicts, out, f"{scenario.name}-{profile}")
+
+
+def before_after_table(run_dirs: list[Path]) -> Table:
+    """The seed's table (DESIGN.md) with this machine's measurements; rows from `reports.compare`,
+    so the printed table and the report's agree."""
+    from reports.compare import compare
+    from reports.record import load_run
+
+    comparisons = compare([load_run(d) for d in run_dirs])
+    if not comparisons:
+        raise UsageError("the two runs could not be paired as legacy vs fixed for the before/after table")
+    t = Table(title="before → after (seed expectation | measured here, per day of scenario time)")
+    for col in ("metric", "seed before", "seed after", "measured legacy", "measured fixed", "change"):
+        t.add_column(col)
+    for row in comparisons[0].rows:
+        t.add_row(row.metric.label, row.metric.seed_before or "—", row.metric.seed_after or "—",
+                  row.before_text, row.after_text, row.change_text)
+    return t
+
+
+def verdicts_table(results: dict[str, list]) -> Table:
+    t = Table(title="gate verdicts")
+    t.add_column("gate")
+    for profile in results:
+        t.add_column(profile)
+    style = {"pass": "green", "fail": "red", "unknown": "yellow"}
+    names = [v.name for v in next(iter(results.values()))]
+    for name in names:
+        cells = []
+        for verdicts in results.values():
+            v = next((v for v in verdicts if v.name == name), None)
+            if v is None:
+                cells.append("—")
+                continue
+            observed = "n/a" if v.observed is None else f"{v.observed:.4g}"
+            tag = "" if v.strict else " (advisory)"
+            cells.append(f"[{style.get(v.verdict, 'white')}]{v.verdict}[/] {observed}{tag}")
+        t.add_row(name, *cells)
+    return t
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    started = time.monotonic()
+    path = resolve_scenario_path(args.scenario)
+    root = Path(args.out) if args.out else Path("runs") / f"main-job-{time.strftime('%Y%m%d-%H%M%S')}"
+    dirs, results, codes = [], {}, {}
+    for profile in PROFILES:
+        out, verdicts, code = run_profile(path, profile, root / profile, args, console)
+        dirs.append(out)
+        results[profile], codes[profile] = verdicts, code
+    console.print(before_after_table(dirs))
+    console.print(verdicts_table(results))
+    for profile, out in zip(PROFILES, dirs):
+        warnings = RunRecord(out).meta.get("warnings", [])
+        for w in warnings:
+            console.print(f"[yellow]{profile}: {w}[/yellow]")
+    if not args.no_report:
+        from reports import render
+        index = render(dirs, root / "report")
+        console.print(f"report: {index}")
+    console.print(f"run records: {', '.join(str(d) for d in dirs)}  (main job took "
+                  f"{time.monotonic() - started:.0f} s)")
+    return codes["fixed"] if args.strict else EXIT_OK
