@@ -199,7 +199,12 @@ class ClientDriver:
 
     def _fire(self, name: str) -> None:
         self._timers.pop(name, None)
-        self.handle(TimerFired(self.clock.now(), name))
+        try:
+            self.handle(TimerFired(self.clock.now(), name))
+        except Exception as exc:  # a loop callback: report through run(), not the loop's handler
+            log.error("client %s: %r", self.policy.client_id, exc)
+            self.errors.append(exc)
+            self._stop.set()
 
     def _cancel_timer(self, name: str) -> None:
         handle = self._timers.pop(name, None)

@@ -141,7 +141,10 @@ class ClientPolicy:
             self._refresh_broken = self._need_refresh = False
             self._refresh_failures = 0
             expires_at = e.expires_at if e.expires_at is not None else e.now + self.config.token_ttl
-            actions: list[Action] = [self._set_timer(REFRESH, max(e.now, expires_at - self.config.refresh_lead))]
+            # never before half the token's life: a server TTL shorter than refresh_lead must not
+            # turn proactive refresh into a tight loop
+            refresh_at = max(e.now + (expires_at - e.now) / 2, expires_at - self.config.refresh_lead)
+            actions: list[Action] = [self._set_timer(REFRESH, refresh_at)]
             if purpose == "connect":
                 return actions + (self._connect(e.now) if self._current is None else [])
             return actions + self._token_changed(e.now)

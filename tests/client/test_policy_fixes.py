@@ -83,6 +83,13 @@ def test_fixed_refreshes_in_band_on_the_same_socket():
     assert sends[0].frame["token"] == "t1" and not of(actions, OpenSocket)
 
 
+def test_a_short_server_ttl_does_not_make_refresh_a_tight_loop():
+    p = make("fixed", refresh_lead=60.0)
+    p.handle(Start(0.0))
+    actions = p.handle(TokenResult(10.0, True, 200, "t", 20.0))  # the server says 10 s, lead is 60 s
+    assert SetTimer("refresh", 15.0) in actions
+
+
 def test_legacy_token_change_opens_a_second_socket_and_keeps_the_first():
     p = make("legacy", refresh_lead=10.0)
     first = connected(p, ttl=100.0)
