@@ -8,7 +8,9 @@ import sys
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
+from system.agent import contracts
 from system.agent.agents.real_estate.listings import ListingsDbError
 from system.agent.supervisor import TODAY_ENV, Supervisor
 from system.server.agent_port import AgentBackend, load_backend
@@ -103,3 +105,23 @@ def test_without_a_database_a_default_is_built_once_quickly(tmp_path):
     built = os.stat(path).st_mtime_ns
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert second.stdout.split()[0] == path and os.stat(path).st_mtime_ns == built
+
+
+_PIECES = ["2 bed", "studio", "flat", "in Lisbon", "in Alfama", "Porto", "London", "short stay", "long let",
+           "under 90 a night", "1200/month", "£2k pcm", "3-10 Dec", "from 1 January", "31 feb", "cheaper",
+           "with 3 bedrooms", "bigger", "pets", "unfurnished", "thanks", "hello", "until 15 dec", "?", "and", "€"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=5).map(" ".join) | st.text(min_size=1,
+                max_size=60), min_size=1, max_size=6))
+def test_any_conversation_gets_answers_valid_in_both_contract_versions(supervisor, turns):
+    """Never an exception for what a user types: a clarifying answer at worst, always within contract."""
+    cid = f"fuzz-{hash(tuple(turns))}"
+    for text in turns:
+        for body in supervisor.respond(cid, text, "1.1"):
+            assert body["text"] and body["agent"] in ("real_estate", "general")
+            if body["agent"] == "real_estate":
+                sent = {k: v for k, v in body.items() if k != "meta"}
+                contracts.check("response", "1.1", sent)
+                contracts.check("response", "1.0", sent)

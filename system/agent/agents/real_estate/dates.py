@@ -30,13 +30,14 @@ _MON = "(" + "|".join(sorted(MONTH_OF, key=len, reverse=True)) + r")\.?"
 _DAY = r"(\d{1,2})(?:st|nd|rd|th|o|er)?"
 _YEAR = r"(?:,?\s*(\d{4}))?"
 _TO = r"\s*(?:-|to|until|till|through|thru|a|al|au|bis|ate)\s*"
+_TO_OR_AND = r"\s*(?:-|to|until|till|through|thru|and|a|al|au|bis|ate)\s*"  # "between 5 and 9 March"
 
 # (pattern, kind); groups are read by name in _match_to_dates
 _PATTERNS: tuple[tuple[re.Pattern, str], ...] = (
     (re.compile(rf"\b(\d{{4}})-(\d{{2}})-(\d{{2}}){_TO}(\d{{4}})-(\d{{2}})-(\d{{2}})\b"), "iso_range"),
     (re.compile(rf"\b{_DAY}\s*{_MON}{_YEAR}{_TO}{_DAY}\s*{_MON}{_YEAR}"), "dm_dm"),
     (re.compile(rf"\b{_MON}\s*{_DAY}{_YEAR}{_TO}{_MON}\s*{_DAY}{_YEAR}"), "md_md"),
-    (re.compile(rf"\b(?:from\s+|between\s+)?{_DAY}{_TO.replace('|a|', '|and|a|')}{_DAY}\s*(?:of\s+)?{_MON}{_YEAR}"), "dd_m"),
+    (re.compile(rf"\b(?:from\s+|between\s+)?{_DAY}{_TO_OR_AND}{_DAY}\s*(?:of\s+)?{_MON}{_YEAR}"), "dd_m"),
     (re.compile(rf"\b{_MON}\s*{_DAY}{_TO}{_DAY}{_YEAR}\b"), "m_dd"),
     (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), "iso"),
     (re.compile(rf"\b{_DAY}\s*(?:of\s+)?{_MON}{_YEAR}"), "dm"),

@@ -33,6 +33,9 @@ class State(enum.Enum):
     RESULTS = "results"
 
 
+_SLOT_OF_STATE = {State.TENURE_DECIDE: "tenure", State.PLACE_DECIDE: "place", State.DATES_DECIDE: "check_out"}
+
+
 @dataclass(frozen=True)
 class Ask:
     """Ask the user for one missing slot: tenure, place or check_out."""
@@ -68,8 +71,8 @@ class SearchPolicy:
         if not u.has_criteria:
             if self.state is State.RESULTS:
                 return Clarify("nothing_to_refine")
-            if self.state in (State.TENURE_DECIDE, State.PLACE_DECIDE, State.DATES_DECIDE):
-                return Ask(self.state.value.removesuffix("_decide").replace("dates", "check_out"), self.criteria)
+            if self.state in _SLOT_OF_STATE:  # still waiting for that answer: ask again
+                return Ask(_SLOT_OF_STATE[self.state], self.criteria)
             return Clarify("unparsed")
         refine = self.state is State.RESULTS
         self.criteria = self._merge(u)

@@ -6,6 +6,8 @@ so golden sessions can compare text exactly.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from .geography import CITIES, CITY_BY_NAME
 from .policy import Ask, Clarify
 from .tools import Criteria, Listing, UNIT_OF_TENURE
@@ -18,6 +20,11 @@ _TENURE_WORDS = {"short": "short stays", "long": "long lets"}
 def money(amount: int, currency: str, unit: str | None = None) -> str:
     text = f"{_SYMBOL.get(currency, currency + ' ')}{amount:,}"
     return f"{text}/{unit}" if unit else text
+
+
+def _day(d: dt.date, year: bool = False) -> str:
+    """"3 Dec" / "3 Dec 2026" (strftime's %-d is not portable)."""
+    return f"{d.day} {d:%b} {d.year}" if year else f"{d.day} {d:%b}"
 
 
 def _body(text: str, actions: list[dict] | None = None) -> dict:
@@ -36,7 +43,7 @@ def ask(decision: Ask) -> dict:
         names = [c.name for c in CITIES]
         return _body(f"Which city should I search? I have listings in {', '.join(names[:-1])} and {names[-1]}.", [
             {"type": "quick_replies", "question": "place", "options": [{"label": n, "value": n} for n in names]}])
-    return _body(f"Until when would you stay? You check in on {decision.criteria.check_in:%-d %b %Y}; "
+    return _body(f"Until when would you stay? You check in on {_day(decision.criteria.check_in, year=True)}; "
                  "tell me the check-out date or the number of nights.")
 
 
@@ -66,9 +73,9 @@ def describe(c: Criteria) -> str:
     elif c.min_price is not None:
         parts.append(f"from {money(c.min_price, currency, unit)}")
     if c.check_in and c.check_out:
-        parts.append(f"{c.check_in:%-d %b} to {c.check_out:%-d %b %Y}")
+        parts.append(f"{_day(c.check_in)} to {_day(c.check_out, year=True)}")
     if c.move_in:
-        parts.append(f"moving in by {c.move_in:%-d %b %Y}")
+        parts.append(f"moving in by {_day(c.move_in, year=True)}")
     if c.pets:
         parts.append("pets welcome")
     if c.furnished is not None:
