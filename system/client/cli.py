@@ -147,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.quiet or not console.is_terminal:
                 await run_task
                 return
-            with Live(summary.table(title), console=console, refresh_per_second=4) as live:
+            with Live(summary.table(title), console=console, refresh_per_second=4, transient=True) as live:
                 while not run_task.done():
                     await asyncio.wait([run_task], timeout=0.5)
                     live.update(summary.table(title))

@@ -135,3 +135,9 @@ def test_different_policy_seeds_change_jittered_decisions():
     config = ClientConfig(fixes=Fixes.profile("fixed"))
     runs = {tuple(r["delay"] for r in walk(config, seed, 7)[1] if r["kind"] == "backoff") for seed in range(3)}
     assert len(runs) == 3
+
+
+def test_without_single_writer_sockets_do_pile_up():
+    """Guards the single-writer property against passing vacuously: the world does make overlaps."""
+    config = ClientConfig(fixes=Fixes.profile("legacy"), token_ttl=60.0, refresh_lead=20.0)
+    assert max(walk(config, seed, seed)[0].max_live for seed in range(10)) >= 2
