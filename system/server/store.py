@@ -54,6 +54,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self._last_seq: dict[str, int] = {}
+        self._generations: dict[str | None, int] = {}  # None: the global one; this process is the only writer
 
     def close(self) -> None:
         self.db.close()
@@ -77,21 +78,27 @@ class Store:
 
     # forced expiry generations ------------------------------------------
     def global_generation(self) -> int:
-        return int(self.setting("global_generation") or 0)
+        if None not in self._generations:
+            self._generations[None] = int(self.setting("global_generation") or 0)
+        return self._generations[None]
 
     def bump_global_generation(self) -> int:
         gen = self.global_generation() + 1
         self.set_setting("global_generation", str(gen))
+        self._generations[None] = gen
         return gen
 
     def user_generation(self, user: str) -> int:
-        row = self.db.execute("SELECT gen FROM user_generations WHERE user=?", (user,)).fetchone()
-        return row[0] if row else 0
+        if user not in self._generations:
+            row = self.db.execute("SELECT gen FROM user_generations WHERE user=?", (user,)).fetchone()
+            self._generations[user] = row[0] if row else 0
+        return self._generations[user]
 
     def bump_user_generation(self, user: str) -> int:
         self.db.execute(
             "INSERT INTO user_generations(user, gen) VALUES (?, 1) "
             "ON CONFLICT(user) DO UPDATE SET gen = gen + 1", (user,))
+        self._generations.pop(user, None)
         return self.user_generation(user)
 
     # refresh tokens ---------------------------------------------------------
