@@ -9,15 +9,18 @@ from system.agent.registry import Reading
 from system.agent.routing import THRESHOLD, choose
 
 LABELLED = Path(__file__).with_name("routing_labelled.jsonl")
-ACCURACY_FLOOR = 0.95  # measured 0.982 (219/223) when the set was written
+ACCURACY_FLOOR = 0.95  # measured 0.973 before tuning on this set, 0.982 (219/223) after
 RECALL_FLOOR = 0.95    # per class: neither side may be sacrificed for the other
+# Written after the router was tuned and never tuned on: the honest estimate of how it generalises.
+HELDOUT = Path(__file__).with_name("routing_heldout.jsonl")
+HELDOUT_FLOOR = 0.80   # measured 0.85 (34/40)
 
 
-def _rows() -> list[dict]:
+def _rows(path: Path = LABELLED) -> list[dict]:
     rows = []
-    for n, line in enumerate(LABELLED.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         row = json.loads(line)
-        assert row["agent"] in ("real_estate", "general"), f"{LABELLED.name}:{n}: agent {row['agent']!r}"
+        assert row["agent"] in ("real_estate", "general"), f"{path.name}:{n}: agent {row['agent']!r}"
         rows.append(row)
     return rows
 
@@ -48,6 +51,15 @@ def test_routing_accuracy_on_the_labelled_set(supervisor):
     for agent, total in totals.items():
         assert hits[agent] / total >= RECALL_FLOOR, (agent, misses)
     assert supervisor.routed == routed  # every decision is counted
+
+
+def test_routing_accuracy_on_the_held_out_set(supervisor):
+    rows = _rows(HELDOUT)
+    assert len(rows) >= 40 and not {r["text"] for r in rows} & {r["text"] for r in _rows()}
+    got = [supervisor.respond(f"heldout-{n}", r["text"], "1.1")[0]["agent"] for n, r in enumerate(rows)]
+    accuracy = sum(g == r["agent"] for g, r in zip(got, rows)) / len(rows)
+    print(f"\nheld-out routing accuracy {accuracy:.3f}")
+    assert accuracy >= HELDOUT_FLOOR
 
 
 def test_follow_ups_stay_with_the_agent_that_is_mid_search(supervisor):
