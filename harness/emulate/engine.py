@@ -301,8 +301,9 @@ class _Run:
             n += 1
         return n
 
-    def fetch_sent(self, writer: RecordWriter) -> int:
-        """The server's delivery log, times converted from unix to scenario seconds."""
+    def fetch_sent(self, writer: RecordWriter, conversations: set[str]) -> int:
+        """The server's delivery log for the fleet's conversations (not the probe's), times
+        converted from unix to scenario seconds."""
         import requests
 
         if not self.admin_key or self.endpoints is None:
@@ -315,6 +316,7 @@ class _Run:
         except Exception as exc:
             self.warnings.append(f"sent.csv: could not fetch the server's delivery log: {exc}")
             return 0
+        messages = [m for m in messages if m["conversation_id"] in conversations]
         for m in sorted(messages, key=lambda m: m["t"]):
             writer.sent(m["conversation_id"], m["id"], m["seq"], round(self.scale.to_scenario(m["t"] - self.origin_unix), 3))
         return len(messages)
@@ -363,7 +365,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         run.spawn_fleet(plan)
         asyncio.run(run.drive(plan, writer))
         events = run.merge_events(writer)
-        sent = run.fetch_sent(writer)
+        sent = run.fetch_sent(writer, {c.client_id for c in plan.clients})
         results = run.fleet.results if run.fleet else {}
         client_errors = sum(r.get("client_error_count", 0) for r in results.values())
         if client_errors:
