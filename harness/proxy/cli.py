@@ -13,7 +13,6 @@ import json
 import os
 import resource
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,5 +121,4 @@ def run(args: argparse.Namespace) -> int:
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(serve(args, seed))
-    print("stormbench proxy: stopped", file=sys.stderr)
     return 0

@@ -22,10 +22,15 @@ def decode(body: bytes) -> Any:
     if not text:
         raise BAD_REQUEST_BODY.with_detail("EOF")
     try:
-        value, _ = json.JSONDecoder().raw_decode(text)
+        value, _ = json.JSONDecoder(parse_constant=_reject_constant).raw_decode(text)
     except json.JSONDecodeError as exc:
         raise BAD_REQUEST_BODY.with_detail(f"invalid character: {exc.msg} at offset {exc.pos}") from None
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's decoder accepts them; Go's does not)."""
+    raise BAD_REQUEST_BODY.with_detail(f"invalid character in numeric literal: {name}")
 
 
 def _json_kind(value: Any) -> str:

@@ -20,7 +20,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from harness.proxy.toxics import END, TOXIC_TYPES, Chunk, End, Item, Stage
+from harness.proxy.toxics import END, TOXIC_TYPES, Chunk, Item, Stage
 from harness.proxy.wsframes import OPAQUE, WsStream
 
 if TYPE_CHECKING:

@@ -239,7 +239,7 @@ class ProxyCollection:
         toxic_type = TOXIC_TYPES[kind]
         attributes = toxic_type.zero_attributes()
         attributes.update(self._attributes(body, kind))
-        return ToxicConfig(name, kind, stream, spec.get("toxicity", 1.0), attributes)
+        return ToxicConfig(name, kind, stream, spec.get("toxicity", 1.0), self._checked(kind, attributes))
 
     def _attributes(self, body: dict[str, Any], kind: str) -> dict[str, Any]:
         raw = fields(body, {"attributes": object}, "toxic").get("attributes")
@@ -248,11 +248,19 @@ class ProxyCollection:
         raw = expect_object(raw, f"toxics.{kind}")
         return fields(raw, TOXIC_TYPES[kind].attributes, kind)
 
+    @staticmethod
+    def _checked(kind: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        check = TOXIC_TYPES[kind].check
+        problem = check(attributes) if check else None
+        if problem:
+            raise errors.BAD_REQUEST_BODY.with_detail(problem)
+        return attributes
+
     def update_toxic(self, proxy: Proxy, toxic: ToxicConfig, body: dict[str, Any]) -> ToxicConfig:
         spec = fields(body, {"toxicity": float}, "toxic")
         attributes = dict(toxic.attributes)
         attributes.update(self._attributes(body, toxic.type))
-        toxic.attributes = attributes
+        toxic.attributes = self._checked(toxic.type, attributes)
         toxic.toxicity = spec.get("toxicity", toxic.toxicity)
         proxy.restart_toxic(toxic)
         return toxic

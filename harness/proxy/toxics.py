@@ -93,11 +93,28 @@ class Stage:
 
 
 class Latency(Stage):
+    """Delays each chunk by latency ± jitter without throttling: up to 1024 chunks
+    (as upstream) and 32 MiB in flight, then back-pressure."""
+
     capacity = 1024
+    max_bytes = 32 << 20
 
     def __init__(self, *a: Any) -> None:
         super().__init__(*a)
         self._last = 0.0
+        self._bytes = 0
+
+    def has_room(self) -> bool:
+        return len(self.queue) < self.capacity and self._bytes < self.max_bytes
+
+    def pull(self, now: float) -> list[Item]:
+        out = super().pull(now)
+        self._bytes -= sum(len(i.data) for i in out if isinstance(i, Chunk))
+        return out
+
+    def drain(self) -> list[Item]:
+        self._bytes = 0
+        return super().drain()
 
     def push(self, item: Item, now: float) -> None:
         if isinstance(item, End):
@@ -108,6 +125,7 @@ class Latency(Stage):
         release = max(item.t + delay / 1000.0, self._last)
         item.t = release
         self._last = release
+        self._bytes += len(item.data)
         self.queue.append((release, item))
 
 
@@ -365,12 +383,21 @@ class WsHold(Stage):
         return out
 
 
+def _check_close(attrs: dict[str, Any]) -> str | None:
+    if attrs["code"] != 0 and not 1000 <= attrs["code"] <= 4999:
+        return "ws_close code must be 0 (= 1000) or a close code between 1000 and 4999"
+    if len(attrs["reason"].encode("utf-8")) > 123:
+        return "ws_close reason must fit in 123 bytes of UTF-8"
+    return None
+
+
 @dataclass(frozen=True)
 class ToxicType:
     name: str
     attributes: dict[str, type]  # attribute name -> int or str, all defaulting to zero
     stage: Callable[..., Stage]
     extension: bool = False
+    check: Callable[[dict[str, Any]], str | None] | None = None  # a reason to reject attributes
 
     def zero_attributes(self) -> dict[str, Any]:
         return {k: (0 if t is int else "") for k, t in self.attributes.items()}
@@ -387,7 +414,7 @@ TOXIC_TYPES: dict[str, ToxicType] = {
         ToxicType("reset_peer", {"timeout": int}, ResetPeer),
         ToxicType("slicer", {"average_size": int, "size_variation": int, "delay": int}, Slicer),
         ToxicType("limit_data", {"bytes": int}, LimitData),
-        ToxicType("ws_close", {"code": int, "reason": str, "delay": int}, WsClose, extension=True),
+        ToxicType("ws_close", {"code": int, "reason": str, "delay": int}, WsClose, extension=True, check=_check_close),
         ToxicType("ws_drop_pings", {}, WsDropPings, extension=True),
         ToxicType("ws_hold", {}, WsHold, extension=True),
     )

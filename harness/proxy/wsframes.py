@@ -132,7 +132,7 @@ def _payload_length(hdr: bytes) -> int:
 
 def close_frame(code: int, reason: str, masked: bool) -> bytes:
     """A complete close frame; frames towards a server must be masked (RFC 6455 §5.3)."""
-    payload = struct.pack("!H", code) + reason.encode("utf-8")[:123]
+    payload = struct.pack("!H", code) + reason.encode("utf-8")  # reason checked to fit in 123 bytes
     if not masked:
         return bytes([0x80 | OP_CLOSE, len(payload)]) + payload
     key = os.urandom(4)

@@ -385,3 +385,28 @@ def test_json_is_compact(api: Api) -> None:
     api.create("p", "localhost:1")
     text = api.get("/proxies/p").text
     assert json.dumps(json.loads(text), separators=(",", ":")) == text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "ws_close", "attributes": {"code": 70000}},
+        {"type": "ws_close", "attributes": {"code": 999}},
+        {"type": "ws_close", "attributes": {"reason": "x" * 124}},
+    ],
+)
+def test_ws_close_attributes_are_checked(api: Api, body) -> None:
+    api.create("p", "localhost:1")
+    r = api.post("/proxies/p/toxics", body)
+    assert r.status_code == 400 and r.json()["error"].startswith("bad request body: ws_close")
+    assert api.get("/proxies/p/toxics").json() == []
+    api.add_toxic("p", type="ws_close", attributes={"code": 4401})
+    r = api.patch("/proxies/p/toxics/ws_close_downstream", {"attributes": body["attributes"]})
+    assert r.status_code == 400
+    assert api.get("/proxies/p/toxics/ws_close_downstream").json()["attributes"]["code"] == 4401
+
+
+def test_nan_is_not_json(api: Api) -> None:
+    api.create("p", "localhost:1")
+    r = api.post("/proxies/p/toxics", raw=b'{"type": "latency", "toxicity": NaN}')
+    assert r.status_code == 400 and r.json()["error"].startswith("bad request body")

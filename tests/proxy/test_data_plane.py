@@ -351,3 +351,26 @@ def test_seed_makes_toxicity_draws_reproducible(proxy_process) -> None:
     assert first == again
     assert "0" in first and "1" in first  # the draw really is a draw
     assert other != first
+
+
+@pytest.mark.parametrize("toxic", [None, {"type": "latency", "stream": "upstream", "attributes": {"latency": 60000}}])
+def test_back_pressure_bounds_what_the_proxy_takes(api: Api, upstream, toxic) -> None:
+    """An upstream that never reads must stall the client, not grow the proxy's memory."""
+    proxy = api.create("p", upstream.address)
+    if toxic:
+        api.add_toxic("p", **toxic)
+    chunk = b"z" * 65536
+    with connect(proxy) as client, upstream.accept():
+        client.setblocking(False)
+        sent, stalled_since = 0, None
+        while sent < 400 << 20:
+            try:
+                sent += client.send(chunk)
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.perf_counter()
+                if time.perf_counter() - stalled_since > 0.5:
+                    break
+                time.sleep(0.01)
+    limit = (32 + 48) << 20 if toxic else 48 << 20  # chain bound + kernel socket buffers
+    assert stalled_since is not None and sent < limit, sent
