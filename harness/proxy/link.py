@@ -146,7 +146,7 @@ class Link:
         if toxic.toxicity <= 0:
             return None
         if toxic.toxicity < 1:
-            draw = random.Random(f"{self.conn.key}/{self.direction}/{toxic.name}/{generation}").random()
+            draw = random.Random(f"{self.conn.key}/{self.direction}/{toxic.serial}/{generation}").random()
             if draw >= toxic.toxicity:
                 return None
         return TOXIC_TYPES[toxic.type].stage(toxic.attributes, self.rng, self.ws.clone(), now)

@@ -29,6 +29,7 @@ class ToxicConfig:
     stream: str
     toxicity: float
     attributes: dict[str, Any]
+    serial: int = 0  # n-th toxic added to its proxy: a re-added toxic draws afresh
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class Proxy:
         self.counters = {UPSTREAM: ByteCounter(), DOWNSTREAM: ByteCounter()}
         self.server: asyncio.Server | None = None
         self._accepted = 0
+        self._toxics_added = 0
 
     @property
     def enabled(self) -> bool:
@@ -145,6 +147,8 @@ class Proxy:
         return [c.links[direction] for c in self.connections if c.links]
 
     def add_toxic(self, toxic: ToxicConfig) -> None:
+        self._toxics_added += 1
+        toxic.serial = self._toxics_added
         self.toxics[toxic.stream].append(toxic)
         for link in self._links(toxic.stream):
             link.add(toxic)

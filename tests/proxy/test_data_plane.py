@@ -328,29 +328,46 @@ def test_metrics_count_bytes_per_direction(api: Api, echo) -> None:  # 68
     wait_until(counted, what="byte counters of 5 in both directions")
 
 
-def _toxic_pattern(seed: int, connections: int = 24) -> str:
-    """Which of `connections` successive connections a toxicity-0.5 toxic hit, as a bit string."""
+def _hit(sock: socket.socket) -> str:
+    sock.sendall(b"x")
+    return "1" if sock.recv(1) == b"" else "0"
+
+
+def _toxic_patterns(seed: int, connections: int = 24) -> tuple[str, str, str]:
+    """Which connections a toxicity-0.5 toxic hit, as bit strings: connections made while it
+    existed, then live connections when it is added, and again when it is added anew."""
+    toxic = {"type": "limit_data", "stream": "upstream", "toxicity": 0.5, "attributes": {"bytes": 0}}
     with start_proxy(seed=seed) as proc:
         api = Api(proc.api_url)
         server = Upstream(echo=True)
         try:
             proxy = api.create("seeded", server.address)
-            api.add_toxic("seeded", type="limit_data", stream="upstream", toxicity=0.5, attributes={"bytes": 0})
-            bits = []
+            api.add_toxic("seeded", **toxic)
+            made = ""
             for _ in range(connections):
                 with connect(proxy) as sock:
-                    sock.sendall(b"x")
-                    bits.append("1" if sock.recv(1) == b"" else "0")
-            return "".join(bits)
+                    made += _hit(sock)
+            api.delete("/proxies/seeded/toxics/limit_data_upstream")
+            live = []
+            for _ in range(2):
+                socks = [connect(proxy) for _ in range(connections)]
+                api.add_toxic("seeded", **toxic)
+                live.append("".join(_hit(sock) for sock in socks))
+                api.delete("/proxies/seeded/toxics/limit_data_upstream")
+                for sock in socks:
+                    sock.close()
+            return made, live[0], live[1]
         finally:
             server.close()
 
 
 def test_seed_makes_toxicity_draws_reproducible(proxy_process) -> None:
-    first, again, other = _toxic_pattern(11), _toxic_pattern(11), _toxic_pattern(12)
+    first, again, other = _toxic_patterns(11), _toxic_patterns(11), _toxic_patterns(12)
     assert first == again
-    assert "0" in first and "1" in first  # the draw really is a draw
     assert other != first
+    for pattern in first:
+        assert "0" in pattern and "1" in pattern  # the draw really is a draw
+    assert first[1] != first[2]  # a toxic added again hits a fresh subset of connections
 
 
 @pytest.mark.parametrize("toxic", [None, {"type": "latency", "stream": "upstream", "attributes": {"latency": 60000}}])
@@ -374,3 +391,17 @@ def test_back_pressure_bounds_what_the_proxy_takes(api: Api, upstream, toxic) ->
                 time.sleep(0.01)
     limit = (32 + 48) << 20 if toxic else 48 << 20  # chain bound + kernel socket buffers
     assert stalled_since is not None and sent < limit, sent
+
+
+def test_latency_close_race(api: Api, echo) -> None:  # 56
+    proxy = api.create("p", echo.address)
+    for _ in range(100):
+        api.post("/proxies/p/toxics", {"type": "latency", "stream": "upstream", "attributes": {"latency": 10}})
+        with connect(proxy) as sock:
+            sock.sendall(b"hello")
+        api.delete("/proxies/p/toxics/latency_upstream")
+    with connect(proxy) as sock:  # still serving, nothing leaked into the chain
+        sock.sendall(b"after")
+        assert recv_exactly(sock, 5) == b"after"
+    assert api.get("/proxies/p/toxics").json() == []
+    wait_until(lambda: 'toxiproxy_proxy_connections{proxy="p"} 0.0' in api.get("/metrics").text, what="all connections closed")
