@@ -395,7 +395,7 @@ def test_back_pressure_bounds_what_the_proxy_takes(api: Api, upstream, toxic) ->
 
 def test_latency_close_race(api: Api, echo) -> None:  # 56
     proxy = api.create("p", echo.address)
-    for _ in range(100):
+    for _ in range(50):
         api.post("/proxies/p/toxics", {"type": "latency", "stream": "upstream", "attributes": {"latency": 10}})
         with connect(proxy) as sock:
             sock.sendall(b"hello")
