@@ -61,8 +61,7 @@ class RecordWriter:
         _write_json(self.dir / FAULTS, rows)
 
     def scenario(self, scenario: Any) -> None:
-        """The resolved scenario (a `Scenario` or its dict)."""
-        _write_json(self.dir / SCENARIO, scenario.to_dict() if hasattr(scenario, "to_dict") else dict(scenario))
+        write_scenario(self.dir, scenario)
 
     def meta(self, fields: Mapping[str, Any]) -> None:
         """Merge fields into `meta.json` (written now and again on close, so a crash keeps it)."""
@@ -90,6 +89,11 @@ class RecordWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_scenario(out_dir: str | Path, scenario: Any) -> None:
+    """The resolved scenario (a `Scenario` or its dict) as `scenario.json`."""
+    _write_json(Path(out_dir) / SCENARIO, scenario.to_dict() if hasattr(scenario, "to_dict") else dict(scenario))
 
 
 def _write_json(path: Path, value: Any) -> None:

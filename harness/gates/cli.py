@@ -1,0 +1,85 @@
+"""`stormbench gates`: re-judge a run record, judge a live Prometheus, or emit alert rules.
+
+The Prometheus parts belong to `harness.prom` and are imported only when asked for.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli import UsageError
+from harness.gates.evaluate import evaluate
+from harness.gates.report import print_verdicts, write_verdicts
+from harness.gates.spec import Gate, load_gates
+from harness.record import files
+from harness.record.finalize import finalize
+from harness.record.run import RunRecord
+from system.units import parse_duration
+
+HELP = "judge gates on a run record or a live Prometheus; emit alert rules"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                        help="a run record directory to re-judge (writes gates.json and junit.xml into it)")
+    parser.add_argument("--gates", metavar="FILE",
+                        help="gate file (YAML); default: the gates in RUN_DIR's scenario.json")
+    parser.add_argument("--prometheus", metavar="URL",
+                        help="judge the gates against this Prometheus server's HTTP API instead of a run record")
+    parser.add_argument("--window", default="24h", metavar="DURATION",
+                        help="with --prometheus: how far back from --end to judge (default 24h)")
+    parser.add_argument("--end", metavar="TIME",
+                        help="with --prometheus: end of the window (RFC 3339 or unix seconds; default now)")
+    parser.add_argument("--emit-rules", metavar="FILE",
+                        help="write Prometheus recording and alerting rules for the gates to FILE")
+    parser.add_argument("--out", metavar="DIR",
+                        help="where to write gates.json and junit.xml (default: RUN_DIR, or the current "
+                             "directory with --prometheus)")
+    parser.add_argument("--quiet", action="store_true", help="do not print the verdict table")
+
+
+def _gates(args: argparse.Namespace) -> list[Gate]:
+    if args.gates:
+        return load_gates(args.gates)
+    if args.run_dir:
+        return load_gates(RunRecord(args.run_dir).scenario.get("gates", []))
+    raise UsageError("no gates: pass --gates FILE (or a RUN_DIR whose scenario has gates)")
+
+
+def _prom():
+    try:
+        import harness.prom as prom
+    except ImportError as exc:
+        raise UsageError(f"--prometheus and --emit-rules need harness.prom, which is not available ({exc})") from None
+    return prom
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (args.run_dir or args.prometheus or args.emit_rules):
+        raise UsageError("nothing to judge: give a RUN_DIR, --prometheus URL or --emit-rules FILE")
+    gates = _gates(args)
+    if args.emit_rules:
+        _prom().emit_rules(gates, args.emit_rules)
+        print(f"wrote {args.emit_rules}")
+        if not (args.run_dir or args.prometheus):
+            return 0
+    if args.prometheus:
+        try:
+            window = parse_duration(args.window)
+        except ValueError as exc:
+            raise UsageError(f"--window: {exc}") from None
+        verdicts = _prom().evaluate(gates, args.prometheus, window, args.end)
+        out = Path(args.out or ".")
+        suite = "prometheus"
+    else:
+        rec = RunRecord(args.run_dir)
+        if not (rec.has(files.CONNECTIONS) and rec.has(files.TIMESERIES) and rec.has(files.SUMMARY)):
+            finalize(rec.dir)
+        verdicts = evaluate(gates, RunRecord(rec.dir))
+        out = Path(args.out or rec.dir)
+        suite = str(rec.scenario.get("name", "run"))
+    out.mkdir(parents=True, exist_ok=True)
+    code = write_verdicts(verdicts, out, suite)
+    if not args.quiet:
+        print_verdicts(verdicts, title=f"gates: {suite}")
+    return code

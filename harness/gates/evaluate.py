@@ -1,0 +1,444 @@
+"""Judging gates against a run record.
+
+Where each metric comes from (every time in scenario seconds):
+- `connection_duration`: connections.csv, Kaplan–Meier over the connections opened in
+  the phase. A quantile or mean the estimate never reaches lies beyond the longest
+  observation; the gate is decided from that lower bound when it can be (p95 ≥ 2h
+  passes when 2h was observed and fewer than 5% ended by then), else unknown.
+- counters, per second from timeseries.csv: `attempts`, `reconnects`, `opens`, `closes`,
+  `closes{code="N"}`, `http_403`, `handshake_rejections{status="N"}` (any status, from
+  connections.csv), `manual_refreshes`, `displayed`, `duplicates_displayed`.
+- gauge, per second: `active_connections` (timeseries `active`).
+- delivery, whole run only: `lost_messages`, `reordered_messages`, `unexpected_messages`,
+  `messages_sent` (the ledger).
+- server metrics from scrapes.jsonl: `agent_execution` (the `agent_execution_seconds`
+  histogram; quantiles interpolated within buckets as Prometheus' histogram_quantile
+  does), `memory` (`process_resident_memory_bytes`), and any other scraped metric by
+  name (counters: increase over the phase; gauges: the scraped values). Absent → unknown.
+
+Phases: `run` is [0, end); `before: K` is [0, first K fault); `during: K` covers each K
+fault's [at, at+for) (one second for an instantaneous fault); `after: K, within: T`
+covers [fault end, fault end + T). `*` matches any fault kind.
+
+Stats: count, rate (per second), mean, min, max, value (the last), pN, growth
+(median of the last quarter over the first, minus one), max_window_count (the most
+events in any rolling `window` inside the phase), min_fraction (fault-tied phases: the
+level at the end of each phase interval over the mean level in the minute before the
+fault, the smallest over occurrences; otherwise the minimum over the median).
+
+`Nx baseline`: N times the same metric and stat over the baseline phase (default: before
+the first fault; the whole run when there is none). For max_window_count the baseline
+is the mean count per window at the baseline phase's rate, so "3x baseline" means
+"no window with three times the usual number of events".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.gates.spec import Gate, Phase
+from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
+from harness.record.finalize import ledger_summary
+from harness.record.run import RunRecord
+from harness.record.survival import kaplan_meier
+
+Intervals = list[tuple[float, float]]
+MAX_EXAMPLES = 10
+
+COUNTERS = {
+    "attempts": "attempts", "reconnects": "reconnects", "opens": "opens", "closes": "closes",
+    "http_403": "http_403", "manual_refreshes": "manual_refreshes", "displayed": "displayed",
+    "duplicates_displayed": "duplicates", "duplicates": "duplicates",
+}
+GAUGES = {"active_connections": "active", "active": "active"}
+LEDGER = {"lost_messages": "lost", "reordered_messages": "reordered", "unexpected_messages": "unexpected",
+          "messages_sent": "sent", "messages_displayed": "displayed"}
+SCRAPE_ALIASES = {"agent_execution": "agent_execution_seconds", "memory": "process_resident_memory_bytes"}
+
+
+class Undecidable(Exception):
+    """The run cannot decide this gate; the message says why (the verdict's provenance)."""
+
+
+@dataclass
+class Observation:
+    value: float | None
+    lower_bound: float | None = None     # set when the true value is known only to exceed this
+    provenance: dict[str, Any] = field(default_factory=dict)
+    failing: Callable[[float], dict[str, Any]] | None = None  # where it failed, given the threshold
+
+
+# ---------------------------------------------------------------- phases
+
+def phase_intervals(phase: Phase, rec: RunRecord) -> Intervals:
+    end = rec.end
+    if phase.when == "run":
+        return [(0.0, end)]
+    faults = [f for f in rec.faults if phase.fault == "*" or f["kind"] == phase.fault]
+    if not faults:
+        raise Undecidable(f"no {phase.fault!r} fault in this run, so the phase {phase.to_dict()} is empty")
+    if phase.when == "before":
+        return [(0.0, min(float(f["at"]) for f in faults))]
+    spans = []
+    for f in sorted(faults, key=lambda f: float(f["at"])):
+        start, stop = float(f["at"]), float(f["at"]) + float(f.get("for") or 0.0)
+        if phase.when == "during":
+            spans.append((start, max(stop, start + 1.0)))
+        else:
+            spans.append((stop, stop + float(phase.within or 0.0)))
+    return [(max(0.0, a), min(b, end)) for a, b in spans if a < end]
+
+
+def _length(intervals: Intervals) -> float:
+    return sum(b - a for a, b in intervals)
+
+
+def _slices(series: np.ndarray, intervals: Intervals) -> list[np.ndarray]:
+    return [series[int(math.floor(a)):max(int(math.ceil(b)), int(math.floor(a)) + 1)] for a, b in intervals]
+
+
+# ---------------------------------------------------------------- sources
+
+def _tags(gate: Gate) -> dict[str, str]:
+    return dict(gate.tags)
+
+
+def counter_series(gate: Gate, rec: RunRecord) -> np.ndarray:
+    ts = rec.timeseries
+    tags = _tags(gate)
+    if gate.metric == "closes" and "code" in tags:
+        col = f"closes_{tags['code']}"
+        return ts[col].to_numpy(float) if col in ts.columns else np.zeros(len(ts))
+    if gate.metric in ("handshake_rejections", "http_403"):
+        status = int(tags.get("status", 403))
+        if gate.metric == "http_403" or status == 403:
+            return ts["http_403"].to_numpy(float)
+        conns = rec.connections
+        times = conns.loc[conns["http_status"] == status, "opened_s"].to_numpy(float)
+        out = np.zeros(len(ts))
+        np.add.at(out, np.clip(times.astype(int), 0, max(len(ts) - 1, 0)), 1)
+        return out
+    return ts[COUNTERS[gate.metric]].to_numpy(float)
+
+
+def _observe_counter(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
+    series = counter_series(gate, rec)
+    parts = _slices(series, intervals)
+    total = float(sum(p.sum() for p in parts))
+    prov: dict[str, Any] = {"events": int(total)}
+    busiest = sorted(((int(a) + i, int(v)) for (a, _), p in zip(intervals, parts) for i, v in enumerate(p) if v),
+                     key=lambda x: -x[1])[:MAX_EXAMPLES]
+    if gate.stat == "count":
+        return Observation(total, provenance=prov, failing=lambda _t: {"busiest_seconds": busiest})
+    if gate.stat == "rate":
+        length = _length(intervals)
+        if length <= 0:
+            raise Undecidable("the phase has no duration")
+        return Observation(total / length, provenance=prov, failing=lambda _t: {"busiest_seconds": busiest})
+    if gate.stat == "max_window_count":
+        width = max(1, int(math.ceil(gate.window or 1)))
+        best, where = -1.0, (0.0, 0.0)
+        for (a, b), p in zip(intervals, parts):
+            sums = np.convolve(p, np.ones(width), mode="valid") if p.size >= width else np.array([p.sum()])
+            i = int(np.argmax(sums))
+            if sums[i] > best:
+                best, where = float(sums[i]), (float(int(a) + i), float(min(int(a) + i + width, b)))
+        prov["window_s"] = float(width)
+        return Observation(best, provenance=prov,
+                           failing=lambda _t: {"window": {"start_s": where[0], "end_s": where[1], "count": int(best)}})
+    return _observe_values(gate, np.concatenate(parts) if parts else np.empty(0), prov)
+
+
+def _observe_values(gate: Gate, values: np.ndarray, prov: dict[str, Any]) -> Observation:
+    """Aggregations of a plain series of values (per-second counts or gauge levels)."""
+    if values.size == 0:
+        raise Undecidable("no values in the phase")
+    stat = gate.stat
+    if stat == "quantile":
+        return Observation(float(np.quantile(values, gate.quantile)), provenance=prov)
+    if stat in ("mean", "min", "max"):
+        return Observation(float(getattr(np, stat)(values)), provenance=prov)
+    if stat == "value":
+        return Observation(float(values[-1]), provenance=prov)
+    if stat == "count":
+        return Observation(float(values.sum()), provenance=prov)
+    if stat == "growth":
+        q = max(1, values.size // 4)
+        first, last = float(np.median(values[:q])), float(np.median(values[-q:]))
+        if first <= 0:
+            raise Undecidable("the first quarter of the series is zero; growth is undefined")
+        prov.update(first_quarter_median=first, last_quarter_median=last)
+        return Observation(last / first - 1.0, provenance=prov)
+    raise Undecidable(f"stat {gate.stat_label!r} does not apply to {gate.selector}")
+
+
+def _observe_gauge(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
+    series = rec.timeseries[GAUGES[gate.metric]].to_numpy(float)
+    if gate.stat != "min_fraction":
+        return _observe_values(gate, np.concatenate(_slices(series, intervals)), {})
+    if gate.phase.when in ("during", "after"):
+        faults = [f for f in rec.faults if gate.phase.fault == "*" or f["kind"] == gate.phase.fault]
+        ratios = []
+        for f, (a, b) in zip(sorted(faults, key=lambda f: float(f["at"])), intervals):
+            at = int(float(f["at"]))
+            before = series[max(0, at - 60):at]
+            if before.size == 0 or before.mean() <= 0:
+                raise Undecidable(f"no connections in the minute before the {f['kind']} fault at {at}s")
+            level_at = min(max(int(math.ceil(b)) - 1, 0), len(series) - 1)
+            ratios.append({"fault_at_s": float(f["at"]), "reference": float(before.mean()),
+                           "at_s": float(level_at), "level": float(series[level_at]),
+                           "fraction": float(series[level_at] / before.mean())})
+        worst = min(ratios, key=lambda r: r["fraction"])
+        return Observation(worst["fraction"], provenance={"occurrences": ratios},
+                           failing=lambda _t: {"worst": worst})
+    ramp = float(rec.scenario.get("fleet", {}).get("arrival", {}).get("ramp", 0) or 0)
+    values = np.concatenate(_slices(series, [(max(a, ramp), b) for a, b in intervals if b > ramp]))
+    if values.size == 0 or np.median(values) <= 0:
+        raise Undecidable("no connections after the arrival ramp in the phase")
+    return Observation(float(values.min() / np.median(values)),
+                       provenance={"min": float(values.min()), "median": float(np.median(values))})
+
+
+def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
+    conns = rec.connections
+    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna()]
+    opened = conns["opened_s"].to_numpy(float)
+    mask = np.zeros(len(conns), dtype=bool)
+    for a, b in intervals:
+        mask |= (opened >= a) & (opened < b)
+    conns = conns[mask]
+    durations = conns["duration_s"].to_numpy(float)
+    ended = conns["censored"].to_numpy(int) == 0
+    km = kaplan_meier(durations, ended)
+    prov = {"connections": km.n, "censored": km.n - km.events, "observed_max_s": km.t_max}
+    if km.n == 0:
+        raise Undecidable("no connection opened in the phase")
+
+    def failing(threshold: float) -> dict[str, Any]:
+        short = conns[conns["duration_s"] < threshold].sort_values("duration_s")
+        return {"connections_below_threshold": int(len(short)),
+                "examples": short[["client", "conn", "opened_s", "duration_s", "close_code"]]
+                .head(MAX_EXAMPLES).to_dict("records")}
+
+    if gate.stat == "quantile":
+        value = km.quantile(gate.quantile)
+        return Observation(value, None if value is not None else km.t_max, prov, failing)
+    if gate.stat == "mean":
+        mean, exact = km.restricted_mean()
+        return Observation(mean if exact else None, None if exact else mean, prov, failing)
+    if gate.stat == "count":
+        return Observation(float(km.n), provenance=prov)
+    if gate.stat == "min":
+        return Observation(float(durations[ended].min()) if ended.any() else None,
+                           None if ended.any() else km.t_max, prov, failing)
+    if gate.stat == "max":
+        return Observation(km.t_max if ended[durations == km.t_max].all() else None,
+                           None if ended[durations == km.t_max].all() else km.t_max, prov)
+    raise Undecidable(f"stat {gate.stat_label!r} does not apply to connection_duration")
+
+
+def _observe_ledger(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
+    if gate.phase.when != "run":
+        raise Undecidable(f"{gate.metric} is judged over the whole run only (a message's fate is known at the end)")
+    ledger = ledger_summary(rec)
+    if ledger is None:
+        raise Undecidable("the run record has no message ledger (ledger.csv or ledger_summary.json)")
+    value = float(getattr(ledger, LEDGER[gate.metric]))
+    if gate.stat not in ("count", "value"):
+        raise Undecidable(f"stat {gate.stat_label!r} does not apply to {gate.metric} (use count)")
+    return Observation(value, provenance={"ledger": ledger.to_dict()})
+
+
+def _scrape_series(name: str, tags: dict[str, str], rec: RunRecord) -> tuple[np.ndarray, list[dict]]:
+    """(times, per-scrape samples of `name` matching the tags)."""
+    times, rows = [], []
+    for scrape in rec.scrapes:
+        samples = [s for s in scrape.get("samples", []) if s.get("name") == name
+                   and all(str(s.get("labels", {}).get(k)) == v for k, v in tags.items())]
+        if samples:
+            times.append(float(scrape["t"]))
+            rows.append(samples)
+    return np.asarray(times), rows
+
+
+def _value(sample: dict) -> float:
+    return float(sample["value"])  # "inf"/"nan" strings parse too
+
+
+def _at_bounds(times: np.ndarray, rows: list, intervals: Intervals) -> list[tuple[Any, Any]]:
+    """For each interval, the scrape rows nearest its start (or None: from zero) and end."""
+    pairs = []
+    for a, b in intervals:
+        before = np.nonzero(times <= a)[0]
+        upto = np.nonzero(times <= b)[0]
+        if upto.size == 0:
+            continue
+        pairs.append((rows[before[-1]] if before.size else None, rows[upto[-1]]))
+    return pairs
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus' histogram_quantile over cumulative (upper bound, count) buckets."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return prev_le
+            if count == prev_count:
+                return le
+            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
+        prev_le, prev_count = le, count
+    return buckets[-1][0]
+
+
+def _observe_scrapes(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
+    name = SCRAPE_ALIASES.get(gate.metric, gate.metric)
+    tags = _tags(gate)
+    times, rows = _scrape_series(f"{name}_bucket", tags, rec)
+    if rows:  # a histogram: quantile, mean and count over the phase, from bucket increases
+        buckets: dict[float, float] = {}
+        total_sum = total_count = 0.0
+        for start, stop in _at_bounds(times, rows, intervals):
+            for s in stop:
+                le = float(s["labels"]["le"])
+                buckets[le] = buckets.get(le, 0.0) + _value(s)
+            for s in start or []:
+                le = float(s["labels"]["le"])
+                buckets[le] = buckets.get(le, 0.0) - _value(s)
+        for suffix in ("sum", "count"):
+            t2, r2 = _scrape_series(f"{name}_{suffix}", tags, rec)
+            inc = sum(sum(_value(s) for s in stop) - sum(_value(s) for s in (start or []))
+                      for start, stop in _at_bounds(t2, r2, intervals))
+            if suffix == "sum":
+                total_sum = inc
+            else:
+                total_count = inc
+        prov = {"source": f"{name} histogram in scrapes.jsonl", "observations": total_count}
+        if total_count <= 0:
+            raise Undecidable(f"{name}: no observations in the phase")
+        if gate.stat == "quantile":
+            return Observation(histogram_quantile(gate.quantile, list(buckets.items())), provenance=prov)
+        if gate.stat == "mean":
+            return Observation(total_sum / total_count, provenance=prov)
+        if gate.stat == "count":
+            return Observation(total_count, provenance=prov)
+        raise Undecidable(f"stat {gate.stat_label!r} does not apply to the histogram {name}")
+    times, rows = _scrape_series(name, tags, rec)
+    if not rows:
+        raise Undecidable(f"metric {gate.selector} is not in this run record (no scrapes of {name})")
+    prov = {"source": f"{name} in scrapes.jsonl", "scrapes": len(rows)}
+    if name.endswith("_total") and gate.stat in ("count", "rate"):
+        inc = sum(sum(_value(s) for s in stop) - sum(_value(s) for s in (start or []))
+                  for start, stop in _at_bounds(times, rows, intervals))
+        return Observation(inc if gate.stat == "count" else inc / max(_length(intervals), 1e-9), provenance=prov)
+    levels = np.asarray([sum(_value(s) for s in row) for row in rows])
+    mask = np.zeros(len(times), dtype=bool)
+    for a, b in intervals:
+        mask |= (times >= a) & (times <= b)
+    return _observe_values(gate, levels[mask], prov)
+
+
+def observe(gate: Gate, rec: RunRecord, phase: Phase | None = None) -> Observation:
+    intervals = phase_intervals(phase or gate.phase, rec)
+    if not intervals or _length(intervals) <= 0:
+        raise Undecidable("the phase is empty in this run")
+    gate = replace(gate, phase=phase or gate.phase)
+    if gate.metric == "connection_duration":
+        return _observe_duration(gate, rec, intervals)
+    if gate.metric in LEDGER:
+        return _observe_ledger(gate, rec, intervals)
+    if gate.metric in GAUGES:
+        return _observe_gauge(gate, rec, intervals)
+    if gate.metric in COUNTERS or gate.metric == "handshake_rejections" or gate.metric == "closes":
+        return _observe_counter(gate, rec, intervals)
+    return _observe_scrapes(gate, rec, intervals)
+
+
+# ---------------------------------------------------------------- judging
+
+def _compare(op: str, x: float, threshold: float | tuple[float, ...]) -> bool:
+    if op == "between":
+        lo, hi = threshold
+        return lo <= x <= hi
+    if op == "in":
+        return any(math.isclose(x, t, rel_tol=1e-9, abs_tol=1e-12) for t in threshold)
+    return {"<": x < threshold, "<=": x <= threshold, ">": x > threshold, ">=": x >= threshold,
+            "==": math.isclose(x, threshold, rel_tol=1e-9, abs_tol=1e-12),
+            "!=": not math.isclose(x, threshold, rel_tol=1e-9, abs_tol=1e-12)}[op]
+
+
+def _from_lower_bound(op: str, bound: float, threshold: float | tuple[float, ...]) -> str | None:
+    """Decide from `true value > bound` when the comparison's outcome is the same for every such value."""
+    if op in (">", ">="):
+        return PASS if bound >= threshold else None
+    if op in ("<", "<=", "=="):
+        return FAIL if bound >= threshold else None
+    if op == "between":
+        return FAIL if bound >= threshold[1] else None
+    return None
+
+
+def _baseline_threshold(gate: Gate, rec: RunRecord, prov: dict[str, Any]) -> float:
+    phase = gate.baseline
+    matching = [f for f in rec.faults if phase.fault == "*" or f["kind"] == phase.fault]
+    if phase.when == "before" and not matching:
+        phase = Phase()  # no fault: the whole run is the baseline
+    intervals = phase_intervals(phase, rec)
+    length = _length(intervals)
+    if length <= 0:
+        raise Undecidable(f"the baseline phase {phase.to_dict()} is empty (a fault at 0s?)")
+    if gate.stat == "max_window_count":
+        count = observe(replace(gate, stat="count", baseline_factor=None), rec, phase).value
+        base = count / length * min(gate.window or 1.0, length)
+    else:
+        base = observe(replace(gate, baseline_factor=None), rec, phase).value
+    if base is None:
+        raise Undecidable(f"the baseline ({phase.to_dict() or 'whole run'}) is unknown")
+    prov["baseline"] = {"phase": phase.to_dict() or "run", "value": base, "factor": gate.baseline_factor}
+    return gate.baseline_factor * base
+
+
+def evaluate_gate(gate: Gate, rec: RunRecord) -> Verdict:
+    prov: dict[str, Any] = {"metric": gate.selector, "stat": gate.stat_label, "phase": gate.phase.to_dict() or "run"}
+    if gate.window:
+        prov["window_s"] = gate.window
+    threshold: Any = gate.value
+    try:
+        prov["intervals"] = [[a, b] for a, b in phase_intervals(gate.phase, rec)]
+        if gate.baseline_factor is not None:
+            threshold = _baseline_threshold(gate, rec, prov)
+        obs = observe(gate, rec)
+    except Undecidable as why:
+        prov["reason"] = str(why)
+        return Verdict(gate.name, UNKNOWN, gate.strict, None, gate.op, _plain(threshold), prov)
+    prov.update(obs.provenance)
+    if obs.value is None or (isinstance(obs.value, float) and math.isnan(obs.value)):
+        verdict = _from_lower_bound(gate.op, obs.lower_bound, threshold) if obs.lower_bound is not None else None
+        if obs.lower_bound is not None:
+            prov["lower_bound"] = obs.lower_bound
+            prov["reason"] = (f"not reached within the longest observation ({obs.lower_bound:g}s): "
+                              f"the true value exceeds it")
+        else:
+            prov.setdefault("reason", "no value observed")
+        verdict = verdict or UNKNOWN
+    else:
+        verdict = PASS if _compare(gate.op, obs.value, threshold) else FAIL
+    if verdict == FAIL and obs.failing is not None and not isinstance(threshold, tuple):
+        prov["where"] = obs.failing(threshold)
+    return Verdict(gate.name, verdict, gate.strict, obs.value, gate.op, _plain(threshold), prov)
+
+
+def _plain(threshold: Any) -> Any:
+    return list(threshold) if isinstance(threshold, tuple) else threshold
+
+
+def evaluate(gates: list[Gate], rec: RunRecord | str) -> list[Verdict]:
+    rec = rec if isinstance(rec, RunRecord) else RunRecord(rec)
+    return [evaluate_gate(g, rec) for g in gates]

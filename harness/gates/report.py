@@ -1,0 +1,95 @@
+"""Verdicts for people and for CI: the rich table, JUnit XML, and writing both files of a run record."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code, write_gates_json
+from harness.record import files
+
+STYLE = {PASS: "green", FAIL: "bold red", UNKNOWN: "yellow"}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _where(v: Verdict) -> str:
+    p = v.provenance
+    if v.verdict == UNKNOWN:
+        return p.get("reason", "")
+    where = p.get("where", {})
+    if "window" in where:
+        w = where["window"]
+        return f"window {w['start_s']:g}-{w['end_s']:g}s: {w['count']} events"
+    if "connections_below_threshold" in where:
+        return f"{where['connections_below_threshold']} connections below the threshold"
+    if "worst" in where:
+        w = where["worst"]
+        return f"{w['level']:g}/{w['reference']:.4g} at {w['at_s']:g}s"
+    if "busiest_seconds" in where and where["busiest_seconds"]:
+        t, n = where["busiest_seconds"][0]
+        return f"busiest second {t}s: {n}"
+    if "lower_bound" in p:
+        return f"> {p['lower_bound']:g}s (censored)"
+    if "baseline" in p:
+        return f"baseline {p['baseline']['value']:.4g}"
+    return ""
+
+
+def verdict_table(verdicts: list[Verdict], title: str = "gates") -> Table:
+    table = Table(title=title)
+    for col in ("gate", "verdict", "observed", "op", "threshold", "where / why"):
+        table.add_column(col)
+    for v in verdicts:
+        label = v.verdict.upper() + ("" if v.strict else " (advisory)")
+        table.add_row(v.name, f"[{STYLE[v.verdict]}]{label}[/]", _fmt(v.observed), v.op, _fmt(v.threshold),
+                      _where(v))
+    return table
+
+
+def print_verdicts(verdicts: list[Verdict], title: str = "gates", console: Console | None = None) -> None:
+    (console or Console()).print(verdict_table(verdicts, title))
+
+
+def junit_xml(verdicts: list[Verdict], suite: str) -> str:
+    """One testcase per gate: a strict failure is a <failure>, an unknown gate <skipped>; advisory
+    failures pass and say so in <system-out>."""
+    failures = sum(1 for v in verdicts if v.strict and v.verdict == FAIL)
+    skipped = sum(1 for v in verdicts if v.verdict == UNKNOWN)
+    root = ET.Element("testsuites", name="stormbench", tests=str(len(verdicts)), failures=str(failures))
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(verdicts)), failures=str(failures),
+                       errors="0", skipped=str(skipped))
+    for v in verdicts:
+        case = ET.SubElement(ts, "testcase", classname=f"stormbench.gates.{suite}", name=v.name)
+        message = f"observed {_fmt(v.observed)} {v.op} {_fmt(v.threshold)} is {v.verdict}"
+        detail = json.dumps(v.provenance, indent=2, default=str)
+        if v.verdict == FAIL and v.strict:
+            el = ET.SubElement(case, "failure", message=message, type="GateFailed")
+            el.text = detail
+        elif v.verdict == UNKNOWN:
+            el = ET.SubElement(case, "skipped", message=f"unknown: {v.provenance.get('reason', '')}")
+        else:
+            out = ET.SubElement(case, "system-out")
+            out.text = ("advisory gate failed: " if v.verdict == FAIL else "") + message + "\n" + detail
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_verdicts(verdicts: list[Verdict], run_dir: str | Path, suite: str) -> int:
+    """`gates.json` and `junit.xml` into the run record; returns the exit code."""
+    run_dir = Path(run_dir)
+    write_gates_json(verdicts, run_dir / files.GATES)
+    (run_dir / files.JUNIT).write_text(junit_xml(verdicts, suite))
+    return exit_code(verdicts)

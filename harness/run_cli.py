@@ -1,0 +1,119 @@
+"""`stormbench run SCENARIO`: one scenario through one engine into a run record, then the gates.
+
+The engines are imported only when chosen (they pull in the server, the proxy or
+SimPy); everything after the engine — finalize, gates, JUnit, the verdict table —
+is the same for both, so their records are judged alike.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from importlib import resources
+from pathlib import Path
+
+from harness.cli import UsageError
+from harness.gates.evaluate import evaluate
+from harness.gates.report import print_verdicts, write_verdicts
+from harness.gates.spec import load_gates
+from harness.record import files
+from harness.record.finalize import finalize
+from harness.record.run import RunRecord
+from harness.record.writer import write_scenario
+from harness.scenario import Scenario, load
+
+HELP = "run a scenario (emulate or simulate) and judge its gates"
+ENGINES = ("emulate", "simulate")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", metavar="SCENARIO",
+                        help="a scenario file, or the name of one in the library (e.g. staging-day)")
+    parser.add_argument("--engine", choices=ENGINES, default="emulate",
+                        help="emulate: real server, proxy and clients on this machine; simulate: the SimPy model "
+                             "(default: emulate)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="run record directory (default: runs/<scenario>-<engine>-<timestamp>)")
+    parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
+    parser.add_argument("--clients", type=int, metavar="N",
+                        help="override the fleet size (fleet.clients and fleet.sim_clients)")
+    parser.add_argument("--time-scale", type=float, metavar="X",
+                        help="override the emulation's time compression (scenario seconds per wall second)")
+    parser.add_argument("--profile", choices=("legacy", "fixed"),
+                        help="name the whole system: client profile and server behaviour together")
+    parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
+    parser.add_argument("--target", metavar="URL",
+                        help="emulate only: use this running system (its HTTP URL) instead of starting one")
+    parser.add_argument("--toxiproxy-url", metavar="URL",
+                        help="emulate only: use this Toxiproxy server instead of the embedded proxy")
+    parser.add_argument("--report", action="store_true", help="render a report of the run into RUN_DIR/report")
+
+
+def resolve_scenario_path(name: str) -> Path:
+    """A path as given, else a library scenario by name."""
+    path = Path(name)
+    if path.exists():
+        return path
+    library = Path(str(resources.files("scenarios")))
+    for candidate in (library / name, library / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.stem for p in library.glob("*.yaml"))
+    raise UsageError(f"{name}: no such scenario file, and not a library scenario (library: {', '.join(known)})")
+
+
+def default_out_dir(scenario: Scenario, engine: str) -> Path:
+    return Path("runs") / f"{scenario.name}-{engine}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Refuse to write over an earlier run record: a rerun must never destroy evidence."""
+    if out.exists() and any((out / f).exists() for f in (files.EVENTS, files.CONNECTIONS, files.SUMMARY)):
+        raise UsageError(f"--out {out}: already holds a run record; choose another directory")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namespace) -> None:
+    if engine == "emulate":
+        try:
+            from harness.emulate.engine import emulate
+        except ImportError as exc:
+            raise UsageError(f"the emulation engine is not available in this build ({exc})") from None
+        emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url)
+        return
+    if args.target or args.toxiproxy_url:
+        raise UsageError("--target and --toxiproxy-url apply to --engine emulate only")
+    try:
+        from sim.engine import simulate
+    except ImportError as exc:
+        raise UsageError(f"the simulation engine is not available in this build ({exc})") from None
+    simulate(scenario, out)
+
+
+def render_report(out: Path) -> None:
+    try:
+        from reports import render
+    except ImportError as exc:
+        print(f"stormbench run: --report: reports are not available in this build ({exc})")
+        return
+    report = render([out], out / "report")
+    print(f"report: {report}")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
+    scenario = load(resolve_scenario_path(args.scenario), overrides)
+    gates = load_gates(args.gates) if args.gates else load_gates(scenario.gates)
+    out = Path(args.out) if args.out else default_out_dir(scenario, args.engine)
+    prepare_out_dir(out)
+    write_scenario(out, scenario)
+    run_engine(args.engine, scenario, out, args)
+    summary = finalize(out)
+    verdicts = evaluate(gates, RunRecord(out))
+    code = write_verdicts(verdicts, out, scenario.name)
+    print_verdicts(verdicts, title=f"{scenario.name} ({args.engine}, seed {scenario.seed})")
+    print(f"run record: {out}  connections {summary['connections']}, p95 lifetime "
+          f"{summary['duration_p95_s']}, 403s {summary['http_403']}, lost {summary['lost_messages']}, "
+          f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")
+    if args.report:
+        render_report(out)
+    return code
