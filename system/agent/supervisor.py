@@ -16,11 +16,11 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import contracts, routing
 from .agents.real_estate.listings import ensure_default_db
-from .registry import Agent, AgentContext, AgentRequest, discover
+from .registry import Agent, AgentContext, AgentRequest, AgentSpec, discover
 
 log = logging.getLogger("stormbench.agent.routing")
 
@@ -52,10 +52,13 @@ class Supervisor:
     """`Supervisor(listings_db)`; without a database it builds (once) and uses a small default one."""
 
     def __init__(self, listings_db: str | Path | None = None, *,
-                 today: dt.date | Callable[[], dt.date] | None = None, max_conversations: int = 50_000):
+                 today: dt.date | Callable[[], dt.date] | None = None, max_conversations: int = 50_000,
+                 agents: Sequence[AgentSpec] | None = None):
+        """`agents` replaces discovery (every AGENT under system.agent.agents), e.g. to try a new agent."""
         self.listings_db = Path(listings_db) if listings_db is not None else ensure_default_db()
         context = AgentContext(listings_db=self.listings_db)
-        self.agents: dict[str, Agent] = {spec.name: spec.factory(context) for spec in discover()}
+        specs = sorted(agents, key=lambda s: (s.order, s.name)) if agents is not None else discover()
+        self.agents: dict[str, Agent] = {spec.name: spec.factory(context) for spec in specs}
         if FALLBACK not in self.agents:
             raise RuntimeError(f"no '{FALLBACK}' agent in system.agent.agents")
         self._today = _today_source(today)

@@ -5,8 +5,9 @@ import collections
 import json
 from pathlib import Path
 
-from system.agent.registry import Reading
+from system.agent.registry import AgentSpec, Reading, Reply, discover
 from system.agent.routing import THRESHOLD, choose
+from system.agent.supervisor import Supervisor
 
 LABELLED = Path(__file__).with_name("routing_labelled.jsonl")
 ACCURACY_FLOOR = 0.95  # measured 0.973 before tuning on this set, 0.982 (219/223) after
@@ -87,3 +88,33 @@ def test_every_routing_decision_is_logged(supervisor, caplog):
     assert len(lines) == 2
     assert "conversation=logged agent=real_estate" in lines[0] and "agent=general" in lines[1]
     assert "reason=below threshold" in lines[1]
+
+
+class CarRental:
+    """A second agent, as a new module would define it: proof that routing is open to more agents."""
+
+    name = "car_rental"
+
+    def __init__(self, context):
+        pass
+
+    def new_state(self):
+        return None
+
+    def read(self, request, state):
+        return Reading(0.9 if "car" in request.text.lower() else 0.0, None, "car")
+
+    def respond(self, request, reading, state):
+        return Reply([{"agent": self.name, "text": "Cars: coming soon."}], "none", 0)
+
+
+def test_discovery_finds_the_built_in_agents_in_routing_order():
+    assert [s.name for s in discover()] == ["real_estate", "general"]
+
+
+def test_a_new_agent_is_one_spec_and_takes_its_messages(listings_db, today):
+    specs = [*discover(), AgentSpec("car_rental", CarRental, order=20)]
+    s = Supervisor(listings_db, today=today, agents=specs)
+    assert s.respond("c", "I want to rent a car in Lisbon", "1.1")[0]["agent"] == "car_rental"
+    assert s.respond("d", "2 bed flat in Lisbon", "1.1")[0]["agent"] == "real_estate"
+    assert s.respond("e", "hello", "1.1")[0]["agent"] == "general"
