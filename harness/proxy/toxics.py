@@ -21,7 +21,9 @@ and pass a stream that is not WebSocket through untouched):
   connection (and once the upgrade has passed), at the next frame boundary,
   inject a close frame with `code` (0 means 1000) and `reason`, then close the
   connection. Downstream (the default) the client receives the close frame;
-  upstream the server receives it, masked as a client frame.
+  upstream the server receives it, masked as a client frame. Code 1006 may not
+  be sent on the wire: it closes the TCP connection at the frame boundary
+  without a close frame, so the peer reports 1006.
 - `ws_drop_pings` {}: drop ping and pong control frames of this direction, so a
   peer only notices a dead connection through its heartbeat timeout.
 - `ws_hold` {}: hold every frame after the upgrade (back-pressure once 1 MiB is
@@ -301,6 +303,9 @@ class LimitData(Stage):
             self.queue.append((now, END))
 
 
+ABNORMAL = 1006  # never sent on the wire (RFC 6455 §7.4.1): ws_close drops the connection instead
+
+
 class WsClose(Stage):
     def __init__(self, attrs: dict[str, Any], rng: random.Random, ws: WsStream, now: float) -> None:
         super().__init__(attrs, rng, ws, now)
@@ -311,8 +316,9 @@ class WsClose(Stage):
         return True
 
     def _inject(self, now: float) -> None:
-        frame = close_frame(self.attrs["code"] or 1000, self.attrs["reason"], masked=self.ws.upstream)
-        self.queue.append((now, Chunk(frame, now)))
+        if self.attrs["code"] != ABNORMAL:
+            frame = close_frame(self.attrs["code"] or 1000, self.attrs["reason"], masked=self.ws.upstream)
+            self.queue.append((now, Chunk(frame, now)))
         self.queue.append((now, END))
         self._fired = True
 
@@ -384,8 +390,8 @@ class WsHold(Stage):
 
 
 def _check_close(attrs: dict[str, Any]) -> str | None:
-    if attrs["code"] != 0 and not 1000 <= attrs["code"] <= 4999:
-        return "ws_close code must be 0 (= 1000) or a close code between 1000 and 4999"
+    if attrs["code"] != 0 and not 1000 <= attrs["code"] <= 4999 or attrs["code"] in (1005, 1015):
+        return "ws_close code must be 0 (= 1000), 1006 (abort) or a close code between 1000 and 4999 other than 1005/1015"
     if len(attrs["reason"].encode("utf-8")) > 123:
         return "ws_close reason must fit in 123 bytes of UTF-8"
     return None

@@ -392,6 +392,7 @@ def test_json_is_compact(api: Api) -> None:
     [
         {"type": "ws_close", "attributes": {"code": 70000}},
         {"type": "ws_close", "attributes": {"code": 999}},
+        {"type": "ws_close", "attributes": {"code": 1015}},
         {"type": "ws_close", "attributes": {"reason": "x" * 124}},
     ],
 )

@@ -160,3 +160,16 @@ async def test_ws_hold_holds_frames_until_removed(api: Api, ws_server) -> None:
         await call(api, "DELETE", "/proxies/ws/toxics/ws_hold_downstream")
         received = [await asyncio.wait_for(ws.recv(), 2) for _ in range(50)]
     assert received == [f"m{i:05d}" + "x" * 200 for i in range(50)]
+
+
+async def test_ws_close_1006_drops_without_a_close_frame(api: Api, ws_server) -> None:
+    _, address = ws_server
+    proxy = await call(api, "POST", "/proxies", {"name": "ws", "listen": "127.0.0.1:0", "upstream": address})
+    async with await open_client(proxy) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        await call(api, "POST", "/proxies/ws/toxics", {"type": "ws_close", "attributes": {"code": 1006}})
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 2)
+    assert closed.value.rcvd is None  # no close frame arrived: an abnormal closure
+    assert ws.close_code == 1006
