@@ -405,3 +405,21 @@ def test_latency_close_race(api: Api, echo) -> None:  # 56
         assert recv_exactly(sock, 5) == b"after"
     assert api.get("/proxies/p/toxics").json() == []
     wait_until(lambda: 'toxiproxy_proxy_connections{proxy="p"} 0.0' in api.get("/metrics").text, what="all connections closed")
+
+
+def test_retarget_upstream_keeps_the_listen_port(api: Api, upstream) -> None:
+    """What the harness does after a server restart: POST a new upstream, same port."""
+    old = Upstream(echo=True)
+    try:
+        proxy = api.create("p", old.address)
+        with connect(proxy) as sock:
+            sock.sendall(b"a")
+            assert recv_exactly(sock, 1) == b"a"
+            shown = api.post("/proxies/p", {"upstream": upstream.address}).json()
+            assert (shown["listen"], shown["upstream"], shown["enabled"]) == (proxy["listen"], upstream.address, True)
+            assert sock.recv(1) == b""  # connections to the old upstream were dropped
+        with connect(proxy) as sock, upstream.accept() as server:
+            sock.sendall(b"new")
+            assert recv_exactly(server, 3) == b"new"
+    finally:
+        old.close()
