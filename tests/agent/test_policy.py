@@ -49,6 +49,14 @@ def test_a_stay_without_an_end_asks_for_the_check_out():
         dt.date(2026, 12, 12), dt.date(2026, 12, 15))
 
 
+def test_the_check_out_question_takes_a_number_of_nights():
+    p = SearchPolicy()
+    assert isinstance(say(p, "short stay in Porto from 20 Dec"), Ask)
+    d = say(p, "for 4 nights")
+    assert isinstance(d, Search) and (d.criteria.check_in, d.criteria.check_out) == (
+        dt.date(2026, 12, 20), dt.date(2026, 12, 24))
+
+
 def test_refinements_change_only_what_they_name():
     p = SearchPolicy()
     d = say(p, "long let in Lisbon, 2 bedrooms, from 1 January")

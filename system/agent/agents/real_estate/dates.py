@@ -111,6 +111,15 @@ def _match_to_dates(kind: str, g: tuple, today: dt.date) -> tuple[dt.date, dt.da
     raise AssertionError(kind)
 
 
+def find_nights(text: str) -> int | None:
+    """The length of a stay: "for 3 nights", "for a week", "for two weeks" (in nights)."""
+    m = _NIGHTS.search(text)
+    if not m:
+        return None
+    n = _NUMBER_WORDS.get(m.group(1)) or int(m.group(1))
+    return n * 7 if m.group(2).startswith("week") else n or None
+
+
 def find_dates(text: str, today: dt.date) -> DateMention | None:
     """The first date or date range in normalised `text`; raises BadDate for an impossible one."""
     for pattern, kind in _PATTERNS:
@@ -122,11 +131,9 @@ def find_dates(text: str, today: dt.date) -> DateMention | None:
         except ValueError as exc:
             raise BadDate(f"'{m.group(0).strip()}' is not a date I know ({exc})") from None
         if end is None:
-            nights = _NIGHTS.search(text)
+            nights = find_nights(text)
             if nights:
-                n = _NUMBER_WORDS.get(nights.group(1)) or int(nights.group(1))
-                unit = nights.group(2)
-                end = start + dt.timedelta(days=n * (7 if unit.startswith("week") else 1))
+                end = start + dt.timedelta(days=nights)
         if end is not None and end <= start:
             raise BadDate(f"'{m.group(0).strip()}' ends before it starts")
         return DateMention(start, end, m.span())

@@ -6,13 +6,16 @@ same object answers in the server, in tests and in the benchmark.
 
     IDLE ──message──► (tenure unknown) TENURE_DECIDE ──"short stay"/"long let"──┐
       │                                                                        ▼
-      └──────────────► (place unknown) PLACE_DECIDE ──"in Porto"──► SEARCH ──► RESULTS
-                                                                      ▲          │
-                                                                      └─REFINE───┘ ("cheaper", "with 3 bedrooms")
+      ├──────────────► (place unknown) PLACE_DECIDE ──"in Porto"──────────► SEARCH ──► RESULTS
+      └──────────────► (stay without an end) DATES_DECIDE ──"for 3 nights"──┘   ▲          │
+                                                                                └─REFINE───┘
+    A slot is asked only while missing, in that order; REFINE is any message with criteria in
+    RESULTS ("cheaper", "with 3 bedrooms"); a message naming a place and several criteria starts over.
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 from dataclasses import dataclass
 
@@ -142,10 +145,12 @@ class SearchPolicy:
         if u.furnished is not None:
             changes.update(furnished=u.furnished)
         merged = dataclasses.replace(c, **changes)
-        if self.state is State.DATES_DECIDE and merged.check_out is None and u.start_date and c.check_in:
-            # the answer to "until when?" is a single date: the end of the stay
-            if u.start_date > c.check_in:
+        if self.state is State.DATES_DECIDE and merged.check_out is None and c.check_in:
+            # the answer to "until when?": a single date ends the stay, "for 3 nights" counts from check-in
+            if u.start_date and u.start_date > c.check_in:
                 merged = dataclasses.replace(merged, check_in=c.check_in, check_out=u.start_date)
+            elif u.nights:
+                merged = dataclasses.replace(merged, check_out=c.check_in + dt.timedelta(days=u.nights))
         return merged
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from system.agent.text import normalize
 
-from .dates import BadDate, find_dates
+from .dates import BadDate, find_dates, find_nights
 from .geography import CITIES
 
 _NUM_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "single": 1, "double": 2,
@@ -102,6 +102,7 @@ class Understanding:
     check_in: dt.date | None = None
     check_out: dt.date | None = None
     start_date: dt.date | None = None  # a single date: a move-in (long) or a check-in without an end
+    nights: int | None = None          # "for 3 nights" with no date
     pets: bool | None = None
     furnished: bool | None = None
     cheaper: bool = False
@@ -113,7 +114,7 @@ class Understanding:
     def has_criteria(self) -> bool:
         return any(v is not None for v in (self.city, self.area, self.tenure, self.bedrooms, self.min_bedrooms,
                                            self.max_price, self.min_price, self.check_in, self.start_date,
-                                           self.pets, self.furnished)) or self.cheaper or self.bigger
+                                           self.nights, self.pets, self.furnished)) or self.cheaper or self.bigger
 
 
 def _places() -> list[tuple[str, str, str | None]]:
@@ -185,6 +186,8 @@ def understand(text: str, today: dt.date) -> Understanding:
         else:
             u.start_date = mention.start
         rest = _blank(rest, mention.span)
+    elif (nights := find_nights(rest)) is not None:
+        u.nights = nights  # a length without a start: the answer to "until when?"
 
     m = _MIN_BEDS.search(rest)
     if m:
