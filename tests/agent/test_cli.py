@@ -4,6 +4,9 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 def seed_db(*args: str) -> subprocess.CompletedProcess:
@@ -36,3 +39,16 @@ def test_seed_db_help_documents_every_flag():
     out = seed_db("--help").stdout
     for flag in ("--listings", "--seed", "--db", "--calendar-start", "--quiet"):
         assert flag in out
+
+
+def test_serve_with_a_missing_listings_database_exits_2_naming_it(tmp_path):
+    # the console script, as a user runs it (under `python -m harness.cli` the dispatcher is __main__
+    # and does not recognise harness.cli.UsageError raised by `serve`: exit 1 with a traceback)
+    script = Path(sys.executable).with_name("stormbench")
+    if not script.exists():
+        pytest.skip(f"no console script at {script}")
+    missing = tmp_path / "nope.sqlite3"
+    done = subprocess.run([str(script), "serve", "--port", "0", "--http-port", "0",
+                           "--listings-db", str(missing)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{missing}: no such listings database; create it with `stormbench seed-db --db {missing}`" in done.stderr
