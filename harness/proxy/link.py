@@ -267,9 +267,10 @@ class Link:
             self.src.set_reading(not pause)
 
     def _write(self, data: bytes) -> None:
-        if not self.dst.alive:
+        transport = self.dst.transport
+        if not self.dst.alive or transport is None or transport.is_closing():
             return
-        self.dst.transport.write(data)  # type: ignore[union-attr]
+        transport.write(data)
         self.counter.sent += len(data)
         if self.ws.state != OPAQUE:
             self.ws.observe(data)
