@@ -85,9 +85,6 @@ _NOT_PROPERTY = re.compile(
     r"hotel room service|chat ?room|living room (?:ideas|decor)|bedroom (?:ideas|decor|furniture)|"
     r"stay (?:safe|tuned|calm|healthy|positive)|live (?:music|stream|score|chat))\b")
 
-QUICK_SHORT = re.compile(r"^\s*(short stay|short|short-term|short term|nightly|holiday)\s*[.!]*\s*$")
-QUICK_LONG = re.compile(r"^\s*(long let|long|long-term|long term|monthly|to live)\s*[.!]*\s*$")
-
 
 @dataclass
 class Understanding:
