@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -54,24 +55,37 @@ def parse_time(value: str | float | datetime | None) -> float:
 
 
 def evaluate(gates: list[Gate], prometheus_url: str, window: float | str = 86400.0,
-             end: str | float | datetime | None = None, *, timeout: float = 10.0) -> list[Verdict]:
-    """Judge every gate over [end - window, end]; raises PrometheusUnavailable (exit 2) when it is down."""
+             end: str | float | datetime | None = None, *, time_scale: float = 1.0,
+             timeout: float = 10.0) -> list[Verdict]:
+    """Judge every gate over the wall-clock window [end - window, end].
+
+    `time_scale` (scenario seconds per wall second) is for compressed emulated runs: the
+    server measures wall time, the gates speak scenario time, so rolling windows shrink by
+    it, lifetimes grow by it and rates shrink by it. Raises PrometheusUnavailable (exit 2)
+    when Prometheus is down, before judging anything.
+    """
     window_s = parse_duration(window)
     if window_s <= 0:
         raise UsageError(f"--window: expected a positive duration, got {window!r}")
+    if time_scale <= 0:
+        raise UsageError(f"time_scale: expected a positive factor, got {time_scale!r}")
     at = parse_time(end)
     api = PrometheusAPI(prometheus_url, timeout)
     try:
         api.check()
-        return [judge(api, gate, window_s, at) for gate in gates]
+        return [judge(api, gate, window_s, at, time_scale) for gate in gates]
     finally:
         api.close()
 
 
-def judge(api: PrometheusAPI, gate: Gate, window_s: float, at: float) -> Verdict:
+def judge(api: PrometheusAPI, gate: Gate, window_s: float, at: float, time_scale: float = 1.0) -> Verdict:
     prov: dict[str, Any] = {"source": "prometheus", "url": api.url, "metric": gate.selector,
                             "stat": gate.stat_label, "window_s": window_s, "end": _iso(at)}
     threshold: Any = list(gate.value) if isinstance(gate.value, tuple) else gate.value
+    if time_scale != 1.0:
+        prov["time_scale"] = time_scale
+        if gate.window:
+            gate = replace(gate, window=gate.window / time_scale)
     try:
         query = query_for(gate, window_s)
     except NotDerivable as why:
@@ -87,8 +101,9 @@ def judge(api: PrometheusAPI, gate: Gate, window_s: float, at: float) -> Verdict
         if not base:
             prov["reason"] = f"no baseline: {query.baseline_expr} returned no finite value"
             return Verdict(gate.name, UNKNOWN, gate.strict, None, gate.op, None, prov)
-        threshold = gate.baseline_factor * base[0].value
-        prov["baseline"] = {"promql": query.baseline_expr, "value": base[0].value, "factor": gate.baseline_factor}
+        base_value = base[0].value * _scale_factor(gate, query, time_scale)
+        threshold = gate.baseline_factor * base_value
+        prov["baseline"] = {"promql": query.baseline_expr, "value": base_value, "factor": gate.baseline_factor}
     samples = api.query(query.expr, at)
     if not samples and _counter_is_scraped(api, gate, query, at):
         samples = [Sample({}, 0.0)]
@@ -102,7 +117,7 @@ def judge(api: PrometheusAPI, gate: Gate, window_s: float, at: float) -> Verdict
     prov["series"] = len(numbers)
     if chosen.labels:
         prov["labels"] = chosen.labels
-    verdict, observed = _decide(gate, query, chosen.value, threshold, prov)
+    verdict, observed = _decide(gate, query, chosen.value, threshold, prov, _scale_factor(gate, query, time_scale))
     return Verdict(gate.name, verdict, gate.strict, observed, gate.op, threshold, prov)
 
 
@@ -113,11 +128,24 @@ def _counter_is_scraped(api: PrometheusAPI, gate: Gate, query: Query, at: float)
     return bool(api.query(f"count({query.spec.name})", at))
 
 
-def _decide(gate: Gate, query: Query, value: float, threshold: Any, prov: dict[str, Any]) -> tuple[str, float]:
-    """The verdict at the query's resolution: bucket bounds for quantiles, exact otherwise."""
+def _scale_factor(gate: Gate, query: Query, time_scale: float) -> float:
+    """Wall → scenario units for this gate's observed value."""
+    if time_scale == 1.0 or query.spec is None:
+        return 1.0
+    if gate.stat == "rate":
+        return 1.0 / time_scale
+    if query.spec.name == LIFETIME_HISTOGRAM and gate.stat in ("quantile", "mean"):
+        return time_scale
+    return 1.0
+
+
+def _decide(gate: Gate, query: Query, value: float, threshold: Any, prov: dict[str, Any],
+            scale: float = 1.0) -> tuple[str, float]:
+    """The verdict at the query's resolution: bucket bounds for quantiles, exact otherwise (scenario units)."""
+    value *= scale
     if gate.stat != "quantile" or query.spec is None or not query.spec.buckets:
         return (PASS if holds(gate.op, value, _tuple(threshold)) else FAIL), value
-    lo, hi = bucket_of(value, query.spec.buckets)
+    lo, hi = bucket_of(value, tuple(b * scale for b in query.spec.buckets))
     prov["bucket"] = [lo, "+Inf" if math.isinf(hi) else hi]
     prov["resolution"] = "histogram_quantile interpolates inside a bucket: the true quantile lies in 'bucket'"
     observed = value if math.isfinite(value) else lo

@@ -98,6 +98,17 @@ def test_verdicts_pass_fail_and_unknown_against_a_live_prometheus(prom):
     assert verdicts["p95 lifetime"].provenance["promql"].startswith("histogram_quantile(0.95")
 
 
+def test_a_compressed_run_is_judged_in_scenario_time(prom):
+    """At time scale 10 the server's 100 s lifetimes are 1000 s of scenario time; buckets scale with them."""
+    gates = parse_gates([GATES[1], {"name": "p50 lifetime", "metric": "connection_duration", "stat": "p50",
+                                    "op": ">=", "value": "10m"}])
+    wall = {v.name: v for v in evaluate(gates, prom.url, window=60)}
+    scenario = {v.name: v for v in evaluate(gates, prom.url, window=60, time_scale=10)}
+    assert scenario["p95 lifetime"].observed == pytest.approx(10 * wall["p95 lifetime"].observed)
+    assert scenario["p95 lifetime"].provenance["bucket"] == [600, 1200]
+    assert wall["p50 lifetime"].verdict == FAIL and scenario["p50 lifetime"].verdict == PASS
+
+
 def test_cli_writes_verdicts_and_exits_like_a_run(prom, tmp_path, capsys):
     gate_file = tmp_path / "gates.yaml"
     gate_file.write_text(json.dumps({"gates": GATES}))  # JSON is YAML
