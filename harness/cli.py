@@ -90,4 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m harness.cli`: this module is __main__, so subcommands that raise
+    # harness.cli.UsageError would raise a different class than ours; dispatch through it.
+    from harness.cli import main as _main
+
+    sys.exit(_main())
