@@ -1,0 +1,43 @@
+"""Kaplan–Meier against hand-computed estimates, censoring included."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.record.survival import kaplan_meier
+
+
+def test_without_censoring_it_is_the_empirical_distribution():
+    km = kaplan_meier(np.array([5, 1, 4, 2, 3.0]), np.ones(5, bool))
+    assert km.times.tolist() == [1, 2, 3, 4, 5]
+    assert km.survival == pytest.approx([0.8, 0.6, 0.4, 0.2, 0.0])
+    assert km.quantile(0.5) == 3.0 and km.quantile(0.95) == 5.0 and km.quantile(0.2) == 1.0
+    assert km.restricted_mean() == (pytest.approx(3.0), True)
+
+
+def test_censored_lifetimes_count_as_evidence():
+    # 1 ends (5 at risk) -> 0.8; 2 censored; 3 ends (3 at risk) -> 0.8*2/3; 4 censored; 5 ends (1 at risk) -> 0
+    km = kaplan_meier(np.array([1, 2, 3, 4, 5.0]), np.array([1, 0, 1, 0, 1], bool))
+    assert km.survival == pytest.approx([0.8, 0.8 * 2 / 3, 0.0])
+    assert km.quantile(0.5) == 5.0          # dropping the censored ones would say 3
+    assert np.median([1, 3, 5]) == 3.0
+    assert (km.n, km.events) == (5, 3)
+
+
+def test_quantile_beyond_the_observation_is_unknown():
+    km = kaplan_meier(np.array([1.0, 10, 10, 10]), np.array([1, 0, 0, 0], bool))
+    assert km.survival == pytest.approx([0.75])
+    assert km.quantile(0.2) == 1.0
+    assert km.quantile(0.5) is None and km.t_max == 10.0
+    mean, exact = km.restricted_mean()
+    assert (mean, exact) == (pytest.approx(1 * 1.0 + 9 * 0.75), False)
+
+
+def test_ties_count_ends_before_censorings():
+    km = kaplan_meier(np.array([2.0, 2.0, 3.0]), np.array([1, 0, 1], bool))
+    assert km.survival == pytest.approx([2 / 3, 0.0])
+
+
+def test_empty():
+    km = kaplan_meier(np.array([]), np.array([], bool))
+    assert km.quantile(0.5) is None and km.restricted_mean() == (None, False)
