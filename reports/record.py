@@ -39,6 +39,7 @@ class Run:
     path: Path
     summary: dict[str, Any] | None = None
     gates: list[dict[str, Any]] | None = None
+    prometheus_gates: list[dict[str, Any]] | None = None  # optional: a Prometheus scraped the run
     connections: pd.DataFrame | None = None
     timeseries: pd.DataFrame | None = None
     ledger: pd.DataFrame | None = None
@@ -111,6 +112,7 @@ def load_run(path: Path) -> Run:
     run = Run(path=path)
     run.summary = _json(run, "summary.json", dict)
     run.gates = _json(run, "gates.json", list)
+    run.prometheus_gates = _json(run, "prometheus_gates.json", list)
     run.ledger_summary = _json(run, "ledger_summary.json", dict)
     run.faults = _json(run, "faults.json", list)
     run.meta = _json(run, "meta.json", dict)

@@ -99,25 +99,29 @@ def _gates(runs: list[Run]) -> Section:
     for run in runs:
         if run.gates is None:
             section.blocks.append(Note(f"{run.label}: no gates.json — verdicts not shown"))
-            continue
-        if not run.gates:
+        elif not run.gates:
             section.blocks.append(Note(f"{run.label}: gates.json lists no gates"))
-            continue
-        rows = []
-        for gate in run.gates:
-            gate = gate if isinstance(gate, dict) else {"name": str(gate)}
-            verdict = str(gate.get("verdict", "unknown"))
-            rows.append([
-                str(gate.get("name", "")), (verdict, verdict if verdict in ("pass", "fail", "unknown") else ""),
-                "strict" if gate.get("strict", True) else "advisory", _value(gate.get("observed")),
-                f"{gate.get('op', '')} {_value(gate.get('threshold'))}".strip(),
-                (_compact(gate.get("provenance")), "prov"),
-            ])
-        counts = {v: sum(1 for r in rows if r[1][0] == v) for v in ("pass", "fail", "unknown")}
-        caption = f"{run.label}: {counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown"
-        section.blocks.append(Table(["gate", "verdict", "kind", "observed", "threshold", "provenance"],
-                                    rows, caption))
+        else:
+            section.blocks.append(_verdict_table(run.label, run.gates))
+        if run.prometheus_gates:
+            section.blocks.append(_verdict_table(f"{run.label}, judged by Prometheus", run.prometheus_gates))
     return section
+
+
+def _verdict_table(label: str, verdicts: list[Any]) -> Table:
+    rows = []
+    for gate in verdicts:
+        gate = gate if isinstance(gate, dict) else {"name": str(gate)}
+        verdict = str(gate.get("verdict", "unknown"))
+        rows.append([
+            str(gate.get("name", "")), (verdict, verdict if verdict in ("pass", "fail", "unknown") else ""),
+            "strict" if gate.get("strict", True) else "advisory", _value(gate.get("observed")),
+            f"{gate.get('op', '')} {_value(gate.get('threshold'))}".strip(),
+            (_compact(gate.get("provenance")), "prov"),
+        ])
+    counts = {v: sum(1 for r in rows if r[1][0] == v) for v in ("pass", "fail", "unknown")}
+    caption = f"{label}: {counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown"
+    return Table(["gate", "verdict", "kind", "observed", "threshold", "provenance"], rows, caption)
 
 
 def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:

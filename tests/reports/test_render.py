@@ -118,3 +118,13 @@ def test_sweep_renders_a_capacity_curve_and_recommends_a_setting(tmp_path):
     assert "capacity_0.png" in html
     assert "<td>client.max_delay=5</td><td>1,000</td><td>10,000: no storm</td>" in html
     assert "recommended: client.max_delay=30 (holds 10,000 clients)" in html
+
+
+def test_prometheus_verdicts_of_a_run_are_shown_beside_the_record_ones(tmp_path):
+    run = write_run(tmp_path / "run", SyntheticRun(gates=[{"name": "p50", "verdict": "pass", "strict": True}]))
+    (run / "prometheus_gates.json").write_text(json.dumps([
+        {"name": "p50", "verdict": "unknown", "strict": True, "observed": 91.6, "op": ">=", "threshold": 90,
+         "provenance": {"bucket": [60, 120]}}]))
+    html = render([run], tmp_path / "out").read_text()
+    assert "run, judged by Prometheus: 0 pass, 0 fail, 1 unknown" in html
+    assert "run: 1 pass, 0 fail, 0 unknown" in html
