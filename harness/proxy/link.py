@@ -325,8 +325,8 @@ class Connection:
         self._dial = self.loop.create_task(self._connect())
 
     async def _connect(self) -> None:
-        host, port = self.proxy.upstream_address()
         try:
+            host, port = self.proxy.upstream_address()
             await asyncio.wait_for(self.loop.create_connection(lambda: self.server, host, port), DIAL_TIMEOUT)
         except (OSError, ValueError, asyncio.TimeoutError):
             self.client.close()

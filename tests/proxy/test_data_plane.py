@@ -42,6 +42,14 @@ def test_upstream_down_closes_client(api: Api) -> None:  # 36
         assert time.perf_counter() - started < 0.5
 
 
+@pytest.mark.parametrize("upstream_text", ["http://devimages.apple.com", "nohost", "127.0.0.1:99999"])
+def test_unusable_upstream_closes_each_client(api: Api, upstream_text: str) -> None:  # issue #217
+    proxy = api.create("p", upstream_text)
+    for _ in range(2):
+        with connect(proxy) as sock:
+            assert sock.recv(1) == b""
+
+
 def test_echo_round_trip_both_ways(api: Api, echo) -> None:
     proxy = api.create("p", echo.address)
     with connect(proxy) as sock:
