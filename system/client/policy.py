@@ -145,9 +145,14 @@ class ClientPolicy:
             # turn proactive refresh into a tight loop
             refresh_at = max(e.now + (expires_at - e.now) / 2, expires_at - self.config.refresh_lead)
             actions: list[Action] = [self._set_timer(REFRESH, refresh_at)]
-            if purpose == "connect":
-                return actions + (self._connect(e.now) if self._current is None else [])
-            return actions + self._token_changed(e.now)
+            if purpose != "connect":
+                return actions + self._token_changed(e.now)
+            if self._current is not None:
+                return actions
+            if self.fixes.network_awareness and not self._online:  # went offline while fetching
+                self._reconnect_pending = True
+                return actions
+            return actions + self._connect(e.now)
         if refresh and e.status in (401, 403):
             self._refresh_broken = True
         if purpose == "connect":

@@ -141,3 +141,22 @@ def test_without_single_writer_sockets_do_pile_up():
     """Guards the single-writer property against passing vacuously: the world does make overlaps."""
     config = ClientConfig(fixes=Fixes.profile("legacy"), token_ttl=60.0, refresh_lead=20.0)
     assert max(walk(config, seed, seed)[0].max_live for seed in range(10)) >= 2
+
+
+@PROPERTY
+@given(config=config_st, policy_seed=seed_st, world_seed=seed_st)
+def test_network_awareness_never_attempts_offline(config, policy_seed, world_seed):
+    config = ClientConfig(**{**config.__dict__, "fixes": config.fixes.with_changes(enable=["network_awareness"])})
+    world, records = walk(config, policy_seed, world_seed)
+    offline_spans, start = [], None
+    for r in records:
+        if r["kind"] == "offline":
+            start = r["t"]
+        elif r["kind"] == "online" and start is not None:
+            offline_spans.append((start, r["t"]))
+            start = None
+    if start is not None:
+        offline_spans.append((start, float("inf")))
+    for r in records:
+        if r["kind"] == "attempt":
+            assert not any(a <= r["t"] < b for a, b in offline_spans), r
