@@ -40,6 +40,8 @@ def connected_at_end(connections: pd.DataFrame) -> dict[str, float]:
 
 
 def check(ledger: pd.DataFrame, connections: pd.DataFrame, in_flight_s: float) -> LedgerSummary:
+    ledger = ledger.assign(seq=pd.to_numeric(ledger["seq"], errors="coerce"),
+                           t=pd.to_numeric(ledger["t"], errors="coerce"))
     sent = ledger[ledger["kind"] == "sent"]
     shown = ledger[ledger["kind"] == "displayed"].sort_values("t", kind="stable")
     shown_keys = shown[["client", "conversation", "msg_id"]].astype(str)

@@ -1,0 +1,194 @@
+"""The gate evaluator against hand-computed cases: windows, phases, baselines, censoring, scrapes."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.cli import UsageError
+from harness.gates import (
+    FAIL, PASS, UNKNOWN, Verdict, evaluate, exit_code, histogram_quantile, junit_xml, load_gates, parse_gate,
+)
+from harness.record import RunRecord, finalize
+from tests.harness.synth import session, write_record
+
+CLOSES_4401 = [10, 100, 310, 320, 330, 350]
+FAULTS = [{"at": 300, "for": 60, "kind": "partition"}, {"at": 450, "kind": "server_restart"}]
+
+
+def judge(rec, **spec):
+    spec = {"name": "g", **spec}
+    return evaluate([parse_gate(spec)], rec)[0]
+
+
+@pytest.fixture(scope="module")
+def closes_run(tmp_path_factory):
+    """One client per 4401 close: connected from 1 s, closed at the given time, back 1 s later for good."""
+    events = []
+    for i, t in enumerate(CLOSES_4401):
+        events += session(f"c{i}", f"k{i}", [(0, 1, t, 4401), (t + 1, t + 1, None, None)])
+    out = write_record(tmp_path_factory.mktemp("gates") / "closes", events, duration=600, clients=6, faults=FAULTS)
+    finalize(out)
+    return RunRecord(out)
+
+
+def test_count_rate_and_tag_selector(closes_run):
+    v = judge(closes_run, metric='closes{code="4401"}', stat="count", op="==", value=6)
+    assert (v.verdict, v.observed) == (PASS, 6.0)
+    v = judge(closes_run, metric='closes{code="4401"}', stat="rate", op="<", value=0.01)
+    assert v.observed == pytest.approx(6 / 600) and v.verdict == FAIL
+    v = judge(closes_run, metric='closes{code="1012"}', stat="count", op="==", value=0)
+    assert (v.verdict, v.observed) == (PASS, 0.0)
+
+
+def test_rolling_window_reports_the_failing_window(closes_run):
+    v = judge(closes_run, metric='closes{code=4401}', stat="max_window_count", window="60s", op="<=", value=3)
+    assert (v.verdict, v.observed) == (FAIL, 4.0)
+    w = v.provenance["where"]["window"]
+    assert w["count"] == 4 and w["start_s"] <= 310 and w["end_s"] > 350 and w["end_s"] - w["start_s"] == 60
+
+
+def test_phases_follow_the_fault_timeline(closes_run):
+    def count(phase):
+        return judge(closes_run, metric='closes{code="4401"}', stat="count", op=">=", value=0, phase=phase).observed
+    assert count({"before": "partition"}) == 2
+    assert count({"during": "partition"}) == 4
+    assert count({"after": "partition", "within": "90s"}) == 0
+    assert count({"before": "*"}) == 2
+    v = judge(closes_run, metric="attempts", stat="count", op=">=", value=0, phase={"during": "ws_close"})
+    assert v.verdict == UNKNOWN and "no 'ws_close' fault" in v.provenance["reason"]
+
+
+def test_baseline_relative_threshold(closes_run):
+    # baseline: 2 closes in the 300 s before the first fault -> 0.4 per 60 s window -> 3x = 1.2
+    v = judge(closes_run, metric='closes{code="4401"}', stat="max_window_count", window="1m", op="<=",
+              value="3x baseline")
+    assert v.threshold == pytest.approx(1.2) and v.verdict == FAIL
+    assert v.provenance["baseline"]["value"] == pytest.approx(0.4)
+    v = judge(closes_run, metric='closes{code="4401"}', stat="max_window_count", window="1m", op="<=",
+              value="10x baseline")
+    assert (v.threshold, v.verdict) == (pytest.approx(4.0), PASS)
+
+
+def test_lifetime_quantiles_decide_from_censored_evidence(closes_run):
+    # ended: 9 99 309 319 329 349; censored: 249 269 279 289 499 589. KM by hand:
+    # 9 -> 11/12, 99 -> 10/12, 309 -> x5/6 = .694, 319 -> x4/5 = .556, 329 -> x3/4 = .417, 349 -> x2/3 = .278
+    p50 = judge(closes_run, metric="connection_duration", stat="p50", op=">=", value="5m")
+    assert (p50.verdict, p50.observed) == (PASS, 329.0)
+    p10 = judge(closes_run, metric="connection_duration", stat="p(10)", op=">=", value="2h")
+    assert (p10.verdict, p10.observed) == (FAIL, 99.0)
+    assert p10.provenance["where"]["connections_below_threshold"] == 12
+    # p75 needs S <= .25, which the run never reached: the true p75 exceeds the longest observation (589 s)
+    p75 = judge(closes_run, metric="connection_duration", stat="p75", op=">=", value="100s")
+    assert p75.verdict == PASS and p75.observed is None and p75.provenance["lower_bound"] == 589.0
+    too_long = judge(closes_run, metric="connection_duration", stat="p75", op=">=", value="2h")
+    assert too_long.verdict == UNKNOWN and "not reached" in too_long.provenance["reason"]
+    upper = judge(closes_run, metric="connection_duration", stat="p75", op="<", value="60s")
+    assert upper.verdict == FAIL
+
+
+@pytest.fixture(scope="module")
+def restart_run(tmp_path_factory):
+    """Ten clients, all closed with 1012 at 450 s; nine back at 455 s, the tenth at 500 s."""
+    events = []
+    for i in range(10):
+        back = 455 if i < 9 else 500
+        events += session(f"c{i}", f"k{i}", [(0, 1, 450, 1012), (back, back, None, None)])
+    out = write_record(tmp_path_factory.mktemp("gates") / "restart", events, duration=600, clients=10, faults=FAULTS)
+    finalize(out)
+    return RunRecord(out)
+
+
+def test_min_fraction_after_a_fault(restart_run):
+    v = judge(restart_run, metric="active_connections", stat="min_fraction", op=">=", value=0.99,
+              phase={"after": "server_restart", "within": "30s"})
+    assert (v.verdict, v.observed) == (FAIL, pytest.approx(0.9))
+    assert v.provenance["where"]["worst"]["reference"] == 10.0
+    v = judge(restart_run, metric="active_connections", stat="min_fraction", op=">=", value=0.99,
+              phase={"after": "server_restart", "within": "60s"})
+    assert (v.verdict, v.observed) == (PASS, pytest.approx(1.0))
+
+
+def test_gauge_statistics(restart_run):
+    assert judge(restart_run, metric="active_connections", stat="min", op=">=", value=0,
+                 phase={"during": "server_restart"}).observed == 0.0
+    assert judge(restart_run, metric="active_connections", stat="max", op=">=", value=0).observed == 10.0
+
+
+def test_histogram_quantile_by_hand():
+    buckets = [(0.05, 50.0), (0.1, 90.0), (0.25, 100.0), (float("inf"), 100.0)]
+    assert histogram_quantile(0.95, buckets) == pytest.approx(0.175)
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.05)
+    assert histogram_quantile(0.5, [(0.1, 0.0), (float("inf"), 0.0)]) is None
+
+
+def test_agent_gate_from_scrape_increases(tmp_path):
+    def scrape(counts, total):
+        samples = [{"name": "agent_execution_seconds_bucket", "labels": {"agent": "real_estate", "le": le},
+                    "value": c} for le, c in zip(("0.05", "0.1", "0.25", "+Inf"), counts)]
+        samples += [{"name": "agent_execution_seconds_count", "labels": {"agent": "real_estate"}, "value": total},
+                    {"name": "agent_execution_seconds_sum", "labels": {"agent": "real_estate"}, "value": total / 20}]
+        return samples
+    out = write_record(tmp_path / "r", session("c0", "k0", [(0, 1, None, None)]), duration=100, clients=1,
+                       scrapes=[(0.0, scrape((10, 10, 10, 10), 10)), (90.0, scrape((50, 90, 100, 100), 100))])
+    finalize(out)
+    v = evaluate(load_gates([{"name": "agent p95", "metric": "agent_execution", "stat": "p95", "op": "<",
+                              "value": "100ms"}]), out)[0]
+    # increases (40, 80, 90, 90): rank 85.5 in (0.1, 0.25] -> 0.1 + 0.15 * 5.5 / 10
+    assert (v.verdict, v.observed) == (FAIL, pytest.approx(0.1825))
+    mean = evaluate(load_gates([{"name": "m", "metric": "agent_execution", "stat": "mean", "op": "<",
+                                 "value": 1}]), out)[0]
+    assert mean.observed == pytest.approx(0.05)
+
+
+def test_missing_sources_are_unknown_not_pass(closes_run):
+    for spec in ({"metric": "agent_execution", "stat": "p95", "op": "<", "value": "100ms"},
+                 {"metric": "memory", "stat": "growth", "op": "<", "value": 0.2}):
+        v = judge(closes_run, **spec)
+        assert v.verdict == UNKNOWN and v.observed is None and v.provenance["reason"]
+
+
+def test_spec_errors_name_the_gate_and_field():
+    cases = [({"metric": "x", "stat": "p100", "op": "<", "value": 1}, r"\$\[0\]\.stat"),
+             ({"metric": "x", "stat": "count", "op": "~", "value": 1}, r"\$\[0\]\.op"),
+             ({"metric": "x", "stat": "max_window_count", "op": "<", "value": 1}, r"\$\[0\]\.window"),
+             ({"metric": "x", "stat": "count", "op": "<", "value": "lots"}, r"\$\[0\]\.value"),
+             ({"metric": "x{code}", "stat": "count", "op": "<", "value": 1}, r"\$\[0\]\.metric"),
+             ({"metric": "x", "stat": "count", "op": "<", "value": 1, "phase": {"after": "partition"}},
+              r"\$\[0\]\.phase\.within"),
+             ({"metric": "x", "stat": "count", "op": "<", "value": 1, "phase": {"during": "meteor"}},
+              r"\$\[0\]\.phase\.during"),
+             ({"metric": "x", "stat": "count", "op": "between", "value": [1]}, r"\$\[0\]\.value")]
+    for spec, pattern in cases:
+        with pytest.raises(UsageError, match=pattern):
+            load_gates([{"name": "g", **spec}])
+    with pytest.raises(UsageError, match="repeated"):
+        load_gates([{"name": "g", "metric": "x", "stat": "count", "op": "<", "value": 1}] * 2)
+
+
+def test_spec_parsing():
+    g = parse_gate({"name": "a", "metric": 'closes{code="4401", by=server}', "stat": "p(99.9)", "op": "between",
+                    "value": ["1m", "2h"]})
+    assert g.tags == (("code", "4401"), ("by", "server")) and g.quantile == pytest.approx(0.999)
+    assert g.value == (60.0, 7200.0) and g.stat_label == "p99.9"
+    assert parse_gate({"name": "b", "metric": "x", "stat": "median", "op": "<", "value": "3 x baseline"}).baseline_factor == 3.0
+
+
+def test_staging_gate_file_parses():
+    gates = load_gates("scenarios/gates/staging.yaml")
+    assert {g.name for g in gates} >= {"p95 connection duration", "p50 connection duration", "no 4401 spikes",
+                                       "no forced refresh", "agent p95", "recovers after restart"}
+
+
+def test_exit_codes_and_junit():
+    def v(name, verdict, strict=True):
+        return Verdict(name, verdict, strict, 1.0, "<", 2.0, {"reason": "r"})
+    assert exit_code([v("a", PASS), v("b", FAIL, strict=False), v("c", UNKNOWN, strict=False)]) == 0
+    assert exit_code([v("a", PASS), v("b", UNKNOWN)]) == 3
+    assert exit_code([v("a", FAIL), v("b", UNKNOWN)]) == 1
+    root = ET.fromstring(junit_xml([v("a", PASS), v("b", FAIL), v("c", UNKNOWN), v("d", FAIL, strict=False)], "s"))
+    suite = root.find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["b"].find("failure") is not None and cases["c"].find("skipped") is not None
+    assert cases["d"].find("failure") is None and "advisory" in cases["d"].find("system-out").text
