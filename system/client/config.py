@@ -6,7 +6,7 @@ can measure what one fix buys on its own.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 FIX_NAMES: tuple[str, ...] = (
@@ -129,9 +129,4 @@ class ClientConfig:
         if self.fixes.close_code_hygiene:  # 1012 waits inside restart_window, 1013 adds overload_base
             return max(regular + self.overload_base, self.restart_window)
         return regular
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["fixes"] = self.fixes.enabled()
-        return d
 
