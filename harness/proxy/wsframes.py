@@ -48,38 +48,42 @@ class WsStream:
         return self.state == FRAMES and not self._hdr and self._remaining == 0
 
     def observe(self, data: bytes) -> None:
+        """Advance over `data` without cutting it (the proxy's view of what it wrote)."""
         if self.state != OPAQUE:
-            self.feed(data)
+            self._run(data, None)
 
     def feed(self, data: bytes) -> list[Piece]:
         pieces: list[Piece] = []
+        self._run(data, pieces)
+        return pieces
+
+    def _run(self, data: bytes, pieces: list[Piece] | None) -> None:
         view = memoryview(data)
         pos, end = 0, len(data)
         while pos < end:
             if self.state == OPAQUE:
-                pieces.append(Piece(bytes(view[pos:]), None, False))
+                _emit(pieces, view, pos, len(view), None, False)
                 break
             if self.state == HTTP:
                 pos = self._feed_handshake(view, pos, pieces)
                 continue
             pos = self._feed_frame(view, pos, pieces)
-        return pieces
 
-    def _feed_handshake(self, view: memoryview, pos: int, pieces: list[Piece]) -> int:
+    def _feed_handshake(self, view: memoryview, pos: int, pieces: list[Piece] | None) -> int:
         seen = len(self._head)
         self._head += bytes(view[pos : pos + MAX_HANDSHAKE])
         cut = self._head.find(b"\r\n\r\n")
         if cut < 0:
             if len(self._head) >= MAX_HANDSHAKE or not self._plausible(self._head):
                 self.state = OPAQUE
-            pieces.append(Piece(bytes(view[pos:]), None, False))
+            _emit(pieces, view, pos, len(view), None, False)
             return len(view)
         used = cut + 4 - seen
         first = self._head.split(b"\r\n", 1)[0]
         ok = first.startswith(b"GET ") if self.upstream else first.split(b" ")[1:2] == [b"101"]
         self.state = FRAMES if ok else OPAQUE
         self._head = b""
-        pieces.append(Piece(bytes(view[pos : pos + used]), None, ok))
+        _emit(pieces, view, pos, pos + used, None, ok)
         return pos + used
 
     def _plausible(self, head: bytes) -> bool:
@@ -87,10 +91,17 @@ class WsStream:
         n = min(len(head), len(prefix))
         return head[:n] == prefix[:n]
 
-    def _feed_frame(self, view: memoryview, pos: int, pieces: list[Piece]) -> int:
+    def _feed_frame(self, view: memoryview, pos: int, pieces: list[Piece] | None) -> int:
         start = pos
+        if self._remaining == 0 and not self._hdr and len(view) - pos >= 2:
+            need = _header_length(bytes(view[pos : pos + 2]))
+            if need is not None and len(view) - pos >= need:  # the whole header is here: parse it at once
+                hdr = bytes(view[pos : pos + need])
+                self._opcode, self._remaining = hdr[0] & 0x0F, _payload_length(hdr)
+                pos += need
+                return self._take_payload(view, start, pos, pieces)
         if self._remaining == 0 or self._hdr:
-            # inside (or at the start of) a header
+            # inside (or at the start of) a header that arrives in pieces
             while pos < len(view):
                 self._hdr += bytes(view[pos : pos + 1])
                 pos += 1
@@ -103,14 +114,21 @@ class WsStream:
                 if len(self._hdr) == 1:
                     self._opcode = self._hdr[0] & 0x0F
             if self._hdr:  # header still incomplete: the whole rest belongs to it
-                pieces.append(Piece(bytes(view[start:pos]), self._opcode, False))
+                _emit(pieces, view, start, pos, self._opcode, False)
                 return pos
+        return self._take_payload(view, start, pos, pieces)
+
+    def _take_payload(self, view: memoryview, start: int, pos: int, pieces: list[Piece] | None) -> int:
         take = min(self._remaining, len(view) - pos)
         pos += take
         self._remaining -= take
-        done = self._remaining == 0
-        pieces.append(Piece(bytes(view[start:pos]), self._opcode, done))
+        _emit(pieces, view, start, pos, self._opcode, self._remaining == 0)
         return pos
+
+
+def _emit(pieces: list[Piece] | None, view: memoryview, a: int, b: int, opcode: int | None, ends: bool) -> None:
+    if pieces is not None:
+        pieces.append(Piece(bytes(view[a:b]), opcode, ends))
 
 
 def _header_length(hdr: bytes) -> int | None:
