@@ -229,6 +229,7 @@ class ClientDriver:
     async def _run_socket(self, s: _Socket, token: str | None) -> None:
         o = self.options
         if not self._online:
+            self._forget(s)
             self.handle(HandshakeFailed(self.clock.now(), s.sock, None))
             return
         try:
