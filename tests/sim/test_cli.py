@@ -1,0 +1,78 @@
+"""Replications, sweeps and the validation table: the model's commands."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.cli import UsageError
+from harness.scenario import from_dict
+from sim.replicate import interval, replicate
+from sim.sweep_cli import parse_vary, sweep
+from sim.validate_cli import error_table
+
+SMALL = """name: tiny
+seed: 3
+duration: 2h
+system: {behaviour: fixed, token_ttl: 15m, live_expiry: true}
+fleet:
+  clients: 40
+  profile: fixed
+  network: {drops: {every: 30m}}
+faults:
+  - {at: 1h, kind: server_restart}
+gates:
+  - {name: p50 connection duration, metric: connection_duration, stat: p50, op: ">=", value: 5m}
+"""
+
+
+def test_parse_vary_names_the_bad_item():
+    assert parse_vary(["fleet.sim_clients=10,20", "profile=legacy,fixed"]) == {
+        "fleet.sim_clients": [10, 20], "profile": ["legacy", "fixed"]}
+    with pytest.raises(UsageError, match="fleet.sim_clients"):
+        parse_vary(["fleet.sim_clients"])
+    with pytest.raises(UsageError, match="at least one"):
+        parse_vary([])
+
+
+def test_interval_is_student_t():
+    out = interval([1.0, 2.0, 3.0])
+    assert out["mean"] == 2.0
+    lo, hi = out["ci"]
+    assert lo == pytest.approx(2.0 - 4.302653 / 3 ** 0.5, rel=1e-5) and hi == pytest.approx(4 - lo)
+    assert interval([None, 5.0]) == {"mean": 5.0, "ci": None, "n": 1}
+
+
+def test_replications_give_intervals_across_seeds(tmp_path):
+    sc = from_dict(__import__("yaml").safe_load(SMALL))
+    summary = replicate(sc, tmp_path / "run", 2, workers=2)
+    block = summary["replications"]
+    assert block["seeds"] == [3, 4]
+    assert (tmp_path / "run" / "replications" / "seed-4" / "summary.json").exists()
+    attempts = block["metrics"]["reconnect_attempts"]
+    assert len(attempts["values"]) == 2 and attempts["values"][0] == summary["reconnect_attempts"]
+    lo, hi = attempts["ci"]
+    assert lo <= attempts["mean"] <= hi
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["replications"]["n"] == 2
+
+
+def test_sweep_writes_a_capacity_directory(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SMALL)
+    doc = sweep(path, {"fleet.sim_clients": [10, 30], "profile": ["legacy", "fixed"]}, tmp_path / "sweep",
+                echo=lambda *_: None)
+    assert len(doc["points"]) == 4
+    on_disk = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert on_disk["vary"] == {"fleet.sim_clients": [10, 30], "profile": ["legacy", "fixed"]}
+    by = {(p["params"]["fleet.sim_clients"], p["params"]["profile"]): p for p in on_disk["points"]}
+    assert by[(30, "fixed")]["summary"]["clients"] == 30
+    # every point is judged by the scenario's gates
+    assert all(p["gates"] and p["gates"][0]["name"] == "p50 connection duration" for p in on_disk["points"])
+    assert by[(30, "legacy")]["summary"]["reconnect_attempts"] > by[(30, "fixed")]["summary"]["reconnect_attempts"]
+    from reports.sweep import load_sweep
+    assert load_sweep(tmp_path / "sweep").fleet_param == "fleet.sim_clients"
+
+
+def test_error_table_is_relative_to_the_emulation():
+    rows = error_table({"a": 110, "b": 0, "c": None}, {"a": 100, "b": 0, "c": 5}, metrics=("a", "b", "c"))
+    assert [r["error"] for r in rows] == [pytest.approx(0.10), 0.0, None]
