@@ -5,7 +5,8 @@ Conventions (README "Run records", "Client event records"):
   (`open`, or `handshake_failed` with an HTTP status).
 - A connection is censored when the observation ends before it does: it is still
   open at the end of the run, or it is closed by or after the harness stopping its
-  client (a `stop` harness record, e.g. at the end of a run or when load-spike
+  client (a `stop` harness record, or a client close with reason "stop", which is
+  what the client policy's `Stop` sends: at the end of a run or when load-spike
   clients leave). Its duration is then the time observed so far.
 - A reconnect is an attempt that is not the first of its client's session; a session
   starts at the client's first attempt and again after each `give_up` (a manual refresh).
@@ -25,6 +26,7 @@ from harness.cli import UsageError
 from harness.record.files import SENT, TIMESERIES_COLUMNS
 
 ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
+STOP_REASON = "stop"  # the reason the client policy gives the closes of its Stop: censoring, not an end
 
 
 def read_events(path: Path) -> list[dict]:
@@ -116,6 +118,8 @@ def derive(events: list[dict], end: float) -> Derived:
             if c.closed is None:
                 c.closed, c.by = t, r.get("by")
                 c.code = int(r["code"]) if r.get("code") is not None else ABNORMAL
+                if c.by == "client" and r.get("reason") == STOP_REASON:
+                    c.censored_at = t
         elif kind == "handshake_failed":
             status = r.get("status")
             if status is not None:
@@ -172,7 +176,7 @@ def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, 
                          "duration_s": None, "close_code": None, "closed_by": None, "http_status": c.status,
                          "censored": 0})
             continue
-        horizon = min(stop_at.get(c.client, end), end)
+        horizon = min(stop_at.get(c.client, end), end, c.censored_at if c.censored_at is not None else end)
         censored = c.closed is None or c.closed >= horizon
         closed = min(horizon, c.closed if c.closed is not None else horizon) if censored else c.closed
         closed = max(closed, c.opened)

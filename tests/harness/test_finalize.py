@@ -105,6 +105,14 @@ def test_ledger_table_attributes_sent_messages_to_their_client(record):
     assert sum(r["kind"] == "displayed" for r in ledger) == 6
 
 
+def test_a_close_from_the_policys_stop_is_censoring(tmp_path):
+    events = session("c0", "k0", [(0, 1, None, None)]) + [
+        {"t": 40.0, "client": "c0", "kind": "close", "sock": "s1", "code": 1000, "reason": "stop", "by": "client"}]
+    out = write_record(tmp_path / "r", events, duration=100, clients=1)
+    s = finalize(out)
+    assert (s["censored_connections"], s["closes_by_code"], s["duration_observed_max_s"]) == (1, {}, 39.0)
+
+
 def test_messages_to_a_client_that_gave_up_are_never_lost(tmp_path):
     events = session("c0", "k0", [(0, 1, 10, None)]) + [{"t": 11.0, "client": "c0", "kind": "give_up"}]
     s = finalize(write_record(tmp_path / "r", events, [("k0", "m1", 1, 20)], duration=100, clients=1))
