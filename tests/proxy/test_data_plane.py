@@ -187,8 +187,8 @@ def test_latency_per_direction(api: Api, upstream, up: int, down: int) -> None: 
         server.sendall(message)
         assert recv_exactly(client, len(message)) == message
         round_trip = time.perf_counter() - started
-    assert up / 1000 - 0.002 <= upstream_s < up / 1000 + 0.08
-    assert (up + down) / 1000 - 0.002 <= round_trip < (up + down) / 1000 + 0.15
+    assert up / 1000 - 0.002 <= upstream_s < up / 1000 + 0.15
+    assert (up + down) / 1000 - 0.002 <= round_trip < (up + down) / 1000 + 0.3
 
 
 def test_two_latency_toxics_stack(api: Api, upstream) -> None:  # 57
@@ -199,7 +199,7 @@ def test_two_latency_toxics_stack(api: Api, upstream) -> None:  # 57
         started = time.perf_counter()
         client.sendall(MESSAGE)
         assert recv_exactly(server, len(MESSAGE)) == MESSAGE
-        assert 0.298 <= time.perf_counter() - started < 0.45
+        assert 0.298 <= time.perf_counter() - started < 0.6
 
 
 def test_latency_jitter_stays_in_range_and_in_order(api: Api, upstream) -> None:
@@ -210,7 +210,7 @@ def test_latency_jitter_stays_in_range_and_in_order(api: Api, upstream) -> None:
             started = time.perf_counter()
             client.sendall(b"%02d" % i)
             assert recv_exactly(server, 2) == b"%02d" % i
-            assert 0.009 <= time.perf_counter() - started < 0.2
+            assert 0.009 <= time.perf_counter() - started < 0.3
 
 
 def test_bandwidth(api: Api, upstream) -> None:  # 59
@@ -222,7 +222,7 @@ def test_bandwidth(api: Api, upstream) -> None:  # 59
         threading.Thread(target=lambda: (client.sendall(payload), client.shutdown(socket.SHUT_WR))).start()
         assert recv_all(server) == payload
         elapsed = time.perf_counter() - started
-    assert 0.47 <= elapsed < 0.65, elapsed
+    assert 0.47 <= elapsed < 0.8, elapsed
 
 
 def test_slicer_delivers_identical_data(api: Api, upstream) -> None:  # 65
@@ -268,7 +268,7 @@ def test_slow_close_delays_the_close(api: Api, upstream) -> None:  # 2.4.4
         started = time.perf_counter()
         client.close()
         assert server.recv(1) == b""
-        assert 0.195 <= time.perf_counter() - started < 0.5
+        assert 0.195 <= time.perf_counter() - started < 0.7
 
 
 def test_timeout_closes_after_silence(api: Api, upstream) -> None:  # 2.4.5
@@ -278,7 +278,7 @@ def test_timeout_closes_after_silence(api: Api, upstream) -> None:  # 2.4.5
         started = time.perf_counter()
         client.sendall(b"dropped")
         assert server.recv(1) == b""  # nothing was forwarded, then the link closed
-        assert 0.14 <= time.perf_counter() - started < 0.6
+        assert 0.14 <= time.perf_counter() - started < 0.8
         assert client.recv(1) == b""
 
 
@@ -315,7 +315,7 @@ def test_reset_peer(api: Api, echo, stream: str, timeout: int) -> None:  # 62, 6
                 pass
         elapsed = time.perf_counter() - started
         assert client.recv(1) == b""
-    assert timeout / 1000 - 0.005 <= elapsed < timeout / 1000 + 0.2
+    assert timeout / 1000 - 0.005 <= elapsed < timeout / 1000 + 0.4
 
 
 def test_metrics_count_bytes_per_direction(api: Api, echo) -> None:  # 68
