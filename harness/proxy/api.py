@@ -6,7 +6,8 @@ errors, `{"version": "..."}` plus newline for the version, Go's router answers
 for unknown paths (404 text) and wrong methods (405, empty), a request id on
 every matched route and 403 for browser user agents (anti-CSRF).
 Deliberate choices among upstream quirks (research §7): the `Logger: {}` leak is
-not emitted and `stream` is echoed lower-cased.
+not emitted, `stream` is echoed lower-cased and `/populate` lists no proxies as
+`[]` rather than `null`.
 """
 from __future__ import annotations
 
@@ -132,8 +133,8 @@ async def populate(request: web.Request) -> web.Response:
         try:
             done = await coll.populate(entries)
         except PopulateError as exc:
-            return _error(exc.error, {"proxies": [p.to_json() for p in exc.done] or None})
-    return _json({"proxies": [p.to_json() for p in done] or None}, status=201)
+            return _error(exc.error, {"proxies": [p.to_json() for p in exc.done]})
+    return _json({"proxies": [p.to_json() for p in done]}, status=201)
 
 
 async def proxy_show(request: web.Request) -> web.Response:
