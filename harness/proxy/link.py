@@ -20,7 +20,8 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from harness.proxy.toxics import END, TOXIC_TYPES, Chunk, Item, Stage
+from harness.proxy.registry import TOXIC_TYPES
+from harness.proxy.toxics import END, Chunk, Item, Stage
 from harness.proxy.wsframes import OPAQUE, WsStream
 
 if TYPE_CHECKING:
@@ -328,8 +329,8 @@ class Connection:
         try:
             host, port = self.proxy.upstream_address()
             await asyncio.wait_for(self.loop.create_connection(lambda: self.server, host, port), DIAL_TIMEOUT)
-        except (OSError, ValueError, asyncio.TimeoutError):
-            self.client.close()
+        except Exception:  # any way of not reaching the upstream (bad address, refused, timeout, DNS)
+            self.client.close()  # closes the client, as upstream does, rather than leaving it hanging
             return
         if not self.client.alive:
             self.server.close()

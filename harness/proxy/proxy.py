@@ -17,7 +17,7 @@ from typing import Any
 from harness.proxy import errors
 from harness.proxy.gojson import expect_object, fields, float32
 from harness.proxy.link import DOWNSTREAM, UPSTREAM, Connection
-from harness.proxy.toxics import TOXIC_TYPES
+from harness.proxy.registry import TOXIC_TYPES
 
 BACKLOG = 4096
 
@@ -105,8 +105,8 @@ class Proxy:
 
     def upstream_address(self) -> tuple[str, int]:
         host, _, port = self.upstream.rpartition(":")
-        if not port.isdigit():
-            raise ValueError(f"upstream {self.upstream!r} has no port")
+        if not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"upstream {self.upstream!r} has no valid port")
         return (host.strip("[]") or "127.0.0.1"), int(port)
 
     def _new_connection(self) -> Any:

@@ -1,4 +1,4 @@
-"""Toxic types: their attributes and what each does to one direction of a connection.
+"""Toxic stages: what each of upstream Toxiproxy's toxics does to one direction of a connection.
 
 Every toxic is a sans-IO stage driven by the link that owns it: the link
 `push`es items (a `Chunk` of bytes with the time it was read, or `End`) while
@@ -13,29 +13,15 @@ Deliberate differences: `bandwidth` with `rate <= 0` is unthrottled instead of
 stalling or crashing; `slicer` with `average_size <= 0` passes chunks whole and
 clamps cut points inside the segment; `reset_peer` sends RST only when it fires
 (not on every connection made while it exists, whatever its toxicity).
-
-WebSocket-aware extensions (stormbench only; they read frame headers on the wire
-and pass a stream that is not WebSocket through untouched):
-
-- `ws_close` {code, reason, delay}: `delay` ms after the toxic starts on a
-  connection (and once the upgrade has passed), at the next frame boundary,
-  inject a close frame with `code` (0 means 1000) and `reason`, then close the
-  connection. Downstream (the default) the client receives the close frame;
-  upstream the server receives it, masked as a client frame. Code 1006 may not
-  be sent on the wire: it closes the TCP connection at the frame boundary
-  without a close frame, so the peer reports 1006.
-- `ws_drop_pings` {}: drop ping and pong control frames of this direction, so a
-  peer only notices a dead connection through its heartbeat timeout.
-- `ws_hold` {}: hold every frame after the upgrade (back-pressure once 1 MiB is
-  held) until the toxic is removed, then release them in order.
+The WebSocket-aware extensions live in `ws_toxics`; `registry` names them all.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from harness.proxy.wsframes import OP_PING, OP_PONG, OPAQUE, WsStream, close_frame
+from harness.proxy.wsframes import WsStream
 
 
 @dataclass(slots=True)
@@ -301,127 +287,3 @@ class LimitData(Stage):
         if self.count >= self.attrs["bytes"]:
             self._closed = True
             self.queue.append((now, END))
-
-
-ABNORMAL = 1006  # never sent on the wire (RFC 6455 §7.4.1): ws_close drops the connection instead
-
-
-class WsClose(Stage):
-    def __init__(self, attrs: dict[str, Any], rng: random.Random, ws: WsStream, now: float) -> None:
-        super().__init__(attrs, rng, ws, now)
-        self._fired = False
-        self._fire = now + attrs["delay"] / 1000.0
-
-    def has_room(self) -> bool:
-        return True
-
-    def _inject(self, now: float) -> None:
-        if self.attrs["code"] != ABNORMAL:
-            frame = close_frame(self.attrs["code"] or 1000, self.attrs["reason"], masked=self.ws.upstream)
-            self.queue.append((now, Chunk(frame, now)))
-        self.queue.append((now, END))
-        self._fired = True
-
-    def push(self, item: Item, now: float) -> None:
-        if self._fired:
-            return
-        if isinstance(item, End):
-            self.queue.append((now, item))
-            self._fired = True
-            return
-        for piece in self.ws.feed(item.data):
-            self.queue.append((now, Chunk(piece.data, item.t)))
-            if now >= self._fire and self.ws.at_boundary:
-                self._inject(now)
-                return
-
-    def pull(self, now: float) -> list[Item]:
-        if not self._fired and now >= self._fire and self.ws.at_boundary:
-            self._inject(now)
-        return super().pull(now)
-
-    def deadline(self) -> float | None:
-        if self.queue:
-            return self.queue[0][0]
-        return None if self._fired or self.ws.state == OPAQUE else self._fire
-
-
-class WsDropPings(Stage):
-    def has_room(self) -> bool:
-        return True
-
-    def push(self, item: Item, now: float) -> None:
-        if isinstance(item, End):
-            self.queue.append((now, item))
-            return
-        kept = b"".join(p.data for p in self.ws.feed(item.data) if p.opcode not in (OP_PING, OP_PONG))
-        if kept:
-            self.queue.append((now, Chunk(kept, item.t)))
-
-
-class WsHold(Stage):
-    LIMIT = 1 << 20
-
-    def __init__(self, *a: Any) -> None:
-        super().__init__(*a)
-        self.held: list[Item] = []
-        self._held_bytes = 0
-
-    def has_room(self) -> bool:
-        return self._held_bytes < self.LIMIT
-
-    def push(self, item: Item, now: float) -> None:
-        if isinstance(item, End):
-            # the peer is gone: let what was held and the close through
-            self.queue.extend((now, held) for held in self.held + [item])
-            self.held.clear()
-            return
-        for piece in self.ws.feed(item.data):
-            if piece.opcode is None and not self.held:
-                self.queue.append((now, Chunk(piece.data, item.t)))
-            else:
-                self.held.append(Chunk(piece.data, item.t))
-                self._held_bytes += len(piece.data)
-
-    def drain(self) -> list[Item]:
-        out = super().drain() + self.held
-        self.held = []
-        return out
-
-
-def _check_close(attrs: dict[str, Any]) -> str | None:
-    if attrs["code"] != 0 and not 1000 <= attrs["code"] <= 4999 or attrs["code"] in (1005, 1015):
-        return "ws_close code must be 0 (= 1000), 1006 (abort) or a close code between 1000 and 4999 other than 1005/1015"
-    if len(attrs["reason"].encode("utf-8")) > 123:
-        return "ws_close reason must fit in 123 bytes of UTF-8"
-    return None
-
-
-@dataclass(frozen=True)
-class ToxicType:
-    name: str
-    attributes: dict[str, type]  # attribute name -> int or str, all defaulting to zero
-    stage: Callable[..., Stage]
-    extension: bool = False
-    check: Callable[[dict[str, Any]], str | None] | None = None  # a reason to reject attributes
-
-    def zero_attributes(self) -> dict[str, Any]:
-        return {k: (0 if t is int else "") for k, t in self.attributes.items()}
-
-
-TOXIC_TYPES: dict[str, ToxicType] = {
-    t.name: t
-    for t in (
-        ToxicType("noop", {}, Stage),
-        ToxicType("latency", {"latency": int, "jitter": int}, Latency),
-        ToxicType("bandwidth", {"rate": int}, Bandwidth),
-        ToxicType("slow_close", {"delay": int}, SlowClose),
-        ToxicType("timeout", {"timeout": int}, Timeout),
-        ToxicType("reset_peer", {"timeout": int}, ResetPeer),
-        ToxicType("slicer", {"average_size": int, "size_variation": int, "delay": int}, Slicer),
-        ToxicType("limit_data", {"bytes": int}, LimitData),
-        ToxicType("ws_close", {"code": int, "reason": str, "delay": int}, WsClose, extension=True, check=_check_close),
-        ToxicType("ws_drop_pings", {}, WsDropPings, extension=True),
-        ToxicType("ws_hold", {}, WsHold, extension=True),
-    )
-}

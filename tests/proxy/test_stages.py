@@ -7,7 +7,8 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.proxy.toxics import END, TOXIC_TYPES, Chunk, End, Stage
+from harness.proxy.registry import TOXIC_TYPES
+from harness.proxy.toxics import END, Chunk, End, Stage
 from harness.proxy.wsframes import FRAMES, OPAQUE, WsStream, close_frame
 
 UPGRADE = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
