@@ -33,6 +33,7 @@ class Tally:
     duplicates_displayed: int = 0
     closes: Counter = field(default_factory=Counter)
     clients_running: int = 0
+    _open: set = field(default_factory=set, repr=False)
 
     def add(self, rec: dict[str, Any], seen: set | None = None) -> None:
         kind = rec.get("kind")
@@ -40,9 +41,11 @@ class Tally:
             self.attempts += 1
         elif kind == "open":
             self.opens += 1
-            self.active += 1
+            self._open.add((rec.get("client"), rec.get("sock")))
+            self.active = len(self._open)
         elif kind == "close":
-            self.active -= 1
+            self._open.discard((rec.get("client"), rec.get("sock")))
+            self.active = len(self._open)
             self.closes[str(rec.get("code"))] += 1
         elif kind == "handshake_failed":
             if rec.get("status") == 403:

@@ -22,3 +22,19 @@ def test_distortion_warning_only_above_five_percent():
 def test_rejects_non_positive_factor():
     with pytest.raises(ValueError):
         TimeScale(0)
+
+
+def test_tally_counts_open_sockets_not_open_minus_close_events():
+    from harness.emulate.live import Tally
+
+    t, seen = Tally(), set()
+    for rec in [{"client": "a", "kind": "open", "sock": 1}, {"client": "a", "kind": "close", "sock": 1, "code": 1006},
+                {"client": "a", "kind": "close", "sock": 2, "code": 1006},  # a socket that never opened
+                {"client": "b", "kind": "open", "sock": 1},
+                {"client": "b", "kind": "displayed", "msg_id": "m"}, {"client": "b", "kind": "displayed", "msg_id": "m"},
+                {"client": "b", "kind": "handshake_failed", "status": 403}, {"client": "b", "kind": "give_up"}]:
+        t.add(rec, seen)
+    assert t.active == 1 and t.closes == {"1006": 2}
+    assert (t.displayed, t.duplicates_displayed, t.http_403, t.manual_refreshes) == (2, 1, 1, 1)
+    merged = type(t).merge([t.snapshot(), t.snapshot()])
+    assert merged.active == 2 and merged.closes["1006"] == 4
