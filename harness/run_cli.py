@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import traceback
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from harness.scenario import Scenario, load
 
 HELP = "run a scenario (emulate or simulate) and judge its gates"
 ENGINES = ("emulate", "simulate")
+ENGINE_ERROR = "engine-error.txt"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +108,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir(scenario, args.engine)
     prepare_out_dir(out)
     write_scenario(out, scenario)
-    run_engine(args.engine, scenario, out, args)
+    try:
+        run_engine(args.engine, scenario, out, args)
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the record so far stays; the traceback goes next to it, not over the screen
+        (out / ENGINE_ERROR).write_text(traceback.format_exc())
+        raise UsageError(f"the {args.engine} engine stopped: {type(exc).__name__}: {exc} "
+                         f"(traceback in {out / ENGINE_ERROR}; the partial record is kept)") from None
     summary = finalize(out)
     verdicts = evaluate(gates, RunRecord(out))
     code = write_verdicts(verdicts, out, scenario.name)
