@@ -68,8 +68,11 @@ class SimClient:
             return
 
         def done(ok: bool, status: int, token: str | None, expires: float | None) -> None:
-            after(self.env, self.extra_latency * 2,
-                  lambda: self.feed(ev.TokenResult(self.env.now, ok, status, token, expires)))
+            if self.extra_latency:
+                after(self.env, self.extra_latency * 2,
+                      lambda: self.feed(ev.TokenResult(self.env.now, ok, status, token, expires)))
+            else:
+                self.feed(ev.TokenResult(self.env.now, ok, status, token, expires))
 
         self.world.tokens.fetch(self, done)
 
@@ -113,16 +116,13 @@ class SimClient:
         s = self.socks.get(a.sock)
         if s is None or not s.client_open or s.broken_at is not None:
             return  # into the void: a half-open socket swallows what is written to it
-        kind = a.frame.get("type")
-        server = self.world.server
-        if kind == "user_message":
-            after(self.env, self.extra_latency, lambda: s.server_open and server.user_message(s, a.frame))
-        elif kind == "auth_refresh":
-            after(self.env, self.extra_latency, lambda: s.server_open and server.refreshed(s, a.frame.get("token")))
-        elif kind == "resume":
-            last = a.frame.get("last_seq")
-            after(self.env, self.extra_latency,
-                  lambda: s.server_open and server.replay(s, int(last) if last is not None else 0))
+        handler = _FRAMES.get(a.frame.get("type"))
+        if handler is None:
+            return
+        if self.extra_latency:
+            after(self.env, self.extra_latency, handler, self.world.server, s, a.frame)
+        else:
+            handler(self.world.server, s, a.frame)
 
     def _set_timer(self, a: ev.SetTimer) -> None:
         gen = self._timers.get(a.name, 0) + 1
@@ -250,6 +250,24 @@ class SimClient:
         self.heal_path()
         self.feed(ev.NetworkOnline(self.env.now))
 
+
+def _user_message(server, s: Sock, frame: dict) -> None:
+    if s.server_open:
+        server.user_message(s, frame)
+
+
+def _auth_refresh(server, s: Sock, frame: dict) -> None:
+    if s.server_open:
+        server.refreshed(s, frame.get("token"))
+
+
+def _resume(server, s: Sock, frame: dict) -> None:
+    if s.server_open:
+        last = frame.get("last_seq")
+        server.replay(s, int(last) if last is not None else 0)
+
+
+_FRAMES = {"user_message": _user_message, "auth_refresh": _auth_refresh, "resume": _resume}
 
 _DO: dict[type, Callable[[SimClient, Any], None]] = {
     ev.FetchToken: SimClient._fetch_token,

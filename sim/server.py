@@ -7,12 +7,13 @@ queues exactly as an M/M/c (or M/G/c) queue would. Admission is the server's own
 `AdmissionPolicy`, driven with simulated `now`.
 
 How the model reads the system's behaviour (README "Server HTTP API", DESIGN "system under test"):
-- a bad or expired token: the legacy server answers HTTP 403 at the handshake; the fixed one
-  opens and closes with 4401 at once;
-- `live_expiry`: a live socket whose token expires is closed (4401 fixed, abort legacy) unless
-  an in-band `auth_refresh` extended it;
-- a shed connection (admission) is opened and closed with 1013 by the fixed server; the legacy
-  server does not consult admission;
+- a bad or expired token: the legacy server (`handshake_403`) answers HTTP 403 at the handshake;
+  the fixed one opens and closes with 4401 at once;
+- `live_expiry`: a live socket whose token expired `expiry_grace` ago is closed with 4401 unless
+  an in-band `auth_refresh` extended it; revoking tokens (`token_expiry`) sets the clock to now;
+- a shed connection (admission) is opened and closed with 1013; a `no_shedding` server does not
+  consult admission; an `abrupt_shutdown` server drops every socket without a close frame on a
+  graceful restart (clients see 1006);
 - a broken network path (partition, offline, blackhole) leaves a half-open socket that each end
   detects with its own heartbeat: the first ping after the break, plus the timeout, if the path
   is still broken then (or, for the client, if the server has dropped its end meanwhile).
@@ -79,9 +80,10 @@ class Sock:
 @dataclass(frozen=True)
 class ServerSetup:
     legacy_handshake: bool  # bad token -> HTTP 403 at the handshake (legacy) instead of close 4401
-    legacy_close: bool  # errors and expiry abort without a close frame (legacy)
+    abrupt_shutdown: bool  # a graceful restart drops sockets without a close frame (legacy)
     admission: bool  # the fixed server sheds with 1013; the legacy one admits everything
     live_expiry: bool
+    expiry_grace: float
     token_ttl: float
     heartbeat_interval: float
     heartbeat_timeout: float
@@ -209,8 +211,6 @@ class ModelServer:
         s.client.frame(s, {"v": "1.0", "type": "welcome", "session_id": f"{s.client.index}:{s.sock}",
                            "conversation_id": s.conv, "server_time": now,
                            "last_seq": self._seq.get(s.conv, 0)})
-        if last_seq is not None:
-            self.replay(s, last_seq)
 
     def _open(self, s: Sock) -> None:
         s.state = "open"
@@ -236,8 +236,6 @@ class ModelServer:
         if not self.drop_end(s):
             return
         if s.client_open and s.broken_at is None:
-            if self.setup.legacy_close and code not in (RESTART,):
-                code, reason = ABNORMAL, ""
             s.client.closed(s, code, reason, "server")
 
     def drop_end(self, s: Sock) -> bool:
@@ -255,31 +253,37 @@ class ModelServer:
         return True
 
     def _watch_expiry(self, s: Sock) -> None:
+        """One pending check per socket: a refresh moves `s.expires` and the check re-arms itself."""
         s.gen += 1
         gen = s.gen
+        grace = self.setup.expiry_grace
 
         def check() -> None:
-            if gen == s.gen and s.server_open:
+            if gen != s.gen or not s.server_open:
+                return
+            if s.expires + grace > self.env.now:
+                after(self.env, s.expires + grace - self.env.now, check)
+            else:
                 self.close(s, EXPIRED, "token expired")
 
-        after(self.env, s.expires - self.env.now, check)
+        after(self.env, s.expires + grace - self.env.now, check)
 
     def refreshed(self, s: Sock, token: str | None) -> None:
         """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""
         expires = self.tokens.expires_at(token, s.client.index)
         if expires is not None and expires > self.env.now:
-            s.expires = expires
-            if self.setup.live_expiry:
-                self._watch_expiry(s)
+            s.expires = expires  # the pending expiry check sees it and re-arms
 
     def expire_live(self, clients: set[int] | None) -> None:
-        """Tokens were revoked: with live expiry the affected sockets close now."""
+        """Tokens were revoked: with live expiry the affected sockets must refresh within the grace."""
         if not self.setup.live_expiry:
             return
+        now = self.env.now
         for peers in list(self.live.values()):
             for s in list(peers):
                 if clients is None or s.client.index in clients:
-                    self.close(s, EXPIRED, "token revoked")
+                    s.expires = min(s.expires, now)
+                    self._watch_expiry(s)
 
     # ---- restarts ----------------------------------------------------------------------
     def go_down(self, crash: bool) -> None:
@@ -287,7 +291,7 @@ class ModelServer:
         self.epoch += 1
         for peers in list(self.live.values()):
             for s in list(peers):
-                if crash:
+                if crash or self.setup.abrupt_shutdown:
                     self.drop_end(s)
                     if s.client_open and s.broken_at is None:
                         s.client.closed(s, ABNORMAL, "", "network")

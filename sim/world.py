@@ -21,6 +21,7 @@ from sim.server import Draws, ModelServer, ServerSetup, TokenService, after
 from system.client.config import ClientConfig, Fixes
 from system.client.policy import ClientPolicy
 
+EXPIRY_GRACE_S = 10.0  # the server's --expiry-grace default, which the emulation keeps in scenario time
 TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed"})
 
 
@@ -40,16 +41,15 @@ class ModelOptions:
 
 
 def client_config(scenario: Scenario) -> ClientConfig:
-    """The client the scenario's `fleet.profile` names, with the system's token TTL."""
+    """The client the scenario's `fleet.profile` names, configured as the emulation configures it."""
     p = scenario.fleet.profile
     fixes = Fixes.profile(p.base).with_changes(enable=p.enable, disable=p.disable)
     ttl = scenario.system.token_ttl
-    lead = min(ClientConfig.refresh_lead, ttl / 4)
-    return ClientConfig(fixes=fixes, token_ttl=ttl, refresh_lead=lead)
+    return ClientConfig(fixes=fixes, token_ttl=ttl, refresh_lead=min(300.0, ttl / 4))  # as the emulation's
 
 
 def legacy_switch(scenario: Scenario, name: str) -> bool:
-    """Whether server switch `name` behaves as legacy: the base, unless the switch is listed."""
+    """Whether server trait `name` (system.server.config.LEGACY_TRAITS) is legacy: the base, unless listed."""
     b = scenario.system.behaviour
     if name in b.legacy:
         return True
@@ -62,9 +62,10 @@ def server_setup(scenario: Scenario) -> ServerSetup:
     sysd = scenario.system
     return ServerSetup(
         legacy_handshake=legacy_switch(scenario, "handshake_403"),
-        legacy_close=legacy_switch(scenario, "close_codes"),
-        admission=not legacy_switch(scenario, "admission"),
+        abrupt_shutdown=legacy_switch(scenario, "abrupt_shutdown"),
+        admission=not legacy_switch(scenario, "no_shedding"),
         live_expiry=sysd.live_expiry,
+        expiry_grace=EXPIRY_GRACE_S,
         token_ttl=sysd.token_ttl,
         heartbeat_interval=sysd.heartbeat.interval,
         heartbeat_timeout=sysd.heartbeat.timeout,

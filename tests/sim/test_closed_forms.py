@@ -12,7 +12,7 @@ from harness.scenario import from_dict
 from sim import closed_form
 from sim.calibration import Calibration, Dist
 from sim.engine import simulate
-from sim.world import World
+from sim.world import EXPIRY_GRACE_S, ModelOptions, World
 
 
 def scenario(**over):
@@ -28,8 +28,9 @@ def test_capped_exponential_lifetimes(tmp_path):
     """Drops at rate λ and a token that ends every socket at T: lifetime ~ min(Exp(λ), T).
 
     The client opens a new socket for each token and leaves the old one open (stable_socket and
-    single_writer off), so each socket lives until a drop or until its own token expires (4401)."""
-    rate, ttl = 1 / 1800, 3600.0
+    single_writer off), so each socket lives until a drop or until its own token expires (4401,
+    after the server's grace)."""
+    rate, ttl = 1 / 1800, 3600.0 + EXPIRY_GRACE_S
     sc = scenario(duration="24h", system={"token_ttl": "1h"},
                   fleet={"clients": 1200, "profile": {"base": "fixed", "disable": ["stable_socket", "single_writer"]},
                          "network": {"drops": {"every": "30m"}}})
@@ -50,7 +51,7 @@ def test_accept_queue_is_erlang_c():
     cal = Calibration(handshake_servers=servers, handshake_service=Dist("exponential", service_mean),
                       token_latency=Dist("fixed", 0.0))
     sc = scenario(duration=ramp + 30, fleet={"clients": n, "arrival": {"ramp": ramp}})
-    world = World(sc, cal, clients=n, options=__import__("sim.world", fromlist=["ModelOptions"]).ModelOptions(keep_all_records=False))
+    world = World(sc, cal, clients=n, options=ModelOptions(keep_all_records=False))
     world.server.record_waits = True
     world.run()
     waits = np.asarray(world.server.waits)
