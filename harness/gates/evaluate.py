@@ -243,7 +243,7 @@ def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Obser
 def _observe_ledger(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
     if gate.phase.when != "run":
         raise Undecidable(f"{gate.metric} is judged over the whole run only (a message's fate is known at the end)")
-    ledger = ledger_summary(rec)
+    ledger = rec.memo("ledger", lambda: ledger_summary(rec))
     if ledger is None:
         raise Undecidable("the run record has no message ledger (ledger.csv or ledger_summary.json)")
     value = float(getattr(ledger, LEDGER[gate.metric]))

@@ -14,7 +14,6 @@ Conventions (README "Run records", "Client event records"):
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections import defaultdict
@@ -22,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import pandas as pd
+
 from harness.cli import UsageError
-from harness.record.files import SENT, TIMESERIES_COLUMNS
+from harness.record.files import LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
 
 ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
+INTEGER_COLUMNS = frozenset({"close_code", "http_status", "censored", "seq"})
 STOP_REASON = "stop"  # the reason the client policy gives the closes of its Stop: censoring, not an end
 
 
@@ -193,34 +195,47 @@ def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, 
     return rows, active_delta[:bins], closes_by_code
 
 
-def read_sent(path: Path) -> list[dict]:
+def read_sent(path: Path) -> pd.DataFrame:
+    """The server's delivery log (empty when the engine wrote none)."""
     if not path.exists():
-        return []
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = []
-        for lineno, row in enumerate(csv.DictReader(f), 2):
-            try:
-                rows.append({"conversation": row["conversation"], "msg_id": row["msg_id"],
-                             "seq": int(row["seq"]) if row.get("seq") not in (None, "") else None,
-                             "t": float(row["t"])})
-            except (KeyError, ValueError) as exc:
-                raise UsageError(f"{path}:{lineno}: expected columns conversation, msg_id, seq, t ({exc})") from None
-        return rows
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in SENT_COLUMNS})
+    try:
+        sent = pd.read_csv(path, dtype={"conversation": str, "msg_id": str})
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable CSV table: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{path}: empty; expected a header {','.join(SENT_COLUMNS)}") from None
+    missing = [c for c in SENT_COLUMNS if c not in sent.columns]
+    if missing:
+        raise UsageError(f"{path}: missing column(s) {missing}; expected {list(SENT_COLUMNS)}")
+    for col in ("seq", "t"):
+        values = pd.to_numeric(sent[col], errors="coerce")
+        bad = values.isna() & sent[col].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise UsageError(f"{path}:{row + 2}: column {col!r}: expected a number, got {sent[col].iloc[row]!r}")
+        sent[col] = values
+    return sent[list(SENT_COLUMNS)]
 
 
-def ledger_rows(run_dir: Path, derived: Derived) -> Iterator[dict]:
-    """`ledger.csv` rows: the server's sent log attributed to the owning client, then the displays."""
-    for row in read_sent(run_dir / SENT):
-        yield {"kind": "sent", "client": derived.conversation_owner.get(row["conversation"]), **row}
-    yield from derived.ledger_displayed
+def ledger_table(run_dir: Path, derived: Derived) -> pd.DataFrame:
+    """`ledger.csv`: the server's sent log attributed to the owning client, then the displays."""
+    sent = read_sent(run_dir / SENT)
+    sent.insert(0, "client", sent["conversation"].map(derived.conversation_owner))
+    sent.insert(0, "kind", "sent")
+    shown = pd.DataFrame.from_records(derived.ledger_displayed, columns=list(LEDGER_COLUMNS))
+    return pd.concat([sent[list(LEDGER_COLUMNS)], shown], ignore_index=True)
 
 
-def write_csv(path: Path, columns: tuple[str, ...] | list[str], rows: list[dict] | Iterator[dict]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+def write_csv(path: Path, columns: tuple[str, ...] | list[str],
+              rows: list[dict] | Iterator[dict] | pd.DataFrame) -> None:
+    """A table with exactly `columns`; integer columns with gaps stay integers ("4401", not "4401.0")."""
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows), columns=list(columns))
+    df = df.reindex(columns=list(columns))
+    for col in INTEGER_COLUMNS.intersection(df.columns):
+        if df[col].dtype == object or df[col].dtype.kind == "f":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+    df.to_csv(path, index=False)
 
 
 def timeseries_columns(rows: list[dict]) -> list[str]:

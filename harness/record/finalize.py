@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.cli import UsageError
 from harness.record import files
-from harness.record.derive import derive, ledger_rows, read_events, timeseries_columns, write_csv
+from harness.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
 from harness.record.ledger import LedgerSummary, check
 from harness.record.run import RunRecord
 from harness.record.storms import StormRule, detect_storms
@@ -53,7 +53,7 @@ def _derive_missing_tables(rec: RunRecord) -> None:
     if need_timeseries:
         write_csv(rec.path(files.TIMESERIES), timeseries_columns(derived.timeseries), derived.timeseries)
     if need_ledger:
-        write_csv(rec.path(files.LEDGER), files.LEDGER_COLUMNS, ledger_rows(rec.dir, derived))
+        write_csv(rec.path(files.LEDGER), files.LEDGER_COLUMNS, ledger_table(rec.dir, derived))
 
 
 def _opt(value: float | None) -> float | None:

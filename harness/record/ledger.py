@@ -39,33 +39,35 @@ def connected_at_end(connections: pd.DataFrame) -> dict[str, float]:
     return horizon.groupby(open_["client"].astype(str)).max().to_dict()
 
 
+def _key(*columns: pd.Series) -> pd.Series:
+    out = columns[0].astype(str)
+    for col in columns[1:]:
+        out = out + "\x1f" + col.astype(str)
+    return out
+
+
 def check(ledger: pd.DataFrame, connections: pd.DataFrame, in_flight_s: float) -> LedgerSummary:
     ledger = ledger.assign(seq=pd.to_numeric(ledger["seq"], errors="coerce"),
                            t=pd.to_numeric(ledger["t"], errors="coerce"))
     sent = ledger[ledger["kind"] == "sent"]
     shown = ledger[ledger["kind"] == "displayed"].sort_values("t", kind="stable")
-    shown_keys = shown[["client", "conversation", "msg_id"]].astype(str)
-    first = ~shown_keys.duplicated()
+    shown_key = _key(shown["client"], shown["conversation"], shown["msg_id"])
+    first = ~shown_key.duplicated()
     duplicates = int((~first).sum())
 
     firsts = shown[first.to_numpy()]
-    running_max = firsts.groupby([firsts["client"].astype(str), firsts["conversation"].astype(str)])["seq"].cummax()
-    previous_max = running_max.groupby([firsts["client"].astype(str), firsts["conversation"].astype(str)]).shift(1)
+    thread = _key(firsts["client"], firsts["conversation"])
+    previous_max = firsts["seq"].groupby(thread).cummax().groupby(thread).shift(1)
     reordered = int((firsts["seq"] < previous_max).sum())
 
-    horizon = connected_at_end(connections)
-    sent_client = sent["client"].astype(str)
-    until = sent_client.map(horizon)
+    until = sent["client"].astype(str).map(connected_at_end(connections))
     decidable = until.notna() & sent["client"].notna() & (sent["t"] <= until - in_flight_s)
-    displayed_by = set(zip(shown_keys["client"], shown_keys["conversation"], shown_keys["msg_id"]))
-    sent_keys = list(zip(sent_client, sent["conversation"].astype(str), sent["msg_id"].astype(str)))
-    was_shown = pd.Series([k in displayed_by for k in sent_keys], index=sent.index, dtype=bool)
+    was_shown = _key(sent["client"], sent["conversation"], sent["msg_id"]).isin(shown_key[first])
     lost = int((decidable & ~was_shown).sum())
     indeterminate = int((~decidable & ~was_shown).sum())
-    sent_ids = set(zip(sent["conversation"].astype(str), sent["msg_id"].astype(str)))
     unexpected = 0
-    if sent_ids:
-        unexpected = int(sum((c, m) not in sent_ids for c, m in
-                             zip(firsts["conversation"].astype(str), firsts["msg_id"].astype(str))))
+    if len(sent):
+        sent_ids = _key(sent["conversation"], sent["msg_id"])
+        unexpected = int((~_key(firsts["conversation"], firsts["msg_id"]).isin(sent_ids)).sum())
     return LedgerSummary(sent=len(sent), displayed=int(first.sum()), lost=lost, duplicates=duplicates,
                          reordered=reordered, indeterminate=indeterminate, unexpected=unexpected)

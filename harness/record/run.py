@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -23,6 +23,13 @@ class RunRecord:
             raise UsageError(f"{self.dir}: not a run record directory (it does not exist)")
         if not (self.dir / files.SCENARIO).exists():
             raise UsageError(f"{self.dir}: not a run record: {files.SCENARIO} is missing")
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A value derived from this record, computed once (several gates share one ledger check)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def path(self, name: str) -> Path:
         return self.dir / name
