@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,14 +84,17 @@ def _attempts(spec: SyntheticRun, t: int) -> int:
 
 
 def _timeseries(spec: SyntheticRun) -> list[dict[str, Any]]:
+    closed_lives = sorted(life for life, censored in spec.lifetimes if not censored)
+    censored = sum(1 for _, c in spec.lifetimes if c)
+    closes = {code: Counter(seconds) for code, seconds in spec.closes.items()}
     rows = []
     for t in range(spec.duration):
-        active = sum(1 for life, cens in spec.lifetimes if t < life or cens)
+        active = censored + len(closed_lives) - bisect_right(closed_lives, t)  # open: opened at 0, not yet closed
         row = {"t": t, "attempts": _attempts(spec, t), "reconnects": _attempts(spec, t), "opens": 0,
-               "closes": sum(s.count(t) for s in spec.closes.values()), "active": active,
+               "closes": sum(c[t] for c in closes.values()), "active": active,
                "http_403": 0, "manual_refreshes": 0, "displayed": 0, "duplicates": 0}
-        for code, seconds in spec.closes.items():
-            row[f"closes_{code}"] = seconds.count(t)
+        for code, counts in closes.items():
+            row[f"closes_{code}"] = counts[t]
         rows.append(row)
     return rows
 
