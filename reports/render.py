@@ -213,16 +213,16 @@ def _closes(runs: list[Run]) -> Section:
 
 def _active(runs: list[Run]) -> Section:
     section = Section("Active connections", "active")
-    lines = []
+    lines, shown = [], []
     for run in runs:
         data = series.active_connections(run)
         if data is None:
             section.blocks.append(Note(f"{run.label}: no active column in timeseries.csv — not shown"))
             continue
+        shown.append(run)
         lines.append((f"{run.label} ({run.engine})", data[0], data[1], "--" if run.engine == "simulate" else "-"))
     if lines:
-        faults = series.fault_spans(next(r for r in runs if series.active_connections(r) is not None))
-        fig = figures.lines(lines, faults, "active connections", "Active connections")
+        fig = figures.lines(lines, series.fault_spans(shown[0]), "active connections", "Active connections")
         section.blocks.insert(0, Image("active.png", figures.png(fig), "Active connections over time"))
     return section
 

@@ -67,9 +67,9 @@ def load_sweep(path: Path) -> Sweep:
     points = data.get("points")
     if not isinstance(points, list) or not points:
         raise RecordError(f"{path / 'sweep.json'}: field 'points' must be a non-empty list of sweep points")
-    params = [p.get("params") or {} for p in points if isinstance(p, dict)]
-    names = sorted({k for p in params for k in p}, key=lambda k: list(data.get("vary", {})).index(k)
-                    if k in data.get("vary", {}) else 99)
+    varied = list(data.get("vary") or {}) if isinstance(data.get("vary"), dict) else []
+    given = [k for p in points if isinstance(p, dict) and isinstance(p.get("params"), dict) for k in p["params"]]
+    names = list(dict.fromkeys(varied + given))
     fleet_param = next((f for f in FLEET_PARAMS if f in names), next((n for n in names if "clients" in n), None))
     if fleet_param is None:
         raise RecordError(f"{path / 'sweep.json'}: no varied fleet size (expected one of {', '.join(FLEET_PARAMS)} "

@@ -5,7 +5,6 @@ a rejected query names the query and Prometheus's own message.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +72,6 @@ class PrometheusAPI:
 
     def targets(self) -> list[dict[str, Any]]:
         return self._get("/api/v1/targets").get("activeTargets", [])
-
-
-def finite(samples: list[Sample]) -> list[Sample]:
-    return [s for s in samples if not math.isnan(s.value)]
 
 
 def _reason(exc: Exception) -> str:

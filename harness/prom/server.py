@@ -90,8 +90,7 @@ class PrometheusServer:
         with self._log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [binary, f"--config.file={config_path}", f"--storage.tsdb.path={root / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=2d",
-                 "--web.enable-lifecycle"],
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=2d"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready()
         return self
