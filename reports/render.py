@@ -131,14 +131,16 @@ def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
         return section
     for comp in comparisons:
         b, a = comp.before, comp.after
-        rows = [[r.metric.label, r.before_text, r.after_text, r.change_text,
-                 f"{r.metric.seed_before} → {r.metric.seed_after}" if r.metric.seed_before else ""]
-                for r in comp.rows]
-        kind = "legacy vs fixed" if comp.legacy_vs_fixed else "pairwise, in the order given"
-        section.blocks.append(Table(
-            ["metric", f"before: {b.label} ({b.profile})", f"after: {a.label} ({a.profile})", "change",
-             "seed system (DESIGN.md)"],
-            rows, f"{b.scenario_name} ({b.engine}) — {kind}"))
+        headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine})",
+                   f"after: {a.label} ({a.profile}, {a.engine})", "change"]
+        rows = [[r.metric.label, r.before_text, r.after_text, r.change_text] for r in comp.rows]
+        if comp.legacy_vs_fixed:  # the seed's expectations are about exactly this pair
+            headers.append("seed system (DESIGN.md)")
+            for row, r in zip(rows, comp.rows):
+                row.append(f"{r.metric.seed_before} → {r.metric.seed_after}" if r.metric.seed_before else "")
+        caption = (f"{b.scenario_name} ({b.engine}) — legacy vs fixed" if comp.legacy_vs_fixed
+                   else f"{b.scenario_name} → {a.scenario_name} — pairwise, in the order given")
+        section.blocks.append(Table(headers, rows, caption))
     section.blocks.append(Note("counts are per day of scenario time; p95 is the Kaplan–Meier estimate "
                                "(unknown when the run was too short to observe it)"))
     return section

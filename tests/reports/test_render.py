@@ -59,7 +59,8 @@ def test_before_after_table_is_filled_with_measured_values(legacy_fixed):
     md = (index.parent / "summary.md").read_text(encoding="utf-8")
     table = md[md.index("## Before / after"):md.index("## Connection lifetimes")]
     assert "legacy vs fixed" in table
-    assert "| 403 auth errors | 48/day (2 in 1h) | 0.0/day (0 in 1h) | -100% |" in table
+    assert "| metric | before: legacy (legacy, emulate) | after: fixed (fixed, emulate) | change | seed system" in table
+    assert "| 403 auth errors | 48/day (2 in 1h) | 0.0/day (0 in 1h) | -100% | \\~20/day → \\~1/day |" in table
     assert "| connection duration p95 | 15m | 2h13m | +789% |" in table
 
 
@@ -128,3 +129,10 @@ def test_prometheus_verdicts_of_a_run_are_shown_beside_the_record_ones(tmp_path)
     html = render([run], tmp_path / "out").read_text()
     assert "run, judged by Prometheus: 0 pass, 0 fail, 1 unknown" in html
     assert "run: 1 pass, 0 fail, 0 unknown" in html
+
+
+def test_a_pairwise_comparison_has_no_seed_column(tmp_path):
+    runs = [write_run(tmp_path / e, SyntheticRun(engine=e, profile="fixed")) for e in ("emulate", "simulate")]
+    md = (render(runs, tmp_path / "out").parent / "summary.md").read_text()
+    table = md[md.index("## Before / after"):md.index("## Connection lifetimes")]
+    assert "pairwise, in the order given" in table and "seed system" not in table
