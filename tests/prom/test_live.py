@@ -23,6 +23,7 @@ pytestmark = [
     pytest.mark.skipif(find_binary() is None, reason="prometheus not installed (Debian package `prometheus`)"),
 ]
 
+WINDOW = 600  # seconds: wide enough to hold the zero samples scraped before the values were set
 GATES = [
     {"name": "p50 lifetime", "metric": "connection_duration", "stat": "p50", "op": ">=", "value": "30s"},
     {"name": "p95 lifetime", "metric": "connection_duration", "stat": "p95", "op": ">=", "value": "2h"},
@@ -84,7 +85,7 @@ def prom():
 
 
 def test_verdicts_pass_fail_and_unknown_against_a_live_prometheus(prom):
-    verdicts = {v.name: v for v in evaluate(parse_gates(GATES), prom.url, window=60)}
+    verdicts = {v.name: v for v in evaluate(parse_gates(GATES), prom.url, window=WINDOW)}
     assert {name: v.verdict for name, v in verdicts.items()} == EXPECTED
     p95 = verdicts["p95 lifetime"]
     assert 60 < p95.observed <= 120 and p95.provenance["bucket"] == [60, 120]
@@ -102,8 +103,8 @@ def test_a_compressed_run_is_judged_in_scenario_time(prom):
     """At time scale 10 the server's 100 s lifetimes are 1000 s of scenario time; buckets scale with them."""
     gates = parse_gates([GATES[1], {"name": "p50 lifetime", "metric": "connection_duration", "stat": "p50",
                                     "op": ">=", "value": "10m"}])
-    wall = {v.name: v for v in evaluate(gates, prom.url, window=60)}
-    scenario = {v.name: v for v in evaluate(gates, prom.url, window=60, time_scale=10)}
+    wall = {v.name: v for v in evaluate(gates, prom.url, window=WINDOW)}
+    scenario = {v.name: v for v in evaluate(gates, prom.url, window=WINDOW, time_scale=10)}
     assert scenario["p95 lifetime"].observed == pytest.approx(10 * wall["p95 lifetime"].observed)
     assert scenario["p95 lifetime"].provenance["bucket"] == [600, 1200]
     assert wall["p50 lifetime"].verdict == FAIL and scenario["p50 lifetime"].verdict == PASS
@@ -112,7 +113,7 @@ def test_a_compressed_run_is_judged_in_scenario_time(prom):
 def test_cli_writes_verdicts_and_exits_like_a_run(prom, tmp_path, capsys):
     gate_file = tmp_path / "gates.yaml"
     gate_file.write_text(json.dumps({"gates": GATES}))  # JSON is YAML
-    code = stormbench(["gates", "--prometheus", prom.url, "--gates", str(gate_file), "--window", "60s",
+    code = stormbench(["gates", "--prometheus", prom.url, "--gates", str(gate_file), "--window", f"{WINDOW}s",
                        "--out", str(tmp_path / "out")])
     assert code == 1  # a strict gate failed
     written = {v["name"]: v["verdict"] for v in json.loads((tmp_path / "out" / "gates.json").read_text())}
@@ -135,7 +136,7 @@ def test_every_dashboard_query_returns_series(prom):
 def test_a_prometheus_that_is_down_is_a_clear_error_and_exit_2(tmp_path, capsys):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(PrometheusUnavailable, match="cannot reach Prometheus at .*connection refused"):
-        evaluate(parse_gates(GATES), url, window=60)
+        evaluate(parse_gates(GATES), url, window=WINDOW)
     gate_file = tmp_path / "gates.yaml"
     gate_file.write_text(json.dumps(GATES))
     assert stormbench(["gates", "--prometheus", url, "--gates", str(gate_file)]) == 2
