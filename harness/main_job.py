@@ -28,6 +28,7 @@ from harness.scenario import load
 
 HELP = "the `make run` job: staging-day legacy vs fixed, before/after table"
 PROFILES = ("legacy", "fixed")
+MAX_WARNINGS = 4
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +102,7 @@ def verdicts_table(results: dict[str, list]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console() if Console().is_terminal else Console(width=120)
     started = time.monotonic()
     path = resolve_scenario_path(args.scenario)
     root = Path(args.out) if args.out else Path("runs") / f"main-job-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -114,8 +115,10 @@ def run(args: argparse.Namespace) -> int:
     console.print(verdicts_table(results))
     for profile, out in zip(PROFILES, dirs):
         warnings = RunRecord(out).meta.get("warnings", [])
-        for w in warnings:
+        for w in warnings[:MAX_WARNINGS]:
             console.print(f"[yellow]{profile}: {w}[/yellow]")
+        if len(warnings) > MAX_WARNINGS:
+            console.print(f"[yellow]{profile}: … {len(warnings) - MAX_WARNINGS} more in {out / 'meta.json'}[/yellow]")
     if not args.no_report:
         from reports import render
         index = render(dirs, root / "report")

@@ -55,6 +55,8 @@ HEARTBEAT_FLOOR_WALL = 0.25
 OPEN_TIMEOUT_FLOOR_WALL = 2.0
 #: the shortest grace the server gives an expired token for the in-band refresh to arrive (wall)
 EXPIRY_GRACE_FLOOR_WALL = 0.25
+#: a restart whose downtime (scenario seconds) exceeds this gets a warning
+RESTART_WARN_S = 30.0
 #: scrapes per run (at most one per wall second)
 SCRAPES_PER_RUN = 120
 
@@ -234,9 +236,15 @@ class _Run:
         def apply_and_record(step: Step) -> None:
             began = self.clock()
             original_apply(step)
+            took = self.clock() - began
             self.fault_events.append({"t": began, "client": "harness", "kind": f"fault_{step.action}",
                                       "fault": step.fault.kind, "index": step.index,
-                                      "applied_in_s": round(self.clock() - began, 3)})
+                                      "applied_in_s": round(took, 3)})
+            if step.fault.kind == "server_restart" and took > RESTART_WARN_S:
+                self.warnings.append(
+                    f"server restart at {step.at:g}s took {self.scale.to_wall(took):.1f}s wall = {took:.0f}s of "
+                    f"scenario time at ×{self.scale.factor:g}: gates on recovery shortly after it measure "
+                    f"this machine's restart time, not the clients")
 
         self.applier.apply = apply_and_record  # type: ignore[method-assign]
         self.origin_unix = time.time() + 0.2

@@ -30,21 +30,22 @@ class TimeScale:
         return wall_seconds * self.factor
 
     def distortion_warnings(self, constants: dict[str, float], processing: dict[str, float]) -> list[str]:
-        """One warning per (processing time, time constant) pair where the processing time
-        (wall seconds, measured) exceeds DISTORTION_SHARE of the constant once scaled.
-
-        `constants` are in scenario seconds (e.g. token_ttl, heartbeat interval),
-        `processing` in wall seconds (e.g. handshake p95, agent reply p95)."""
+        """One warning per processing time (wall seconds, measured: e.g. handshake, agent reply)
+        that exceeds DISTORTION_SHARE of any time constant (scenario seconds: token TTL,
+        heartbeat, backoff base) once scaled, naming every constant it distorts."""
         out = []
         for pname, ptime in sorted(processing.items()):
-            for cname, cvalue in sorted(constants.items()):
-                if cvalue is None or cvalue <= 0 or ptime is None:
+            if ptime is None:
+                continue
+            hit = []
+            for cname, cvalue in sorted(constants.items(), key=lambda kv: kv[1] or 0):
+                if cvalue is None or cvalue <= 0:
                     continue
-                scaled = self.to_wall(cvalue)
-                share = ptime / scaled
+                share = ptime / self.to_wall(cvalue)
                 if share > DISTORTION_SHARE:
-                    out.append(
-                        f"time_scale {self.factor:g} shrinks {cname} ({cvalue:g}s) to {scaled * 1000:.1f}ms wall, "
-                        f"and {pname} takes {ptime * 1000:.1f}ms ({share:.0%} of it): results that depend on "
-                        f"{cname} are distorted; lower time_scale")
+                    hit.append(f"{cname} {cvalue:g}s→{self.to_wall(cvalue) * 1000:.1f}ms ({share:.0%})")
+            if hit:
+                out.append(f"time_scale {self.factor:g}: {pname} takes {ptime * 1000:.1f}ms wall, more than "
+                           f"{DISTORTION_SHARE:.0%} of the scaled {', '.join(hit)}; results that depend on "
+                           f"these are distorted (lower time_scale)")
         return out

@@ -13,9 +13,10 @@ def test_round_trip_and_scaling():
 
 def test_distortion_warning_only_above_five_percent():
     s = TimeScale(1000)   # a 30 s heartbeat becomes 30 ms wall
-    warn = s.distortion_warnings({"heartbeat_interval": 30.0, "token_ttl": 900.0},
-                                 {"handshake": 0.002})
-    assert len(warn) == 1 and "heartbeat_interval" in warn[0]
+    warn = s.distortion_warnings({"heartbeat_interval": 30.0, "token_ttl": 900.0, "base_delay": 1.0},
+                                 {"handshake": 0.002, "agent": 0.00001})
+    assert len(warn) == 1 and "handshake" in warn[0]
+    assert "heartbeat_interval" in warn[0] and "base_delay" in warn[0] and "token_ttl" not in warn[0]
     assert TimeScale(1).distortion_warnings({"heartbeat_interval": 30.0}, {"handshake": 0.002}) == []
 
 
