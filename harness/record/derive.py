@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -66,8 +66,6 @@ class Derived:
     timeseries: list[dict]
     ledger_displayed: list[dict]
     conversation_owner: dict[str, str]
-    observed_until: dict[str, float]            # per client: when observation of it ended
-    clients: set[str] = field(default_factory=set)
 
 
 def derive(events: list[dict], end: float) -> Derived:
@@ -75,7 +73,6 @@ def derive(events: list[dict], end: float) -> Derived:
     order: list[_Conn] = []
     stop_at: dict[str, float] = {}
     owner: dict[str, str] = {}
-    clients: set[str] = set()
     bins = max(1, math.ceil(end))
     series: dict[str, list[int]] = {c: [0] * bins for c in TIMESERIES_COLUMNS if c not in ("t", "active", "closes")}
     in_session: set[str] = set()
@@ -94,7 +91,6 @@ def derive(events: list[dict], end: float) -> Derived:
         t = float(r["t"])
         kind = r.get("kind")
         client = str(r.get("client", ""))
-        clients.add(client)
         if "conversation" in r and client and r["conversation"] is not None:
             owner.setdefault(str(r["conversation"]), client)
         b = min(int(t), bins - 1) if t >= 0 else 0
@@ -160,9 +156,7 @@ def derive(events: list[dict], end: float) -> Derived:
         for code in codes:
             row[f"closes_{code}"] = closes_by_code[code][i]
         timeseries.append(row)
-    observed_until = {c: min(stop_at.get(c, end), end) for c in clients if c}
-    clients.discard("")
-    return Derived(rows, timeseries, displayed_rows, owner, observed_until, clients)
+    return Derived(rows, timeseries, displayed_rows, owner)
 
 
 def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int
