@@ -17,8 +17,10 @@ Where each metric comes from (every time in scenario seconds):
   name (counters: increase over the phase; gauges: the scraped values). Absent → unknown.
 
 Phases: `run` is [0, end); `before: K` is [0, first K fault); `during: K` covers each K
-fault's [at, at+for) (one second for an instantaneous fault); `after: K, within: T`
-covers [fault end, fault end + T). `*` matches any fault kind.
+fault's time in force (at least one second); `after: K, within: T` covers [fault end,
+fault end + T). `*` matches any fault kind. Times in force are the engine's measured ones
+when the record has them (`RunRecord.fault_windows`: a restart lasts until the server is
+back), else the schedule's `at` / `for`.
 
 Stats: count, rate (per second), mean, min, max, value (the last), pN, growth
 (median of the last quarter over the first, minus one), max_window_count (the most
@@ -28,8 +30,9 @@ fault, the smallest over occurrences; otherwise the minimum over the median).
 
 `Nx baseline`: N times the same metric and stat over the baseline phase (default: before
 the first fault; the whole run when there is none). For max_window_count the baseline
-is the mean count per window at the baseline phase's rate, so "3x baseline" means
-"no window with three times the usual number of events".
+is the mean count per window at the baseline phase's rate, floored at one event, so
+"3x baseline" means "no window with more than three times the usual number of events, and
+never fewer than three" (a single event in a quiet run is not a spike).
 """
 from __future__ import annotations
 
@@ -73,22 +76,27 @@ class Observation:
 
 # ---------------------------------------------------------------- phases
 
+def matching_faults(phase: Phase, rec: RunRecord) -> list[dict]:
+    """The faults a phase is tied to, in time order, with their `start_s` / `end_s` in force."""
+    faults = [f for f in rec.fault_windows if phase.fault == "*" or f["kind"] == phase.fault]
+    if not faults:
+        raise Undecidable(f"no {phase.fault!r} fault in this run, so the phase {phase.to_dict()} is empty")
+    return sorted(faults, key=lambda f: f["start_s"])
+
+
 def phase_intervals(phase: Phase, rec: RunRecord) -> Intervals:
     end = rec.end
     if phase.when == "run":
         return [(0.0, end)]
-    faults = [f for f in rec.faults if phase.fault == "*" or f["kind"] == phase.fault]
-    if not faults:
-        raise Undecidable(f"no {phase.fault!r} fault in this run, so the phase {phase.to_dict()} is empty")
+    faults = matching_faults(phase, rec)
     if phase.when == "before":
-        return [(0.0, min(float(f["at"]) for f in faults))]
+        return [(0.0, faults[0]["start_s"])]
     spans = []
-    for f in sorted(faults, key=lambda f: float(f["at"])):
-        start, stop = float(f["at"]), float(f["at"]) + float(f.get("for") or 0.0)
+    for f in faults:
         if phase.when == "during":
-            spans.append((start, max(stop, start + 1.0)))
+            spans.append((f["start_s"], max(f["end_s"], f["start_s"] + 1.0)))
         else:
-            spans.append((stop, stop + float(phase.within or 0.0)))
+            spans.append((f["end_s"], f["end_s"] + float(phase.within or 0.0)))
     return [(max(0.0, a), min(b, end)) for a, b in spans if a < end]
 
 
@@ -180,15 +188,14 @@ def _observe_gauge(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observat
     if gate.stat != "min_fraction":
         return _observe_values(gate, np.concatenate(_slices(series, intervals)), {})
     if gate.phase.when in ("during", "after"):
-        faults = [f for f in rec.faults if gate.phase.fault == "*" or f["kind"] == gate.phase.fault]
         ratios = []
-        for f, (a, b) in zip(sorted(faults, key=lambda f: float(f["at"])), intervals):
-            at = int(float(f["at"]))
+        for f, (a, b) in zip(matching_faults(gate.phase, rec), intervals):
+            at = int(f["start_s"])
             before = series[max(0, at - 60):at]
             if before.size == 0 or before.mean() <= 0:
                 raise Undecidable(f"no connections in the minute before the {f['kind']} fault at {at}s")
             level_at = min(max(int(math.ceil(b)) - 1, 0), len(series) - 1)
-            ratios.append({"fault_at_s": float(f["at"]), "reference": float(before.mean()),
+            ratios.append({"fault_at_s": f["start_s"], "reference": float(before.mean()),
                            "at_s": float(level_at), "level": float(series[level_at]),
                            "fraction": float(series[level_at] / before.mean())})
         worst = min(ratios, key=lambda r: r["fraction"])
@@ -396,7 +403,9 @@ def _baseline_threshold(gate: Gate, rec: RunRecord, prov: dict[str, Any]) -> flo
         raise Undecidable(f"the baseline phase {phase.to_dict()} is empty (a fault at 0s?)")
     if gate.stat == "max_window_count":
         count = observe(replace(gate, stat="count", baseline_factor=None), rec, phase).value
-        base = count / length * min(gate.window or 1.0, length)
+        per_window = count / length * (gate.window or 1.0)
+        prov["baseline_events_per_window"] = per_window
+        base = max(per_window, 1.0)  # a window may always hold one event: a spike needs more than N
     else:
         base = observe(replace(gate, baseline_factor=None), rec, phase).value
     if base is None:

@@ -11,6 +11,9 @@ Conventions (README "Run records", "Client event records"):
 - A reconnect is an attempt that is not the first of its client's session; a session
   starts at the client's first attempt and again after each `give_up` (a manual refresh).
 - A duplicate is a `displayed` record for a message the same client already displayed.
+- Harness records `fault_start` / `fault_stop` `{index, fault, applied_in_s}` say when a fault
+  was really applied and lifted (a server restart takes wall time, which compression makes long);
+  they become `summary.json`'s `fault_windows`, and gate phases follow them.
 """
 from __future__ import annotations
 
@@ -66,6 +69,7 @@ class Derived:
     timeseries: list[dict]
     ledger_displayed: list[dict]
     conversation_owner: dict[str, str]
+    fault_windows: list[dict]                   # when each fault was applied and lifted, measured
 
 
 def derive(events: list[dict], end: float) -> Derived:
@@ -73,6 +77,7 @@ def derive(events: list[dict], end: float) -> Derived:
     order: list[_Conn] = []
     stop_at: dict[str, float] = {}
     owner: dict[str, str] = {}
+    faults: dict[int, dict] = {}
     bins = max(1, math.ceil(end))
     series: dict[str, list[int]] = {c: [0] * bins for c in TIMESERIES_COLUMNS if c not in ("t", "active", "closes")}
     in_session: set[str] = set()
@@ -125,6 +130,15 @@ def derive(events: list[dict], end: float) -> Derived:
                 c.opened, c.status = t, int(status)
                 if in_run and int(status) == 403:
                     series["http_403"][b] += 1
+        elif kind in ("fault_start", "fault_stop") and r.get("index") is not None:
+            w = faults.setdefault(int(r["index"]), {"index": int(r["index"]), "kind": r.get("fault"),
+                                                   "start_s": None, "applied_s": 0.0,
+                                                   "stop_s": None, "lifted_s": 0.0})
+            took = float(r.get("applied_in_s") or 0.0)
+            if kind == "fault_start":
+                w["start_s"], w["applied_s"] = t, took
+            else:
+                w["stop_s"], w["lifted_s"] = t, took
         elif kind == "stop":
             stop_at.setdefault(client, t)
         elif kind == "displayed":
@@ -156,7 +170,8 @@ def derive(events: list[dict], end: float) -> Derived:
         for code in codes:
             row[f"closes_{code}"] = closes_by_code[code][i]
         timeseries.append(row)
-    return Derived(rows, timeseries, displayed_rows, owner)
+    windows = [faults[i] for i in sorted(faults) if faults[i]["start_s"] is not None]
+    return Derived(rows, timeseries, displayed_rows, owner, windows)
 
 
 def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int

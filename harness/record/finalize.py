@@ -30,19 +30,22 @@ def in_flight_window(time_scale: float) -> float:
 
 def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_flight_s: float | None = None) -> dict:
     rec = RunRecord(run_dir)
-    _derive_missing_tables(rec)
+    windows = _derive_missing_tables(rec)
     rec = RunRecord(run_dir)  # re-read what was just written
     summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
+    if windows is not None:
+        summary["fault_windows"] = windows
     (rec.dir / files.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def _derive_missing_tables(rec: RunRecord) -> None:
+def _derive_missing_tables(rec: RunRecord) -> list[dict] | None:
+    """Write the missing tables; returns the measured fault windows when events were read."""
     need_connections = not rec.has(files.CONNECTIONS)
     need_timeseries = not rec.has(files.TIMESERIES)
     need_ledger = not rec.has(files.LEDGER) and not rec.has(files.LEDGER_SUMMARY)
     if not (need_connections or need_timeseries or need_ledger):
-        return
+        return None
     if not rec.has(files.EVENTS):
         missing = [n for n, need in ((files.CONNECTIONS, need_connections), (files.TIMESERIES, need_timeseries),
                                      (files.LEDGER, need_ledger)) if need]
@@ -54,6 +57,7 @@ def _derive_missing_tables(rec: RunRecord) -> None:
         write_csv(rec.path(files.TIMESERIES), timeseries_columns(derived.timeseries), derived.timeseries)
     if need_ledger:
         write_csv(rec.path(files.LEDGER), files.LEDGER_COLUMNS, ledger_table(rec.dir, derived))
+    return derived.fault_windows
 
 
 def _opt(value: float | None) -> float | None:

@@ -87,6 +87,31 @@ class RunRecord:
                       for f in self.scenario.get("faults", [])]
         return faults
 
+    @cached_property
+    def fault_windows(self) -> list[dict]:
+        """Each fault of `faults.json` with `start_s` and `end_s`: when it was in force.
+
+        The engine's measured times (`summary.json` `fault_windows`, from its `fault_start` /
+        `fault_stop` records) where the record has them, else the schedule. An instantaneous
+        fault is in force while it is being applied (a restart until the server is back).
+        """
+        measured = {int(w["index"]): w for w in self.summary.get("fault_windows", [])}
+        out = []
+        for i, f in enumerate(self.faults):
+            at, length = float(f["at"]), f.get("for")
+            start, end = at, at + float(length or 0.0)
+            w = measured.get(i)
+            if w is not None and w.get("start_s") is not None:
+                start = float(w["start_s"])
+                if w.get("stop_s") is not None:
+                    end = float(w["stop_s"]) + float(w.get("lifted_s") or 0.0)
+                elif length is None:
+                    end = start + float(w.get("applied_s") or 0.0)
+                else:
+                    end = start + float(length)
+            out.append({**f, "start_s": start, "end_s": max(end, start)})
+        return out
+
     def _csv(self, name: str, columns: tuple[str, ...], dtype: dict | None = None) -> pd.DataFrame:
         path = self.dir / name
         if not path.exists():

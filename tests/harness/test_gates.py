@@ -60,14 +60,45 @@ def test_phases_follow_the_fault_timeline(closes_run):
 
 
 def test_baseline_relative_threshold(closes_run):
-    # baseline: 2 closes in the 300 s before the first fault -> 0.4 per 60 s window -> 3x = 1.2
+    # baseline: 2 closes in the 300 s before the first fault -> 0.4 per 60 s window, floored at 1 -> 3x = 3
     v = judge(closes_run, metric='closes{code="4401"}', stat="max_window_count", window="1m", op="<=",
               value="3x baseline")
-    assert v.threshold == pytest.approx(1.2) and v.verdict == FAIL
-    assert v.provenance["baseline"]["value"] == pytest.approx(0.4)
-    v = judge(closes_run, metric='closes{code="4401"}', stat="max_window_count", window="1m", op="<=",
-              value="10x baseline")
-    assert (v.threshold, v.verdict) == (pytest.approx(4.0), PASS)
+    assert (v.threshold, v.verdict, v.observed) == (3.0, FAIL, 4.0)
+    assert v.provenance["baseline_events_per_window"] == pytest.approx(0.4)
+    # 10 minutes: 2 / 300 s * 600 s = 4 per window -> 3x = 12
+    v = judge(closes_run, metric='closes{code="4401"}', stat="max_window_count", window="10m", op="<=",
+              value="3x baseline")
+    assert (v.threshold, v.verdict, v.observed) == (pytest.approx(4.0 * 3), PASS, 6.0)
+    # another baseline phase: before the restart (450 s) there were all six closes
+    v = judge(closes_run, metric='closes{code="4401"}', stat="count", op="<=", value="1x baseline",
+              baseline={"before": "server_restart"})
+    assert (v.threshold, v.verdict) == (6.0, PASS)
+
+
+def test_phases_follow_measured_fault_times(tmp_path):
+    """A restart scheduled at 100 s that took 50 s to apply: 'after' starts when the server was back."""
+    events = []
+    for i in range(4):
+        back = 160 if i < 3 else 175
+        events += session(f"c{i}", f"k{i}", [(0, 1, 101, 1012), (back, back, None, None)])
+    events.append({"t": 100.0, "client": "harness", "kind": "fault_start", "fault": "server_restart", "index": 0,
+                   "applied_in_s": 50.0})
+    out = write_record(tmp_path / "r", events, duration=300, clients=4,
+                       faults=[{"at": 100, "kind": "server_restart"}])
+    summary = finalize(out)
+    assert summary["fault_windows"][0]["start_s"] == 100.0 and summary["fault_windows"][0]["applied_s"] == 50.0
+    rec = RunRecord(out)
+    assert (rec.fault_windows[0]["start_s"], rec.fault_windows[0]["end_s"]) == (100.0, 150.0)
+    during = judge(rec, metric='closes{code="1012"}', stat="count", op="==", value=4,
+                   phase={"during": "server_restart"})
+    assert during.verdict == PASS and during.provenance["intervals"] == [[100.0, 150.0]]
+    # 20 s after the server was back (150 s): three of four reconnected; by 30 s all four
+    v = judge(rec, metric="active_connections", stat="min_fraction", op=">=", value=0.99,
+              phase={"after": "server_restart", "within": "20s"})
+    assert (v.verdict, v.observed) == (FAIL, pytest.approx(0.75))
+    v = judge(rec, metric="active_connections", stat="min_fraction", op=">=", value=0.99,
+              phase={"after": "server_restart", "within": "30s"})
+    assert (v.verdict, v.observed) == (PASS, pytest.approx(1.0))
 
 
 def test_lifetime_quantiles_decide_from_censored_evidence(closes_run):
