@@ -25,7 +25,7 @@ back), else the schedule's `at` / `for`.
 Stats: count, rate (per second), mean, min, max, value (the last), pN, growth
 (median of the last quarter over the first, minus one), max_window_count (the most
 events in any rolling `window` inside the phase), min_fraction (fault-tied phases: the
-level at the end of each phase interval over the mean level in the minute before the
+level at the end of each phase interval over the level in the last second before the
 fault, the smallest over occurrences; otherwise the minimum over the median).
 
 `Nx baseline`: N times the same metric and stat over the baseline phase (default: before
@@ -191,13 +191,14 @@ def _observe_gauge(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observat
         ratios = []
         for f, (a, b) in zip(matching_faults(gate.phase, rec), intervals):
             at = int(f["start_s"])
-            before = series[max(0, at - 60):at]
-            if before.size == 0 or before.mean() <= 0:
-                raise Undecidable(f"no connections in the minute before the {f['kind']} fault at {at}s")
+            if at < 1:
+                raise Undecidable(f"the {f['kind']} fault starts at 0 s: there is no level before it")
+            reference = float(series[min(at, len(series)) - 1])   # the last full second before the fault
+            if reference <= 0:
+                raise Undecidable(f"no connections just before the {f['kind']} fault at {at}s")
             level_at = min(max(int(math.ceil(b)) - 1, 0), len(series) - 1)
-            ratios.append({"fault_at_s": f["start_s"], "reference": float(before.mean()),
-                           "at_s": float(level_at), "level": float(series[level_at]),
-                           "fraction": float(series[level_at] / before.mean())})
+            ratios.append({"fault_at_s": f["start_s"], "reference": reference, "at_s": float(level_at),
+                           "level": float(series[level_at]), "fraction": float(series[level_at] / reference)})
         worst = min(ratios, key=lambda r: r["fraction"])
         return Observation(worst["fraction"], provenance={"occurrences": ratios},
                            failing=lambda _t: {"worst": worst})
