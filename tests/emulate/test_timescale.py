@@ -39,3 +39,44 @@ def test_tally_counts_open_sockets_not_open_minus_close_events():
     assert (t.displayed, t.duplicates_displayed, t.http_403, t.manual_refreshes) == (2, 1, 1, 1)
     merged = type(t).merge([t.snapshot(), t.snapshot()])
     assert merged.active == 2 and merged.closes["1006"] == 4
+
+
+def test_live_view_prints_progress_lines_off_a_tty():
+    import io
+
+    from harness.emulate.live import LiveView, Tally
+
+    out = io.StringIO()
+    t = Tally(attempts=10, active=3, http_403=2)
+    t.closes["1012"] = 4
+    with LiveView("demo", 3600.0, stream=out, line_every=10.0) as view:
+        view.update(60.0, t, ["latency"], wall=100.0)
+        view.update(61.0, t, ["latency"], wall=105.0)   # within line_every: no second line
+        view.update(3600.0, t, [], wall=111.0)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "t=1m/1h" in lines[0] and "active=3" in lines[0] and "1012:4" in lines[0]
+    assert "403=2" in lines[0] and "faults=latency" in lines[0]
+
+
+def test_live_panel_shows_the_run_state():
+    import io
+
+    from rich.console import Console
+
+    from harness.emulate.live import LiveView, Tally
+
+    t = Tally(active=7, manual_refreshes=1)
+    buf = io.StringIO()
+    Console(file=buf, width=100).print(LiveView("demo", 60.0, stream=io.StringIO()).render(30.0, t, ["partition"]))
+    text = buf.getvalue()
+    assert "active connections" in text and "7" in text and "partition" in text
+    assert "no forced refresh" in text and "failing (1)" in text
+
+
+def test_fleet_bound_counts_two_proxy_descriptors_per_socket():
+    from harness.emulate.fleet import FD_RESERVE, fleet_bound, split
+
+    assert fleet_bound(20000, 1) == (20000 - FD_RESERVE) // 2
+    assert fleet_bound(20000, 2) == (20000 - FD_RESERVE) // 4
+    assert split(list(range(0)), 2) == [[], []]
