@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.record.survival import kaplan_meier
 
@@ -41,3 +43,12 @@ def test_ties_count_ends_before_censorings():
 def test_empty():
     km = kaplan_meier(np.array([]), np.array([], bool))
     assert km.quantile(0.5) is None and km.restricted_mean() == (None, False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=200),
+       st.sampled_from([0.05, 0.5, 0.9, 0.95, 0.99]))
+def test_uncensored_quantiles_are_the_inverted_cdf(durations, q):
+    d = np.asarray(durations, dtype=float)
+    km = kaplan_meier(d, np.ones(d.size, bool))
+    assert km.quantile(q) == np.quantile(d, q, method="inverted_cdf")
