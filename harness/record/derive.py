@@ -180,8 +180,8 @@ def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, 
     active_delta = [0] * (bins + 1)
     closes_by_code: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
     for c in order:
-        if c.opened is None:
-            continue  # no answer to the attempt (refused or timed-out TCP connect): no row
+        if c.opened is None or c.opened >= end:
+            continue  # no answer to the attempt (refused or timed-out TCP connect), or after the run: no row
         if c.status is not None:
             rows.append({"client": c.client, "conn": c.conn, "opened_s": c.opened, "closed_s": None,
                          "duration_s": None, "close_code": None, "closed_by": None, "http_status": c.status,

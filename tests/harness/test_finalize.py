@@ -24,6 +24,7 @@ def story():
            {"t": 50.0, "client": "c2", "kind": "open", "sock": "s9"}]
         + [displayed("c0", "k0", "m1", 1, 21), displayed("c0", "k0", "m2", 2, 31), displayed("c0", "k0", "m2", 2, 32),
            displayed("c0", "k0", "zz", 9, 33), displayed("c2", "k2", "p3", 3, 60), displayed("c2", "k2", "p2", 2, 61)]
+        + session("c3", "k3", [(100.2, 100.5, None, None)])    # after the end of the run: not observed
     )
     sent = [("k0", "m1", 1, 20), ("k0", "m2", 2, 30), ("k0", "m3", 3, 40), ("k0", "m4", 4, 98),
             ("k1", "n1", 1, 50), ("k1", "n2", 2, 58), ("k2", "p1", 1, 45), ("k2", "p2", 2, 55), ("k2", "p3", 3, 56)]
