@@ -10,6 +10,9 @@ Conventions (README "Run records", "Client event records"):
   clients leave). Its duration is then the time observed so far.
 - A reconnect is an attempt that is not the first of its client's session; a session
   starts at the client's first attempt and again after each `give_up` (a manual refresh).
+- A message the server sent belongs to the client whose records name its conversation (a
+  `start {conversation}` harness record, or `received` / `displayed`), else to the client whose
+  id is the conversation id.
 - A duplicate is a `displayed` record for a message the same client already displayed.
 - Harness records `fault_start` / `fault_stop` `{index, fault, applied_in_s}` say when a fault
   was really applied and lifted (a server restart takes wall time, which compression makes long);
@@ -69,6 +72,7 @@ class Derived:
     timeseries: list[dict]
     ledger_displayed: list[dict]
     conversation_owner: dict[str, str]
+    clients: set[str]                           # every client that attempted a connection
     fault_windows: list[dict]                   # when each fault was applied and lifted, measured
 
 
@@ -77,6 +81,7 @@ def derive(events: list[dict], end: float) -> Derived:
     order: list[_Conn] = []
     stop_at: dict[str, float] = {}
     owner: dict[str, str] = {}
+    clients: set[str] = set()
     faults: dict[int, dict] = {}
     bins = max(1, math.ceil(end))
     series: dict[str, list[int]] = {c: [0] * bins for c in TIMESERIES_COLUMNS if c not in ("t", "active", "closes")}
@@ -102,6 +107,7 @@ def derive(events: list[dict], end: float) -> Derived:
         in_run = t < end
         if kind == "attempt":
             conn(r)
+            clients.add(client)
             if in_run:
                 series["attempts"][b] += 1
                 if client in in_session:
@@ -171,7 +177,7 @@ def derive(events: list[dict], end: float) -> Derived:
             row[f"closes_{code}"] = closes_by_code[code][i]
         timeseries.append(row)
     windows = [faults[i] for i in sorted(faults) if faults[i]["start_s"] is not None]
-    return Derived(rows, timeseries, displayed_rows, owner, windows)
+    return Derived(rows, timeseries, displayed_rows, owner, clients, windows)
 
 
 def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int
@@ -230,7 +236,11 @@ def read_sent(path: Path) -> pd.DataFrame:
 def ledger_table(run_dir: Path, derived: Derived) -> pd.DataFrame:
     """`ledger.csv`: the server's sent log attributed to the owning client, then the displays."""
     sent = read_sent(run_dir / SENT)
-    sent.insert(0, "client", sent["conversation"].map(derived.conversation_owner))
+    owner = sent["conversation"].map(derived.conversation_owner).astype(object)
+    # a conversation named after a client is that client's (the emulation names them so), even
+    # when the client displayed nothing and so never said which conversation it follows
+    named = sent["conversation"].where(sent["conversation"].isin(derived.clients)).astype(object)
+    sent.insert(0, "client", owner.fillna(named))
     sent.insert(0, "kind", "sent")
     shown = pd.DataFrame.from_records(derived.ledger_displayed, columns=list(LEDGER_COLUMNS))
     return pd.concat([sent[list(LEDGER_COLUMNS)], shown], ignore_index=True)

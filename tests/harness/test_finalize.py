@@ -120,6 +120,13 @@ def test_messages_to_a_client_that_gave_up_are_never_lost(tmp_path):
     assert (s["lost_messages"], s["messages_indeterminate"]) == (0, 1)
 
 
+def test_a_conversation_named_after_a_client_is_its_own(tmp_path):
+    events = [e for e in session("c7", "c7", [(0, 1, None, None)]) if e["kind"] != "start"]
+    s = finalize(write_record(tmp_path / "r", events, [("c7", "m1", 1, 20), ("zz", "m2", 1, 20)],
+                              duration=100, clients=1))
+    assert (s["lost_messages"], s["messages_indeterminate"]) == (1, 1)   # c7's is lost, zz's has no client
+
+
 def test_engine_written_tables_are_kept(tmp_path):
     events, sent = story()
     out = write_record(tmp_path / "run", events, sent, duration=100, clients=3)
