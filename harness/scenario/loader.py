@@ -68,7 +68,14 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenar
     document = read_yaml(path)
     if not isinstance(document, dict):
         raise UsageError(f"{path}: expected a mapping of scenario fields at the top level, got {type(document).__name__}")
-    return from_dict(apply_overrides(document, overrides), source=str(path), base_dir=path.parent)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return from_dict(apply_overrides(document, given), source=str(path), base_dir=path.parent)
+    except UsageError as exc:
+        if not given:
+            raise
+        note = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        raise UsageError(f"{exc}\n  (the scenario as overridden by: {note})") from None
 
 
 def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
