@@ -24,7 +24,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -36,7 +35,7 @@ from harness.emulate import probe
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import Fleet, WorkerSpec, fleet_bound, split, worker_count
 from harness.emulate.host import fd_limit, host_facts
-from harness.emulate.live import LiveView, Tally
+from harness.emulate.live import LiveView
 from harness.emulate.plan import Plan, Step, make_plan, timeline
 from harness.emulate.procs import ManagedProcess
 from harness.emulate.scrape import parse_metrics

@@ -88,7 +88,6 @@ class FaultApplier:
     admin_key: str
     user_of: Callable[[str], str]
     groups_of: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    on_server_restarted: Callable[[], None] = lambda: None
     in_force: dict[int, Step] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
 
@@ -160,7 +159,6 @@ class FaultApplier:
     def _bring_back(self) -> None:
         assert self.server is not None
         self.server.start()
-        self.on_server_restarted()
 
     def _admin(self, path: str, body: dict[str, Any]) -> None:
         r = requests.post(self.http_url() + path, json=body, headers={"X-Admin-Key": self.admin_key},

@@ -22,13 +22,3 @@ def parse_metrics(text: str) -> list[dict[str, Any]]:
             out.append({"name": s.name, "labels": dict(s.labels),
                         "value": v if math.isfinite(v) else str(v)})
     return out
-
-
-def sample_value(samples: list[dict[str, Any]], name: str, **labels: str) -> float:
-    """Sum of the samples named `name` whose labels include `labels` (0.0 when absent)."""
-    total = 0.0
-    for s in samples:
-        if s["name"] == name and all(s["labels"].get(k) == v for k, v in labels.items()):
-            if isinstance(s["value"], (int, float)):
-                total += s["value"]
-    return total

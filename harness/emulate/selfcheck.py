@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from dataclasses import dataclass, field
 
 import psutil
@@ -101,13 +100,3 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
         "load_generator_bottleneck": bool(reasons),
         "bottleneck_reasons": reasons,
     }
-
-
-class Stopwatch:
-    """Wall-clock origin shared by a run (monotonic, immune to clock steps)."""
-
-    def __init__(self) -> None:
-        self.origin = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.origin

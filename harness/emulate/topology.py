@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from toxiproxy import Toxiproxy
 
 from harness.emulate.procs import ManagedProcess, stormbench_argv
@@ -167,15 +166,6 @@ class ProxyControl:
         ws = urlsplit(server.ws_url)._replace(netloc=self.listen[ws_name]).geturl()
         http = urlsplit(server.http_url)._replace(netloc=self.listen[http_name]).geturl()
         return Endpoints(ws, http)
-
-    def retarget(self, server: Endpoints) -> None:
-        """Point every proxy at a server that came back on new ports (Toxiproxy's
-        POST /proxies/{name} accepts a new upstream)."""
-        for g in range(self.groups):
-            ws_name, http_name = self.names(g)
-            for name, upstream in ((ws_name, server.ws_hostport), (http_name, server.http_hostport)):
-                r = requests.post(f"{self.api_url}/proxies/{name}", json={"upstream": upstream}, timeout=10)
-                r.raise_for_status()
 
     def destroy_all(self) -> None:
         for name in list(self.listen):
