@@ -279,13 +279,26 @@ class _Run:
                 try:
                     async with http.get(f"{self.endpoints.http_url}/metrics") as r:
                         text = await r.text()
-                    writer.scrape(round(self.clock(), 3), parse_metrics(text))
+                    writer.scrape(round(self.clock(), 3), self._with_memory(parse_metrics(text)))
                 except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
                     pass  # the server is restarting: a gap in the scrapes is the truth
                 try:
                     await asyncio.wait_for(stop.wait(), every)
                 except asyncio.TimeoutError:
                     pass
+
+    def _with_memory(self, samples: list[dict]) -> list[dict]:
+        """Add the server process's resident memory when its own exposition lacks it (a
+        per-server registry has no process collector), so the leak gate can be judged."""
+        proc = self.server.proc if self.server is not None else None
+        if proc is None or proc.pid is None or any(s["name"] == "process_resident_memory_bytes" for s in samples):
+            return samples
+        try:
+            rss = psutil.Process(proc.pid).memory_info().rss
+        except psutil.Error:
+            return samples
+        return samples + [{"name": "process_resident_memory_bytes",
+                           "labels": {"source": "harness", "pid": str(proc.pid)}, "value": float(rss)}]
 
     # ---- results ----
 

@@ -106,6 +106,8 @@ def test_scrapes_are_parsed_server_metrics_in_scenario_time(run):
     assert [l["t"] for l in lines] == sorted(l["t"] for l in lines)
     names = {s["name"] for l in lines for s in l["samples"]}
     assert "ws_connections_active" in names
+    rss = [s["value"] for l in lines for s in l["samples"] if s["name"] == "process_resident_memory_bytes"]
+    assert len(rss) == len(lines) and all(10e6 < v < 2e9 for v in rss)  # the server's own RSS
     peak = max(s["value"] for l in lines for s in l["samples"] if s["name"] == "ws_connections_active")
     assert 6 <= peak <= 12
 
