@@ -1,0 +1,64 @@
+"""Fault steps against real processes, and the toxics a fault becomes once time is scaled."""
+from __future__ import annotations
+
+import requests
+
+from harness.emulate.faults import FaultApplier, toxics_for
+from harness.emulate.plan import Step
+from harness.emulate.timescale import TimeScale
+from harness.emulate.topology import ProxyControl, ServerControl, ServerOptions, start_proxy_process
+from harness.scenario import RealizedFault
+
+
+def fault(kind: str, for_: float | None = None, targets=None, **params) -> RealizedFault:
+    return RealizedFault(at=1.0, for_=for_, kind=kind, params=params, targets=targets)
+
+
+def test_toxics_are_scaled_to_wall_time():
+    s = TimeScale(10)
+    lat = toxics_for(3, fault("latency", 60, latency=0.8, jitter=0.2, stream="downstream"), s)
+    assert lat == [{"name": "f3-latency-downstream", "type": "latency", "stream": "downstream", "toxicity": 1.0,
+                    "attributes": {"latency": 80, "jitter": 20}}]
+    bw = toxics_for(0, fault("bandwidth", 60, rate=16, stream="downstream"), s)
+    assert bw[0]["attributes"] == {"rate": 160}  # the same bytes in a tenth of the time
+    part = toxics_for(1, fault("partition", 60), s)
+    assert {(t["type"], t["stream"], t["attributes"]["timeout"]) for t in part} == {
+        ("timeout", "downstream", 0), ("timeout", "upstream", 0)}
+    assert toxics_for(2, fault("ws_close", 5, code=4401), s)[0]["attributes"] == {"code": 4401, "reason": ""}
+
+
+def test_crash_restart_keeps_ports_and_tokens_and_admin_faults_apply(tmp_path):
+    server = ServerControl(ServerOptions(db=tmp_path / "s.db"), tmp_path / "logs")
+    before = server.start()
+    proxy = start_proxy_process(tmp_path / "logs", seed=1)
+    try:
+        px = ProxyControl(proxy.ready["api_url"], groups=2)
+        px.create(before)
+        applier = FaultApplier(scale=TimeScale(1), server=server, proxies=px,
+                               http_url=lambda: server.endpoints.http_url, admin_key=server.options.admin_key,
+                               user_of=lambda cid: cid, groups_of={1: (1,)})
+        token = requests.post(f"{before.http_url}/auth/token", json={"user": "u1"}, timeout=5).json()
+        pid = server.proc.pid
+        applier.apply(Step(1.0, "start", 0, fault("server_restart", mode="crash")))
+        assert server.pids == [pid, server.proc.pid] and server.proc.pid != pid
+        assert server.endpoints == before
+        again = requests.post(f"{before.http_url}/auth/refresh", json={"refresh_token": token["refresh_token"]},
+                              timeout=5)
+        assert again.status_code == 200  # the secret and the refresh family survived the crash
+        # proxy_down on group 1 only: its proxies disabled, group 0 untouched, then restored
+        down = fault("proxy_down", 5.0)
+        applier.apply(Step(1.0, "start", 1, down))
+        state = {n: px.client.get_proxy(n).enabled for pair in (px.names(0), px.names(1)) for n in pair}
+        assert state == {"g00-ws": True, "g00-http": True, "g01-ws": False, "g01-http": False}
+        assert [s.fault.kind for s in applier.in_force.values()] == ["proxy_down"]
+        applier.lift_all()
+        assert all(px.client.get_proxy(n).enabled for n in px.names(1)) and not applier.in_force
+        # auth outage through the admin API: the auth endpoint answers 503 until lifted
+        outage = fault("auth_outage", 5.0)
+        applier.apply(Step(2.0, "start", 2, outage))
+        assert requests.post(f"{before.http_url}/auth/token", json={"user": "u2"}, timeout=5).status_code == 503
+        applier.apply(Step(7.0, "stop", 2, outage))
+        assert requests.post(f"{before.http_url}/auth/token", json={"user": "u2"}, timeout=5).status_code == 200
+    finally:
+        proxy.stop()
+        server.stop()
