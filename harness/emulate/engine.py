@@ -271,6 +271,10 @@ class _Run:
         self.fleet.join(timeout=30.0)
         for index, why in sorted(self.fleet.failures.items()):
             self.warnings.append(f"worker {index}: {why}")
+        for name, proc in (("server", self.server.proc if self.server else None), ("proxy", self.proxy_proc)):
+            if proc is not None and not proc.alive():
+                self.warnings.append(f"the {name} process exited during the run (code {proc.proc.returncode}); "
+                                     f"see {proc.log_path}")
 
     async def _scrape(self, writer: RecordWriter, stop: asyncio.Event, wall_end: float) -> None:
         every = max(1.0, (wall_end - self.origin_unix) / SCRAPES_PER_RUN)

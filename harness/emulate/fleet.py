@@ -35,9 +35,11 @@ FD_RESERVE = 512
 
 
 def fleet_bound(fd_limit: int, sockets_per_client: int) -> int:
-    """The most clients the proxy process can carry: each of a client's sockets costs
-    two descriptors there (a legacy client without single_writer may hold two sockets)."""
-    return max(1, (fd_limit - FD_RESERVE) // (PROXY_FDS_PER_CONNECTION * max(1, sockets_per_client)))
+    """The most clients the proxy process can carry: each connection a client holds costs
+    two descriptors there — its WebSocket(s) (a legacy client without single_writer may
+    hold two) and, in the worst case, one HTTP connection for a token request in flight."""
+    per_client = PROXY_FDS_PER_CONNECTION * (max(1, sockets_per_client) + 1)
+    return max(1, (fd_limit - FD_RESERVE) // per_client)
 
 
 @dataclass

@@ -61,3 +61,14 @@ def test_timeline_orders_start_and_stop_and_skips_instant_stops():
         (100, "start", "server_restart"), (300, "start", "token_expiry"),
         (600, "start", "partition"), (720, "stop", "partition"), (720, "start", "latency"),
         (780, "stop", "latency"), (900, "start", "load_spike")]
+
+
+def test_fleet_is_capped_by_descriptors_and_says_so(tmp_path, monkeypatch):
+    import harness.emulate.engine as engine
+
+    monkeypatch.setattr(engine, "fd_limit", lambda: 600)   # (600 - 512) // 4 = 22 clients
+    run = engine._Run(scenario(), tmp_path, None, None, None)
+    p = run.plan()
+    assert run.bound == 22 and p.peak_clients <= 22
+    assert len([c for c in p.clients if not c.spike]) == 40 - (47 - 22)
+    assert any("fleet capped" in w and "open-files limit" in w for w in run.warnings)

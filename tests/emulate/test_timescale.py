@@ -77,6 +77,6 @@ def test_live_panel_shows_the_run_state():
 def test_fleet_bound_counts_two_proxy_descriptors_per_socket():
     from harness.emulate.fleet import FD_RESERVE, fleet_bound, split
 
-    assert fleet_bound(20000, 1) == (20000 - FD_RESERVE) // 2
-    assert fleet_bound(20000, 2) == (20000 - FD_RESERVE) // 4
+    assert fleet_bound(20000, 1) == (20000 - FD_RESERVE) // 4   # 1 WebSocket + 1 HTTP, 2 fds each
+    assert fleet_bound(20000, 2) == (20000 - FD_RESERVE) // 6
     assert split(list(range(0)), 2) == [[], []]
