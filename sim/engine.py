@@ -35,6 +35,7 @@ from sim.world import ModelOptions, World
 
 EXACT_LIMIT = 5000  # up to this many clients, events.jsonl holds every record
 MAX_AGENTS = 5000  # above this many clients, agents stand for several clients each
+MAX_WALL_S = 900.0  # a simulated run stops after this much wall time, where it is
 LEDGER_SAMPLE = 500  # clients whose messages are simulated one by one at fleet scale
 
 
@@ -74,8 +75,11 @@ def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
 
 def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path | Calibration | None = None,
              progress: Callable[[float], None] | None = None, max_agents: int = MAX_AGENTS,
-             exact_limit: int = EXACT_LIMIT) -> dict:
-    """Run the model on `scenario` at `fleet.sim_clients`, write the run record, return its summary."""
+             exact_limit: int = EXACT_LIMIT, max_wall_s: float | None = MAX_WALL_S) -> dict:
+    """Run the model on `scenario` at `fleet.sim_clients`, write the run record, return its summary.
+
+    A run that needs more than `max_wall_s` of wall time stops where it is: the record then ends
+    there (`meta.end_s`), with a warning, rather than the command running for hours."""
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if isinstance(calibration, Calibration):
@@ -95,7 +99,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         rec.scenario(scenario)
         if size.exact:
             world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent)
-            world.run(progress)
+            end = world.run(progress, max_wall_s=max_wall_s)
             ledger = None
             if scenario.fleet.message_every is None:  # no chat: nothing to lose or duplicate
                 (out / files.LEDGER_SUMMARY).write_text(json.dumps(dict.fromkeys(files.LEDGER_SUMMARY_KEYS, 0)) + "\n")
@@ -105,10 +109,13 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             world = World(model_scenario, model_cal, clients=size.agents,
                           options=ModelOptions(message_clients=sample, keep_all_records=False),
                           on_sent=lambda *row: sent.append(row))
-            world.run(progress)
-            _write_tables(out, world, size)
-            ledger = _ledger(world.records, sent, scenario, sample, size.clients)
+            end = world.run(progress, max_wall_s=max_wall_s)
+            _write_tables(out, world, size, end)
+            ledger = _ledger(world.records, sent, end, sample, size.clients)
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
+        if end < scenario.duration:
+            warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
+                            f"bound ({max_wall_s:.0f} s); fewer clients or agents (sim.engine.MAX_AGENTS) run faster")
         rec.faults([_fault_record(r, scenario, i) for i, r in enumerate(world.realized)])
         rec.meta({
             "engine": "simulate",
@@ -126,7 +133,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
                       "peak_active": world.server.peak_active * size.weight,
                       "tokens_issued": world.tokens.issued * size.weight},
             "warnings": warnings,
-            "self_check": {"sim_time_reached_s": world.env.now},
+            "self_check": {"sim_time_reached_s": end, "complete": end >= scenario.duration},
+            **({} if end >= scenario.duration else {"end_s": end}),
         })
     return finalize(out)
 
@@ -146,9 +154,9 @@ def _version() -> str:
         return "unknown"
 
 
-def _write_tables(out: Path, world: World, size: Sizing) -> None:
+def _write_tables(out: Path, world: World, size: Sizing, end: float) -> None:
     """connections.csv and timeseries.csv by `harness.record.derive`, scaled by the agents' weight."""
-    d = derive(world.records, world.duration)
+    d = derive(world.records, end)
     rows = d.connections
     w = size.weight
     if w > 1:
@@ -161,13 +169,13 @@ def _write_tables(out: Path, world: World, size: Sizing) -> None:
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
 
-def _ledger(records: list[dict], sent: list[tuple[str, str, int, float]], scenario: Scenario,
+def _ledger(records: list[dict], sent: list[tuple[str, str, int, float]], end: float,
             sample: int, clients: int) -> dict:
     """Lost, duplicated and reordered messages of the sampled clients, scaled to the fleet.
 
     A message counts as lost when its client never displays it and it was sent earlier than the
     in-flight window before the end (the same rule `finalize` applies to a full ledger)."""
-    horizon = scenario.duration - in_flight_window(1.0)
+    horizon = end - in_flight_window(1.0)
     shown: dict[str, set[str]] = defaultdict(set)
     last_seq: dict[str, int] = {}
     displayed = duplicates = reordered = 0

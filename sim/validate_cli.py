@@ -29,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="FILE",
                         help="model calibration file (default: the built-in sim/calibration_default.json)")
     parser.add_argument("--clients", type=int, metavar="N", help="override the fleet size for both engines")
+    parser.add_argument("--time-scale", type=float, metavar="X",
+                        help="override the emulation's compression: lower is slower but more faithful "
+                             "(the emulation warns when a time constant is distorted)")
     parser.add_argument("--emulated", metavar="DIR",
                         help="reuse this finished emulation run record instead of running the emulation again")
 
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from sim.engine import simulate
 
     path = resolve_scenario_path(args.scenario)
-    scenario = load(path, {"clients": args.clients} if args.clients else None)
+    overrides = {k: v for k, v in (("clients", args.clients), ("time_scale", args.time_scale)) if v}
+    scenario = load(path, overrides)
     scenario = dataclasses.replace(scenario, fleet=dataclasses.replace(scenario.fleet, sim_clients=scenario.fleet.clients))
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-validate-{time.strftime('%Y%m%d-%H%M%S')}"
     if (out / "validate.json").exists():

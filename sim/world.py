@@ -186,11 +186,21 @@ class World:
             targets = self.clients if r.targets is None else [self.by_id[t] for t in r.targets]
             fault_kinds.schedule(self, i, f, targets)
 
-    def run(self, progress: Callable[[float], None] | None = None, steps: int = 20) -> None:
+    def run(self, progress: Callable[[float], None] | None = None, *, max_wall_s: float | None = None,
+            steps: int = 96) -> float:
+        """Run to the scenario's end, or stop early after `max_wall_s` of wall time (a bounded run);
+        returns the scenario time reached."""
+        import time
+
         self.build()
-        if progress is None:
+        deadline = None if max_wall_s is None else time.perf_counter() + max_wall_s
+        if progress is None and deadline is None:
             self.env.run(until=self.duration)
-            return
+            return self.duration
         for k in range(1, steps + 1):
             self.env.run(until=self.duration * k / steps)
-            progress(k / steps)
+            if progress is not None:
+                progress(k / steps)
+            if deadline is not None and time.perf_counter() > deadline and k < steps:
+                return self.env.now
+        return self.duration

@@ -101,3 +101,13 @@ def test_model_configures_clients_as_the_emulation_does():
     for profile in ("legacy", "fixed"):
         sc = day(profile, 10)
         assert modelled(sc) == emulated(sc)
+
+
+def test_a_run_is_bounded_in_wall_time(tmp_path):
+    sc = day("fixed", 30)
+    summary = simulate(sc, tmp_path / "run", max_wall_s=0.0)
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["end_s"] == pytest.approx(sc.duration / 96)
+    assert meta["self_check"]["complete"] is False
+    assert any("wall-time bound" in w for w in meta["warnings"])
+    assert summary["duration_s"] == pytest.approx(sc.duration / 96)
