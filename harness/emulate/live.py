@@ -78,17 +78,49 @@ class Tally:
         return t
 
 
-#: live checks shown as "gates so far": counts the seed's gates want at zero
-ZERO_CHECKS = (("no 403 at handshake", "http_403"), ("no forced refresh", "manual_refreshes"),
-               ("no duplicate displayed", "duplicates_displayed"))
+#: gate metrics a Tally counts as the run goes (count over the whole run)
+LIVE_METRICS = {"http_403": "http_403", "manual_refreshes": "manual_refreshes",
+                "duplicates_displayed": "duplicates_displayed", "attempts": "attempts", "closes": "closes"}
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """A gate the live view can judge so far: a whole-run count with a fixed upper bound.
+    Counts only grow, so a bound broken now stays broken: "failing" is final, "ok" is so far."""
+
+    name: str
+    metric: str
+    code: str | None
+    op: str
+    value: float
+
+    @classmethod
+    def from_gates(cls, gates: list[Any]) -> list["LiveCheck"]:
+        out = []
+        for g in gates:
+            tags = dict(getattr(g, "tags", ()))
+            if (g.metric in LIVE_METRICS and g.stat == "count" and g.op in ("==", "<=", "<")
+                    and isinstance(g.value, (int, float)) and g.phase.when == "run"
+                    and set(tags) <= ({"code"} if g.metric == "closes" else set())):
+                out.append(cls(g.name, g.metric, tags.get("code"), g.op, float(g.value)))
+        return out
+
+    def observed(self, tally: "Tally") -> int:
+        if self.metric == "closes":
+            return sum(tally.closes.values()) if self.code is None else int(tally.closes.get(self.code, 0))
+        return int(getattr(tally, LIVE_METRICS[self.metric]))
+
+    def holds(self, n: int) -> bool:
+        return n < self.value if self.op == "<" else n <= self.value
 
 
 class LiveView:
     """Renders the run's state; `update` is cheap, call it as often as you like."""
 
     def __init__(self, title: str, duration: float, *, stream: TextIO | None = None,
-                 live: bool | None = None, line_every: float = 10.0) -> None:
+                 live: bool | None = None, line_every: float = 10.0, checks: list[LiveCheck] = ()) -> None:
         self.title = title
+        self.checks = list(checks)
         self.duration = duration
         self.stream = stream or sys.stdout
         self.use_live = self.stream.isatty() if live is None else live
@@ -127,7 +159,9 @@ class LiveView:
         return (f"[{self.title}] t={format_duration(clock)}/{format_duration(self.duration)} "
                 f"active={tally.active} attempts/s={self.rate:.1f} closes={closes} "
                 f"403={tally.http_403} refreshes={tally.manual_refreshes} "
-                f"dups={tally.duplicates_displayed} faults={','.join(faults) or '-'}")
+                f"dups={tally.duplicates_displayed} faults={','.join(faults) or '-'}"
+                + (f" gates failing: {', '.join(failing)}" if (failing := [
+                    c.name for c in self.checks if not c.holds(c.observed(tally))]) else ""))
 
     def render(self, clock: float, tally: Tally, faults: list[str]) -> Table:
         t = Table(title=f"stormbench emulate — {self.title}", show_header=False, expand=False)
@@ -139,7 +173,9 @@ class LiveView:
         t.add_row("attempts/s (wall)", f"{self.rate:.1f}")
         t.add_row("closes by code", ", ".join(f"{c}: {n}" for c, n in sorted(tally.closes.items())) or "none")
         t.add_row("faults in force", ", ".join(faults) or "none")
-        for label, key in ZERO_CHECKS:
-            n = getattr(tally, key)
-            t.add_row(label, f"[green]ok[/green] (0)" if n == 0 else f"[red]failing[/red] ({n})")
+        t.add_row("gates so far", "" if self.checks else "none judged live")
+        for check in self.checks:
+            n = check.observed(tally)
+            verdict = "[green]ok so far[/green]" if check.holds(n) else "[red]failing[/red]"
+            t.add_row(f"  {check.name}", f"{verdict} ({n} {check.op} {check.value:g})")
         return t

@@ -66,12 +66,24 @@ def test_live_panel_shows_the_run_state():
 
     from harness.emulate.live import LiveView, Tally
 
+    from harness.emulate.live import LiveCheck
+    from harness.gates.spec import load_gates
+
+    gates = load_gates([
+        {"name": "no forced refresh", "metric": "manual_refreshes", "stat": "count", "op": "==", "value": 0},
+        {"name": "few 4401", "metric": 'closes{code="4401"}', "stat": "count", "op": "<=", "value": 3},
+        {"name": "p95", "metric": "connection_duration", "stat": "p95", "op": ">=", "value": 60},  # not live
+    ])
+    checks = LiveCheck.from_gates(gates)
+    assert [c.name for c in checks] == ["no forced refresh", "few 4401"]
     t = Tally(active=7, manual_refreshes=1)
+    t.closes["4401"] = 2
     buf = io.StringIO()
-    Console(file=buf, width=100).print(LiveView("demo", 60.0, stream=io.StringIO()).render(30.0, t, ["partition"]))
+    view = LiveView("demo", 60.0, stream=io.StringIO(), checks=checks)
+    Console(file=buf, width=100).print(view.render(30.0, t, ["partition"]))
     text = buf.getvalue()
     assert "active connections" in text and "7" in text and "partition" in text
-    assert "no forced refresh" in text and "failing (1)" in text
+    assert "failing (1 == 0)" in text and "ok so far (2 <= 3)" in text and "p95" not in text
 
 
 def test_fleet_bound_counts_two_proxy_descriptors_per_socket():
