@@ -156,12 +156,12 @@ class LiveView:
 
     def line(self, clock: float, tally: Tally, faults: list[str]) -> str:
         closes = " ".join(f"{c}:{n}" for c, n in sorted(tally.closes.items())) or "-"
+        failing = [c.name for c in self.checks if not c.holds(c.observed(tally))]
         return (f"[{self.title}] t={format_duration(clock)}/{format_duration(self.duration)} "
                 f"active={tally.active} attempts/s={self.rate:.1f} closes={closes} "
                 f"403={tally.http_403} refreshes={tally.manual_refreshes} "
                 f"dups={tally.duplicates_displayed} faults={','.join(faults) or '-'}"
-                + (f" gates failing: {', '.join(failing)}" if (failing := [
-                    c.name for c in self.checks if not c.holds(c.observed(tally))]) else ""))
+                + (f" gates failing: {', '.join(failing)}" if failing else ""))
 
     def render(self, clock: float, tally: Tally, faults: list[str]) -> Table:
         t = Table(title=f"stormbench emulate — {self.title}", show_header=False, expand=False)
