@@ -12,6 +12,8 @@ import traceback
 from importlib import resources
 from pathlib import Path
 
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
 from harness.cli import UsageError
 from harness.gates.evaluate import evaluate
 from harness.gates.report import print_verdicts, write_verdicts
@@ -88,7 +90,11 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
         from sim.engine import simulate
     except ImportError as exc:
         raise UsageError(f"the simulation engine is not available in this build ({exc})") from None
-    simulate(scenario, out)
+    # the emulation draws its own live view; the model only reports how far it is
+    with Progress(TextColumn(f"simulating {scenario.name}"), BarColumn(), TaskProgressColumn(),
+                  TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("simulate", total=1.0)
+        simulate(scenario, out, progress=lambda done: bar.update(task, completed=done))
 
 
 def render_report(out: Path) -> None:
