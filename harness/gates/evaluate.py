@@ -9,6 +9,8 @@ Where each metric comes from (every time in scenario seconds):
   `closes{code="N"}`, `http_403`, `handshake_rejections{status="N"}` (any status, from
   connections.csv), `manual_refreshes`, `displayed`, `duplicates_displayed`.
 - gauge, per second: `active_connections` (timeseries `active`).
+- `storms`: reconnect storms (`harness.record.storms`) that began in the phase; count or rate
+  (a rate threshold may be written per day: `2/d`).
 - delivery, whole run only: `lost_messages`, `reordered_messages`, `unexpected_messages`,
   `messages_sent` (the ledger).
 - server metrics from scrapes.jsonl: `agent_execution` (the `agent_execution_seconds`
@@ -46,6 +48,7 @@ from harness.gates.spec import Gate, Phase
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.record.finalize import ledger_summary
 from harness.record.run import RunRecord
+from harness.record.storms import detect_storms
 from harness.record.survival import kaplan_meier
 
 Intervals = list[tuple[float, float]]
@@ -158,6 +161,18 @@ def _observe_counter(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observ
         return Observation(best, provenance=prov,
                            failing=lambda _t: {"window": {"start_s": where[0], "end_s": where[1], "count": int(best)}})
     return _observe_values(gate, np.concatenate(parts) if parts else np.empty(0), prov)
+
+
+def _observe_storms(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
+    """Reconnect storms (`harness.record.storms`, default rule) that began in the phase."""
+    storms, threshold = detect_storms(rec.timeseries["reconnects"].to_numpy(float), rec.clients)
+    inside = [s for s in storms if any(a <= s.start_s < b for a, b in intervals)]
+    prov = {"storms": [s.to_dict() for s in inside], "threshold_per_bin": threshold}
+    if gate.stat == "count":
+        return Observation(float(len(inside)), provenance=prov)
+    if gate.stat == "rate":
+        return Observation(len(inside) / _length(intervals), provenance=prov)
+    raise Undecidable(f"stat {gate.stat_label!r} does not apply to storms (use count or rate)")
 
 
 def _observe_values(gate: Gate, values: np.ndarray, prov: dict[str, Any]) -> Observation:
@@ -364,6 +379,8 @@ def observe(gate: Gate, rec: RunRecord, phase: Phase | None = None) -> Observati
         return _observe_ledger(gate, rec, intervals)
     if gate.metric in GAUGES:
         return _observe_gauge(gate, rec, intervals)
+    if gate.metric == "storms":
+        return _observe_storms(gate, rec, intervals)
     if gate.metric in COUNTERS or gate.metric == "handshake_rejections" or gate.metric == "closes":
         return _observe_counter(gate, rec, intervals)
     return _observe_scrapes(gate, rec, intervals)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from harness.cli import UsageError
-from system.units import parse_duration
+from system.units import parse_duration, parse_rate
 
 OPS = ("<", "<=", ">", ">=", "==", "!=", "between", "in")
 SIMPLE_STATS = ("count", "rate", "mean", "min", "max", "value", "min_fraction", "max_window_count", "growth")
@@ -115,10 +115,13 @@ def _number(value: Any, source: str, i: int, key: str) -> float:
         raise _fail(source, i, key, "a number or a duration such as '2h'", value)
     if isinstance(value, (int, float)):
         return float(value)
-    try:
-        return parse_duration(value)
-    except ValueError:
-        raise _fail(source, i, key, "a number, a duration such as '2h' or 'Nx baseline'", value) from None
+    for parse in (parse_duration, parse_rate):  # "2h" -> seconds; "2/d" -> per second (for `rate`)
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    raise _fail(source, i, key, "a number, a duration such as '2h', a rate such as '2/d' or 'Nx baseline'",
+                value)
 
 
 def _parse_phase(spec: Mapping[str, Any] | None, source: str, i: int, key: str) -> Phase:

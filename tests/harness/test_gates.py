@@ -146,6 +146,16 @@ def test_gauge_statistics(restart_run):
     assert judge(restart_run, metric="active_connections", stat="max", op=">=", value=0).observed == 10.0
 
 
+def test_storms_and_per_day_rates(restart_run):
+    # the restart sends all ten clients back within seconds: one storm (floor 5 reconnects per bin)
+    v = judge(restart_run, metric="storms", stat="count", op="==", value=1)
+    assert v.verdict == PASS and v.provenance["storms"][0]["start_s"] <= 455
+    v = judge(restart_run, metric="storms", stat="rate", op="<=", value="2/d")
+    assert v.observed == pytest.approx(1 / 600) and v.threshold == pytest.approx(2 / 86400) and v.verdict == FAIL
+    assert judge(restart_run, metric="storms", stat="count", op="==", value=0,
+                 phase={"before": "server_restart"}).verdict == PASS
+
+
 def test_histogram_quantile_by_hand():
     buckets = [(0.05, 50.0), (0.1, 90.0), (0.25, 100.0), (float("inf"), 100.0)]
     assert histogram_quantile(0.95, buckets) == pytest.approx(0.175)
