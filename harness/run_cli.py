@@ -23,6 +23,7 @@ from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import write_scenario
 from harness.scenario import Scenario, load
+from system.units import format_duration
 
 HELP = "run a scenario (emulate or simulate) and judge its gates"
 ENGINES = ("emulate", "simulate")
@@ -107,6 +108,13 @@ def render_report(out: Path) -> None:
     print(f"report: {report}")
 
 
+def _lifetime(summary: dict) -> str:
+    if summary["duration_p95_s"] is not None:
+        return format_duration(summary["duration_p95_s"])
+    longest = summary.get("duration_observed_max_s")
+    return f"> {format_duration(longest)} (not reached)" if longest else "n/a"
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
     scenario = load(resolve_scenario_path(args.scenario), overrides)
@@ -126,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
     verdicts = evaluate(gates, RunRecord(out))
     code = write_verdicts(verdicts, out, scenario.name)
     print_verdicts(verdicts, title=f"{scenario.name} ({args.engine}, seed {scenario.seed})")
-    print(f"run record: {out}  connections {summary['connections']}, p95 lifetime "
-          f"{summary['duration_p95_s']}, 403s {summary['http_403']}, lost {summary['lost_messages']}, "
+    print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
+          f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
           f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")
     if args.report:
         render_report(out)
