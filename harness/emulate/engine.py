@@ -44,6 +44,7 @@ from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import (
     Endpoints, ProxyControl, ServerControl, ServerOptions, start_proxy_process,
 )
+from harness.cli import UsageError
 from harness.record import RecordWriter
 from harness.scenario import Scenario
 
@@ -118,7 +119,7 @@ def parse_target(target: str) -> Endpoints:
         return Endpoints(ws, http)
     if len(parts) == 1 and parts[0].startswith("http"):
         return Endpoints("ws" + parts[0][4:], parts[0])
-    raise ValueError(f"--target {target!r}: expected an http:// URL or 'ws://HOST:PORT,http://HOST:PORT'")
+    raise UsageError(f"--target {target!r}: expected an http:// URL or 'ws://HOST:PORT,http://HOST:PORT'")
 
 
 class _Run:
@@ -230,12 +231,7 @@ class _Run:
             self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at "
                                  f"{step.at:g}s failed: {exc}")
 
-        original_apply = self.applier.apply
-
-        def apply_and_record(step: Step) -> None:
-            began = self.clock()
-            original_apply(step)
-            took = self.clock() - began
+        def on_applied(step: Step, began: float, took: float) -> None:
             self.fault_events.append({"t": began, "client": "harness", "kind": f"fault_{step.action}",
                                       "fault": step.fault.kind, "index": step.index,
                                       "applied_in_s": round(took, 3)})
@@ -245,11 +241,10 @@ class _Run:
                     f"scenario time at ×{self.scale.factor:g}: gates on recovery shortly after it measure "
                     f"this machine's restart time, not the clients")
 
-        self.applier.apply = apply_and_record  # type: ignore[method-assign]
         self.origin_unix = time.time() + 0.2
         self.fleet.go(self.origin_unix)
         wall_end = self.origin_unix + self.scale.to_wall(self.scenario.duration)
-        faults = asyncio.create_task(run_timeline(steps, self.applier, self.clock, stop, on_fault_error))
+        faults = asyncio.create_task(run_timeline(steps, self.applier, self.clock, stop, on_fault_error, on_applied))
         scraper = asyncio.create_task(self._scrape(writer, stop, wall_end))
         view = LiveView(self.scenario.name, self.scenario.duration,
                         live=False if self.progress is not None else None, checks=self.live_checks())

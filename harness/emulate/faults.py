@@ -176,8 +176,10 @@ class FaultApplier:
 
 
 async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable[[], float],
-                       stop: asyncio.Event, on_error: Callable[[Step, Exception], None]) -> None:
-    """Apply each step when the scenario clock reaches it (bounded by `stop`)."""
+                       stop: asyncio.Event, on_error: Callable[[Step, Exception], None],
+                       on_applied: Callable[[Step, float, float], None] = lambda step, began, took: None) -> None:
+    """Apply each step when the scenario clock reaches it (bounded by `stop`); `on_applied`
+    hears when each began and how long it took (scenario seconds)."""
     for step in steps:
         wait = applier.scale.to_wall(step.at - clock())
         if wait > 0:
@@ -188,7 +190,10 @@ async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable
                 pass
         if stop.is_set():
             return
+        began = clock()
         try:
             await asyncio.to_thread(applier.apply, step)
         except Exception as exc:  # a fault that could not be applied is a warning, not a crash
             on_error(step, exc)
+        else:
+            on_applied(step, began, clock() - began)
