@@ -68,7 +68,10 @@ def test_fleet_is_capped_by_descriptors_and_says_so(tmp_path, monkeypatch):
 
     monkeypatch.setattr(engine, "fd_limit", lambda: 600)   # (600 - 512) // 4 = 22 clients
     run = engine._Run(scenario(), tmp_path, None, None, None)
-    p = run.plan()
+    try:
+        p = run.plan()
+    finally:
+        run.teardown()
     assert run.bound == 22 and p.peak_clients <= 22
     assert len([c for c in p.clients if not c.spike]) == 40 - (47 - 22)
     assert any("fleet capped" in w and "open-files limit" in w for w in run.warnings)
