@@ -24,6 +24,7 @@ import websockets
 from harness.cli import UsageError
 
 HELP = "measure this machine's server for the model"
+SEARCH = "any 2-bedroom flats to rent in Camden under 2000 a month?"  # routed to the real-estate agent
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="sequential handshakes, token requests and agent replies to time (default 200)")
     parser.add_argument("--burst", type=int, default=200, metavar="N",
                         help="concurrent handshakes for the capacity measurement (default 200)")
-    parser.add_argument("--agent", default="echo", choices=("echo", "supervisor"),
-                        help="agent backend of the measured server (default echo; supervisor needs its listings db)")
+    parser.add_argument("--agent", default="supervisor", choices=("echo", "supervisor"),
+                        help="agent backend of the measured server (default supervisor: the real-estate agent "
+                             "answers a property search; echo measures the server alone)")
 
 
 async def _token(session: aiohttp.ClientSession, http: str, user: str) -> tuple[str, float]:
@@ -61,7 +63,7 @@ async def _measure(ready: dict, samples: int, burst: int) -> dict:
             async with websockets.connect(url, open_timeout=10) as sock:
                 handshake_times.append(time.perf_counter() - t0)
                 t1 = time.perf_counter()
-                await sock.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"u{i}", "text": "hello"}))
+                await sock.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"u{i}", "text": SEARCH}))
                 deadline = t1 + 10
                 while time.perf_counter() < deadline:
                     frame = json.loads(await asyncio.wait_for(sock.recv(), timeout=10))
@@ -82,7 +84,7 @@ async def _measure(ready: dict, samples: int, burst: int) -> dict:
             "burst": burst, "burst_s": burst_s}
 
 
-def calibrate(samples: int = 200, burst: int = 200, agent: str = "echo"):
+def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
     """Measure a fresh `stormbench serve` child; returns the Calibration."""
     from harness.emulate.procs import ManagedProcess, stormbench_argv
     from sim.calibration import Calibration, Dist

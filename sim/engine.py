@@ -99,6 +99,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         rec.scenario(scenario)
         if size.exact:
             world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent)
+            world.scrape(rec.scrape, 1, 1.0)
             end = world.run(progress, max_wall_s=max_wall_s)
             ledger = None
             if scenario.fleet.message_every is None:  # no chat: nothing to lose or duplicate
@@ -109,6 +110,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             world = World(model_scenario, model_cal, clients=size.agents,
                           options=ModelOptions(message_clients=sample, keep_all_records=False),
                           on_sent=lambda *row: sent.append(row))
+            world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
             _write_tables(out, world, size, end)
             ledger = _ledger(world.records, sent, end, sample, size.clients)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import simpy
 
+from sim.scrapes import AgentHistogram
 from system.server.admission import AdmissionConfig, AdmissionPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,6 +162,7 @@ class ModelServer:
         self._log: dict[str, list[tuple[int, str, float]]] = {}  # conversation -> (seq, id, t)
         self._msg = 0
         self.on_sent = on_sent
+        self.agent_seconds = AgentHistogram()
         self.keep_log = on_sent is not None
 
     # ---- accept path -------------------------------------------------------------------
@@ -304,7 +306,9 @@ class ModelServer:
     # ---- messages ----------------------------------------------------------------------
     def user_message(self, s: Sock, frame: dict) -> None:
         """A user message reached the server: the agent answers to every open socket of the chat."""
-        after(self.env, self.agent(), self.publish, s.conv)
+        took = self.agent()
+        self.agent_seconds.observe(took)
+        after(self.env, took, self.publish, s.conv)
 
     def publish(self, conv: str) -> None:
         seq = self._seq.get(conv, 0) + 1

@@ -138,7 +138,7 @@ class World:
         if sc.fleet.message_every is not None and c.index < self._message_limit:
             from system.client.events import UserMessage
             self._chain(c, draws.message_times(sc, c.index, start),
-                        lambda t: t < stop and c.feed(UserMessage(self.env.now, "any 2-bedroom flats to rent?")))
+                        lambda t: t < stop and c.feed(UserMessage(self.env.now, "any 2-bedroom flats to rent in Camden under 2000 a month?")))
 
     def _chain(self, c: SimClient, times: Iterator[float], fn: Callable[[float], Any]) -> None:
         """Schedule one event of a lazily drawn series at a time (a fleet has millions of them)."""
@@ -185,6 +185,16 @@ class World:
         for i, (f, r) in enumerate(zip(self.scenario.faults, self.realized)):
             targets = self.clients if r.targets is None else [self.by_id[t] for t in r.targets]
             fault_kinds.schedule(self, i, f, targets)
+
+    def scrape(self, sink: Callable[[float, list[dict]], None], weight: int, message_scale: float) -> None:
+        """Periodic scrapes of the modelled server, scaled from agents to the fleet."""
+        from sim import scrapes
+
+        def sample(now: float) -> None:
+            sink(now, [{"name": "ws_connections_active", "labels": {}, "value": self.server.active * weight},
+                       *self.server.agent_seconds.samples(message_scale)])
+
+        scrapes.every(self.env, self.duration, sample)
 
     def run(self, progress: Callable[[float], None] | None = None, *, max_wall_s: float | None = None,
             steps: int = 96) -> float:

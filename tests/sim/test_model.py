@@ -6,7 +6,7 @@ import json
 import pytest
 
 from harness.scenario import from_dict
-from sim.calibration import Calibration, load
+from sim.calibration import Calibration, Dist, load
 from sim.engine import Sizing, simulate
 from sim.world import EXPIRY_GRACE_S
 
@@ -111,3 +111,17 @@ def test_a_run_is_bounded_in_wall_time(tmp_path):
     assert meta["self_check"]["complete"] is False
     assert any("wall-time bound" in w for w in meta["warnings"])
     assert summary["duration_s"] == pytest.approx(sc.duration / 96)
+
+
+def test_scrapes_carry_the_agent_histogram(tmp_path):
+    """Server-metric gates (agent p95) judge a simulated run from scrapes, as an emulated one."""
+    from harness.gates.evaluate import evaluate
+    from harness.gates.spec import load_gates
+    from harness.record import RunRecord
+
+    cal = Calibration(agent_latency=Dist("fixed", 0.2))
+    simulate(day("fixed", 20, messages={"every": "5m"}), tmp_path / "run", calibration=cal)
+    gate = load_gates([{"name": "agent p95", "metric": "agent_execution", "stat": "p95", "op": "<", "value": "100ms"}])
+    [verdict] = evaluate(gate, RunRecord(tmp_path / "run"))
+    assert verdict.verdict == "fail"  # every reply takes 200 ms in this calibration
+    assert 0.1 < verdict.observed <= 0.25
