@@ -164,7 +164,7 @@ async def _messages(driver: Any, clock: Any, plan: ClientPlan, texts: tuple[str,
 async def _drops(driver: Any, clock: Any, plan: ClientPlan) -> None:
     for at in plan.drops:
         await _sleep_until(clock, at)
-        abort_connections(driver)
+        driver.drop_connections()
 
 
 async def _offline(driver: Any, clock: Any, plan: ClientPlan) -> None:
@@ -173,19 +173,6 @@ async def _offline(driver: Any, clock: Any, plan: ClientPlan) -> None:
         driver.set_online(False)
         await _sleep_until(clock, end)
         driver.set_online(True)
-
-
-def abort_connections(driver: Any) -> int:
-    """A network drop: abort the client's open TCP connections without a close frame
-    (the driver reports 1006 by the network). Reaches into the driver's socket table,
-    which has no public drop operation."""
-    n = 0
-    for s in list(getattr(driver, "_sockets", {}).values()):
-        ws = getattr(s, "ws", None)
-        if ws is not None:
-            ws.transport.abort()
-            n += 1
-    return n
 
 
 @dataclass
