@@ -1,0 +1,73 @@
+"""Every fault kind of the scenario schema, as the model reads it, leaves its own mark."""
+from __future__ import annotations
+
+import pytest
+
+from harness.record import RunRecord
+from harness.scenario import FAULT_KINDS, from_dict
+from sim.engine import simulate
+from sim.faults import KINDS
+
+AT = 1200  # seconds: every client is connected and stable by then
+
+
+def run(tmp_path, fault: dict, clients: int = 40, ttl: str = "2h"):
+    sc = from_dict({
+        "name": f"fault-{fault['kind']}", "seed": 2, "duration": "1h",
+        "system": {"behaviour": "fixed", "token_ttl": ttl, "live_expiry": True,
+                   "heartbeat": {"interval": "30s", "timeout": "20s"}},
+        "fleet": {"clients": clients, "profile": "fixed"},
+        "faults": [{"at": AT, **fault}],
+    })
+    summary = simulate(sc, tmp_path / fault["kind"])
+    return summary, RunRecord(tmp_path / fault["kind"])
+
+
+def closes(summary, code):
+    return int(summary["closes_by_code"].get(str(code), 0))
+
+
+def test_the_model_knows_every_kind_the_schema_has():
+    assert set(KINDS) == set(FAULT_KINDS)
+
+
+def test_quiet_run_has_no_closes(tmp_path):
+    summary, _ = run(tmp_path, {"kind": "slicer", "for": "5m", "delay": "10ms"})
+    assert summary["closes_by_code"] == {} and summary["reconnect_attempts"] == 0
+
+
+@pytest.mark.parametrize("fault, code", [
+    ({"kind": "partition", "for": "5m"}, 1006),
+    ({"kind": "bandwidth", "for": "5m", "rate": 0}, 1006),
+    ({"kind": "timeout", "for": "5m", "timeout": "10s"}, 1006),
+    ({"kind": "reset_peer", "for": "1m"}, 1006),
+    ({"kind": "proxy_down", "for": "1m"}, 1006),
+    ({"kind": "server_restart", "mode": "graceful"}, 1012),
+    ({"kind": "server_restart", "mode": "crash"}, 1006),
+    ({"kind": "token_expiry"}, 4401),
+    ({"kind": "auth_outage", "for": "20m"}, 4401),  # refreshes fail, the tokens (20 min) run out
+    ({"kind": "ws_close", "for": "1m", "code": 4000}, 4000),
+    ({"kind": "ws_drop_pings", "for": "5m"}, 1011),
+])
+def test_fault_closes_sockets_with_its_code(tmp_path, fault, code):
+    summary, rec = run(tmp_path, fault, ttl="20m" if fault["kind"] == "auth_outage" else "2h")
+    assert closes(summary, code) >= 40, summary["closes_by_code"]
+    ts = rec.timeseries.set_index("t")
+    assert ts.loc[:AT - 1, "closes"].sum() == 0  # nothing before the fault
+    assert ts.loc[AT:, "reconnects"].sum() >= 40  # and the fleet reconnected after it
+
+
+def test_fraction_targets_only_some_clients(tmp_path):
+    summary, _ = run(tmp_path, {"kind": "partition", "for": "5m", "fraction": 0.25})
+    assert closes(summary, 1006) == 10  # a quarter of 40, each once
+
+
+def test_latency_slows_handshakes_but_closes_nothing(tmp_path):
+    summary, rec = run(tmp_path, {"kind": "latency", "for": "30m", "latency": "2s", "jitter": "0s"})
+    assert summary["closes_by_code"] == {}
+
+
+def test_load_spike_adds_clients_for_its_duration(tmp_path):
+    summary, rec = run(tmp_path, {"kind": "load_spike", "for": "10m", "clients": 20})
+    active = rec.timeseries.set_index("t")["active"]
+    assert active.loc[AT + 60] == 60 and active.loc[AT + 660] == 40
