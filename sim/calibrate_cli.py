@@ -120,7 +120,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.samples < 2 or args.burst < 1:
         raise UsageError("--samples must be >= 2 and --burst >= 1")
-    cal = calibrate(args.samples, args.burst, args.agent)
+    from harness.emulate.procs import ProcessStartError
+
+    try:
+        cal = calibrate(args.samples, args.burst, args.agent)
+    except ProcessStartError as exc:
+        raise UsageError(f"could not start `stormbench serve` to measure it: {exc}") from None
+    except (OSError, TimeoutError, websockets.exceptions.WebSocketException, aiohttp.ClientError) as exc:
+        raise UsageError(f"the measured server stopped answering ({type(exc).__name__}: {exc}); "
+                         f"try fewer --samples or a smaller --burst") from None
     save(cal, args.out)
     m = cal.measured
     print(f"handshake p50 {m['handshake_p50_s'] * 1000:.2f} ms, p95 {m['handshake_p95_s'] * 1000:.2f} ms; "

@@ -61,16 +61,18 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
     from harness.scenario import load
     from sim.engine import simulate
 
-    out.mkdir(parents=True, exist_ok=True)
     names = list(grid)
-    points = []
-    echo("  ".join(f"{n:>18}" for n in names) + "  " + "  ".join(f"{c:>14}" for c in COLUMNS) + "  gates")
-    for i, combo in enumerate(itertools.product(*(grid[n] for n in names))):
+    planned = []
+    for combo in itertools.product(*(grid[n] for n in names)):  # every point loads before any runs
         params = dict(zip(names, combo))
         try:
-            scenario = load(scenario_path, params)
+            planned.append((combo, params, load(scenario_path, params)))
         except UsageError as exc:
             raise UsageError(f"--vary {', '.join(f'{k}={v}' for k, v in params.items())}: {exc}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    points = []
+    echo("  ".join(f"{n:>18}" for n in names) + "  " + "  ".join(f"{c:>14}" for c in COLUMNS) + "  gates")
+    for i, (combo, params, scenario) in enumerate(planned):
         run_dir = out / f"point-{i:03d}"
         summary = simulate(scenario, run_dir, calibration=calibration)
         gates = load_gates(gates_file) if gates_file else load_gates(scenario.gates)
