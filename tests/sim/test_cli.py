@@ -76,3 +76,25 @@ def test_sweep_writes_a_capacity_directory(tmp_path):
 def test_error_table_is_relative_to_the_emulation():
     rows = error_table({"a": 110, "b": 0, "c": None}, {"a": 100, "b": 0, "c": 5}, metrics=("a", "b", "c"))
     assert [r["error"] for r in rows] == [pytest.approx(0.10), 0.0, None]
+
+
+def test_sweep_with_a_bad_value_runs_nothing(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SMALL)
+    with pytest.raises(UsageError, match=r"(?s)fleet.sim_clients=abc.*positive integer"):
+        sweep(path, {"fleet.sim_clients": [10, "abc"]}, tmp_path / "sweep", echo=lambda *_: None)
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.timeout(120)
+def test_calibrate_measures_a_real_server(tmp_path):
+    from sim.calibrate_cli import calibrate
+    from sim.calibration import load, save
+
+    cal = calibrate(samples=8, burst=8, agent="echo")
+    assert cal.handshake_servers >= 1
+    assert 0 < cal.handshake_service.mean < 1.0 and 0 < cal.token_latency.mean < 1.0
+    assert cal.measured["burst_handshakes_per_s"] > 0 and cal.restart_downtime_s > 0
+    save(cal, tmp_path / "cal.json")
+    again, name = load(tmp_path / "cal.json")
+    assert again == cal and name.endswith("cal.json")
