@@ -73,7 +73,7 @@ class Fixes:
 
 
 _DURATIONS = ("base_delay", "max_delay", "legacy_delay", "restart_window", "overload_base",
-              "token_ttl", "refresh_lead", "stable_after", "think_time")
+              "token_ttl", "refresh_lead", "stable_after", "think_time", "reorder_hold")
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,9 @@ class ClientConfig:
 
     `think_time` is how long a user takes to hard-refresh after a give-up; the policy
     then starts a new session by itself, so every driver restarts sessions the same way.
+    `reorder_hold` (with `dedup_resume`) bounds how long a message that arrived ahead of a
+    gap waits for the `resume` replay to fill it; the gap is normally filled one round trip
+    after the socket opens, so the bound only bites when the replay never comes.
     """
 
     fixes: Fixes = field(default_factory=Fixes)
@@ -96,6 +99,7 @@ class ClientConfig:
     refresh_lead: float = 60.0
     stable_after: float = 30.0
     think_time: float = 10.0
+    reorder_hold: float = 30.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.fixes, Fixes):

@@ -17,6 +17,16 @@ reproduces the seed system's browser client and its symptoms:
 - every close treated alike (`close_code_hygiene` off), attempts while offline
   (`network_awareness` off), per-connection handlers that pile up
   (`listener_cleanup` off, see `listener_count`).
+
+Two duties of the fixed client are easy to get subtly wrong, so they are spelled out:
+- the server must always know the socket's current token (`stable_socket`): a token that
+  changes while the socket is still opening is sent in-band (`auth_refresh`) as soon as it
+  opens, else a live-expiry server closes it with 4401 when the token it was opened with
+  expires; an `auth_expired`/`auth_invalid` error frame fetches a fresh token at once;
+- messages are displayed in per-conversation `seq` order (`dedup_resume`): a live message
+  can overtake the `resume` replay of earlier ones, so one beyond the next expected seq is
+  held until the replay fills the gap, for at most `reorder_hold` (then what is held is shown
+  in order and the gap recorded).
 """
 from __future__ import annotations
 
@@ -43,9 +53,10 @@ __all__ = [
 PROTOCOL_VERSION = "1.0"
 SEEN_IDS_LIMIT = 100_000   # message ids remembered for dedup (oldest forgotten first)
 OUTBOX_LIMIT = 100         # user messages held while no socket is open
+AUTH_ERRORS = ("auth_expired", "auth_invalid")  # error frames that mean: this socket's token is no good
 
 # timer names
-RECONNECT, REFRESH, RESTART = "reconnect", "refresh", "restart"
+RECONNECT, REFRESH, RESTART, HOLD = "reconnect", "refresh", "restart", "hold"
 
 
 class ClientPolicy:
@@ -66,12 +77,14 @@ class ClientPolicy:
         self._timers: dict[str, float] = {}
         self._live: dict[int, float | None] = {}  # sock -> opened_at (None while connecting)
         self._current: int | None = None         # the socket the client reads and writes
+        self._sock_tokens: dict[int, str | None] = {}  # live sock -> the token the server knows for it
         self._fetching: str | None = None        # "connect" or "refresh" while a FetchToken is out
         self._fetch_refresh = False
         self._token: str | None = None
         self._refresh_broken = False             # the refresh token was refused: log in anew
         self._need_refresh = False               # 4401 under close-code hygiene
         self._refresh_failures = 0
+        self._auth_rejections = 0                # auth error frames since the last stable connection
         self._attempt = 0                        # attempt number since the last stable connection
         self._failures = 0                       # consecutive failures since then
         self._reconnect_pending = False          # deferred while offline (network awareness)
@@ -79,7 +92,8 @@ class ClientPolicy:
         self._outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
         # dedup state outlives sessions: a hard refresh reloads history, it does not re-display it
         self._seen: OrderedDict[object, None] = OrderedDict()
-        self._last_seq: int | None = None
+        self._last_seq: int | None = None        # with dedup_resume: the last seq displayed in order
+        self._held: dict[int, tuple[float, dict]] = {}  # seq -> (held since, frame), waiting for a gap
 
     # ---- public surface ----
 
@@ -126,7 +140,7 @@ class ClientPolicy:
 
     def _on_stop(self, e: Stop) -> list[Action]:
         self._active = False
-        return self._shut_down("stop")
+        return self._shut_down(e.now, "stop")
 
     def _on_token(self, e: TokenResult) -> list[Action]:
         if self._fetching is None:
@@ -147,7 +161,9 @@ class ClientPolicy:
             actions: list[Action] = [self._set_timer(REFRESH, refresh_at)]
             if purpose != "connect":
                 return actions + self._token_changed(e.now)
-            if self._current is not None:
+            if self._current is not None:  # opening (synced once open) or open: the server must learn it
+                if self._live.get(self._current) is not None:
+                    actions += self._sync_token(self._current)
                 return actions
             if self.fixes.network_awareness and not self._online:  # went offline while fetching
                 self._reconnect_pending = True
@@ -172,6 +188,7 @@ class ClientPolicy:
         if self.fixes.dedup_resume:
             actions.append(Send(e.sock, self._frame("resume", last_seq=self._last_seq or 0)))
         if e.sock == self._current:
+            actions += self._sync_token(e.sock)  # the token changed while the handshake was under way
             while self._outbox:
                 actions.append(self._send_user(e.now, e.sock, self._outbox.popleft()))
         return actions
@@ -217,29 +234,53 @@ class ClientPolicy:
         frame = e.frame
         kind = frame.get("type")
         if kind == "welcome":
-            self.conversation = frame.get("conversation_id") or self.conversation
-            return []
+            conversation = frame.get("conversation_id") or self.conversation
+            actions = self._flush_held(e.now) if conversation != self.conversation else []
+            self.conversation = conversation
+            return actions
+        if kind == "error":
+            return self._on_auth_error(e.now, e.sock, frame.get("code"))
         if kind != "assistant_message":
             return []
         msg_id, seq = frame.get("id"), frame.get("seq")
         self._record(e.now, "received", sock=e.sock, msg_id=msg_id, seq=seq, conversation=self.conversation)
-        if self.fixes.dedup_resume:
-            if msg_id in self._seen:
-                self._record(e.now, "duplicate_dropped", msg_id=msg_id, seq=seq)
-                return [DropDuplicate(msg_id)]
-            self._seen[msg_id] = None
-            if len(self._seen) > SEEN_IDS_LIMIT:
-                self._seen.popitem(last=False)
-        if isinstance(seq, int) and (self._last_seq is None or seq > self._last_seq):
-            self._last_seq = seq
-        self._record(e.now, "displayed", msg_id=msg_id, seq=seq, conversation=self.conversation)
-        return [Display(frame)]
+        if not self.fixes.dedup_resume:  # legacy: shown as it comes
+            if isinstance(seq, int) and (self._last_seq is None or seq > self._last_seq):
+                self._last_seq = seq
+            return self._display(e.now, frame)
+        if msg_id in self._seen:
+            self._record(e.now, "duplicate_dropped", msg_id=msg_id, seq=seq)
+            return [DropDuplicate(msg_id)]
+        self._seen[msg_id] = None
+        if len(self._seen) > SEEN_IDS_LIMIT:
+            self._seen.popitem(last=False)
+        if isinstance(seq, int) and seq > (self._last_seq or 0) + 1:
+            self._held[seq] = (e.now, frame)  # ahead of a gap the replay is about to fill
+            return self._arm_hold(e.now)
+        return self._display_in_order(e.now, frame)
+
+    def _on_auth_error(self, now: float, sock: int, code: object) -> list[Action]:
+        """The server refused this socket's token (live expiry: a 4401 close follows). With
+        stable_socket a fresh token is fetched at once and sent in-band; repeated refusals
+        back off, so a server that keeps refusing can not make a tight loop of it."""
+        if code not in AUTH_ERRORS or not self.fixes.stable_socket or sock != self._current or not self._active:
+            return []
+        self._need_refresh = True
+        self._sock_tokens[sock] = None  # whatever token comes next must be sent
+        rejections, self._auth_rejections = self._auth_rejections, self._auth_rejections + 1
+        if self._fetching is not None:
+            return []
+        if rejections == 0:
+            return self._fetch("refresh")
+        return [self._set_timer(REFRESH, now + self._backoff.delay(rejections - 1))]
 
     def _on_timer(self, e: TimerFired) -> list[Action]:
         if self._timers.pop(e.name, None) is None:
             return []  # cancelled or replaced since
         if e.name == RESTART:
             return self._start_session()
+        if e.name == HOLD:
+            return self._flush_held(e.now)
         if not self._active:
             return []
         if e.name == RECONNECT:
@@ -288,7 +329,7 @@ class ClientPolicy:
         self._active = True
         self._token = None
         self._refresh_broken = self._need_refresh = self._reconnect_pending = False
-        self._attempt = self._failures = self._refresh_failures = 0
+        self._attempt = self._failures = self._refresh_failures = self._auth_rejections = 0
         self._backoff.reset()
         self._listeners = list(self._live)  # a page load starts with no handlers but its live sockets'
         return self._fetch("connect")
@@ -331,6 +372,7 @@ class ClientPolicy:
                 actions.append(self._close(sock, 1000, "single writer"))
         sock, self._next_sock = self._next_sock, self._next_sock + 1
         self._live[sock] = None
+        self._sock_tokens[sock] = self._token
         self._current = sock
         self._listeners.append(sock)
         self._record(now, "attempt", sock=sock, n=self._attempt)
@@ -345,7 +387,7 @@ class ClientPolicy:
         if opened_at is None:
             return []  # not open: the next connect uses the new token
         if self.fixes.stable_socket:
-            return [Send(current, self._frame("auth_refresh", token=self._token))]
+            return self._sync_token(current)
         # legacy: the token is a dependency of the socket, so a token change opens a new socket
         if now - opened_at >= self.config.stable_after:
             self._reset_attempts()
@@ -354,21 +396,69 @@ class ClientPolicy:
     def _give_up(self, now: float, reason: str) -> list[Action]:
         self._record(now, "give_up", reason=reason)
         self._active = False
-        return self._shut_down("give up") + [self._set_timer(RESTART, now + self.config.think_time),
+        return self._shut_down(now, "give up") + [self._set_timer(RESTART, now + self.config.think_time),
                                              GiveUp(reason)]
 
-    def _shut_down(self, reason: str) -> list[Action]:
-        actions: list[Action] = [self._close(sock, 1000, reason) for sock in list(self._live)]
+    def _shut_down(self, now: float, reason: str) -> list[Action]:
+        actions = self._flush_held(now)  # received is shown: a reload must not swallow it
+        actions += [self._close(sock, 1000, reason) for sock in list(self._live)]
         actions += [self._cancel(name) for name in list(self._timers)]
         self._outbox.clear()
         return actions
 
     # ---- helpers ----
 
+    def _sync_token(self, sock: int) -> list[Action]:
+        """stable_socket: tell the server the current token when it knows another for `sock`."""
+        if not self.fixes.stable_socket or self._token is None or sock not in self._sock_tokens:
+            return []
+        if self._sock_tokens[sock] == self._token:
+            return []
+        self._sock_tokens[sock] = self._token
+        return [Send(sock, self._frame("auth_refresh", token=self._token))]
+
+    def _display(self, now: float, frame: dict) -> list[Action]:
+        self._record(now, "displayed", msg_id=frame.get("id"), seq=frame.get("seq"), conversation=self.conversation)
+        return [Display(frame)]
+
+    def _display_in_order(self, now: float, frame: dict) -> list[Action]:
+        """Show `frame` (the next in order, or a late one), then whatever held it completes."""
+        actions = self._display(now, frame)
+        seq = frame.get("seq")
+        if isinstance(seq, int) and seq > (self._last_seq or 0):
+            self._last_seq = seq
+        while (self._last_seq or 0) + 1 in self._held:
+            _, held = self._held.pop((self._last_seq or 0) + 1)
+            actions += self._display(now, held)
+            self._last_seq = held["seq"]
+        return actions + self._arm_hold(now)
+
+    def _arm_hold(self, now: float) -> list[Action]:
+        """One `hold` timer, due when the longest-held message has waited `reorder_hold`."""
+        if not self._held:
+            return [self._cancel(HOLD)] if HOLD in self._timers else []
+        at = max(now, min(t for t, _ in self._held.values()) + self.config.reorder_hold)
+        return [] if self._timers.get(HOLD) == at else [self._set_timer(HOLD, at)]
+
+    def _flush_held(self, now: float) -> list[Action]:
+        """The gap did not fill in time (or the session ends): show what is held, in order, and
+        record each missing range."""
+        actions: list[Action] = []
+        for seq in sorted(self._held):
+            _, frame = self._held.pop(seq)
+            expected = (self._last_seq or 0) + 1
+            if seq > expected:
+                self._record(now, "gap", conversation=self.conversation, from_seq=expected, to_seq=seq - 1)
+            actions += self._display(now, frame)
+            self._last_seq = seq
+        if HOLD in self._timers:
+            actions.append(self._cancel(HOLD))
+        return actions
+
     def _reset_attempts(self) -> None:
         """After a stable connection (or coming back online) the count starts over; a session's
         first attempt stays number 0."""
-        self._attempt, self._failures = min(self._attempt, 1), 0
+        self._attempt, self._failures, self._auth_rejections = min(self._attempt, 1), 0, 0
         self._backoff.reset()
 
     def _close(self, sock: int, code: int, reason: str) -> CloseSocket:
@@ -380,6 +470,7 @@ class ClientPolicy:
     def _forget(self, sock: int):
         """Drop a socket from the live set (and its handler, when cleaned up); its opened_at or _GONE."""
         opened_at = self._live.pop(sock, _GONE)
+        self._sock_tokens.pop(sock, None)
         if opened_at is not _GONE and self.fixes.listener_cleanup and sock in self._listeners:
             self._listeners.remove(sock)
         return opened_at

@@ -265,6 +265,8 @@ def test_without_network_awareness_attempts_go_on_offline():
 def test_dedup_drops_a_repeat_and_resume_asks_from_the_last_seq():
     p = make("fixed")
     sock = connected(p)
+    for i in range(1, 7):
+        p.handle(FrameReceived(0.5, sock, msg(i)))
     assert of(p.handle(FrameReceived(1.0, sock, msg(7))), Display)
     assert p.handle(FrameReceived(1.1, sock, msg(7))) == [DropDuplicate("m7")]
     p.handle(SocketClosed(2.0, sock, 1006, "", "network"))
