@@ -86,6 +86,7 @@ class Calibration:
     def __post_init__(self) -> None:
         if int(self.handshake_servers) < 1:
             raise ValueError(f"handshake_servers: expected an integer >= 1, got {self.handshake_servers!r}")
+        for name in ("connect_timeout_s", "refused_after_s", "restart_downtime_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ValueError(f"{name}: expected a non-negative number of seconds, got {value!r}")

@@ -118,7 +118,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         if end < scenario.duration:
             warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
                             f"bound ({max_wall_s:.0f} s); fewer clients or agents (sim.engine.MAX_AGENTS) run faster")
-        rec.faults([_fault_record(r, scenario, i) for i, r in enumerate(world.realized)])
+        rec.faults([_fault_record(r) for r in world.realized])
         rec.meta({
             "engine": "simulate",
             "stormbench_version": _version(),
@@ -135,13 +135,14 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
                       "peak_active": world.server.peak_active * size.weight,
                       "tokens_issued": world.tokens.issued * size.weight},
             "warnings": warnings,
-            "self_check": {"sim_time_reached_s": end, "complete": end >= scenario.duration},
+            "self_check": {"sim_time_reached_s": end, "complete": end >= scenario.duration,
+                           "faults_applied": world.fault_log},
             **({} if end >= scenario.duration else {"end_s": end}),
         })
     return finalize(out)
 
 
-def _fault_record(r, scenario: Scenario, index: int) -> dict:
+def _fault_record(r) -> dict:
     d = r.to_dict()
     if d["targets"] is not None and len(d["targets"]) > 1000:
         d["targets"] = {"count": len(d["targets"])}  # a fleet-scale list would dwarf the record

@@ -6,7 +6,7 @@ token service or the fleet.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from sim.server import after
 
@@ -223,7 +223,3 @@ _KINDS: dict[str, tuple[_Apply, _Apply]] = {
 }
 KINDS: tuple[str, ...] = tuple(_KINDS)
 
-
-def realized(f: "Fault", targets: list[int], params: dict[str, Any]) -> dict[str, Any]:
-    """The faults.json entry: targets are client indices (empty: everyone or the server)."""
-    return {"at": f.at, "for": f.for_, "kind": f.kind, "params": params, "targets": targets}

@@ -125,3 +125,8 @@ def test_scrapes_carry_the_agent_histogram(tmp_path):
     [verdict] = evaluate(gate, RunRecord(tmp_path / "run"))
     assert verdict.verdict == "fail"  # every reply takes 200 ms in this calibration
     assert 0.1 < verdict.observed <= 0.25
+
+
+def test_calibration_rejects_negative_times():
+    with pytest.raises(ValueError, match="restart_downtime_s"):
+        Calibration(restart_downtime_s=-1)
