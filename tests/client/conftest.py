@@ -67,12 +67,15 @@ class Bench:
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     def start(self, config: ClientConfig, n: int = 1, *, conversation: str | None = None,
-              prefix: str = "c", seed: int = 1, until: float = 60.0) -> list[ClientDriver]:
+              prefix: str = "c", seed: int = 1, until: float = 60.0,
+              endpoints: Endpoints | None = None) -> list[ClientDriver]:
+        """`endpoints`: the server's own unless given (e.g. the WebSocket through a proxy)."""
         clock = Clock.start()
+        endpoints = endpoints or self.server.endpoints
         new = []
         for i in range(n):
             policy = ClientPolicy(config, random.Random(seed * 1000 + i), f"{prefix}{i}", conversation=conversation)
-            driver = ClientDriver(policy, self.server.endpoints, self.server.http, clock,
+            driver = ClientDriver(policy, endpoints, self.server.http, clock,
                                   on_record=self.records.append,
                                   options=DriverOptions(ping_interval=None, close_timeout=1.0))
             new.append(driver)

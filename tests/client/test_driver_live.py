@@ -4,10 +4,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from urllib.parse import urlsplit
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from harness.proxy.process import start_proxy
+from system.client.driver import Endpoints
 from system.client.policy import ClientConfig, Fixes
 
 pytestmark = pytest.mark.timeout(90)
@@ -141,3 +145,40 @@ async def test_forced_drop_resume_loses_nothing(serve, bench_on, resume):
         assert len(replayed) == 3 and [r["seq"] for r in replayed] == sorted(r["seq"] for r in replayed)
     else:
         assert len(lost) == 3
+
+
+async def test_token_refreshed_during_a_slow_handshake_reaches_the_server(serve, bench_on):
+    """The staging-day 4401s after a restart: a client refreshed its token while its socket was
+    still in the handshake (opened with the old token); the live-expiry server closed it with 4401
+    when the old token expired. A proxy delays what the server sends by 3 s until the socket is
+    open, so the first proactive refresh (at 2.25 s) lands mid-handshake; without the in-band
+    refresh on open the server closes at 3 + 1 s grace, before the next proactive refresh (4.5 s)."""
+    server = serve("--token-ttl", "3s", "--live-expiry", "--expiry-grace", "1s")
+    bench = bench_on(server)
+    ws = urlsplit(server.endpoints.ws_url)
+    with start_proxy() as proxy:
+        async with server.http.post(f"{proxy.api_url}/proxies", json={
+                "name": "ws", "listen": "127.0.0.1:0", "upstream": f"{ws.hostname}:{ws.port}"}) as resp:
+            assert resp.status == 201, await resp.text()
+            listen = (await resp.json())["listen"]
+        async with server.http.post(f"{proxy.api_url}/proxies/ws/toxics", json={
+                "type": "latency", "stream": "downstream", "attributes": {"latency": 3000}}) as resp:
+            assert resp.status == 200, await resp.text()
+            toxic = (await resp.json())["name"]
+        slow = Endpoints(f"ws://{listen}", server.endpoints.http_url)
+        bench.start(config("fixed", token_ttl=3.0, refresh_lead=0.75), endpoints=slow)
+        await bench.until(lambda: bench.of("open"), timeout=10, what="the slow handshake")
+        async with server.http.delete(f"{proxy.api_url}/proxies/ws/toxics/{toxic}") as resp:
+            assert resp.status == 204, await resp.text()  # from now on a close reaches both ends at once
+        refreshed = lambda: bench.of("token", refresh=True, ok=True)  # noqa: E731
+        await bench.until(lambda: len(refreshed()) >= 2, timeout=10, what="two proactive refreshes")
+        # the second refresh comes after the old token's expiry + grace: the server has judged by now
+        async with server.http.get(server.proc.ready["http_url"] + "/metrics") as resp:
+            metrics = await resp.text()
+        await bench.stop()
+    opened = bench.of("open")[0]
+    assert refreshed()[0]["t"] < opened["t"], "the refresh did not land mid-handshake; the test proves nothing"
+    closes = {s.labels["code"]: s.value for f in text_string_to_metric_families(metrics)
+              for s in f.samples if s.name == "ws_closes_total"}
+    assert closes.get("4401", 0) == 0
+    assert [c["code"] for c in bench.of("close")] == [1000] and len(bench.of("attempt")) == 1
