@@ -135,10 +135,29 @@ def counter_series(gate: Gate, rec: RunRecord) -> np.ndarray:
     return ts[COUNTERS[gate.metric]].to_numpy(float)
 
 
+#: client-side counts whose zero is evidence only once a handshake was answered, and the ones
+#: whose zero needs a displayed message
+NEEDS_ANSWERS = frozenset(COUNTERS) - {"attempts"} | {"closes", "handshake_rejections", "storms"}
+NEEDS_DISPLAYS = frozenset({"duplicates_displayed", "duplicates"})
+
+
+def require_observed(gate: Gate, rec: RunRecord, total: float) -> None:
+    """A count of zero from clients that never reached the system is no evidence: with no handshake
+    answered in the whole run (or, for duplicates, no message displayed) such a gate is unknown.
+    A non-zero count is evidence whatever else happened (a refused fleet's manual refreshes)."""
+    if total:
+        return
+    if gate.metric in NEEDS_ANSWERS and rec.connections.empty:
+        raise Undecidable("no connection attempt got an answer in this run: nothing was observed")
+    if gate.metric in NEEDS_DISPLAYS and not rec.timeseries["displayed"].sum():
+        raise Undecidable("no message was displayed in this run: duplicates cannot be observed")
+
+
 def _observe_counter(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
     series = counter_series(gate, rec)
     parts = _slices(series, intervals)
     total = float(sum(p.sum() for p in parts))
+    require_observed(gate, rec, float(series.sum()))
     prov: dict[str, Any] = {"events": int(total)}
     busiest = sorted(((int(a) + i, int(v)) for (a, _), p in zip(intervals, parts) for i, v in enumerate(p) if v),
                      key=lambda x: -x[1])[:MAX_EXAMPLES]
@@ -166,6 +185,7 @@ def _observe_counter(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observ
 def _observe_storms(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
     """Reconnect storms (`harness.record.storms`, default rule) that began in the phase."""
     storms, threshold = detect_storms(rec.timeseries["reconnects"].to_numpy(float), rec.clients)
+    require_observed(gate, rec, float(len(storms)))
     inside = [s for s in storms if any(a <= s.start_s < b for a, b in intervals)]
     prov = {"storms": [s.to_dict() for s in inside], "threshold_per_bin": threshold}
     if gate.stat == "count":
@@ -272,6 +292,10 @@ def _observe_ledger(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observa
     value = float(getattr(ledger, LEDGER[gate.metric]))
     if gate.stat not in ("count", "value"):
         raise Undecidable(f"stat {gate.stat_label!r} does not apply to {gate.metric} (use count)")
+    if gate.metric in ("lost_messages", "reordered_messages") and ledger.judged <= 0:
+        # zero lost out of zero judged is no evidence: a fleet that never connected loses nothing
+        raise Undecidable(f"no message's fate could be judged ({ledger.sent} sent, "
+                          f"{ledger.indeterminate} indeterminate)")
     return Observation(value, provenance={"ledger": ledger.to_dict()})
 
 
@@ -388,7 +412,7 @@ def observe(gate: Gate, rec: RunRecord, phase: Phase | None = None) -> Observati
 
 # ---------------------------------------------------------------- judging
 
-def _compare(op: str, x: float, threshold: float | tuple[float, ...]) -> bool:
+def compare(op: str, x: float, threshold: float | tuple[float, ...]) -> bool:
     if op == "between":
         lo, hi = threshold
         return lo <= x <= hi
@@ -456,7 +480,7 @@ def evaluate_gate(gate: Gate, rec: RunRecord) -> Verdict:
             prov.setdefault("reason", "no value observed")
         verdict = verdict or UNKNOWN
     else:
-        verdict = PASS if _compare(gate.op, obs.value, threshold) else FAIL
+        verdict = PASS if compare(gate.op, obs.value, threshold) else FAIL
     if verdict == FAIL and obs.failing is not None and not isinstance(threshold, tuple):
         prov["where"] = obs.failing(threshold)
     return Verdict(gate.name, verdict, gate.strict, obs.value, gate.op, _plain(threshold), prov)

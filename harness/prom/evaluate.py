@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from harness.cli import UsageError
-from harness.gates.evaluate import _compare as holds
+from harness.gates.evaluate import compare
 from harness.gates.spec import Gate
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.prom.api import PrometheusAPI, Sample
@@ -144,12 +144,12 @@ def _decide(gate: Gate, query: Query, value: float, threshold: Any, prov: dict[s
     """The verdict at the query's resolution: bucket bounds for quantiles, exact otherwise (scenario units)."""
     value *= scale
     if gate.stat != "quantile" or query.spec is None or not query.spec.buckets:
-        return (PASS if holds(gate.op, value, _tuple(threshold)) else FAIL), value
+        return (PASS if compare(gate.op, value, _tuple(threshold)) else FAIL), value
     lo, hi = bucket_of(value, tuple(b * scale for b in query.spec.buckets))
     prov["bucket"] = [lo, "+Inf" if math.isinf(hi) else hi]
     prov["resolution"] = "histogram_quantile interpolates inside a bucket: the true quantile lies in 'bucket'"
     observed = value if math.isfinite(value) else lo
-    outcomes = {holds(gate.op, x, _tuple(threshold)) for x in _probe_points(lo, hi, threshold)}
+    outcomes = {compare(gate.op, x, _tuple(threshold)) for x in _probe_points(lo, hi, threshold)}
     if len(outcomes) > 1:
         prov["reason"] = "the threshold lies inside the bucket holding the estimate: undecidable at this resolution"
         return UNKNOWN, observed
@@ -182,7 +182,7 @@ def _probe_points(lo: float, hi: float, threshold: Any) -> list[float]:
 
 def _worst(op: str, samples: list[Sample], threshold: Any) -> Sample:
     """With several series, the one that decides: the first failing one, else the closest to failing."""
-    failing = [s for s in samples if not holds(op, s.value, _tuple(threshold))]
+    failing = [s for s in samples if not compare(op, s.value, _tuple(threshold))]
     if failing:
         return failing[0]
     if op in ("<", "<="):

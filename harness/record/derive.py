@@ -47,8 +47,10 @@ def read_events(path: Path) -> list[dict]:
             try:
                 record = json.loads(line)
                 float(record["t"])
+                record["client"], record["kind"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise UsageError(f"{path}:{lineno}: expected a JSON object with a numeric 't', got {line[:80]!r} ({exc})") from None
+                raise UsageError(f"{path}:{lineno}: expected a JSON object with a numeric 't', a 'client' and "
+                                 f"a 'kind', got {line[:80]!r} (missing or bad: {exc})") from None
             events.append(record)
     events.sort(key=lambda r: float(r["t"]))
     return events
@@ -211,8 +213,9 @@ def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, 
 
 
 def read_sent(path: Path) -> pd.DataFrame:
-    """The server's delivery log (empty when the engine wrote none)."""
-    if not path.exists():
+    """The server's delivery log (empty when the engine wrote none, or stopped before its header
+    reached the disk: a 0-byte file is a log with no messages, not a damaged one)."""
+    if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in SENT_COLUMNS})
     try:
         sent = pd.read_csv(path, dtype={"conversation": str, "msg_id": str})

@@ -28,6 +28,11 @@ class LedgerSummary:
     indeterminate: int = 0
     unexpected: int = 0
 
+    @property
+    def judged(self) -> int:
+        """Sent messages whose fate is known (displayed, or lost); 0 when nothing could be judged."""
+        return self.sent - self.indeterminate
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -35,7 +40,8 @@ class LedgerSummary:
 def connected_at_end(connections: pd.DataFrame) -> dict[str, float]:
     """Clients whose observation ended with a connection open, and when it ended."""
     open_ = connections[(connections["censored"] == 1) & connections["http_status"].isna()]
-    horizon = open_["opened_s"] + open_["duration_s"]
+    # numeric whatever pandas inferred (a header-only table reads as text)
+    horizon = pd.to_numeric(open_["opened_s"], errors="coerce") + pd.to_numeric(open_["duration_s"], errors="coerce")
     return horizon.groupby(open_["client"].astype(str)).max().to_dict()
 
 
