@@ -23,12 +23,10 @@ from harness.scenario import (
     RealizedFault, Scenario, arrival_times, client_id, client_rng, drop_times, message_times,
     offline_periods, realize_faults, stream,
 )
+from harness.scenario.model import NETWORK_FAULT_KINDS
 
 #: faults that act on the network path of their target clients (through their group's proxies)
-NETWORK_FAULTS = frozenset({
-    "partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout",
-    "proxy_down", "ws_close", "ws_drop_pings",
-})
+NETWORK_FAULTS = NETWORK_FAULT_KINDS
 
 
 @dataclass(frozen=True)

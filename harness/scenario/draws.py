@@ -15,14 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from harness.scenario.model import Fault, Scenario
-
-# Kinds that act on a fraction of the clients (the others act on the system as a whole).
-CLIENT_TARGETED = frozenset({
-    "partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout", "token_expiry",
-    "ws_close", "ws_drop_pings",
-})
-
+from harness.scenario.model import CLIENT_TARGETED, Fault, Scenario
 
 def client_id(index: int) -> str:
     """The id both engines give client `index` (0-based) in events and fault targets."""

@@ -21,6 +21,16 @@ FAULT_KINDS: tuple[str, ...] = (
     "server_restart", "auth_outage", "token_expiry", "load_spike", "ws_close", "ws_drop_pings",
 )
 
+# Kinds that act on the network path of the clients they target (through their proxies), and all
+# kinds that take `fraction` (those plus per-user token expiry); the others act on the whole system,
+# and the schema refuses a `fraction` below 1 for them.
+NETWORK_FAULT_KINDS: frozenset[str] = frozenset({
+    "partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout", "proxy_down",
+    "ws_close", "ws_drop_pings",
+})
+CLIENT_TARGETED: frozenset[str] = NETWORK_FAULT_KINDS | {"token_expiry"}
+SYSTEM_FAULT_KINDS: frozenset[str] = frozenset(FAULT_KINDS) - CLIENT_TARGETED
+
 # Kind-specific parameters and their defaults (durations in seconds). A parameter
 # without a default is required by the schema.
 FAULT_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
