@@ -9,7 +9,7 @@ from harness.cli import UsageError
 from harness.scenario import from_dict
 from sim.replicate import interval, replicate
 from sim.sweep_cli import parse_vary, sweep
-from sim.validate_cli import error_table
+from sim.validate_cli import agrees, error_table
 
 SMALL = """name: tiny
 seed: 3
@@ -98,3 +98,8 @@ def test_calibrate_measures_a_real_server(tmp_path):
     save(cal, tmp_path / "cal.json")
     again, name = load(tmp_path / "cal.json")
     assert again == cal and name.endswith("cal.json")
+
+
+def test_both_engines_unable_to_estimate_agree():
+    rows = error_table({"p": None, "q": 5}, {"p": None, "q": None}, metrics=("p", "q"))
+    assert [agrees(r, 0.1) for r in rows] == [True, False]

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from harness.cli import main
+from sim.validate_cli import agrees
 
 TINY = """name: validate-tiny
 seed: 9
@@ -34,4 +35,4 @@ def test_validate_prints_the_error_table(tmp_path, capsys):
     assert metrics == ["duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s"]
     assert all(m in out for m in metrics)
     assert doc["rows"][2]["emulated"] > 0 and doc["rows"][2]["model"] > 0  # both engines saw the restart
-    assert code == (0 if all(abs(r["error"]) <= 0.10 for r in doc["rows"]) else 1)
+    assert code == (0 if all(agrees(r, 0.10) for r in doc["rows"]) else 1)
