@@ -59,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to judge: give a RUN_DIR, --prometheus URL or --emit-rules FILE")
     gates = _gates(args)
     if args.emit_rules:
-        _prom().emit_rules(gates, args.emit_rules)
-        print(f"wrote {args.emit_rules}")
+        left_out = _prom().emit_rules(gates, args.emit_rules)
+        print(f"wrote {args.emit_rules}: rules for {len(gates) - len(left_out)} of {len(gates)} gate(s)")
+        for name, why in left_out:
+            print(f"  left out {name!r}: {why}")
         if not (args.run_dir or args.prometheus):
             return 0
     if args.prometheus:

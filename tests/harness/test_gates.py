@@ -233,3 +233,12 @@ def test_exit_codes_and_junit():
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert cases["b"].find("failure") is not None and cases["c"].find("skipped") is not None
     assert cases["d"].find("failure") is None and "advisory" in cases["d"].find("system-out").text
+
+
+def test_compare_is_the_one_comparison_both_evaluators_use():
+    import harness.prom.evaluate as prom_evaluate
+    from harness.gates.evaluate import compare
+
+    assert prom_evaluate.compare is compare
+    assert compare("between", 5.0, (1.0, 5.0)) and not compare("between", 5.1, (1.0, 5.0))
+    assert compare("in", 0.3, (0.1 + 0.2, 7.0)) and compare("==", 0.1 + 0.2, 0.3) and not compare("!=", 1.0, 1.0)

@@ -87,3 +87,15 @@ def test_promtool_accepts_the_rules_and_the_alerts_fire_when_the_gates_fail(tmp_
     test = subprocess.run([PROMTOOL, "test", "rules", "rules_test.yml"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)
     assert test.returncode == 0, test.stdout + test.stderr
+
+
+def test_the_command_names_the_gates_it_left_out_and_why(tmp_path, capsys):
+    from harness.cli import main as stormbench
+
+    gate_file = tmp_path / "gates.yaml"
+    gate_file.write_text(yaml.safe_dump([g.to_dict() for g in GATES]))
+    assert stormbench(["gates", "--gates", str(gate_file), "--emit-rules", str(tmp_path / "rules.yml")]) == 0
+    out = capsys.readouterr().out
+    _, skipped = build_rules(GATES)
+    assert "rules for 4 of 5 gate(s)" in out
+    assert f"left out 'nothing lost {{{{ $value }}}}': {skipped[0][1]}" in out
