@@ -7,10 +7,13 @@ is the same for both, so their records are judged alike.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import traceback
+from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -21,9 +24,12 @@ from harness.gates.spec import load_gates
 from harness.record import files
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
-from harness.record.writer import write_scenario
+from harness.record.writer import merge_meta, write_scenario
 from harness.scenario import Scenario, load
 from system.units import format_duration
+
+if TYPE_CHECKING:
+    from harness.prom.in_run import RunWatch
 
 HELP = "run a scenario (emulate or simulate) and judge its gates"
 ENGINES = ("emulate", "simulate")
@@ -50,6 +56,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="emulate only: use this running system (its HTTP URL) instead of starting one")
     parser.add_argument("--toxiproxy-url", metavar="URL",
                         help="emulate only: use this Toxiproxy server instead of the embedded proxy")
+    parser.add_argument("--prometheus", action="store_true",
+                        help="emulate only: start a real Prometheus (`prometheus` on PATH) scraping the server's "
+                             "/metrics during the run, judge the gates through it too and write "
+                             "prometheus_gates.json (the exit code stays the run record's)")
     parser.add_argument("--report", action="store_true", help="render a report of the run into RUN_DIR/report")
 
 
@@ -77,13 +87,35 @@ def prepare_out_dir(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namespace) -> None:
+def check_prometheus(args: argparse.Namespace) -> None:
+    """`--prometheus` needs the emulation and the binary: say so before anything runs."""
+    if not args.prometheus:
+        return
+    if args.engine != "emulate":
+        raise UsageError("--prometheus applies to --engine emulate only (the model has no server to scrape)")
+    from harness.prom.server import find_binary
+
+    if find_binary() is None:
+        raise UsageError("--prometheus: the `prometheus` binary is not on PATH "
+                         "(install the Debian package `prometheus`, or run without --prometheus)")
+
+
+def scrape_interval(scenario: Scenario) -> float:
+    """Prometheus' scrape interval: 1 s, down to 0.5 s for runs shorter than a wall minute
+    (a rate needs a few samples in the window)."""
+    wall = scenario.duration / scenario.time_scale
+    return 1.0 if wall >= 60 else 0.5
+
+
+def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namespace,
+               watch: "RunWatch | None" = None) -> None:
     if engine == "emulate":
         try:
             from harness.emulate.engine import emulate
         except ImportError as exc:
             raise UsageError(f"the emulation engine is not available in this build ({exc})") from None
-        emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url)
+        hooks = {"on_system_ready": watch.on_system_ready, "on_scenario_end": watch.on_scenario_end} if watch else {}
+        emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url, **hooks)
         return
     if args.target or args.toxiproxy_url:
         raise UsageError("--target and --toxiproxy-url apply to --engine emulate only")
@@ -116,24 +148,39 @@ def _lifetime(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_prometheus(args)
     overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
     scenario = load(resolve_scenario_path(args.scenario), overrides)
     gates = load_gates(args.gates) if args.gates else load_gates(scenario.gates)
     out = Path(args.out) if args.out else default_out_dir(scenario, args.engine)
     prepare_out_dir(out)
     write_scenario(out, scenario)
-    try:
-        run_engine(args.engine, scenario, out, args)
-    except (UsageError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # the record so far stays; the traceback goes next to it, not over the screen
-        (out / ENGINE_ERROR).write_text(traceback.format_exc())
-        raise UsageError(f"the {args.engine} engine stopped: {type(exc).__name__}: {exc} "
-                         f"(traceback in {out / ENGINE_ERROR}; the partial record is kept)") from None
-    summary = finalize(out)
-    verdicts = evaluate(gates, RunRecord(out))
-    code = write_verdicts(verdicts, out, scenario.name)
-    print_verdicts(verdicts, title=f"{scenario.name} ({args.engine}, seed {scenario.seed})")
+    with ExitStack() as stack:
+        watch = None
+        if args.prometheus:
+            from harness.prom.in_run import RunWatch
+
+            watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
+        try:
+            run_engine(args.engine, scenario, out, args, watch)
+        except (UsageError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the record so far stays; the traceback goes next to it, not over the screen
+            (out / ENGINE_ERROR).write_text(traceback.format_exc())
+            raise UsageError(f"the {args.engine} engine stopped: {type(exc).__name__}: {exc} "
+                             f"(traceback in {out / ENGINE_ERROR}; the partial record is kept)") from None
+        summary = finalize(out)
+        verdicts = evaluate(gates, RunRecord(out))
+        code = write_verdicts(verdicts, out, scenario.name)
+        prom_verdicts = watch.judge(gates, out, scenario.time_scale) if watch else None
+    title = f"{scenario.name} ({args.engine}, seed {scenario.seed})"
+    print_verdicts(verdicts, title=title)
+    if watch is not None:
+        merge_meta(out, {"prometheus": watch.facts()})
+        for warning in watch.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if prom_verdicts is not None:
+            print_verdicts(prom_verdicts, title=f"{title} via Prometheus")
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
           f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")

@@ -368,13 +368,21 @@ class _Run:
 
 
 def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = None,
-            toxiproxy_url: str | None = None, progress: Progress | None = None) -> Path:
+            toxiproxy_url: str | None = None, progress: Progress | None = None,
+            on_system_ready: Callable[[Endpoints], None] | None = None,
+            on_scenario_end: Callable[[float, float], None] | None = None) -> Path:
     """Run `scenario` for real and write the raw run record into `out_dir` (README "Engines").
 
     `target`: an existing system ("ws://H:P,http://H:P" or its HTTP URL; admin key from
     STORMBENCH_ADMIN_KEY) instead of a `stormbench serve` subprocess; `toxiproxy_url`: a
     Toxiproxy server instead of the embedded proxy; `progress`: called with a snapshot
-    dict about four times a second instead of the live terminal view."""
+    dict about four times a second instead of the live terminal view.
+
+    Hooks, so an observer (a Prometheus scraping the server) can watch the system under test:
+    `on_system_ready(endpoints)` once the server answers, before any client starts (a restart
+    fault brings the server back on the same ports); `on_scenario_end(origin_unix, end_unix)`
+    when the scenario's time is over (scenario second 0 and its end, in unix seconds), while
+    the system still runs. An exception from a hook aborts the run like any other."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(scenario, out, target, toxiproxy_url, progress)
@@ -390,9 +398,14 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
                      "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
                      "host": host_facts(), "calibration": None})
         run.start_system(plan)
+        if on_system_ready is not None:
+            on_system_ready(run.endpoints)
         measured = asyncio.run(run.measure())
         run.spawn_fleet(plan)
         asyncio.run(run.drive(plan, writer))
+        writer.meta({"origin_unix": run.origin_unix})
+        if on_scenario_end is not None:
+            on_scenario_end(run.origin_unix, run.origin_unix + run.scale.to_wall(scenario.duration))
         events = run.merge_events(writer)
         sent = run.fetch_sent(writer, {c.client_id for c in plan.clients})
         results = run.fleet.results if run.fleet else {}

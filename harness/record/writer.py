@@ -91,6 +91,13 @@ class RecordWriter:
         self.close()
 
 
+def merge_meta(out_dir: str | Path, fields: Mapping[str, Any]) -> None:
+    """Merge fields into a finished record's `meta.json` (what a command learns after the engine)."""
+    path = Path(out_dir) / META
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    _write_json(path, {**meta, **fields})
+
+
 def write_scenario(out_dir: str | Path, scenario: Any) -> None:
     """The resolved scenario (a `Scenario` or its dict) as `scenario.json`."""
     _write_json(Path(out_dir) / SCENARIO, scenario.to_dict() if hasattr(scenario, "to_dict") else dict(scenario))
