@@ -2,8 +2,9 @@
 
 The numbers come from `Tally`: running counters the workers keep from their
 clients' records and send to the engine a few times a second. A Live panel on a
-pipe or a CI log is noise, so without a TTY the view prints one line every
-`line_every` seconds instead.
+pipe or a CI log is noise, so without a TTY the view prints one plain line (no
+escape codes) every `line_every` seconds instead, its attempts/s averaged since the
+line before, and a last line with the final state when the run ends.
 """
 from __future__ import annotations
 
@@ -126,7 +127,8 @@ class LiveView:
         self.use_live = self.stream.isatty() if live is None else live
         self.line_every = line_every
         self._live: Live | None = None
-        self._last_line = 0.0
+        self._last_line: tuple[float, int] | None = None   # (wall, attempts) when the last line was printed
+        self._pending: tuple[float, Tally, list[str], float] | None = None  # the last state not printed
         self._prev: tuple[float, int] | None = None
         self.rate = 0.0
 
@@ -141,6 +143,8 @@ class LiveView:
         if self._live is not None:
             self._live.__exit__(None, None, None)
             self._live = None
+        elif self._pending is not None:  # the final state, so a log never ends on a stale line
+            self._print_line(*self._pending)
 
     def update(self, clock: float, tally: Tally, faults: list[str], wall: float | None = None) -> None:
         wall = time.monotonic() if wall is None else wall
@@ -150,15 +154,26 @@ class LiveView:
             self._prev = (wall, tally.attempts)
         if self._live is not None:
             self._live.update(self.render(clock, tally, faults))
-        elif wall - self._last_line >= self.line_every:
-            self._last_line = wall
-            print(self.line(clock, tally, faults), file=self.stream, flush=True)
+        elif self._last_line is None or wall - self._last_line[0] >= self.line_every:
+            self._print_line(clock, tally, faults, wall)
+        else:
+            snap = Tally.merge([tally.snapshot()])  # the caller's tally keeps changing
+            self._pending = (clock, snap, list(faults), wall)
 
-    def line(self, clock: float, tally: Tally, faults: list[str]) -> str:
+    def _print_line(self, clock: float, tally: Tally, faults: list[str], wall: float) -> None:
+        rate = None
+        if self._last_line is not None and wall > self._last_line[0]:
+            rate = (tally.attempts - self._last_line[1]) / (wall - self._last_line[0])
+        self._last_line = (wall, tally.attempts)
+        self._pending = None
+        print(self.line(clock, tally, faults, rate), file=self.stream, flush=True)
+
+    def line(self, clock: float, tally: Tally, faults: list[str], rate: float | None = None) -> str:
+        """One progress line; `rate`: attempts per wall second to show (default: the last second's)."""
         closes = " ".join(f"{c}:{n}" for c, n in sorted(tally.closes.items())) or "-"
         failing = [c.name for c in self.checks if not c.holds(c.observed(tally))]
         return (f"[{self.title}] t={format_duration(clock)}/{format_duration(self.duration)} "
-                f"active={tally.active} attempts/s={self.rate:.1f} closes={closes} "
+                f"active={tally.active} attempts/s={self.rate if rate is None else rate:.1f} closes={closes} "
                 f"403={tally.http_403} refreshes={tally.manual_refreshes} "
                 f"dups={tally.duplicates_displayed} faults={','.join(faults) or '-'}"
                 + (f" gates failing: {', '.join(failing)}" if failing else ""))

@@ -92,3 +92,22 @@ def test_fleet_bound_counts_two_proxy_descriptors_per_socket():
     assert fleet_bound(20000, 1) == (20000 - FD_RESERVE) // 4   # 1 WebSocket + 1 HTTP, 2 fds each
     assert fleet_bound(20000, 2) == (20000 - FD_RESERVE) // 6
     assert split(list(range(0)), 2) == [[], []]
+
+
+def test_progress_lines_off_a_tty_every_10s_averaged_and_a_final_one():
+    import io
+
+    from harness.emulate.live import LiveView, Tally
+
+    out = io.StringIO()
+    t = Tally()
+    with LiveView("demo", 35.0, stream=out, line_every=10.0) as view:
+        for step in range(141):  # four updates a wall second for 35 s, as the engine does
+            t.attempts += 1
+            t.closes["1006"] = step // 40
+            view.update(step / 4, t, [], wall=1000.0 + step / 4)
+    lines = out.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["t=0ms/35.0s", "t=10.0s/35.0s", "t=20.0s/35.0s", "t=30.0s/35.0s", "t=35.0s/35.0s"]
+    assert all(line.startswith("[demo] ") and "\x1b" not in line for line in lines)
+    assert [line.split()[3] for line in lines[1:]] == ["attempts/s=4.0"] * 4
+    assert "closes=1006:3" in lines[-1]  # the final state, not the last periodic line's
