@@ -100,6 +100,33 @@ async def test_socket_churn_legacy_shows_duplicates_fixed_none(serve, bench_on, 
         assert driver.policy.listener_count <= 1
 
 
+async def talk(server, texts: list[str], conversation: str = "room") -> None:
+    """Another member of the conversation (alice, on her own socket) says each text and waits for the reply."""
+    token = await server.token("alice")
+    async with connect(server.endpoints.chat(conversation, token)) as ws:
+        for text in texts:
+            await ws.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"a-{text}", "text": text}))
+            while True:  # the agent answers each message once
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if frame["type"] == "assistant_message":
+                    break
+
+
+async def add_proxy(server, proxy, toxics: list[dict] = ()) -> tuple[Endpoints, list[str]]:
+    """A proxy in front of the server's WebSocket (auth stays direct); returns the endpoints and toxic names."""
+    ws = urlsplit(server.endpoints.ws_url)
+    async with server.http.post(f"{proxy.api_url}/proxies", json={
+            "name": "ws", "listen": "127.0.0.1:0", "upstream": f"{ws.hostname}:{ws.port}"}) as resp:
+        assert resp.status == 201, await resp.text()
+        listen = (await resp.json())["listen"]
+    names = []
+    for toxic in toxics:
+        async with server.http.post(f"{proxy.api_url}/proxies/ws/toxics", json=toxic) as resp:
+            assert resp.status == 200, await resp.text()
+            names.append((await resp.json())["name"])
+    return Endpoints(f"ws://{listen}", server.endpoints.http_url), names
+
+
 @pytest.mark.parametrize("resume", [True, False])
 async def test_forced_drop_resume_loses_nothing(serve, bench_on, resume):
     """The server aborts every connection; while the client under test is away another member
@@ -112,21 +139,11 @@ async def test_forced_drop_resume_loses_nothing(serve, bench_on, resume):
     [bob] = bench.start(bob_config, conversation="room", prefix="bob")
     await bench.until(all_open(bench, ["bob0"]), what="bob connected")
 
-    async def talk(texts: list[str]) -> None:
-        token = await server.token("alice")
-        async with connect(server.endpoints.chat("room", token)) as ws:
-            for i, text in enumerate(texts):
-                await ws.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"a-{text}", "text": text}))
-                while True:  # wait for the reply (the echo agent answers each message once)
-                    frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                    if frame["type"] == "assistant_message":
-                        break
-
-    await talk(["before-1", "before-2"])
+    await talk(server, ["before-1", "before-2"])
     await bench.until(lambda: len(bench.of("displayed")) == 2, what="bob saw the first replies")
     await server.admin("/admin/drop", {"fraction": 1.0})
     await bench.until(lambda: bench.of("close", "bob0", by="network"), what="bob's socket dropped")
-    await talk(["during-1", "during-2", "during-3"])
+    await talk(server, ["during-1", "during-2", "during-3"])
     assert len(bench.of("open", "bob0")) == 1, "bob came back before the others talked; the test proves nothing"
     await bench.until(all_open(bench, ["bob0"], times=2), what="bob reconnected")
     log = (await server.admin("/admin/messages"))["messages"]
@@ -155,17 +172,9 @@ async def test_token_refreshed_during_a_slow_handshake_reaches_the_server(serve,
     refresh on open the server closes at 3 + 1 s grace, before the next proactive refresh (4.5 s)."""
     server = serve("--token-ttl", "3s", "--live-expiry", "--expiry-grace", "1s")
     bench = bench_on(server)
-    ws = urlsplit(server.endpoints.ws_url)
     with start_proxy() as proxy:
-        async with server.http.post(f"{proxy.api_url}/proxies", json={
-                "name": "ws", "listen": "127.0.0.1:0", "upstream": f"{ws.hostname}:{ws.port}"}) as resp:
-            assert resp.status == 201, await resp.text()
-            listen = (await resp.json())["listen"]
-        async with server.http.post(f"{proxy.api_url}/proxies/ws/toxics", json={
-                "type": "latency", "stream": "downstream", "attributes": {"latency": 3000}}) as resp:
-            assert resp.status == 200, await resp.text()
-            toxic = (await resp.json())["name"]
-        slow = Endpoints(f"ws://{listen}", server.endpoints.http_url)
+        slow, [toxic] = await add_proxy(server, proxy, [
+            {"type": "latency", "stream": "downstream", "attributes": {"latency": 3000}}])
         bench.start(config("fixed", token_ttl=3.0, refresh_lead=0.75), endpoints=slow)
         await bench.until(lambda: bench.of("open"), timeout=10, what="the slow handshake")
         async with server.http.delete(f"{proxy.api_url}/proxies/ws/toxics/{toxic}") as resp:
@@ -182,3 +191,33 @@ async def test_token_refreshed_during_a_slow_handshake_reaches_the_server(serve,
               for s in f.samples if s.name == "ws_closes_total"}
     assert closes.get("4401", 0) == 0
     assert [c["code"] for c in bench.of("close")] == [1000] and len(bench.of("attempt")) == 1
+
+
+async def test_live_message_overtaking_the_replay_is_shown_in_order(serve, bench_on):
+    """Bob's reconnect reaches the server, which fans alice's next reply out to him at once; his
+    `resume` is slowed by a proxy (1 s client to server), so the replay of what he missed comes
+    after that live message. The fixed client still shows the conversation in seq order."""
+    server = serve("--token-ttl", "10m")
+    bench = bench_on(server)
+    fixes = Fixes.profile("fixed").with_changes(disable=["jitter"])  # away a known 1 s
+    with start_proxy() as proxy:
+        endpoints, _ = await add_proxy(server, proxy)
+        bench.start(ClientConfig(fixes=fixes, **{**QUICK, "base_delay": 1.0, "max_delay": 1.0}),
+                    conversation="room", prefix="bob", endpoints=endpoints)
+        await bench.until(all_open(bench, ["bob0"]), what="bob connected")
+        await talk(server, ["before-1"])
+        await bench.until(lambda: len(bench.of("displayed")) == 1, what="bob saw the first reply")
+        await server.admin("/admin/drop", {"fraction": 1.0})
+        await bench.until(lambda: bench.of("close", "bob0", by="network"), what="bob's socket dropped")
+        await talk(server, ["missed-1", "missed-2", "missed-3"])
+        async with server.http.post(f"{proxy.api_url}/proxies/ws/toxics", json={
+                "type": "latency", "stream": "upstream", "attributes": {"latency": 1000}}) as resp:
+            assert resp.status == 200, await resp.text()
+        assert len(bench.of("open", "bob0")) == 1, "bob came back before the others talked; the test proves nothing"
+        await bench.until(all_open(bench, ["bob0"], times=2), what="bob reconnected")
+        await talk(server, ["live-1"])  # bob's resume is still on its way to the server
+        await bench.until(lambda: len({r["msg_id"] for r in bench.of("displayed")}) == 5, what="bob saw all five")
+        await bench.stop()
+    received = [r["seq"] for r in bench.of("received", sock=2)]
+    assert received[0] == 5 and sorted(set(received)) == [2, 3, 4, 5], f"no overtaking happened: {received}"
+    assert [r["seq"] for r in bench.of("displayed")] == [1, 2, 3, 4, 5]
