@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,25 @@ class Calibration:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ValueError(f"{name}: expected a non-negative number of seconds, got {value!r}")
+
+    def compressed(self, time_scale: float, open_timeout_floor_wall: float = 2.0) -> "Calibration":
+        """This machine as an emulation compressed by `time_scale` experiences it, in scenario time.
+
+        The emulation shortens every scenario duration but not the CPU's: a 2 ms handshake is
+        2 x time_scale ms of scenario time, and so are token and agent latency and a restart.
+        `stormbench validate` models the emulated run with this, the real system with `self`."""
+        if time_scale == 1:
+            return self
+
+        def slow(d: Dist) -> Dist:
+            return Dist(d.kind, d.mean * time_scale, d.sigma)
+
+        return replace(
+            self, source=f"{self.source}, compressed x{time_scale:g} as the emulation runs it",
+            handshake_service=slow(self.handshake_service), token_latency=slow(self.token_latency),
+            agent_latency=slow(self.agent_latency), refused_after_s=self.refused_after_s * time_scale,
+            restart_downtime_s=self.restart_downtime_s * time_scale,
+            connect_timeout_s=max(self.connect_timeout_s, open_timeout_floor_wall * time_scale))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

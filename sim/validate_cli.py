@@ -1,8 +1,10 @@
 """`stormbench validate SCENARIO`: both engines on one scenario at emulation size, and their errors.
 
 The emulation (real server, proxy and clients) and the model run the same scenario, seed and
-fleet (`fleet.clients`; the model's `sim_clients` is set to it); the table gives, per key metric,
-both values and the model's relative error. Exit 0 when every error is within `--tolerance`,
+fleet (`fleet.clients`; the model's `sim_clients` is set to it), and the model is calibrated as
+the emulation experiences this machine (CPU times stretched by the time scale, see
+`Calibration.compressed`); the table gives, per key metric, both values and the model's relative
+error. Exit 0 when every error is within `--tolerance`,
 1 otherwise (2 for usage errors, as every subcommand).
 """
 from __future__ import annotations
@@ -96,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
               f"({scenario.wall_duration:.0f} s of wall time)...", flush=True)
         emulate(scenario, emu_dir)
         emulated = finalize(emu_dir)
-    print("simulating...", flush=True)
-    model = simulate(scenario, out / "simulate", calibration=args.calibration)
+    from sim.calibration import load as load_calibration
+
+    cal, _name = load_calibration(args.calibration)
+    cal = cal.compressed(scenario.time_scale)  # the system as the emulation ran it
+    print(f"simulating (calibration: {cal.source})...", flush=True)
+    model = simulate(scenario, out / "simulate", calibration=cal)
     rows = error_table(model, emulated)
     print(format_table(rows, args.tolerance))
     (out / "validate.json").write_text(json.dumps({"scenario": scenario.name, "tolerance": args.tolerance,

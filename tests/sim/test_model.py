@@ -130,3 +130,11 @@ def test_scrapes_carry_the_agent_histogram(tmp_path):
 def test_calibration_rejects_negative_times():
     with pytest.raises(ValueError, match="restart_downtime_s"):
         Calibration(restart_downtime_s=-1)
+
+
+def test_compressed_calibration_stretches_cpu_times_only():
+    cal = Calibration(handshake_service=Dist("lognormal", 0.002, 0.5), restart_downtime_s=0.5)
+    c = cal.compressed(30)
+    assert c.handshake_service.mean == pytest.approx(0.06) and c.handshake_service.sigma == 0.5
+    assert c.restart_downtime_s == pytest.approx(15) and c.connect_timeout_s == pytest.approx(60)
+    assert c.handshake_servers == cal.handshake_servers and cal.compressed(1) is cal
