@@ -208,6 +208,9 @@ class SimClient:
                 self.break_socket(s)
 
     def break_socket(self, s: Sock) -> None:
+        """The server's heartbeat notices a dead path and drops its end. The client does not ping
+        (a browser never does; the emulated fleet does not either): it learns only when the path
+        heals and the server's end is gone (`heal_path`)."""
         if s.broken_at is not None:
             return
         t0 = s.broken_at = self.env.now
@@ -217,18 +220,16 @@ class SimClient:
             if s.broken_at == t0 and s.server_open:
                 server.drop_end(s)
 
-        def client_check() -> None:
-            if s.client_open and (s.broken_at == t0 or not s.server_open):
-                self.closed(s, ABNORMAL, "heartbeat timeout", "network")
-
         after(self.env, server.heartbeat_check_delay(), server_check)
-        after(self.env, server.heartbeat_check_delay(), client_check)
 
     def heal_path(self) -> None:
+        """Bytes flow again: a socket the server dropped meanwhile is reset (1006), the rest live on."""
         if not self.path_ok():
             return
         for s in list(self.socks.values()):
             s.broken_at = None
+            if s.client_open and not s.server_open:
+                self.closed(s, ABNORMAL, "", "network")
 
     def watch_pings(self, s: Sock) -> None:
         """Pings are dropped but data flows: the server's keepalive fails and it closes with 1011."""

@@ -14,9 +14,9 @@ How the model reads the system's behaviour (README "Server HTTP API", DESIGN "sy
 - a shed connection (admission) is opened and closed with 1013; a `no_shedding` server does not
   consult admission; an `abrupt_shutdown` server drops every socket without a close frame on a
   graceful restart (clients see 1006);
-- a broken network path (partition, offline, blackhole) leaves a half-open socket that each end
-  detects with its own heartbeat: the first ping after the break, plus the timeout, if the path
-  is still broken then (or, for the client, if the server has dropped its end meanwhile).
+- a broken network path (partition, offline, blackhole) leaves a half-open socket: the server's
+  heartbeat drops its end (the first ping after the break, plus the timeout, if the path is still
+  broken then); the client, which does not ping, learns when the path heals (see sim.client).
 """
 from __future__ import annotations
 
