@@ -37,6 +37,7 @@ class SimClient:
         self.close_code: int | None = None  # ws_close toxic: every new socket is closed with this code
         self.pings_dropped = 0  # ws_drop_pings in force
         self.stopped = False
+        self._waiting: list[Callable[[], None]] = []  # connects and token requests hung in a blackhole
 
     # ---- the policy loop ---------------------------------------------------------------
     def feed(self, event: Any) -> None:
@@ -62,9 +63,11 @@ class SimClient:
 
     # ---- actions -----------------------------------------------------------------------
     def _fetch_token(self, a: ev.FetchToken) -> None:
-        if not self.path_ok() or self.refused:
-            delay = self.world.cal.refused_after_s if self.refused and self.path_ok() else self.world.cal.connect_timeout_s
-            after(self.env, delay, lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
+        if not self.online or self.refused:  # fails at once, as a browser offline or a refused connect
+            after(self.env, self.world.cal.refused_after_s, lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
+            return
+        if self.blocked:  # the request hangs in the blackhole until it heals or times out
+            self.when_clear(lambda: self._fetch_token(a), lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
             return
 
         def done(ok: bool, status: int, token: str | None, expires: float | None) -> None:
@@ -79,21 +82,37 @@ class SimClient:
     def _open(self, a: ev.OpenSocket) -> None:
         s = Sock(self, a.sock)
         self.socks[a.sock] = s
-        cal = self.world.cal
-        if not self.path_ok():
-            after(self.env, cal.connect_timeout_s, self.handshake_failed, s, None)
-        elif self.refused:
-            after(self.env, cal.refused_after_s, self.handshake_failed, s, None)
+        if not self.online or self.refused:
+            after(self.env, self.world.cal.refused_after_s, self.handshake_failed, s, None)
         else:
             after(self.env, self.extra_latency * 2, self._reach_server, s, a.token, a.last_seq)
 
     def _reach_server(self, s: Sock, token: str | None, last_seq: int | None) -> None:
         if s.state != "connecting":
             return
-        if not self.path_ok():  # the path broke while the SYN was on its way
-            after(self.env, self.world.cal.connect_timeout_s, self.handshake_failed, s, None)
-            return
-        self.world.server.connect(s, token, last_seq)
+        if not self.online or self.refused:
+            self.handshake_failed(s, None)
+        elif self.blocked:  # the connect hangs until the path heals or the open timeout
+            self.when_clear(lambda: self._reach_server(s, token, last_seq), lambda: self.handshake_failed(s, None))
+        else:
+            self.world.server.connect(s, token, last_seq)
+
+    def when_clear(self, proceed: Callable[[], None], fail: Callable[[], None]) -> None:
+        """Wait for the blackhole to heal (then `proceed`) or for the open timeout (then `fail`)."""
+        settled = [False]
+
+        def heal() -> None:
+            if not settled[0]:
+                settled[0] = True
+                proceed()
+
+        def timeout() -> None:
+            if not settled[0]:
+                settled[0] = True
+                fail()
+
+        self._waiting.append(heal)
+        after(self.env, self.world.cal.connect_timeout_s, timeout)
 
     def _close(self, a: ev.CloseSocket) -> None:
         s = self.socks.get(a.sock)
@@ -153,16 +172,16 @@ class SimClient:
 
     def opened(self, s: Sock) -> None:
         """The server completed the handshake; the client hears it unless the path broke meanwhile."""
-        if s.state == "closed":  # the client gave up on this connect: the server's end lingers
+        if s.state == "closed" or not self.online:  # given up on, or the device went offline: aborted
             s.client_open = False
-            self.break_socket(s)
+            self.world.server.drop_end(s)
+            if s.state != "closed":
+                self.handshake_failed(s, None)
             return
-        if not self.path_ok():
+        if self.blocked:  # the answer is stuck in the blackhole: it arrives when it heals, if in time
             s.client_open = False
-            s.state = "closed"
-            self.socks.pop(s.sock, None)
             self.break_socket(s)
-            after(self.env, self.world.cal.connect_timeout_s, self.feed, ev.HandshakeFailed(self.env.now, s.sock, None))
+            self.when_clear(lambda: self._late_open(s), lambda: self.handshake_failed(s, None))
             return
         self.feed(ev.SocketOpened(self.env.now, s.sock))
         if self.reset_after is not None:
@@ -171,6 +190,13 @@ class SimClient:
             self.world.server.close(s, self.close_code, "closed by proxy")
         if self.pings_dropped and s.server_open:
             self.watch_pings(s)
+
+    def _late_open(self, s: Sock) -> None:
+        if s.state == "connecting" and s.server_open:
+            s.client_open = True
+            self.feed(ev.SocketOpened(self.env.now, s.sock))
+        else:
+            self.handshake_failed(s, None)
 
     def closed(self, s: Sock, code: int, reason: str, by: str) -> None:
         if not s.client_open:
@@ -208,9 +234,9 @@ class SimClient:
                 self.break_socket(s)
 
     def break_socket(self, s: Sock) -> None:
-        """The server's heartbeat notices a dead path and drops its end. The client does not ping
-        (a browser never does; the emulated fleet does not either): it learns only when the path
-        heals and the server's end is gone (`heal_path`)."""
+        """Bytes stop in the blackhole (the proxy's timeout toxic). The server's heartbeat notices
+        and drops its end; the proxy then closes the client's leg, so the client (which does not
+        ping, as browsers and the emulated fleet do not) sees 1006 at that moment."""
         if s.broken_at is not None:
             return
         t0 = s.broken_at = self.env.now
@@ -219,17 +245,19 @@ class SimClient:
         def server_check() -> None:
             if s.broken_at == t0 and s.server_open:
                 server.drop_end(s)
+                self.closed(s, ABNORMAL, "", "network")
 
         after(self.env, server.heartbeat_check_delay(), server_check)
 
     def heal_path(self) -> None:
-        """Bytes flow again: a socket the server dropped meanwhile is reset (1006), the rest live on."""
+        """Bytes flow again: half-open sockets live on, hung connects and token requests proceed."""
         if not self.path_ok():
             return
         for s in list(self.socks.values()):
             s.broken_at = None
-            if s.client_open and not s.server_open:
-                self.closed(s, ABNORMAL, "", "network")
+        waiting, self._waiting = self._waiting, []
+        for proceed in waiting:
+            proceed()
 
     def watch_pings(self, s: Sock) -> None:
         """Pings are dropped but data flows: the server's keepalive fails and it closes with 1011."""
@@ -242,9 +270,10 @@ class SimClient:
         after(self.env, server.heartbeat_check_delay(), check)
 
     def go_offline(self) -> None:
+        """As the real driver: the policy hears NetworkOffline, then every socket is aborted."""
         self.online = False
-        self.break_path()
         self.feed(ev.NetworkOffline(self.env.now))
+        self.drop()
 
     def go_online(self) -> None:
         self.online = True
