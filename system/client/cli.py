@@ -74,6 +74,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("refresh_lead", "refresh this long before the token expires"),
         ("stable_after", "a connection this old resets the attempt counter"),
         ("think_time", "how long a user takes to hard-refresh after a give-up"),
+        ("reorder_hold", "longest wait for a missing earlier message before showing a later one"),
     ):
         times.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_duration, default=getattr(d, name),
                            help=f"{help_text} (default {getattr(d, name):g}s)")
@@ -89,7 +90,7 @@ def config_from_args(args: argparse.Namespace) -> ClientConfig:
         fixes=fixes, jitter=args.jitter, base_delay=args.base_delay, max_delay=args.max_delay,
         legacy_delay=args.legacy_delay, max_retries=args.max_retries, restart_window=args.restart_window,
         overload_base=args.overload_base, token_ttl=args.token_ttl, refresh_lead=args.refresh_lead,
-        stable_after=args.stable_after, think_time=args.think_time)
+        stable_after=args.stable_after, think_time=args.think_time, reorder_hold=args.reorder_hold)
 
 
 class _Usage(Exception):

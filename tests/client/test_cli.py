@@ -1,12 +1,15 @@
 """`stormbench client` as a user runs it: a real process against a real server."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 
 import pytest
 
 from harness.emulate.procs import stormbench_argv
+from system.client.cli import config_from_args, configure
+from system.client.config import ClientConfig
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,3 +45,11 @@ def test_bad_input_is_a_usage_error(flags, message):
     done = client(*flags)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_reorder_hold_flag_reaches_the_config():
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    base = ["--ws-url", "ws://127.0.0.1:1", "--http-url", "http://127.0.0.1:1"]
+    assert config_from_args(parser.parse_args(base + ["--reorder-hold", "2s"])).reorder_hold == 2.0
+    assert config_from_args(parser.parse_args(base)).reorder_hold == ClientConfig().reorder_hold
