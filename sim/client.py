@@ -37,7 +37,7 @@ class SimClient:
         self.close_code: int | None = None  # ws_close toxic: every new socket is closed with this code
         self.pings_dropped = 0  # ws_drop_pings in force
         self.stopped = False
-        self._waiting: list[Callable[[], None]] = []  # connects and token requests hung in a blackhole
+        self._stuck: list[Callable[[], None]] = []  # requests and connects stuck in a blackhole
 
     # ---- the policy loop ---------------------------------------------------------------
     def feed(self, event: Any) -> None:
@@ -66,8 +66,8 @@ class SimClient:
         if not self.online or self.refused:  # fails at once, as a browser offline or a refused connect
             after(self.env, self.world.cal.refused_after_s, lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
             return
-        if self.blocked:  # the request hangs in the blackhole until it heals or times out
-            self.when_clear(lambda: self._fetch_token(a), lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
+        if self.blocked:  # stuck in the blackhole: fails at its timeout or when the toxic goes
+            self.stuck(lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
             return
 
         def done(ok: bool, status: int, token: str | None, expires: float | None) -> None:
@@ -92,27 +92,23 @@ class SimClient:
             return
         if not self.online or self.refused:
             self.handshake_failed(s, None)
-        elif self.blocked:  # the connect hangs until the path heals or the open timeout
-            self.when_clear(lambda: self._reach_server(s, token, last_seq), lambda: self.handshake_failed(s, None))
+        elif self.blocked:
+            self.stuck(lambda: self.handshake_failed(s, None))
         else:
             self.world.server.connect(s, token, last_seq)
 
-    def when_clear(self, proceed: Callable[[], None], fail: Callable[[], None]) -> None:
-        """Wait for the blackhole to heal (then `proceed`) or for the open timeout (then `fail`)."""
+    def stuck(self, fail: Callable[[], None]) -> None:
+        """A request in the blackhole fails at its timeout, or at once when the toxic is removed
+        (removing Toxiproxy's timeout toxic closes the connections through it)."""
         settled = [False]
 
-        def heal() -> None:
-            if not settled[0]:
-                settled[0] = True
-                proceed()
-
-        def timeout() -> None:
+        def once() -> None:
             if not settled[0]:
                 settled[0] = True
                 fail()
 
-        self._waiting.append(heal)
-        after(self.env, self.world.cal.connect_timeout_s, timeout)
+        self._stuck.append(once)
+        after(self.env, self.world.cal.connect_timeout_s, once)
 
     def _close(self, a: ev.CloseSocket) -> None:
         s = self.socks.get(a.sock)
@@ -178,10 +174,10 @@ class SimClient:
             if s.state != "closed":
                 self.handshake_failed(s, None)
             return
-        if self.blocked:  # the answer is stuck in the blackhole: it arrives when it heals, if in time
+        if self.blocked:  # the answer is stuck in the blackhole; the server's end half-opens
             s.client_open = False
             self.break_socket(s)
-            self.when_clear(lambda: self._late_open(s), lambda: self.handshake_failed(s, None))
+            self.stuck(lambda: self.handshake_failed(s, None))
             return
         self.feed(ev.SocketOpened(self.env.now, s.sock))
         if self.reset_after is not None:
@@ -190,13 +186,6 @@ class SimClient:
             self.world.server.close(s, self.close_code, "closed by proxy")
         if self.pings_dropped and s.server_open:
             self.watch_pings(s)
-
-    def _late_open(self, s: Sock) -> None:
-        if s.state == "connecting" and s.server_open:
-            s.client_open = True
-            self.feed(ev.SocketOpened(self.env.now, s.sock))
-        else:
-            self.handshake_failed(s, None)
 
     def closed(self, s: Sock, code: int, reason: str, by: str) -> None:
         if not s.client_open:
@@ -250,14 +239,17 @@ class SimClient:
         after(self.env, server.heartbeat_check_delay(), server_check)
 
     def heal_path(self) -> None:
-        """Bytes flow again: half-open sockets live on, hung connects and token requests proceed."""
+        """The blackhole goes: as Toxiproxy removing a timeout toxic, it closes every connection
+        through it (both ends see 1006) and every request stuck in it fails."""
         if not self.path_ok():
             return
         for s in list(self.socks.values()):
-            s.broken_at = None
-        waiting, self._waiting = self._waiting, []
-        for proceed in waiting:
-            proceed()
+            if s.broken_at is not None:
+                s.broken_at = None
+                self.abort(s)
+        stuck, self._stuck = self._stuck, []
+        for fail in stuck:
+            fail()
 
     def watch_pings(self, s: Sock) -> None:
         """Pings are dropped but data flows: the server's keepalive fails and it closes with 1011."""
