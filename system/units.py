@@ -5,6 +5,7 @@ and `token_ttl: 15m` mean the same thing.
 """
 from __future__ import annotations
 
+import argparse
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -53,3 +54,30 @@ def format_duration(seconds: float) -> str:
         return f"{m}m" if s == 0 else f"{m}m{s:02d}s"
     h, rem = divmod(round(seconds), 3600)
     return f"{h}h" if rem < 60 else f"{h}h{rem // 60:02d}m"
+
+
+
+# argparse `type=` converters, so every command reads durations and rates alike and a bad
+# value is reported by argparse as "argument --token-ttl: expected a duration such as ...".
+
+def duration_arg(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def optional_duration_arg(text: str) -> float | None:
+    """A duration, or 0 / off / none to disable."""
+    return None if text.strip().lower() in ("off", "none", "0") else duration_arg(text)
+
+
+def rate_arg(text: str) -> float:
+    """A positive rate per second: '2000', '2000/s' or '120/m'."""
+    try:
+        rate = parse_rate(float(text) if text.strip().replace(".", "", 1).isdigit() else text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if rate <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive rate, got {text!r}")
+    return rate

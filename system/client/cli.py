@@ -14,20 +14,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from system.client.config import FIX_NAMES, JITTER_MODES, PROFILES, ClientConfig, Fixes
-from system.units import parse_duration
+from system.units import duration_arg, optional_duration_arg
 
 HELP = "run reference clients (legacy/fixed policy) against a server"
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _optional_duration(text: str) -> float | None:
-    return None if text.strip().lower() in ("off", "none", "0") else _duration(text)
 
 
 def _positive_int(text: str) -> int:
@@ -56,9 +45,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     fleet = parser.add_argument_group("fleet")
     fleet.add_argument("--clients", type=_positive_int, default=1, help="how many clients (default 1)")
-    fleet.add_argument("--duration", type=_duration, default=60.0, help="how long to run, e.g. 60s or 10m (default 60s)")
-    fleet.add_argument("--ramp", type=_duration, default=0.0, help="spread client starts over this long (default 0)")
-    fleet.add_argument("--message-every", type=_optional_duration, default=10.0,
+    fleet.add_argument("--duration", type=duration_arg, default=60.0, help="how long to run, e.g. 60s or 10m (default 60s)")
+    fleet.add_argument("--ramp", type=duration_arg, default=0.0, help="spread client starts over this long (default 0)")
+    fleet.add_argument("--message-every", type=optional_duration_arg, default=10.0,
                        help="mean gap between a client's user messages; 'off' for none (default 10s)")
     fleet.add_argument("--seed", type=int, default=0, help="seeds every client's jitter and chatter (default 0)")
     fleet.add_argument("--events", type=Path, default=None, help="write every client record as JSON lines to FILE")
@@ -76,11 +65,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("think_time", "how long a user takes to hard-refresh after a give-up"),
         ("reorder_hold", "longest wait for a missing earlier message before showing a later one"),
     ):
-        times.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_duration, default=getattr(d, name),
+        times.add_argument(f"--{name.replace('_', '-')}", dest=name, type=duration_arg, default=getattr(d, name),
                            help=f"{help_text} (default {getattr(d, name):g}s)")
     times.add_argument("--max-retries", type=_positive_int, default=d.max_retries,
                        help=f"legacy: consecutive failures before giving up (default {d.max_retries})")
-    times.add_argument("--ping-interval", type=_optional_duration, default=20.0,
+    times.add_argument("--ping-interval", type=optional_duration_arg, default=20.0,
                        help="WebSocket keepalive ping interval; 'off' disables (default 20s)")
 
 

@@ -16,34 +16,9 @@ import tempfile
 from pathlib import Path
 
 from system.server.config import LEGACY_TRAITS, ServerConfig
-from system.units import parse_duration, parse_rate
+from system.units import duration_arg, optional_duration_arg, rate_arg
 
 HELP = "run the chat server (WebSocket + HTTP auth/metrics/admin)"
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _optional_duration(text: str) -> float | None:
-    """A duration, or 0/off to disable."""
-    if text.strip().lower() in ("off", "none", "0"):
-        return None
-    return _duration(text)
-
-
-def _rate(text: str) -> float:
-    """Per second: '2000', '2000/s' or '120/m'."""
-    try:
-        rate = float(text) if text.strip().replace(".", "", 1).isdigit() else parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if rate <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive rate, got {text!r}")
-    return rate
 
 
 def _positive_int(text: str) -> int:
@@ -71,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="allow this Origin (repeatable); when given, any other Origin is refused with 4403")
     beh.add_argument("--max-connections", type=_positive_int, default=None,
                      help="admission: shed connections past this many with 1013 (default unlimited)")
-    beh.add_argument("--handshake-rate", type=_rate, default=None,
+    beh.add_argument("--handshake-rate", type=rate_arg, default=None,
                      help="admission: accepted handshakes per second, e.g. 2000 or 2000/s (default unlimited)")
     beh.add_argument("--handshake-burst", type=_positive_int, default=None,
                      help="admission: token-bucket depth for --handshake-rate (default one second's worth)")
@@ -81,16 +56,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="invalid frames a connection may send before it is closed with 1008 (default 3)")
 
     auth = parser.add_argument_group("auth and time")
-    auth.add_argument("--token-ttl", type=_duration, default=900.0, help="access token lifetime, e.g. 15m (default 15m)")
-    auth.add_argument("--refresh-ttl", type=_duration, default=7 * 86400.0, help="refresh token lifetime (default 7d)")
-    auth.add_argument("--heartbeat-interval", type=_optional_duration, default=20.0,
+    auth.add_argument("--token-ttl", type=duration_arg, default=900.0, help="access token lifetime, e.g. 15m (default 15m)")
+    auth.add_argument("--refresh-ttl", type=duration_arg, default=7 * 86400.0, help="refresh token lifetime (default 7d)")
+    auth.add_argument("--heartbeat-interval", type=optional_duration_arg, default=20.0,
                       help="WebSocket ping interval, e.g. 30s; 'off' disables (default 20s)")
-    auth.add_argument("--heartbeat-timeout", type=_optional_duration, default=20.0,
+    auth.add_argument("--heartbeat-timeout", type=optional_duration_arg, default=20.0,
                       help="close a connection whose pong is this late, e.g. 20s; 'off' disables (default 20s)")
     auth.add_argument("--live-expiry", action="store_true",
                       help="enforce token expiry on open connections: an auth_refresh frame must arrive "
                            "within --expiry-grace of expiry, else close 4401")
-    auth.add_argument("--expiry-grace", type=_duration, default=10.0, help="grace after expiry for --live-expiry (default 10s)")
+    auth.add_argument("--expiry-grace", type=duration_arg, default=10.0, help="grace after expiry for --live-expiry (default 10s)")
     auth.add_argument("--secret", default=None,
                       help="JWT signing secret (default: generated once and kept in --db, so a restart keeps tokens valid)")
     auth.add_argument("--admin-key", default=os.environ.get("STORMBENCH_ADMIN_KEY"),

@@ -87,6 +87,6 @@ def test_bad_flags_exit_2_with_the_flag_named():
 
 
 def test_rate_and_duration_flags_accept_what_the_harness_passes():
-    from system.server.cli import _optional_duration, _rate
-    assert [_rate(t) for t in ("2000", "2000/s", "120/m", "0.5")] == [2000.0, 2000.0, 2.0, 0.5]
-    assert [_optional_duration(t) for t in ("off", "0", "0.125", "30s")] == [None, None, 0.125, 30.0]
+    from system.units import optional_duration_arg, rate_arg
+    assert [rate_arg(t) for t in ("2000", "2000/s", "120/m", "0.5")] == [2000.0, 2000.0, 2.0, 0.5]
+    assert [optional_duration_arg(t) for t in ("off", "0", "0.125", "30s")] == [None, None, 0.125, 30.0]
