@@ -5,6 +5,7 @@ the fast side, where a missing toxic would show.
 """
 from __future__ import annotations
 
+import array
 import re
 import socket
 import struct
@@ -155,6 +156,63 @@ def test_no_data_dropped_while_editing_the_chain(api: Api, upstream) -> None:  #
         reader.join(10)
     assert edits >= 3
     assert received == [payload]
+
+
+WORDS = 1 << 18  # counters per 1 MiB write: a lost, repeated or swapped chunk shows
+EDITS = [  # (name, type, stream, attributes): every kind of stage the fast path hands over to
+    ("lat", "latency", "downstream", {"latency": 1}),
+    ("slice", "slicer", "upstream", {"average_size": 4096, "size_variation": 1000, "delay": 0}),
+    ("nop", "noop", "upstream", {}),
+]
+
+
+def counters(k: int) -> bytes:
+    return array.array("I", range(k * WORDS, (k + 1) * WORDS)).tobytes()
+
+
+def test_fast_path_switch_under_load_keeps_every_byte_in_order(api: Api, echo) -> None:
+    """Toxics added to and removed from links streaming at full speed, both ways.
+
+    With no toxic a link forwards each read straight to the other socket; adding
+    one must route the very next chunk through the chain, and removing the last
+    must flush the chain before direct writes resume. The writer streams until
+    the edits are done, so every edit lands on a busy link.
+    """
+    proxy = api.create("p", echo.address)
+    edited, written = threading.Event(), []
+    with connect(proxy, timeout=10) as sock:
+        received, expected = bytearray(), [float("inf")]  # known once the writer stops
+
+        def read() -> None:  # no half-close through the proxy (as upstream): count bytes instead of EOF
+            while len(received) < expected[0] and (data := sock.recv(1 << 20)):
+                received.extend(data)
+
+        def write() -> None:
+            while True:
+                last = edited.is_set() or len(written) == 1023
+                if last:  # announced before the bytes go, so the reader never waits past them
+                    expected[0] = (len(written) + 1) * WORDS * 4
+                sock.sendall(counters(len(written)))
+                written.append(True)
+                if last:
+                    return
+
+        reader, writer = threading.Thread(target=read), threading.Thread(target=write)
+        reader.start()
+        writer.start()
+        try:
+            for _ in range(5):
+                for name, kind, stream, attributes in EDITS:
+                    api.add_toxic("p", name=name, type=kind, stream=stream, attributes=attributes)
+                for name, *_ in EDITS:
+                    assert api.delete(f"/proxies/p/toxics/{name}").status_code == 204
+        finally:
+            edited.set()
+            writer.join(30)
+            reader.join(30)
+    assert 0 < len(written) < 1024, "the writer stopped before the edits were done"
+    assert len(received) == len(written) * WORDS * 4
+    assert received == b"".join(counters(k) for k in range(len(written)))
 
 
 def test_toxicity_applies_and_updates_live(api: Api, upstream) -> None:  # 48
