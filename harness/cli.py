@@ -20,6 +20,8 @@ import importlib
 import sys
 from typing import Sequence
 
+from system.errors import UsageError  # re-exported: subcommands raise harness.cli.UsageError
+
 # name -> (module, one-line help shown even when the module cannot be imported)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("system.server.cli", "run the chat server (WebSocket + HTTP auth/metrics/admin)"),
@@ -36,10 +38,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """An error the user can fix (bad file, field or flag); printed without a traceback, exit 2."""
 
 
 def _load(name: str):

@@ -7,18 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from system.errors import UsageError
+
 from .agents.real_estate.listings import DEFAULT_CALENDAR_START, DEFAULT_SEED, SeedConfig, seed_database
 
 HELP = "generate the listings database for the real-estate agent"
 MAX_LISTINGS = 5_000_000
-EXIT_USAGE = 2
-
-
-def _usage(message: str) -> int:
-    """Print and return 2 rather than raise harness.cli.UsageError: under `python -m harness.cli`
-    the dispatcher is `__main__` and would not recognise the class imported from `harness.cli`."""
-    print(f"stormbench seed-db: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,13 +29,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.listings <= MAX_LISTINGS:
-        return _usage(f"--listings: expected 1..{MAX_LISTINGS:,}, got {args.listings}")
+        raise UsageError(f"--listings: expected 1..{MAX_LISTINGS:,}, got {args.listings}")
     try:
         start = dt.date.fromisoformat(args.calendar_start)
     except ValueError:
-        return _usage(f"--calendar-start: expected an ISO date such as 2026-11-01, got {args.calendar_start!r}")
+        raise UsageError(f"--calendar-start: expected an ISO date such as 2026-11-01, got {args.calendar_start!r}")
     if args.db.is_dir():
-        return _usage(f"--db {args.db}: is a directory; expected a file path such as {args.db / 'listings.sqlite3'}")
+        raise UsageError(f"--db {args.db}: is a directory; expected a file path such as {args.db / 'listings.sqlite3'}")
     began = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -51,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         seed_database(args.db, SeedConfig(listings=args.listings, seed=args.seed, calendar_start=start), progress)
     except OSError as exc:
-        return _usage(f"--db {args.db}: cannot write ({exc.strerror or exc})")
+        raise UsageError(f"--db {args.db}: cannot write ({exc.strerror or exc})")
     if not args.quiet:
         print(file=sys.stderr)
     print(f"wrote {args.listings:,} listings (seed {args.seed}) to {args.db} in {time.perf_counter() - began:.1f}s")

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from system.client.config import FIX_NAMES, JITTER_MODES, PROFILES, ClientConfig, Fixes
+from system.errors import UsageError
 from system.units import duration_arg, optional_duration_arg
 
 HELP = "run reference clients (legacy/fixed policy) against a server"
@@ -82,20 +83,7 @@ def config_from_args(args: argparse.Namespace) -> ClientConfig:
         stable_after=args.stable_after, think_time=args.think_time, reorder_hold=args.reorder_hold)
 
 
-class _Usage(Exception):
-    """A flag the user can fix; reported as exit 2 here rather than through harness.cli.UsageError,
-    which is a different class when the CLI runs as `python -m harness.cli`."""
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except _Usage as exc:
-        print(f"stormbench client: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
@@ -106,13 +94,13 @@ def _run(args: argparse.Namespace) -> int:
     for flag, url, schemes in (("--ws-url", args.ws_url, ("ws://", "wss://")),
                                ("--http-url", args.http_url, ("http://", "https://"))):
         if not url.startswith(schemes):
-            raise _Usage(f"{flag} {url!r}: expected a URL starting with {' or '.join(schemes)}")
+            raise UsageError(f"{flag} {url!r}: expected a URL starting with {' or '.join(schemes)}")
     try:
         config = config_from_args(args)
         spec = FleetSpec(clients=args.clients, config=config, duration=args.duration, seed=args.seed,
                          message_every=args.message_every, ramp=args.ramp)
     except ValueError as exc:
-        raise _Usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     options = DriverOptions(ping_interval=args.ping_interval, ping_timeout=args.ping_interval)
     summary = Summary()
     console = Console(stderr=True)
@@ -124,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
             try:
                 events = stack.enter_context(open(args.events, "w", buffering=1 << 16))
             except OSError as exc:
-                raise _Usage(f"--events {args.events}: cannot write ({exc.strerror})") from None
+                raise UsageError(f"--events {args.events}: cannot write ({exc.strerror})") from None
 
         def on_record(record: dict) -> None:
             summary.add(record)

@@ -101,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, bool]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
+    from system.errors import UsageError
     from system.server.app import ChatServer, serve_until_signalled
     from system.server.logs import EventLog
 
