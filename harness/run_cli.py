@@ -7,6 +7,7 @@ is the same for both, so their records are judged alike.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
@@ -61,6 +62,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "/metrics during the run, judge the gates through it too and write "
                              "prometheus_gates.json (the exit code stays the run record's)")
     parser.add_argument("--report", action="store_true", help="render a report of the run into RUN_DIR/report")
+    parser.add_argument("--replications", type=_positive_int, default=1, metavar="N",
+                        help="simulate only: run seeds SEED..SEED+N-1 in parallel processes; summary.json gains "
+                             "95%% confidence intervals (replication 0 is the main record; default 1)")
+    parser.add_argument("--calibration", metavar="FILE",
+                        help="simulate only: model calibration file from `stormbench calibrate` "
+                             "(default: the built-in sim/calibration_default.json)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def resolve_scenario_path(name: str) -> Path:
@@ -100,6 +117,17 @@ def check_prometheus(args: argparse.Namespace) -> None:
                          "(install the Debian package `prometheus`, or run without --prometheus)")
 
 
+def check_simulate_only(args: argparse.Namespace) -> None:
+    """The model's own options mean nothing to the emulation: refuse them rather than ignore them."""
+    if args.engine == "simulate":
+        return
+    given = [flag for flag, on in (("--replications", args.replications > 1),
+                                   ("--calibration", args.calibration is not None)) if on]
+    if given:
+        raise UsageError(f"{' and '.join(given)}: for --engine simulate only (the emulation measures "
+                         f"the real system once per run)")
+
+
 def scrape_interval(scenario: Scenario) -> float:
     """Prometheus' scrape interval: 1 s, down to 0.5 s for runs shorter than a wall minute
     (a rate needs a few samples in the window)."""
@@ -108,7 +136,8 @@ def scrape_interval(scenario: Scenario) -> float:
 
 
 def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namespace,
-               watch: "RunWatch | None" = None) -> None:
+               watch: "RunWatch | None" = None) -> dict | None:
+    """Fill `out` with the raw record; return the replications block when the model ran several seeds."""
     if engine == "emulate":
         try:
             from harness.emulate.engine import emulate
@@ -116,18 +145,30 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
             raise UsageError(f"the emulation engine is not available in this build ({exc})") from None
         hooks = {"on_system_ready": watch.on_system_ready, "on_scenario_end": watch.on_scenario_end} if watch else {}
         emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url, **hooks)
-        return
+        return None
     if args.target or args.toxiproxy_url:
         raise UsageError("--target and --toxiproxy-url apply to --engine emulate only")
     try:
+        from sim.calibration import load as load_calibration
         from sim.engine import simulate
+        from sim.replicate import replicate
     except ImportError as exc:
         raise UsageError(f"the simulation engine is not available in this build ({exc})") from None
+    try:
+        load_calibration(args.calibration)  # a bad file is a usage error before anything runs
+    except ValueError as exc:
+        raise UsageError(f"--calibration: {exc}") from None
+    calibration = args.calibration  # by path, so the record names the file
+    if args.replications > 1:
+        print(f"simulating {scenario.name}: {args.replications} replications (seeds {scenario.seed}.."
+              f"{scenario.seed + args.replications - 1})", flush=True)
+        return replicate(scenario, out, args.replications, calibration=calibration)["replications"]
     # the emulation draws its own live view; the model only reports how far it is
     with Progress(TextColumn(f"simulating {scenario.name}"), BarColumn(), TaskProgressColumn(),
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("simulate", total=1.0)
-        simulate(scenario, out, progress=lambda done: bar.update(task, completed=done))
+        simulate(scenario, out, calibration=calibration, progress=lambda done: bar.update(task, completed=done))
+    return None
 
 
 def render_report(out: Path) -> None:
@@ -147,8 +188,18 @@ def _lifetime(summary: dict) -> str:
     return f"> {format_duration(longest)} (not reached)" if longest else "n/a"
 
 
+def _print_intervals(block: dict) -> None:
+    print(f"replications: {block['n']} seeds {block['seeds']}, mean and {block['level']:.0%} interval:")
+    for key, m in block["metrics"].items():
+        if m["mean"] is None:
+            continue
+        ci = "" if m["ci"] is None else f"  [{m['ci'][0]:.4g}, {m['ci'][1]:.4g}]"
+        print(f"  {key:<24}{m['mean']:>12.4g}{ci}")
+
+
 def run(args: argparse.Namespace) -> int:
     check_prometheus(args)
+    check_simulate_only(args)
     overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
     scenario = load(resolve_scenario_path(args.scenario), overrides)
     gates = load_gates(args.gates) if args.gates else load_gates(scenario.gates)
@@ -162,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
 
             watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
         try:
-            run_engine(args.engine, scenario, out, args, watch)
+            replications = run_engine(args.engine, scenario, out, args, watch)
         except (UsageError, KeyboardInterrupt):
             raise
         except Exception as exc:  # the record so far stays; the traceback goes next to it, not over the screen
@@ -170,6 +221,9 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"the {args.engine} engine stopped: {type(exc).__name__}: {exc} "
                              f"(traceback in {out / ENGINE_ERROR}; the partial record is kept)") from None
         summary = finalize(out)
+        if replications is not None:  # finalize rewrites summary.json; the intervals belong in it
+            summary["replications"] = replications
+            (out / files.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
         verdicts = evaluate(gates, RunRecord(out))
         code = write_verdicts(verdicts, out, scenario.name)
         prom_verdicts = watch.judge(gates, out, scenario.time_scale) if watch else None
@@ -184,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
           f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")
+    if "replications" in summary:
+        _print_intervals(summary["replications"])
     if args.report:
         render_report(out)
     return code

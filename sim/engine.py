@@ -102,8 +102,6 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             world.scrape(rec.scrape, 1, 1.0)
             end = world.run(progress, max_wall_s=max_wall_s)
             ledger = None
-            if scenario.fleet.message_every is None:  # no chat: nothing to lose or duplicate
-                (out / files.LEDGER_SUMMARY).write_text(json.dumps(dict.fromkeys(files.LEDGER_SUMMARY_KEYS, 0)) + "\n")
         else:
             sample = min(size.agents, LEDGER_SAMPLE)
             sent: list[tuple[str, str, int, float]] = []

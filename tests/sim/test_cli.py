@@ -103,3 +103,57 @@ def test_calibrate_measures_a_real_server(tmp_path):
 def test_both_engines_unable_to_estimate_agree():
     rows = error_table({"p": None, "q": 5}, {"p": None, "q": None}, metrics=("p", "q"))
     assert [agrees(r, 0.1) for r in rows] == [True, False]
+
+
+def test_run_with_replications_and_a_calibration_file(tmp_path, capsys):
+    """`stormbench run --engine simulate --replications 2 --calibration FILE`: both seeds run, the
+    finalized summary keeps the intervals, and the record names the calibration file."""
+    from harness.cli import main
+    from sim.calibration import load, save
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(SMALL)
+    cal_file = tmp_path / "cal.json"
+    save(load()[0], cal_file)
+    out = tmp_path / "run"
+    code = main(["run", str(scenario), "--engine", "simulate", "--replications", "2",
+                 "--calibration", str(cal_file), "--out", str(out)])
+    assert code in (0, 1)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["replications"]["seeds"] == [3, 4]
+    assert summary["replications"]["metrics"]["reconnect_attempts"]["values"][0] == summary["reconnect_attempts"]
+    assert (out / "gates.json").exists()
+    assert (out / "replications" / "seed-4" / "summary.json").exists()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["calibration"]["name"] == str(cal_file)
+    assert "replications: 2 seeds" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--replications", "3"], "--replications"),
+    (["--calibration", "cal.json"], "--calibration"),
+])
+def test_run_refuses_model_flags_for_the_emulation(tmp_path, capsys, flags, named):
+    from harness.cli import main
+
+    code = main(["run", "token-expiry-403", "--out", str(tmp_path / "o"), *flags])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert named in err and "--engine simulate only" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_names_a_bad_calibration_file_and_replication_count(tmp_path, capsys):
+    from harness.cli import main
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(SMALL)
+    bad = tmp_path / "cal.json"
+    bad.write_text("{not json")
+    assert main(["run", str(scenario), "--engine", "simulate", "--calibration", str(bad),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert f"{bad}: not valid JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(scenario), "--engine", "simulate", "--replications", "0"])
+    assert exit_.value.code == 2
+    assert "expected an integer >= 1" in capsys.readouterr().err
