@@ -64,6 +64,29 @@ def test_tracker_finds_every_frame_however_the_stream_is_cut(frames, cuts, maske
     assert rebuilt == wire
 
 
+def _state(tracker: WsStream) -> tuple:
+    return tracker.state, tracker._hdr, tracker._opcode, tracker._remaining, tracker.at_boundary
+
+
+@settings(max_examples=80, deadline=None)
+@given(frames=frames_strategy, cuts=st.lists(st.integers(min_value=1, max_value=200), max_size=30), masked=st.booleans())
+def test_observe_tracks_exactly_as_feed(frames, cuts, masked) -> None:
+    """The forwarding fast path's skip-ahead observe ends every read in the state the cutting path reaches."""
+    stream = b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n" if masked else UPGRADE
+    data = stream + b"".join(frame(op, bytes([op]) * n, masked) for op, n in frames)
+    cutting, observing = WsStream(upstream=masked), WsStream(upstream=masked)
+    pos = 0
+    for cut in cuts + [len(data)]:
+        part = data[pos : pos + cut]
+        cutting.feed(part)
+        observing.observe(part)
+        assert _state(observing) == _state(cutting), (pos, cut)
+        pos += cut
+        if pos >= len(data):
+            break
+    assert observing.state == FRAMES and observing.at_boundary
+
+
 def test_tracker_gives_up_on_what_is_not_websocket() -> None:
     for upstream, data in [(False, b"HTTP/1.1 403 Forbidden\r\n\r\nbody"), (True, b"POST / HTTP/1.1\r\n\r\n"), (False, b"SSH-2.0")]:
         tracker = WsStream(upstream)
