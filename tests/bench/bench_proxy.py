@@ -35,6 +35,11 @@ from harness.proxy.process import start_proxy
 
 CHUNK = b"hello world " * 1000  # 12 000 bytes
 BULK_BYTES = 1024 * 1024 * 1024  # long enough (~0.3-1 s) that start-up and scheduling hiccups average out
+# chat-sized WebSocket traffic: masked 125-byte text frames after an upgrade request, which the proxy
+# tracks frame by frame on its no-toxic path (so a WebSocket toxic can be added at a frame boundary)
+WS_UPGRADE = b"GET /ws/chat/bench HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+WS_CHUNK = (bytes([0x81, 0x80 | 125]) + b"\x01\x02\x03\x04" + b"x" * 125) * 92  # 12 052 bytes
+WS_BYTES = 256 * 1024 * 1024
 ROUND_TRIPS = 3000
 ROUNDS = 3
 CONNECTIONS = 8000
@@ -85,16 +90,31 @@ def _connect(address: str) -> socket.socket:
     return sock
 
 
-def throughput(address: str) -> float:
+@dataclass(frozen=True)
+class Load:
+    """What a bulk transfer sends: `total` bytes in writes of `chunk`, after `preamble`."""
+
+    title: str
+    chunk: bytes
+    total: int
+    preamble: bytes = b""
+
+
+BYTES = Load("bytes", CHUNK, BULK_BYTES)
+WEBSOCKET = Load("ws frames", WS_CHUNK, WS_BYTES, WS_UPGRADE)
+
+
+def throughput(address: str, load: Load) -> float:
     """MB/s of bulk writes until the sink has read them all (closing waits for the drain)."""
     with _connect(address) as sock:
         sock.settimeout(60)
         started = time.perf_counter()
-        for _ in range(BULK_BYTES // len(CHUNK)):
-            sock.sendall(CHUNK)
+        sock.sendall(load.preamble)
+        for _ in range(load.total // len(load.chunk)):
+            sock.sendall(load.chunk)
         sock.shutdown(socket.SHUT_WR)
         sock.recv(1)  # EOF once the far end has read everything and closed
-        return BULK_BYTES / (time.perf_counter() - started) / 1e6
+        return load.total / (time.perf_counter() - started) / 1e6
 
 
 @dataclass
@@ -107,17 +127,27 @@ class Transfer:
     sys_ms_gb: float = 0.0
 
 
-def measure(address: str, forwarder: psutil.Process | None) -> Transfer:
+def measure(address: str, forwarder: psutil.Process | None, load: Load) -> Transfer:
     me = psutil.Process()
     ends, fwd = me.cpu_times(), forwarder.cpu_times() if forwarder else None
-    mb_s = throughput(address)
-    gb = BULK_BYTES / 1e9
+    mb_s = throughput(address, load)
+    gb = load.total / 1e9
     ends_after = me.cpu_times()
     out = Transfer(mb_s, (ends_after.user + ends_after.system - ends.user - ends.system) * 1e3 / gb)
     if forwarder and fwd:
         after = forwarder.cpu_times()
         out.user_ms_gb, out.sys_ms_gb = (after.user - fwd.user) * 1e3 / gb, (after.system - fwd.system) * 1e3 / gb
     return out
+
+
+def compare(paths: list[tuple[str, psutil.Process | None]], load: Load) -> list[list[Transfer]]:
+    """ROUNDS transfers per path, interleaved in rotated order: all see the same load, none always goes first."""
+    runs: list[list[Transfer]] = [[] for _ in paths]
+    order = list(range(len(paths)))
+    for r in range(ROUNDS):
+        for i in order[r % len(order) :] + order[: r % len(order)]:
+            runs[i].append(measure(*paths[i], load))
+    return runs
 
 
 class _Forward(asyncio.Protocol):
@@ -182,31 +212,26 @@ def span(values: list[float], fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(min(values))}-{fmt.format(max(values))} (median {fmt.format(statistics.median(values))})"
 
 
-def report_throughput(direct: list[Transfer], proxied: list[Transfer], bare: list[Transfer]) -> None:
+def report_throughput(load: Load, direct: list[Transfer], proxied: list[Transfer], bare: list[Transfer]) -> None:
     def ratios(runs: list[Transfer]) -> list[float]:  # each against the direct run of the same round
         return [r.mb_s / d.mb_s for r, d in zip(runs, direct)]
 
-    def cpu(runs: list[Transfer]) -> float:
-        return statistics.median(r.user_ms_gb + r.sys_ms_gb for r in runs)
+    def cpu(runs: list[Transfer]) -> str:
+        user, kernel = (statistics.median(getattr(r, f) for r in runs) for f in ("user_ms_gb", "sys_ms_gb"))
+        return f"{user + kernel:.0f} ms (user {user:.0f}, kernel {kernel:.0f})"
 
     d_mb = statistics.median(r.mb_s for r in direct)
-    p_cpu, b_cpu = cpu(proxied), cpu(bare)
+    p_cpu, b_cpu = (statistics.median(r.user_ms_gb + r.sys_ms_gb for r in runs) for runs in (proxied, bare))
     own_core = 1e6 / p_cpu  # MB/s the proxy could forward with one core to itself (ms per GB -> MB/s)
-    print(f"throughput  {ROUNDS} rounds of {BULK_BYTES >> 20} MiB; sender and sink are the same threads of this "
-          f"process for every path; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{load.title:<11} {ROUNDS} rounds of {load.total >> 20} MiB in {len(load.chunk)}-byte writes; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"            direct {span([r.mb_s for r in direct])} MB/s")
     print(f"            proxy  {span([r.mb_s for r in proxied])} MB/s   ratio {span(ratios(proxied), '{:.2f}')}x  (goal >= 0.80x)")
-    print(f"            bare uvloop forwarder {span([r.mb_s for r in bare])} MB/s   ratio {span(ratios(bare), '{:.2f}')}x  "
-          f"(the floor for any forwarding process here)")
-    print(f"CPU per GB  sender+sink {statistics.median(r.ends_ms_gb for r in direct):.0f} ms direct, "
-          f"{statistics.median(r.ends_ms_gb for r in proxied):.0f} ms via the proxy; "
-          f"proxy {p_cpu:.0f} ms (user {statistics.median(r.user_ms_gb for r in proxied):.0f}, "
-          f"kernel {statistics.median(r.sys_ms_gb for r in proxied):.0f}); bare forwarder {b_cpu:.0f} ms "
-          f"(user {statistics.median(r.user_ms_gb for r in bare):.0f}, kernel {statistics.median(r.sys_ms_gb for r in bare):.0f})")
-    print(f"            CPU-normalised: the proxy costs {p_cpu / b_cpu:.2f}x the bare forwarder's CPU per GB; with a core "
-          f"of its own it forwards {own_core:.0f} MB/s = {own_core / d_mb:.2f}x direct (>= 1: not the bottleneck)")
-    print("            with a forwarder in the path three CPU-bound processes share the cores: on 2 CPUs the raw "
-          "ratio is bounded by scheduling, not by the proxy's code")
+    print(f"            bare uvloop forwarder {span([r.mb_s for r in bare])} MB/s   ratio {span(ratios(bare), '{:.2f}')}x")
+    print(f"  CPU/GB    sender+sink {statistics.median(r.ends_ms_gb for r in direct):.0f} ms direct, "
+          f"{statistics.median(r.ends_ms_gb for r in proxied):.0f} ms via the proxy; proxy {cpu(proxied)}; bare {cpu(bare)}")
+    print(f"  CPU-normalised: proxy / bare forwarder CPU per GB {p_cpu / b_cpu:.2f}x; with a core of its own the proxy "
+          f"forwards {own_core:.0f} MB/s = {own_core / d_mb:.2f}x direct (>= 1: not the bottleneck)")
 
 
 def round_trips(address: str) -> list[float]:
@@ -315,18 +340,18 @@ def main() -> None:
         api = proc.api_url
         sink_proxy, echo_proxy = create_proxy(api, "sink", sink.address), create_proxy(api, "echo", echo.address)
 
+        print("fairness    the same sender and sink threads of this process serve every path; the proxy and the bare\n"
+              "            forwarder (the floor for any forwarding process) each run in a process of their own, so with\n"
+              "            one in the path three CPU-bound processes share the cores: on 2 CPUs the raw ratio is bounded\n"
+              "            by scheduling, not by the proxy's code; CPU per GB is the load-independent figure")
         bare, bare_address = start_bare_forwarder(sink.address)
         try:
-            proxy_ps, bare_ps = psutil.Process(proc.process.pid), psutil.Process(bare.pid)
-            paths = [(sink.address, None, []), (sink_proxy, proxy_ps, []), (bare_address, bare_ps, [])]
-            for r in range(ROUNDS):  # interleaved, in rotated order: all paths see the same load, none always goes first
-                for address, process, runs in paths[r % 3 :] + paths[: r % 3]:
-                    runs.append(measure(address, process))
-            direct, proxied, bared = (runs for *_, runs in paths)
+            paths = [(sink.address, None), (sink_proxy, psutil.Process(proc.process.pid)), (bare_address, psutil.Process(bare.pid))]
+            for load in (BYTES, WEBSOCKET):
+                report_throughput(load, *compare(paths, load))
         finally:
             bare.kill()
             bare.wait()
-        report_throughput(direct, proxied, bared)
 
         direct_rt, proxy_rt = round_trips(echo.address), round_trips(echo_proxy)
         direct_rt, proxy_rt = direct_rt + round_trips(echo.address), proxy_rt + round_trips(echo_proxy)
