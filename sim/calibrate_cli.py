@@ -5,6 +5,8 @@ Starts `stormbench serve` as a child on free loopback ports and measures, with r
   (a burst of concurrent handshakes: throughput × mean service time = busy servers);
 - the token service latency (`POST /auth/token`) and the agent's reply latency (a user message
   to its assistant_message);
+- the server time a token refresh holds (a burst of concurrent `POST /auth/refresh`: 1 / throughput),
+  which is what a mass expiry's herd queues for before it reconnects;
 - the restart downtime (spawn to ready line of a second server process).
 The result is a `sim.calibration.Calibration` JSON file; `stormbench run --engine simulate`
 records in meta.json which file it used.
@@ -39,23 +41,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "answers a property search; echo measures the server alone)")
 
 
-async def _token(session: aiohttp.ClientSession, http: str, user: str) -> tuple[str, float]:
+async def _token(session: aiohttp.ClientSession, http: str, user: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
     async with session.post(f"{http}/auth/token", json={"user": user}) as r:
         if r.status != 200:
             raise UsageError(f"{http}/auth/token answered HTTP {r.status}; is the server healthy?")
         body = await r.json()
-    return body["access_token"], time.perf_counter() - t0
+    return body, time.perf_counter() - t0
+
+
+async def _refresh_burst(session: aiohttp.ClientSession, http: str, refresh_tokens: list[str]) -> float:
+    """Seconds for the server to rotate every refresh token, all asked at once."""
+    async def one(refresh: str) -> None:
+        async with session.post(f"{http}/auth/refresh", json={"refresh_token": refresh}) as r:
+            if r.status != 200:
+                raise UsageError(f"{http}/auth/refresh answered HTTP {r.status}; is the server healthy?")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(t) for t in refresh_tokens))
+    return time.perf_counter() - t0
 
 
 async def _measure(ready: dict, samples: int, burst: int) -> dict:
     ws, http = ready["ws_url"], ready["http_url"]
     async with aiohttp.ClientSession() as session:
-        token_times, tokens = [], []
+        token_times, tokens, refresh_tokens = [], [], []
         for i in range(samples):
-            tok, dt = await _token(session, http, f"calib-{i}")
+            body, dt = await _token(session, http, f"calib-{i}")
             token_times.append(dt)
-            tokens.append(tok)
+            tokens.append(body["access_token"])
+            refresh_tokens.append(body["refresh_token"])
+        refresh_burst_s = await _refresh_burst(session, http, refresh_tokens)
         handshake_times, agent_times = [], []
         for i in range(samples):
             url = f"{ws}/ws/chat/calib-{i}?token={tokens[i]}"
@@ -81,7 +97,7 @@ async def _measure(ready: dict, samples: int, burst: int) -> dict:
         await asyncio.gather(*(one(i) for i in range(burst)))
         burst_s = time.perf_counter() - t0
     return {"token_s": token_times, "handshake_s": handshake_times, "agent_s": agent_times,
-            "burst": burst, "burst_s": burst_s}
+            "burst": burst, "burst_s": burst_s, "refreshes": len(refresh_tokens), "refresh_burst_s": refresh_burst_s}
 
 
 def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
@@ -102,6 +118,7 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
         handshake_servers=servers,
         handshake_service=handshake,
         token_latency=Dist.fit(raw["token_s"]),
+        token_service=Dist("exponential", raw["refresh_burst_s"] / raw["refreshes"] * servers),
         agent_latency=Dist.fit(raw["agent_s"]) if len(raw["agent_s"]) >= 2 else Dist("fixed", 0.0, 0.0),
         restart_downtime_s=round(startup, 3),
         measured={
@@ -109,6 +126,7 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
             "handshake_p95_s": float(np.percentile(raw["handshake_s"], 95)),
             "burst_handshakes_per_s": throughput,
             "token_p50_s": float(np.median(raw["token_s"])),
+            "burst_refreshes_per_s": raw["refreshes"] / raw["refresh_burst_s"],
             "agent_p50_s": float(np.median(raw["agent_s"])) if raw["agent_s"] else None,
             "server_startup_s": startup,
         },
@@ -133,6 +151,6 @@ def run(args: argparse.Namespace) -> int:
     m = cal.measured
     print(f"handshake p50 {m['handshake_p50_s'] * 1000:.2f} ms, p95 {m['handshake_p95_s'] * 1000:.2f} ms; "
           f"burst {m['burst_handshakes_per_s']:.0f}/s → {cal.handshake_servers} server(s); "
-          f"token p50 {m['token_p50_s'] * 1000:.2f} ms; startup {m['server_startup_s']:.2f} s")
+          f"token p50 {m['token_p50_s'] * 1000:.2f} ms, burst {m['burst_refreshes_per_s']:.0f} refreshes/s; startup {m['server_startup_s']:.2f} s")
     print(f"calibration: {Path(args.out)}")
     return 0

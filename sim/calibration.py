@@ -81,6 +81,12 @@ class Calibration:
     connect_timeout_s: float = 10.0  # a connect into a partition or an offline network fails after this
     refused_after_s: float = 0.001  # a connect to a server that is down is refused this fast
     restart_downtime_s: float = 2.0  # a restarting server accepts nothing for this long
+    # The server is one process: its token endpoint and its handshakes queue for the same CPU, so a
+    # herd that refreshes before it reconnects (a mass expiry) is spread by both service times. A token
+    # request holds one of the accept path's servers for `token_service` (measured as 1 / the throughput
+    # of a refresh burst); None models the token service as pure `token_latency` beside the accept
+    # path (an external identity provider).
+    token_service: Dist | None = None
     measured: dict[str, Any] = field(default_factory=dict)  # raw figures from `stormbench calibrate`
 
     def __post_init__(self) -> None:
@@ -106,6 +112,7 @@ class Calibration:
         return replace(
             self, source=f"{self.source}, compressed x{time_scale:g} as the emulation runs it",
             handshake_service=slow(self.handshake_service), token_latency=slow(self.token_latency),
+            token_service=None if self.token_service is None else slow(self.token_service),
             agent_latency=slow(self.agent_latency), refused_after_s=self.refused_after_s * time_scale,
             restart_downtime_s=self.restart_downtime_s * time_scale,
             connect_timeout_s=max(self.connect_timeout_s, open_timeout_floor_wall * time_scale))
@@ -122,8 +129,8 @@ class Calibration:
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
         kwargs = dict(data)
-        for name in ("handshake_service", "token_latency", "agent_latency"):
-            if name in kwargs:
+        for name in ("handshake_service", "token_latency", "agent_latency", "token_service"):
+            if kwargs.get(name) is not None:
                 value = kwargs[name]
                 if not isinstance(value, dict):
                     raise ValueError(f"{where}: field {name}: expected an object {{kind, mean, sigma}}, got {value!r}")

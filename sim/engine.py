@@ -31,7 +31,7 @@ from harness.record.derive import derive, timeseries_columns, write_csv
 from harness.record.finalize import in_flight_window
 from harness.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Dist, load as load_calibration
-from sim.world import ModelOptions, World
+from sim.world import EXPIRY_GRACE_S, ModelOptions, World
 
 EXACT_LIMIT = 5000  # up to this many clients, events.jsonl holds every record
 MAX_AGENTS = 5000  # above this many clients, agents stand for several clients each
@@ -66,17 +66,26 @@ def scaled_scenario(scenario: Scenario, weight: int) -> Scenario:
 
 
 def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
-    """Each agent's handshake occupies a server for `weight` handshakes' worth of service time."""
+    """Each agent's handshake (and token request, when it queues on the server too) occupies a
+    server for `weight` requests' worth of service time."""
     if weight == 1:
         return cal
-    hs = cal.handshake_service
-    return dataclasses.replace(cal, handshake_service=Dist(hs.kind, hs.mean * weight, hs.sigma))
+
+    def heavier(d: Dist) -> Dist:
+        return Dist(d.kind, d.mean * weight, d.sigma)
+
+    tokens = None if cal.token_service is None else heavier(cal.token_service)
+    return dataclasses.replace(cal, handshake_service=heavier(cal.handshake_service), token_service=tokens)
 
 
 def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path | Calibration | None = None,
              progress: Callable[[float], None] | None = None, max_agents: int = MAX_AGENTS,
-             exact_limit: int = EXACT_LIMIT, max_wall_s: float | None = MAX_WALL_S) -> dict:
+             exact_limit: int = EXACT_LIMIT, max_wall_s: float | None = MAX_WALL_S,
+             expiry_grace: float = EXPIRY_GRACE_S) -> dict:
     """Run the model on `scenario` at `fleet.sim_clients`, write the run record, return its summary.
+
+    `expiry_grace` is the server's live-expiry grace in scenario seconds (`validate` passes the
+    value the emulation really ran with, which is floored at high time scales).
 
     A run that needs more than `max_wall_s` of wall time stops where it is: the record then ends
     there (`meta.end_s`), with a warning, rather than the command running for hours."""
@@ -98,7 +107,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
     with RecordWriter(out) as rec:
         rec.scenario(scenario)
         if size.exact:
-            world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent)
+            world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent,
+                          expiry_grace=expiry_grace)
             world.scrape(rec.scrape, 1, 1.0)
             end = world.run(progress, max_wall_s=max_wall_s)
             ledger = None
@@ -107,7 +117,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             sent: list[tuple[str, str, int, float]] = []
             world = World(model_scenario, model_cal, clients=size.agents,
                           options=ModelOptions(message_clients=sample, keep_all_records=False),
-                          on_sent=lambda *row: sent.append(row))
+                          on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace)
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
             _write_tables(out, world, size, end)

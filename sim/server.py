@@ -97,6 +97,10 @@ class TokenService:
 
     def __init__(self, env: simpy.Environment, ttl: float, latency: Callable[[], float]) -> None:
         self.env, self.ttl, self.latency = env, ttl, latency
+        self.cpu: simpy.Resource | None = None
+        self.service: Callable[[], float] = latency
+        self.server_up: Callable[[], bool] = lambda: True
+        self.refused_after = 0.0
         self.outage = False
         self._serial = 0
         self._tokens: dict[str, tuple[int, float, float]] = {}  # token -> (client, issued, expires)
@@ -120,7 +124,25 @@ class TokenService:
                 self._tokens.pop(client.own_tokens.pop(0), None)
             done(True, 200, token, expires)
 
-        after(self.env, self.latency(), answer)
+        if self.cpu is None:
+            after(self.env, self.latency(), answer)
+            return
+        if not self.server_up():  # the token endpoint is down with the server: refused at once
+            after(self.env, self.refused_after, done, False, None, None, None)
+            return
+        req = self.cpu.request()
+
+        def served() -> None:
+            self.cpu.release(req)
+            answer()
+
+        req.callbacks.append(lambda _ev: after(self.env, self.service(), served))
+
+    def serve_on(self, cpu: simpy.Resource, service: Callable[[], float], server_up: Callable[[], bool],
+                 refused_after: float) -> None:
+        """Requests queue for the server's `cpu` slots and hold one for `service` (not pure latency),
+        and are refused while the server is down (a restart takes the token endpoint with it)."""
+        self.cpu, self.service, self.server_up, self.refused_after = cpu, service, server_up, refused_after
 
     def expires_at(self, token: str | None, client_index: int) -> float | None:
         """When the token stops being valid, None when it is unknown or already revoked."""

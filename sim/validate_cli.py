@@ -14,9 +14,12 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cli import UsageError
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
 
 HELP = "run both engines on a scenario and print the error table"
 METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s")
@@ -72,6 +75,48 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class EmulatedSystem:
+    """The system the emulation really ran, in scenario seconds: what the model must simulate to be
+    compared with it. At high time scales the emulation floors the server's heartbeat and expiry
+    grace (`harness.emulate.engine.server_options`, the same function it starts the server with),
+    and its restarts take as long as this machine needs to stop and start a server under the load."""
+    scenario: "Scenario"
+    expiry_grace_s: float
+    restart_s: float | None  # the emulated restarts' mean duration (fault_start applied_in_s), None: none ran
+    notes: tuple[str, ...]
+
+
+def emulated_system(scenario: "Scenario", emu_dir: Path) -> EmulatedSystem:
+    from harness.emulate.engine import server_options
+    from harness.emulate.timescale import TimeScale
+
+    scale = TimeScale(scenario.time_scale)
+    opts, _warnings = server_options(scenario, scale, emu_dir / "unused.db")
+    hb = scenario.system.heartbeat
+    interval = None if opts.heartbeat_interval is None else scale.to_scenario(opts.heartbeat_interval)
+    timeout = None if opts.heartbeat_timeout is None else scale.to_scenario(opts.heartbeat_timeout)
+    notes = []
+    if (interval, timeout) != (hb.interval, hb.timeout):
+        notes.append(f"heartbeat {hb.interval:g}s/{hb.timeout:g}s as the emulation floored it: {interval:g}s/{timeout:g}s")
+    sc = dataclasses.replace(scenario, system=dataclasses.replace(
+        scenario.system, heartbeat=dataclasses.replace(hb, interval=interval, timeout=timeout)))
+    grace = scale.to_scenario(opts.expiry_grace) if opts.expiry_grace is not None else 10.0
+    if abs(grace - 10.0) > 1e-9:
+        notes.append(f"live-expiry grace 10s as the emulation floored it: {grace:g}s")
+    restarts = []
+    events = emu_dir / "events.jsonl"
+    if events.exists():
+        with events.open() as fh:
+            for line in fh:
+                if '"fault_start"' in line and '"server_restart"' in line:
+                    restarts.append(float(json.loads(line)["applied_in_s"]))
+    restart_s = sum(restarts) / len(restarts) if restarts else None
+    if restart_s is not None:
+        notes.append(f"restart (stop and start) {restart_s:g}s as the emulated ones took")
+    return EmulatedSystem(sc, grace, restart_s, tuple(notes))
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.record.finalize import finalize
     from harness.run_cli import resolve_scenario_path
@@ -102,12 +147,18 @@ def run(args: argparse.Namespace) -> int:
 
     cal, _name = load_calibration(args.calibration)
     cal = cal.compressed(scenario.time_scale)  # the system as the emulation ran it
+    system = emulated_system(scenario, emu_dir)
+    if system.restart_s is not None:
+        cal = dataclasses.replace(cal, restart_downtime_s=system.restart_s)
+    for note in system.notes:
+        print(f"model: {note}", flush=True)
     print(f"simulating (calibration: {cal.source})...", flush=True)
-    model = simulate(scenario, out / "simulate", calibration=cal)
+    model = simulate(system.scenario, out / "simulate", calibration=cal, expiry_grace=system.expiry_grace_s)
     rows = error_table(model, emulated)
     print(format_table(rows, args.tolerance))
     (out / "validate.json").write_text(json.dumps({"scenario": scenario.name, "tolerance": args.tolerance,
                                                    "emulated": str(emu_dir), "simulated": str(out / "simulate"),
+                                                   "model_of_emulation": list(system.notes),
                                                    "rows": rows}, indent=2, default=str) + "\n")
     within = all(agrees(r, args.tolerance) for r in rows)
     return 0 if within else 1

@@ -58,14 +58,14 @@ def legacy_switch(scenario: Scenario, name: str) -> bool:
     return b.base == "legacy"
 
 
-def server_setup(scenario: Scenario) -> ServerSetup:
+def server_setup(scenario: Scenario, expiry_grace: float = EXPIRY_GRACE_S) -> ServerSetup:
     sysd = scenario.system
     return ServerSetup(
         legacy_handshake=legacy_switch(scenario, "handshake_403"),
         abrupt_shutdown=legacy_switch(scenario, "abrupt_shutdown"),
         admission=not legacy_switch(scenario, "no_shedding"),
         live_expiry=sysd.live_expiry,
-        expiry_grace=EXPIRY_GRACE_S,
+        expiry_grace=expiry_grace,
         token_ttl=sysd.token_ttl,
         heartbeat_interval=sysd.heartbeat.interval,
         heartbeat_timeout=sysd.heartbeat.timeout,
@@ -78,7 +78,8 @@ class World:
     def __init__(self, scenario: Scenario, calibration: Calibration, *, clients: int | None = None,
                  options: ModelOptions = ModelOptions(),
                  sink: Callable[[list[dict]], None] | None = None,
-                 on_sent: Callable[[str, str, int, float], None] | None = None) -> None:
+                 on_sent: Callable[[str, str, int, float], None] | None = None,
+                 expiry_grace: float = EXPIRY_GRACE_S) -> None:
         self.scenario = scenario
         self.cal = calibration
         self.options = options
@@ -88,8 +89,12 @@ class World:
         seed = scenario.seed
         self.tokens = TokenService(self.env, scenario.system.token_ttl,
                                    Draws(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
-        self.server = ModelServer(self.env, server_setup(scenario), calibration,
+        self.server = ModelServer(self.env, server_setup(scenario, expiry_grace), calibration,
                                   draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent)
+        if calibration.token_service is not None:  # one server process: refreshes queue with handshakes
+            self.tokens.serve_on(self.server.handshake,
+                                 Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")),
+                                 lambda: self.server.up, calibration.refused_after_s)
         self.config = client_config(scenario)
         self.records: list[dict] = []
         self._sink = sink

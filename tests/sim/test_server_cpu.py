@@ -1,0 +1,73 @@
+"""The server is one process: its token endpoint queues with handshakes and goes down with restarts.
+
+A mass expiry's herd refreshes before it reconnects, so the refreshes' service time spreads the
+herd; a restart takes the token endpoint down with the accept path (the emulation shows both)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.scenario import from_dict
+from sim.calibration import Calibration, Dist
+from sim.validate_cli import emulated_system
+from sim.world import EXPIRY_GRACE_S, World
+
+DOC = {"name": "cpu", "seed": 5, "duration": "1h", "time_scale": 720,
+       "system": {"behaviour": "fixed", "token_ttl": "15m", "live_expiry": True,
+                  "heartbeat": {"interval": "30s", "timeout": "20s"}},
+       "fleet": {"clients": 10, "profile": "fixed"}}
+
+
+def answers(cal: Calibration, n: int, *, server_up: bool = True) -> list[tuple[float, bool]]:
+    """Fetch n tokens at once at t=0; when and whether each was answered."""
+    world = World(from_dict(DOC), cal, clients=n)
+    world.server.up = server_up
+    got: list[tuple[float, bool]] = []
+    for i in range(n):
+        client = world.add_client(i, start=1e9, stop=None)  # never starts on its own
+        world.tokens.fetch(client, lambda ok, *_rest: got.append((world.env.now, ok)))
+    world.env.run(until=10)
+    return got
+
+
+def test_refreshes_queue_for_the_server_cpu():
+    service = 0.01
+    shared = Calibration(token_latency=Dist("fixed", 0.002), token_service=Dist("fixed", service))
+    times = sorted(t for t, ok in answers(shared, 20) if ok)
+    assert times == pytest.approx([service * (k + 1) for k in range(20)])
+    latency_only = Calibration(token_latency=Dist("fixed", 0.002), token_service=None)
+    assert sorted(t for t, _ok in answers(latency_only, 20)) == pytest.approx([0.002] * 20)
+
+
+def test_tokens_are_refused_while_the_server_is_down():
+    cal = Calibration(token_service=Dist("fixed", 0.01), refused_after_s=0.5)
+    assert answers(cal, 3, server_up=False) == [(0.5, False)] * 3
+
+
+def test_calibration_round_trips_the_token_service(tmp_path):
+    cal = Calibration(token_service=Dist("exponential", 0.0004))
+    again = Calibration.from_json(json.loads(json.dumps(cal.to_json())))
+    assert again.token_service == cal.token_service
+    assert cal.compressed(30).token_service.mean == pytest.approx(0.012)
+    with pytest.raises(ValueError, match="token_service"):
+        Calibration.from_json({"token_service": 3})
+
+
+def test_validate_models_the_emulations_floors_and_restart_time(tmp_path):
+    """At x720 the emulation floors heartbeat and expiry grace at 250 ms wall (180 s of scenario
+    time); the model of that run uses those values and the restart time the emulation measured."""
+    (tmp_path / "events.jsonl").write_text("\n".join(json.dumps(e) for e in (
+        {"t": 100.0, "client": "harness", "kind": "fault_start", "fault": "server_restart", "applied_in_s": 500.0},
+        {"t": 900.0, "client": "harness", "kind": "fault_start", "fault": "server_restart", "applied_in_s": 700.0},
+        {"t": 950.0, "client": "harness", "kind": "fault_start", "fault": "latency", "applied_in_s": 3.0},
+    )) + "\n")
+    system = emulated_system(from_dict(DOC), tmp_path)
+    hb = system.scenario.system.heartbeat
+    assert (hb.interval, hb.timeout) == pytest.approx((180.0, 180.0))
+    assert system.expiry_grace_s == pytest.approx(180.0)
+    assert system.restart_s == pytest.approx(600.0)
+    assert len(system.notes) == 3
+    slow = emulated_system(from_dict({**DOC, "time_scale": 1}), tmp_path / "none")
+    assert (slow.scenario.system.heartbeat.interval, slow.expiry_grace_s) == (30.0, EXPIRY_GRACE_S)
+    assert slow.restart_s is None and slow.notes == ()
