@@ -20,7 +20,8 @@ from scipy import stats
 from harness.record import files
 from harness.scenario.model import Scenario
 
-METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s", "storms",
+METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s",
+           "peak_reconnects_per_s_5s", "storms",
            "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections")
 
 

@@ -32,7 +32,45 @@ def test_validate_prints_the_error_table(tmp_path, capsys):
     assert code in (0, 1)
     doc = json.loads((tmp_path / "v" / "validate.json").read_text())
     metrics = [r["metric"] for r in doc["rows"]]
-    assert metrics == ["duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s"]
+    assert metrics == ["duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s",
+                       "peak_reconnects_per_s_5s"]
     assert all(m in out for m in metrics)
     assert doc["rows"][2]["emulated"] > 0 and doc["rows"][2]["model"] > 0  # both engines saw the restart
     assert code == (0 if all(agrees(r, 0.10) for r in doc["rows"]) else 1)
+
+
+def test_the_rolling_peak_averages_a_burst_over_five_seconds(tmp_path):
+    """`peak_reconnects_per_s_5s`: a 1-s spike of 100 and a 5-s plateau of 20/s both read 20/s, where
+    the 1-s peak reads 100 and 20; a run shorter than the window gives its mean."""
+    import pandas as pd
+
+    from harness.record.finalize import PEAK_WINDOW_S, _rolling_peak
+
+    assert PEAK_WINDOW_S == 5
+    spike = pd.Series([0, 0, 100, 0, 0, 0, 0, 0])
+    plateau = pd.Series([0, 20, 20, 20, 20, 20, 0, 0])
+    assert (spike.max(), _rolling_peak(spike, 5)) == (100, 20.0)
+    assert (plateau.max(), _rolling_peak(plateau, 5)) == (20, 20.0)
+    assert _rolling_peak(pd.Series([3, 6]), 5) == 4.5
+    assert _rolling_peak(pd.Series([], dtype=float), 5) == 0.0
+
+
+def test_validate_reuses_an_emulated_record_and_derives_a_newer_metric(tmp_path, capsys):
+    """`--emulated DIR` whose summary predates a metric: it is derived again from the record, so the
+    table compares like with like (here the model against its own record standing in for one)."""
+    from sim.engine import simulate
+    from harness.scenario import from_dict
+    import yaml
+
+    sc = from_dict(yaml.safe_load(TINY))
+    simulate(sc, tmp_path / "emu")
+    summary = json.loads((tmp_path / "emu" / "summary.json").read_text())
+    del summary["peak_reconnects_per_s_5s"]
+    (tmp_path / "emu" / "summary.json").write_text(json.dumps(summary))
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    code = main(["validate", str(path), "--emulated", str(tmp_path / "emu"), "--out", str(tmp_path / "v")])
+    doc = json.loads((tmp_path / "v" / "validate.json").read_text())
+    row = {r["metric"]: r for r in doc["rows"]}["peak_reconnects_per_s_5s"]
+    assert row["emulated"] is not None and row["emulated"] > 0
+    assert code in (0, 1) and "peak_reconnects_per_s_5s" in capsys.readouterr().out
