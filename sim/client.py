@@ -236,7 +236,7 @@ class SimClient:
                 server.drop_end(s)
                 self.closed(s, ABNORMAL, "", "network")
 
-        after(self.env, server.heartbeat_check_delay(), server_check)
+        after(self.env, server.heartbeat_check_delay(s), server_check)
 
     def heal_path(self) -> None:
         """The blackhole goes: as Toxiproxy removing a timeout toxic, it closes every connection
@@ -252,14 +252,19 @@ class SimClient:
             fail()
 
     def watch_pings(self, s: Sock) -> None:
-        """Pings are dropped but data flows: the server's keepalive fails and it closes with 1011."""
+        """Pings are dropped but data flows: the server's keepalive fails and it closes with 1011.
+        A ping dropped before the fault ends still times out after it (its pong never comes)."""
         server = self.world.server
 
-        def check() -> None:
-            if self.pings_dropped and s.server_open:
+        def timed_out() -> None:
+            if s.server_open:
                 server.close(s, INTERNAL, "keepalive ping timeout")
 
-        after(self.env, server.heartbeat_check_delay(), check)
+        def ping() -> None:
+            if self.pings_dropped and s.server_open:
+                after(self.env, server.setup.heartbeat_timeout, timed_out)
+
+        after(self.env, server.next_ping_delay(s), ping)
 
     def go_offline(self) -> None:
         """As the real driver: the policy hears NetworkOffline, then every socket is aborted."""

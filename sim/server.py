@@ -66,7 +66,7 @@ class Sock:
     """One WebSocket as both ends see it; `client_open` and `server_open` part when it half-opens."""
 
     __slots__ = ("client", "sock", "conv", "state", "server_open", "client_open", "expires",
-                 "broken_at", "gen", "admitted")
+                 "broken_at", "gen", "admitted", "opened_at")
 
     def __init__(self, client: "SimClient", sock: Any) -> None:
         self.client, self.sock, self.conv = client, sock, client.conversation
@@ -76,6 +76,7 @@ class Sock:
         self.broken_at: float | None = None
         self.gen = 0  # bumped whenever a scheduled check about this socket becomes stale
         self.admitted = False
+        self.opened_at = 0.0  # the server's keepalive pings this socket every interval from here
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,6 @@ class ModelServer:
         self.handshake = simpy.Resource(env, capacity=calibration.handshake_servers)
         self.service = Draws(calibration.handshake_service, rng)
         self.agent = Draws(calibration.agent_latency, rng)
-        self.uniform = Draws(lambda r, n: r.random(n), rng)
         self.admission = AdmissionPolicy(AdmissionConfig(setup.max_connections, setup.handshake_rate))
         self.up = True
         self.epoch = 0  # bumped by every restart: handshakes in flight across one are lost
@@ -239,6 +239,7 @@ class ModelServer:
     def _open(self, s: Sock) -> None:
         s.state = "open"
         s.server_open = s.client_open = True
+        s.opened_at = self.env.now
         self.live.setdefault(s.conv, []).append(s)
         self.active += 1
         if self.active > self.peak_active:
@@ -354,6 +355,13 @@ class ModelServer:
                                    "agent": "real_estate", "text": "", "conversation_id": s.conv})
 
     # ---- heartbeats --------------------------------------------------------------------
-    def heartbeat_check_delay(self) -> float:
-        """From a break to the moment a ping sent after it times out: U(0, interval) + timeout."""
-        return self.uniform() * self.setup.heartbeat_interval + self.setup.heartbeat_timeout
+    def next_ping_delay(self, s: Sock) -> float:
+        """The server's keepalive (as websockets') pings each socket every interval from its open, so
+        a socket opened during a fault waits a whole interval (not U(0, interval), the phase of a
+        socket opened long before)."""
+        interval = self.setup.heartbeat_interval
+        return interval - (self.env.now - s.opened_at) % interval
+
+    def heartbeat_check_delay(self, s: Sock) -> float:
+        """From a break to the moment the next ping after it times out."""
+        return self.next_ping_delay(s) + self.setup.heartbeat_timeout

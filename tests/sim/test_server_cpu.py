@@ -71,3 +71,34 @@ def test_validate_models_the_emulations_floors_and_restart_time(tmp_path):
     slow = emulated_system(from_dict({**DOC, "time_scale": 1}), tmp_path / "none")
     assert (slow.scenario.system.heartbeat.interval, slow.expiry_grace_s) == (30.0, EXPIRY_GRACE_S)
     assert slow.restart_s is None and slow.notes == ()
+
+
+def test_keepalive_pings_each_socket_from_its_open(tmp_path):
+    """ws_drop_pings: the server pings every socket `interval` after its open and every interval on,
+    so a socket reopened during the fault lasts a whole interval + timeout, and a ping dropped just
+    before the fault ends still times out after it."""
+    from sim.engine import simulate
+
+    doc = {**DOC, "time_scale": 1, "duration": "5m",
+           "system": {**DOC["system"], "heartbeat": {"interval": "15s", "timeout": "10s"}},
+           "fleet": {"clients": 40, "profile": "fixed", "arrival": {"ramp": "20s"}},
+           "faults": [{"at": "100s", "for": "60s", "kind": "ws_drop_pings"}]}
+    simulate(from_dict(doc), tmp_path / "run")
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    opens: dict[str, list[float]] = {}
+    closes: dict[str, list[float]] = {}
+    for e in events:
+        if e["kind"] == "open":
+            opens.setdefault(e["client"], []).append(e["t"])
+        elif e["kind"] == "close" and e.get("code") == 1011:
+            closes.setdefault(e["client"], []).append(e["t"])
+    assert len(closes) == 40
+    after_fault = 0
+    for client, times in closes.items():
+        assert 110 < times[0] <= 125 + 1e-9
+        for t in times[1:]:  # a reopened socket: one whole interval + timeout after its open
+            opened = max(o for o in opens[client] if o < t)
+            assert t - opened == pytest.approx(25.0, abs=1e-6)
+        after_fault += sum(t > 160 for t in times)
+        assert max(times) <= 170 + 1e-9
+    assert after_fault > 0  # pings dropped before 160 s time out after the fault ended
