@@ -13,12 +13,12 @@ from typing import Any, Callable, Iterator
 import simpy
 
 from harness.scenario import draws
+from harness.scenario.clients import client_config
 from harness.scenario.model import Fault, Scenario
 from sim import faults as fault_kinds
 from sim.calibration import Calibration
 from sim.client import SimClient
 from sim.server import Draws, ModelServer, ServerSetup, TokenService, after
-from system.client.config import ClientConfig, Fixes
 from system.client.policy import ClientPolicy
 
 EXPIRY_GRACE_S = 10.0  # the server's --expiry-grace default, which the emulation keeps in scenario time
@@ -39,13 +39,6 @@ class ModelOptions:
     message_clients: int | None = None  # None: every client
     keep_all_records: bool = True
 
-
-def client_config(scenario: Scenario) -> ClientConfig:
-    """The client the scenario's `fleet.profile` names, configured as the emulation configures it."""
-    p = scenario.fleet.profile
-    fixes = Fixes.profile(p.base).with_changes(enable=p.enable, disable=p.disable)
-    ttl = scenario.system.token_ttl
-    return ClientConfig(fixes=fixes, token_ttl=ttl, refresh_lead=min(300.0, ttl / 4))  # as the emulation's
 
 
 def legacy_switch(scenario: Scenario, name: str) -> bool:

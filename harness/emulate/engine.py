@@ -47,6 +47,7 @@ from harness.emulate.topology import (
 from harness.cli import UsageError
 from harness.record import RecordWriter
 from harness.scenario import Scenario
+from harness.scenario.clients import client_config
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
 HEARTBEAT_FLOOR_WALL = 0.25
@@ -97,18 +98,6 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
         handshake_rate=rate * scale.factor if rate else None,
         db=db,
     ), warnings
-
-
-def client_config(scenario: Scenario):
-    """The clients' policy config in scenario seconds (their clock runs in scenario time).
-    The token is refreshed a quarter of its lifetime early (at most 5 min), as a careful
-    client does: the in-band refresh then has room even when the run is compressed."""
-    from system.client.config import ClientConfig, Fixes
-
-    p = scenario.fleet.profile
-    fixes = Fixes.profile(p.base).with_changes(enable=p.enable, disable=p.disable)
-    ttl = scenario.system.token_ttl
-    return ClientConfig(fixes=fixes, token_ttl=ttl, refresh_lead=min(300.0, ttl / 4))
 
 
 def parse_target(target: str) -> Endpoints:
