@@ -1,7 +1,6 @@
 """ManagedProcess against real child processes: ready lines, failures, guaranteed teardown."""
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 
