@@ -81,3 +81,13 @@ def rate_arg(text: str) -> float:
     if rate <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive rate, got {text!r}")
     return rate
+
+
+def positive_int_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value

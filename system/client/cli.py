@@ -15,19 +15,9 @@ from pathlib import Path
 
 from system.client.config import FIX_NAMES, JITTER_MODES, PROFILES, ClientConfig, Fixes
 from system.errors import UsageError
-from system.units import duration_arg, optional_duration_arg
+from system.units import duration_arg, optional_duration_arg, positive_int_arg
 
 HELP = "run reference clients (legacy/fixed policy) against a server"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--jitter", choices=JITTER_MODES, default=d.jitter, help=f"jitter law when the jitter fix is on (default {d.jitter})")
 
     fleet = parser.add_argument_group("fleet")
-    fleet.add_argument("--clients", type=_positive_int, default=1, help="how many clients (default 1)")
+    fleet.add_argument("--clients", type=positive_int_arg, default=1, help="how many clients (default 1)")
     fleet.add_argument("--duration", type=duration_arg, default=60.0, help="how long to run, e.g. 60s or 10m (default 60s)")
     fleet.add_argument("--ramp", type=duration_arg, default=0.0, help="spread client starts over this long (default 0)")
     fleet.add_argument("--message-every", type=optional_duration_arg, default=10.0,
@@ -68,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ):
         times.add_argument(f"--{name.replace('_', '-')}", dest=name, type=duration_arg, default=getattr(d, name),
                            help=f"{help_text} (default {getattr(d, name):g}s)")
-    times.add_argument("--max-retries", type=_positive_int, default=d.max_retries,
+    times.add_argument("--max-retries", type=positive_int_arg, default=d.max_retries,
                        help=f"legacy: consecutive failures before giving up (default {d.max_retries})")
     times.add_argument("--ping-interval", type=optional_duration_arg, default=20.0,
                        help="WebSocket keepalive ping interval; 'off' disables (default 20s)")

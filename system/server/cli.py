@@ -16,19 +16,9 @@ import tempfile
 from pathlib import Path
 
 from system.server.config import LEGACY_TRAITS, ServerConfig
-from system.units import duration_arg, optional_duration_arg, rate_arg
+from system.units import duration_arg, optional_duration_arg, rate_arg, positive_int_arg
 
 HELP = "run the chat server (WebSocket + HTTP auth/metrics/admin)"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,15 +34,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "; ".join(f"{k}: {v}" for k, v in LEGACY_TRAITS.items()))
     beh.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                      help="allow this Origin (repeatable); when given, any other Origin is refused with 4403")
-    beh.add_argument("--max-connections", type=_positive_int, default=None,
+    beh.add_argument("--max-connections", type=positive_int_arg, default=None,
                      help="admission: shed connections past this many with 1013 (default unlimited)")
     beh.add_argument("--handshake-rate", type=rate_arg, default=None,
                      help="admission: accepted handshakes per second, e.g. 2000 or 2000/s (default unlimited)")
-    beh.add_argument("--handshake-burst", type=_positive_int, default=None,
+    beh.add_argument("--handshake-burst", type=positive_int_arg, default=None,
                      help="admission: token-bucket depth for --handshake-rate (default one second's worth)")
-    beh.add_argument("--max-frame-bytes", type=_positive_int, default=64 * 1024,
+    beh.add_argument("--max-frame-bytes", type=positive_int_arg, default=64 * 1024,
                      help="largest client frame; bigger ones close the connection with 1009 (default 65536)")
-    beh.add_argument("--max-invalid-frames", type=_positive_int, default=3,
+    beh.add_argument("--max-invalid-frames", type=positive_int_arg, default=3,
                      help="invalid frames a connection may send before it is closed with 1008 (default 3)")
 
     auth = parser.add_argument_group("auth and time")
