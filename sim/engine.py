@@ -21,14 +21,16 @@ import json
 import math
 import platform
 import time
-from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
 from harness.record import RecordWriter, finalize, files
-from harness.record.derive import derive, timeseries_columns, write_csv
+from harness.record.derive import Derived, derive, timeseries_columns, write_csv
 from harness.record.finalize import in_flight_window
+from harness.record.ledger import check
 from harness.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Dist, load as load_calibration
 from sim.world import EXPIRY_GRACE_S, ModelOptions, World
@@ -120,8 +122,9 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
                           on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace)
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
-            _write_tables(out, world, size, end)
-            ledger = _ledger(world.records, sent, end, sample, size.clients)
+            derived = derive(world.records, end)
+            ledger = _ledger(derived, sent, sample, size.clients)
+            _write_tables(out, derived, size)
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
         if end < scenario.duration:
             warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
@@ -165,9 +168,8 @@ def _version() -> str:
         return "unknown"
 
 
-def _write_tables(out: Path, world: World, size: Sizing, end: float) -> None:
-    """connections.csv and timeseries.csv by `harness.record.derive`, scaled by the agents' weight."""
-    d = derive(world.records, end)
+def _write_tables(out: Path, d: Derived, size: Sizing) -> None:
+    """connections.csv and timeseries.csv from the derived tables, scaled by the agents' weight."""
     rows = d.connections
     w = size.weight
     if w > 1:
@@ -180,30 +182,18 @@ def _write_tables(out: Path, world: World, size: Sizing, end: float) -> None:
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
 
-def _ledger(records: list[dict], sent: list[tuple[str, str, int, float]], end: float,
-            sample: int, clients: int) -> dict:
-    """Lost, duplicated and reordered messages of the sampled clients, scaled to the fleet.
+def _ledger(d: Derived, sent: list[tuple[str, str, int, float]], sample: int, clients: int) -> dict:
+    """The sampled clients' ledger judged by `harness.record.ledger.check`, scaled to the fleet.
 
-    A message counts as lost when its client never displays it and it was sent earlier than the
-    in-flight window before the end (the same rule `finalize` applies to a full ledger)."""
-    horizon = end - in_flight_window(1.0)
-    shown: dict[str, set[str]] = defaultdict(set)
-    last_seq: dict[str, int] = {}
-    displayed = duplicates = reordered = 0
-    for r in records:
-        if r["kind"] != "displayed":
-            continue
-        displayed += 1
-        key = r["client"]
-        if r["msg_id"] in shown[key]:
-            duplicates += 1
-        shown[key].add(r["msg_id"])
-        seq = r.get("seq")
-        if isinstance(seq, int):
-            if seq < last_seq.get(key, 0):
-                reordered += 1
-            last_seq[key] = max(seq, last_seq.get(key, 0))
-    lost = sum(1 for conv, msg_id, _seq, t in sent if t < horizon and msg_id not in shown[conv])
+    The same Jepsen rule as a full ledger: a message counts as lost only when its client is
+    connected when the run ends and it was sent before the in-flight window; a message to a
+    client still being shed (1013) or reconnecting at the end has an unknown outcome
+    (`indeterminate`), not a lost one. Each model conversation is named after its client."""
+    sent_rows = pd.DataFrame.from_records(
+        [("sent", conv, conv, msg_id, seq, t) for conv, msg_id, seq, t in sent], columns=list(files.LEDGER_COLUMNS))
+    shown = pd.DataFrame.from_records(d.ledger_displayed, columns=list(files.LEDGER_COLUMNS))
+    table = pd.concat([sent_rows, shown], ignore_index=True)
+    connections = pd.DataFrame.from_records(d.connections, columns=list(files.CONNECTION_COLUMNS))
+    judged = check(table, connections, in_flight_window(1.0))
     scale = clients / max(1, sample)
-    return {"sent": round(len(sent) * scale), "displayed": round(displayed * scale), "lost": round(lost * scale),
-            "duplicates": round(duplicates * scale), "reordered": round(reordered * scale)}
+    return {k: round(v * scale) for k, v in judged.to_dict().items()}

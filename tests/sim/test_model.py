@@ -155,3 +155,29 @@ def test_a_chat_free_run_finalizes_from_an_empty_ledger(tmp_path):
     assert ledger == ["kind,client,conversation,msg_id,seq,t"]
     assert summary["lost_messages"] == 0 and summary["duplicates_displayed"] == 0
     assert summary["reconnect_attempts"] > 0
+
+
+def shedding(clients: int, cap: int, rate: float):
+    """deploy-storm's shape at a small size: a fleet 10x the admission cap, a graceful restart."""
+    return from_dict({
+        "name": "shed", "seed": 7, "duration": "150s",
+        "system": {"behaviour": "fixed", "token_ttl": "15m", "heartbeat": {"interval": "20s", "timeout": "10s"},
+                   "admission": {"max_connections": cap, "handshake_rate": f"{rate}/s"}},
+        "fleet": {"clients": clients, "profile": "fixed", "arrival": {"ramp": "30s"},
+                  "messages": {"every": "60s"}},
+        "faults": [{"at": "60s", "kind": "server_restart", "mode": "graceful"}],
+    })
+
+
+def test_the_sampled_ledger_calls_messages_to_shed_clients_indeterminate(tmp_path):
+    """Messages to clients still shed with 1013 at the end have an unknown outcome, as in the full
+    ledger: the fleet-scale ledger judges them by the same rule, so both paths count nothing lost
+    and about the same number indeterminate."""
+    sc = shedding(1000, 100, 8)
+    plain = simulate(sc, tmp_path / "plain")
+    fast = simulate(sc, tmp_path / "fast", max_agents=100)
+    assert json.loads((tmp_path / "fast" / "meta.json").read_text())["sampling"]["weight"] == 10
+    assert plain["closes_by_code"]["1013"] > 0 and fast["closes_by_code"]["1013"] > 0
+    assert plain["messages_indeterminate"] > 0
+    assert fast["messages_indeterminate"] == pytest.approx(plain["messages_indeterminate"], rel=0.25)
+    assert fast["lost_messages"] == plain["lost_messages"] == 0
