@@ -56,7 +56,13 @@ class Sizing:
 
 
 def scaled_scenario(scenario: Scenario, weight: int) -> Scenario:
-    """The system as one agent of `weight` clients sees it: admission limits divided by the weight."""
+    """The system as one agent of `weight` clients sees it: admission limits divided by the weight.
+
+    A scenario's `system.admission` is the one server both engines run, so it is not scaled up with
+    `fleet.sim_clients`: a fleet larger than `max_connections` is shed with 1013 for the whole run,
+    which is what a capacity sweep over `sim_clients` is there to show. A scenario about a fleet
+    behind several servers states their total capacity (as `staging-day` does); the library's
+    capped scenarios choose a `sim_clients` that one server holds."""
     if weight == 1:
         return scenario
     a = scenario.system.admission
