@@ -117,8 +117,9 @@ class Latency(Stage):
         self.queue.append((release, item))
 
 
-class Bandwidth(Stage):
-    """`rate` KB/s (1 KB = 1000 bytes); a chunk is sent in `rate*100`-byte pieces."""
+class Paced(Stage):
+    """Takes one chunk at a time and releases its pieces on a schedule; `_next` is when
+    the schedule is next free, so back-to-back chunks queue behind each other."""
 
     def __init__(self, *a: Any) -> None:
         super().__init__(*a)
@@ -126,6 +127,10 @@ class Bandwidth(Stage):
 
     def has_room(self) -> bool:
         return not self.queue
+
+
+class Bandwidth(Paced):
+    """`rate` KB/s (1 KB = 1000 bytes); a chunk is sent in `rate*100`-byte pieces."""
 
     def push(self, item: Item, now: float) -> None:
         rate = self.attrs["rate"]
@@ -220,18 +225,11 @@ class ResetPeer(Stage):
         return []
 
 
-class Slicer(Stage):
+class Slicer(Paced):
     """Cuts each chunk by recursive bisection, `delay` µs after each slice."""
 
-    def __init__(self, *a: Any) -> None:
-        super().__init__(*a)
-        self._busy_until = 0.0
-
-    def has_room(self) -> bool:
-        return not self.queue
-
     def push(self, item: Item, now: float) -> None:
-        t = max(now, self._busy_until)
+        t = max(now, self._next)
         if isinstance(item, End):
             self.queue.append((t, item))
             return
@@ -239,7 +237,7 @@ class Slicer(Stage):
         for a, b in self._cuts(len(item.data)):
             self.queue.append((t, Chunk(item.data[a:b], item.t)))
             t += step
-        self._busy_until = t
+        self._next = t
 
     def _cuts(self, length: int) -> list[tuple[int, int]]:
         avg, var = self.attrs["average_size"], max(0, self.attrs["size_variation"])
