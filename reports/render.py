@@ -146,6 +146,11 @@ def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
     return section
 
 
+def _line_style(run: Run) -> str:
+    """Simulation dashed, emulation solid, in every overlay plot."""
+    return "--" if run.engine == "simulate" else "-"
+
+
 def _survival(runs: list[Run]) -> Section:
     section = Section("Connection lifetimes", "survival")
     curves, styles = [], []
@@ -155,7 +160,7 @@ def _survival(runs: list[Run]) -> Section:
             section.blocks.append(Note(f"{run.label}: no connection lifetimes (connections.csv missing or empty)"))
             continue
         curves.append(data)
-        styles.append("--" if run.engine == "simulate" else "-")
+        styles.append(_line_style(run))
     if curves:
         lines = {(g.stat, g.op, g.seconds): g for r in runs for g in series.lifetime_gate_lines(r)}
         fig = figures.survival(curves, list(lines.values()), styles)
@@ -222,7 +227,7 @@ def _active(runs: list[Run]) -> Section:
             section.blocks.append(Note(f"{run.label}: no active column in timeseries.csv — not shown"))
             continue
         shown.append(run)
-        lines.append((f"{run.label} ({run.engine})", data[0], data[1], "--" if run.engine == "simulate" else "-"))
+        lines.append((f"{run.label} ({run.engine})", data[0], data[1], _line_style(run)))
     if lines:
         fig = figures.lines(lines, series.fault_spans(shown[0]), "active connections", "Active connections")
         section.blocks.insert(0, Image("active.png", figures.png(fig), "Active connections over time"))
