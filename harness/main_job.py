@@ -6,12 +6,15 @@ and judged by its gates exactly as `stormbench run` does it. Then the seed's
 before/after table is printed with the measured values next to the seed's
 expectations, the gate verdicts side by side, and the report is rendered. The job
 succeeds (exit 0) when both runs completed; `--strict` makes its exit code the fixed
-run's gate verdict instead.
+run's gate verdict instead. `--prometheus` watches each run with a real Prometheus, as
+`stormbench run --prometheus` does, and shows its verdicts beside the run records'.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -23,7 +26,8 @@ from harness.gates.report import write_verdicts
 from harness.gates.spec import load_gates
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
-from harness.run_cli import prepare_out_dir, resolve_scenario_path
+from harness.record.writer import merge_meta
+from harness.run_cli import prepare_out_dir, require_prometheus_binary, resolve_scenario_path, scrape_interval
 from harness.scenario import load
 
 HELP = "the `make run` job: staging-day legacy vs fixed, before/after table"
@@ -41,12 +45,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="override the time compression (scenario seconds per wall second)")
     parser.add_argument("--no-report", action="store_true", help="skip rendering the HTML report")
+    parser.add_argument("--prometheus", action="store_true",
+                        help="watch each run with a real Prometheus (`prometheus` on PATH) scraping the server, "
+                             "judge the gates through it too and show those verdicts beside the run records' "
+                             "(each run dir gets prometheus_gates.json; the exit code stays the run records')")
     parser.add_argument("--strict", action="store_true",
                         help="exit with the fixed run's gate verdict (0 pass, 1 fail, 3 unknown) instead of 0")
 
 
-def run_profile(path: Path, profile: str, out: Path, args: argparse.Namespace, console: Console) -> tuple[Path, list, int]:
-    """One emulated run judged by its gates, as `stormbench run` does it; returns (dir, verdicts, code)."""
+@dataclass
+class ProfileRun:
+    out: Path
+    verdicts: list
+    code: int
+    prometheus: list | None = None  # the same gates judged through Prometheus, when it watched
+    warnings: tuple[str, ...] = ()
+
+
+def run_profile(path: Path, profile: str, out: Path, args: argparse.Namespace, console: Console) -> ProfileRun:
+    """One emulated run judged by its gates, as `stormbench run` does it."""
     from harness.emulate.engine import emulate
 
     overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale}
@@ -56,10 +73,23 @@ def run_profile(path: Path, profile: str, out: Path, args: argparse.Namespace, c
     console.print(f"[bold]{scenario.name} --profile {profile}[/bold]: {scenario.fleet.clients} clients, "
                   f"{scenario.duration / 3600:g} h at ×{scenario.time_scale:g} "
                   f"(~{scenario.wall_duration:.0f} s wall) → {out}")
-    emulate(scenario, out)
-    finalize(out)
-    verdicts = evaluate(gates, RunRecord(out))
-    return out, verdicts, write_verdicts(verdicts, out, f"{scenario.name}-{profile}")
+    with ExitStack() as stack:
+        watch = None
+        hooks = {}
+        if args.prometheus:
+            from harness.prom.in_run import RunWatch
+
+            watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
+            hooks = {"on_system_ready": watch.on_system_ready, "on_scenario_end": watch.on_scenario_end}
+        emulate(scenario, out, **hooks)
+        finalize(out)
+        verdicts = evaluate(gates, RunRecord(out))
+        result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, f"{scenario.name}-{profile}"))
+        if watch is not None:
+            result.prometheus = watch.judge(gates, out, scenario.time_scale)
+            merge_meta(out, {"prometheus": watch.facts()})
+            result.warnings = tuple(watch.warnings)
+    return result
 
 
 def before_after_table(run_dirs: list[Path]) -> Table:
@@ -81,10 +111,11 @@ def before_after_table(run_dirs: list[Path]) -> Table:
 
 
 def verdicts_table(results: dict[str, list]) -> Table:
+    """Gates down, one column per judged run (a profile, or a profile as Prometheus saw it)."""
     t = Table(title="gate verdicts")
     t.add_column("gate")
-    for profile in results:
-        t.add_column(profile)
+    for label in results:
+        t.add_column(label)
     style = {"pass": "green", "fail": "red", "unknown": "yellow"}
     names = [v.name for v in next(iter(results.values()))]
     for name in names:
@@ -102,27 +133,28 @@ def verdicts_table(results: dict[str, list]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.prometheus:
+        require_prometheus_binary()
     console = Console() if Console().is_terminal else Console(width=120)
     started = time.monotonic()
     path = resolve_scenario_path(args.scenario)
     root = Path(args.out) if args.out else Path("runs") / f"main-job-{time.strftime('%Y%m%d-%H%M%S')}"
-    dirs, results, codes = [], {}, {}
-    for profile in PROFILES:
-        out, verdicts, code = run_profile(path, profile, root / profile, args, console)
-        dirs.append(out)
-        results[profile], codes[profile] = verdicts, code
+    runs = {profile: run_profile(path, profile, root / profile, args, console) for profile in PROFILES}
+    dirs = [r.out for r in runs.values()]
     console.print(before_after_table(dirs))
-    console.print(verdicts_table(results))
-    for profile, out in zip(PROFILES, dirs):
-        warnings = RunRecord(out).meta.get("warnings", [])
+    columns = {profile: r.verdicts for profile, r in runs.items()}
+    columns |= {f"{profile} (Prometheus)": r.prometheus for profile, r in runs.items() if r.prometheus is not None}
+    console.print(verdicts_table(columns))
+    for profile, r in runs.items():
+        warnings = RunRecord(r.out).meta.get("warnings", []) + list(r.warnings)
         for w in warnings[:MAX_WARNINGS]:
             console.print(f"[yellow]{profile}: {w}[/yellow]")
         if len(warnings) > MAX_WARNINGS:
-            console.print(f"[yellow]{profile}: … {len(warnings) - MAX_WARNINGS} more in {out / 'meta.json'}[/yellow]")
+            console.print(f"[yellow]{profile}: … {len(warnings) - MAX_WARNINGS} more in {r.out / 'meta.json'}[/yellow]")
     if not args.no_report:
         from reports import render
         index = render(dirs, root / "report")
         console.print(f"report: {index}")
     console.print(f"run records: {', '.join(str(d) for d in dirs)}  (main job took "
                   f"{time.monotonic() - started:.0f} s)")
-    return codes["fixed"] if args.strict else EXIT_OK
+    return runs["fixed"].code if args.strict else EXIT_OK

@@ -110,6 +110,10 @@ def check_prometheus(args: argparse.Namespace) -> None:
         return
     if args.engine != "emulate":
         raise UsageError("--prometheus applies to --engine emulate only (the model has no server to scrape)")
+    require_prometheus_binary()
+
+
+def require_prometheus_binary() -> None:
     from harness.prom.server import find_binary
 
     if find_binary() is None:

@@ -123,3 +123,26 @@ def test_prometheus_missing_from_path_is_exit_2_before_anything_runs(tmp_path, c
     assert stormbench(["run", str(scenario), "--prometheus", "--out", str(tmp_path / "run")]) == 2
     assert "`prometheus` binary is not on PATH" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_main_job_with_prometheus_judges_both_profiles_twice(tmp_path, capsys):
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(RESTART)
+    out = tmp_path / "job"
+    assert stormbench(["main-job", "--scenario", str(scenario), "--prometheus", "--no-report",
+                       "--out", str(out)]) == 0
+    for profile in ("legacy", "fixed"):
+        record, scraped = verdicts(out / profile / "gates.json"), verdicts(out / profile / PROMETHEUS_GATES)
+        assert set(scraped) == set(record)
+        assert scraped["nothing lost"].verdict == UNKNOWN  # the clients' ledger is not a server metric
+        meta = json.loads((out / profile / "meta.json").read_text())
+        assert meta["prometheus"]["window_start_unix"] == meta["origin_unix"]
+    printed = capsys.readouterr().out
+    assert "legacy (Prometheus)" in printed and "fixed (Prometheus)" in printed
+
+
+def test_main_job_prometheus_missing_from_path_is_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert stormbench(["main-job", "--prometheus", "--out", str(tmp_path / "job")]) == 2
+    assert "`prometheus` binary is not on PATH" in capsys.readouterr().err
+    assert not (tmp_path / "job").exists()
