@@ -9,14 +9,15 @@ from __future__ import annotations
 from harness.scenario.model import Scenario
 from system.client.config import ClientConfig, Fixes
 
-#: the longest a client refreshes ahead of expiry, whatever the token's lifetime
+#: the longest the legacy client refreshes ahead of expiry, whatever the token's lifetime
 MAX_REFRESH_LEAD_S = 300.0
 
 
 def client_config(scenario: Scenario) -> ClientConfig:
-    """`fleet.profile`'s fixes, in scenario seconds. The token is refreshed a quarter of its
-    lifetime early (at most 5 min), as a careful client does: the in-band refresh then has
-    room even when the run is compressed."""
+    """`fleet.profile`'s fixes, in scenario seconds. The fixed client refreshes at a jittered
+    half-life and retries until it gets a token (`ClientConfig.refresh_at`, the policy's
+    `_refresh_time`): it rides out a token-service outage up to about half the token's lifetime.
+    The legacy client refreshes once, a quarter of the lifetime early (at most 5 min)."""
     p = scenario.fleet.profile
     fixes = Fixes.profile(p.base).with_changes(enable=p.enable, disable=p.disable)
     ttl = scenario.system.token_ttl

@@ -11,7 +11,9 @@ from typing import Iterable
 
 FIX_NAMES: tuple[str, ...] = (
     "stable_socket",             # keep the socket across token changes (legacy: a new socket per token)
-    "refresh_before_reconnect",  # fetch a fresh token before every reconnect (legacy: stale token -> 403 loop)
+    "refresh_before_reconnect",  # a fresh token before every reconnect, proactive refresh at a jittered
+                                 # half-life retried with backoff (legacy: stale token -> 403 loop;
+                                 # one refresh `refresh_lead` before expiry, a failure not retried)
     "exp_backoff",               # capped exponential backoff, retried indefinitely (legacy: fixed delay, then give up)
     "jitter",                    # randomise every delay (legacy: none, so fleets retry in lock-step)
     "single_writer",             # at most one live socket (legacy: the old socket stays open)
@@ -85,6 +87,11 @@ class ClientConfig:
     `reorder_hold` (with `dedup_resume`) bounds how long a message that arrived ahead of a
     gap waits for the `resume` replay to fill it; the gap is normally filled one round trip
     after the socket opens, so the bound only bites when the replay never comes.
+
+    Proactive refresh: with `refresh_before_reconnect` the client refreshes a token when
+    `refresh_at` of its lifetime has passed, drawn up to `refresh_jitter` of the lifetime earlier
+    (with the `jitter` fix), both fractions, not durations; without it, `refresh_lead` seconds before
+    expiry (never before half-life), as the seed's browser client did. See `ClientPolicy._refresh_time`.
     """
 
     fixes: Fixes = field(default_factory=Fixes)
@@ -100,6 +107,8 @@ class ClientConfig:
     stable_after: float = 30.0
     think_time: float = 10.0
     reorder_hold: float = 30.0
+    refresh_at: float = 0.5
+    refresh_jitter: float = 0.1
 
     def __post_init__(self) -> None:
         if not isinstance(self.fixes, Fixes):
@@ -114,6 +123,14 @@ class ClientConfig:
             raise ValueError(f"ClientConfig.max_delay ({self.max_delay}) must be >= base_delay ({self.base_delay})")
         if self.refresh_lead >= self.token_ttl > 0:
             raise ValueError(f"ClientConfig.refresh_lead ({self.refresh_lead}) must be < token_ttl ({self.token_ttl})")
+        for name in ("refresh_at", "refresh_jitter"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+                raise ValueError(f"ClientConfig.{name}: expected a fraction of the token's lifetime in [0, 1), "
+                                 f"got {value!r}")
+        if not self.refresh_jitter < self.refresh_at:
+            raise ValueError(f"ClientConfig.refresh_jitter ({self.refresh_jitter}) must be < refresh_at "
+                             f"({self.refresh_at}): a refresh is never due at once")
         if not isinstance(self.max_retries, int) or self.max_retries < 1:
             raise ValueError(f"ClientConfig.max_retries: expected an integer >= 1, got {self.max_retries!r}")
 

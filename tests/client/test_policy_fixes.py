@@ -77,14 +77,15 @@ def test_fixed_refreshes_in_band_on_the_same_socket():
     assert p.drain_records() and p.handle(TimerFired(90.0, "refresh")) == [FetchToken(refresh=True)]
     assert p.handle(TimerFired(90.0, "refresh")) == []  # fired once; a stale repeat is ignored
     actions = p.handle(TokenResult(90.5, True, 200, "t1", 190.5))
-    assert SetTimer("refresh", 180.5) in actions
+    [timer] = of(actions, SetTimer)  # at a jittered half-life: 40-50% of the 100 s token's life
+    assert timer.name == "refresh" and 130.5 <= timer.at <= 140.5
     sends = of(actions, Send)
     assert [s.frame["type"] for s in sends] == ["auth_refresh"] and sends[0].sock == sock
     assert sends[0].frame["token"] == "t1" and not of(actions, OpenSocket)
 
 
 def test_a_short_server_ttl_does_not_make_refresh_a_tight_loop():
-    p = make("fixed", refresh_lead=60.0)
+    p = make("legacy", refresh_lead=60.0)
     p.handle(Start(0.0))
     actions = p.handle(TokenResult(10.0, True, 200, "t", 20.0))  # the server says 10 s, lead is 60 s
     assert SetTimer("refresh", 15.0) in actions
