@@ -25,11 +25,11 @@ METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_recon
            "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections")
 
 
-def _one(args: tuple[Scenario, str, Any]) -> dict:
+def _one(args: tuple[Scenario, str, Any, dict[str, Any]]) -> dict:
     from sim.engine import simulate
 
-    scenario, out, calibration = args
-    return simulate(scenario, out, calibration=calibration)
+    scenario, out, calibration, options = args
+    return simulate(scenario, out, calibration=calibration, **options)
 
 
 def interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
@@ -45,9 +45,30 @@ def interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
     return {"mean": mean, "ci": [mean - half, mean + half], "n": len(xs)}
 
 
+def prediction_interval(values: list[float], level: float = 0.95) -> list[float] | None:
+    """Where one more run would fall with probability `level` (Student-t, unknown variance):
+    mean ± t·sd·sqrt(1 + 1/n). This, not the interval of the mean, is what a single run of
+    another engine is compared with: the interval of the mean shrinks with more seeds, one run's
+    own noise does not. None when fewer than two values are known."""
+    xs = [float(v) for v in values if v is not None]
+    if len(xs) < 2:
+        return None
+    mean = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(xs) - 1)) * sd * math.sqrt(1 + 1 / len(xs))
+    return [mean - half, mean + half]
+
+
+def spread(values: list[Any], level: float = 0.95) -> dict[str, Any]:
+    """One metric over the replications: mean, interval of the mean (`ci`), one run's prediction
+    interval (`pi`) and the values."""
+    return {**interval(values, level), "pi": prediction_interval(values, level), "values": list(values)}
+
+
 def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, calibration: Any = None,
-              workers: int | None = None) -> dict:
-    """Run `replications` seeds (in parallel processes), return the main summary with intervals."""
+              workers: int | None = None, **options: Any) -> dict:
+    """Run `replications` seeds (in parallel processes), return the main summary with intervals.
+    `options` go to every `sim.engine.simulate` call (e.g. `expiry_grace`)."""
     if replications < 1:
         raise ValueError(f"--replications: expected an integer >= 1, got {replications}")
     out = Path(out_dir)
@@ -55,7 +76,7 @@ def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, cal
     for k in range(replications):
         sc = dataclasses.replace(scenario, seed=scenario.seed + k)
         where = out if k == 0 else out / "replications" / f"seed-{sc.seed}"
-        jobs.append((sc, str(where), calibration))
+        jobs.append((sc, str(where), calibration, options))
     workers = max(1, min(replications, workers or os.cpu_count() or 1))
     if workers == 1:
         summaries = [_one(j) for j in jobs]
@@ -64,8 +85,7 @@ def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, cal
             summaries = list(pool.map(_one, jobs))
     block = {"n": replications, "seeds": [j[0].seed for j in jobs], "level": 0.95,
              "runs": [str(Path(j[1]).relative_to(out)) if k else "." for k, j in enumerate(jobs)],
-             "metrics": {m: {**interval([s.get(m) for s in summaries]), "values": [s.get(m) for s in summaries]}
-                         for m in METRICS}}
+             "metrics": {m: spread([s.get(m) for s in summaries]) for m in METRICS}}
     main = dict(summaries[0])
     main["replications"] = block
     (out / files.SUMMARY).write_text(json.dumps(main, indent=2) + "\n")

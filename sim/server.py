@@ -226,7 +226,8 @@ class ModelServer:
                 self._release(s)
                 s.client.handshake_failed(s, 403)
             else:
-                self._open_then_close(s, EXPIRED, "token expired")
+                self._open(s)
+                self.refuse(s, "auth_expired", "token expired")
             return
         self._open(s)
         s.expires = expires
@@ -263,6 +264,15 @@ class ModelServer:
         if s.client_open and s.broken_at is None:
             s.client.closed(s, code, reason, "server")
 
+    def refuse(self, s: Sock, error: str, message: str) -> None:
+        """As the server's `_refuse`: an `error` frame, then close 4401. The frame matters to the
+        herd after a mass expiry: a fixed client fetches a fresh token on the frame, so the fleet's
+        refreshes queue on the server at the moment of the close, and each reconnect waits for its
+        client's refresh instead of starting one after its backoff."""
+        if s.client_open and s.broken_at is None:
+            s.client.frame(s, {"v": "1.0", "type": "error", "code": error, "message": message})
+        self.close(s, EXPIRED, error)
+
     def drop_end(self, s: Sock) -> bool:
         """Forget the server's end of `s` (no frame sent); False when it was already gone."""
         if not s.server_open:
@@ -289,7 +299,7 @@ class ModelServer:
             if s.expires + grace > self.env.now:
                 after(self.env, s.expires + grace - self.env.now, check)
             else:
-                self.close(s, EXPIRED, "token expired")
+                self.refuse(s, "auth_expired", "access token expired; refresh and reconnect")
 
         after(self.env, s.expires + grace - self.env.now, check)
 

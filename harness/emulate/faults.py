@@ -23,6 +23,7 @@ Semantics, chosen to be distinct and faithful:
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -33,6 +34,10 @@ from harness.scenario import RealizedFault
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import ProxyControl, ServerControl
 from system.units import parse_duration
+
+
+#: proxies changed at once when a fault starts or ends (each change is one API call)
+PARALLEL_API_CALLS = 16
 
 
 def _ms(value: Any, scale: TimeScale) -> int:
@@ -123,28 +128,34 @@ class FaultApplier:
         return self.proxies
 
     def _toxics(self, index: int, f: RealizedFault, start: bool) -> None:
-        px = self._require_proxies(f)
         bodies = toxics_for(index, f, self.scale)
-        ws_only = f.kind.startswith("ws_")
-        for g in self.groups_of.get(index, ()):
-            ws_name, http_name = px.names(g)
-            for name in (ws_name,) if ws_only else (ws_name, http_name):
-                proxy = px.client.get_proxy(name)
-                if proxy is None:
-                    continue
-                for body in bodies:
-                    if start:
-                        proxy.add_toxic(**body)
-                    else:
-                        proxy.destroy_toxic(body["name"])
+
+        def change(proxy: Any) -> None:
+            for body in bodies:
+                if start:
+                    proxy.add_toxic(**body)
+                else:
+                    proxy.destroy_toxic(body["name"])
+
+        self._each_proxy(index, f, change, ws_only=f.kind.startswith("ws_"))
 
     def _enable(self, index: int, f: RealizedFault, enabled: bool) -> None:
+        self._each_proxy(index, f, lambda proxy: proxy.enable() if enabled else proxy.disable())
+
+    def _each_proxy(self, index: int, f: RealizedFault, change: Callable[[Any], None], ws_only: bool = False) -> None:
+        """`change` every proxy of the fault's groups at once: a fault hits all its targets at one
+        moment, so the groups are not changed one after another (one API round trip each, which
+        at a high time scale spread a partition's heal over seconds of scenario time and smeared
+        the reconnect herd it starts). One listing of the proxies, then the changes in parallel."""
         px = self._require_proxies(f)
-        for g in self.groups_of.get(index, ()):
-            for name in px.names(g):
-                proxy = px.client.get_proxy(name)
-                if proxy is not None:
-                    proxy.enable() if enabled else proxy.disable()
+        names = [n for g in self.groups_of.get(index, ()) for n in px.names(g)[:1 if ws_only else 2]]
+        listed = px.client.proxies()
+        proxies = [listed[n] for n in names if n in listed]
+        if not proxies:
+            return
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_API_CALLS, len(proxies))) as pool:
+            for done in [pool.submit(change, proxy) for proxy in proxies]:
+                done.result()  # the first failure is raised, after every change was tried
 
     def _restart(self, f: RealizedFault, start: bool) -> None:
         if self.server is None:

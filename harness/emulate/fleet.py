@@ -147,7 +147,8 @@ async def _run(spec: WorkerSpec, origin_unix: float, commands: Connection, repor
     with open(spec.events_path, "w", encoding="utf-8") as f:
         for _, line in records:
             f.write(line + "\n")
-    return {"self_check": worker_report(lag, res), "clients": len(spec.clients), "records": len(records),
+    check = worker_report(lag, res, to_scenario=lambda t: (t - clock.origin) * clock.scale)
+    return {"self_check": check, "clients": len(spec.clients), "records": len(records),
             "client_errors": errors[:20], "client_error_count": len(errors)}
 
 

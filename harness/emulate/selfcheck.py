@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import psutil
 
@@ -28,12 +29,21 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[k]
 
 
+#: a loop lag at least this long (wall seconds) is kept with its time (`lag_spikes`)
+SPIKE_FLOOR = 0.002
+
+
 @dataclass
 class LoopLagMonitor:
-    """Wakes every `interval` wall seconds and records how late it woke."""
+    """Wakes every `interval` wall seconds and records how late it woke.
+
+    Lags of at least `SPIKE_FLOOR` are also kept with the loop time they ended at: a herd makes
+    the loop late exactly when it matters, and a record stamped during that lag may be late by
+    it, so the lag around a moment is the emulation's time resolution there (`time_resolution`)."""
 
     interval: float = 0.05
     lags: list[float] = field(default_factory=list)
+    spikes: list[tuple[float, float]] = field(default_factory=list)  # (loop time, lag)
     max_samples: int = 100_000
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -46,7 +56,11 @@ class LoopLagMonitor:
             except asyncio.TimeoutError:
                 pass
             if len(self.lags) < self.max_samples:
-                self.lags.append(max(0.0, loop.time() - expected))
+                now = loop.time()
+                lag = max(0.0, now - expected)
+                self.lags.append(lag)
+                if lag >= SPIKE_FLOOR:
+                    self.spikes.append((now, lag))
 
 
 @dataclass
@@ -68,8 +82,11 @@ class ResourceSampler:
             pass
 
 
-def worker_report(lag: LoopLagMonitor, res: ResourceSampler) -> dict:
-    """One worker's self-check numbers (wall seconds and percent of one core)."""
+def worker_report(lag: LoopLagMonitor, res: ResourceSampler,
+                  to_scenario: Callable[[float], float] | None = None) -> dict:
+    """One worker's self-check numbers (wall seconds and percent of one core); `to_scenario` maps
+    loop time to the scenario time at which each lag spike ended."""
+    spikes = [[round(to_scenario(t), 3), round(v, 4)] for t, v in lag.spikes] if to_scenario else []
     return {
         "pid": os.getpid(),
         "loop_lag_p50_s": percentile(lag.lags, 50),
@@ -78,6 +95,7 @@ def worker_report(lag: LoopLagMonitor, res: ResourceSampler) -> dict:
         "cpu_mean_pct": sum(res.cpu) / len(res.cpu) if res.cpu else None,
         "cpu_max_pct": max(res.cpu) if res.cpu else None,
         "fds_max": max(res.fds) if res.fds else None,
+        "lag_spikes": spikes,
     }
 
 
@@ -90,8 +108,11 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
         reasons.append(f"worker event-loop lag p99 {max(lag99) * 1000:.0f}ms > {LAG_P99_LIMIT * 1000:.0f}ms")
     if cpu and max(cpu) > CPU_LIMIT:
         reasons.append(f"worker CPU mean {max(cpu):.0f}% > {CPU_LIMIT:.0f}% of a core")
+    spikes = sorted(s for w in workers for s in w.get("lag_spikes") or ())
+    workers = [{k: v for k, v in w.items() if k != "lag_spikes"} for w in workers]
     return {
         "workers": workers,
+        "lag_spikes": spikes,
         "loop_lag_p99_s": max(lag99) if lag99 else None,
         "worker_cpu_mean_pct": max(cpu) if cpu else None,
         "host_cpu_mean_pct": sum(host_cpu) / len(host_cpu) if host_cpu else None,
@@ -100,3 +121,17 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
         "load_generator_bottleneck": bool(reasons),
         "bottleneck_reasons": reasons,
     }
+
+
+def time_resolution(self_check: dict, time_scale: float, around: tuple[float, float] | None = None) -> float | None:
+    """How far (scenario seconds) the emulation may have displaced a record stamped in `around`
+    (scenario seconds; None: anywhere in the run): the longest loop lag there, times the scale.
+    A herd occupies the workers' loops, and every record due meanwhile is stamped when the loop
+    gets to it, so a 1-s bin is only resolved where this is well below a second. Records made
+    before lags were timed give the whole run's longest lag; None when nothing was measured."""
+    spikes = self_check.get("lag_spikes")
+    if spikes is None:
+        lags = [w.get("loop_lag_max_s") for w in self_check.get("workers", ()) if w.get("loop_lag_max_s") is not None]
+        return max(lags) * time_scale if lags else None
+    lags = [lag for t, lag in spikes if around is None or around[0] <= t <= around[1]]
+    return max(lags, default=0.0) * time_scale

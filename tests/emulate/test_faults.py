@@ -6,7 +6,7 @@ import requests
 from harness.emulate.faults import FaultApplier, toxics_for
 from harness.emulate.plan import Step
 from harness.emulate.timescale import TimeScale
-from harness.emulate.topology import ProxyControl, ServerControl, ServerOptions, start_proxy_process
+from harness.emulate.topology import Endpoints, ProxyControl, ServerControl, ServerOptions, start_proxy_process
 from harness.scenario import RealizedFault
 
 
@@ -62,3 +62,35 @@ def test_crash_restart_keeps_ports_and_tokens_and_admin_faults_apply(tmp_path):
     finally:
         proxy.stop()
         server.stop()
+
+
+def test_a_network_fault_changes_every_targeted_groups_proxies_and_only_those(tmp_path):
+    """The groups are changed in parallel (one listing, then one call per proxy): every proxy of the
+    fault's groups gets both toxics, the others none; a ws_* fault touches only the WebSocket proxies;
+    lifting removes exactly what was added."""
+    proxy = start_proxy_process(tmp_path / "logs", seed=1)
+    try:
+        px = ProxyControl(proxy.ready["api_url"], groups=6)
+        px.create(Endpoints("ws://127.0.0.1:9", "http://127.0.0.1:9"))
+        targeted = (1, 3, 4, 5)
+        applier = FaultApplier(scale=TimeScale(12), server=None, proxies=px, http_url=lambda: "", admin_key="",
+                               user_of=lambda cid: cid, groups_of={0: targeted, 1: (2,)})
+
+        def toxics() -> dict[str, set[str]]:
+            return {name: {t.name for t in p.toxics().values()} for name, p in px.client.proxies().items()}
+
+        part = fault("partition", 20.0)
+        applier.apply(Step(1.0, "start", 0, part))
+        expected = {"f0-partition-downstream", "f0-partition-upstream"}
+        got = toxics()
+        assert {n for n, t in got.items() if t} == {n for g in targeted for n in px.names(g)}
+        assert all(got[n] == expected for g in targeted for n in px.names(g))
+        pings = fault("ws_drop_pings", 20.0)
+        applier.apply(Step(2.0, "start", 1, pings))
+        assert toxics()["g02-ws"] == {"f1-ws_drop_pings-downstream", "f1-ws_drop_pings-upstream"}
+        assert toxics()["g02-http"] == set()
+        applier.apply(Step(21.0, "stop", 0, part))
+        applier.apply(Step(22.0, "stop", 1, pings))
+        assert all(not t for t in toxics().values())
+    finally:
+        proxy.stop()

@@ -102,3 +102,31 @@ def test_keepalive_pings_each_socket_from_its_open(tmp_path):
         after_fault += sum(t > 160 for t in times)
         assert max(times) <= 170 + 1e-9
     assert after_fault > 0  # pings dropped before 160 s time out after the fault ended
+
+
+def test_a_live_expiry_close_comes_with_an_error_frame_that_starts_the_refresh(tmp_path):
+    """The real server refuses an expired session with an `error` frame (auth_expired), then 4401
+    (system/server/ws.py `_refuse`). A fixed client fetches a fresh token on the frame, so after a
+    mass expiry every refresh is requested at the close itself, not after the client's backoff: with
+    a fixed token latency every client's token arrives exactly that long after its 4401, and its
+    reconnect waits for it. Without the frame the refresh would start U(0, base_delay) later."""
+    from harness.record.derive import read_events
+    from sim.engine import simulate
+
+    latency = 0.25
+    sc = from_dict({**DOC, "duration": "20m", "time_scale": 1,
+                    "fleet": {"clients": 30, "profile": "fixed", "arrival": {"ramp": "10s"}},
+                    "faults": [{"at": "10m", "kind": "token_expiry"}]})
+    cal = Calibration(token_latency=Dist("fixed", latency), token_service=None)
+    simulate(sc, tmp_path / "run", calibration=cal)
+    events = read_events(tmp_path / "run" / "events.jsonl")
+    expired = [e for e in events if e["kind"] == "close" and e.get("code") == 4401]
+    assert len(expired) == 30  # the whole fleet, one close each
+    after_close = []
+    for close in expired:
+        mine = [e for e in events if e["client"] == close["client"] and e["t"] >= close["t"]]
+        token = next(e for e in mine if e["kind"] == "token")
+        attempt = next(e for e in mine if e["kind"] == "attempt")
+        assert token["ok"] and attempt["t"] >= token["t"]  # the reconnect used the refreshed token
+        after_close.append(token["t"] - close["t"])
+    assert after_close == pytest.approx([latency] * 30)

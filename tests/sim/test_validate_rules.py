@@ -1,0 +1,82 @@
+"""How `stormbench validate` judges a row: within tolerance of the model's mean, inside the model's
+interval for one run, or not comparable where the emulation could not resolve a per-second peak."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.emulate.selfcheck import time_resolution
+from sim.replicate import prediction_interval, spread
+from sim.validate_cli import (
+    DISAGREE, INTERVAL, UNKNOWN, UNRESOLVED, WITHIN, error_table, format_table, judge, peak_resolution,
+)
+
+
+def test_prediction_interval_is_students_t_for_one_more_run():
+    # mean 3, sd sqrt(2.5), t(0.975, 4) = 2.776445, one run: sqrt(1 + 1/5)
+    lo, hi = prediction_interval([1, 2, 3, 4, 5])
+    half = 2.776445 * 2.5 ** 0.5 * 1.2 ** 0.5
+    assert (lo, hi) == pytest.approx((3 - half, 3 + half), rel=1e-5)
+    assert prediction_interval([4]) is None and prediction_interval([None, 2]) is None
+    s = spread([10, 12, None, 14])
+    assert s["mean"] == 12 and s["n"] == 3 and s["values"] == [10, 12, None, 14]
+    assert s["ci"][1] - s["ci"][0] < s["pi"][1] - s["pi"][0]  # one run is noisier than the mean
+
+
+def row(model, emulated, *, values=None, resolution=None):
+    sp = {"m": spread(values)} if values else None
+    return error_table({"m": model}, {"m": emulated}, ("m",), spread=sp, resolution={"m": resolution})[0]
+
+
+def test_each_rule_and_its_verdict():
+    assert judge(row(105, 100), 0.1)[0] == WITHIN
+    assert judge(row(None, None), 0.1)[0] == UNKNOWN
+    assert judge(row(150, 100), 0.1)[0] == DISAGREE
+    noisy = row(None, 100, values=[60, 140, 90, 130, 70])  # mean 98: within 10% of the mean
+    assert noisy["model"] == 98 and judge(noisy, 0.1)[0] == WITHIN
+    wide = row(None, 130, values=[60, 140, 90, 130, 70])  # 33% off the mean, inside one run's interval
+    verdict, why = judge(wide, 0.1)
+    assert verdict == INTERVAL and "95% interval" in why
+    tight = row(None, 130, values=[97, 98, 99, 98, 98])
+    assert judge(tight, 0.1)[0] == DISAGREE
+
+
+def test_an_unresolved_peak_says_why_and_which_time_scale_resolves_it():
+    res = {"resolution_s": 1.8, "bin_s": 1, "peak_t": 733.0, "time_scale": 30.0, "suggested_time_scale": 8.3}
+    verdict, why = judge(row(150, 100, resolution=res), 0.1)
+    assert verdict == UNRESOLVED
+    assert "60 ms late" in why and "1.80 s" in why and "--time-scale 8.3" in why
+    fine = {**res, "resolution_s": 0.3}
+    assert judge(row(150, 100, resolution=fine), 0.1)[0] == DISAGREE
+    assert judge(row(105, 100, resolution=res), 0.1)[0] == WITHIN  # agreeing is agreeing at any resolution
+    table = format_table([row(105, 100), row(150, 100, resolution=res)], 0.1)
+    assert "exit 0: 1 within 10%, 0 inside the model's interval, 0 unknown to both, " \
+           "1 not comparable at this time scale, 0 disagree" in table
+    assert "exit 1:" in format_table([row(150, 100)], 0.1)
+
+
+def test_time_resolution_is_the_longest_loop_lag_near_the_moment_times_the_scale():
+    check = {"lag_spikes": [[10.0, 0.004], [700.0, 0.05], [733.5, 0.02]], "workers": [{"loop_lag_max_s": 0.05}]}
+    assert time_resolution(check, 30, (730, 740)) == pytest.approx(0.6)
+    assert time_resolution(check, 30) == pytest.approx(1.5)
+    assert time_resolution(check, 30, (100, 200)) == 0.0
+    older = {"workers": [{"loop_lag_max_s": 0.01}, {"loop_lag_max_s": 0.03}]}  # before spikes were timed
+    assert time_resolution(older, 10, (0, 5)) == pytest.approx(0.3)
+    assert time_resolution({}, 10) is None
+
+
+def test_peak_resolution_looks_around_the_emulated_peak(tmp_path):
+    counts = [0] * 100
+    counts[40:45] = [5, 20, 30, 20, 5]
+    counts[80] = 40  # the 1-s peak, alone
+    (tmp_path / "timeseries.csv").write_text("t,reconnects\n" + "".join(f"{t},{c}\n" for t, c in enumerate(counts)))
+    spikes = [[41.5, 0.05], [80.2, 0.002]]
+    (tmp_path / "meta.json").write_text(json.dumps({"self_check": {"lag_spikes": spikes}}))
+    one = peak_resolution(tmp_path, "peak_reconnects_per_s", 20.0)
+    assert one["peak_t"] == 80 and one["resolution_s"] == pytest.approx(0.04)
+    five = peak_resolution(tmp_path, "peak_reconnects_per_s_5s", 20.0)
+    assert five["peak_t"] == 40 and five["resolution_s"] == pytest.approx(1.0) and five["bin_s"] == 5
+    assert five["suggested_time_scale"] == 20.0  # already resolved: 1 s < half of 5 s
+    (tmp_path / "meta.json").write_text(json.dumps({"self_check": {"lag_spikes": [[80.0, 0.1]]}}))
+    assert peak_resolution(tmp_path, "peak_reconnects_per_s", 20.0)["suggested_time_scale"] == 5.0
