@@ -4,8 +4,15 @@ The emulation (real server, proxy and clients) and the model run the same scenar
 fleet (`fleet.clients`; the model's `sim_clients` is set to it), and the model is calibrated as
 the emulation experiences this machine (CPU times stretched by the time scale, see
 `Calibration.compressed`); the table gives, per key metric, both values and the model's relative
-error. Exit 0 when every error is within `--tolerance`,
-1 otherwise (2 for usage errors, as every subcommand).
+error, and a verdict per row saying which rule applied:
+- `within`: within `--tolerance` of the model (of its mean over `--replications` seeds);
+- `interval`: else, the emulated value lies inside the model's 95% interval for one run (a peak of
+  a few hundred clients is a maximum of small counts: one run of each engine can not agree to 10%);
+- `unknown`: neither engine could estimate it (a quantile neither observed);
+- `unresolved`: a peak that disagrees where the emulation could not place its records within half
+  a bin: its workers' event loops ran late around the peak by more than that (in scenario time:
+  the lag times the time scale), so the row says which `--time-scale` would resolve it;
+- `NO`: a disagreement. Exit 1 when any row says NO, else 0 (2 for usage errors, as every subcommand).
 """
 from __future__ import annotations
 
@@ -156,7 +163,7 @@ def peak_resolution(emu_dir: Path, metric: str, time_scale: float) -> dict | Non
     if reconnects.empty:
         return None
     sums = reconnects["reconnects"].rolling(width, min_periods=1).sum()
-    start = float(reconnects["t"].iloc[int(sums.to_numpy().argmax())]) - (width - 1)
+    start = max(0.0, float(reconnects["t"].iloc[int(sums.to_numpy().argmax())]) - (width - 1))
     res = time_resolution(check, time_scale, (start - width, start + 2 * width))
     if res is None:
         return None
