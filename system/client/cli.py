@@ -51,13 +51,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("restart_window", "reconnect spread after a 1012 (service restart)"),
         ("overload_base", "extra wait after a 1013 (try again later)"),
         ("token_ttl", "assumed token lifetime when the server does not say"),
-        ("refresh_lead", "refresh this long before the token expires"),
+        ("refresh_lead", "legacy: refresh this long before the token expires"),
         ("stable_after", "a connection this old resets the attempt counter"),
         ("think_time", "how long a user takes to hard-refresh after a give-up"),
         ("reorder_hold", "longest wait for a missing earlier message before showing a later one"),
     ):
         times.add_argument(f"--{name.replace('_', '-')}", dest=name, type=duration_arg, default=getattr(d, name),
                            help=f"{help_text} (default {getattr(d, name):g}s)")
+    times.add_argument("--refresh-at", type=float, default=d.refresh_at, metavar="FRACTION",
+                       help=f"fixed: refresh once this fraction of the token's lifetime has passed "
+                            f"(default {d.refresh_at:g}, half-life)")
+    times.add_argument("--refresh-jitter", type=float, default=d.refresh_jitter, metavar="FRACTION",
+                       help=f"fixed, with the jitter fix: refresh up to this fraction of the lifetime earlier, "
+                            f"drawn per token (default {d.refresh_jitter:g})")
     times.add_argument("--max-retries", type=positive_int_arg, default=d.max_retries,
                        help=f"legacy: consecutive failures before giving up (default {d.max_retries})")
     times.add_argument("--ping-interval", type=optional_duration_arg, default=20.0,
@@ -70,7 +76,8 @@ def config_from_args(args: argparse.Namespace) -> ClientConfig:
         fixes=fixes, jitter=args.jitter, base_delay=args.base_delay, max_delay=args.max_delay,
         legacy_delay=args.legacy_delay, max_retries=args.max_retries, restart_window=args.restart_window,
         overload_base=args.overload_base, token_ttl=args.token_ttl, refresh_lead=args.refresh_lead,
-        stable_after=args.stable_after, think_time=args.think_time, reorder_hold=args.reorder_hold)
+        stable_after=args.stable_after, think_time=args.think_time, reorder_hold=args.reorder_hold,
+        refresh_at=args.refresh_at, refresh_jitter=args.refresh_jitter)
 
 
 def run(args: argparse.Namespace) -> int:

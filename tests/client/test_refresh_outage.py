@@ -7,11 +7,13 @@ legacy client refreshes once, `refresh_lead` before expiry, and keeps its old to
 fails."""
 from __future__ import annotations
 
+import argparse
 import random
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from system.client.cli import config_from_args, configure
 from system.client.policy import ClientConfig, ClientPolicy, Fixes, FetchToken, SetTimer, Start, TokenResult
 from tests.client.auth_world import AuthWorld
 
@@ -126,3 +128,15 @@ def test_legacy_refreshes_refresh_lead_before_expiry():
 def test_bad_refresh_fractions_name_the_field(overrides, field):
     with pytest.raises(ValueError, match=f"ClientConfig.{field}"):
         ClientConfig(**overrides)
+
+
+def test_refresh_flags_reach_the_config_and_bad_ones_name_the_field():
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    base = ["--ws-url", "ws://127.0.0.1:1", "--http-url", "http://127.0.0.1:1"]
+    c = config_from_args(parser.parse_args(base + ["--refresh-at", "0.6", "--refresh-jitter", "0.2"]))
+    assert (c.refresh_at, c.refresh_jitter) == (0.6, 0.2)
+    d = config_from_args(parser.parse_args(base))
+    assert (d.refresh_at, d.refresh_jitter) == (ClientConfig().refresh_at, ClientConfig().refresh_jitter)
+    with pytest.raises(ValueError, match="ClientConfig.refresh_at"):
+        config_from_args(parser.parse_args(base + ["--refresh-at", "1.5"]))
