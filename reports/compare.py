@@ -1,12 +1,15 @@
 """The before/after table in the seed system's form, filled with measured values.
 
+Storms are counted by one rule (`harness.record.storms`); the row names it, and a pair
+counted by two different rules (records finalized by different versions) shows no change.
+
 Which run is "before": when the runs include exactly one legacy and one fixed run of the
 same scenario and engine, legacy is before and fixed after (the seed's question: what did
 the fixes buy?). Otherwise runs are compared pairwise in the order given.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 from reports.record import Run, number
@@ -75,6 +78,14 @@ def compare(runs: list[Run]) -> list[Comparison]:
     return [Comparison(b, a, legacy_vs_fixed, [_row(m, b, a) for m in METRICS]) for b, a in chosen]
 
 
+def storm_rule(before: Run, after: Run) -> str | None:
+    """The storm rule both runs were counted by (summary `storm_rule`); "" when they differ, None when unnamed."""
+    rules = {(r.summary or {}).get("storm_rule") for r in (before, after)}
+    if rules == {None}:
+        return None
+    return rules.pop() if len(rules) == 1 else ""
+
+
 def metric_value(run: Run, metric: Metric) -> float | None:
     """Per day for counts (None when the run's duration is unknown), seconds for durations."""
     raw = (run.summary or {}).get(metric.key)
@@ -96,7 +107,14 @@ def change_text(before: float | None, after: float | None) -> str:
 
 def _row(metric: Metric, before: Run, after: Run) -> Row:
     b, a = metric_value(before, metric), metric_value(after, metric)
-    return Row(metric, b, a, _text(metric, before, b), _text(metric, after, a), change_text(b, a))
+    change = change_text(b, a)
+    if metric.key == "storms":
+        rule = storm_rule(before, after)
+        if rule == "":   # counted by two different rules: the numbers do not compare
+            metric, change = replace(metric, label=f"{metric.label} (counted by different rules)"), "n/a"
+        elif rule:
+            metric = replace(metric, label=f"{metric.label}: {rule}")
+    return Row(metric, b, a, _text(metric, before, b), _text(metric, after, a), change)
 
 
 def _text(metric: Metric, run: Run, value: float | None) -> str:

@@ -194,9 +194,8 @@ def _attempts(runs: list[Run]) -> Section:
                                        "Reconnect attempts per second with storm windows and faults shaded"))
         if storm_rows:
             section.blocks.insert(1, Table(["run", "what", "at", "for", "detail"], storm_rows))
-        section.blocks.append(Note(
-            f"storms marked 'detected' were found by the report: ≥ {series.STORM_MIN_PER_S:g} attempts/s "
-            f"(or {series.STORM_FLEET_SHARE:.0%} of the fleet per second) for consecutive seconds"))
+        section.blocks.append(Note(f"storms: {series.STORM_RULE.describe()}; 'detected' ones were found by the "
+                                   "report with that rule, the others are listed by the run record"))
     return section
 
 

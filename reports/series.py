@@ -12,15 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.record.storms import StormRule, detect_storms, sampling_weight
 from reports.record import Run, number
 from reports.survival import Survival, kaplan_meier
 from system.units import parse_duration
 
 NICE_BINS_S = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
-# A storm, when the record does not list its own: reconnect attempts at or above this
-# many per second (or this share of the fleet per second, if larger) for consecutive seconds.
-STORM_MIN_PER_S = 5.0
-STORM_FLEET_SHARE = 0.02
+#: the storm rule the report applies when a record does not list its storms: the one finalize uses
+STORM_RULE = StormRule()
 
 
 @dataclass(frozen=True)
@@ -102,35 +101,34 @@ def fault_spans(run: Run) -> list[Span]:
 
 
 def storm_windows(run: Run) -> tuple[list[Span], str]:
-    """The storms the record lists (summary `storms` as windows), else detected here; and which."""
+    """The storms the record lists (summary `storm_windows`), else detected here by the same rule
+    (`harness.record.storms`, on `reconnects`); and which of the two, or why there are none."""
     summary = run.summary or {}
-    listed = summary.get("storm_windows", summary.get("storms"))
-    if isinstance(listed, list) and listed:
+    listed = summary.get("storm_windows")
+    if isinstance(listed, list):
         spans = [s for s in (_as_span(item) for item in listed) if s is not None]
-        if spans:
+        if len(spans) == len(listed):
             return spans, "run record"
     ts = run.timeseries
-    column = _attempts_column(ts)
-    if column is None:
-        return [], "none"
-    threshold = max(STORM_MIN_PER_S, STORM_FLEET_SHARE * (run.clients or 0))
-    return detect_storms(ts["t"].to_numpy(float), ts[column].to_numpy(float), threshold), "detected"
+    if ts is None or "reconnects" not in ts.columns:
+        return [], "none (no reconnects column in timeseries.csv)"
+    clients = run.clients if run.clients is not None else _fleet(run)
+    if clients is None:
+        return [], "none (fleet size unknown)"
+    storms, _ = detect_storms(pd.to_numeric(ts["reconnects"], errors="coerce").fillna(0).to_numpy(float),
+                              clients, STORM_RULE, weight=sampling_weight(run.meta or {}))
+    return [Span(s.start_s, s.end_s, f"storm (peak {s.peak_per_s:.0f}/s)") for s in storms], "detected"
 
 
-def detect_storms(t: np.ndarray, per_s: np.ndarray, threshold: float) -> list[Span]:
-    """Maximal runs of consecutive seconds at or above `threshold`."""
-    spans: list[Span] = []
-    hot = per_s >= threshold
-    start = None
-    for i, is_hot in enumerate(hot):
-        if is_hot and start is None:
-            start = i
-        if start is not None and (not is_hot or i == len(hot) - 1):
-            last = i if is_hot else i - 1
-            peak = float(per_s[start:last + 1].max())
-            spans.append(Span(float(t[start]), float(t[last]) + 1.0, f"storm (peak {peak:.0f}/s)"))
-            start = None
-    return spans
+def _fleet(run: Run) -> int | None:
+    """The fleet the run drove, from scenario.json (a simulation drives `sim_clients`)."""
+    fleet = (run.scenario or {}).get("fleet") or {}
+    keys = ("sim_clients", "clients") if run.engine == "simulate" else ("clients",)
+    for key in keys:
+        value = number(fleet.get(key)) if isinstance(fleet, dict) else None
+        if value:
+            return int(value)
+    return None
 
 
 def attempts_per_second(run: Run) -> tuple[np.ndarray, np.ndarray] | None:

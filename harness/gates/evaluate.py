@@ -9,7 +9,7 @@ Where each metric comes from (every time in scenario seconds):
   `closes{code="N"}`, `http_403`, `handshake_rejections{status="N"}` (any status, from
   connections.csv), `manual_refreshes`, `displayed`, `duplicates_displayed`.
 - gauge, per second: `active_connections` (timeseries `active`).
-- `storms`: reconnect storms (`harness.record.storms`) that began in the phase; count or rate
+- `storms`: reconnect storms (`harness.record.storms`) whose busiest second is in the phase; count or rate
   (a rate threshold may be written per day: `2/d`).
 - delivery, whole run only: `lost_messages`, `reordered_messages`, `unexpected_messages`,
   `messages_sent` (the ledger).
@@ -48,7 +48,7 @@ from harness.gates.spec import Gate, Phase
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.record.finalize import ledger_summary
 from harness.record.run import RunRecord
-from harness.record.storms import detect_storms
+from harness.record.storms import StormRule, detect_storms, sampling_weight
 from harness.record.survival import kaplan_meier
 
 Intervals = list[tuple[float, float]]
@@ -183,11 +183,13 @@ def _observe_counter(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observ
 
 
 def _observe_storms(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
-    """Reconnect storms (`harness.record.storms`, default rule) that began in the phase."""
-    storms, threshold = detect_storms(rec.timeseries["reconnects"].to_numpy(float), rec.clients)
+    """Reconnect storms (`harness.record.storms`, the rule finalize uses) whose busiest second is in the phase."""
+    rule = StormRule()
+    storms, rise = detect_storms(rec.timeseries["reconnects"].to_numpy(float), rec.clients, rule,
+                                 weight=sampling_weight(rec.meta))
     require_observed(gate, rec, float(len(storms)))
-    inside = [s for s in storms if any(a <= s.start_s < b for a, b in intervals)]
-    prov = {"storms": [s.to_dict() for s in inside], "threshold_per_bin": threshold}
+    inside = [s for s in storms if any(a <= s.peak_s < b for a, b in intervals)]
+    prov = {"storms": [s.to_dict() for s in inside], "rule": rule.describe(), "rise_per_bin": rise}
     if gate.stat == "count":
         return Observation(float(len(inside)), provenance=prov)
     if gate.stat == "rate":

@@ -18,7 +18,7 @@ from harness.record import files
 from harness.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
 from harness.record.ledger import LedgerSummary, check
 from harness.record.run import RunRecord
-from harness.record.storms import StormRule, detect_storms
+from harness.record.storms import StormRule, detect_storms, sampling_weight
 from harness.record.survival import kaplan_meier
 
 DAY = 86400.0
@@ -87,7 +87,8 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
     conns = rec.connections
     km = lifetimes(rec)
     mean, mean_exact = km.restricted_mean()
-    storms, threshold = detect_storms(ts["reconnects"].to_numpy(float), rec.clients, storm_rule)
+    storms, rise = detect_storms(ts["reconnects"].to_numpy(float), rec.clients, storm_rule,
+                                 weight=sampling_weight(rec.meta))
     ledger = ledger_summary(rec, in_flight_s)
     close_cols = sorted((c for c in ts.columns if c.startswith("closes_")), key=lambda c: int(c[7:]))
     closes_by_code = {c[7:]: int(ts[c].sum()) for c in close_cols if ts[c].sum() > 0}
@@ -123,8 +124,9 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "reordered_messages": None if ledger is None else ledger.reordered,
         "unexpected_messages": None if ledger is None else ledger.unexpected,
         "storm_windows": [s.to_dict() for s in storms],
-        "storm_threshold_per_bin": threshold,
-        "storm_bin_s": storm_rule.bin_for(float(len(ts))),
+        "storm_rule": storm_rule.describe(),
+        "storm_rise_per_bin": rise,
+        "storm_bin_s": storm_rule.bin_s,
         "peak_reconnects_per_s": int(ts["reconnects"].max()) if len(ts) else 0,
         "peak_reconnects_per_s_5s": _rolling_peak(ts["reconnects"], PEAK_WINDOW_S),
         "peak_active": int(ts["active"].max()) if len(ts) else 0,

@@ -4,11 +4,10 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
 
 from harness.cli import UsageError
-from harness.record import RunRecord, StormRule, detect_storms, finalize
+from harness.record import RunRecord, finalize
 from tests.harness.synth import displayed, session, write_record
 
 
@@ -163,25 +162,3 @@ def test_not_a_run_record(tmp_path):
         RunRecord(tmp_path / "nothing")
     with pytest.raises(UsageError, match="scenario.json is missing"):
         RunRecord(tmp_path)
-
-
-def test_storm_detection_by_hand():
-    per_s = np.zeros(240)
-    per_s[::10] = 1
-    per_s[100:103] = [20, 30, 10]
-    per_s[105] = 8
-    per_s[200] = 5                      # at the floor, not over it
-    storms, threshold = detect_storms(per_s, clients=100, rule=StormRule())
-    assert threshold == 5.0             # median bin 0, floor max(5, 2% of 100)
-    assert [(s.start_s, s.end_s, s.reconnects, s.peak_per_s) for s in storms] == \
-        [(100.0, 103.0, 60, 30.0), (105.0, 106.0, 8, 8.0)]
-    merged, _ = detect_storms(per_s, clients=100, rule=StormRule(merge_gap_bins=2))
-    assert [(s.start_s, s.end_s, s.reconnects) for s in merged] == [(100.0, 106.0, 68)]
-
-
-def test_storm_bins_follow_the_duration():
-    assert StormRule().bin_for(86400) == 60.0 and StormRule().bin_for(120) == 1.0
-    per_s = np.zeros(86400)
-    per_s[3600:3630] = 10               # 300 reconnects inside one minute
-    storms, _ = detect_storms(per_s, clients=1000)
-    assert [(s.start_s, s.end_s, s.reconnects) for s in storms] == [(3600.0, 3660.0, 300)]

@@ -53,3 +53,19 @@ def test_legacy_and_fixed_pair_per_engine(tmp_path):
     (50, 2, "-96%"), (0, 0, "0%"), (0, 3, "new (was 0)"), (None, 3, "n/a"), (10, 15, "+50%")])
 def test_change_text(before, after, text):
     assert change_text(before, after) == text
+
+
+def test_the_storm_row_names_the_rule_both_runs_were_counted_by(tmp_path):
+    rule = "60-s peaks of reconnects ≥ 10% of the fleet above their surroundings (Poisson p < 1e-09)"
+    legacy = _run(tmp_path, "a", profile="legacy", summary={"storms": 40, "storm_rule": rule})
+    fixed = _run(tmp_path, "b", profile="fixed", summary={"storms": 2, "storm_rule": rule})
+    row = next(r for r in compare([legacy, fixed])[0].rows if r.metric.key == "storms")
+    assert row.metric.label == f"reconnection storms: {rule}" and row.change_text == "-95%"
+
+
+def test_storms_counted_by_different_rules_do_not_compare(tmp_path):
+    legacy = _run(tmp_path, "a", profile="legacy", summary={"storms": 40})        # finalized before rules were named
+    fixed = _run(tmp_path, "b", profile="fixed", summary={"storms": 2, "storm_rule": "60-s peaks ..."})
+    row = next(r for r in compare([legacy, fixed])[0].rows if r.metric.key == "storms")
+    assert "different rules" in row.metric.label and row.change_text == "n/a"
+    assert row.before == pytest.approx(40 * 86400 / 600)   # the counts are still shown

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from harness.record.storms import detect_storms
 from reports import series
 from reports.record import load_run
 from tests.reports.synthetic import SyntheticRun, write_run
@@ -34,11 +35,27 @@ def test_lifetime_gate_lines_come_from_the_scenario_gates(tmp_path):
 
 
 def test_storm_windows_are_detected_where_attempts_spike(tmp_path):
+    # the record's rule (60-s bins): minutes [60,120) and [120,180) hold 860 and 460 reconnects around 60,
+    # the second one exactly at half the rise (460 = 860 - 800/2), so the window spans both
     run = _run(tmp_path, duration=300, base_attempts=1, storm=(100, 130, 40), clients=10)
     storms, source = series.storm_windows(run)
     assert source == "detected"
-    assert [(s.start, s.end) for s in storms] == [(100.0, 130.0)]
+    assert [(s.start, s.end) for s in storms] == [(60.0, 180.0)]
     assert "41/s" in storms[0].label
+
+
+def test_detection_is_the_record_rule(tmp_path):
+    run = _run(tmp_path, duration=600, base_attempts=1, storm=(200, 230, 40), clients=10, omit=("summary.json",))
+    record_storms, _ = detect_storms(run.timeseries["reconnects"].to_numpy(float), 10)
+    storms, source = series.storm_windows(run)
+    assert source == "detected" and [(s.start, s.end) for s in storms] == [
+        (s.start_s, s.end_s) for s in record_storms] == [(180.0, 240.0)]
+
+
+def test_an_empty_storm_list_in_the_record_is_believed(tmp_path):
+    run = _run(tmp_path, duration=300, base_attempts=1, storm=(100, 130, 40), clients=10,
+               summary={"storm_windows": []})
+    assert series.storm_windows(run) == ([], "run record")
 
 
 def test_storm_windows_listed_by_the_record_win_over_detection(tmp_path):
