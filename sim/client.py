@@ -30,7 +30,9 @@ class SimClient:
         self._timers: dict[str, int] = {}
         self._serial = 0
         self.online = True
-        self.blocked = 0  # blackhole faults in force on this client's path
+        self.blocked = 0  # blackhole faults in force on this client's path (nothing reaches the client)
+        self.sealed = 0  # those of them that also stop what the client sends (a partition)
+        self.refresh_handle: str | None = None  # the refresh token this client holds (its last token answer)
         self.refused = 0  # proxy_down faults in force: connects are refused
         self.extra_latency = 0.0  # one-way, from latency/bandwidth/slicer faults
         self.reset_after: float | None = None  # reset_peer/timeout toxics: sockets die this long after open
@@ -68,16 +70,20 @@ class SimClient:
             return
         if self.blocked:  # stuck in the blackhole: fails at its timeout or when the toxic goes
             self.stuck(lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
+            if not self.sealed:  # a one-way blackhole: the request still reaches the server, the answer is lost
+                self.world.tokens.fetch(self, lambda *_answer: None, refresh=a.refresh)
             return
 
         def done(ok: bool, status: int, token: str | None, expires: float | None) -> None:
+            if ok:
+                self.refresh_handle = token
             if self.extra_latency:
                 after(self.env, self.extra_latency * 2,
                       lambda: self.feed(ev.TokenResult(self.env.now, ok, status, token, expires)))
             else:
                 self.feed(ev.TokenResult(self.env.now, ok, status, token, expires))
 
-        self.world.tokens.fetch(self, done)
+        self.world.tokens.fetch(self, done, refresh=a.refresh)
 
     def _open(self, a: ev.OpenSocket) -> None:
         s = Sock(self, a.sock)
@@ -92,9 +98,9 @@ class SimClient:
             return
         if not self.online or self.refused:
             self.handshake_failed(s, None)
-        elif self.blocked:
+        elif self.blocked and self.sealed:
             self.stuck(lambda: self.handshake_failed(s, None))
-        else:
+        else:  # (a one-way blackhole lets the upgrade reach the server; `opened` loses its answer)
             self.world.server.connect(s, token, last_seq)
 
     def stuck(self, fail: Callable[[], None]) -> None:

@@ -49,14 +49,24 @@ def _each(fn: Callable[["SimClient"], None]) -> Callable[["World", "Fault", list
     return apply
 
 
-def _block(c: "SimClient") -> None:
+def _block(c: "SimClient", both_ways: bool = True) -> None:
     c.blocked += 1
+    c.sealed += both_ways
     c.break_path()
 
 
-def _unblock(c: "SimClient") -> None:
+def _unblock(c: "SimClient", both_ways: bool = True) -> None:
     c.blocked -= 1
+    c.sealed -= both_ways
     c.heal_path()
+
+
+def _both_ways(f: "Fault") -> bool:
+    """Whether a blackhole toxic also stops what the client sends. The emulation puts a toxic on
+    the scenario's `stream` (Toxiproxy's default: downstream only), and a downstream blackhole lets
+    requests through: the server serves them (a refresh rotates the client's refresh token, an
+    upgrade opens a socket) and only the answers are lost. A partition is both ways."""
+    return f.kind == "partition" or f.params.get("stream") in ("upstream", "both")
 
 
 def _latency_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
@@ -78,7 +88,7 @@ def _bandwidth_on(world: "World", f: "Fault", targets: list["SimClient"]) -> Non
     delay = _bandwidth_delay(f)
     for c in targets:
         if delay is None:
-            _block(c)  # rate 0: nothing passes, a blackhole
+            _block(c, _both_ways(f))  # rate 0: nothing passes, a blackhole
         else:
             c.extra_latency += delay
 
@@ -87,7 +97,7 @@ def _bandwidth_off(world: "World", f: "Fault", targets: list["SimClient"]) -> No
     delay = _bandwidth_delay(f)
     for c in targets:
         if delay is None:
-            _unblock(c)
+            _unblock(c, _both_ways(f))
         else:
             c.extra_latency = max(0.0, c.extra_latency - delay)
 
@@ -116,7 +126,7 @@ def _timeout_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
     """timeout: bytes stop; with a timeout > 0 the proxy closes the connection after it."""
     delay = float(f.params.get("timeout") or 0.0)
     for c in targets:
-        _block(c)
+        _block(c, _both_ways(f))
         if delay > 0:
             c.reset_after = delay
             for s in list(c.socks.values()):
@@ -127,7 +137,7 @@ def _timeout_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
 def _timeout_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
     for c in targets:
         c.reset_after = None
-        _unblock(c)
+        _unblock(c, _both_ways(f))
 
 
 def _reset_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:

@@ -105,21 +105,32 @@ class TokenService:
         self.outage = False
         self._serial = 0
         self._tokens: dict[str, tuple[int, float, float]] = {}  # token -> (client, issued, expires)
+        self._family: dict[int, str] = {}  # client -> the refresh token the server last issued it
         self.revoked_before: dict[int, float] = {}
         self.revoked_all_before = -1.0
         self.issued = 0
 
-    def fetch(self, client: "SimClient", done: Callable[[bool, int, str | None, float | None], None]) -> None:
+    def fetch(self, client: "SimClient", done: Callable[[bool, int, str | None, float | None], None],
+              refresh: bool = False) -> None:
+        """A login (`refresh` False) or a refresh. Refresh tokens rotate as the server's do: a refresh
+        presenting anything but the latest one issued (its answer was lost, say in a one-way
+        blackhole) is a reuse, answered 401, and revokes the family: the client must log in anew.
+        Each model token doubles as its refresh token (`client.refresh_handle`)."""
         def answer() -> None:
             now = self.env.now
             if self.outage:
                 done(False, 503, None, None)
+                return
+            if refresh and self._family.get(client.index) != client.refresh_handle:
+                self._family.pop(client.index, None)
+                done(False, 401, None, None)
                 return
             self._serial += 1
             self.issued += 1
             token = f"t{self._serial}"
             expires = now + self.ttl
             self._tokens[token] = (client.index, now, expires)
+            self._family[client.index] = token
             client.own_tokens.append(token)
             if len(client.own_tokens) > 4:  # a client only ever presents its latest few
                 self._tokens.pop(client.own_tokens.pop(0), None)

@@ -71,3 +71,29 @@ def test_load_spike_adds_clients_for_its_duration(tmp_path):
     summary, rec = run(tmp_path, {"kind": "load_spike", "for": "10m", "clients": 20})
     active = rec.timeseries.set_index("t")["active"]
     assert active.loc[AT + 60] == 60 and active.loc[AT + 660] == 40
+
+
+def test_a_one_way_blackhole_lets_refreshes_through_and_loses_their_answers(tmp_path):
+    """A `timeout` toxic on the downstream stream (the emulation's default) stops only what the
+    client hears: the refreshes a client sends after the heartbeat dropped its socket reach the
+    server and rotate its refresh token, the answers are lost, and the next refresh after the heal
+    presents a rotated token: 401 (reuse; the family is revoked), then a fresh login. A partition
+    stops both ways: nothing rotates, no 401."""
+    from harness.record.derive import read_events
+
+    def tokens(fault: dict) -> list[dict]:
+        sc = from_dict({
+            "name": "one-way", "seed": 4, "duration": "30m",
+            "system": {"behaviour": "fixed", "token_ttl": "2h", "heartbeat": {"interval": "15s", "timeout": "10s"}},
+            "fleet": {"clients": 20, "profile": "fixed"},
+            "faults": [{"at": AT, "for": "90s", **fault}],
+        })
+        simulate(sc, tmp_path / fault["kind"])
+        return [e for e in read_events(tmp_path / fault["kind"] / "events.jsonl") if e["kind"] == "token"]
+
+    one_way = tokens({"kind": "timeout", "timeout": 0})
+    rejected = [e for e in one_way if e["status"] == 401]
+    assert rejected and all(e["refresh"] and e["t"] >= AT + 90 for e in rejected)
+    for r in rejected:  # each such client then logs in anew, successfully
+        assert any(e["client"] == r["client"] and e["t"] > r["t"] and not e["refresh"] and e["ok"] for e in one_way)
+    assert not [e for e in tokens({"kind": "partition"}) if e["status"] == 401]
