@@ -113,6 +113,7 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
     return {
         "workers": workers,
         "lag_spikes": spikes,
+        "lag_spike_floor_s": SPIKE_FLOOR,
         "loop_lag_p99_s": max(lag99) if lag99 else None,
         "worker_cpu_mean_pct": max(cpu) if cpu else None,
         "host_cpu_mean_pct": sum(host_cpu) / len(host_cpu) if host_cpu else None,
@@ -125,13 +126,17 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
 
 def time_resolution(self_check: dict, time_scale: float, around: tuple[float, float] | None = None) -> float | None:
     """How far (scenario seconds) the emulation may have displaced a record stamped in `around`
-    (scenario seconds; None: anywhere in the run): the longest loop lag there, times the scale.
-    A herd occupies the workers' loops, and every record due meanwhile is stamped when the loop
-    gets to it, so a 1-s bin is only resolved where this is well below a second. Records made
-    before lags were timed give the whole run's longest lag; None when nothing was measured."""
+    (scenario seconds; None: anywhere in the run): the longest loop lag that overlaps it, times the
+    scale. A herd occupies the workers' loops, and every record due meanwhile is stamped when the
+    loop gets to it, so a 1-s bin is only resolved where this is well below a second. A lag below
+    the spike floor goes unrecorded, so the floor bounds the resolution from below (at x720 it is
+    1.4 s of scenario time: a scenario second there is 1.4 ms of wall time). Records made before
+    lags were timed give the whole run's longest lag; None when nothing was measured."""
     spikes = self_check.get("lag_spikes")
     if spikes is None:
         lags = [w.get("loop_lag_max_s") for w in self_check.get("workers", ()) if w.get("loop_lag_max_s") is not None]
         return max(lags) * time_scale if lags else None
-    lags = [lag for t, lag in spikes if around is None or around[0] <= t <= around[1]]
-    return max(lags, default=0.0) * time_scale
+    floor = float(self_check.get("lag_spike_floor_s", SPIKE_FLOOR))
+    lags = [lag for end, lag in spikes  # the loop was blocked from end - lag (in scenario time) to end
+            if around is None or (end >= around[0] and end - lag * time_scale <= around[1])]
+    return max([floor, *lags]) * time_scale

@@ -57,10 +57,13 @@ def test_an_unresolved_peak_says_why_and_which_time_scale_resolves_it():
 
 
 def test_time_resolution_is_the_longest_loop_lag_near_the_moment_times_the_scale():
-    check = {"lag_spikes": [[10.0, 0.004], [700.0, 0.05], [733.5, 0.02]], "workers": [{"loop_lag_max_s": 0.05}]}
+    check = {"lag_spikes": [[10.0, 0.004], [700.0, 0.05], [733.5, 0.02]], "workers": [{"loop_lag_max_s": 0.05}],
+             "lag_spike_floor_s": 0.002}
     assert time_resolution(check, 30, (730, 740)) == pytest.approx(0.6)
     assert time_resolution(check, 30) == pytest.approx(1.5)
-    assert time_resolution(check, 30, (100, 200)) == 0.0
+    assert time_resolution(check, 30, (100, 200)) == pytest.approx(0.06)  # no spike: the floor bounds it
+    assert time_resolution(check, 30, (699, 699.5)) == pytest.approx(1.5)  # blocked from 698.5 to 700
+    assert time_resolution(check, 720, (100, 101)) == pytest.approx(1.44)  # x720: a second is 1.4 ms of wall
     older = {"workers": [{"loop_lag_max_s": 0.01}, {"loop_lag_max_s": 0.03}]}  # before spikes were timed
     assert time_resolution(older, 10, (0, 5)) == pytest.approx(0.3)
     assert time_resolution({}, 10) is None
@@ -71,10 +74,10 @@ def test_peak_resolution_looks_around_the_emulated_peak(tmp_path):
     counts[40:45] = [5, 20, 30, 20, 5]
     counts[80] = 40  # the 1-s peak, alone
     (tmp_path / "timeseries.csv").write_text("t,reconnects\n" + "".join(f"{t},{c}\n" for t, c in enumerate(counts)))
-    spikes = [[41.5, 0.05], [80.2, 0.002]]
+    spikes = [[41.5, 0.05], [80.2, 0.003]]
     (tmp_path / "meta.json").write_text(json.dumps({"self_check": {"lag_spikes": spikes}}))
     one = peak_resolution(tmp_path, "peak_reconnects_per_s", 20.0)
-    assert one["peak_t"] == 80 and one["resolution_s"] == pytest.approx(0.04)
+    assert one["peak_t"] == 80 and one["resolution_s"] == pytest.approx(0.06)
     five = peak_resolution(tmp_path, "peak_reconnects_per_s_5s", 20.0)
     assert five["peak_t"] == 40 and five["resolution_s"] == pytest.approx(1.0) and five["bin_s"] == 5
     assert five["suggested_time_scale"] == 20.0  # already resolved: 1 s < half of 5 s
