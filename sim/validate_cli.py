@@ -11,7 +11,8 @@ error, and a verdict per row saying which rule applied:
 - `unknown`: neither engine could estimate it (a quantile neither observed);
 - `unresolved`: a peak that disagrees where the emulation could not place its records within half
   a bin: its workers' event loops ran late around the peak by more than that (in scenario time:
-  the lag times the time scale), so the row says which `--time-scale` would resolve it;
+  the lag times the time scale), so the row says which `--time-scale` would resolve it; or a
+  duration on which the engines differ by less than the emulation's resolution over the run;
 - `NO`: a disagreement. Exit 1 when any row says NO, else 0 (2 for usage errors, as every subcommand).
 """
 from __future__ import annotations
@@ -33,6 +34,8 @@ METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_recon
            "peak_reconnects_per_s_5s")
 #: peak metrics and the width (scenario seconds) of the bins they are the maximum of
 PEAK_BINS = {"peak_reconnects_per_s": 1, "peak_reconnects_per_s_5s": 5}
+#: durations, compared to the emulation's time resolution over the whole run
+DURATIONS = ("duration_p50_s", "duration_p95_s")
 #: a peak is resolved where the emulation may have displaced its records by at most this share of a bin
 RESOLVED_SHARE = 0.5
 
@@ -110,6 +113,10 @@ def judge(row: dict, tolerance: float) -> tuple[str, str]:
     if pi is not None and emulated is not None and pi[0] <= emulated <= pi[1]:
         return INTERVAL, f"inside the model's 95% interval for one run [{pi[0]:.1f}, {pi[1]:.1f}]"
     res, width = row.get("resolution_s"), row.get("bin_s")
+    if (res is not None and width is None and row["model"] is not None and emulated is not None
+            and abs(row["model"] - emulated) <= res):
+        return UNRESOLVED, (f"the engines differ by {abs(row['model'] - emulated):.3g} s, within the emulation's "
+                            f"time resolution ({res:.3g} s of scenario time at time_scale {row['time_scale']:g})")
     if res is not None and width is not None and res > RESOLVED_SHARE * width:
         return UNRESOLVED, (f"not comparable at time_scale {row['time_scale']:g}: around its peak the emulation's "
                             f"loop ran {res / row['time_scale'] * 1000:.0f} ms late = {res:.2f} s of scenario time "
@@ -132,7 +139,7 @@ def format_table(rows: list[dict], tolerance: float) -> str:
         lines.append(f"{r['metric']:<26}{_fmt(r['emulated']):>10}{_fmt(r['model']):>10}{span:>20}"
                      f"{'n/a' if err is None else f'{err:+.1%}':>9}  {verdict}: {why}")
     for r in rows:
-        if r.get("resolution_s") is not None:
+        if r.get("resolution_s") is not None and r.get("bin_s") is not None:
             lines.append(f"emulation resolution at the {r['metric']} peak (t={r['peak_t']:g} s): "
                          f"{r['resolution_s']:.2f} s of scenario time (longest loop lag x time_scale)")
     counts = {v: sum(judge(r, tolerance)[0] == v for r in rows) for v in (WITHIN, INTERVAL, UNKNOWN, UNRESOLVED, DISAGREE)}
@@ -144,6 +151,18 @@ def format_table(rows: list[dict], tolerance: float) -> str:
 
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def duration_resolution(emu_dir: Path, time_scale: float) -> dict | None:
+    """The emulation's time resolution over the whole run: a duration it measured is only known to
+    about that (a connection shed with 1013 lasts one close round trip, a few ms of wall time)."""
+    from harness.emulate.selfcheck import time_resolution
+
+    meta = emu_dir / "meta.json"
+    if not meta.exists():
+        return None
+    res = time_resolution(json.loads(meta.read_text()).get("self_check") or {}, time_scale)
+    return None if res is None else {"resolution_s": res, "bin_s": None, "time_scale": time_scale}
 
 
 def peak_resolution(emu_dir: Path, metric: str, time_scale: float) -> dict | None:
@@ -263,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
         model = simulate(system.scenario, out / "simulate", calibration=cal, expiry_grace=system.expiry_grace_s)
         spread = None
     resolution = {m: peak_resolution(emu_dir, m, scenario.time_scale) for m in PEAK_BINS}
+    resolution.update({m: duration_resolution(emu_dir, scenario.time_scale) for m in DURATIONS})
     rows = error_table(model, emulated, spread=spread, resolution=resolution)
     for r in rows:
         r["verdict"], r["why"] = judge(r, args.tolerance)

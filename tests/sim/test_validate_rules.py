@@ -83,3 +83,12 @@ def test_peak_resolution_looks_around_the_emulated_peak(tmp_path):
     assert five["suggested_time_scale"] == 20.0  # already resolved: 1 s < half of 5 s
     (tmp_path / "meta.json").write_text(json.dumps({"self_check": {"lag_spikes": [[80.0, 0.1]]}}))
     assert peak_resolution(tmp_path, "peak_reconnects_per_s", 20.0)["suggested_time_scale"] == 5.0
+
+
+def test_a_duration_difference_below_the_emulations_resolution_is_not_judged():
+    """Load-spike's p50 is a shed connection's life: 4 ms emulated (a close round trip at x2), 0 in
+    the model: -100%, but both within the 4 ms the emulation can resolve at x2."""
+    res = {"resolution_s": 0.004, "bin_s": None, "time_scale": 2.0}
+    verdict, why = judge(row(0.0, 0.004, resolution=res), 0.1)
+    assert verdict == UNRESOLVED and "within the emulation's time resolution" in why
+    assert judge(row(0.0, 0.05, resolution=res), 0.1)[0] == DISAGREE
