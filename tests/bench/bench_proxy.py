@@ -6,17 +6,24 @@ concurrent connections the proxy holds (each checked with a round trip).
 Goals (issue 5): >= 0.8x direct throughput, <= 0.2 ms added p50, >= 8000 connections.
 
 Fairness: the direct and proxied transfers use the same sender and sink (threads
-of this process, same write and read sizes); the proxy is a process of its own,
-so with it in the path three CPU-bound parties share the machine's cores, and on
-2 cores the raw ratio says as much about scheduling as about the proxy. Hence
-two more figures: the proxy's CPU cost per GB (and what it could forward with a
-core to itself), and a bare forwarder (a few lines of uvloop, no API, no toxics,
-also its own process) measured in the same run: the floor any user-space proxy
-meets on this machine, so `proxy / bare` is the proxy's own overhead.
+of this process, same write and read sizes, default socket buffers, TCP_NODELAY
+everywhere as the proxy's own sockets have it), each path gets one unmeasured
+warm-up transfer, and the rounds rotate which path goes first. The proxy is a
+process of its own, so with it in the path three CPU-bound parties share the
+machine's cores; on 2 cores shared with other work the raw ratio says as much
+about scheduling as about the proxy. Hence the load-independent figures: CPU per
+GB of each party (sender, sink, forwarder), and two reference forwarders, each
+its own process, measured in the same run: a bare uvloop forwarder (a few lines,
+no API, no toxics: the floor for an asyncio forwarder, so `proxy / bare` is the
+proxy's own overhead) and a kernel zero-copy forwarder (`os.splice` through a
+1 MiB pipe, one blocking thread per direction: no byte enters user space), the
+floor for any user-space forwarder. The `bound` line turns the CPU figures into
+the cores a forwarding path needs for 0.8x direct.
 """
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import resource
 import socket
@@ -42,6 +49,8 @@ WS_CHUNK = (bytes([0x81, 0x80 | 125]) + b"\x01\x02\x03\x04" + b"x" * 125) * 92  
 WS_BYTES = 256 * 1024 * 1024
 ROUND_TRIPS = 3000
 ROUNDS = 3
+WARM_UP = 64 * 1024 * 1024  # bytes sent once per path before the measured rounds
+SPLICE_PIPE = 1 << 20  # the splice forwarder's pipe size (F_SETPIPE_SZ; /proc/sys/fs/pipe-max-size allows 1 MiB)
 CONNECTIONS = 8000
 UA = {"User-Agent": "stormbench-bench"}
 
@@ -104,17 +113,18 @@ BYTES = Load("bytes", CHUNK, BULK_BYTES)
 WEBSOCKET = Load("ws frames", WS_CHUNK, WS_BYTES, WS_UPGRADE)
 
 
-def throughput(address: str, load: Load) -> float:
-    """MB/s of bulk writes until the sink has read them all (closing waits for the drain)."""
+def throughput(address: str, load: Load) -> tuple[float, float]:
+    """MB/s of bulk writes until the sink has read them all (closing waits for the drain), and the
+    CPU seconds the sending thread (the caller) spent."""
     with _connect(address) as sock:
         sock.settimeout(60)
-        started = time.perf_counter()
+        cpu, started = time.thread_time(), time.perf_counter()
         sock.sendall(load.preamble)
         for _ in range(load.total // len(load.chunk)):
             sock.sendall(load.chunk)
         sock.shutdown(socket.SHUT_WR)
         sock.recv(1)  # EOF once the far end has read everything and closed
-        return load.total / (time.perf_counter() - started) / 1e6
+        return load.total / (time.perf_counter() - started) / 1e6, time.thread_time() - cpu
 
 
 @dataclass
@@ -122,26 +132,43 @@ class Transfer:
     """One bulk transfer: its throughput and the CPU each party spent per GB (ms)."""
 
     mb_s: float
-    ends_ms_gb: float  # sender + sink (this process)
+    sender_ms_gb: float
+    sink_ms_gb: float  # the rest of this process: the sink's thread
     user_ms_gb: float = 0.0  # the forwarder's process, if any
     sys_ms_gb: float = 0.0
+    others_cores: float = 0.0  # CPUs busy with work outside these parties (other processes) meanwhile
+
+    @property
+    def forwarder_ms_gb(self) -> float:
+        return self.user_ms_gb + self.sys_ms_gb
+
+    @property
+    def total_ms_gb(self) -> float:
+        return self.sender_ms_gb + self.sink_ms_gb + self.forwarder_ms_gb
 
 
 def measure(address: str, forwarder: psutil.Process | None, load: Load) -> Transfer:
     me = psutil.Process()
-    ends, fwd = me.cpu_times(), forwarder.cpu_times() if forwarder else None
-    mb_s = throughput(address, load)
-    gb = load.total / 1e9
-    ends_after = me.cpu_times()
-    out = Transfer(mb_s, (ends_after.user + ends_after.system - ends.user - ends.system) * 1e3 / gb)
+    machine, ends, fwd = psutil.cpu_times(), me.cpu_times(), forwarder.cpu_times() if forwarder else None
+    started = time.perf_counter()
+    mb_s, sender = throughput(address, load)
+    gb, wall = load.total / 1e9, time.perf_counter() - started
+    ends_after, machine_after = me.cpu_times(), psutil.cpu_times()
+    both = ends_after.user + ends_after.system - ends.user - ends.system
+    out = Transfer(mb_s, sender * 1e3 / gb, (both - sender) * 1e3 / gb)
     if forwarder and fwd:
         after = forwarder.cpu_times()
         out.user_ms_gb, out.sys_ms_gb = (after.user - fwd.user) * 1e3 / gb, (after.system - fwd.system) * 1e3 / gb
+    busy = sum(machine_after) - machine_after.idle - machine_after.iowait - (sum(machine) - machine.idle - machine.iowait)
+    out.others_cores = max(0.0, busy - out.total_ms_gb * gb / 1e3) / wall
     return out
 
 
 def compare(paths: list[tuple[str, psutil.Process | None]], load: Load) -> list[list[Transfer]]:
-    """ROUNDS transfers per path, interleaved in rotated order: all see the same load, none always goes first."""
+    """ROUNDS transfers per path, interleaved in rotated order: all see the same load, none always goes
+    first; each path is warmed up once (connection set-up, autotuned buffers, caches) beforehand."""
+    for address, _ in paths:
+        throughput(address, Load(load.title, load.chunk, WARM_UP, load.preamble))
     runs: list[list[Transfer]] = [[] for _ in paths]
     order = list(range(len(paths)))
     for r in range(ROUNDS):
@@ -197,14 +224,55 @@ def bare_forwarder(upstream: str) -> None:
     _run(serve())
 
 
-def start_bare_forwarder(upstream: str) -> tuple[subprocess.Popen[bytes], str]:
-    code = f"from tests.bench.bench_proxy import bare_forwarder; bare_forwarder({upstream!r})"
+def _splice_pump(src: socket.socket, dst: socket.socket) -> None:
+    """Move src's bytes to dst through a pipe, never into user space (the GIL is released in splice)."""
+    out, into = os.pipe()
+    fcntl.fcntl(into, fcntl.F_SETPIPE_SZ, SPLICE_PIPE)
+    flags = os.SPLICE_F_MOVE | os.SPLICE_F_MORE
+    try:
+        while n := os.splice(src.fileno(), into, SPLICE_PIPE, flags=flags):
+            while n:
+                n -= os.splice(out, dst.fileno(), n, flags=flags)
+    except OSError:
+        pass
+    finally:
+        os.close(out)
+        os.close(into)
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def splice_forwarder(upstream: str) -> None:
+    """`python -c` entry: the zero-copy reference forwarder, one blocking thread per direction."""
+    host, _, port = upstream.rpartition(":")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    print(listener.getsockname()[1], flush=True)
+    while True:
+        client, _ = listener.accept()
+        server = socket.create_connection((host, int(port)))
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=_splice_pump, args=(client, server), daemon=True).start()
+        threading.Thread(target=_splice_pump, args=(server, client), daemon=True).start()
+
+
+FORWARDERS = {"bare uvloop": bare_forwarder, "splice": splice_forwarder}
+
+
+def start_forwarder(kind: str, upstream: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a reference forwarder of FORWARDERS in a process of its own; returns it and its address."""
+    code = f"from tests.bench.bench_proxy import {FORWARDERS[kind].__name__} as f; f({upstream!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
     assert proc.stdout is not None
     port = proc.stdout.readline().strip()
     if not port.isdigit():
         proc.kill()
-        raise RuntimeError(f"bare forwarder did not start (exit {proc.wait()})")
+        raise RuntimeError(f"{kind} forwarder did not start (exit {proc.wait()})")
     return proc, f"127.0.0.1:{int(port)}"
 
 
@@ -212,26 +280,38 @@ def span(values: list[float], fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(min(values))}-{fmt.format(max(values))} (median {fmt.format(statistics.median(values))})"
 
 
-def report_throughput(load: Load, direct: list[Transfer], proxied: list[Transfer], bare: list[Transfer]) -> None:
-    def ratios(runs: list[Transfer]) -> list[float]:  # each against the direct run of the same round
-        return [r.mb_s / d.mb_s for r, d in zip(runs, direct)]
+def report_throughput(load: Load, names: list[str], runs: list[list[Transfer]]) -> None:
+    """One line per path (the first is direct, the second the proxy), then the proxy's overhead and the bound."""
+    direct = runs[0]
 
-    def cpu(runs: list[Transfer]) -> str:
-        user, kernel = (statistics.median(getattr(r, f) for r in runs) for f in ("user_ms_gb", "sys_ms_gb"))
-        return f"{user + kernel:.0f} ms (user {user:.0f}, kernel {kernel:.0f})"
+    def med(values) -> float:
+        return statistics.median(list(values))
 
-    d_mb = statistics.median(r.mb_s for r in direct)
-    p_cpu, b_cpu = (statistics.median(r.user_ms_gb + r.sys_ms_gb for r in runs) for runs in (proxied, bare))
-    own_core = 1e6 / p_cpu  # MB/s the proxy could forward with one core to itself (ms per GB -> MB/s)
     print(f"{load.title:<11} {ROUNDS} rounds of {load.total >> 20} MiB in {len(load.chunk)}-byte writes; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"            direct {span([r.mb_s for r in direct])} MB/s")
-    print(f"            proxy  {span([r.mb_s for r in proxied])} MB/s   ratio {span(ratios(proxied), '{:.2f}')}x  (goal >= 0.80x)")
-    print(f"            bare uvloop forwarder {span([r.mb_s for r in bare])} MB/s   ratio {span(ratios(bare), '{:.2f}')}x")
-    print(f"  CPU/GB    sender+sink {statistics.median(r.ends_ms_gb for r in direct):.0f} ms direct, "
-          f"{statistics.median(r.ends_ms_gb for r in proxied):.0f} ms via the proxy; proxy {cpu(proxied)}; bare {cpu(bare)}")
-    print(f"  CPU-normalised: proxy / bare forwarder CPU per GB {p_cpu / b_cpu:.2f}x; with a core of its own the proxy "
-          f"forwards {own_core:.0f} MB/s = {own_core / d_mb:.2f}x direct (>= 1: not the bottleneck)")
+    print(f"            {'path':<12} {'MB/s':<24} {'ratio to direct':<26} CPU ms/GB: sender  sink  forwarder (user+kernel)  total")
+    for name, path in zip(names, runs):
+        ratios = [r.mb_s / d.mb_s for r, d in zip(path, direct)]  # each against the direct run of the same round
+        fwd = "-" if path is direct else (f"{med(r.forwarder_ms_gb for r in path):.0f} "
+                                          f"({med(r.user_ms_gb for r in path):.0f}+{med(r.sys_ms_gb for r in path):.0f})")
+        goal = "  (goal >= 0.80x)" if path is runs[1] else ""
+        print(f"            {name:<12} {span([r.mb_s for r in path]):<24} {'1' if path is direct else span(ratios, '{:.2f}'):<26} "
+              f"{med(r.sender_ms_gb for r in path):16.0f} {med(r.sink_ms_gb for r in path):5.0f}  {fwd:<24} "
+              f"{med(r.total_ms_gb for r in path):5.0f}{goal}")
+    proxied, bare = runs[1], runs[2]
+    d_gb_s = med(r.mb_s for r in direct) / 1e3
+    p_cpu, b_cpu = med(r.forwarder_ms_gb for r in proxied), med(r.forwarder_ms_gb for r in bare)
+    own_core = 1e6 / p_cpu  # MB/s the proxy could forward with one core to itself (ms per GB -> MB/s)
+    print(f"  overhead  proxy / bare forwarder CPU per GB {p_cpu / b_cpu:.2f}x; with a core of its own the proxy forwards "
+          f"{own_core:.0f} MB/s = {own_core / (d_gb_s * 1e3):.2f}x direct (>= 1: its own code is not the bottleneck)")
+    d_cpu = med(r.total_ms_gb for r in direct)
+    cores = os.cpu_count() or 1
+    left = cores - med(r.others_cores for r in direct + proxied)
+    equal = ", ".join(f"{name} {d_cpu / med(r.total_ms_gb for r in path):.2f}x" for name, path in zip(names[1:], runs[1:]))
+    needs = ", ".join(f"{name} {0.8 * d_gb_s * med(r.total_ms_gb for r in path) / 1e3:.2f}" for name, path in zip(names[1:], runs[1:]))
+    print(f"  bound     at equal CPU a path moves (direct CPU/GB / its CPU/GB): {equal}; direct used "
+          f"{d_gb_s * d_cpu / 1e3:.2f} cores, 0.8x direct needs (0.8 x direct GB/s x CPU s/GB): {needs} cores; "
+          f"other processes left {left:.2f} of {cores} cores")
 
 
 def round_trips(address: str) -> list[float]:
@@ -340,18 +420,24 @@ def main() -> None:
         api = proc.api_url
         sink_proxy, echo_proxy = create_proxy(api, "sink", sink.address), create_proxy(api, "echo", echo.address)
 
-        print("fairness    the same sender and sink threads of this process serve every path; the proxy and the bare\n"
-              "            forwarder (the floor for any forwarding process) each run in a process of their own, so with\n"
-              "            one in the path three CPU-bound processes share the cores: on 2 CPUs the raw ratio is bounded\n"
-              "            by scheduling, not by the proxy's code; CPU per GB is the load-independent figure")
-        bare, bare_address = start_bare_forwarder(sink.address)
+        print("fairness    the same sender and sink threads of this process serve every path; the proxy and the reference\n"
+              "            forwarders each run in a process of their own, so with one in the path three CPU-bound processes\n"
+              "            share the cores: on 2 CPUs shared with other work the raw ratio is bounded by scheduling; CPU per GB\n"
+              "            is the load-independent figure")
+        names, paths = ["direct", "proxy"], [(sink.address, None), (sink_proxy, psutil.Process(proc.process.pid))]
+        forwarders = []
         try:
-            paths = [(sink.address, None), (sink_proxy, psutil.Process(proc.process.pid)), (bare_address, psutil.Process(bare.pid))]
+            for kind in FORWARDERS:
+                fwd, address = start_forwarder(kind, sink.address)
+                forwarders.append(fwd)
+                names.append(kind)
+                paths.append((address, psutil.Process(fwd.pid)))
             for load in (BYTES, WEBSOCKET):
-                report_throughput(load, *compare(paths, load))
+                report_throughput(load, names, compare(paths, load))
         finally:
-            bare.kill()
-            bare.wait()
+            for fwd in forwarders:
+                fwd.kill()
+                fwd.wait()
 
         direct_rt, proxy_rt = round_trips(echo.address), round_trips(echo_proxy)
         direct_rt, proxy_rt = direct_rt + round_trips(echo.address), proxy_rt + round_trips(echo_proxy)
