@@ -107,6 +107,8 @@ def judge(row: dict, tolerance: float) -> tuple[str, str]:
     if row["model"] is None and row["emulated"] is None:
         return UNKNOWN, "neither engine could estimate it"
     err, pi, emulated = row["error"], row.get("model_pi"), row["emulated"]
+    if row["model"] is None or emulated is None:
+        return DISAGREE, f"only the {'model' if emulated is None else 'emulation'} could estimate it"
     mean = "the model's mean" if row.get("model_values") else "the model"
     if err is not None and abs(err) <= tolerance:
         return WITHIN, f"within {tolerance:.0%} of {mean}"
@@ -283,14 +285,21 @@ def run(args: argparse.Namespace) -> int:
         spread = None
     resolution = {m: peak_resolution(emu_dir, m, scenario.time_scale) for m in PEAK_BINS}
     resolution.update({m: duration_resolution(emu_dir, scenario.time_scale) for m in DURATIONS})
+    meta = emu_dir / "meta.json"
+    check = (json.loads(meta.read_text()).get("self_check") or {}) if meta.exists() else {}
+    bottleneck = check.get("bottleneck_reasons") if check.get("load_generator_bottleneck") else None
     rows = error_table(model, emulated, spread=spread, resolution=resolution)
     for r in rows:
         r["verdict"], r["why"] = judge(r, args.tolerance)
     print(format_table(rows, args.tolerance))
+    if bottleneck:
+        print(f"warning: the emulation's load generator was the bottleneck ({'; '.join(bottleneck)}): its figures "
+              f"measure this machine's load as much as the system; rerun on a quieter machine or a lower --time-scale")
     (out / "validate.json").write_text(json.dumps({"scenario": scenario.name, "tolerance": args.tolerance,
                                                    "time_scale": scenario.time_scale,
                                                    "replications": args.replications,
                                                    "emulated": str(emu_dir), "simulated": str(out / "simulate"),
                                                    "model_of_emulation": list(system.notes),
+                                                   "load_generator_bottleneck": bottleneck,
                                                    "rows": rows}, indent=2, default=str) + "\n")
     return 1 if any(r["verdict"] == DISAGREE for r in rows) else 0

@@ -33,6 +33,7 @@ def test_each_rule_and_its_verdict():
     assert judge(row(105, 100), 0.1)[0] == WITHIN
     assert judge(row(None, None), 0.1)[0] == UNKNOWN
     assert judge(row(150, 100), 0.1)[0] == DISAGREE
+    assert judge(row(None, 100), 0.1) == (DISAGREE, "only the emulation could estimate it")
     noisy = row(None, 100, values=[60, 140, 90, 130, 70])  # mean 98: within 10% of the mean
     assert noisy["model"] == 98 and judge(noisy, 0.1)[0] == WITHIN
     wide = row(None, 130, values=[60, 140, 90, 130, 70])  # 33% off the mean, inside one run's interval
