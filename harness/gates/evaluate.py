@@ -30,6 +30,9 @@ events in any rolling `window` inside the phase), min_fraction (fault-tied phase
 level at the end of each phase interval over the level in the last second before the
 fault, the smallest over occurrences; otherwise the minimum over the median).
 
+`Nx fleet` / `N% of fleet`: that share of the fleet the run drove (`RunRecord.clients`: the
+simulated fleet in a simulation).
+
 `Nx baseline`: N times the same metric and stat over the baseline phase (default: before
 the first fault; the whole run when there is none). For max_window_count the baseline
 is the mean count per window at the baseline phase's rate, floored at one event, so
@@ -458,6 +461,16 @@ def _baseline_threshold(gate: Gate, rec: RunRecord, prov: dict[str, Any]) -> flo
     return gate.baseline_factor * base
 
 
+def _fleet_threshold(gate: Gate, rec: RunRecord, prov: dict[str, Any]) -> float:
+    """`0.3x fleet`: the share of the fleet this run drove (`RunRecord.clients`: the simulated
+    fleet in a simulation), so the gate means the same at any size."""
+    clients = rec.clients
+    if clients <= 0:
+        raise Undecidable("the run record does not say how many clients the fleet had")
+    prov["fleet"] = {"clients": clients, "share": gate.fleet_factor}
+    return gate.fleet_factor * clients
+
+
 def evaluate_gate(gate: Gate, rec: RunRecord) -> Verdict:
     prov: dict[str, Any] = {"metric": gate.selector, "stat": gate.stat_label, "phase": gate.phase.to_dict() or "run"}
     if gate.window:
@@ -467,6 +480,8 @@ def evaluate_gate(gate: Gate, rec: RunRecord) -> Verdict:
         prov["intervals"] = [[a, b] for a, b in phase_intervals(gate.phase, rec)]
         if gate.baseline_factor is not None:
             threshold = _baseline_threshold(gate, rec, prov)
+        if gate.fleet_factor is not None:
+            threshold = _fleet_threshold(gate, rec, prov)
         obs = observe(gate, rec)
     except Undecidable as why:
         prov["reason"] = str(why)

@@ -1,9 +1,12 @@
 """The gate language: parsed, checked `Gate` objects from gate files or inline lists.
 
 A gate reads `metric{tag="v"}` aggregated by `stat` over a `phase` of the run and
-compares it with `op` against `value` (a number, a duration, `Nx baseline`, or a
-list for `between` / `in`). Everything a run cannot express is rejected here, when
-the file is loaded, not when the run is over.
+compares it with `op` against `value` (a number, a duration, `Nx baseline`, a share
+of the fleet — `0.3x fleet` or `30% of fleet` — or a list for `between` / `in`).
+A fleet share is judged against the fleet the run drove (`fleet.clients` emulated,
+`fleet.sim_clients` simulated), so one gate means the same at any fleet size.
+Everything a run cannot express is rejected here, when the file is loaded, not when
+the run is over.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ OPS = ("<", "<=", ">", ">=", "==", "!=", "between", "in")
 SIMPLE_STATS = ("count", "rate", "mean", "min", "max", "value", "min_fraction", "max_window_count", "growth")
 _QUANTILE = re.compile(r"^p\(?\s*(\d+(?:\.\d+)?)\s*\)?$")
 _BASELINE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*baseline\s*$")
+_FLEET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(x|%\s*of)\s*fleet\s*$")
 _METRIC = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<tags>.*)\})?$")
 _TAG = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*[=:]\s*(?:"([^"]*)"|\'([^\']*)\'|([^,\s]+))\s*(?:,|$)')
 
@@ -54,6 +58,7 @@ class Gate:
     tags: tuple[tuple[str, str], ...] = ()
     quantile: float | None = None              # 0..1 when stat == "quantile"
     baseline_factor: float | None = None       # `3x baseline` -> 3.0
+    fleet_factor: float | None = None          # `0.3x fleet` / `30% of fleet` -> 0.3
     baseline: Phase = Phase("before", "*")
     window: float | None = None                # seconds, for max_window_count
     phase: Phase = Phase()
@@ -120,8 +125,20 @@ def _number(value: Any, source: str, i: int, key: str) -> float:
             return parse(value)
         except ValueError:
             pass
-    raise _fail(source, i, key, "a number, a duration such as '2h', a rate such as '2/d' or 'Nx baseline'",
-                value)
+    raise _fail(source, i, key, "a number, a duration such as '2h', a rate such as '2/d', 'Nx baseline', "
+                "or a share of the fleet such as '0.3x fleet' or '30% of fleet'", value)
+
+
+def _fleet_share(text: str, source: str, i: int) -> float:
+    """`0.3x fleet` -> 0.3, `30% of fleet` -> 0.3."""
+    m = _FLEET.match(text)
+    if not m:
+        raise _fail(source, i, "value", "a share of the fleet written 'Nx fleet' (e.g. '0.3x fleet') or "
+                    "'N% of fleet' (e.g. '30% of fleet')", text)
+    share = float(m.group(1)) / (1.0 if m.group(2) == "x" else 100.0)
+    if share <= 0:
+        raise _fail(source, i, "value", "a positive share of the fleet", text)
+    return share
 
 
 def _parse_phase(spec: Mapping[str, Any] | None, source: str, i: int, key: str) -> Phase:
@@ -162,7 +179,7 @@ def parse_gate(spec: Mapping[str, Any], source: str = "<gates>", index: int = 0)
     if op not in OPS:
         raise _fail(source, i, "op", "one of " + ", ".join(OPS), spec["op"])
     raw = spec["value"]
-    factor = None
+    factor = fleet = None
     value: float | tuple[float, ...] | None
     if op in ("between", "in"):
         if not isinstance(raw, (list, tuple)) or (op == "between" and len(raw) != 2) or not raw:
@@ -170,6 +187,8 @@ def parse_gate(spec: Mapping[str, Any], source: str = "<gates>", index: int = 0)
         value = tuple(_number(v, source, i, "value") for v in raw)
     elif isinstance(raw, str) and _BASELINE.match(raw):
         factor, value = float(_BASELINE.match(raw).group(1)), None
+    elif isinstance(raw, str) and "fleet" in raw:
+        fleet, value = _fleet_share(raw, source, i), None
     else:
         value = _number(raw, source, i, "value")
     window = None
@@ -185,7 +204,7 @@ def parse_gate(spec: Mapping[str, Any], source: str = "<gates>", index: int = 0)
     baseline = _parse_phase(spec.get("baseline"), source, i, "baseline") if "baseline" in spec else Phase("before", "*")
     return Gate(
         name=str(spec["name"]), metric=metric, tags=tags, stat=stat, quantile=quantile, op=op, value=value,
-        baseline_factor=factor, baseline=baseline, window=window,
+        baseline_factor=factor, fleet_factor=fleet, baseline=baseline, window=window,
         phase=_parse_phase(spec.get("phase"), source, i, "phase"), strict=strict,
         promql=spec.get("promql"), description=str(spec.get("description", "")), spec=dict(spec),
     )

@@ -1,6 +1,8 @@
 """The gate evaluator against hand-computed cases: windows, phases, baselines, censoring, scrapes."""
 from __future__ import annotations
 
+import json
+import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -154,6 +156,44 @@ def test_storms_and_per_day_rates(restart_run):
     assert v.observed == pytest.approx(1 / 600) and v.threshold == pytest.approx(2 / 86400) and v.verdict == FAIL
     assert judge(restart_run, metric="storms", stat="count", op="==", value=0,
                  phase={"before": "server_restart"}).verdict == PASS
+
+
+def test_a_storm_belongs_to_the_phase_of_its_busiest_second(restart_run):
+    # the storm's minute [420, 480) begins before the restart at 450; its busiest second, 455, is after it
+    v = judge(restart_run, metric="storms", stat="count", op="==", value=1,
+              phase={"after": "server_restart", "within": "60s"})
+    [storm] = v.provenance["storms"]
+    assert v.verdict == PASS and (storm["start_s"], storm["peak_s"]) == (420.0, 455.0)
+    assert v.provenance["rule"].startswith("60-s peaks")
+
+
+def test_fleet_share_values_parse():
+    for text, share in (("0.3x fleet", 0.3), ("30% of fleet", 0.3), (" 2 x fleet ", 2.0), ("150 % of fleet", 1.5)):
+        g = parse_gate({"name": "f", "metric": "reconnects", "stat": "count", "op": "<=", "value": text})
+        assert g.fleet_factor == pytest.approx(share) and g.value is None and g.baseline_factor is None
+    for bad in ("0.3x fleets", "30% fleet", "0x fleet", "x fleet", "-1x fleet"):
+        with pytest.raises(UsageError, match=r"\$\[0\]\.value: expected a (positive )?share of the fleet"):
+            load_gates([{"name": "f", "metric": "reconnects", "stat": "count", "op": "<=", "value": bad}])
+    with pytest.raises(UsageError, match=r"\$\[0\]\.value: .*'30% of fleet'.*got '30% of clients'"):
+        load_gates([{"name": "f", "metric": "reconnects", "stat": "count", "op": "<=", "value": "30% of clients"}])
+
+
+def test_fleet_share_is_judged_against_the_fleet_the_run_drove(restart_run, tmp_path):
+    # nine of the ten clients reconnect in second 455
+    gate = {"metric": "reconnects", "stat": "max_window_count", "window": "1s", "op": "<="}
+    v = judge(restart_run, **gate, value="0.9x fleet")
+    assert (v.verdict, v.observed, v.threshold) == (PASS, 9.0, pytest.approx(9.0))
+    assert v.provenance["fleet"] == {"clients": 10, "share": 0.9}
+    assert judge(restart_run, **gate, value="80% of fleet").verdict == FAIL
+    # the same record as a simulation of 20 clients: the share is of the simulated fleet
+    sim = tmp_path / "sim"
+    shutil.copytree(restart_run.dir, sim)
+    scenario = json.loads((sim / "scenario.json").read_text())
+    scenario["fleet"]["sim_clients"] = 20
+    (sim / "scenario.json").write_text(json.dumps(scenario))
+    (sim / "meta.json").write_text(json.dumps({**restart_run.meta, "engine": "simulate"}))
+    v = judge(RunRecord(sim), **gate, value="0.45x fleet")
+    assert (v.verdict, v.threshold) == (PASS, pytest.approx(9.0))
 
 
 def test_histogram_quantile_by_hand():
