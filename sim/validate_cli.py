@@ -36,8 +36,6 @@ METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_recon
 PEAK_BINS = {"peak_reconnects_per_s": 1, "peak_reconnects_per_s_5s": 5}
 #: durations, compared to the emulation's time resolution over the whole run
 DURATIONS = ("duration_p50_s", "duration_p95_s")
-#: a peak is resolved where the emulation may have displaced its records by at most this share of a bin
-RESOLVED_SHARE = 0.5
 
 #: verdicts of a row: the first two and `unknown` agree, `unresolved` can not be judged, `NO` disagrees
 WITHIN, INTERVAL, UNKNOWN, UNRESOLVED, DISAGREE = "within", "interval", "unknown", "unresolved", "NO"
@@ -103,7 +101,9 @@ def error_table(model: dict, emulated: dict, metrics=METRICS, *, spread: dict | 
 def judge(row: dict, tolerance: float) -> tuple[str, str]:
     """The row's verdict and why: within `tolerance` of the model (its mean over seeds), else the
     emulated value inside the model's interval for one run, else unresolved when the emulation
-    could not place its records within half a bin of the peak, else a disagreement."""
+    could not place its records to within `tolerance` of a bin around the peak (displacing a herd
+    by a share x of a bin moves up to x of a bin's count to its neighbour: a herd about a second
+    wide read in 1-s bins changes by up to that share), else a disagreement."""
     if row["model"] is None and row["emulated"] is None:
         return UNKNOWN, "neither engine could estimate it"
     err, pi, emulated = row["error"], row.get("model_pi"), row["emulated"]
@@ -119,11 +119,11 @@ def judge(row: dict, tolerance: float) -> tuple[str, str]:
             and abs(row["model"] - emulated) <= res):
         return UNRESOLVED, (f"the engines differ by {abs(row['model'] - emulated):.3g} s, within the emulation's "
                             f"time resolution ({res:.3g} s of scenario time at time_scale {row['time_scale']:g})")
-    if res is not None and width is not None and res > RESOLVED_SHARE * width:
+    if res is not None and width is not None and res > tolerance * width:
         return UNRESOLVED, (f"not comparable at time_scale {row['time_scale']:g}: around its peak the emulation's "
                             f"loop ran {res / row['time_scale'] * 1000:.0f} ms late = {res:.2f} s of scenario time "
-                            f"> half the {width:g}-s bin; --time-scale {row['suggested_time_scale']:g} or lower "
-                            f"resolves it")
+                            f"> {tolerance:.0%} of the {width:g}-s bin; resolved at --time-scale "
+                            f"{time_scale_for(row, tolerance):.2g} or lower if the loop ran as late")
     return DISAGREE, f"outside {tolerance:.0%}" + (" and the model's interval" if pi is not None else "")
 
 
@@ -167,6 +167,11 @@ def duration_resolution(emu_dir: Path, time_scale: float) -> dict | None:
     return None if res is None else {"resolution_s": res, "bin_s": None, "time_scale": time_scale}
 
 
+def time_scale_for(row: dict, tolerance: float) -> float:
+    """The time scale at which the same wall-clock lag displaces records by `tolerance` of a bin."""
+    return row["time_scale"] * min(1.0, tolerance * row["bin_s"] / row["resolution_s"])
+
+
 def peak_resolution(emu_dir: Path, metric: str, time_scale: float) -> dict | None:
     """Where the emulated run's `metric` peak lies and how far the emulation may have displaced
     the records there (`harness.emulate.selfcheck.time_resolution` over the peak's bins and one
@@ -188,9 +193,12 @@ def peak_resolution(emu_dir: Path, metric: str, time_scale: float) -> dict | Non
     res = time_resolution(check, time_scale, (start - width, start + 2 * width))
     if res is None:
         return None
-    suggested = time_scale * min(1.0, RESOLVED_SHARE * width / res) if res > 0 else time_scale
-    return {"resolution_s": res, "bin_s": width, "peak_t": start, "time_scale": time_scale,
-            "suggested_time_scale": float(f"{suggested:.2g}")}
+    return {"resolution_s": res, "bin_s": width, "peak_t": start, "time_scale": time_scale}
+
+
+#: faults whose scheduled time the model keeps: a restart's stop begins when its call does (its
+#: duration is `restart_s`), and a load spike's clients arrive on the plan's schedule
+UNSHIFTED = ("server_restart", "load_spike")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +206,11 @@ class EmulatedSystem:
     """The system the emulation really ran, in scenario seconds: what the model must simulate to be
     compared with it. At high time scales the emulation floors the server's heartbeat and expiry
     grace (`harness.emulate.engine.server_options`, the same function it starts the server with),
-    and its restarts take as long as this machine needs to stop and start a server under the load."""
+    and its restarts take as long as this machine needs to stop and start a server under the load.
+    Every other fault is in force from when the emulation's call applying it returned (the
+    `fault_start`/`fault_stop` records' `t + applied_in_s`), not its scheduled second: a herd about
+    a second wide has a 1-s peak anywhere from half to all of it depending on where it starts
+    against the second grid, so the model of the emulated run must start it where that did."""
     scenario: "Scenario"
     expiry_grace_s: float
     restart_s: float | None  # the emulated restarts' mean duration (fault_start applied_in_s), None: none ran
@@ -223,15 +235,35 @@ def emulated_system(scenario: "Scenario", emu_dir: Path) -> EmulatedSystem:
     if abs(grace - 10.0) > 1e-9:
         notes.append(f"live-expiry grace 10s as the emulation floored it: {grace:g}s")
     restarts = []
+    applied: dict[tuple[str, int], float] = {}  # (fault_start|fault_stop, index) -> when the call returned
     events = emu_dir / "events.jsonl"
     if events.exists():
         with events.open() as fh:
             for line in fh:
-                if '"fault_start"' in line and '"server_restart"' in line:
-                    restarts.append(float(json.loads(line)["applied_in_s"]))
+                if '"fault_start"' not in line and '"fault_stop"' not in line:
+                    continue
+                r = json.loads(line)
+                took = float(r.get("applied_in_s") or 0.0)
+                if r["kind"] == "fault_start" and r.get("fault") == "server_restart":
+                    restarts.append(took)
+                if r.get("index") is not None:
+                    applied[(r["kind"], int(r["index"]))] = float(r["t"]) + took
     restart_s = sum(restarts) / len(restarts) if restarts else None
     if restart_s is not None:
         notes.append(f"restart (stop and start) {restart_s:g}s as the emulated ones took")
+    faults, shifted = [], []
+    for i, f in enumerate(sc.faults):
+        start = applied.get(("fault_start", i))
+        if start is None or f.kind in UNSHIFTED:
+            faults.append(f)
+            continue
+        stop = applied.get(("fault_stop", i))
+        lasting = f.for_ if f.for_ is None or stop is None else max(0.0, stop - start)
+        faults.append(dataclasses.replace(f, at=start, for_=lasting))
+        shifted.append(f"{f.kind} {f.at:g}s→{start:.2f}s" + ("" if stop is None else f" until {stop:.2f}s"))
+    if shifted:
+        sc = dataclasses.replace(sc, faults=tuple(faults) if isinstance(sc.faults, tuple) else faults)
+        notes.append("faults in force when the emulation's calls returned: " + ", ".join(shifted))
     return EmulatedSystem(sc, grace, restart_s, tuple(notes))
 
 

@@ -10,6 +10,7 @@ from harness.emulate.selfcheck import time_resolution
 from sim.replicate import prediction_interval, spread
 from sim.validate_cli import (
     DISAGREE, INTERVAL, UNKNOWN, UNRESOLVED, WITHIN, error_table, format_table, judge, peak_resolution,
+    time_scale_for,
 )
 
 
@@ -44,12 +45,13 @@ def test_each_rule_and_its_verdict():
 
 
 def test_an_unresolved_peak_says_why_and_which_time_scale_resolves_it():
-    res = {"resolution_s": 1.8, "bin_s": 1, "peak_t": 733.0, "time_scale": 30.0, "suggested_time_scale": 8.3}
+    res = {"resolution_s": 1.8, "bin_s": 1, "peak_t": 733.0, "time_scale": 30.0}
     verdict, why = judge(row(150, 100, resolution=res), 0.1)
     assert verdict == UNRESOLVED
-    assert "60 ms late" in why and "1.80 s" in why and "--time-scale 8.3" in why
-    fine = {**res, "resolution_s": 0.3}
+    assert "60 ms late" in why and "1.80 s" in why and "> 10% of the 1-s bin" in why and "--time-scale 1.7 " in why
+    fine = {**res, "resolution_s": 0.09}  # a herd displaced by 9% of a bin changes its count by at most 9%
     assert judge(row(150, 100, resolution=fine), 0.1)[0] == DISAGREE
+    assert judge(row(150, 100, resolution={**res, "resolution_s": 0.3}), 0.4)[0] == DISAGREE
     assert judge(row(105, 100, resolution=res), 0.1)[0] == WITHIN  # agreeing is agreeing at any resolution
     table = format_table([row(105, 100), row(150, 100, resolution=res)], 0.1)
     assert "exit 0: 1 within 10%, 0 inside the model's interval, 0 unknown to both, " \
@@ -81,9 +83,8 @@ def test_peak_resolution_looks_around_the_emulated_peak(tmp_path):
     assert one["peak_t"] == 80 and one["resolution_s"] == pytest.approx(0.06)
     five = peak_resolution(tmp_path, "peak_reconnects_per_s_5s", 20.0)
     assert five["peak_t"] == 40 and five["resolution_s"] == pytest.approx(1.0) and five["bin_s"] == 5
-    assert five["suggested_time_scale"] == 20.0  # already resolved: 1 s < half of 5 s
-    (tmp_path / "meta.json").write_text(json.dumps({"self_check": {"lag_spikes": [[80.0, 0.1]]}}))
-    assert peak_resolution(tmp_path, "peak_reconnects_per_s", 20.0)["suggested_time_scale"] == 5.0
+    assert time_scale_for(five, 0.1) == pytest.approx(10.0)  # 0.05 s of wall lag = 0.5 s of scenario time
+    assert time_scale_for(five, 0.5) == 20.0  # already resolved: never above the run's own
 
 
 def test_a_duration_difference_below_the_emulations_resolution_is_not_judged():
