@@ -13,9 +13,10 @@ uvloop's read size) straight to the destination; a toxic added later takes the
 very next chunk, and removing the last one flushes the chain before direct
 writes resume, so switching loses and reorders nothing. Measured with perf and
 py-spy on bulk transfers, ~85% of the proxy's CPU is the kernel's TCP work for
-the second hop and ~2% is this module: it costs about what a bare uvloop
-forwarder (or kernel splice) costs, see tests/bench/bench_proxy.py. On
-WebSocket traffic the frame tracker adds ~40 ns per frame (`WsStream.observe`).
+the second hop and ~2% is this module. A bulk stream that is not WebSocket is
+therefore handed to a splice thread (`harness.proxy.splice`: no copy into user
+space) until a toxic is added or the stream ends. On WebSocket traffic the
+frame tracker adds ~40 ns per frame (`WsStream.observe`).
 
 Like upstream Toxiproxy there is no half-close: when one side closes, what is
 already in the chain is delivered and then both sockets are closed.
@@ -29,6 +30,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from harness.proxy import splice
 from harness.proxy.registry import TOXIC_TYPES
 from harness.proxy.toxics import END, Chunk, Item, Stage
 from harness.proxy.wsframes import OPAQUE, WsStream
@@ -143,6 +145,7 @@ class Link:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._rng: random.Random | None = None
+        self.splicer: splice.Splicer | None = None
 
     # -- toxics ----------------------------------------------------------------------------
 
@@ -163,8 +166,13 @@ class Link:
 
     def add(self, toxic: "ToxicConfig") -> None:
         """Append a toxic at the end of the chain (it sees everything not yet written)."""
+        spliced, left = self.splicer is not None, self.stop_splice()
         self.slots.append(Slot(toxic, self._make_stage(toxic, 0, self.loop.time()), 0))
         self.boxes.append(deque())
+        if left:
+            self._forward(left)
+        if spliced:  # reading was paused for the splice thread: let flow() decide afresh
+            self._paused = True
         self.advance()
 
     def remove(self, name: str) -> None:
@@ -212,15 +220,22 @@ class Link:
 
     def on_data(self, data: bytes) -> None:
         self.counter.received += len(data)
-        if self.done:
-            return
+        if not self.done:
+            self._forward(data)
+
+    def _forward(self, data: bytes) -> None:
         if not self.slots:
             self._write(data)
+            if len(data) >= splice.BULK_READ:
+                self._start_splice()
             return
         self.boxes[0].append(Chunk(data, self.loop.time()))
         self.advance()
 
     def on_end(self) -> None:
+        left = self.stop_splice()
+        if left and not self.done:
+            self._forward(left)
         if self._ended or self.done:
             return
         self._ended = True
@@ -231,6 +246,7 @@ class Link:
         self.advance()
 
     def dest_lost(self) -> None:
+        self.stop_splice()
         self.done = True
         self._cancel_timer()
         self.boxes = [deque() for _ in self.boxes]
@@ -295,6 +311,55 @@ class Link:
             self.conn.close(rst=True)
         else:
             self.dst.close()
+
+    # -- splice ----------------------------------------------------------------------------
+
+    def _start_splice(self) -> None:
+        """Hand a bulk, toxic-free, non-WebSocket stream to a splice thread, if one is free."""
+        src, dst = self.src.transport, self.dst.transport
+        if (not splice.AVAILABLE or self.splicer is not None or self.slots or self.done or self._ended
+                or self.ws.state != OPAQUE or splice.Splicer.live >= splice.MAX_SPLICERS
+                or not (self.src.alive and self.dst.alive) or src is None or dst is None
+                or src.is_closing() or dst.is_closing() or dst.get_write_buffer_size()):
+            return  # (a byte still buffered for dst would be overtaken by the thread's writes)
+        src_sock, dst_sock = src.get_extra_info("socket"), dst.get_extra_info("socket")
+        if src_sock is None or dst_sock is None:
+            return
+        src.pause_reading()  # before the thread starts: no read of the loop's can overtake it
+        try:
+            self.splicer = splice.Splicer(src_sock.fileno(), dst_sock.fileno(), self.loop, self._splice_ended)
+        except OSError:  # out of descriptors: stay on the event loop
+            src.resume_reading()
+            return
+        self.counter.splicers.add(self.splicer)
+
+    def stop_splice(self) -> bytes:
+        """Take the stream back from its splice thread; returns the bytes it read but did not write."""
+        splicer, self.splicer = self.splicer, None
+        if splicer is None:
+            return b""
+        left = splicer.stop()
+        self.counter.splicers.discard(splicer)
+        self.counter.received += splicer.received
+        self.counter.sent += splicer.sent  # `left` counts as sent once it is written
+        return left
+
+    def _splice_ended(self, reason: str) -> None:
+        """The thread stopped by itself: end the link the way the event loop would have."""
+        if self.splicer is None:
+            return
+        if reason == splice.SOURCE_EOF:
+            self.on_end()
+        elif reason == splice.SOURCE_ERROR:
+            left = self.stop_splice()
+            if left and not self.done:
+                self._forward(left)
+            if self.src.transport is not None:
+                self.src.transport.abort()  # connection_lost follows, as for a reset seen by the loop
+        else:  # DESTINATION_ERROR: what was in the pipe cannot be delivered
+            self.stop_splice()
+            if self.dst.transport is not None:
+                self.dst.transport.abort()
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -370,6 +435,8 @@ class Connection:
         """Drop both sockets now (proxy disabled, deleted or restarted, or a reset)."""
         if self._dial is not None and not self._dial.done():
             self._dial.cancel()
+        for link in self.links.values():
+            link.stop_splice()  # before the sockets close: a reset must not wait for the thread's descriptors
         self.client.close(rst, flush=False)
         self.server.close(rst, flush=False)
         self.proxy.connections.discard(self)

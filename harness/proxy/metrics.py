@@ -4,7 +4,7 @@ Names and labels are upstream's (`toxiproxy_proxy_{received,sent}_bytes_total`
 with `direction, listener, proxy, upstream`) so existing dashboards keep
 working; unlike upstream the counters move while a connection is open, not only
 when it ends, which is what a long-lived WebSocket needs. Connection gauges are
-a stormbench addition.
+a stormbench addition, as is the gauge of links forwarded by splice threads.
 """
 from __future__ import annotations
 
@@ -28,16 +28,21 @@ class _ProxyCollector:
         received = CounterMetricFamily("toxiproxy_proxy_received_bytes", "Bytes read from the source of each link", labels=LABELS)
         sent = CounterMetricFamily("toxiproxy_proxy_sent_bytes", "Bytes written to the destination of each link", labels=LABELS)
         active = GaugeMetricFamily("toxiproxy_proxy_connections", "Open proxied connections", labels=["proxy"])
+        spliced = GaugeMetricFamily("toxiproxy_proxy_spliced_links",
+                                    "Links (one direction of a connection) forwarded by a kernel splice thread", labels=["proxy"])
         for name in sorted(self.collection.proxies):
             proxy = self.collection.proxies[name]
             for direction, counter in proxy.counters.items():
                 labels = [direction, proxy.listen, name, proxy.upstream]
-                received.add_metric(labels, counter.received)
-                sent.add_metric(labels, counter.sent)
+                got, put = counter.totals()
+                received.add_metric(labels, got)
+                sent.add_metric(labels, put)
             active.add_metric([name], len(proxy.connections))
+            spliced.add_metric([name], sum(len(c.splicers) for c in proxy.counters.values()))
         yield received
         yield sent
         yield active
+        yield spliced
 
 
 def render(collection: "ProxyCollection") -> tuple[bytes, str]:

@@ -18,6 +18,7 @@ from harness.proxy import errors
 from harness.proxy.gojson import expect_object, fields, float32
 from harness.proxy.link import DOWNSTREAM, UPSTREAM, Connection
 from harness.proxy.registry import TOXIC_TYPES
+from harness.proxy.splice import Splicer
 
 BACKLOG = 4096
 
@@ -42,11 +43,19 @@ class ToxicConfig:
 
 
 class ByteCounter:
-    __slots__ = ("received", "sent")
+    """Bytes of one proxy and direction; a link forwarded by a splice thread adds its own while it runs."""
+
+    __slots__ = ("received", "sent", "splicers")
 
     def __init__(self) -> None:
         self.received = 0
         self.sent = 0
+        self.splicers: set[Splicer] = set()
+
+    def totals(self) -> tuple[int, int]:
+        """(received, sent) including the live splice threads' counts."""
+        live = list(self.splicers)
+        return self.received + sum(s.received for s in live), self.sent + sum(s.sent for s in live)
 
 
 def _format(host: str, port: int) -> str:

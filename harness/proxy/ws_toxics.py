@@ -50,9 +50,9 @@ class WsClose(Stage):
             self.queue.append((now, item))
             self._fired = True
             return
-        for piece in self.ws.feed(item.data):
+        for piece in self.ws.feed(item.data):  # (the tracker is already past the whole chunk: ask each piece)
             self.queue.append((now, Chunk(piece.data, item.t)))
-            if now >= self._fire and self.ws.at_boundary:
+            if now >= self._fire and piece.ends_frame:
                 self._inject(now)
                 return
 
