@@ -20,17 +20,18 @@ class Backoff:
     def reset(self) -> None:
         self._previous = self._config.base_delay
 
-    def ceiling(self, failures: int) -> float:
-        """The un-jittered delay after `failures` consecutive failures (0 = the first retry)."""
+    def ceiling(self, failures: int, cap: float | None = None) -> float:
+        """The un-jittered delay after `failures` consecutive failures (0 = the first retry);
+        `cap` replaces `max_delay` (the policy's proactive refresh scales it with the token's life)."""
         c = self._config
         if not c.fixes.exp_backoff:
             return c.legacy_delay
         # min() before the power would overflow for long outages; 2**64 is far past any cap
-        return min(c.max_delay, c.base_delay * 2.0 ** min(failures, 64))
+        return min(c.max_delay if cap is None else cap, c.base_delay * 2.0 ** min(failures, 64))
 
-    def delay(self, failures: int) -> float:
+    def delay(self, failures: int, cap: float | None = None) -> float:
         c = self._config
-        ceiling = self.ceiling(failures)
+        ceiling = self.ceiling(failures, cap)
         if not c.fixes.jitter:
             return ceiling
         if c.jitter == "equal":
@@ -38,6 +39,7 @@ class Backoff:
         if c.jitter == "decorrelated" and c.fixes.exp_backoff:
             if failures == 0:
                 self.reset()
-            self._previous = min(c.max_delay, self._rng.uniform(c.base_delay, 3 * self._previous))
+            top = c.max_delay if cap is None else cap
+            self._previous = min(top, self._rng.uniform(c.base_delay, 3 * self._previous))
             return self._previous
         return self._rng.uniform(0, ceiling)  # full (and decorrelated without exponential growth)

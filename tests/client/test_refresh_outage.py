@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from system.client.cli import config_from_args, configure
-from system.client.policy import ClientConfig, ClientPolicy, Fixes, FetchToken, SetTimer, Start, TokenResult
+from system.client.policy import (
+    ClientConfig, ClientPolicy, Fixes, FetchToken, SetTimer, Start, TimerFired, TokenResult,
+)
 from tests.client.auth_world import AuthWorld
 
 TTL, OUTAGE, LEAD = 900.0, 300.0, 225.0   # staging-day: 15-min tokens, a 5-min outage, lead min(5 min, TTL/4)
@@ -140,3 +142,19 @@ def test_refresh_flags_reach_the_config_and_bad_ones_name_the_field():
     assert (d.refresh_at, d.refresh_jitter) == (ClientConfig().refresh_at, ClientConfig().refresh_jitter)
     with pytest.raises(ValueError, match="ClientConfig.refresh_at"):
         config_from_args(parser.parse_args(base + ["--refresh-at", "1.5"]))
+
+
+def test_failed_refresh_retries_are_capped_by_a_quarter_of_the_life_left_then_by_max_delay():
+    p = policy("fixed", seed=5, max_delay=30.0)
+    p.handle(Start(0.0))
+    p.handle(TokenResult(0.0, True, 200, "t0", TTL))
+    now, delays = 450.0, []
+    while now < TTL + 100:
+        assert p.handle(TimerFired(now, "refresh")) == [FetchToken(refresh=True)]
+        [timer] = [a for a in p.handle(TokenResult(now, False, 503)) if isinstance(a, SetTimer)]
+        delays.append((now, timer.at - now))
+        now = timer.at
+    for t, d in delays:
+        assert 0 <= d <= max(30.0, (TTL - t) / 4) + 1e-9, (t, d)
+    assert any(d > 30.0 for _, d in delays)          # early on, the dead service is spared
+    assert all(d <= 30.0 for t, d in delays if t >= TTL - 120)  # near and past expiry: max_delay
