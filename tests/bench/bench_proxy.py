@@ -17,8 +17,11 @@ its own process, measured in the same run: a bare uvloop forwarder (a few lines,
 no API, no toxics: the floor for an asyncio forwarder, so `proxy / bare` is the
 proxy's own overhead) and a kernel zero-copy forwarder (`os.splice` through a
 1 MiB pipe, one blocking thread per direction: no byte enters user space), the
-floor for any user-space forwarder. The `bound` line turns the CPU figures into
-the cores a forwarding path needs for 0.8x direct.
+floor for any user-space forwarder. The proxy itself hands a bulk stream that
+is not WebSocket to splice threads (harness/proxy/splice.py), so on the bytes
+load it should sit near the splice reference; WebSocket frames are tracked in
+user space, so there it pays the frame walk on top of the bare forwarder. The
+`bound` line turns the CPU figures into the cores a path needs for 0.8x direct.
 """
 from __future__ import annotations
 

@@ -197,6 +197,9 @@ def test_toxics_added_to_a_spliced_link_lose_and_reorder_nothing(api: Api, upstr
         try:
             for attributes in ({"latency": 5}, {"latency": 0, "jitter": 3}):
                 wait_until(lambda: spliced_links(api, "p") == 1, timeout=10, what="the bulk link to be spliced")
+                counted = byte_counts(api, "p", direction)
+                wait_until(lambda: min(byte_counts(api, "p", direction)) > max(counted) + (4 << 20), timeout=10,
+                           what="byte counters moving while the link is spliced")
                 api.add_toxic("p", name="lag", type="latency", stream=direction, attributes=attributes)
                 assert spliced_links(api, "p") == 0  # handed back before the API answered
                 mark = len(flow.received)
