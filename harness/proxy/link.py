@@ -220,14 +220,15 @@ class Link:
 
     def on_data(self, data: bytes) -> None:
         self.counter.received += len(data)
-        if not self.done:
-            self._forward(data)
+        if self.done:
+            return
+        self._forward(data)
+        if len(data) >= splice.BULK_READ:
+            self._start_splice()
 
     def _forward(self, data: bytes) -> None:
         if not self.slots:
             self._write(data)
-            if len(data) >= splice.BULK_READ:
-                self._start_splice()
             return
         self.boxes[0].append(Chunk(data, self.loop.time()))
         self.advance()
