@@ -7,6 +7,8 @@ Starts `stormbench serve` as a child on free loopback ports and measures, with r
   to its assistant_message);
 - the server time a token refresh holds (a burst of concurrent `POST /auth/refresh`: 1 / throughput),
   which is what a mass expiry's herd queues for before it reconnects;
+- the server time a close holds (a forced expiry of a burst of live sessions: the spread of their
+  closes over their number), which spreads the same herd's closes;
 - the restart downtime (spawn to ready line of a second server process).
 The result is a `sim.calibration.Calibration` JSON file; `stormbench run --engine simulate`
 records in meta.json which file it used.
@@ -62,6 +64,33 @@ async def _refresh_burst(session: aiohttp.ClientSession, http: str, refresh_toke
     return time.perf_counter() - t0
 
 
+async def _close_burst(session: aiohttp.ClientSession, ready: dict, tokens: list[str], n: int) -> tuple[int, float]:
+    """Seconds between the first and the last of `n` closes the server makes at once (a forced
+    expiry of every live session, as a mass revocation does): the server's time per close."""
+    ws, http = ready["ws_url"], ready["http_url"]
+    socks = []
+    try:
+        for i in range(n):
+            sock = await websockets.connect(f"{ws}/ws/chat/close-{i}?token={tokens[i % len(tokens)]}", open_timeout=30)
+            await asyncio.wait_for(sock.recv(), timeout=10)  # welcome: the session is live
+            socks.append(sock)
+        loop = asyncio.get_running_loop()
+
+        async def closed(sock) -> float:
+            await asyncio.wait_for(sock.wait_closed(), timeout=30)
+            return loop.time()
+
+        waits = [asyncio.create_task(closed(sock)) for sock in socks]
+        async with session.post(f"{http}/admin/expire-tokens", json={},
+                                headers={"X-Admin-Key": ready["admin_key"]}) as r:
+            if r.status != 200:
+                raise UsageError(f"{http}/admin/expire-tokens answered HTTP {r.status}; is the server healthy?")
+        ends = sorted(await asyncio.gather(*waits))
+    finally:
+        await asyncio.gather(*(sock.close() for sock in socks), return_exceptions=True)
+    return len(ends), ends[-1] - ends[0]
+
+
 async def _measure(ready: dict, samples: int, burst: int) -> dict:
     ws, http = ready["ws_url"], ready["http_url"]
     async with aiohttp.ClientSession() as session:
@@ -96,8 +125,10 @@ async def _measure(ready: dict, samples: int, burst: int) -> dict:
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(burst)))
         burst_s = time.perf_counter() - t0
+        closes, close_burst_s = await _close_burst(session, ready, tokens, burst)
     return {"token_s": token_times, "handshake_s": handshake_times, "agent_s": agent_times,
-            "burst": burst, "burst_s": burst_s, "refreshes": len(refresh_tokens), "refresh_burst_s": refresh_burst_s}
+            "burst": burst, "burst_s": burst_s, "refreshes": len(refresh_tokens), "refresh_burst_s": refresh_burst_s,
+            "closes": closes, "close_burst_s": close_burst_s}
 
 
 def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
@@ -105,7 +136,9 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
     from harness.emulate.procs import ManagedProcess, stormbench_argv
     from sim.calibration import Calibration, Dist
 
-    argv = stormbench_argv("serve", "--agent", agent, "--heartbeat-interval", "20s")
+    # live expiry with a short grace: the close burst is a forced expiry of every live session
+    argv = stormbench_argv("serve", "--agent", agent, "--heartbeat-interval", "20s", "--live-expiry",
+                           "--expiry-grace", "0.05s")
     t0 = time.perf_counter()
     with ManagedProcess(argv, name="calibrate-server").start() as server:
         startup = time.perf_counter() - t0
@@ -119,6 +152,7 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
         handshake_service=handshake,
         token_latency=Dist.fit(raw["token_s"]),
         token_service=Dist("exponential", raw["refresh_burst_s"] / raw["refreshes"] * servers),
+        close_service=Dist("exponential", raw["close_burst_s"] / max(1, raw["closes"] - 1) * servers),
         agent_latency=Dist.fit(raw["agent_s"]) if len(raw["agent_s"]) >= 2 else Dist("fixed", 0.0, 0.0),
         restart_downtime_s=round(startup, 3),
         measured={
@@ -127,6 +161,7 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
             "burst_handshakes_per_s": throughput,
             "token_p50_s": float(np.median(raw["token_s"])),
             "burst_refreshes_per_s": raw["refreshes"] / raw["refresh_burst_s"],
+            "burst_closes_per_s": (raw["closes"] - 1) / raw["close_burst_s"] if raw["close_burst_s"] > 0 else None,
             "agent_p50_s": float(np.median(raw["agent_s"])) if raw["agent_s"] else None,
             "server_startup_s": startup,
         },
@@ -151,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     m = cal.measured
     print(f"handshake p50 {m['handshake_p50_s'] * 1000:.2f} ms, p95 {m['handshake_p95_s'] * 1000:.2f} ms; "
           f"burst {m['burst_handshakes_per_s']:.0f}/s → {cal.handshake_servers} server(s); "
-          f"token p50 {m['token_p50_s'] * 1000:.2f} ms, burst {m['burst_refreshes_per_s']:.0f} refreshes/s; startup {m['server_startup_s']:.2f} s")
+          f"token p50 {m['token_p50_s'] * 1000:.2f} ms, burst {m['burst_refreshes_per_s']:.0f} refreshes/s, "
+          f"{m['burst_closes_per_s'] or 0:.0f} closes/s; startup {m['server_startup_s']:.2f} s")
     print(f"calibration: {Path(args.out)}")
     return 0

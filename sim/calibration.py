@@ -87,6 +87,12 @@ class Calibration:
     # of a refresh burst); None models the token service as pure `token_latency` beside the accept
     # path (an external identity provider).
     token_service: Dist | None = None
+    # A close the server makes (4401 after an error frame, 1013 shed, 1012 restart, 1011 keepalive)
+    # ends when the server has read the client's close reply, which queues on the same CPU: a mass
+    # expiry's closes complete one by one, between the refreshes their error frames started. Each
+    # holds one of the accept path's servers for `close_service` (1 / the throughput of a close
+    # burst, measured by `calibrate`); None: closes cost nothing.
+    close_service: Dist | None = None
     measured: dict[str, Any] = field(default_factory=dict)  # raw figures from `stormbench calibrate`
 
     def __post_init__(self) -> None:
@@ -113,6 +119,7 @@ class Calibration:
             self, source=f"{self.source}, compressed x{time_scale:g} as the emulation runs it",
             handshake_service=slow(self.handshake_service), token_latency=slow(self.token_latency),
             token_service=None if self.token_service is None else slow(self.token_service),
+            close_service=None if self.close_service is None else slow(self.close_service),
             agent_latency=slow(self.agent_latency), refused_after_s=self.refused_after_s * time_scale,
             restart_downtime_s=self.restart_downtime_s * time_scale,
             connect_timeout_s=max(self.connect_timeout_s, open_timeout_floor_wall * time_scale))
@@ -129,7 +136,7 @@ class Calibration:
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
         kwargs = dict(data)
-        for name in ("handshake_service", "token_latency", "agent_latency", "token_service"):
+        for name in ("handshake_service", "token_latency", "agent_latency", "token_service", "close_service"):
             if kwargs.get(name) is not None:
                 value = kwargs[name]
                 if not isinstance(value, dict):

@@ -189,7 +189,7 @@ class SimClient:
         if self.reset_after is not None:
             after(self.env, self.reset_after, self.abort, s)
         if self.close_code is not None and s.client_open:
-            self.world.server.close(s, self.close_code, "closed by proxy")
+            self.world.server.close(s, self.close_code, "closed by proxy", by_proxy=True)
         if self.pings_dropped and s.server_open:
             self.watch_pings(s)
 

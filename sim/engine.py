@@ -74,8 +74,8 @@ def scaled_scenario(scenario: Scenario, weight: int) -> Scenario:
 
 
 def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
-    """Each agent's handshake (and token request, when it queues on the server too) occupies a
-    server for `weight` requests' worth of service time."""
+    """Each agent's handshake (and token request and close, when they queue on the server too)
+    occupies a server for `weight` requests' worth of service time."""
     if weight == 1:
         return cal
 
@@ -83,7 +83,9 @@ def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
         return Dist(d.kind, d.mean * weight, d.sigma)
 
     tokens = None if cal.token_service is None else heavier(cal.token_service)
-    return dataclasses.replace(cal, handshake_service=heavier(cal.handshake_service), token_service=tokens)
+    closes = None if cal.close_service is None else heavier(cal.close_service)
+    return dataclasses.replace(cal, handshake_service=heavier(cal.handshake_service), token_service=tokens,
+                               close_service=closes)
 
 
 def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path | Calibration | None = None,

@@ -160,7 +160,7 @@ def _ws_close_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None
         c.close_code = code
         for s in list(c.socks.values()):
             if s.client_open and s.server_open:
-                world.server.close(s, code, "closed by proxy")
+                world.server.close(s, code, "closed by proxy", by_proxy=True)
 
 
 def _ws_close_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:

@@ -181,6 +181,7 @@ class ModelServer:
         self.env, self.setup, self.cal, self.tokens = env, setup, calibration, tokens
         self.handshake = simpy.Resource(env, capacity=calibration.handshake_servers)
         self.service = Draws(calibration.handshake_service, rng)
+        self.close_service = None if calibration.close_service is None else Draws(calibration.close_service, rng)
         self.agent = Draws(calibration.agent_latency, rng)
         self.admission = AdmissionPolicy(AdmissionConfig(setup.max_connections, setup.handshake_rate))
         self.up = True
@@ -268,12 +269,27 @@ class ModelServer:
             self.admission.release(self.env.now)
 
     # ---- closing -----------------------------------------------------------------------
-    def close(self, s: Sock, code: int, reason: str = "") -> None:
-        """The server closes its end; the client hears of it only while the path works."""
+    def close(self, s: Sock, code: int, reason: str = "", *, by_proxy: bool = False) -> None:
+        """The server closes its end; the client hears of it only while the path works. The close
+        completes when the server has read the client's close reply: with `calibration.close_service`
+        that waits for a slot of the server's CPU (behind whatever the burst queued there first, e.g.
+        the refreshes a mass expiry's error frames started). A close made by the proxy (`by_proxy`,
+        the ws_close toxic) costs the server nothing."""
         if not self.drop_end(s):
             return
-        if s.client_open and s.broken_at is None:
+        if not (s.client_open and s.broken_at is None):
+            return
+        if self.close_service is None or by_proxy:
             s.client.closed(s, code, reason, "server")
+            return
+        req = self.handshake.request()
+
+        def done() -> None:
+            self.handshake.release(req)
+            if s.client_open and s.broken_at is None:
+                s.client.closed(s, code, reason, "server")
+
+        req.callbacks.append(lambda _ev: after(self.env, self.close_service(), done))
 
     def refuse(self, s: Sock, error: str, message: str) -> None:
         """As the server's `_refuse`: an `error` frame, then close 4401. The frame matters to the

@@ -95,6 +95,7 @@ def test_calibrate_measures_a_real_server(tmp_path):
     assert cal.handshake_servers >= 1
     assert 0 < cal.handshake_service.mean < 1.0 and 0 < cal.token_latency.mean < 1.0
     assert cal.measured["burst_handshakes_per_s"] > 0 and cal.restart_downtime_s > 0
+    assert cal.close_service is not None and 0 < cal.close_service.mean < 1.0  # a forced expiry's close burst
     save(cal, tmp_path / "cal.json")
     again, name = load(tmp_path / "cal.json")
     assert again == cal and name.endswith("cal.json")

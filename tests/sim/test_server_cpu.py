@@ -83,7 +83,7 @@ def test_keepalive_pings_each_socket_from_its_open(tmp_path):
            "system": {**DOC["system"], "heartbeat": {"interval": "15s", "timeout": "10s"}},
            "fleet": {"clients": 40, "profile": "fixed", "arrival": {"ramp": "20s"}},
            "faults": [{"at": "100s", "for": "60s", "kind": "ws_drop_pings"}]}
-    simulate(from_dict(doc), tmp_path / "run")
+    simulate(from_dict(doc), tmp_path / "run", calibration=Calibration(close_service=None))  # closes at once
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     opens: dict[str, list[float]] = {}
     closes: dict[str, list[float]] = {}
@@ -130,3 +130,25 @@ def test_a_live_expiry_close_comes_with_an_error_frame_that_starts_the_refresh(t
         assert token["ok"] and attempt["t"] >= token["t"]  # the reconnect used the refreshed token
         after_close.append(token["t"] - close["t"])
     assert after_close == pytest.approx([latency] * 30)
+
+
+def test_a_mass_expirys_closes_complete_one_by_one_between_the_refreshes_they_started(tmp_path):
+    """A close ends when the server has read the client's close reply, on the same CPU as the
+    refreshes: the error frame of session k starts refresh k before close k queues, so with one
+    server the k-th close completes after k refreshes and k closes (what the emulated mass expiry
+    shows: its closes arrive spread over the refresh burst, not at the expiry instant)."""
+    from harness.record.derive import read_events
+    from sim.engine import simulate
+
+    token, close, n = 0.01, 0.005, 20
+    sc = from_dict({**DOC, "duration": "15m", "time_scale": 1,
+                    "system": {**DOC["system"], "token_ttl": "2h"},
+                    "fleet": {"clients": n, "profile": "fixed", "arrival": {"ramp": "10s"}},
+                    "faults": [{"at": "10m", "kind": "token_expiry"}]})
+    cal = Calibration(token_latency=Dist("fixed", 0.0), token_service=Dist("fixed", token),
+                      close_service=Dist("fixed", close), handshake_service=Dist("fixed", 0.001))
+    simulate(sc, tmp_path / "run", calibration=cal)
+    closes = sorted(e["t"] for e in read_events(tmp_path / "run" / "events.jsonl")
+                    if e["kind"] == "close" and e.get("code") == 4401)
+    due = 600 + EXPIRY_GRACE_S
+    assert [t - due for t in closes] == pytest.approx([(token + close) * k for k in range(1, n + 1)])
