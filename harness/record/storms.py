@@ -87,7 +87,7 @@ def detect_storms(reconnects_per_s: np.ndarray, clients: int, rule: StormRule = 
     """
     per_s = np.asarray(reconnects_per_s, dtype=float)
     rise = rule.rise_for(clients)
-    if per_s.size == 0:
+    if per_s.size == 0 or clients <= 0:   # no fleet, no share of it: nothing to judge
         return [], rise
     width = max(1, int(round(rule.bin_s)))
     counts = np.pad(per_s, (0, (-per_s.size) % width)).reshape(-1, width).sum(axis=1)
@@ -113,7 +113,8 @@ def _noise_p(counts: np.ndarray, first: int, last: int, rule: StormRule, clients
     The level is the median of `rule.level_bins` bins on each side (robust to a neighbouring
     storm and to one unusually quiet minute), at least the fleet's steady churn; counts are
     divided by the sampling weight, since that is what is random."""
-    around = np.concatenate([counts[max(0, first - rule.level_bins):first], counts[last + 1:last + 1 + rule.level_bins]])
+    before, after = counts[max(0, first - rule.level_bins):first], counts[last + 1:last + 1 + rule.level_bins]
+    around = np.concatenate([before, after])
     level = max(float(np.median(around)) if around.size else 0.0, rule.steady_level(clients))
     w = max(float(weight), 1.0)
     total = float(counts[first:last + 1].sum())

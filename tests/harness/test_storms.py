@@ -113,6 +113,7 @@ def test_a_partial_last_bin_and_an_empty_series():
     storms, _ = detect_storms(per_s, clients=2000)
     assert [(s.start_s, s.end_s, s.reconnects, s.peak_s) for s in storms] == [(60.0, 120.0, 1800, 61.0)]
     assert detect_storms(np.zeros(0), clients=10) == ([], 1.0)
+    assert detect_storms(per_second([0, 50.0, 0]), clients=0) == ([], 1.0)   # no fleet: no share of it
 
 
 @pytest.mark.parametrize("bad", [{"sampling": None}, {"sampling": {"weight": "x"}}, {"sampling": {"weight": 0}}, None])
