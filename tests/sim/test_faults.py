@@ -81,19 +81,21 @@ def test_a_one_way_blackhole_lets_refreshes_through_and_loses_their_answers(tmp_
     stops both ways: nothing rotates, no 401."""
     from harness.record.derive import read_events
 
+    START = 120  # every client connected and stable
+
     def tokens(fault: dict) -> list[dict]:
         sc = from_dict({
-            "name": "one-way", "seed": 4, "duration": "30m",
+            "name": "one-way", "seed": 4, "duration": "8m",
             "system": {"behaviour": "fixed", "token_ttl": "2h", "heartbeat": {"interval": "15s", "timeout": "10s"}},
-            "fleet": {"clients": 20, "profile": "fixed"},
-            "faults": [{"at": AT, "for": "90s", **fault}],
+            "fleet": {"clients": 20, "profile": "fixed", "arrival": {"ramp": "20s"}},
+            "faults": [{"at": START, "for": "90s", **fault}],
         })
         simulate(sc, tmp_path / fault["kind"])
         return [e for e in read_events(tmp_path / fault["kind"] / "events.jsonl") if e["kind"] == "token"]
 
     one_way = tokens({"kind": "timeout", "timeout": 0})
     rejected = [e for e in one_way if e["status"] == 401]
-    assert rejected and all(e["refresh"] and e["t"] >= AT + 90 for e in rejected)
+    assert rejected and all(e["refresh"] and e["t"] >= START + 90 for e in rejected)
     for r in rejected:  # each such client then logs in anew, successfully
         assert any(e["client"] == r["client"] and e["t"] > r["t"] and not e["refresh"] and e["ok"] for e in one_way)
     assert not [e for e in tokens({"kind": "partition"}) if e["status"] == 401]
