@@ -184,7 +184,10 @@ class ModelServer:
         self.close_service = None if calibration.close_service is None else Draws(calibration.close_service, rng)
         self.agent = Draws(calibration.agent_latency, rng)
         self.admission = AdmissionPolicy(AdmissionConfig(setup.max_connections, setup.handshake_rate))
-        self.up = True
+        self.up = True  # the process runs: its token endpoint answers
+        self.accepting = True  # its WebSocket listener accepts (a graceful stop closes it first)
+        self._stopping = False  # a graceful stop waits for its closes before the process is gone
+        self._closing = 0  # server closes still waiting for the CPU
         self.epoch = 0  # bumped by every restart: handshakes in flight across one are lost
         self.live: dict[str, list[Sock]] = {}  # conversation -> server-open sockets
         self.active = 0
@@ -203,7 +206,7 @@ class ModelServer:
     def connect(self, s: Sock, token: str | None, last_seq: int | None) -> None:
         """A TCP connect has reached the server: admission, queue for a handshake slot, answer."""
         now = self.env.now
-        if not self.up:
+        if not self.accepting:
             after(self.env, self.cal.refused_after_s, s.client.handshake_failed, s, None)
             return
         if self.setup.admission:
@@ -283,11 +286,14 @@ class ModelServer:
             s.client.closed(s, code, reason, "server")
             return
         req = self.handshake.request()
+        self._closing += 1
 
         def done() -> None:
             self.handshake.release(req)
+            self._closing -= 1
             if s.client_open and s.broken_at is None:
                 s.client.closed(s, code, reason, "server")
+            self._maybe_gone()
 
         req.callbacks.append(lambda _ev: after(self.env, self.close_service(), done))
 
@@ -349,7 +355,11 @@ class ModelServer:
 
     # ---- restarts ----------------------------------------------------------------------
     def go_down(self, crash: bool) -> None:
-        self.up = False
+        """A crash (or an abrupt legacy shutdown) takes the process at once. A graceful stop closes
+        the listener at once and every socket with 1012; the process, and its token endpoint with
+        it, is gone only when those closes have gone through its CPU (the emulated server keeps
+        answering token requests while it says goodbye to a few thousand sockets)."""
+        self.accepting = False
         self.epoch += 1
         for peers in list(self.live.values()):
             for s in list(peers):
@@ -359,9 +369,20 @@ class ModelServer:
                         s.client.closed(s, ABNORMAL, "", "network")
                 else:
                     self.close(s, RESTART, "service restart")
+        if crash or self.setup.abrupt_shutdown:
+            self.up = False
+        else:
+            self._stopping = True
+            self._maybe_gone()
+
+    def _maybe_gone(self) -> None:
+        if self._stopping and self._closing == 0:
+            self.up = False
+            self._stopping = False
 
     def come_up(self) -> None:
-        self.up = True
+        self.up = self.accepting = True
+        self._stopping = False
 
     # ---- messages ----------------------------------------------------------------------
     def user_message(self, s: Sock, frame: dict) -> None:

@@ -152,3 +152,28 @@ def test_a_mass_expirys_closes_complete_one_by_one_between_the_refreshes_they_st
                     if e["kind"] == "close" and e.get("code") == 4401)
     due = 600 + EXPIRY_GRACE_S
     assert [t - due for t in closes] == pytest.approx([(token + close) * k for k in range(1, n + 1)])
+
+
+def test_a_graceful_stop_answers_tokens_until_its_closes_are_done(tmp_path):
+    """A graceful restart closes the listener at once (connects refused) but the process, and its
+    token endpoint, lives until every 1012 close went through its CPU; a crash takes both at once."""
+    def world_with(n: int) -> World:
+        cal = Calibration(close_service=Dist("fixed", 0.01), token_service=Dist("fixed", 0.001),
+                          handshake_service=Dist("fixed", 0.001))
+        w = World(from_dict({**DOC, "time_scale": 1, "fleet": {"clients": n, "profile": "fixed"}}), cal, clients=n)
+        for i in range(n):
+            w.add_client(i, start=0.0, stop=None)
+        w.env.run(until=5)
+        assert w.server.active == n
+        return w
+
+    graceful = world_with(10)
+    graceful.server.go_down(crash=False)
+    assert not graceful.server.accepting and graceful.server.up
+    graceful.env.run(until=5 + 10 * 0.01 - 1e-6)
+    assert graceful.server.up  # nine closes done, the tenth under way
+    graceful.env.run(until=5 + 10 * 0.01 + 1e-6)
+    assert not graceful.server.up
+    crash = world_with(10)
+    crash.server.go_down(crash=True)
+    assert not crash.server.up and not crash.server.accepting
