@@ -107,6 +107,10 @@ def judge(row: dict, tolerance: float) -> tuple[str, str]:
     if row["model"] is None and row["emulated"] is None:
         return UNKNOWN, "neither engine could estimate it"
     err, pi, emulated = row["error"], row.get("model_pi"), row["emulated"]
+    values = row.get("model_values") or []
+    if emulated is None and None in values:
+        known = sum(v is not None for v in values)
+        return UNKNOWN, f"the emulation could not estimate it, nor could the model with {len(values) - known} of {len(values)} seeds"
     if row["model"] is None or emulated is None:
         return DISAGREE, f"only the {'model' if emulated is None else 'emulation'} could estimate it"
     mean = "the model's mean" if row.get("model_values") else "the model"

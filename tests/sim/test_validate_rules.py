@@ -35,6 +35,11 @@ def test_each_rule_and_its_verdict():
     assert judge(row(None, None), 0.1)[0] == UNKNOWN
     assert judge(row(150, 100), 0.1)[0] == DISAGREE
     assert judge(row(None, 100), 0.1) == (DISAGREE, "only the emulation could estimate it")
+    # a quantile beyond what the run observed: the emulation and some model seeds could not estimate it
+    partly = row(None, None, values=[None, 1400.0, 900.0])
+    assert partly["model"] == 1150.0
+    assert judge(partly, 0.1) == (UNKNOWN, "the emulation could not estimate it, nor could the model with 1 of 3 seeds")
+    assert judge(row(None, None, values=[1400.0, 900.0]), 0.1)[0] == DISAGREE
     noisy = row(None, 100, values=[60, 140, 90, 130, 70])  # mean 98: within 10% of the mean
     assert noisy["model"] == 98 and judge(noisy, 0.1)[0] == WITHIN
     wide = row(None, 130, values=[60, 140, 90, 130, 70])  # 33% off the mean, inside one run's interval
