@@ -75,6 +75,9 @@ def resolve(metric: str) -> tuple[MetricSpec, tuple[tuple[str, str], ...]]:
 
 
 def query_for(gate: Gate, window_s: float) -> Query:
+    if gate.fleet_factor is not None:
+        raise NotDerivable("the threshold is a share of the fleet, and the fleet's size is the clients' "
+                           "(the server does not export it); judge it on the run record")
     window = duration(window_s)
     if gate.promql:
         try:

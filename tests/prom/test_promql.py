@@ -57,6 +57,8 @@ def test_own_promql_wins_and_takes_the_window():
     ({"metric": "connection_duration", "stat": "max"}, "not defined for the histogram"),
     ({"metric": "closes", "stat": "count", "phase": {"after": "server_restart", "within": "60s"}},
      "fault timeline"),
+    ({"metric": 'closes{code="1012"}', "stat": "max_window_count", "window": "1s", "value": "0.3x fleet"},
+     "share of the fleet"),
 ])
 def test_what_prometheus_can_not_answer_is_refused_with_the_reason(spec, reason):
     with pytest.raises(NotDerivable, match=reason.replace("(", r"\(").replace(")", r"\)")):
