@@ -1,7 +1,8 @@
 """The modelled server side: accept path, admission, live sockets, tokens, fan-out, heartbeats.
 
 Everything happens in SimPy time through callbacks on timeout events (no generator per
-socket: a fleet has hundreds of thousands). The accept path is a `simpy.Resource` with
+socket: a fleet has hundreds of thousands). The accept path is a `Slots` pool (what a
+`simpy.Resource` does, without its request and release events) with
 `calibration.handshake_servers` slots and a measured service-time distribution, so a herd
 queues exactly as an M/M/c (or M/G/c) queue would. Admission is the server's own sans-IO
 `AdmissionPolicy`, driven with simulated `now`.
@@ -20,11 +21,13 @@ How the model reads the system's behaviour (README "Server HTTP API", DESIGN "sy
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from sim.scrapes import AgentHistogram
 from system.server.admission import AdmissionConfig, AdmissionPolicy
@@ -56,10 +59,56 @@ class Draws:
         return self._buf[self._i - 1]
 
 
+class _Call:
+    """A call scheduled on SimPy's queue: all `Environment.step` asks of an event is its
+    `callbacks` and `_ok`. A `Timeout` plus a closure per call cost a third of a large run's
+    time; this is one small object, run at the same time and in the same order (NORMAL priority)."""
+
+    __slots__ = ("callbacks", "_ok", "fn", "args")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
+        self.callbacks = [self]
+        self._ok = True
+        self.fn, self.args = fn, args
+
+    def __call__(self, _event: Any) -> None:
+        self.fn(*self.args)
+
+
 def after(env: simpy.Environment, delay: float, fn: Callable[..., Any], *args: Any) -> None:
     """Call fn(*args) `delay` simulated seconds from now (no process, one event)."""
-    ev = env.timeout(max(0.0, delay))
-    ev.callbacks.append(lambda _ev: fn(*args))
+    env.schedule(_Call(fn, args), NORMAL, delay if delay > 0.0 else 0.0)
+
+
+class Slots:
+    """`capacity` servers taken first come, first served, as `simpy.Resource` grants them, but
+    without a request and a release event per use: with a refresh every few minutes per client
+    those two events were most of the model's queueing cost. `acquire(fn)` calls fn when a slot
+    is this caller's (at once when one is free); the holder must `release()` it."""
+
+    __slots__ = ("capacity", "busy", "_waiting")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.busy = 0
+        self._waiting: deque[Callable[[], None]] = deque()
+
+    def acquire(self, fn: Callable[[], None]) -> None:
+        if self.busy < self.capacity:
+            self.busy += 1
+            fn()
+        else:
+            self._waiting.append(fn)
+
+    def release(self) -> None:
+        if self._waiting:  # the slot passes straight to the longest waiter
+            self._waiting.popleft()()
+        else:
+            self.busy -= 1
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiting)
 
 
 class Sock:
@@ -98,7 +147,7 @@ class TokenService:
 
     def __init__(self, env: simpy.Environment, ttl: float, latency: Callable[[], float]) -> None:
         self.env, self.ttl, self.latency = env, ttl, latency
-        self.cpu: simpy.Resource | None = None
+        self.cpu: Slots | None = None
         self.service: Callable[[], float] = latency
         self.server_up: Callable[[], bool] = lambda: True
         self.refused_after = 0.0
@@ -142,15 +191,13 @@ class TokenService:
         if not self.server_up():  # the token endpoint is down with the server: refused at once
             after(self.env, self.refused_after, done, False, None, None, None)
             return
-        req = self.cpu.request()
-
         def served() -> None:
-            self.cpu.release(req)
+            self.cpu.release()
             answer()
 
-        req.callbacks.append(lambda _ev: after(self.env, self.service(), served))
+        self.cpu.acquire(lambda: after(self.env, self.service(), served))
 
-    def serve_on(self, cpu: simpy.Resource, service: Callable[[], float], server_up: Callable[[], bool],
+    def serve_on(self, cpu: Slots, service: Callable[[], float], server_up: Callable[[], bool],
                  refused_after: float) -> None:
         """Requests queue for the server's `cpu` slots and hold one for `service` (not pure latency),
         and are refused while the server is down (a restart takes the token endpoint with it)."""
@@ -179,7 +226,7 @@ class ModelServer:
     def __init__(self, env: simpy.Environment, setup: ServerSetup, calibration: "Calibration",
                  rng: np.random.Generator, tokens: TokenService, on_sent: Callable[[str, str, int, float], None] | None) -> None:
         self.env, self.setup, self.cal, self.tokens = env, setup, calibration, tokens
-        self.handshake = simpy.Resource(env, capacity=calibration.handshake_servers)
+        self.handshake = Slots(calibration.handshake_servers)
         self.service = Draws(calibration.handshake_service, rng)
         self.close_service = None if calibration.close_service is None else Draws(calibration.close_service, rng)
         self.agent = Draws(calibration.agent_latency, rng)
@@ -217,21 +264,19 @@ class ModelServer:
             s.admitted = True
         epoch = self.epoch
         arrived = now
-        req = self.handshake.request()
-
-        def granted(_ev: Any) -> None:
+        def granted() -> None:
             if self.record_waits:
                 self.waits.append(self.env.now - arrived)
             after(self.env, self.service(), served)
 
         def served() -> None:
-            self.handshake.release(req)
+            self.handshake.release()
             if epoch != self.epoch or s.state != "connecting":
                 return  # the server restarted underneath (the client learns from its own end)
             self.handshakes += 1
             self._answer(s, token, last_seq)
 
-        req.callbacks.append(granted)
+        self.handshake.acquire(granted)
 
     def _answer(self, s: Sock, token: str | None, last_seq: int | None) -> None:
         expires = self.tokens.expires_at(token, s.client.index)
@@ -285,17 +330,16 @@ class ModelServer:
         if self.close_service is None or by_proxy:
             s.client.closed(s, code, reason, "server")
             return
-        req = self.handshake.request()
         self._closing += 1
 
         def done() -> None:
-            self.handshake.release(req)
+            self.handshake.release()
             self._closing -= 1
             if s.client_open and s.broken_at is None:
                 s.client.closed(s, code, reason, "server")
             self._maybe_gone()
 
-        req.callbacks.append(lambda _ev: after(self.env, self.close_service(), done))
+        self.handshake.acquire(lambda: after(self.env, self.close_service(), done))
 
     def refuse(self, s: Sock, error: str, message: str) -> None:
         """As the server's `_refuse`: an `error` frame, then close 4401. The frame matters to the
