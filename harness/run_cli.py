@@ -27,7 +27,7 @@ from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta, write_scenario
 from harness.scenario import Scenario, load
-from system.units import format_duration
+from system.units import format_duration, positive_int_arg
 
 if TYPE_CHECKING:
     from harness.prom.in_run import RunWatch
@@ -62,22 +62,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "/metrics during the run, judge the gates through it too and write "
                              "prometheus_gates.json (the exit code stays the run record's)")
     parser.add_argument("--report", action="store_true", help="render a report of the run into RUN_DIR/report")
-    parser.add_argument("--replications", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
                         help="simulate only: run seeds SEED..SEED+N-1 in parallel processes; summary.json gains "
                              "95%% confidence intervals (replication 0 is the main record; default 1)")
     parser.add_argument("--calibration", metavar="FILE",
                         help="simulate only: model calibration file from `stormbench calibrate` "
                              "(default: the built-in sim/calibration_default.json)")
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 def resolve_scenario_path(name: str) -> Path:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cli import UsageError
+from system.units import positive_int_arg
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
@@ -57,20 +58,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "a per-second peak needs a lower one)")
     parser.add_argument("--emulated", metavar="DIR",
                         help="reuse this finished emulation run record instead of running the emulation again")
-    parser.add_argument("--replications", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
                         help="model seeds seed..seed+N-1 in parallel processes (default 1); with N >= 2 the table "
                              "shows the model's mean and the 95%% interval one run falls in, and a row also "
                              "agrees when the emulated value lies inside that interval")
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 def relative_error(model: Any, emulated: Any) -> float | None:

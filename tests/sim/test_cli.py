@@ -157,4 +157,4 @@ def test_run_names_a_bad_calibration_file_and_replication_count(tmp_path, capsys
     with pytest.raises(SystemExit) as exit_:
         main(["run", str(scenario), "--engine", "simulate", "--replications", "0"])
     assert exit_.value.code == 2
-    assert "expected an integer >= 1" in capsys.readouterr().err
+    assert "--replications: expected at least 1" in capsys.readouterr().err
