@@ -75,13 +75,11 @@ def run_profile(path: Path, profile: str, out: Path, args: argparse.Namespace, c
                   f"(~{scenario.wall_duration:.0f} s wall) → {out}")
     with ExitStack() as stack:
         watch = None
-        hooks = {}
         if args.prometheus:
             from harness.prom.in_run import RunWatch
 
             watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
-            hooks = {"on_system_ready": watch.on_system_ready, "on_scenario_end": watch.on_scenario_end}
-        emulate(scenario, out, **hooks)
+        emulate(scenario, out, **(watch.hooks() if watch else {}))
         finalize(out)
         verdicts = evaluate(gates, RunRecord(out))
         result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, f"{scenario.name}-{profile}"))

@@ -138,7 +138,7 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
             from harness.emulate.engine import emulate
         except ImportError as exc:
             raise UsageError(f"the emulation engine is not available in this build ({exc})") from None
-        hooks = {"on_system_ready": watch.on_system_ready, "on_scenario_end": watch.on_scenario_end} if watch else {}
+        hooks = watch.hooks() if watch else {}
         emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url, **hooks)
         return None
     if args.target or args.toxiproxy_url:

@@ -97,6 +97,10 @@ class RunWatch:
         self.window_end_unix: float | None = None
         self.warnings: list[str] = []
 
+    def hooks(self) -> dict:
+        """The keyword arguments `harness.emulate.engine.emulate` takes to call this watch."""
+        return {"on_system_ready": self.on_system_ready, "on_scenario_end": self.on_scenario_end}
+
     def on_system_ready(self, endpoints) -> None:
         self.close()  # never two: a hook called again replaces the first
         prom = RunPrometheus([endpoints.http_url.rstrip("/") + "/metrics"], self.scrape_interval)

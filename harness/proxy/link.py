@@ -234,9 +234,7 @@ class Link:
         self.advance()
 
     def on_end(self) -> None:
-        left = self.stop_splice()
-        if left and not self.done:
-            self._forward(left)
+        self._take_back()
         if self._ended or self.done:
             return
         self._ended = True
@@ -345,6 +343,12 @@ class Link:
         self.counter.sent += splicer.sent  # `left` counts as sent once it is written
         return left
 
+    def _take_back(self) -> None:
+        """Stop the splice thread; the bytes it read but did not write go on first."""
+        left = self.stop_splice()
+        if left and not self.done:
+            self._forward(left)
+
     def _splice_ended(self, reason: str) -> None:
         """The thread stopped by itself: end the link the way the event loop would have."""
         if self.splicer is None:
@@ -352,9 +356,7 @@ class Link:
         if reason == splice.SOURCE_EOF:
             self.on_end()
         elif reason == splice.SOURCE_ERROR:
-            left = self.stop_splice()
-            if left and not self.done:
-                self._forward(left)
+            self._take_back()
             if self.src.transport is not None:
                 self.src.transport.abort()  # connection_lost follows, as for a reset seen by the loop
         else:  # DESTINATION_ERROR: what was in the pipe cannot be delivered
