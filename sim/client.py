@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from system.client import events as ev
-from sim.server import ABNORMAL, INTERNAL, Sock, after
+from sim.server import ABNORMAL, INTERNAL, Sock
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.world import World
@@ -66,32 +66,33 @@ class SimClient:
     # ---- actions -----------------------------------------------------------------------
     def _fetch_token(self, a: ev.FetchToken) -> None:
         if not self.online or self.refused:  # fails at once, as a browser offline or a refused connect
-            after(self.env, self.world.cal.refused_after_s, lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
+            self.env.call_in(self.world.cal.refused_after_s, lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
             return
         if self.blocked:  # stuck in the blackhole: fails at its timeout or when the toxic goes
             self.stuck(lambda: self.feed(ev.TokenResult(self.env.now, False, None)))
             if not self.sealed:  # a one-way blackhole: the request still reaches the server, the answer is lost
                 self.world.tokens.fetch(self, lambda *_answer: None, refresh=a.refresh)
             return
+        self.world.tokens.fetch(self, self._token_answer, refresh=a.refresh)
 
-        def done(ok: bool, status: int, token: str | None, expires: float | None) -> None:
-            if ok:
-                self.refresh_handle = token
-            if self.extra_latency:
-                after(self.env, self.extra_latency * 2,
-                      lambda: self.feed(ev.TokenResult(self.env.now, ok, status, token, expires)))
-            else:
-                self.feed(ev.TokenResult(self.env.now, ok, status, token, expires))
+    def _token_answer(self, ok: bool, status: int, token: str | None, expires: float | None) -> None:
+        if ok:
+            self.refresh_handle = token
+        if self.extra_latency:
+            self.env.call_in(self.extra_latency * 2, self._token_result, ok, status, token, expires)
+        else:
+            self._token_result(ok, status, token, expires)
 
-        self.world.tokens.fetch(self, done, refresh=a.refresh)
+    def _token_result(self, ok: bool, status: int, token: str | None, expires: float | None) -> None:
+        self.feed(ev.TokenResult(self.env.now, ok, status, token, expires))
 
     def _open(self, a: ev.OpenSocket) -> None:
         s = Sock(self, a.sock)
         self.socks[a.sock] = s
         if not self.online or self.refused:
-            after(self.env, self.world.cal.refused_after_s, self.handshake_failed, s, None)
+            self.env.call_in(self.world.cal.refused_after_s, self.handshake_failed, s, None)
         else:
-            after(self.env, self.extra_latency * 2, self._reach_server, s, a.token, a.last_seq)
+            self.env.call_in(self.extra_latency * 2, self._reach_server, s, a.token, a.last_seq)
 
     def _reach_server(self, s: Sock, token: str | None, last_seq: int | None) -> None:
         if s.state != "connecting":
@@ -114,7 +115,7 @@ class SimClient:
                 fail()
 
         self._stuck.append(once)
-        after(self.env, self.world.cal.connect_timeout_s, once)
+        self.env.call_in(self.world.cal.connect_timeout_s, once)
 
     def _close(self, a: ev.CloseSocket) -> None:
         s = self.socks.get(a.sock)
@@ -141,20 +142,19 @@ class SimClient:
         if handler is None:
             return
         if self.extra_latency:
-            after(self.env, self.extra_latency, handler, self.world.server, s, a.frame)
+            self.env.call_in(self.extra_latency, handler, self.world.server, s, a.frame)
         else:
             handler(self.world.server, s, a.frame)
 
     def _set_timer(self, a: ev.SetTimer) -> None:
         gen = self._timers.get(a.name, 0) + 1
         self._timers[a.name] = gen
+        self.env.call_in(a.at - self.env.now, self._fire, a.name, gen)
 
-        def fire() -> None:
-            if self._timers.get(a.name) == gen:
-                del self._timers[a.name]
-                self.feed(ev.TimerFired(self.env.now, a.name))
-
-        after(self.env, a.at - self.env.now, fire)
+    def _fire(self, name: str, gen: int) -> None:
+        if self._timers.get(name) == gen:
+            del self._timers[name]
+            self.feed(ev.TimerFired(self.env.now, name))
 
     def _cancel_timer(self, a: ev.CancelTimer) -> None:
         if a.name in self._timers:
@@ -187,7 +187,7 @@ class SimClient:
             return
         self.feed(ev.SocketOpened(self.env.now, s.sock))
         if self.reset_after is not None:
-            after(self.env, self.reset_after, self.abort, s)
+            self.env.call_in(self.reset_after, self.abort, s)
         if self.close_code is not None and s.client_open:
             self.world.server.close(s, self.close_code, "closed by proxy", by_proxy=True)
         if self.pings_dropped and s.server_open:
@@ -203,7 +203,7 @@ class SimClient:
 
     def frame(self, s: Sock, frame: dict) -> None:
         if self.extra_latency:
-            after(self.env, self.extra_latency, self._deliver, s, frame)
+            self.env.call_in(self.extra_latency, self._deliver, s, frame)
         else:
             self._deliver(s, frame)
 
@@ -242,7 +242,7 @@ class SimClient:
                 server.drop_end(s)
                 self.closed(s, ABNORMAL, "", "network")
 
-        after(self.env, server.heartbeat_check_delay(s), server_check)
+        self.env.call_in(server.heartbeat_check_delay(s), server_check)
 
     def heal_path(self) -> None:
         """The blackhole goes: as Toxiproxy removing a timeout toxic, it closes every connection
@@ -268,9 +268,9 @@ class SimClient:
 
         def ping() -> None:
             if self.pings_dropped and s.server_open:
-                after(self.env, server.setup.heartbeat_timeout, timed_out)
+                self.env.call_in(server.setup.heartbeat_timeout, timed_out)
 
-        after(self.env, server.next_ping_delay(s), ping)
+        self.env.call_in(server.next_ping_delay(s), ping)
 
     def go_offline(self) -> None:
         """As the real driver: the policy hears NetworkOffline, then every socket is aborted."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from sim.server import after
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.scenario.model import Fault
@@ -37,9 +36,9 @@ def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"])
         stop(world, f, targets)
         world.fault_log.append({"index": index, "kind": f.kind, "action": "stop", "t": env.now})
 
-    after(env, f.at, begin)
+    env.call_in(f.at, begin)
     if end is not None and f.kind != "load_spike":
-        after(env, end, finish)
+        env.call_in(end, finish)
 
 
 def _each(fn: Callable[["SimClient"], None]) -> Callable[["World", "Fault", list["SimClient"]], None]:
@@ -119,7 +118,7 @@ def _reset_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
         c.reset_after = delay
         for s in list(c.socks.values()):
             if s.client_open:
-                after(world.env, delay, c.abort, s)
+                world.env.call_in(delay, c.abort, s)
 
 
 def _timeout_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
@@ -131,7 +130,7 @@ def _timeout_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
             c.reset_after = delay
             for s in list(c.socks.values()):
                 if s.client_open or s.server_open:
-                    after(world.env, delay, c.abort, s)
+                    world.env.call_in(delay, c.abort, s)
 
 
 def _timeout_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
@@ -184,7 +183,7 @@ def _pings_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
 def _restart_on(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
     world.server.go_down(crash=f.params.get("mode", "graceful") == "crash")
     if not f.for_:
-        after(world.env, world.cal.restart_downtime_s, world.server.come_up)
+        world.env.call_in(world.cal.restart_downtime_s, world.server.come_up)
 
 
 def _restart_off(world: "World", f: "Fault", targets: list["SimClient"]) -> None:

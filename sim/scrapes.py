@@ -45,8 +45,7 @@ class AgentHistogram:
 
 def every(env, duration: float, sample: Callable[[float], None]) -> None:
     """Call `sample(now)` SCRAPES_PER_RUN times, evenly over the run (the last at its end)."""
-    from sim.server import after
 
     step = duration / SCRAPES_PER_RUN
     for k in range(1, SCRAPES_PER_RUN + 1):
-        after(env, k * step - 1e-9, lambda: sample(env.now))
+        env.call_in(k * step - 1e-9, lambda: sample(env.now))

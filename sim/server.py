@@ -1,7 +1,7 @@
 """The modelled server side: accept path, admission, live sockets, tokens, fan-out, heartbeats.
 
-Everything happens in SimPy time through callbacks on timeout events (no generator per
-socket: a fleet has hundreds of thousands). The accept path is a `Slots` pool (what a
+Everything happens in SimPy time through calls scheduled on `sim.schedule.ModelEnvironment`
+(no generator per socket: a fleet has hundreds of thousands). The accept path is a `Slots` pool (what a
 `simpy.Resource` does, without its request and release events) with
 `calibration.handshake_servers` slots and a measured service-time distribution, so a herd
 queues exactly as an M/M/c (or M/G/c) queue would. Admission is the server's own sans-IO
@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import simpy
-from simpy.events import NORMAL
 
 from sim.scrapes import AgentHistogram
 from system.server.admission import AdmissionConfig, AdmissionPolicy
@@ -35,6 +33,7 @@ from system.server.admission import AdmissionConfig, AdmissionPolicy
 if TYPE_CHECKING:  # pragma: no cover
     from sim.calibration import Calibration, Dist
     from sim.client import SimClient
+    from sim.schedule import ModelEnvironment
 
 ABNORMAL, RESTART, INTERNAL, EXPIRED = 1006, 1012, 1011, 4401
 
@@ -59,52 +58,40 @@ class Draws:
         return self._buf[self._i - 1]
 
 
-class _Call:
-    """A call scheduled on SimPy's queue: all `Environment.step` asks of an event is its
-    `callbacks` and `_ok`. A `Timeout` plus a closure per call cost a third of a large run's
-    time; this is one small object, run at the same time and in the same order (NORMAL priority)."""
-
-    __slots__ = ("callbacks", "_ok", "fn", "args")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
-        self.callbacks = [self]
-        self._ok = True
-        self.fn, self.args = fn, args
-
-    def __call__(self, _event: Any) -> None:
-        self.fn(*self.args)
-
-
-def after(env: simpy.Environment, delay: float, fn: Callable[..., Any], *args: Any) -> None:
-    """Call fn(*args) `delay` simulated seconds from now (no process, one event)."""
-    env.schedule(_Call(fn, args), NORMAL, delay if delay > 0.0 else 0.0)
-
-
 class Slots:
     """`capacity` servers taken first come, first served, as `simpy.Resource` grants them, but
-    without a request and a release event per use: with a refresh every few minutes per client
-    those two events were most of the model's queueing cost. `acquire(fn)` calls fn when a slot
-    is this caller's (at once when one is free); the holder must `release()` it."""
+    without a request and a release event per use, nor a closure: with a refresh every few
+    minutes per client those were most of the model's queueing cost. `serve(service, fn, *args)`
+    waits for a slot, holds it for a draw of `service()` (drawn when the slot is granted), frees
+    it (passing it straight to the longest waiter) and then calls fn(*args)."""
 
-    __slots__ = ("capacity", "busy", "_waiting")
+    __slots__ = ("env", "capacity", "busy", "_waiting", "waits")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, env: "ModelEnvironment", capacity: int) -> None:
+        self.env = env
         self.capacity = capacity
         self.busy = 0
-        self._waiting: deque[Callable[[], None]] = deque()
+        self._waiting: deque[tuple[float, Callable[[], float], Callable[..., None], tuple]] = deque()
+        self.waits: list[float] | None = None  # a list: the queueing delay of every use (the M/M/c check)
 
-    def acquire(self, fn: Callable[[], None]) -> None:
+    def serve(self, service: Callable[[], float], fn: Callable[..., None], *args: Any) -> None:
         if self.busy < self.capacity:
             self.busy += 1
-            fn()
+            if self.waits is not None:
+                self.waits.append(0.0)
+            self.env.call_in(service(), self._served, fn, args)
         else:
-            self._waiting.append(fn)
+            self._waiting.append((self.env.now, service, fn, args))
 
-    def release(self) -> None:
-        if self._waiting:  # the slot passes straight to the longest waiter
-            self._waiting.popleft()()
+    def _served(self, fn: Callable[..., None], args: tuple) -> None:
+        if self._waiting:
+            since, service, next_fn, next_args = self._waiting.popleft()
+            if self.waits is not None:
+                self.waits.append(self.env.now - since)
+            self.env.call_in(service(), self._served, next_fn, next_args)
         else:
             self.busy -= 1
+        fn(*args)
 
     @property
     def queued(self) -> int:
@@ -145,7 +132,7 @@ class ServerSetup:
 class TokenService:
     """Issues and checks access tokens; an outage answers 503; expiry can be forced per client."""
 
-    def __init__(self, env: simpy.Environment, ttl: float, latency: Callable[[], float]) -> None:
+    def __init__(self, env: "ModelEnvironment", ttl: float, latency: Callable[[], float]) -> None:
         self.env, self.ttl, self.latency = env, ttl, latency
         self.cpu: Slots | None = None
         self.service: Callable[[], float] = latency
@@ -165,37 +152,34 @@ class TokenService:
         presenting anything but the latest one issued (its answer was lost, say in a one-way
         blackhole) is a reuse, answered 401, and revokes the family: the client must log in anew.
         Each model token doubles as its refresh token (`client.refresh_handle`)."""
-        def answer() -> None:
-            now = self.env.now
-            if self.outage:
-                done(False, 503, None, None)
-                return
-            if refresh and self._family.get(client.index) != client.refresh_handle:
-                self._family.pop(client.index, None)
-                done(False, 401, None, None)
-                return
-            self._serial += 1
-            self.issued += 1
-            token = f"t{self._serial}"
-            expires = now + self.ttl
-            self._tokens[token] = (client.index, now, expires)
-            self._family[client.index] = token
-            client.own_tokens.append(token)
-            if len(client.own_tokens) > 4:  # a client only ever presents its latest few
-                self._tokens.pop(client.own_tokens.pop(0), None)
-            done(True, 200, token, expires)
-
         if self.cpu is None:
-            after(self.env, self.latency(), answer)
+            self.env.call_in(self.latency(), self._answer, client, done, refresh)
             return
         if not self.server_up():  # the token endpoint is down with the server: refused at once
-            after(self.env, self.refused_after, done, False, None, None, None)
+            self.env.call_in(self.refused_after, done, False, None, None, None)
             return
-        def served() -> None:
-            self.cpu.release()
-            answer()
+        self.cpu.serve(self.service, self._answer, client, done, refresh)
 
-        self.cpu.acquire(lambda: after(self.env, self.service(), served))
+    def _answer(self, client: "SimClient", done: Callable[[bool, int, str | None, float | None], None],
+                refresh: bool) -> None:
+        now = self.env.now
+        if self.outage:
+            done(False, 503, None, None)
+            return
+        if refresh and self._family.get(client.index) != client.refresh_handle:
+            self._family.pop(client.index, None)
+            done(False, 401, None, None)
+            return
+        self._serial += 1
+        self.issued += 1
+        token = f"t{self._serial}"
+        expires = now + self.ttl
+        self._tokens[token] = (client.index, now, expires)
+        self._family[client.index] = token
+        client.own_tokens.append(token)
+        if len(client.own_tokens) > 4:  # a client only ever presents its latest few
+            self._tokens.pop(client.own_tokens.pop(0), None)
+        done(True, 200, token, expires)
 
     def serve_on(self, cpu: Slots, service: Callable[[], float], server_up: Callable[[], bool],
                  refused_after: float) -> None:
@@ -223,10 +207,10 @@ class TokenService:
 
 
 class ModelServer:
-    def __init__(self, env: simpy.Environment, setup: ServerSetup, calibration: "Calibration",
+    def __init__(self, env: "ModelEnvironment", setup: ServerSetup, calibration: "Calibration",
                  rng: np.random.Generator, tokens: TokenService, on_sent: Callable[[str, str, int, float], None] | None) -> None:
         self.env, self.setup, self.cal, self.tokens = env, setup, calibration, tokens
-        self.handshake = Slots(calibration.handshake_servers)
+        self.handshake = Slots(env, calibration.handshake_servers)
         self.service = Draws(calibration.handshake_service, rng)
         self.close_service = None if calibration.close_service is None else Draws(calibration.close_service, rng)
         self.agent = Draws(calibration.agent_latency, rng)
@@ -240,8 +224,6 @@ class ModelServer:
         self.active = 0
         self.peak_active = 0
         self.handshakes = 0
-        self.waits: list[float] = []  # queueing delay of each handshake (the M/M/c check reads it)
-        self.record_waits = False
         self._seq: dict[str, int] = {}
         self._log: dict[str, list[tuple[int, str, float]]] = {}  # conversation -> (seq, id, t)
         self._msg = 0
@@ -254,7 +236,7 @@ class ModelServer:
         """A TCP connect has reached the server: admission, queue for a handshake slot, answer."""
         now = self.env.now
         if not self.accepting:
-            after(self.env, self.cal.refused_after_s, s.client.handshake_failed, s, None)
+            self.env.call_in(self.cal.refused_after_s, s.client.handshake_failed, s, None)
             return
         if self.setup.admission:
             decision = self.admission.admit(now)
@@ -262,21 +244,13 @@ class ModelServer:
                 self._open_then_close(s, decision.code or 1013, decision.reason)
                 return
             s.admitted = True
-        epoch = self.epoch
-        arrived = now
-        def granted() -> None:
-            if self.record_waits:
-                self.waits.append(self.env.now - arrived)
-            after(self.env, self.service(), served)
+        self.handshake.serve(self.service, self._handshake_done, s, token, last_seq, self.epoch)
 
-        def served() -> None:
-            self.handshake.release()
-            if epoch != self.epoch or s.state != "connecting":
-                return  # the server restarted underneath (the client learns from its own end)
-            self.handshakes += 1
-            self._answer(s, token, last_seq)
-
-        self.handshake.acquire(granted)
+    def _handshake_done(self, s: Sock, token: str | None, last_seq: int | None, epoch: int) -> None:
+        if epoch != self.epoch or s.state != "connecting":
+            return  # the server restarted underneath (the client learns from its own end)
+        self.handshakes += 1
+        self._answer(s, token, last_seq)
 
     def _answer(self, s: Sock, token: str | None, last_seq: int | None) -> None:
         expires = self.tokens.expires_at(token, s.client.index)
@@ -331,15 +305,13 @@ class ModelServer:
             s.client.closed(s, code, reason, "server")
             return
         self._closing += 1
+        self.handshake.serve(self.close_service, self._close_done, s, code, reason)
 
-        def done() -> None:
-            self.handshake.release()
-            self._closing -= 1
-            if s.client_open and s.broken_at is None:
-                s.client.closed(s, code, reason, "server")
-            self._maybe_gone()
-
-        self.handshake.acquire(lambda: after(self.env, self.close_service(), done))
+    def _close_done(self, s: Sock, code: int, reason: str) -> None:
+        self._closing -= 1
+        if s.client_open and s.broken_at is None:
+            s.client.closed(s, code, reason, "server")
+        self._maybe_gone()
 
     def refuse(self, s: Sock, error: str, message: str) -> None:
         """As the server's `_refuse`: an `error` frame, then close 4401. The frame matters to the
@@ -374,11 +346,11 @@ class ModelServer:
             if gen != s.gen or not s.server_open:
                 return
             if s.expires + grace > self.env.now:
-                after(self.env, s.expires + grace - self.env.now, check)
+                self.env.call_in(s.expires + grace - self.env.now, check)
             else:
                 self.refuse(s, "auth_expired", "access token expired; refresh and reconnect")
 
-        after(self.env, s.expires + grace - self.env.now, check)
+        self.env.call_in(s.expires + grace - self.env.now, check)
 
     def refreshed(self, s: Sock, token: str | None) -> None:
         """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""
@@ -433,7 +405,7 @@ class ModelServer:
         """A user message reached the server: the agent answers to every open socket of the chat."""
         took = self.agent()
         self.agent_seconds.observe(took)
-        after(self.env, took, self.publish, s.conv)
+        self.env.call_in(took, self.publish, s.conv)
 
     def publish(self, conv: str) -> None:
         seq = self._seq.get(conv, 0) + 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-import simpy
 
 from harness.scenario import draws
 from harness.scenario.clients import client_config
@@ -18,7 +17,8 @@ from harness.scenario.model import Fault, Scenario
 from sim import faults as fault_kinds
 from sim.calibration import Calibration
 from sim.client import SimClient
-from sim.server import Draws, ModelServer, ServerSetup, TokenService, after
+from sim.schedule import ModelEnvironment
+from sim.server import Draws, ModelServer, ServerSetup, TokenService
 from system.client.policy import ClientPolicy
 
 EXPIRY_GRACE_S = 10.0  # the server's --expiry-grace default, which the emulation keeps in scenario time
@@ -78,7 +78,7 @@ class World:
         self.options = options
         self.duration = scenario.duration
         self.n = scenario.fleet.sim_clients if clients is None else clients
-        self.env = simpy.Environment()
+        self.env = ModelEnvironment()
         seed = scenario.seed
         self.tokens = TokenService(self.env, scenario.system.token_ttl,
                                    Draws(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
@@ -116,9 +116,9 @@ class World:
         c.conversation = cid
         self.clients.append(c)
         self.by_id[cid] = c
-        after(self.env, start - self.env.now, c.start)
+        self.env.call_in(start - self.env.now, c.start)
         if stop is not None and stop < self.duration:
-            after(self.env, stop - self.env.now, self._stop, c)
+            self.env.call_in(stop - self.env.now, self._stop, c)
         self._weather(c, start, stop if stop is not None else self.duration)
         return c
 
@@ -147,7 +147,7 @@ class World:
         def arm() -> None:
             t = next(times, None)
             if t is not None:
-                after(self.env, t - self.env.now, step)
+                self.env.call_in(t - self.env.now, step)
 
         arm()
 
@@ -155,8 +155,8 @@ class World:
         def arm() -> None:
             p = next(periods, None)
             if p is not None:
-                after(self.env, p[0] - self.env.now, c.go_offline)
-                after(self.env, p[1] - self.env.now, back)
+                self.env.call_in(p[0] - self.env.now, c.go_offline)
+                self.env.call_in(p[1] - self.env.now, back)
 
         def back() -> None:
             c.go_online()

@@ -52,9 +52,9 @@ def test_accept_queue_is_erlang_c():
                       token_latency=Dist("fixed", 0.0))
     sc = scenario(duration=ramp + 30, fleet={"clients": n, "arrival": {"ramp": ramp}})
     world = World(sc, cal, clients=n, options=ModelOptions(keep_all_records=False))
-    world.server.record_waits = True
+    world.server.handshake.waits = []
     world.run()
-    waits = np.asarray(world.server.waits)
+    waits = np.asarray(world.server.handshake.waits)
     assert waits.size == n
     lam = n / ramp  # uniform arrivals of n clients over the ramp: a Poisson stream given its count
     expected = closed_form.mmc_mean_wait(servers, lam, 1 / service_mean)
