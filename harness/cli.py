@@ -11,7 +11,7 @@ COMMANDS provides:
 
 Exit codes shared by every subcommand: 0 success (every strict gate passed),
 1 a strict gate failed, 2 usage, input or environment error, 3 a gate is
-unknown and none failed.
+unknown and none failed; 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a SIGINT death (128 + 2)
 
 
 def _load(name: str):
@@ -82,9 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"stormbench {chosen}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"stormbench {chosen}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # a command may say what it kept, as the exception's message
+        detail = f": {exc}" if str(exc) else ""
+        print(f"stormbench {chosen}: interrupted{detail}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -22,13 +22,15 @@ from rich.table import Table
 
 from harness.cli import EXIT_OK, UsageError
 from harness.gates.evaluate import evaluate
-from harness.gates.report import write_verdicts
+from harness.gates.report import output_console, write_verdicts
 from harness.gates.spec import load_gates
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta
-from harness.run_cli import prepare_out_dir, require_prometheus_binary, resolve_scenario_path, scrape_interval
-from harness.scenario import load
+from harness.run_cli import (
+    check_out_dir, engine_guard, prepare_out_dir, require_prometheus_binary, resolve_scenario_path, scrape_interval,
+)
+from harness.scenario import Scenario, load
 
 HELP = "the `make run` job: staging-day legacy vs fixed, before/after table"
 PROFILES = ("legacy", "fixed")
@@ -62,15 +64,30 @@ class ProfileRun:
     warnings: tuple[str, ...] = ()
 
 
-def run_profile(path: Path, profile: str, out: Path, args: argparse.Namespace, console: Console) -> ProfileRun:
+@dataclass(frozen=True)
+class ProfilePlan:
+    """One profile's run, resolved before anything runs: a bad flag or a taken directory
+    must not be found after the other profile's minutes of emulation."""
+    profile: str
+    scenario: Scenario
+    gates: list
+    out: Path
+
+
+def plan_profile(path: Path, profile: str, out: Path, args: argparse.Namespace) -> ProfilePlan:
+    overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale}
+    scenario = load(path, overrides)
+    check_out_dir(out)
+    return ProfilePlan(profile, scenario, load_gates(scenario.gates), out)
+
+
+def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -> ProfileRun:
     """One emulated run judged by its gates, as `stormbench run` does it."""
     from harness.emulate.engine import emulate
 
-    overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale}
-    scenario = load(path, overrides)
-    gates = load_gates(scenario.gates)
+    scenario, out = plan.scenario, plan.out
     prepare_out_dir(out)
-    console.print(f"[bold]{scenario.name} --profile {profile}[/bold]: {scenario.fleet.clients} clients, "
+    console.print(f"[bold]{scenario.name} --profile {plan.profile}[/bold]: {scenario.fleet.clients} clients, "
                   f"{scenario.duration / 3600:g} h at ×{scenario.time_scale:g} "
                   f"(~{scenario.wall_duration:.0f} s wall) → {out}")
     with ExitStack() as stack:
@@ -79,12 +96,13 @@ def run_profile(path: Path, profile: str, out: Path, args: argparse.Namespace, c
             from harness.prom.in_run import RunWatch
 
             watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
-        emulate(scenario, out, **(watch.hooks() if watch else {}))
+        with engine_guard(out, "emulate"):
+            emulate(scenario, out, **(watch.hooks() if watch else {}))
         finalize(out)
-        verdicts = evaluate(gates, RunRecord(out))
-        result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, f"{scenario.name}-{profile}"))
+        verdicts = evaluate(plan.gates, RunRecord(out))
+        result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, f"{scenario.name}-{plan.profile}"))
         if watch is not None:
-            result.prometheus = watch.judge(gates, out, scenario.time_scale)
+            result.prometheus = watch.judge(plan.gates, out, scenario.time_scale)
             merge_meta(out, {"prometheus": watch.facts()})
             result.warnings = tuple(watch.warnings)
     return result
@@ -133,11 +151,12 @@ def verdicts_table(results: dict[str, list]) -> Table:
 def run(args: argparse.Namespace) -> int:
     if args.prometheus:
         require_prometheus_binary()
-    console = Console() if Console().is_terminal else Console(width=120)
+    console = output_console()
     started = time.monotonic()
     path = resolve_scenario_path(args.scenario)
     root = Path(args.out) if args.out else Path("runs") / f"main-job-{time.strftime('%Y%m%d-%H%M%S')}"
-    runs = {profile: run_profile(path, profile, root / profile, args, console) for profile in PROFILES}
+    plans = [plan_profile(path, profile, root / profile, args) for profile in PROFILES]
+    runs = {plan.profile: run_profile(plan, args, console) for plan in plans}
     dirs = [r.out for r in runs.values()]
     console.print(before_after_table(dirs))
     columns = {profile: r.verdicts for profile, r in runs.items()}

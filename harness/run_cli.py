@@ -11,15 +11,15 @@ import json
 import sys
 import time
 import traceback
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from harness.cli import UsageError
-from harness.gates.evaluate import evaluate
+from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import print_verdicts, write_verdicts
 from harness.gates.spec import load_gates
 from harness.record import files
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 HELP = "run a scenario (emulate or simulate) and judge its gates"
 ENGINES = ("emulate", "simulate")
-ENGINE_ERROR = "engine-error.txt"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -88,11 +87,50 @@ def default_out_dir(scenario: Scenario, engine: str) -> Path:
     return Path("runs") / f"{scenario.name}-{engine}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_out_dir(out: Path) -> None:
+def check_out_dir(out: Path) -> None:
     """Refuse to write over an earlier run record: a rerun must never destroy evidence."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, expected a directory for the run record")
     if out.exists() and any((out / f).exists() for f in (files.EVENTS, files.CONNECTIONS, files.SUMMARY)):
         raise UsageError(f"--out {out}: already holds a run record; choose another directory")
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def prepare_out_dir(out: Path) -> None:
+    """`check_out_dir`, then create it: an unwritable place is said before anything runs."""
+    check_out_dir(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".stormbench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+@contextmanager
+def engine_guard(out: Path, engine: str) -> Iterator[None]:
+    """Whatever stops an engine, the record written so far stays, and says it is partial
+    (`meta.json` `incomplete`), so a later `gates` or `report` does not take it for a whole run."""
+    started = time.monotonic()
+    try:
+        yield
+    except UsageError:
+        raise
+    except KeyboardInterrupt:
+        mark_incomplete(out, f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s of wall time")
+        raise KeyboardInterrupt(f"the partial record is in {out} (not finalized or judged)") from None
+    except Exception as exc:  # the traceback goes next to the record, not over the screen
+        (out / files.ENGINE_ERROR).write_text(traceback.format_exc())
+        mark_incomplete(out, f"the {engine} engine stopped: {type(exc).__name__}: {exc}")
+        raise UsageError(f"the {engine} engine stopped: {type(exc).__name__}: {exc} "
+                         f"(traceback in {out / files.ENGINE_ERROR}; the partial record is kept)") from None
+
+
+def mark_incomplete(out: Path, why: str) -> None:
+    try:
+        merge_meta(out, {files.META_INCOMPLETE: why})
+    except OSError:
+        pass  # the record stays as it is; the message on the screen still says why
 
 
 def check_prometheus(args: argparse.Namespace) -> None:
@@ -112,9 +150,12 @@ def require_prometheus_binary() -> None:
                          "(install the Debian package `prometheus`, or run without --prometheus)")
 
 
-def check_simulate_only(args: argparse.Namespace) -> None:
-    """The model's own options mean nothing to the emulation: refuse them rather than ignore them."""
+def check_engine_flags(args: argparse.Namespace) -> None:
+    """One engine's options mean nothing to the other: refuse them rather than ignore them."""
     if args.engine == "simulate":
+        given = [flag for flag, on in (("--target", args.target), ("--toxiproxy-url", args.toxiproxy_url)) if on]
+        if given:
+            raise UsageError(f"{' and '.join(given)}: for --engine emulate only (the model starts no system)")
         return
     given = [flag for flag, on in (("--replications", args.replications > 1),
                                    ("--calibration", args.calibration is not None)) if on]
@@ -141,8 +182,6 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
         hooks = watch.hooks() if watch else {}
         emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url, **hooks)
         return None
-    if args.target or args.toxiproxy_url:
-        raise UsageError("--target and --toxiproxy-url apply to --engine emulate only")
     try:
         from sim.calibration import load as load_calibration
         from sim.engine import simulate
@@ -194,10 +233,13 @@ def _print_intervals(block: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_prometheus(args)
-    check_simulate_only(args)
+    check_engine_flags(args)
     overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
     scenario = load(resolve_scenario_path(args.scenario), overrides)
-    gates = load_gates(args.gates) if args.gates else load_gates(scenario.gates)
+    gates = load_gates(scenario.gates)
+    if args.gates:
+        gates = load_gates(args.gates)
+        check_metrics(gates, args.gates)
     out = Path(args.out) if args.out else default_out_dir(scenario, args.engine)
     prepare_out_dir(out)
     write_scenario(out, scenario)
@@ -207,14 +249,8 @@ def run(args: argparse.Namespace) -> int:
             from harness.prom.in_run import RunWatch
 
             watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
-        try:
+        with engine_guard(out, args.engine):
             replications = run_engine(args.engine, scenario, out, args, watch)
-        except (UsageError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # the record so far stays; the traceback goes next to it, not over the screen
-            (out / ENGINE_ERROR).write_text(traceback.format_exc())
-            raise UsageError(f"the {args.engine} engine stopped: {type(exc).__name__}: {exc} "
-                             f"(traceback in {out / ENGINE_ERROR}; the partial record is kept)") from None
         summary = finalize(out)
         if replications is not None:  # finalize rewrites summary.json; the intervals belong in it
             summary["replications"] = replications

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     except RecordError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:
-        raise UsageError(f"cannot write the report: {exc}") from exc
+        where = f"--out {args.out}" if args.out else str(exc.filename or "the report directory")
+        raise UsageError(f"{where}: cannot write the report there ({exc.strerror or exc})") from None
     print(index)
     return 0

@@ -27,6 +27,12 @@ REQUIRED_COLUMNS = {
     "ledger.csv": ("kind", "client", "conversation", "msg_id", "seq", "t"),
 }
 
+# Columns that hold numbers (every column of timeseries.csv does).
+NUMERIC_COLUMNS = {
+    "connections.csv": ("opened_s", "closed_s", "duration_s", "close_code", "http_status", "censored"),
+    "ledger.csv": ("seq", "t"),
+}
+
 
 class RecordError(ValueError):
     """A path given as a run record holds none of its files (names the path and what was expected)."""
@@ -185,6 +191,24 @@ def _csv(run: Run, name: str) -> pd.DataFrame | None:
             f"(expected at least {', '.join(REQUIRED_COLUMNS[name])})"
         )
         return None
+    return _numeric(run, name, frame)
+
+
+def _numeric(run: Run, name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers where the format has numbers: a damaged cell becomes a gap with a note, and a row
+    without its time (`t`) is left out, rather than one bad value stopping the report."""
+    columns = [c for c in frame.columns if name == "timeseries.csv" or c in NUMERIC_COLUMNS.get(name, ())]
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = int((values.isna() & frame[column].notna()).sum())
+        if bad:
+            run.notes.append(f"{name}: {bad} non-numeric value(s) in column {column} read as missing")
+        frame[column] = values
+    if "t" in frame.columns:
+        unusable = int(frame["t"].isna().sum())
+        if unusable:
+            run.notes.append(f"{name}: {unusable} row(s) without a time (column t) left out")
+            frame = frame[frame["t"].notna()].reset_index(drop=True)
     return frame
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.record.files import META_INCOMPLETE
 from reports import figures, series
 from reports.compare import Comparison, compare
 from reports.document import Document, Image, Note, Section, Table
@@ -84,6 +85,10 @@ def _overview(runs: list[Run]) -> Section:
         description = (run.scenario or {}).get("description")
         if description:
             section.blocks.append(Note(f"{run.label}: {description}"))
+        incomplete = (run.meta or {}).get(META_INCOMPLETE)
+        if incomplete:
+            section.blocks.append(Note(f"{run.label}: INCOMPLETE RUN: {incomplete} — every figure covers only "
+                                       "what was recorded before it stopped"))
         for warning in (run.meta or {}).get("warnings") or []:
             section.blocks.append(Note(f"{run.label}: warning: {warning}"))
         check = (run.meta or {}).get("self_check")

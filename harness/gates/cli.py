@@ -5,10 +5,11 @@ The Prometheus parts belong to `harness.prom` and are imported only when asked f
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.cli import UsageError
-from harness.gates.evaluate import evaluate
+from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import print_verdicts, write_verdicts
 from harness.gates.spec import Gate, load_gates
 from harness.record import files
@@ -17,6 +18,7 @@ from harness.record.run import RunRecord
 from system.units import parse_duration
 
 HELP = "judge gates on a run record or a live Prometheus; emit alert rules"
+WINDOW_DEFAULT = "24h"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="gate file (YAML); default: the gates in RUN_DIR's scenario.json")
     parser.add_argument("--prometheus", metavar="URL",
                         help="judge the gates against this Prometheus server's HTTP API instead of a run record")
-    parser.add_argument("--window", default="24h", metavar="DURATION",
-                        help="with --prometheus: how far back from --end to judge (default 24h)")
+    parser.add_argument("--window", default=WINDOW_DEFAULT, metavar="DURATION",
+                        help=f"with --prometheus: how far back from --end to judge, e.g. 6h or 90m "
+                             f"(default {WINDOW_DEFAULT})")
     parser.add_argument("--end", metavar="TIME",
                         help="with --prometheus: end of the window (RFC 3339 or unix seconds; default now)")
     parser.add_argument("--emit-rules", metavar="FILE",
@@ -54,15 +57,35 @@ def _prom():
     return prom
 
 
+def _incomplete_warning(rec: RunRecord) -> None:
+    why = rec.meta.get(files.META_INCOMPLETE)
+    if why:
+        print(f"warning: {rec.dir}: the run did not finish ({why}); the verdicts judge only what it recorded",
+              file=sys.stderr)
+
+
+def _emit_rules(gates: list[Gate], path: str) -> None:
+    try:
+        left_out = _prom().emit_rules(gates, path)
+    except OSError as exc:
+        raise UsageError(f"--emit-rules {path}: cannot write the rule file ({exc.strerror or exc})") from None
+    print(f"wrote {path}: rules for {len(gates) - len(left_out)} of {len(gates)} gate(s)")
+    for name, why in left_out:
+        print(f"  left out {name!r}: {why}")
+
+
 def run(args: argparse.Namespace) -> int:
     if not (args.run_dir or args.prometheus or args.emit_rules):
         raise UsageError("nothing to judge: give a RUN_DIR, --prometheus URL or --emit-rules FILE")
+    if args.run_dir and args.prometheus:
+        raise UsageError(f"give a RUN_DIR ({args.run_dir}) or --prometheus URL, not both: one command judges one "
+                         "source")
+    for flag, value, default in (("--window", args.window, WINDOW_DEFAULT), ("--end", args.end, None)):
+        if value != default and not args.prometheus:
+            raise UsageError(f"{flag}: applies with --prometheus URL only (a run record is judged over its whole run)")
     gates = _gates(args)
     if args.emit_rules:
-        left_out = _prom().emit_rules(gates, args.emit_rules)
-        print(f"wrote {args.emit_rules}: rules for {len(gates) - len(left_out)} of {len(gates)} gate(s)")
-        for name, why in left_out:
-            print(f"  left out {name!r}: {why}")
+        _emit_rules(gates, args.emit_rules)
         if not (args.run_dir or args.prometheus):
             return 0
     if args.prometheus:
@@ -75,13 +98,18 @@ def run(args: argparse.Namespace) -> int:
         suite = "prometheus"
     else:
         rec = RunRecord(args.run_dir)
+        check_metrics(gates, args.gates or f"{rec.dir / files.SCENARIO}: $.gates")
+        _incomplete_warning(rec)
         if not (rec.has(files.CONNECTIONS) and rec.has(files.TIMESERIES) and rec.has(files.SUMMARY)):
             finalize(rec.dir)
         verdicts = evaluate(gates, RunRecord(rec.dir))
         out = Path(args.out or rec.dir)
         suite = str(rec.scenario.get("name", "run"))
-    out.mkdir(parents=True, exist_ok=True)
-    code = write_verdicts(verdicts, out, suite)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        code = write_verdicts(verdicts, out, suite)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write gates.json and junit.xml there ({exc.strerror or exc})") from None
     if not args.quiet:
         print_verdicts(verdicts, title=f"gates: {suite}")
     return code

@@ -41,12 +41,14 @@ never fewer than three" (a single event in a quiet run is not a spike).
 """
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 
+from harness.cli import UsageError
 from harness.gates.spec import Gate, Phase
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.record.finalize import ledger_summary
@@ -66,6 +68,40 @@ GAUGES = {"active_connections": "active", "active": "active"}
 LEDGER = {"lost_messages": "lost", "reordered_messages": "reordered", "unexpected_messages": "unexpected",
           "messages_sent": "sent", "messages_displayed": "displayed"}
 SCRAPE_ALIASES = {"agent_execution": "agent_execution_seconds", "memory": "process_resident_memory_bytes"}
+RECORD_METRICS = frozenset(COUNTERS) | frozenset(GAUGES) | frozenset(LEDGER) | frozenset(SCRAPE_ALIASES) | {
+    "connection_duration", "storms", "handshake_rejections"}
+
+
+def scraped_metric_names() -> frozenset[str]:
+    """Every sample name a scrape of the server can hold (`scrapes.jsonl`), and the harness's RSS."""
+    from system.server.metrics import METRICS
+
+    names = {"process_resident_memory_bytes"}
+    for spec in METRICS:
+        names.add(spec.name)
+        if spec.type == "histogram":
+            names.update(f"{spec.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
+    return frozenset(names)
+
+
+def check_metrics(gates: list[Gate], source: str) -> None:
+    """Refuse, before a run, a gate whose metric no run record can hold (a typo would otherwise
+    cost a whole run and come back `unknown`). A gate with its own `promql` may name anything:
+    it is meant for a Prometheus. The names `harness.prom` reads as aliases pass too, so one gate
+    file serves a run record and a staging Prometheus."""
+    from harness.prom.promql import ALIASES  # imported here: harness.prom imports this module
+    from system.server.metrics import METRICS
+
+    known = RECORD_METRICS | scraped_metric_names() | frozenset(ALIASES)
+    for i, gate in enumerate(gates):
+        if gate.promql or gate.metric in known:
+            continue
+        close = difflib.get_close_matches(gate.metric, sorted(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(
+            f"{source}: $[{i}].metric: expected a metric a run record holds, got {gate.metric!r}{hint}. "
+            f"Run-record metrics: {', '.join(sorted(RECORD_METRICS))}; server metrics: "
+            f"{', '.join(m.name for m in METRICS)}. A gate on another system's metric needs its own `promql`.")
 
 
 class Undecidable(Exception):

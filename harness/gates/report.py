@@ -13,6 +13,13 @@ from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code, write
 from harness.record import files
 
 STYLE = {PASS: "green", FAIL: "bold red", UNKNOWN: "yellow"}
+LOG_WIDTH = 120  # columns of a table printed into a file or CI log (rich would wrap it at 80)
+
+
+def output_console() -> Console:
+    """The terminal's width on a terminal; LOG_WIDTH when the output goes to a file or a CI log."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=LOG_WIDTH)
 
 
 def _fmt(value: Any) -> str:
@@ -60,7 +67,7 @@ def verdict_table(verdicts: list[Verdict], title: str = "gates") -> Table:
 
 
 def print_verdicts(verdicts: list[Verdict], title: str = "gates", console: Console | None = None) -> None:
-    (console or Console()).print(verdict_table(verdicts, title))
+    (console or output_console()).print(verdict_table(verdicts, title))
 
 
 def junit_xml(verdicts: list[Verdict], suite: str) -> str:

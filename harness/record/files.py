@@ -14,6 +14,10 @@ LEDGER_SUMMARY = "ledger_summary.json"
 GATES = "gates.json"
 SUMMARY = "summary.json"
 JUNIT = "junit.xml"
+ENGINE_ERROR = "engine-error.txt"  # the traceback of an engine that stopped, next to its partial record
+
+# meta.json key: why the run did not finish (interrupted, or its engine stopped); absent when it did.
+META_INCOMPLETE = "incomplete"
 
 SENT_COLUMNS = ("conversation", "msg_id", "seq", "t")
 CONNECTION_COLUMNS = ("client", "conn", "opened_s", "closed_s", "duration_s", "close_code", "closed_by",

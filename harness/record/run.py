@@ -19,8 +19,10 @@ from harness.record import files
 class RunRecord:
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir)
-        if not self.dir.is_dir():
+        if not self.dir.exists():
             raise UsageError(f"{self.dir}: not a run record directory (it does not exist)")
+        if not self.dir.is_dir():
+            raise UsageError(f"{self.dir}: is a file, expected a run record directory")
         if not (self.dir / files.SCENARIO).exists():
             raise UsageError(f"{self.dir}: not a run record: {files.SCENARIO} is missing")
         self._memo: dict[str, Any] = {}

@@ -90,9 +90,11 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
             gates_path = (base_dir or Path.cwd()) / gates_path
         gates_file = str(gates_path)
         gates_spec = read_gate_file(gates_path)
-    from harness.gates.spec import parse_gates  # parsed now so a bad gate fails before a run starts
+    from harness.gates.evaluate import check_metrics  # checked now so a bad gate fails before a run starts
+    from harness.gates.spec import parse_gates
 
-    parse_gates(gates_spec, source=gates_file or f"{source}: $.gates")
+    gates_source = gates_file or f"{source}: $.gates"
+    check_metrics(parse_gates(gates_spec, source=gates_source), gates_source)
     scenario = Scenario(
         name=document["name"],
         description=document.get("description", ""),

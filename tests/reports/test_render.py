@@ -136,3 +136,26 @@ def test_a_pairwise_comparison_has_no_seed_column(tmp_path):
     md = (render(runs, tmp_path / "out").parent / "summary.md").read_text()
     table = md[md.index("## Before / after"):md.index("## Connection lifetimes")]
     assert "pairwise, in the order given" in table and "seed system" not in table
+
+
+@pytest.mark.parametrize("name, text, note", [
+    ("ledger.csv", "kind,client,conversation,msg_id,seq,t\n", None),  # a run that delivered nothing
+    ("ledger.csv", "kind,client,conversation,msg_id,seq,t\ndisplayed,c0,k0,m1,abc,1.0\n",
+     "ledger.csv: 1 non-numeric value(s) in column seq read as missing"),
+    ("timeseries.csv", "t,attempts\n0,1\nabc,2\n,3\n", "timeseries.csv: 2 row(s) without a time (column t) left out"),
+    ("timeseries.csv", "t,attempts\n0,x\n1,2\n", "timeseries.csv: 1 non-numeric value(s) in column attempts"),
+])
+def test_damaged_tables_are_rendered_with_a_note(tmp_path, name, text, note):
+    run = write_run(tmp_path / "damaged", SyntheticRun())
+    (run / name).write_text(text)
+    html = render([run], tmp_path / "out").read_text()
+    if note:
+        assert note in html
+
+
+def test_an_incomplete_run_says_so(tmp_path):
+    run = write_run(tmp_path / "partial", SyntheticRun())
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "incomplete": "interrupted (Ctrl-C) after 12 s"}))
+    html = render([run], tmp_path / "out").read_text()
+    assert "INCOMPLETE RUN: interrupted (Ctrl-C) after 12 s" in html

@@ -1,0 +1,163 @@
+"""Bad input to `run`, `gates` and `main-job` as a new user meets it: exit 2 and one line naming the
+file, the field or flag and what was expected; never a traceback, never an earlier result lost."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main as stormbench
+from harness.record import files
+from tests.harness.synth import session, write_record
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = """
+name: tiny
+seed: 3
+duration: 10m
+fleet: {clients: 20, profile: fixed, arrival: {ramp: 30s}}
+gates:
+  - {name: no 403, metric: %s, stat: count, op: "==", value: 0}
+"""
+
+
+def tiny(tmp_path: Path, metric: str = "http_403") -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY % metric)
+    return path
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    events = session("c0", "k0", [(0, 1, 30, 4401), (31, 31, None, None)])
+    gates = [{"name": "few 4401", "metric": 'closes{code="4401"}', "stat": "count", "op": "<=", "value": 5}]
+    return write_record(tmp_path / "run", events, duration=100, clients=1, gates=gates)
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_a_gate_on_an_unknown_metric_is_refused_before_the_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert stormbench(["run", str(tiny(tmp_path, "http_404")), "--engine", "simulate", "--out", str(out)]) == 2
+    err = error_line(capsys)
+    assert "tiny.yaml: $.gates: $[0].metric: expected a metric a run record holds, got 'http_404'" in err
+    assert "did you mean 'http_403'?" in err
+    assert not out.exists()
+
+
+def test_run_gates_file_with_an_unknown_metric_is_refused_before_the_run(tmp_path, capsys):
+    gates = tmp_path / "g.yaml"
+    gates.write_text("- {name: typo, metric: reconects, stat: count, op: '<', value: 5}\n")
+    out = tmp_path / "out"
+    assert stormbench(["run", str(tiny(tmp_path)), "--engine", "simulate", "--gates", str(gates),
+                       "--out", str(out)]) == 2
+    assert f"{gates}: $[0].metric" in error_line(capsys) and not out.exists()
+
+
+def test_rejudging_with_an_unknown_metric_keeps_the_earlier_verdicts(run_dir, tmp_path, capsys):
+    assert stormbench(["gates", str(run_dir), "--quiet"]) == 0
+    before = (run_dir / files.GATES).read_text()
+    gates = tmp_path / "g.yaml"
+    gates.write_text("- {name: typo, metric: closes_total, stat: count, op: '<', value: 5}\n")
+    assert stormbench(["gates", str(run_dir), "--gates", str(gates)]) == 2
+    assert "got 'closes_total'" in error_line(capsys)
+    assert (run_dir / files.GATES).read_text() == before
+
+
+def test_a_gate_with_its_own_promql_may_name_any_metric(run_dir, tmp_path, capsys):
+    gates = tmp_path / "g.yaml"
+    gates.write_text("- {name: theirs, metric: their_metric, stat: count, op: '<', value: 5, "
+                     "promql: 'sum(their_metric)'}\n")
+    assert stormbench(["gates", str(run_dir), "--gates", str(gates), "--quiet"]) == 3  # no such scrape: unknown
+    assert "their_metric" in json.loads((run_dir / files.GATES).read_text())[0]["provenance"]["reason"]
+
+
+def test_run_out_that_cannot_be_a_directory(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert stormbench(["run", str(tiny(tmp_path)), "--engine", "simulate", "--out", str(afile)]) == 2
+    assert f"--out {afile}: is a file, expected a directory" in error_line(capsys)
+    assert stormbench(["run", str(tiny(tmp_path)), "--engine", "simulate", "--out", str(afile / "sub")]) == 2
+    assert f"--out {afile / 'sub'}: cannot write there" in error_line(capsys)
+    assert afile.read_text() == "keep me"
+
+
+def test_run_refuses_emulate_flags_before_creating_the_record(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert stormbench(["run", str(tiny(tmp_path)), "--engine", "simulate", "--toxiproxy-url",
+                       "http://127.0.0.1:1", "--out", str(out)]) == 2
+    assert "--toxiproxy-url: for --engine emulate only" in error_line(capsys)
+    assert not out.exists()
+
+
+def test_gates_out_that_cannot_be_written_keeps_the_record(run_dir, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert stormbench(["gates", str(run_dir), "--out", str(afile / "sub")]) == 2
+    assert f"--out {afile / 'sub'}: cannot write gates.json and junit.xml there" in error_line(capsys)
+    assert stormbench(["gates", "--gates", str(ROOT / "scenarios/gates/staging.yaml"),
+                       "--emit-rules", str(afile / "rules.yml")]) == 2
+    assert f"--emit-rules {afile / 'rules.yml'}: cannot write the rule file" in error_line(capsys)
+
+
+def test_gates_on_a_file_or_with_two_sources(run_dir, capsys):
+    scenario = run_dir / files.SCENARIO
+    assert stormbench(["gates", str(scenario)]) == 2
+    assert f"{scenario}: is a file, expected a run record directory" in error_line(capsys)
+    assert stormbench(["gates", str(run_dir), "--prometheus", "http://127.0.0.1:9"]) == 2
+    assert "not both" in error_line(capsys)
+    assert stormbench(["gates", str(run_dir), "--window", "6h"]) == 2
+    assert "--window: applies with --prometheus URL only" in error_line(capsys)
+
+
+def test_gates_warns_when_the_record_is_incomplete(run_dir, capsys):
+    meta = json.loads((run_dir / files.META).read_text())
+    (run_dir / files.META).write_text(json.dumps({**meta, files.META_INCOMPLETE: "interrupted (Ctrl-C)"}))
+    assert stormbench(["gates", str(run_dir), "--quiet"]) == 0
+    assert "the run did not finish (interrupted (Ctrl-C))" in error_line(capsys)
+
+
+def test_main_job_refuses_a_taken_directory_before_running_either_profile(tmp_path, capsys):
+    root = tmp_path / "job"
+    (root / "fixed").mkdir(parents=True)
+    (root / "fixed" / files.SUMMARY).write_text("{}")
+    assert stormbench(["main-job", "--scenario", str(tiny(tmp_path)), "--out", str(root), "--no-report"]) == 2
+    assert f"--out {root / 'fixed'}: already holds a run record" in error_line(capsys)
+    assert not (root / "legacy").exists()
+
+
+def test_ctrl_c_keeps_the_partial_record_and_says_where(tmp_path):
+    """A real SIGINT, as a terminal sends it, to a real `stormbench run` while its engine runs."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "staging-day", "--engine", "simulate",
+                             "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / files.EVENTS).exists():  # the engine's writer opened the record: it is running
+            assert proc.poll() is None and time.monotonic() < deadline, "the engine never started"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert f"stormbench run: interrupted: the partial record is in {out} (not finalized or judged)" in err
+    assert "Traceback" not in err
+    assert "interrupted (Ctrl-C)" in json.loads((out / files.META).read_text())[files.META_INCOMPLETE]
+    rerun = subprocess.run([sys.executable, "-m", "harness.cli", "run", "staging-day", "--engine", "simulate",
+                            "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 2 and "already holds a run record" in rerun.stderr
