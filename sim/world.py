@@ -96,22 +96,22 @@ class World:
         self.clients: list[SimClient] = []
         self.by_id: dict[str, SimClient] = {}
         self.realized = draws.realize_faults(scenario, self.n)
+        self._record_kinds = None if sink is not None or options.keep_all_records else TALLIED
         self._message_limit = self.n if options.message_clients is None else min(self.n, options.message_clients)
 
     # ---- records -----------------------------------------------------------------------
     def tally(self, records: list[dict]) -> None:
+        """Records of the policies (which make only `_record_kinds`) and of the world ("stop")."""
         if self._sink is not None:
             self._sink(records)
-        elif self.options.keep_all_records:
-            self.records.extend(records)
         else:
-            self.records.extend(r for r in records if r["kind"] in TALLIED)
+            self.records.extend(records)
 
     # ---- the fleet ---------------------------------------------------------------------
     def add_client(self, index: int, start: float, stop: float | None) -> SimClient:
         cid = draws.client_id(index)
         rng = draws.stream(self.scenario.seed, f"client:{index}")
-        policy = ClientPolicy(self.config, rng, cid, conversation=cid)
+        policy = ClientPolicy(self.config, rng, cid, conversation=cid, record_kinds=self._record_kinds)
         c = SimClient(self, index, cid, policy)
         c.conversation = cid
         self.clients.append(c)

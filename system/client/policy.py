@@ -63,7 +63,10 @@ RECONNECT, REFRESH, RESTART, HOLD = "reconnect", "refresh", "restart", "hold"
 
 class ClientPolicy:
     def __init__(self, config: ClientConfig, rng: random.Random, client_id: str,
-                 *, conversation: str | None = None) -> None:
+                 *, conversation: str | None = None, record_kinds: frozenset[str] | None = None) -> None:
+        """`record_kinds`: the record kinds its driver keeps (None: all). The model at fleet scale
+        keeps only what the derived tables read, and a token refresh every few minutes per client
+        would otherwise build a record it throws away; the client's own metrics count every kind."""
         self.config = config
         self.fixes = config.fixes
         self.client_id = client_id
@@ -72,6 +75,7 @@ class ClientPolicy:
         self._backoff = Backoff(config, rng)
         self._refresh_backoff = Backoff(config, rng)  # its own memory: refresh retries are not reconnects
         self._records: list[dict] = []
+        self._record_kinds = record_kinds
         self._metrics: Counter[str] = Counter()
         self._frame_ids = 0
         self._next_sock = 1
@@ -545,9 +549,10 @@ class ClientPolicy:
         return Send(sock, frame)
 
     def _record(self, now: float, kind: str, **fields) -> None:
-        self._records.append({"t": now, "client": self.client_id, "kind": kind, **fields})
         if self.fixes.client_metrics:
             self._metrics[kind] += 1
+        if self._record_kinds is None or kind in self._record_kinds:
+            self._records.append({"t": now, "client": self.client_id, "kind": kind, **fields})
 
 
 _GONE = object()
