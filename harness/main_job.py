@@ -42,10 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="scenario file or library name to run with both profiles (default: staging-day)")
     parser.add_argument("--out", metavar="DIR",
                         help="where the two run records and the report go (default: runs/main-job-<timestamp>)")
-    parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
-    parser.add_argument("--clients", type=int, metavar="N", help="override the emulated fleet size")
+    parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed (default: its `seed`)")
+    parser.add_argument("--clients", type=int, metavar="N",
+                        help="override the emulated fleet size (default: the scenario's fleet.clients)")
     parser.add_argument("--time-scale", type=float, metavar="X",
-                        help="override the time compression (scenario seconds per wall second)")
+                        help="override the time compression, in scenario seconds per wall second "
+                             "(default: the scenario's time_scale)")
     parser.add_argument("--no-report", action="store_true", help="skip rendering the HTML report")
     parser.add_argument("--prometheus", action="store_true",
                         help="watch each run with a real Prometheus (`prometheus` on PATH) scraping the server, "

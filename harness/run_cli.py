@@ -44,23 +44,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default: emulate)")
     parser.add_argument("--out", metavar="DIR",
                         help="run record directory (default: runs/<scenario>-<engine>-<timestamp>)")
-    parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
+    parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed (default: its `seed`)")
     parser.add_argument("--clients", type=int, metavar="N",
-                        help="override the fleet size (fleet.clients and fleet.sim_clients)")
+                        help="override the fleet size: sets fleet.clients and fleet.sim_clients "
+                             "(default: the scenario's)")
     parser.add_argument("--time-scale", type=float, metavar="X",
-                        help="override the emulation's time compression (scenario seconds per wall second)")
+                        help="override the emulation's time compression, in scenario seconds per wall second "
+                             "(default: the scenario's time_scale; the simulation ignores it)")
     parser.add_argument("--profile", choices=("legacy", "fixed"),
-                        help="name the whole system: client profile and server behaviour together")
+                        help="name the whole system: client profile and server behaviour together "
+                             "(default: the scenario's fleet.profile and system.behaviour)")
     parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
     parser.add_argument("--target", metavar="URL",
-                        help="emulate only: use this running system (its HTTP URL) instead of starting one")
+                        help="emulate only: use this running system instead of starting one: "
+                             "'ws://H:P,http://H:P', or one HTTP URL serving both; admin key from "
+                             "$STORMBENCH_ADMIN_KEY")
     parser.add_argument("--toxiproxy-url", metavar="URL",
                         help="emulate only: use this Toxiproxy server instead of the embedded proxy")
     parser.add_argument("--prometheus", action="store_true",
                         help="emulate only: start a real Prometheus (`prometheus` on PATH) scraping the server's "
                              "/metrics during the run, judge the gates through it too and write "
                              "prometheus_gates.json (the exit code stays the run record's)")
-    parser.add_argument("--report", action="store_true", help="render a report of the run into RUN_DIR/report")
+    parser.add_argument("--report", action="store_true",
+                        help="also render the HTML/PNG/Markdown report into the run record's report/ folder")
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
                         help="simulate only: run seeds SEED..SEED+N-1 in parallel processes; summary.json gains "
                              "95%% confidence intervals (replication 0 is the main record; default 1)")
@@ -194,9 +200,14 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
         raise UsageError(f"--calibration: {exc}") from None
     calibration = args.calibration  # by path, so the record names the file
     if args.replications > 1:
-        print(f"simulating {scenario.name}: {args.replications} replications (seeds {scenario.seed}.."
-              f"{scenario.seed + args.replications - 1})", flush=True)
-        return replicate(scenario, out, args.replications, calibration=calibration)["replications"]
+        seeds = f"seeds {scenario.seed}..{scenario.seed + args.replications - 1}"
+        # the replications run in other processes and report only at the end: show that work goes on
+        with Progress(TextColumn(f"simulating {scenario.name}: {args.replications} replications ({seeds})"),
+                      BarColumn(), TimeElapsedColumn(), transient=True) as bar:
+            bar.add_task("replicate", total=None)
+            block = replicate(scenario, out, args.replications, calibration=calibration)["replications"]
+        print(f"simulated {scenario.name}: {args.replications} replications ({seeds})", flush=True)
+        return block
     # the emulation draws its own live view; the model only reports how far it is
     with Progress(TextColumn(f"simulating {scenario.name}"), BarColumn(), TaskProgressColumn(),
                   TimeElapsedColumn(), transient=True) as bar:

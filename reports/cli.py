@@ -9,8 +9,9 @@ HELP = "render HTML/PNG/Markdown reports from run records"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
-                        help="run-record directories (or sweep directories holding sweep.json); "
-                             "a legacy and a fixed run of one scenario give the before/after table")
+                        help="run-record directories (or sweep directories holding sweep.json); a directory "
+                             "of run records, such as a main job's, stands for each of them; a legacy and a "
+                             "fixed run of one scenario give the before/after table")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where to write index.html, summary.md and the PNGs "
                              "(default: reports/out/<run names>)")
@@ -18,11 +19,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from system.errors import UsageError
-    from reports.record import RecordError
+    from reports.record import RecordError, expand
     from reports.render import render
 
     try:
-        index = render(args.run_dirs, args.out)
+        index = render(expand(args.run_dirs), args.out)
     except RecordError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:

@@ -105,6 +105,22 @@ def is_sweep(path: Path) -> bool:
     return (path / "sweep.json").is_file()
 
 
+def holds_record(path: Path) -> bool:
+    """A run record or a sweep: what `render` accepts as one of its paths."""
+    return path.is_dir() and (is_sweep(path) or any((path / name).is_file() for name in RECORD_FILES))
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Each path as given, except a directory that holds no record but whose subdirectories do (a
+    main job's `legacy/` and `fixed/`, a folder of runs): it stands for those, in name order."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        children = [] if not path.is_dir() or holds_record(path) else \
+            sorted(c for c in path.iterdir() if holds_record(c))
+        out.extend(children or [path])
+    return out
+
+
 def load_run(path: Path) -> Run:
     """Read every run-record file present in `path`; raises RecordError when none is."""
     path = Path(path)

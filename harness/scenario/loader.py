@@ -29,13 +29,30 @@ SHORT_OVERRIDES: Mapping[str, tuple[str, ...]] = {
 }
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys without a word; in a scenario the first one is
+    then silently ignored (`seed:` twice), so a repeated key is an error with its line."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first on line {seen[key].start_mark.line + 1})",
+                    key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -80,6 +97,7 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenar
 
 def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
     validate(document, source)
+    _check_server_traits(document, source)
     gates_spec = document.get("gates", [])
     gates_file = None
     if isinstance(gates_spec, str):
@@ -110,6 +128,21 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
     )
     _check_timeline(scenario, source)
     return scenario
+
+
+def _check_server_traits(document: Mapping[str, Any], source: str) -> None:
+    """The switches of `system.behaviour` are the server's legacy traits; the schema can only say
+    snake_case, and an unknown one would be ignored by the model and refused by the server mid-run."""
+    from system.server.config import LEGACY_TRAITS
+
+    behaviour = (document.get("system") or {}).get("behaviour")
+    if not isinstance(behaviour, Mapping):
+        return
+    for side in ("legacy", "fixed"):
+        for i, trait in enumerate(behaviour.get(side) or ()):
+            if trait not in LEGACY_TRAITS:
+                raise UsageError(f"{source}: $.system.behaviour.{side}[{i}]: expected a server trait "
+                                 f"({', '.join(LEGACY_TRAITS)}), got {trait!r}")
 
 
 def _system(doc: Mapping[str, Any]) -> SystemSpec:

@@ -161,3 +161,19 @@ def test_ctrl_c_keeps_the_partial_record_and_says_where(tmp_path):
     rerun = subprocess.run([sys.executable, "-m", "harness.cli", "run", "staging-day", "--engine", "simulate",
                             "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 2 and "already holds a run record" in rerun.stderr
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, capsys):
+    path = tmp_path / "twice.yaml"
+    path.write_text((TINY % "http_403").replace("seed: 3\n", "seed: 3\nseed: 4\n"))
+    assert stormbench(["run", str(path), "--engine", "simulate", "--out", str(tmp_path / "out")]) == 2
+    assert "twice.yaml: line 4, column 1: not valid YAML: key 'seed' appears twice (first on line 3)" \
+        in error_line(capsys)
+
+
+def test_an_unknown_server_trait_is_refused(tmp_path, capsys):
+    path = tmp_path / "trait.yaml"
+    path.write_text((TINY % "http_403") + "system: {behaviour: {base: fixed, legacy: [handshake_404]}}\n")
+    assert stormbench(["run", str(path), "--engine", "simulate", "--out", str(tmp_path / "out")]) == 2
+    assert ("trait.yaml: $.system.behaviour.legacy[0]: expected a server trait (handshake_403, no_shedding, "
+            "abrupt_shutdown, no_duration_tracking), got 'handshake_404'") in error_line(capsys)

@@ -159,3 +159,16 @@ def test_an_incomplete_run_says_so(tmp_path):
     (run / "meta.json").write_text(json.dumps({**meta, "incomplete": "interrupted (Ctrl-C) after 12 s"}))
     html = render([run], tmp_path / "out").read_text()
     assert "INCOMPLETE RUN: interrupted (Ctrl-C) after 12 s" in html
+
+
+def test_cli_takes_a_folder_of_run_records_such_as_a_main_job(tmp_path, capsys):
+    job = tmp_path / "main-job"
+    write_run(job / "legacy", SyntheticRun(profile="legacy", failed_handshakes=[403]))
+    write_run(job / "fixed", SyntheticRun(profile="fixed"))
+    (job / "report").mkdir()  # the job's own report folder holds no record and is passed over
+    (job / "report" / "index.html").write_text("old")
+    assert stormbench(["report", str(job), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+    assert "before: legacy (legacy, emulate) | after: fixed (fixed, emulate)" in md
+    assert stormbench(["report", str(tmp_path / "out")]) == 2  # a report folder is no run record
+    assert "no run-record files found" in capsys.readouterr().err
