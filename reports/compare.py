@@ -105,9 +105,21 @@ def change_text(before: float | None, after: float | None) -> str:
     return f"{(after - before) / before * 100:+.0f}%"
 
 
+def lower_bound(run: Run, metric: Metric) -> float | None:
+    """For a duration quantile the run never reached (Kaplan–Meier above its level to the end):
+    the longest lifetime observed, which the quantile exceeds."""
+    summary = run.summary or {}
+    if metric.per_day or metric.key not in summary or summary[metric.key] is not None:
+        return None
+    return number(summary.get("duration_observed_max_s"))
+
+
 def _row(metric: Metric, before: Run, after: Run) -> Row:
     b, a = metric_value(before, metric), metric_value(after, metric)
     change = change_text(b, a)
+    bound = lower_bound(after, metric)
+    if b and a is None and bound is not None and bound > b:
+        change = f"> {(bound - b) / b * 100:+.0f}%"
     if metric.key == "storms":
         rule = storm_rule(before, after)
         if rule == "":   # counted by two different rules: the numbers do not compare
@@ -122,6 +134,9 @@ def _text(metric: Metric, run: Run, value: float | None) -> str:
     if not metric.per_day:
         if value is not None:
             return format_duration(value)
+        bound = lower_bound(run, metric)
+        if bound is not None:
+            return f"> {format_duration(bound)} (not reached)"
         return "unknown (not observed long enough)" if metric.key in (run.summary or {}) else "n/a"
     if value is None:
         count = float(len(raw)) if isinstance(raw, list) else number(raw)

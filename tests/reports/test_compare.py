@@ -34,6 +34,16 @@ def test_unobserved_p95_is_unknown_not_zero(tmp_path):
     assert row.after is None and "unknown" in row.after_text and row.change_text == "n/a"
 
 
+def test_unreached_p95_shows_the_longest_observed_lifetime_as_a_lower_bound(tmp_path):
+    a = _run(tmp_path, "a", profile="legacy", summary={"duration_p95_s": 600})
+    b = _run(tmp_path, "b", profile="fixed", summary={"duration_p95_s": None, "duration_observed_max_s": 1800})
+    row = next(r for r in compare([a, b])[0].rows if r.metric.key == "duration_p95_s")
+    assert row.after is None and row.after_text == "> 30m (not reached)" and row.change_text == "> +200%"
+    shorter = _run(tmp_path, "c", profile="fixed", summary={"duration_p95_s": None, "duration_observed_max_s": 300})
+    row = next(r for r in compare([a, shorter])[0].rows if r.metric.key == "duration_p95_s")
+    assert row.after_text == "> 5m (not reached)" and row.change_text == "n/a"  # the bound says nothing of the sign
+
+
 def test_without_a_legacy_fixed_pair_runs_are_compared_in_order(tmp_path):
     runs = [_run(tmp_path, n, profile={"base": "fixed", "disable": ["jitter"]}) for n in ("x", "y", "z")]
     comps = compare(runs)
