@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"stormbench {chosen}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # the environment refused (a path, a permission, a full disk): say which, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"stormbench {chosen}: error: {where}{exc.strerror or exc} ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as exc:  # a command may say what it kept, as the exception's message
         detail = f": {exc}" if str(exc) else ""
         print(f"stormbench {chosen}: interrupted{detail}", file=sys.stderr)

@@ -33,3 +33,12 @@ def test_every_subcommand_has_help():
         out = stormbench(name, "--help")
         assert out.returncode == 0, f"{name}: {out.stderr[-500:]}"
         assert "usage: stormbench" in out.stdout
+
+
+def test_an_environment_error_is_one_line_and_exit_2(tmp_path):
+    """Any subcommand: a path the system refuses is named, without a traceback (here sweep's --out)."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    out = stormbench("sweep", "token-expiry-403", "--vary", "fleet.sim_clients=100", "--out", str(blocker / "x"))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == f"stormbench sweep: error: {blocker / 'x'}: Not a directory (NotADirectoryError)"
