@@ -14,8 +14,9 @@ import traceback
 from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from harness.cli import UsageError
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from harness.prom.in_run import RunWatch
 
 HELP = "run a scenario (emulate or simulate) and judge its gates"
+PLAIN_EVERY_S = 10.0  # a progress line in a log (not a terminal) at most this often
 ENGINES = ("emulate", "simulate")
 
 
@@ -202,18 +204,37 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
     if args.replications > 1:
         seeds = f"seeds {scenario.seed}..{scenario.seed + args.replications - 1}"
         # the replications run in other processes and report only at the end: show that work goes on
-        with Progress(TextColumn(f"simulating {scenario.name}: {args.replications} replications ({seeds})"),
-                      BarColumn(), TimeElapsedColumn(), transient=True) as bar:
-            bar.add_task("replicate", total=None)
-            block = replicate(scenario, out, args.replications, calibration=calibration)["replications"]
-        print(f"simulated {scenario.name}: {args.replications} replications ({seeds})", flush=True)
-        return block
+        with model_progress(f"simulating {scenario.name}: {args.replications} replications ({seeds})"):
+            return replicate(scenario, out, args.replications, calibration=calibration)["replications"]
     # the emulation draws its own live view; the model only reports how far it is
-    with Progress(TextColumn(f"simulating {scenario.name}"), BarColumn(), TaskProgressColumn(),
-                  TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("simulate", total=1.0)
-        simulate(scenario, out, calibration=calibration, progress=lambda done: bar.update(task, completed=done))
+    with model_progress(f"simulating {scenario.name}") as progress:
+        simulate(scenario, out, calibration=calibration, progress=progress)
     return None
+
+
+@contextmanager
+def model_progress(label: str) -> Iterator[Callable[[float], None]]:
+    """How far the model is: a bar on a terminal; in a log, the label, then a line every
+    PLAIN_EVERY_S as the emulation's plain view does, and the time it took."""
+    started = time.monotonic()
+    if Console().is_terminal:
+        with Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                      transient=True) as bar:
+            task = bar.add_task("model", total=None)  # indeterminate until the model says how far it is
+            yield lambda done: bar.update(task, total=1.0, completed=done)
+        return
+    print(f"{label} ...", flush=True)
+    last = started
+
+    def plain(done: float) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PLAIN_EVERY_S:
+            last = now
+            print(f"{label}: {done:.0%} after {now - started:.0f} s", flush=True)
+
+    yield plain
+    print(f"{label}: done in {time.monotonic() - started:.0f} s", flush=True)
 
 
 def render_report(out: Path) -> None:

@@ -103,6 +103,9 @@ gates:
     verdicts = json.loads((out / "gates.json").read_text())
     expected = 1 if any(v["verdict"] == "fail" for v in verdicts) else 0
     assert done.returncode == expected, done.stderr
+    # not a terminal: the model's progress as plain lines, and where the record is at the end
+    assert "simulating tiny ..." in done.stdout and "simulating tiny: done in" in done.stdout
+    assert f"run record: {out}" in done.stdout
     for name in ("scenario.json", "meta.json", "connections.csv", "timeseries.csv", "summary.json", "junit.xml"):
         assert (out / name).exists(), name
     assert json.loads((out / "scenario.json").read_text())["seed"] == 5
