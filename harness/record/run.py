@@ -24,7 +24,10 @@ class RunRecord:
         if not self.dir.is_dir():
             raise UsageError(f"{self.dir}: is a file, expected a run record directory")
         if not (self.dir / files.SCENARIO).exists():
-            raise UsageError(f"{self.dir}: not a run record: {files.SCENARIO} is missing")
+            inside = sorted(c.name for c in self.dir.iterdir() if (c / files.SCENARIO).is_file())
+            hint = f" (the run records are in its folders {', '.join(inside[:6])}{', ...' if len(inside) > 6 else ''})" \
+                if inside else ""
+            raise UsageError(f"{self.dir}: not a run record: {files.SCENARIO} is missing{hint}")
         self._memo: dict[str, Any] = {}
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:

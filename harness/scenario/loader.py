@@ -107,6 +107,9 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
         if not gates_path.is_absolute():
             gates_path = (base_dir or Path.cwd()) / gates_path
         gates_file = str(gates_path)
+        if not gates_path.is_file():
+            raise UsageError(f"{source}: $.gates: expected a gate file (a path relative to the scenario file), "
+                             f"but {gates_path} is not a file")
         gates_spec = read_gate_file(gates_path)
     from harness.gates.evaluate import check_metrics  # checked now so a bad gate fails before a run starts
     from harness.gates.spec import parse_gates

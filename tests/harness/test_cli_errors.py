@@ -176,4 +176,19 @@ def test_an_unknown_server_trait_is_refused(tmp_path, capsys):
     path.write_text((TINY % "http_403") + "system: {behaviour: {base: fixed, legacy: [handshake_404]}}\n")
     assert stormbench(["run", str(path), "--engine", "simulate", "--out", str(tmp_path / "out")]) == 2
     assert ("trait.yaml: $.system.behaviour.legacy[0]: expected a server trait (handshake_403, no_shedding, "
-            "abrupt_shutdown, no_duration_tracking), got 'handshake_404'") in error_line(capsys)
+            "abrupt_shutdown, abrupt_errors, no_duration_tracking), got 'handshake_404'") in error_line(capsys)
+
+
+def test_a_missing_gate_file_names_the_scenario_that_points_to_it(tmp_path, capsys):
+    path = tmp_path / "pointer.yaml"
+    path.write_text((TINY % "http_403").split("gates:")[0] + "gates: gates/nosuch.yaml\n")
+    assert stormbench(["run", str(path), "--engine", "simulate", "--out", str(tmp_path / "out")]) == 2
+    assert (f"pointer.yaml: $.gates: expected a gate file (a path relative to the scenario file), but "
+            f"{tmp_path / 'gates' / 'nosuch.yaml'} is not a file") in error_line(capsys)
+
+
+def test_gates_on_a_folder_of_records_points_into_it(run_dir, capsys):
+    parent = run_dir.parent
+    assert stormbench(["gates", str(parent)]) == 2
+    assert f"{parent}: not a run record: scenario.json is missing (the run records are in its folders run)" \
+        in error_line(capsys)
