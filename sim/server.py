@@ -9,7 +9,7 @@ queues exactly as an M/M/c (or M/G/c) queue would. Admission is the server's own
 
 How the model reads the system's behaviour (README "Server HTTP API", DESIGN "system under test"):
 - a bad or expired token: the legacy server (`handshake_403`) answers HTTP 403 at the handshake;
-  the fixed one opens and closes with 4401 at once;
+  the fixed one opens and closes with 4401 at once (`abrupt_errors`: drops it, the client sees 1006);
 - `live_expiry`: a live socket whose token expired `expiry_grace` ago is closed with 4401 unless
   an in-band `auth_refresh` extended it; revoking tokens (`token_expiry`) sets the clock to now;
 - a shed connection (admission) is opened and closed with 1013; a `no_shedding` server does not
@@ -119,6 +119,7 @@ class Sock:
 class ServerSetup:
     legacy_handshake: bool  # bad token -> HTTP 403 at the handshake (legacy) instead of close 4401
     abrupt_shutdown: bool  # a graceful restart drops sockets without a close frame (legacy)
+    abrupt_errors: bool  # an expired token drops the socket without an error or close frame (legacy)
     admission: bool  # the fixed server sheds with 1013; the legacy one admits everything
     live_expiry: bool
     expiry_grace: float
@@ -317,7 +318,12 @@ class ModelServer:
         """As the server's `_refuse`: an `error` frame, then close 4401. The frame matters to the
         herd after a mass expiry: a fixed client fetches a fresh token on the frame, so the fleet's
         refreshes queue on the server at the moment of the close, and each reconnect waits for its
-        client's refresh instead of starting one after its backoff."""
+        client's refresh instead of starting one after its backoff. The legacy server
+        (`abrupt_errors`) sends neither: it drops the connection."""
+        if self.setup.abrupt_errors:  # the legacy server drops the connection: the client sees 1006
+            if self.drop_end(s) and s.client_open and s.broken_at is None:
+                s.client.closed(s, ABNORMAL, "", "network")
+            return
         if s.client_open and s.broken_at is None:
             s.client.frame(s, {"v": "1.0", "type": "error", "code": error, "message": message})
         self.close(s, EXPIRED, error)

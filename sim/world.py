@@ -56,6 +56,7 @@ def server_setup(scenario: Scenario, expiry_grace: float = EXPIRY_GRACE_S) -> Se
     return ServerSetup(
         legacy_handshake=legacy_switch(scenario, "handshake_403"),
         abrupt_shutdown=legacy_switch(scenario, "abrupt_shutdown"),
+        abrupt_errors=legacy_switch(scenario, "abrupt_errors"),
         admission=not legacy_switch(scenario, "no_shedding"),
         live_expiry=sysd.live_expiry,
         expiry_grace=expiry_grace,

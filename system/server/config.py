@@ -13,6 +13,8 @@ LEGACY_TRAITS: dict[str, str] = {
     "handshake_403": "answer a bad or expired token (and a forbidden Origin) with HTTP 403 at the handshake",
     "no_shedding": "never shed load: the admission policy is not consulted, nothing is closed with 1013",
     "abrupt_shutdown": "on SIGTERM drop every connection without a close frame (clients see 1006)",
+    "abrupt_errors": "on an error (a bad or expired token, invalid frames, an internal error) drop the "
+                     "connection without an error or close frame (clients see 1006 and no reason)",
     "no_duration_tracking": "do not record connection durations (no ws_connection_duration_seconds)",
 }
 

@@ -114,7 +114,7 @@ class ChatHandler:
             pass
         except Exception as exc:  # one connection's bug must not reach the others
             log.event("handler_error", conn=conn_id, error=f"{type(exc).__name__}: {exc}")
-            await ws.close(INTERNAL, "internal error")
+            await self._error_close(ws, INTERNAL, "internal error")
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -124,8 +124,18 @@ class ChatHandler:
             self._closed(ws, conn_id, session)
 
     async def _refuse(self, ws: ServerConnection, code: int, error: str, message: str) -> None:
-        self._push([ws], "error", code=error, message=message)
-        await ws.close(code, error)
+        """An `error` frame saying why, then the close (the legacy server says nothing)."""
+        if not self.cfg.legacy("abrupt_errors"):
+            self._push([ws], "error", code=error, message=message)
+        await self._error_close(ws, code, error)
+
+    async def _error_close(self, ws: ServerConnection, code: int, reason: str) -> None:
+        """Close `code` on an error; the legacy server (`abrupt_errors`) drops the TCP connection
+        instead, so the client sees 1006 and can not tell an expired token from a network fault."""
+        if self.cfg.legacy("abrupt_errors"):
+            ws.transport.abort()
+            return
+        await ws.close(code, reason)
 
     def _closed(self, ws: ServerConnection, conn_id: str, session: Session | None) -> None:
         code = close_code_of(ws)
@@ -165,7 +175,7 @@ class ChatHandler:
             session.invalid_frames += 1
             self._push([session.ws], "error", code=exc.code, message=str(exc), ref=exc.ref)
             if session.invalid_frames >= self.cfg.max_invalid_frames:
-                await session.ws.close(POLICY, "too many invalid frames")
+                await self._error_close(session.ws, POLICY, "too many invalid frames")
             return
         kind = frame["type"]
         self.metrics["ws_messages_total"].labels(direction="in", type=kind).inc()

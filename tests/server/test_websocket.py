@@ -248,6 +248,20 @@ async def test_admin_forced_expiry_hits_live_connections_when_live_expiry_is_on(
         assert (await recv_json(again))["code"] == "auth_expired"
 
 
+async def test_legacy_abrupt_errors_drops_an_expired_socket_without_a_frame(make_server):
+    """The seed server closed abruptly on errors: an expired live socket ends with no error frame
+    and no close frame, so the client sees 1006 and can not tell it from a network fault."""
+    _, api = await make_server(live_expiry=True, expiry_grace=0.2, legacy_traits=frozenset({"abrupt_errors"}))
+    alice = await api.token("alice")
+    async with api.connect("a", alice["access_token"]) as a:
+        await recv_json(a)
+        await api.post("/admin/expire-tokens", {"user": "alice"}, admin=True)
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv_json(a, timeout=3)
+        assert closed.value.rcvd is None  # no close frame: 1006
+        assert await closed_code(a) == 1006
+
+
 async def test_forced_expiry_without_live_expiry_spares_open_connections(make_server):
     _, api = await make_server(live_expiry=False)
     tok = (await api.token())["access_token"]

@@ -11,10 +11,10 @@ from sim.faults import KINDS
 AT = 1200  # seconds: every client is connected and stable by then
 
 
-def run(tmp_path, fault: dict, clients: int = 40, ttl: str = "2h"):
+def run(tmp_path, fault: dict, clients: int = 40, ttl: str = "2h", behaviour: str | dict = "fixed"):
     sc = from_dict({
         "name": f"fault-{fault['kind']}", "seed": 2, "duration": "1h",
-        "system": {"behaviour": "fixed", "token_ttl": ttl, "live_expiry": True,
+        "system": {"behaviour": behaviour, "token_ttl": ttl, "live_expiry": True,
                    "heartbeat": {"interval": "30s", "timeout": "20s"}},
         "fleet": {"clients": clients, "profile": "fixed"},
         "faults": [{"at": AT, **fault}],
@@ -55,6 +55,14 @@ def test_fault_closes_sockets_with_its_code(tmp_path, fault, code):
     ts = rec.timeseries.set_index("t")
     assert ts.loc[:AT - 1, "closes"].sum() == 0  # nothing before the fault
     assert ts.loc[AT:, "reconnects"].sum() >= 40  # and the fleet reconnected after it
+
+
+def test_a_legacy_abrupt_errors_server_drops_expired_sockets(tmp_path):
+    """As the seed server (system/server/ws.py `_error_close`): the mass expiry ends every live
+    socket with 1006 and no error frame, and no 4401 anywhere."""
+    summary, _ = run(tmp_path, {"kind": "token_expiry"},
+                     behaviour={"base": "fixed", "legacy": ["abrupt_errors"]})
+    assert closes(summary, 1006) >= 40 and closes(summary, 4401) == 0, summary["closes_by_code"]
 
 
 def test_fraction_targets_only_some_clients(tmp_path):
