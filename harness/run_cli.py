@@ -11,6 +11,8 @@ import json
 import sys
 import time
 import traceback
+import urllib.error
+import urllib.request
 from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from harness.prom.in_run import RunWatch
 
 HELP = "run a scenario (emulate or simulate) and judge its gates"
+TARGET_TIMEOUT_S = 5.0  # for a --target's /healthz to answer before the run
 PLAIN_EVERY_S = 10.0  # a progress line in a log (not a terminal) at most this often
 ENGINES = ("emulate", "simulate")
 
@@ -170,6 +173,23 @@ def check_engine_flags(args: argparse.Namespace) -> None:
     if given:
         raise UsageError(f"{' and '.join(given)}: for --engine simulate only (the emulation measures "
                          f"the real system once per run)")
+    if args.target:
+        check_target(args.target)
+
+
+def check_target(target: str) -> None:
+    """A `--target` that does not answer would cost a whole run that observes nothing: ask its
+    /healthz first (any HTTP answer will do; the emulation judges the rest)."""
+    from harness.emulate.engine import parse_target
+
+    url = f"{parse_target(target).http_url}/healthz"
+    try:
+        urllib.request.urlopen(url, timeout=TARGET_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UsageError(f"--target {target}: nothing answers at {url} ({reason}); is the system running?") from None
 
 
 def scrape_interval(scenario: Scenario) -> float:

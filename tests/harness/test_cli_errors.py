@@ -194,3 +194,40 @@ def test_gates_on_a_folder_of_records_points_into_it(run_dir, capsys):
     assert stormbench(["gates", str(parent)]) == 2
     assert f"{parent}: not a run record: scenario.json is missing (the run records are in its folders run)" \
         in error_line(capsys)
+
+
+def test_a_target_that_does_not_answer_is_refused_before_the_run(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    assert stormbench(["run", str(tiny(tmp_path)), "--target", f"http://127.0.0.1:{port}", "--out", str(out)]) == 2
+    assert f"--target http://127.0.0.1:{port}: nothing answers at http://127.0.0.1:{port}/healthz" \
+        in error_line(capsys)
+    assert not out.exists()
+
+
+def test_a_target_that_answers_anything_passes_the_check():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from harness.run_cli import check_target
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        check_target(f"http://127.0.0.1:{server.server_address[1]}")  # a 404 is an answer
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
