@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from harness.prom.in_run import RunWatch
 
 HELP = "run a scenario (emulate or simulate) and judge its gates"
-TARGET_TIMEOUT_S = 5.0  # for a --target's /healthz to answer before the run
+TARGET_TIMEOUT_S = 5.0  # for a --target or --toxiproxy-url to answer before the run
 PLAIN_EVERY_S = 10.0  # a progress line in a log (not a terminal) at most this often
 ENGINES = ("emulate", "simulate")
 
@@ -175,21 +175,26 @@ def check_engine_flags(args: argparse.Namespace) -> None:
                          f"the real system once per run)")
     if args.target:
         check_target(args.target)
+    if args.toxiproxy_url:
+        check_answers("--toxiproxy-url", args.toxiproxy_url, f"{args.toxiproxy_url.rstrip('/')}/version")
 
 
 def check_target(target: str) -> None:
-    """A `--target` that does not answer would cost a whole run that observes nothing: ask its
-    /healthz first (any HTTP answer will do; the emulation judges the rest)."""
     from harness.emulate.engine import parse_target
 
-    url = f"{parse_target(target).http_url}/healthz"
+    check_answers("--target", target, f"{parse_target(target).http_url}/healthz")
+
+
+def check_answers(flag: str, value: str, url: str) -> None:
+    """A system named on the command line that does not answer would cost a whole run that
+    observes nothing: ask it first (any HTTP answer will do; the emulation judges the rest)."""
     try:
         urllib.request.urlopen(url, timeout=TARGET_TIMEOUT_S).close()
     except urllib.error.HTTPError:
         return  # it answered
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise UsageError(f"--target {target}: nothing answers at {url} ({reason}); is the system running?") from None
+        raise UsageError(f"{flag} {value}: nothing answers at {url} ({reason}); is it running?") from None
 
 
 def scrape_interval(scenario: Scenario) -> float:

@@ -206,6 +206,10 @@ def test_a_target_that_does_not_answer_is_refused_before_the_run(tmp_path, capsy
     assert stormbench(["run", str(tiny(tmp_path)), "--target", f"http://127.0.0.1:{port}", "--out", str(out)]) == 2
     assert f"--target http://127.0.0.1:{port}: nothing answers at http://127.0.0.1:{port}/healthz" \
         in error_line(capsys)
+    assert stormbench(["run", str(tiny(tmp_path)), "--toxiproxy-url", f"http://127.0.0.1:{port}",
+                       "--out", str(out)]) == 2
+    assert f"--toxiproxy-url http://127.0.0.1:{port}: nothing answers at http://127.0.0.1:{port}/version" \
+        in error_line(capsys)
     assert not out.exists()
 
 
