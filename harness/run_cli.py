@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from harness.cli import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
-from harness.gates.report import print_verdicts, write_verdicts
+from harness.gates.report import outcome_line, print_verdicts, write_verdicts
 from harness.gates.spec import load_gates
 from harness.record import files
 from harness.record.finalize import finalize
@@ -316,13 +316,13 @@ def run(args: argparse.Namespace) -> int:
         code = write_verdicts(verdicts, out, scenario.name)
         prom_verdicts = watch.judge(gates, out, scenario.time_scale) if watch else None
     title = f"{scenario.name} ({args.engine}, seed {scenario.seed})"
-    print_verdicts(verdicts, title=title)
+    print_verdicts(verdicts, title=title, outcome=False)
     if watch is not None:
         merge_meta(out, {"prometheus": watch.facts()})
         for warning in watch.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         if prom_verdicts is not None:
-            print_verdicts(prom_verdicts, title=f"{title} via Prometheus")
+            print_verdicts(prom_verdicts, title=f"{title} via Prometheus (not in the exit code)", outcome=False)
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
           f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")
@@ -330,4 +330,5 @@ def run(args: argparse.Namespace) -> int:
         _print_intervals(summary["replications"])
     if args.report:
         render_report(out)
+    print(outcome_line(verdicts))
     return code

@@ -66,8 +66,25 @@ def verdict_table(verdicts: list[Verdict], title: str = "gates") -> Table:
     return table
 
 
-def print_verdicts(verdicts: list[Verdict], title: str = "gates", console: Console | None = None) -> None:
-    (console or output_console()).print(verdict_table(verdicts, title))
+def print_verdicts(verdicts: list[Verdict], title: str = "gates", console: Console | None = None, *,
+                   outcome: bool = True) -> None:
+    """The table, then (with `outcome`) the line saying what it adds up to and the exit code."""
+    out = console or output_console()
+    out.print(verdict_table(verdicts, title))
+    if outcome:
+        out.print(outcome_line(verdicts), highlight=False)
+
+
+def outcome_line(verdicts: list[Verdict]) -> str:
+    """What the table adds up to and the exit code it gives, in the README's terms."""
+    strict = [v for v in verdicts if v.strict]
+    counts = {k: sum(1 for v in strict if v.verdict == k) for k in (PASS, FAIL, UNKNOWN)}
+    advisory_failed = sum(1 for v in verdicts if not v.strict and v.verdict == FAIL)
+    code = exit_code(verdicts)
+    word = {0: "every strict gate passed", 1: "a strict gate failed", 3: "a strict gate is unknown, none failed"}[code]
+    parts = [f"{counts[PASS]} passed", f"{counts[FAIL]} failed", f"{counts[UNKNOWN]} unknown"]
+    extra = f"; {advisory_failed} advisory failed (not counted)" if advisory_failed else ""
+    return f"exit {code}: {word} ({', '.join(parts)} of {len(strict)} strict{extra})"
 
 
 def junit_xml(verdicts: list[Verdict], suite: str) -> str:

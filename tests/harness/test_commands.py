@@ -35,6 +35,8 @@ def test_gates_rejudges_a_run_and_fails_on_a_strict_gate(run_dir):
     done = stormbench("gates", str(run_dir))
     assert done.returncode == 1, done.stderr
     assert "few 4401" in done.stdout and "FAIL" in done.stdout
+    assert "exit 1: a strict gate failed (0 passed, 1 failed, 0 unknown of 1 strict; 1 advisory failed (not counted))" \
+        in done.stdout
     verdicts = {v["name"]: v for v in json.loads((run_dir / "gates.json").read_text())}
     assert verdicts["few 4401"]["verdict"] == "fail" and verdicts["few 4401"]["observed"] == 1.0
     assert verdicts["advisory attempts"]["verdict"] == "fail" and verdicts["advisory attempts"]["strict"] is False
@@ -106,6 +108,7 @@ gates:
     # not a terminal: the model's progress as plain lines, and where the record is at the end
     assert "simulating tiny ..." in done.stdout and "simulating tiny: done in" in done.stdout
     assert f"run record: {out}" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].startswith(f"exit {done.returncode}: ")
     for name in ("scenario.json", "meta.json", "connections.csv", "timeseries.csv", "summary.json", "junit.xml"):
         assert (out / name).exists(), name
     assert json.loads((out / "scenario.json").read_text())["seed"] == 5
