@@ -80,7 +80,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default: the built-in sim/calibration_default.json)")
 
 
-
 def resolve_scenario_path(name: str) -> Path:
     """A path as given, else a library scenario by name."""
     path = Path(name)
@@ -125,7 +124,8 @@ def engine_guard(out: Path, engine: str) -> Iterator[None]:
     started = time.monotonic()
     try:
         yield
-    except UsageError:
+    except UsageError as exc:  # found by the engine once running: the record is as partial as after a crash
+        mark_incomplete(out, str(exc))
         raise
     except KeyboardInterrupt:
         mark_incomplete(out, f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s of wall time")
