@@ -11,6 +11,7 @@ from rich.table import Table
 
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code, write_gates_json
 from harness.record import files
+from harness.record.writer import write_atomic
 
 STYLE = {PASS: "green", FAIL: "bold red", UNKNOWN: "yellow"}
 LOG_WIDTH = 120  # columns of a table printed into a file or CI log (rich would wrap it at 80)
@@ -115,5 +116,5 @@ def write_verdicts(verdicts: list[Verdict], run_dir: str | Path, suite: str) -> 
     """`gates.json` and `junit.xml` into the run record; returns the exit code."""
     run_dir = Path(run_dir)
     write_gates_json(verdicts, run_dir / files.GATES)
-    (run_dir / files.JUNIT).write_text(junit_xml(verdicts, suite))
+    write_atomic(run_dir / files.JUNIT, junit_xml(verdicts, suite))
     return exit_code(verdicts)

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from harness.record.writer import write_atomic
+
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 EXIT_OK, EXIT_FAIL, EXIT_UNKNOWN = 0, 1, 3
 
@@ -35,7 +37,7 @@ def exit_code(verdicts: Iterable[Verdict]) -> int:
 
 
 def write_gates_json(verdicts: list[Verdict], path: str | Path) -> None:
-    Path(path).write_text(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str) + "\n")
+    write_atomic(path, json.dumps([v.to_dict() for v in verdicts], indent=2, default=str) + "\n")
 
 
 def read_gates_json(path: str | Path) -> list[Verdict]:

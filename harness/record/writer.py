@@ -104,6 +104,12 @@ def write_scenario(out_dir: str | Path, scenario: Any) -> None:
 
 
 def _write_json(path: Path, value: Any) -> None:
+    write_atomic(path, json.dumps(value, indent=2, default=_jsonable) + "\n")
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Replace `path` whole or not at all: a crash or Ctrl-C mid-write leaves the earlier file."""
+    path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=_jsonable) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
