@@ -257,7 +257,9 @@ def write_csv(path: Path, columns: tuple[str, ...] | list[str],
     for col in INTEGER_COLUMNS.intersection(df.columns):
         if df[col].dtype == object or df[col].dtype.kind == "f":
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    df.to_csv(path, index=False)
+    tmp = path.with_suffix(path.suffix + ".tmp")  # whole or not at all: finalize skips a table that exists
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
 
 
 def timeseries_columns(rows: list[dict]) -> list[str]:

@@ -20,6 +20,7 @@ from harness.record.ledger import LedgerSummary, check
 from harness.record.run import RunRecord
 from harness.record.storms import StormRule, detect_storms, sampling_weight
 from harness.record.survival import kaplan_meier
+from harness.record.writer import write_atomic
 
 DAY = 86400.0
 
@@ -37,7 +38,7 @@ def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_fli
     summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
     if windows is not None:
         summary["fault_windows"] = windows
-    (rec.dir / files.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(rec.dir / files.SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
