@@ -226,6 +226,11 @@ def read_sent(path: Path) -> pd.DataFrame:
     missing = [c for c in SENT_COLUMNS if c not in sent.columns]
     if missing:
         raise UsageError(f"{path}: missing column(s) {missing}; expected {list(SENT_COLUMNS)}")
+    short = sent[list(SENT_COLUMNS)].isna().any(axis=1).to_numpy().nonzero()[0]
+    if short.size:  # a cut-off line: read_csv pads it with NaN, which would pass as a message
+        row = int(short[0])
+        raise UsageError(f"{path}:{row + 2}: expected a value in every column ({', '.join(SENT_COLUMNS)}), "
+                         f"got {','.join('' if pd.isna(v) else str(v) for v in sent.iloc[row][list(SENT_COLUMNS)])!r}")
     for col in ("seq", "t"):
         values = pd.to_numeric(sent[col], errors="coerce")
         bad = values.isna() & sent[col].notna()

@@ -235,3 +235,13 @@ def test_a_target_that_answers_anything_passes_the_check():
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_a_cut_off_line_in_sent_csv_is_named(tmp_path, capsys):
+    events = session("c0", "k0", [(0, 1, None, None)])
+    run = write_record(tmp_path / "run", events, [("k0", "m1", 1, 2.0)], duration=100, clients=1)
+    with open(run / files.SENT, "a") as f:
+        f.write("k0,m2\n")  # what a crash mid-line leaves
+    assert stormbench(["gates", str(run), "--gates", str(tiny(tmp_path)), "--quiet"]) == 2
+    assert f"{run / files.SENT}:3: expected a value in every column (conversation, msg_id, seq, t), got 'k0,m2,,'" \
+        in error_line(capsys)
