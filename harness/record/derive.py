@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,9 @@ STOP_REASON = "stop"  # the reason the client policy gives the closes of its Sto
 
 
 def read_events(path: Path) -> list[dict]:
-    """Every record of `events.jsonl`, sorted by `t` (workers interleave); a bad line names its number."""
+    """Every record of `events.jsonl`, sorted by `t` (workers interleave); a bad line names its number.
+    A last line without its newline is what a process killed mid-write leaves: it is left out with a
+    warning, so the record keeps everything before it."""
     events = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -49,6 +52,10 @@ def read_events(path: Path) -> list[dict]:
                 float(record["t"])
                 record["client"], record["kind"]
             except (ValueError, KeyError, TypeError) as exc:
+                if not line.endswith("\n") and not f.read(1):
+                    print(f"warning: {path}:{lineno}: the last line is cut off (the run stopped while writing "
+                          f"it); left out", file=sys.stderr)
+                    break
                 raise UsageError(f"{path}:{lineno}: expected a JSON object with a numeric 't', a 'client' and "
                                  f"a 'kind', got {line[:80]!r} (missing or bad: {exc})") from None
             events.append(record)

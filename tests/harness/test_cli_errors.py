@@ -245,3 +245,19 @@ def test_a_cut_off_line_in_sent_csv_is_named(tmp_path, capsys):
     assert stormbench(["gates", str(run), "--gates", str(tiny(tmp_path)), "--quiet"]) == 2
     assert f"{run / files.SENT}:3: expected a value in every column (conversation, msg_id, seq, t), got 'k0,m2,,'" \
         in error_line(capsys)
+
+
+def test_a_cut_off_last_event_line_is_left_out_with_a_warning(tmp_path, capsys):
+    events = session("c0", "k0", [(0, 1, 30, 4401), (31, 31, None, None)])
+    run = write_record(tmp_path / "run", events, duration=100, clients=1)
+    with open(run / files.EVENTS, "a") as f:
+        f.write('{"t": 50.0, "client": "c0", "ki')  # a process killed mid-write
+    gates = tmp_path / "g.yaml"
+    gates.write_text("- {name: two opens, metric: opens, stat: count, op: '==', value: 2}\n")
+    assert stormbench(["gates", str(run), "--gates", str(gates), "--quiet"]) == 0  # both earlier opens count
+    assert f"warning: {run / files.EVENTS}:{len(events) + 1}: the last line is cut off" in error_line(capsys)
+    with open(run / files.EVENTS, "a") as f:
+        f.write('\n{"t": 60.0, "client": "c0", "kind": "offline"}\n')  # now the bad line is not the last
+    (run / files.CONNECTIONS).unlink()
+    assert stormbench(["gates", str(run), "--gates", str(gates), "--quiet"]) == 2
+    assert f"{run / files.EVENTS}:{len(events) + 1}: expected a JSON object" in error_line(capsys)
