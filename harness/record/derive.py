@@ -20,9 +20,7 @@ Conventions (README "Run records", "Client event records"):
 """
 from __future__ import annotations
 
-import json
 import math
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import pandas as pd
 
 from harness.cli import UsageError
 from harness.record.files import LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
+from harness.record.jsonl import read_jsonl
 
 ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
 INTEGER_COLUMNS = frozenset({"close_code", "http_status", "censored", "seq"})
@@ -39,28 +38,16 @@ STOP_REASON = "stop"  # the reason the client policy gives the closes of its Sto
 
 
 def read_events(path: Path) -> list[dict]:
-    """Every record of `events.jsonl`, sorted by `t` (workers interleave); a bad line names its number.
-    A last line without its newline is what a process killed mid-write leaves: it is left out with a
-    warning, so the record keeps everything before it."""
-    events = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                float(record["t"])
-                record["client"], record["kind"]
-            except (ValueError, KeyError, TypeError) as exc:
-                if not line.endswith("\n") and not f.read(1):
-                    print(f"warning: {path}:{lineno}: the last line is cut off (the run stopped while writing "
-                          f"it); left out", file=sys.stderr)
-                    break
-                raise UsageError(f"{path}:{lineno}: expected a JSON object with a numeric 't', a 'client' and "
-                                 f"a 'kind', got {line[:80]!r} (missing or bad: {exc})") from None
-            events.append(record)
+    """Every record of `events.jsonl`, sorted by `t` (workers interleave); a bad line names its number
+    (a cut-off last line is left out: `harness.record.jsonl`)."""
+    events = list(read_jsonl(path, _check_event, "a JSON object with a numeric 't', a 'client' and a 'kind'"))
     events.sort(key=lambda r: float(r["t"]))
     return events
+
+
+def _check_event(record: Any) -> None:
+    float(record["t"])
+    record["client"], record["kind"]
 
 
 @dataclass

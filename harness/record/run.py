@@ -14,6 +14,7 @@ import pandas as pd
 
 from harness.cli import UsageError
 from harness.record import files
+from harness.record.jsonl import read_jsonl
 
 
 class RunRecord:
@@ -162,14 +163,7 @@ class RunRecord:
         path = self.dir / files.SCRAPES
         if not path.exists():
             return []
-        out = []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise UsageError(f"{path}:{lineno}: not valid JSON: {exc}") from None
+        out = list(read_jsonl(path, lambda s: float(s["t"]), "a JSON object with a numeric 't' and 'samples'"))
         out.sort(key=lambda s: float(s["t"]))
         return out
 

@@ -261,3 +261,15 @@ def test_a_cut_off_last_event_line_is_left_out_with_a_warning(tmp_path, capsys):
     (run / files.CONNECTIONS).unlink()
     assert stormbench(["gates", str(run), "--gates", str(gates), "--quiet"]) == 2
     assert f"{run / files.EVENTS}:{len(events) + 1}: expected a JSON object" in error_line(capsys)
+
+
+def test_a_cut_off_last_scrape_line_is_left_out_with_a_warning(tmp_path, capsys):
+    events = session("c0", "k0", [(0, 1, None, None)])
+    rss = [{"name": "process_resident_memory_bytes", "labels": {}, "value": 1e6}]
+    run = write_record(tmp_path / "run", events, duration=100, clients=1, scrapes=[(10, rss), (20, rss)])
+    with open(run / files.SCRAPES, "a") as f:
+        f.write('{"t": 30, "samples": [{"na')
+    gates = tmp_path / "g.yaml"
+    gates.write_text("- {name: rss, metric: memory, stat: max, op: '<', value: 2000000}\n")
+    assert stormbench(["gates", str(run), "--gates", str(gates), "--quiet"]) == 0
+    assert f"warning: {run / files.SCRAPES}:3: the last line is cut off" in error_line(capsys)
