@@ -38,7 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR",
                         help="where to write gates.json and junit.xml (default: RUN_DIR, or the current "
                              "directory with --prometheus)")
-    parser.add_argument("--quiet", action="store_true", help="do not print the verdict table")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print nothing on success: no verdict table, no outcome line (the exit code tells)")
 
 
 def _gates(args: argparse.Namespace) -> list[Gate]:
@@ -109,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         code = write_verdicts(verdicts, out, suite)
     except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write gates.json and junit.xml there ({exc.strerror or exc})") from None
+        where = f"--out {out}" if args.out else str(out)
+        raise UsageError(f"{where}: cannot write gates.json and junit.xml there ({exc.strerror or exc})") from None
     if not args.quiet:
         print_verdicts(verdicts, title=f"gates: {suite}")
     return code
