@@ -142,7 +142,10 @@ def test_ctrl_c_keeps_the_partial_record_and_says_where(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "staging-day", "--engine", "simulate",
                              "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            # a foreground command's SIGINT: a suite started in the background (`&`)
+                            # passes SIGINT ignored to its children, and Python then never raises it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (out / files.EVENTS).exists():  # the engine's writer opened the record: it is running
