@@ -82,7 +82,8 @@ def outcome_line(verdicts: list[Verdict]) -> str:
     counts = {k: sum(1 for v in strict if v.verdict == k) for k in (PASS, FAIL, UNKNOWN)}
     advisory_failed = sum(1 for v in verdicts if not v.strict and v.verdict == FAIL)
     code = exit_code(verdicts)
-    word = {0: "every strict gate passed", 1: "a strict gate failed", 3: "a strict gate is unknown, none failed"}[code]
+    word = {0: "every strict gate passed" if strict else "no strict gate to judge", 1: "a strict gate failed",
+            3: "a strict gate is unknown, none failed"}[code]
     parts = [f"{counts[PASS]} passed", f"{counts[FAIL]} failed", f"{counts[UNKNOWN]} unknown"]
     extra = f"; {advisory_failed} advisory failed (not counted)" if advisory_failed else ""
     return f"exit {code}: {word} ({', '.join(parts)} of {len(strict)} strict{extra})"

@@ -285,3 +285,18 @@ def test_compare_is_the_one_comparison_both_evaluators_use():
     assert prom_evaluate.compare is compare
     assert compare("between", 5.0, (1.0, 5.0)) and not compare("between", 5.1, (1.0, 5.0))
     assert compare("in", 0.3, (0.1 + 0.2, 7.0)) and compare("==", 0.1 + 0.2, 0.3) and not compare("!=", 1.0, 1.0)
+
+
+def test_the_outcome_line_names_the_exit_code_and_what_it_counts():
+    from harness.gates.report import outcome_line
+    from harness.gates.verdict import Verdict
+
+    def v(verdict, strict=True):
+        return Verdict("g", verdict, strict, None, "<", 1)
+
+    assert outcome_line([]) == "exit 0: no strict gate to judge (0 passed, 0 failed, 0 unknown of 0 strict)"
+    assert outcome_line([v("pass"), v("fail", strict=False)]) == (
+        "exit 0: every strict gate passed (1 passed, 0 failed, 0 unknown of 1 strict; "
+        "1 advisory failed (not counted))")
+    assert outcome_line([v("pass"), v("unknown")]).startswith("exit 3: a strict gate is unknown, none failed (1 passed")
+    assert outcome_line([v("unknown"), v("fail")]).startswith("exit 1: a strict gate failed (0 passed, 1 failed")
