@@ -22,7 +22,7 @@ from rich.table import Table
 
 from harness.cli import EXIT_OK, UsageError
 from harness.gates.evaluate import evaluate
-from harness.gates.report import output_console, write_verdicts
+from harness.gates.report import outcome_line, output_console, write_verdicts
 from harness.gates.spec import load_gates
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
@@ -176,4 +176,10 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"report: {index}")
     console.print(f"run records: {', '.join(str(d) for d in dirs)}  (main job took "
                   f"{time.monotonic() - started:.0f} s)")
-    return runs["fixed"].code if args.strict else EXIT_OK
+    fixed = outcome_line(runs["fixed"].verdicts).removeprefix(f"exit {runs['fixed'].code}: ")
+    if args.strict:
+        console.print(f"exit {runs['fixed'].code} (--strict: the fixed run's gates): {fixed}", highlight=False)
+        return runs["fixed"].code
+    console.print(f"exit {EXIT_OK}: both runs completed (the fixed run's gates: {fixed}; --strict makes "
+                  f"them the exit code, {runs['fixed'].code})", highlight=False)
+    return EXIT_OK
