@@ -17,6 +17,9 @@ from jsonschema.exceptions import ValidationError
 from harness.cli import UsageError
 
 MAX_REPORTED = 8
+# A JSON type as a YAML writer thinks of it (for fields whose schema has no description).
+TYPE_WORDS = {"object": "a mapping of fields (key: value)", "array": "a list", "string": "text",
+              "boolean": "true or false", "integer": "a whole number", "number": "a number"}
 
 
 @lru_cache(maxsize=1)
@@ -57,8 +60,12 @@ def _describe(error: ValidationError) -> str:
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         return f"{path}: {error.message}"
     described = error.schema.get("description") if isinstance(error.schema, dict) else None
-    if described is None and error.parent is not None and isinstance(error.parent.schema, dict):
-        described = error.parent.schema.get("description")
+    parent = error.parent
+    if (described is None and parent is not None and isinstance(parent.schema, dict)
+            and parent.absolute_path == error.absolute_path):  # an outer field's description is not this one's
+        described = parent.schema.get("description")
+    if described is None and error.validator == "type" and isinstance(error.validator_value, str):
+        described = TYPE_WORDS.get(error.validator_value)
     if described is not None:
         return f"{path}: expected {described}, got {error.instance!r}"
     return f"{path}: {error.message}"

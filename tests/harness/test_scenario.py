@@ -134,3 +134,16 @@ def test_to_dict_round_trips_through_json_and_the_schema(name):
 def test_schema_knows_every_fault_kind():
     schema = json.loads((LIBRARY / "scenario.schema.json").read_text())
     assert tuple(schema["$defs"]["fault"]["properties"]["kind"]["enum"]) == FAULT_KINDS
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("system: legacy\n", "$.system: expected a mapping of fields (key: value), got 'legacy'"),
+    ("faults: {at: 1m, kind: partition}\n", "$.faults: expected a list, got {"),
+    ("gates: [{name: g, metric: attempts, stat: count, op: '<', value: 1, strict: 'no'}]\n",
+     "$.gates[0].strict: expected true or false, got 'no'"),  # not the description of $.gates around it
+    ("gates: [just text]\n", "$.gates[0]: expected a mapping of fields (key: value), got 'just text'"),
+])
+def test_a_field_of_the_wrong_shape_says_what_shape_is_expected(tmp_path, extra, message):
+    with pytest.raises(UsageError) as err:
+        load(write(tmp_path, MINIMAL + extra))
+    assert message in str(err.value)
