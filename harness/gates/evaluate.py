@@ -15,8 +15,9 @@ Where each metric comes from (every time in scenario seconds):
   `messages_sent` (the ledger).
 - server metrics from scrapes.jsonl: `agent_execution` (the `agent_execution_seconds`
   histogram; quantiles interpolated within buckets as Prometheus' histogram_quantile
-  does), `memory` (`process_resident_memory_bytes`), and any other scraped metric by
-  name (counters: increase over the phase; gauges: the scraped values). Absent → unknown.
+  does), `memory` (`process_resident_memory_bytes`), `harness.prom`'s aliases (`tokens_issued`,
+  `connections_opened`, ...), and any other scraped metric by name (counters: increase over
+  the phase; gauges: the scraped values). Absent → unknown.
 
 Phases: `run` is [0, end); `before: K` is [0, first K fault); `during: K` covers each K
 fault's time in force (at least one second); `after: K, within: T` covers [fault end,
@@ -87,8 +88,8 @@ def scraped_metric_names() -> frozenset[str]:
 def check_metrics(gates: list[Gate], source: str) -> None:
     """Refuse, before a run, a gate whose metric no run record can hold (a typo would otherwise
     cost a whole run and come back `unknown`). A gate with its own `promql` may name anything:
-    it is meant for a Prometheus. The names `harness.prom` reads as aliases pass too, so one gate
-    file serves a run record and a staging Prometheus."""
+    it is meant for a Prometheus. The names `harness.prom` reads as aliases pass too (judged from
+    the scrapes as Prometheus would), so one gate file serves a run record and a staging Prometheus."""
     from harness.prom.promql import ALIASES  # imported here: harness.prom imports this module
     from system.server.metrics import METRICS
 
@@ -386,9 +387,22 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return buckets[-1][0]
 
 
+def _scrape_name(gate: Gate) -> tuple[str, dict[str, str]]:
+    """The exported metric a gate names and its tags: run-record aliases (`memory`), then the ones
+    `harness.prom` uses (`tokens_issued` -> `auth_tokens_issued_total`), so a gate reads the same
+    metric in a run record's scrapes as in a Prometheus."""
+    from harness.prom.promql import ALIASES  # imported here: harness.prom imports this module
+
+    if gate.metric in SCRAPE_ALIASES:
+        return SCRAPE_ALIASES[gate.metric], _tags(gate)
+    if gate.metric in ALIASES:
+        name, implied = ALIASES[gate.metric]
+        return name, {**dict(implied), **_tags(gate)}
+    return gate.metric, _tags(gate)
+
+
 def _observe_scrapes(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
-    name = SCRAPE_ALIASES.get(gate.metric, gate.metric)
-    tags = _tags(gate)
+    name, tags = _scrape_name(gate)
     times, rows = _scrape_series(f"{name}_bucket", tags, rec)
     if rows:  # a histogram: quantile, mean and count over the phase, from bucket increases
         buckets: dict[float, float] = {}

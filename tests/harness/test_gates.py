@@ -300,3 +300,19 @@ def test_the_outcome_line_names_the_exit_code_and_what_it_counts():
         "1 advisory failed (not counted))")
     assert outcome_line([v("pass"), v("unknown")]).startswith("exit 3: a strict gate is unknown, none failed (1 passed")
     assert outcome_line([v("unknown"), v("fail")]).startswith("exit 1: a strict gate failed (0 passed, 1 failed")
+
+
+def test_prometheus_aliases_read_the_same_metric_in_the_scrapes(tmp_path):
+    """`tokens_issued` is `auth_tokens_issued_total` to harness.prom; a run record's scrapes answer it too."""
+    def scrape(issued, refreshed_ok, refreshed_bad):
+        return [{"name": "auth_tokens_issued_total", "labels": {}, "value": issued},
+                {"name": "auth_refresh_total", "labels": {"result": "ok"}, "value": refreshed_ok},
+                {"name": "auth_refresh_total", "labels": {"result": "invalid"}, "value": refreshed_bad}]
+    out = write_record(tmp_path / "r", session("c0", "k0", [(0, 1, None, None)]), duration=100, clients=1,
+                       scrapes=[(0.0, scrape(3, 0, 0)), (50.0, scrape(10, 4, 1)), (90.0, scrape(15, 6, 2))])
+    finalize(out)
+    gates = load_gates([
+        {"name": "issued", "metric": "tokens_issued", "stat": "count", "op": "==", "value": 12},
+        {"name": "refreshed", "metric": 'auth_refresh{result="ok"}', "stat": "count", "op": "==", "value": 6},
+    ])
+    assert [(v.verdict, v.observed) for v in evaluate(gates, out)] == [(PASS, 12.0), (PASS, 6.0)]
