@@ -43,14 +43,22 @@ class RunRecord:
     def has(self, name: str) -> bool:
         return (self.dir / name).exists()
 
-    def _json(self, name: str, default: Any = None) -> Any:
+    def _json(self, name: str, default: Any = None, expected: type = dict) -> Any:
+        """The file's JSON, checked to be of the `expected` top-level type (a hand-edited or damaged
+        file fails with its name, not an AttributeError deep in a gate)."""
         path = self.dir / name
         if not path.exists():
             return default
         try:
-            return json.loads(path.read_text())
+            value = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path}: not valid JSON: {exc}") from None
+        if value is not None and not isinstance(value, expected):
+            kind = "an object {...}" if expected is dict else "a list [...]"
+            raise UsageError(f"{path}: expected {kind} at the top level, got {type(value).__name__}")
+        if expected is list and not all(isinstance(item, dict) for item in value or []):
+            raise UsageError(f"{path}: expected a list of objects {{...}}")
+        return value
 
     @cached_property
     def scenario(self) -> dict:
@@ -87,7 +95,7 @@ class RunRecord:
 
     @cached_property
     def faults(self) -> list[dict]:
-        faults = self._json(files.FAULTS)
+        faults = self._json(files.FAULTS, expected=list)
         if faults is None:
             faults = [{"at": f["at"], "for": f.get("for"), "kind": f["kind"], "params": {}, "targets": None}
                       for f in self.scenario.get("faults", [])]

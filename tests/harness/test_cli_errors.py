@@ -276,3 +276,17 @@ def test_a_cut_off_last_scrape_line_is_left_out_with_a_warning(tmp_path, capsys)
     gates.write_text("- {name: rss, metric: memory, stat: max, op: '<', value: 2000000}\n")
     assert stormbench(["gates", str(run), "--gates", str(gates), "--quiet"]) == 0
     assert f"warning: {run / files.SCRAPES}:3: the last line is cut off" in error_line(capsys)
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    (files.META, "[1, 2]", "expected an object {...} at the top level, got list"),
+    (files.SCENARIO, '"a string"', "expected an object {...} at the top level, got str"),
+    (files.FAULTS, "[1, 2]", "expected a list of objects {...}"),
+    (files.FAULTS, "{}", "expected a list [...] at the top level, got dict"),
+])
+def test_a_record_file_of_the_wrong_shape_is_named(run_dir, tmp_path, capsys, name, text, expected):
+    phased = tmp_path / "phased.yaml"  # a gate that reads the fault schedule
+    phased.write_text("- {name: p, metric: attempts, stat: count, op: '>=', value: 0, phase: {before: partition}}\n")
+    (run_dir / name).write_text(text)
+    assert stormbench(["gates", str(run_dir), "--gates", str(phased), "--quiet"]) == 2
+    assert f"{run_dir / name}: {expected}" in error_line(capsys)
