@@ -17,6 +17,13 @@ from harness.record import files
 from harness.record.jsonl import read_jsonl
 
 
+# Columns that hold numbers, checked when read (every column of timeseries.csv does).
+NUMERIC_COLUMNS = {
+    files.CONNECTIONS: ("opened_s", "closed_s", "duration_s", "close_code", "http_status", "censored"),
+    files.LEDGER: ("seq", "t"),
+}
+
+
 class RunRecord:
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir)
@@ -137,6 +144,16 @@ class RunRecord:
         missing = [c for c in columns if c not in df.columns]
         if missing:
             raise UsageError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
+        numeric = [c for c in df.columns if name == files.TIMESERIES or c in NUMERIC_COLUMNS.get(name, ())]
+        for col in numeric:
+            if df[col].dtype.kind in "biuf":
+                continue
+            values = pd.to_numeric(df[col], errors="coerce")
+            bad = (values.isna() & df[col].notna()).to_numpy().nonzero()[0]
+            if bad.size:
+                row = int(bad[0])
+                raise UsageError(f"{path}:{row + 2}: column {col!r}: expected a number, got {df[col].iloc[row]!r}")
+            df[col] = values
         return df
 
     @cached_property

@@ -290,3 +290,17 @@ def test_a_record_file_of_the_wrong_shape_is_named(run_dir, tmp_path, capsys, na
     (run_dir / name).write_text(text)
     assert stormbench(["gates", str(run_dir), "--gates", str(phased), "--quiet"]) == 2
     assert f"{run_dir / name}: {expected}" in error_line(capsys)
+
+
+def test_a_non_number_in_a_derived_table_is_named_with_its_line(run_dir, tmp_path, capsys):
+    lifetimes = tmp_path / "lifetimes.yaml"
+    lifetimes.write_text("- {name: p50, metric: connection_duration, stat: p50, op: '>=', value: 1s}\n")
+    assert stormbench(["gates", str(run_dir), "--gates", str(lifetimes), "--quiet"]) == 0  # derives the tables
+    table = run_dir / files.CONNECTIONS
+    lines = table.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("duration_s")] = "long"
+    table.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    assert stormbench(["gates", str(run_dir), "--gates", str(lifetimes), "--quiet"]) == 2
+    assert f"{table}:2: column 'duration_s': expected a number, got 'long'" in error_line(capsys)
