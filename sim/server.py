@@ -61,9 +61,10 @@ class Draws:
 class Slots:
     """`capacity` servers taken first come, first served, as `simpy.Resource` grants them, but
     without a request and a release event per use, nor a closure: with a refresh every few
-    minutes per client those were most of the model's queueing cost. `serve(service, fn, *args)`
-    waits for a slot, holds it for a draw of `service()` (drawn when the slot is granted), frees
-    it (passing it straight to the longest waiter) and then calls fn(*args)."""
+    minutes per client those were most of the model's queueing cost. `acquire(fn, *args)` calls
+    fn(*args) once a slot is the caller's (at once when one is free) and the holder `release()`s
+    it, which passes it straight to the longest waiter. `serve(service, fn, *args)` is the common
+    use: hold a slot for a draw of `service()` (drawn when it is granted), free it, call fn(*args)."""
 
     __slots__ = ("env", "capacity", "busy", "_waiting", "waits")
 
@@ -71,26 +72,33 @@ class Slots:
         self.env = env
         self.capacity = capacity
         self.busy = 0
-        self._waiting: deque[tuple[float, Callable[[], float], Callable[..., None], tuple]] = deque()
-        self.waits: list[float] | None = None  # a list: the queueing delay of every use (the M/M/c check)
+        self._waiting: deque[tuple[Callable[..., None], tuple]] = deque()
+        self.waits: list[float] | None = None  # a list: the queueing delay of every `serve` (the M/M/c check)
 
-    def serve(self, service: Callable[[], float], fn: Callable[..., None], *args: Any) -> None:
+    def acquire(self, fn: Callable[..., None], *args: Any) -> None:
         if self.busy < self.capacity:
             self.busy += 1
-            if self.waits is not None:
-                self.waits.append(0.0)
-            self.env.call_in(service(), self._served, fn, args)
+            fn(*args)
         else:
-            self._waiting.append((self.env.now, service, fn, args))
+            self._waiting.append((fn, args))
 
-    def _served(self, fn: Callable[..., None], args: tuple) -> None:
+    def release(self) -> None:
         if self._waiting:
-            since, service, next_fn, next_args = self._waiting.popleft()
-            if self.waits is not None:
-                self.waits.append(self.env.now - since)
-            self.env.call_in(service(), self._served, next_fn, next_args)
+            fn, args = self._waiting.popleft()
+            fn(*args)
         else:
             self.busy -= 1
+
+    def serve(self, service: Callable[[], float], fn: Callable[..., None], *args: Any) -> None:
+        self.acquire(self._hold, self.env.now, service, fn, args)
+
+    def _hold(self, since: float, service: Callable[[], float], fn: Callable[..., None], args: tuple) -> None:
+        if self.waits is not None:
+            self.waits.append(self.env.now - since)
+        self.env.call_in(service(), self._served, fn, args)
+
+    def _served(self, fn: Callable[..., None], args: tuple) -> None:
+        self.release()
         fn(*args)
 
     @property
