@@ -10,8 +10,9 @@ HELP = "render HTML/PNG/Markdown reports from run records"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
                         help="run-record directories (or sweep directories holding sweep.json); a directory "
-                             "of run records, such as a main job's, stands for each of them; a legacy and a "
-                             "fixed run of one scenario give the before/after table")
+                             "holding none itself, such as a main job's or runs/, stands for the records up to "
+                             "3 levels below it; a legacy and a fixed run of one scenario give the before/after "
+                             "table")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where to write index.html, summary.md and the PNGs "
                              "(default: reports/out/<run names>)")

@@ -110,15 +110,24 @@ def holds_record(path: Path) -> bool:
     return path.is_dir() and (is_sweep(path) or any((path / name).is_file() for name in RECORD_FILES))
 
 
-def expand(paths: list[Path]) -> list[Path]:
+def expand(paths: list[Path], depth: int = 3) -> list[Path]:
     """Each path as given, except a directory that holds no record but whose subdirectories do (a
-    main job's `legacy/` and `fixed/`, a folder of runs): it stands for those, in name order."""
+    main job's `legacy/` and `fixed/`, a folder of runs, `runs/` itself): it stands for the records
+    found below it, `depth` levels down at most, in name order."""
     out: list[Path] = []
     for path in map(Path, paths):
-        children = [] if not path.is_dir() or holds_record(path) else \
-            sorted(c for c in path.iterdir() if holds_record(c))
-        out.extend(children or [path])
+        found = _records_below(path, depth) if path.is_dir() and not holds_record(path) else []
+        out.extend(found or [path])
     return out
+
+
+def _records_below(path: Path, depth: int) -> list[Path]:
+    if depth <= 0:
+        return []
+    found: list[Path] = []
+    for child in sorted(c for c in path.iterdir() if c.is_dir()):
+        found.extend([child] if holds_record(child) else _records_below(child, depth - 1))
+    return found
 
 
 def load_run(path: Path) -> Run:

@@ -162,7 +162,7 @@ def test_an_incomplete_run_says_so(tmp_path):
 
 
 def test_cli_takes_a_folder_of_run_records_such_as_a_main_job(tmp_path, capsys):
-    job = tmp_path / "main-job"
+    job = tmp_path / "runs" / "main-job"
     write_run(job / "legacy", SyntheticRun(profile="legacy", failed_handshakes=[403]))
     write_run(job / "fixed", SyntheticRun(profile="fixed"))
     (job / "report").mkdir()  # the job's own report folder holds no record and is passed over
@@ -170,5 +170,8 @@ def test_cli_takes_a_folder_of_run_records_such_as_a_main_job(tmp_path, capsys):
     assert stormbench(["report", str(job), "--out", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
     assert "before: legacy (legacy, emulate) | after: fixed (fixed, emulate)" in md
+    write_run(tmp_path / "runs" / "solo", SyntheticRun(name="solo"))
+    assert stormbench(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "all")]) == 0  # two levels down
+    assert "3 run(s)" in (tmp_path / "all" / "summary.md").read_text(encoding="utf-8")
     assert stormbench(["report", str(tmp_path / "out")]) == 2  # a report folder is no run record
     assert "no run-record files found" in capsys.readouterr().err
