@@ -54,7 +54,7 @@ def _value(text: str) -> Any:
 
 def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibration: str | None = None,
           gates_file: str | None = None, echo=print) -> dict:
-    from harness.gates.evaluate import evaluate
+    from harness.gates.evaluate import check_metrics, evaluate
     from harness.gates.report import write_verdicts
     from harness.gates.spec import load_gates
     from harness.record.run import RunRecord
@@ -66,16 +66,18 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
     for combo in itertools.product(*(grid[n] for n in names)):  # every point loads before any runs
         params = dict(zip(names, combo))
         try:
-            planned.append((combo, params, load(scenario_path, params)))
+            scenario = load(scenario_path, params)
         except UsageError as exc:
             raise UsageError(f"--vary {', '.join(f'{k}={v}' for k, v in params.items())}: {exc}") from None
+        gates = load_gates(gates_file) if gates_file else load_gates(scenario.gates)
+        check_metrics(gates, gates_file or scenario.gates_file or str(scenario_path))  # a typo must not cost the grid
+        planned.append((combo, params, scenario, gates))
     out.mkdir(parents=True, exist_ok=True)
     points = []
     echo("  ".join(f"{n:>18}" for n in names) + "  " + "  ".join(f"{c:>14}" for c in COLUMNS) + "  gates")
-    for i, (combo, params, scenario) in enumerate(planned):
+    for i, (combo, params, scenario, gates) in enumerate(planned):
         run_dir = out / f"point-{i:03d}"
         summary = simulate(scenario, run_dir, calibration=calibration)
-        gates = load_gates(gates_file) if gates_file else load_gates(scenario.gates)
         verdicts = evaluate(gates, RunRecord(run_dir))
         write_verdicts(verdicts, run_dir, scenario.name)
         verdict_dicts = [v.to_dict() for v in verdicts]

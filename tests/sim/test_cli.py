@@ -86,6 +86,16 @@ def test_sweep_with_a_bad_value_runs_nothing(tmp_path):
     assert not (tmp_path / "sweep").exists()
 
 
+def test_sweep_with_a_gate_on_an_unknown_metric_runs_nothing(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SMALL)
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("- {name: typo, metric: http_404, stat: count, op: '==', value: 0}\n")
+    with pytest.raises(UsageError, match=r"gates.yaml.*http_404.*did you mean 'http_403'"):
+        sweep(path, {"fleet.sim_clients": [10, 30]}, tmp_path / "sweep", gates_file=str(gates), echo=lambda *_: None)
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.timeout(120)
 def test_calibrate_measures_a_real_server(tmp_path):
     from sim.calibrate_cli import calibrate
