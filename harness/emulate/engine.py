@@ -339,6 +339,21 @@ class _Run:
             writer.sent(m["conversation_id"], m["id"], m["seq"], round(self.scale.to_scenario(m["t"] - self.origin_unix), 3))
         return len(messages)
 
+    def salvage(self, writer: RecordWriter, plan: Plan | None) -> dict:
+        """An aborted run keeps what it recorded: every worker is interrupted (Ctrl-C in a terminal
+        already did) and writes its clients' records, which go to events.jsonl as in a whole run,
+        with the server's delivery log if the server still answers."""
+        if self.fleet is None or plan is None:
+            return {}
+        self.fleet.interrupt()
+        self.fleet.stop()
+        try:
+            events = self.merge_events(writer)
+        except (OSError, ValueError) as exc:  # a worker killed mid-write: keep what merged
+            self.warnings.append(f"events.jsonl: could not merge every worker's records: {exc}")
+            return {}
+        return {"events": events, "sent": self.fetch_sent(writer, {c.client_id for c in plan.clients})}
+
     def teardown(self) -> None:
         if self.fleet is not None:
             self.fleet.stop()
@@ -378,6 +393,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
     started = time.time()
     wall0 = time.monotonic()
     writer = RecordWriter(out)
+    plan: Plan | None = None
     try:
         writer.scenario(scenario)
         plan = run.plan()
@@ -422,7 +438,9 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         return out
     except BaseException as exc:
         run.warnings.append(f"run aborted: {type(exc).__name__}: {exc}")
-        writer.meta({"warnings": run.warnings, "wall_time_s": round(time.monotonic() - wall0, 3)})
+        kept = run.salvage(writer, plan)
+        writer.meta({"warnings": run.warnings, "wall_time_s": round(time.monotonic() - wall0, 3),
+                     **({"counts": kept} if kept else {})})
         raise
     finally:
         try:

@@ -18,6 +18,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import signal
 import queue as queue_mod
 import time
 from dataclasses import dataclass, field
@@ -136,17 +137,19 @@ async def _run(spec: WorkerSpec, origin_unix: float, commands: Connection, repor
     reporter = loop.create_task(report())
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     errors: list[str] = []
-    async with aiohttp.ClientSession(connector=connector) as http:
-        results = await asyncio.gather(*(one(p, http) for p in spec.clients), return_exceptions=True)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as http:
+            results = await asyncio.gather(*(one(p, http) for p in spec.clients), return_exceptions=True)
+    finally:  # interrupted too (SIGINT cancels this task): the engine keeps what the clients recorded
+        records.sort(key=lambda r: r[0])
+        with open(spec.events_path, "w", encoding="utf-8") as f:
+            for _, line in records:
+                f.write(line + "\n")
     errors = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
     stop.set()
     await asyncio.gather(lag_task, reporter, return_exceptions=True)
     res.sample()
     reports.put(("tally", spec.index, tally.snapshot()))
-    records.sort(key=lambda r: r[0])
-    with open(spec.events_path, "w", encoding="utf-8") as f:
-        for _, line in records:
-            f.write(line + "\n")
     check = worker_report(lag, res, to_scenario=lambda t: (t - clock.origin) * clock.scale)
     return {"self_check": check, "clients": len(spec.clients), "records": len(records),
             "client_errors": errors[:20], "client_error_count": len(errors)}
@@ -255,6 +258,16 @@ class Fleet:
                     if spec.index not in self.results:
                         self.failures[spec.index] = f"worker exited with code {p.exitcode} without a result"
         self.stop()
+
+    def interrupt(self) -> None:
+        """Ask every live worker to stop as Ctrl-C does (SIGINT cancels its run, which then writes
+        the records it has), rather than terminate it with its records unwritten."""
+        for p in self.procs:
+            if p.is_alive() and p.pid is not None:
+                try:
+                    os.kill(p.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
 
     def stop(self) -> None:
         for spec, p in zip(self.specs, self.procs):
