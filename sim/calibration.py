@@ -64,6 +64,37 @@ class Dist:
 
 
 @dataclass(frozen=True)
+class Testbed:
+    """The emulation's own load generator, on the machine that runs the server: its client workers
+    and its fault proxy take `cores` CPUs with the server. A mass expiry's herd is then served at
+    the pace of the CPUs, not of the server alone: every request the fleet makes (a token request
+    or a connect) costs the testbed `request_cost` of CPU before it reaches the server, and the
+    server's own work needs one of the same cores. Production has no such load generator, so only
+    `stormbench validate` models it (`simulate(..., testbed=...)`), to predict what the emulation on
+    this machine shows; `stormbench calibrate` measures it (`sim.calibrate_testbed`)."""
+
+    cores: int = 2
+    request_cost: Dist = field(default_factory=lambda: Dist("exponential", 0.0005))
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.cores, int) and self.cores >= 1):
+            raise ValueError(f"cores: expected an integer >= 1, got {self.cores!r}")
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> "Testbed":
+        if not isinstance(data, dict) or set(data) - {"cores", "request_cost"}:
+            raise ValueError(f"{where}: field testbed: expected an object {{cores, request_cost: {{kind, mean, sigma}}}}, "
+                             f"got {data!r}")
+        cost = data.get("request_cost", {})
+        if not isinstance(cost, dict):
+            raise ValueError(f"{where}: field testbed.request_cost: expected an object {{kind, mean, sigma}}, got {cost!r}")
+        try:
+            return cls(cores=data.get("cores", 2), request_cost=Dist(**cost))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: field testbed: {exc}") from None
+
+
+@dataclass(frozen=True)
 class Calibration:
     """What the model needs to know about one server on one machine.
 
@@ -93,6 +124,9 @@ class Calibration:
     # holds one of the accept path's servers for `close_service` (1 / the throughput of a close
     # burst, measured by `calibrate`); None: closes cost nothing.
     close_service: Dist | None = None
+    # The emulation's load generator on this machine (see `Testbed`); None: not measured. Only
+    # `stormbench validate` uses it: `run --engine simulate` models the system without it.
+    testbed: Testbed | None = None
     measured: dict[str, Any] = field(default_factory=dict)  # raw figures from `stormbench calibrate`
 
     def __post_init__(self) -> None:
@@ -120,6 +154,7 @@ class Calibration:
             handshake_service=slow(self.handshake_service), token_latency=slow(self.token_latency),
             token_service=None if self.token_service is None else slow(self.token_service),
             close_service=None if self.close_service is None else slow(self.close_service),
+            testbed=None if self.testbed is None else replace(self.testbed, request_cost=slow(self.testbed.request_cost)),
             agent_latency=slow(self.agent_latency), refused_after_s=self.refused_after_s * time_scale,
             restart_downtime_s=self.restart_downtime_s * time_scale,
             connect_timeout_s=max(self.connect_timeout_s, open_timeout_floor_wall * time_scale))
@@ -145,6 +180,8 @@ class Calibration:
                     kwargs[name] = Dist(**value)
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{where}: field {name}: {exc}") from None
+        if kwargs.get("testbed") is not None:
+            kwargs["testbed"] = Testbed.from_json(kwargs["testbed"], where)
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:

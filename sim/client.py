@@ -83,7 +83,10 @@ class SimClient:
             else:
                 self.feed(ev.TokenResult(self.env.now, ok, status, token, expires))
 
-        self.world.tokens.fetch(self, done, refresh=a.refresh)
+        if self.world.testbed is None:
+            self.world.tokens.fetch(self, done, refresh=a.refresh)
+        else:  # validate: the emulation's client worker and proxy handle the request first
+            self.world.testbed.request(self.world.tokens.fetch, self, done, a.refresh)
 
     def _open(self, a: ev.OpenSocket) -> None:
         s = Sock(self, a.sock)
@@ -100,8 +103,10 @@ class SimClient:
             self.handshake_failed(s, None)
         elif self.blocked and self.sealed:
             self.stuck(lambda: self.handshake_failed(s, None))
-        else:  # (a one-way blackhole lets the upgrade reach the server; `opened` loses its answer)
+        elif self.world.testbed is None:  # (a one-way blackhole lets the upgrade reach the server; `opened` loses its answer)
             self.world.server.connect(s, token, last_seq)
+        else:  # validate: the emulation's client worker and proxy handle the connect first
+            self.world.testbed.request(self.world.server.connect, s, token, last_seq)
 
     def stuck(self, fail: Callable[[], None]) -> None:
         """A request in the blackhole fails at its timeout, or at once when the toxic is removed

@@ -298,7 +298,12 @@ def run(args: argparse.Namespace) -> int:
     system = emulated_system(scenario, emu_dir)
     if system.restart_s is not None:
         cal = dataclasses.replace(cal, restart_downtime_s=system.restart_s)
-    for note in system.notes:
+    notes = list(system.notes)
+    if cal.testbed is not None:
+        notes.append(f"the emulation's load generator shares {cal.testbed.cores} CPUs with the server: "
+                     f"{cal.testbed.request_cost.mean / scenario.time_scale * 1000:.2f} ms of CPU per request "
+                     f"({cal.testbed.request_cost.mean:.3g} s of scenario time)")
+    for note in notes:
         print(f"model: {note}", flush=True)
     print(f"simulating (calibration: {cal.source}"
           + (f"; {args.replications} seeds from {scenario.seed}" if args.replications > 1 else "") + ")...", flush=True)
@@ -306,10 +311,11 @@ def run(args: argparse.Namespace) -> int:
         from sim.replicate import replicate
 
         model = replicate(system.scenario, out / "simulate", args.replications, calibration=cal,
-                          expiry_grace=system.expiry_grace_s)
+                          expiry_grace=system.expiry_grace_s, testbed=cal.testbed)
         spread = model["replications"]["metrics"]
     else:
-        model = simulate(system.scenario, out / "simulate", calibration=cal, expiry_grace=system.expiry_grace_s)
+        model = simulate(system.scenario, out / "simulate", calibration=cal, expiry_grace=system.expiry_grace_s,
+                         testbed=cal.testbed)
         spread = None
     resolution = {m: peak_resolution(emu_dir, m, scenario.time_scale) for m in PEAK_BINS}
     resolution.update({m: duration_resolution(emu_dir, scenario.time_scale) for m in DURATIONS})
@@ -327,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
                                                    "time_scale": scenario.time_scale,
                                                    "replications": args.replications,
                                                    "emulated": str(emu_dir), "simulated": str(out / "simulate"),
-                                                   "model_of_emulation": list(system.notes),
+                                                   "model_of_emulation": notes,
                                                    "load_generator_bottleneck": bottleneck,
                                                    "rows": rows}, indent=2, default=str) + "\n")
     return 1 if any(r["verdict"] == DISAGREE for r in rows) else 0

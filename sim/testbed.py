@@ -1,0 +1,69 @@
+"""The emulation's load generator in the model: CPUs shared by the server, the client workers and
+the fault proxy (`sim.calibration.Testbed`), used by `stormbench validate` only.
+
+On the emulating machine a mass expiry's herd is not served at the server's pace: the client
+workers and the proxy spend CPU on every request before the server sees it, on the same cores
+the server needs. Measured on a 200-client herd at x30 here, the server waited for a CPU about as
+long as it ran, both cores busy. The model therefore gives every fleet request a testbed stage on
+`cores` shared slots, and makes the server's own slots need one of those cores too: N requests of
+testbed cost s on c idle cores take N·s/c, and a server that could serve faster waits for a core.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from sim.server import Draws, Slots, after
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import simpy
+
+    from sim.calibration import Testbed
+
+
+class OnCores:
+    """The server's `slots` (its threads), each holder also needing one of `cores` before its
+    service time runs, as a runnable thread waits for a CPU. Same interface as `Slots`."""
+
+    __slots__ = ("slots", "cores")
+
+    def __init__(self, slots: Slots, cores: Slots) -> None:
+        self.slots, self.cores = slots, cores
+
+    def acquire(self, fn: Callable[[], None]) -> None:
+        self.slots.acquire(lambda: self.cores.acquire(fn))
+
+    def release(self) -> None:
+        self.cores.release()
+        self.slots.release()
+
+    @property
+    def busy(self) -> int:
+        return self.slots.busy
+
+    @property
+    def queued(self) -> int:
+        return self.slots.queued
+
+
+class TestbedModel:
+    """`cores` CPUs; `request(fn, *args)` spends one request's testbed CPU, then calls fn(*args)
+    (the request reaches the server)."""
+
+    def __init__(self, env: "simpy.Environment", testbed: "Testbed", rng: "np.random.Generator") -> None:
+        self.env = env
+        self.cores = Slots(testbed.cores)
+        self.cost = Draws(testbed.request_cost, rng)
+        self.requests = 0
+
+    def request(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.requests += 1
+
+        def done() -> None:
+            self.cores.release()
+            fn(*args)
+
+        self.cores.acquire(lambda: after(self.env, self.cost(), done))
+
+    def on_cores(self, slots: Slots) -> OnCores:
+        return OnCores(slots, self.cores)

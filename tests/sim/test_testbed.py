@@ -1,0 +1,76 @@
+"""The emulation's load generator in the model (`sim.testbed`), used by `validate` only.
+
+Closed forms: N requests of testbed cost s through c otherwise idle cores take N·s/c; with one
+core the server's own work waits for it too, so everything runs one after the other."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.scenario import from_dict
+from sim.calibration import Calibration, Dist
+from sim.calibration import Testbed as Bed  # (not a pytest class)
+from sim.world import World
+
+DOC = {"name": "testbed", "seed": 3, "duration": "1h", "time_scale": 1,
+       "system": {"behaviour": "fixed", "token_ttl": "15m", "live_expiry": True,
+                  "heartbeat": {"interval": "30s", "timeout": "20s"}},
+       "fleet": {"clients": 10, "profile": "fixed"}}
+
+
+def opens(n: int, testbed: Bed | None, *, handshake: float = 0.0, token: float = 0.0) -> list[float]:
+    """n clients start at t=0 (a token request, then a connect each); when each socket opened."""
+    cal = Calibration(handshake_service=Dist("fixed", handshake), token_service=Dist("fixed", token),
+                      token_latency=Dist("fixed", 0.0), close_service=None)
+    world = World(from_dict(DOC), cal, clients=n, testbed=testbed)
+    for i in range(n):
+        world.add_client(i, start=0.0, stop=None)
+    world.env.run(until=60)
+    return sorted(r["t"] for r in world.records if r["kind"] == "open")
+
+
+@pytest.mark.parametrize("cores", [1, 2, 4])
+def test_n_requests_through_c_cores_take_n_s_over_c(cores):
+    n, s = 40, 0.01
+    got = opens(n, Bed(cores, Dist("fixed", s)))
+    assert len(got) == n
+    assert got[-1] == pytest.approx(2 * n * s / cores)  # a token request and a connect per client
+    assert opens(n, None)[-1] == pytest.approx(0.0)  # without the testbed: no such cost
+
+
+def test_the_server_waits_for_a_core_the_testbed_holds():
+    """One core: the testbed's work and the server's handshakes and refreshes run one at a time."""
+    n, s, h, t = 20, 0.01, 0.02, 0.005
+    got = opens(n, Bed(1, Dist("fixed", s)), handshake=h, token=t)
+    assert got[-1] == pytest.approx(n * (2 * s + h + t))
+    many = opens(n, Bed(64, Dist("fixed", s)), handshake=h, token=t)  # cores to spare: the server's pace
+    assert n * (h + t) <= many[-1] <= n * (h + t) + 2 * s
+
+
+def test_the_testbed_round_trips_and_scales_with_the_time_scale():
+    cal = Calibration(testbed=Bed(2, Dist("exponential", 0.0004)))
+    again = Calibration.from_json(json.loads(json.dumps(cal.to_json())))
+    assert again.testbed == cal.testbed
+    assert cal.compressed(30).testbed.request_cost.mean == pytest.approx(0.012)
+    assert Calibration().testbed is None
+    with pytest.raises(ValueError, match="testbed"):
+        Calibration.from_json({"testbed": {"cores": 0}})
+    with pytest.raises(ValueError, match="testbed"):
+        Calibration.from_json({"testbed": {"cpus": 2}})
+
+
+def test_only_a_model_of_the_emulation_uses_it(tmp_path):
+    """`run --engine simulate` models production: a calibration's testbed is not applied unless
+    asked for (`validate` asks)."""
+    from sim.engine import simulate
+
+    sc = from_dict({**DOC, "duration": "2m", "fleet": {"clients": 5, "profile": "fixed"}})
+    cal = Calibration(testbed=Bed(1, Dist("fixed", 0.5)))
+    plain = simulate(sc, tmp_path / "plain", calibration=cal)
+    meta = json.loads((tmp_path / "plain" / "meta.json").read_text())
+    assert meta["model"]["testbed"] is None
+    simulate(sc, tmp_path / "bed", calibration=cal, testbed=cal.testbed)
+    meta = json.loads((tmp_path / "bed" / "meta.json").read_text())
+    assert meta["model"]["testbed"]["cores"] == 1
+    assert plain["connections"] == 5
