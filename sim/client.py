@@ -86,7 +86,8 @@ class SimClient:
         if self.world.testbed is None:
             self.world.tokens.fetch(self, done, refresh=a.refresh)
         else:  # validate: the emulation's client worker and proxy handle the request first
-            self.world.testbed.request(self.world.tokens.fetch, self, done, a.refresh)
+            tb = self.world.testbed
+            tb.request(tb.token, self.world.tokens.fetch, self, done, a.refresh)
 
     def _open(self, a: ev.OpenSocket) -> None:
         s = Sock(self, a.sock)
@@ -106,7 +107,8 @@ class SimClient:
         elif self.world.testbed is None:  # (a one-way blackhole lets the upgrade reach the server; `opened` loses its answer)
             self.world.server.connect(s, token, last_seq)
         else:  # validate: the emulation's client worker and proxy handle the connect first
-            self.world.testbed.request(self.world.server.connect, s, token, last_seq)
+            tb = self.world.testbed
+            tb.request(tb.connect, self.world.server.connect, s, token, last_seq)
 
     def stuck(self, fail: Callable[[], None]) -> None:
         """A request in the blackhole fails at its timeout, or at once when the toxic is removed

@@ -110,10 +110,10 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
     size = Sizing.plan(scenario.fleet.sim_clients, max_agents, exact_limit)
     model_scenario = scaled_scenario(scenario, size.weight)
     model_cal = scaled_calibration(cal, size.weight)
-    if testbed is not None and size.weight > 1:  # each agent's requests cost the testbed `weight` requests' CPU
-        testbed = dataclasses.replace(testbed, request_cost=Dist(testbed.request_cost.kind,
-                                                                 testbed.request_cost.mean * size.weight,
-                                                                 testbed.request_cost.sigma))
+    if testbed is not None:  # validate: the server's own CPU per request, the rest on the testbed
+        if size.weight > 1:  # each agent's requests cost `weight` requests' CPU
+            testbed = testbed.scaled(size.weight)
+        model_cal = testbed.serving(model_cal)
     out = Path(out_dir)
     warnings: list[str] = []
     if size.weight > 1:

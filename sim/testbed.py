@@ -47,23 +47,21 @@ class OnCores:
 
 
 class TestbedModel:
-    """`cores` CPUs; `request(fn, *args)` spends one request's testbed CPU, then calls fn(*args)
-    (the request reaches the server)."""
+    """`cores` CPUs; `request(cost, fn, *args)` spends one request's testbed CPU (a draw of `token`
+    or `connect`), then calls fn(*args): the request reaches the server."""
 
     def __init__(self, env: "simpy.Environment", testbed: "Testbed", rng: "np.random.Generator") -> None:
         self.env = env
         self.cores = Slots(testbed.cores)
-        self.cost = Draws(testbed.request_cost, rng)
-        self.requests = 0
+        self.token = Draws(testbed.token_cost, rng)
+        self.connect = Draws(testbed.connect_cost, rng)
 
-    def request(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.requests += 1
-
+    def request(self, cost: Draws, fn: Callable[..., Any], *args: Any) -> None:
         def done() -> None:
             self.cores.release()
             fn(*args)
 
-        self.cores.acquire(lambda: after(self.env, self.cost(), done))
+        self.cores.acquire(lambda: after(self.env, cost(), done))
 
     def on_cores(self, slots: Slots) -> OnCores:
         return OnCores(slots, self.cores)

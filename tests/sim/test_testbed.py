@@ -33,7 +33,7 @@ def opens(n: int, testbed: Bed | None, *, handshake: float = 0.0, token: float =
 @pytest.mark.parametrize("cores", [1, 2, 4])
 def test_n_requests_through_c_cores_take_n_s_over_c(cores):
     n, s = 40, 0.01
-    got = opens(n, Bed(cores, Dist("fixed", s)))
+    got = opens(n, Bed(cores, Dist("fixed", s), Dist("fixed", s)))
     assert len(got) == n
     assert got[-1] == pytest.approx(2 * n * s / cores)  # a token request and a connect per client
     assert opens(n, None)[-1] == pytest.approx(0.0)  # without the testbed: no such cost
@@ -42,22 +42,30 @@ def test_n_requests_through_c_cores_take_n_s_over_c(cores):
 def test_the_server_waits_for_a_core_the_testbed_holds():
     """One core: the testbed's work and the server's handshakes and refreshes run one at a time."""
     n, s, h, t = 20, 0.01, 0.02, 0.005
-    got = opens(n, Bed(1, Dist("fixed", s)), handshake=h, token=t)
+    got = opens(n, Bed(1, Dist("fixed", s), Dist("fixed", s)), handshake=h, token=t)
     assert got[-1] == pytest.approx(n * (2 * s + h + t))
-    many = opens(n, Bed(64, Dist("fixed", s)), handshake=h, token=t)  # cores to spare: the server's pace
+    many = opens(n, Bed(64, Dist("fixed", s), Dist("fixed", s)), handshake=h, token=t)  # cores to spare: the server's pace
     assert n * (h + t) <= many[-1] <= n * (h + t) + 2 * s
 
 
 def test_the_testbed_round_trips_and_scales_with_the_time_scale():
-    cal = Calibration(testbed=Bed(2, Dist("exponential", 0.0004)))
+    cal = Calibration(testbed=Bed(2, Dist("exponential", 0.0004), Dist("lognormal", 0.0006, 0.3),
+                                  server_connect=Dist("fixed", 0.0005)))
     again = Calibration.from_json(json.loads(json.dumps(cal.to_json())))
     assert again.testbed == cal.testbed
-    assert cal.compressed(30).testbed.request_cost.mean == pytest.approx(0.012)
+    slow = cal.compressed(30).testbed
+    assert (slow.token_cost.mean, slow.connect_cost.mean, slow.server_connect.mean) == pytest.approx((0.012, 0.018, 0.015))
+    assert slow.server_token is None
+    served = slow.serving(cal.compressed(30))  # the server's CPU per connect replaces the handshake latency
+    assert served.handshake_service == Dist("fixed", 0.015)
+    assert served.token_service == cal.compressed(30).token_service
     assert Calibration().testbed is None
     with pytest.raises(ValueError, match="testbed"):
         Calibration.from_json({"testbed": {"cores": 0}})
     with pytest.raises(ValueError, match="testbed"):
         Calibration.from_json({"testbed": {"cpus": 2}})
+    with pytest.raises(ValueError, match="testbed.token_cost"):
+        Calibration.from_json({"testbed": {"token_cost": {"kind": "uniform"}}})
 
 
 def test_only_a_model_of_the_emulation_uses_it(tmp_path):
@@ -66,7 +74,7 @@ def test_only_a_model_of_the_emulation_uses_it(tmp_path):
     from sim.engine import simulate
 
     sc = from_dict({**DOC, "duration": "2m", "fleet": {"clients": 5, "profile": "fixed"}})
-    cal = Calibration(testbed=Bed(1, Dist("fixed", 0.5)))
+    cal = Calibration(testbed=Bed(1, Dist("fixed", 0.5), Dist("fixed", 0.5)))
     plain = simulate(sc, tmp_path / "plain", calibration=cal)
     meta = json.loads((tmp_path / "plain" / "meta.json").read_text())
     assert meta["model"]["testbed"] is None
