@@ -56,8 +56,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="override the emulation's compression: lower is slower but more faithful "
                              "(the emulation warns when a time constant is distorted; the table says when "
                              "a per-second peak needs a lower one)")
-    parser.add_argument("--emulated", metavar="DIR",
-                        help="reuse this finished emulation run record instead of running the emulation again")
+    parser.add_argument("--emulated", metavar="DIR", action="append",
+                        help="reuse this finished emulation run record instead of running the emulation again; "
+                             "repeat it for several (their means are compared, as with --emulations)")
+    parser.add_argument("--emulations", type=positive_int_arg, default=1, metavar="K",
+                        help="emulate seeds seed..seed+K-1 one after another (K times the wall time; default 1); "
+                             "with K >= 2 each row compares the engines' means: one emulated run's peaks vary by "
+                             "10-20%% from run to run on a shared machine, so one run can not be held to 10%%")
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
                         help="model seeds seed..seed+N-1 in parallel processes (default 1); with N >= 2 the table "
                              "shows the model's mean and the 95%% interval one run falls in, and a row also "
@@ -74,20 +79,36 @@ def relative_error(model: Any, emulated: Any) -> float | None:
 
 
 def error_table(model: dict, emulated: dict, metrics=METRICS, *, spread: dict | None = None,
-                resolution: dict | None = None) -> list[dict]:
+                resolution: dict | None = None, emulated_values: dict | None = None) -> list[dict]:
     """One row per metric. `spread` (from `sim.replicate`): per metric the model's `mean`, `pi`
-    (where one run falls, 95%) and `values` over the seeds; the model's value is then the mean.
-    `resolution`: per peak metric `{resolution_s, bin_s, suggested_time_scale}`, how far the
-    emulation may have displaced the records of its peak."""
+    (where one run falls, 95%, or the mean of as many runs as the emulation made) and `values`
+    over the seeds; the model's value is then the mean. `resolution`: per peak metric
+    `{resolution_s, bin_s, suggested_time_scale}`, how far the emulation may have displaced the
+    records of its peak. `emulated_values`: per metric each emulated run's value, when `emulated`
+    holds their means."""
     rows = []
     for m in metrics:
         s = (spread or {}).get(m) or {}
         value = s.get("mean", model.get(m)) if s.get("n") else model.get(m)
         rows.append({"metric": m, "emulated": emulated.get(m), "model": value,
                      "model_pi": s.get("pi"), "model_values": s.get("values"),
+                     **({"emulated_values": emulated_values[m]} if emulated_values else {}),
                      "error": relative_error(value, emulated.get(m)),
                      **((resolution or {}).get(m) or {})})
     return rows
+
+
+def mean_of(values: list[Any]) -> float | None:
+    """The mean of the known values (a quantile a run could not estimate is left out); None if none."""
+    known = [float(v) for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def median_resolution(found: list[dict | None]) -> dict | None:
+    """The typical time resolution of several emulated runs: the run with the median one (a single
+    stalled run does not make the rest unresolvable, nor does a quiet one resolve the rest)."""
+    known = sorted((f for f in found if f is not None), key=lambda f: f["resolution_s"])
+    return known[(len(known) - 1) // 2] if known else None
 
 
 def judge(row: dict, tolerance: float) -> tuple[str, str]:
@@ -106,10 +127,12 @@ def judge(row: dict, tolerance: float) -> tuple[str, str]:
     if row["model"] is None or emulated is None:
         return DISAGREE, f"only the {'model' if emulated is None else 'emulation'} could estimate it"
     mean = "the model's mean" if row.get("model_values") else "the model"
+    runs = len(row.get("emulated_values") or ()) or 1
+    of = f"the mean of {runs} emulated runs" if runs > 1 else "one run"
     if err is not None and abs(err) <= tolerance:
-        return WITHIN, f"within {tolerance:.0%} of {mean}"
+        return WITHIN, f"within {tolerance:.0%} of {mean}" + (f" ({of})" if runs > 1 else "")
     if pi is not None and emulated is not None and pi[0] <= emulated <= pi[1]:
-        return INTERVAL, f"inside the model's 95% interval for one run [{pi[0]:.1f}, {pi[1]:.1f}]"
+        return INTERVAL, f"inside the model's 95% interval for {of} [{pi[0]:.1f}, {pi[1]:.1f}]"
     res, width = row.get("resolution_s"), row.get("bin_s")
     if (res is not None and width is None and row["model"] is not None and emulated is not None
             and abs(row["model"] - emulated) <= res):
@@ -129,14 +152,16 @@ def agrees(row: dict, tolerance: float) -> bool:
 
 
 def format_table(rows: list[dict], tolerance: float) -> str:
-    lines = [f"{'metric':<30}{'bin':>7}{'emulated':>10}{'model':>10}{'model 95% (1 run)':>20}{'error':>9}  verdict"]
+    runs = max([len(r.get("emulated_values") or ()) for r in rows] + [1])
+    lines = [f"{'metric':<30}{'bin':>7}{'emulated':>10}{'model':>10}"
+             f"{'model 95% (1 run)' if runs == 1 else f'model 95% (mean of {runs})':>22}{'error':>9}  verdict"]
     for r in rows:
         err, pi = r["error"], r.get("model_pi")
         verdict, why = judge(r, tolerance)
         span = "" if pi is None else f"[{pi[0]:.1f}, {pi[1]:.1f}]"
         width = r.get("bin_s") or PEAK_BINS.get(r["metric"])  # the bin a peak is the highest mean rate over
         lines.append(f"{r['metric']:<30}{'' if width is None else f'{width:g} s':>7}{_fmt(r['emulated']):>10}"
-                     f"{_fmt(r['model']):>10}{span:>20}{'n/a' if err is None else f'{err:+.1%}':>9}  {verdict}: {why}")
+                     f"{_fmt(r['model']):>10}{span:>22}{'n/a' if err is None else f'{err:+.1%}':>9}  {verdict}: {why}")
     for r in rows:
         if r.get("resolution_s") is not None and r.get("bin_s") is not None:
             lines.append(f"emulation resolution at the {r['metric']} peak (t={r['peak_t']:g} s): "
@@ -211,29 +236,30 @@ def peak_over(run_dir: Path, width: int) -> float | None:
 RESOLVED_BINS = (10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
 
-def resolved_peak_row(emu_dir: Path, model_dirs: list[Path], time_scale: float, tolerance: float) -> dict | None:
+def resolved_peak_row(emu_dirs: list[Path], model_dirs: list[Path], time_scale: float, tolerance: float) -> dict | None:
     """A peak both engines can be compared on when the 1-s and 5-s ones are not: the finest bin
     width in `RESOLVED_BINS` at which the emulation placed the records around its peak to within
     `tolerance` of the bin (the same rule as `judge`), named for that width
     (`peak_reconnects_per_s_<W>s`, the highest mean rate over W consecutive seconds). The model's
-    value is its mean over `model_dirs` (one run per seed), with one run's 95% interval. None when
-    no width up to an hour is resolved or the tables are missing."""
-    from sim.replicate import spread
+    value is its mean over `model_dirs` (one run per seed), with the 95% interval for the mean of
+    as many runs as `emu_dirs` (whose mean is the emulated value; their median resolution decides).
+    None when no width up to an hour is resolved or the tables are missing."""
+    from sim.replicate import prediction_interval
 
     for width in RESOLVED_BINS:
-        where = _peak_window(emu_dir, width, time_scale)
+        where = median_resolution([_peak_window(d, width, time_scale) for d in emu_dirs])
         if where is None:
             return None
         if where["resolution_s"] > tolerance * width:
             continue
         values = [peak_over(d, width) for d in model_dirs]
-        s = spread(values)
-        model = s["mean"] if len(values) > 1 else values[0]
-        emulated = peak_over(emu_dir, width)
-        return {"metric": f"peak_reconnects_per_s_{width}s", "emulated": emulated, "model": model,
-                "model_pi": s["pi"] if len(values) > 1 else None,
+        emulated = [peak_over(d, width) for d in emu_dirs]
+        model = mean_of(values)
+        return {"metric": f"peak_reconnects_per_s_{width}s", "emulated": mean_of(emulated), "model": model,
+                "model_pi": prediction_interval(values, runs=len(emu_dirs)),
                 "model_values": values if len(values) > 1 else None,
-                "error": relative_error(model, emulated), **where}
+                **({"emulated_values": emulated} if len(emulated) > 1 else {}),
+                "error": relative_error(model, mean_of(emulated)), **where}
     return None
 
 
@@ -321,21 +347,32 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-validate-{time.strftime('%Y%m%d-%H%M%S')}"
     if (out / "validate.json").exists():
         raise UsageError(f"--out {out}: already holds a validation; choose another directory")
-    if args.emulated:
-        emu_dir = Path(args.emulated)
+    emu_dirs = [Path(d) for d in args.emulated] if args.emulated else []
+    for emu_dir in emu_dirs:
         if not (emu_dir / "summary.json").exists():
             raise UsageError(f"--emulated {emu_dir}: no summary.json (expected a finished emulation run record)")
-        emulated = json.loads((emu_dir / "summary.json").read_text())
-        if any(m not in emulated for m in METRICS):  # finalized before a metric existed: derive it again
-            emulated = finalize(emu_dir)
-    else:
+    if emu_dirs and args.emulations > 1:
+        raise UsageError("--emulations: not with --emulated (repeat --emulated DIR to compare several finished runs)")
+    summaries = []
+    for emu_dir in emu_dirs:
+        found = json.loads((emu_dir / "summary.json").read_text())
+        if any(m not in found for m in METRICS):  # finalized before a metric existed: derive it again
+            found = finalize(emu_dir)
+        summaries.append(found)
+    if not emu_dirs:
         from harness.emulate.engine import emulate
 
-        emu_dir = out / "emulate"
-        print(f"emulating {scenario.name} with {scenario.fleet.clients} clients "
-              f"({scenario.wall_duration:.0f} s of wall time)...", flush=True)
-        emulate(scenario, emu_dir)
-        emulated = finalize(emu_dir)
+        for k in range(args.emulations):
+            emu_dir = out / "emulate" if args.emulations == 1 else out / "emulate" / f"seed-{scenario.seed + k}"
+            print(f"emulating {scenario.name} with {scenario.fleet.clients} clients, seed {scenario.seed + k} "
+                  f"({scenario.wall_duration:.0f} s of wall time)...", flush=True)
+            emulate(dataclasses.replace(scenario, seed=scenario.seed + k), emu_dir)
+            summaries.append(finalize(emu_dir))
+            emu_dirs.append(emu_dir)
+    emu_dir = emu_dirs[0]  # the faults' applied times and the floors the model takes: the first run's
+    emulated_values = {m: [sm.get(m) for sm in summaries] for m in METRICS} if len(summaries) > 1 else None
+    emulated = summaries[0] if emulated_values is None else {m: mean_of(v) for m, v in emulated_values.items()}
+    replications = max(args.replications, len(emu_dirs))
     from sim.calibration import load as load_calibration
 
     cal, _name = load_calibration(args.calibration)
@@ -353,39 +390,50 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"model: {note}", flush=True)
     print(f"simulating (calibration: {cal.source}"
-          + (f"; {args.replications} seeds from {scenario.seed}" if args.replications > 1 else "") + ")...", flush=True)
-    if args.replications > 1:
-        from sim.replicate import replicate
+          + (f"; {replications} seeds from {scenario.seed}" if replications > 1 else "") + ")...", flush=True)
+    if replications > 1:
+        from sim.replicate import prediction_interval, replicate
 
-        model = replicate(system.scenario, out / "simulate", args.replications, calibration=cal,
+        model = replicate(system.scenario, out / "simulate", replications, calibration=cal,
                           expiry_grace=system.expiry_grace_s, testbed=cal.testbed)
         spread = model["replications"]["metrics"]
+        if len(emu_dirs) > 1:  # where the mean of as many runs as the emulation made falls
+            spread = {m: {**v, "pi": prediction_interval(v["values"], runs=len(emu_dirs))} for m, v in spread.items()}
     else:
         model = simulate(system.scenario, out / "simulate", calibration=cal, expiry_grace=system.expiry_grace_s,
                          testbed=cal.testbed)
         spread = None
-    resolution = {m: peak_resolution(emu_dir, m, scenario.time_scale) for m in PEAK_BINS}
-    resolution.update({m: duration_resolution(emu_dir, scenario.time_scale) for m in DURATIONS})
-    meta = emu_dir / "meta.json"
-    check = (json.loads(meta.read_text()).get("self_check") or {}) if meta.exists() else {}
-    bottleneck = check.get("bottleneck_reasons") if check.get("load_generator_bottleneck") else None
-    rows = error_table(model, emulated, spread=spread, resolution=resolution)
+    resolution = {m: median_resolution([peak_resolution(d, m, scenario.time_scale) for d in emu_dirs])
+                  for m in PEAK_BINS}
+    resolution.update({m: median_resolution([duration_resolution(d, scenario.time_scale) for d in emu_dirs])
+                       for m in DURATIONS})
+    bottleneck = []
+    for d in emu_dirs:
+        meta = d / "meta.json"
+        check = (json.loads(meta.read_text()).get("self_check") or {}) if meta.exists() else {}
+        if check.get("load_generator_bottleneck"):
+            bottleneck += [f"{d}: {reason}" if len(emu_dirs) > 1 else reason for reason in check.get("bottleneck_reasons") or ()]
+    bottleneck = bottleneck or None
+    rows = error_table(model, emulated, spread=spread, resolution=resolution, emulated_values=emulated_values)
     for r in rows:
         r["verdict"], r["why"] = judge(r, args.tolerance)
     if any(r["verdict"] == UNRESOLVED and r.get("bin_s") for r in rows):
         runs = model.get("replications", {}).get("runs") or ["."]
-        extra = resolved_peak_row(emu_dir, [out / "simulate" / r for r in runs], scenario.time_scale, args.tolerance)
+        extra = resolved_peak_row(emu_dirs, [out / "simulate" / r for r in runs], scenario.time_scale, args.tolerance)
         if extra is not None:
             extra["verdict"], extra["why"] = judge(extra, args.tolerance)
             rows.append(extra)
+    if emulated_values:
+        print(f"emulated: the mean of {len(emu_dirs)} runs ({', '.join(str(d) for d in emu_dirs)})")
     print(format_table(rows, args.tolerance))
     if bottleneck:
         print(f"warning: the emulation's load generator was the bottleneck ({'; '.join(bottleneck)}): its figures "
               f"measure this machine's load as much as the system; rerun on a quieter machine or a lower --time-scale")
     (out / "validate.json").write_text(json.dumps({"scenario": scenario.name, "tolerance": args.tolerance,
                                                    "time_scale": scenario.time_scale,
-                                                   "replications": args.replications,
-                                                   "emulated": str(emu_dir), "simulated": str(out / "simulate"),
+                                                   "replications": replications,
+                                                   "emulated": [str(d) for d in emu_dirs] if len(emu_dirs) > 1 else str(emu_dir),
+                                                   "simulated": str(out / "simulate"),
                                                    "model_of_emulation": notes,
                                                    "load_generator_bottleneck": bottleneck,
                                                    "rows": rows}, indent=2, default=str) + "\n")

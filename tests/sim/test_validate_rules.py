@@ -122,7 +122,7 @@ def test_an_unresolved_peak_is_compared_at_the_finest_bin_the_emulation_resolves
         _timeseries(tmp_path / f"m{k}", {t: rate for t in range(1010, 1070)}, 3000)
         models.append(tmp_path / f"m{k}")
     assert peak_over(emu, 1) == 10 and peak_over(emu, 5) == 10
-    row = resolved_peak_row(emu, models, 720, 0.10)
+    row = resolved_peak_row([emu], models, 720, 0.10)
     assert row["metric"] == "peak_reconnects_per_s_600s" and row["bin_s"] == 600
     assert row["emulated"] == pytest.approx(1.0)  # 600 reconnects / 600 s
     assert row["model"] == pytest.approx(1.0)  # (480 + 720) / 2 / 600
@@ -131,4 +131,6 @@ def test_an_unresolved_peak_is_compared_at_the_finest_bin_the_emulation_resolves
     quiet = tmp_path / "quiet"  # no stall beyond the floor: 1.44 s at x720, resolved at 15 s
     _timeseries(quiet, {t: 10 for t in range(1000, 1060)}, 3000)
     (quiet / "meta.json").write_text(json.dumps({"self_check": {"lag_spikes": [], "lag_spike_floor_s": 0.002}}))
-    assert resolved_peak_row(quiet, models, 720, 0.10)["bin_s"] == 15
+    assert resolved_peak_row([quiet], models, 720, 0.10)["bin_s"] == 15
+    both = resolved_peak_row([emu, quiet], models, 720, 0.10)  # two runs: the median (lower) resolution decides
+    assert both["bin_s"] == 15 and both["emulated_values"] == [peak_over(emu, 15), peak_over(quiet, 15)]
