@@ -82,3 +82,42 @@ def test_only_a_model_of_the_emulation_uses_it(tmp_path):
     meta = json.loads((tmp_path / "bed" / "meta.json").read_text())
     assert meta["model"]["testbed"]["cores"] == 1
     assert plain["connections"] == 5
+
+
+def test_cpu_share_tells_the_emulations_cores_from_the_rest_of_the_machine():
+    """A process outside the emulation burning a core shows as the rest of the machine's load."""
+    import subprocess
+    import sys
+    import time
+
+    from harness.emulate.selfcheck import CpuShare
+
+    share = CpuShare()
+    share.sample([], time.monotonic())
+    burner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 0.6\nwhile time.time() < end: pass"])
+    try:
+        burner.wait(timeout=30)
+    finally:
+        burner.kill()
+    share.sample([], time.monotonic())
+    report = share.report()
+    assert report["emulation_cpu_cores"] == 0.0
+    assert report["other_cpu_cores"] >= 0.4  # the burner's ~0.6 s of CPU over about as long
+
+
+def test_validate_gives_the_testbed_the_cores_the_emulation_had(tmp_path):
+    from sim.validate_cli import free_cores
+
+    cal = Calibration(testbed=Bed(2, Dist("fixed", 0.001), Dist("fixed", 0.001)))
+    runs = []
+    for k, other in enumerate((1.2, 0.3, 1.1)):
+        (tmp_path / f"r{k}").mkdir()
+        (tmp_path / f"r{k}" / "meta.json").write_text(json.dumps({"self_check": {"other_cpu_cores": other}}))
+        runs.append(tmp_path / f"r{k}")
+    busy, load = free_cores(cal, runs)
+    assert load == 1.1 and busy.testbed.cores == 1  # the median run's load, rounded
+    quiet, load = free_cores(cal, runs[1:2])
+    assert load == 0.3 and quiet.testbed.cores == 2
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "meta.json").write_text(json.dumps({"self_check": {}}))
+    assert free_cores(cal, [tmp_path / "old"]) == (cal, None)
