@@ -104,7 +104,8 @@ class SimClient:
             self.handshake_failed(s, None)
         elif self.blocked and self.sealed:
             self.stuck(lambda: self.handshake_failed(s, None))
-        elif self.world.testbed is None:  # (a one-way blackhole lets the upgrade reach the server; `opened` loses its answer)
+        elif self.world.testbed is None:
+            # (a one-way blackhole lets the upgrade reach the server; `opened` loses its answer)
             self.world.server.connect(s, token, last_seq)
         else:  # validate: the emulation's client worker and proxy handle the connect first
             tb = self.world.testbed
