@@ -9,7 +9,10 @@ Starts `stormbench serve` as a child on free loopback ports and measures, with r
   which is what a mass expiry's herd queues for before it reconnects;
 - the server time a close holds (a forced expiry of a burst of live sessions: the spread of their
   closes over their number), which spreads the same herd's closes;
-- the restart downtime (spawn to ready line of a second server process).
+- the restart downtime (spawn to ready line of a second server process);
+- the emulation's load generator (`testbed`, used by `validate` only): the CPU a client and the
+  proxy spend per token refresh and per connect, in bursts of --burst through a real proxy, and the
+  cores they share with the server (`sim.calibrate_testbed`).
 The result is a `sim.calibration.Calibration` JSON file; `stormbench run --engine simulate`
 records in meta.json which file it used.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -134,7 +138,8 @@ async def _measure(ready: dict, samples: int, burst: int) -> dict:
 def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
     """Measure a fresh `stormbench serve` child; returns the Calibration."""
     from harness.emulate.procs import ManagedProcess, stormbench_argv
-    from sim.calibration import Calibration, Dist
+    from sim import calibrate_testbed
+    from sim.calibration import Calibration, Dist, Testbed
 
     # live expiry with a short grace: the close burst is a forced expiry of every live session
     argv = stormbench_argv("serve", "--agent", agent, "--heartbeat-interval", "20s", "--live-expiry",
@@ -143,6 +148,7 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
     with ManagedProcess(argv, name="calibrate-server").start() as server:
         startup = time.perf_counter() - t0
         raw = asyncio.run(_measure(server.ready, samples, burst))
+        token_burst, connect_burst = calibrate_testbed.measure(server.ready, burst)
     handshake = Dist.fit(raw["handshake_s"])
     throughput = raw["burst"] / raw["burst_s"]
     servers = max(1, round(throughput * handshake.mean))
@@ -155,6 +161,9 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
         close_service=Dist("exponential", raw["close_burst_s"] / max(1, raw["closes"] - 1) * servers),
         agent_latency=Dist.fit(raw["agent_s"]) if len(raw["agent_s"]) >= 2 else Dist("fixed", 0.0, 0.0),
         restart_downtime_s=round(startup, 3),
+        testbed=Testbed(calibrate_testbed.cores(), Dist("exponential", token_burst.testbed_s),
+                        Dist("exponential", connect_burst.testbed_s), Dist("exponential", token_burst.server_s),
+                        Dist("exponential", connect_burst.server_s)),
         measured={
             "handshake_p50_s": float(np.median(raw["handshake_s"])),
             "handshake_p95_s": float(np.percentile(raw["handshake_s"], 95)),
@@ -164,6 +173,9 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
             "burst_closes_per_s": (raw["closes"] - 1) / raw["close_burst_s"] if raw["close_burst_s"] > 0 else None,
             "agent_p50_s": float(np.median(raw["agent_s"])) if raw["agent_s"] else None,
             "server_startup_s": startup,
+            "testbed_token_burst": token_burst.to_json(),
+            "testbed_connect_burst": connect_burst.to_json(),
+            "testbed_load_average_1m": os.getloadavg()[0],
         },
     )
 
@@ -188,5 +200,12 @@ def run(args: argparse.Namespace) -> int:
           f"burst {m['burst_handshakes_per_s']:.0f}/s → {cal.handshake_servers} server(s); "
           f"token p50 {m['token_p50_s'] * 1000:.2f} ms, burst {m['burst_refreshes_per_s']:.0f} refreshes/s, "
           f"{m['burst_closes_per_s'] or 0:.0f} closes/s; startup {m['server_startup_s']:.2f} s")
+    parts = []
+    for kind in ("token", "connect"):
+        b = m[f"testbed_{kind}_burst"]
+        parts.append(f"per {kind} client {b['client_cpu_per_request_s'] * 1000:.2f} ms + proxy "
+                     f"{b['proxy_cpu_per_request_s'] * 1000:.2f} ms (server {b['server_cpu_per_request_s'] * 1000:.2f} ms)")
+    print(f"testbed (validate only), CPU through the proxy: {'; '.join(parts)}; {cal.testbed.cores} cores; "
+          f"load average {m['testbed_load_average_1m']:.2f}")
     print(f"calibration: {Path(args.out)}")
     return 0

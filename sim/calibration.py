@@ -64,6 +64,65 @@ class Dist:
 
 
 @dataclass(frozen=True)
+class Testbed:
+    """The emulation's own load generator, on the machine that runs the server: its client workers
+    and its fault proxy take the same `cores` CPUs as the server. A mass expiry's herd is then
+    served at the pace of the CPUs, not of the server alone: each token request costs the testbed
+    `token_cost` of CPU before the server sees it, each connect `connect_cost`, and the server's
+    own work needs one of the same cores. The server's work per token request and per connect is
+    then its own CPU, `server_token` and `server_connect` (measured in the same bursts), in place of
+    `token_service` and `handshake_service`: the handshake's service time is an end-to-end latency
+    that includes the client's part, which the testbed now holds (None: keep the calibration's).
+    Production has no such load generator, so only
+    `stormbench validate` models it (`simulate(..., testbed=...)`), to predict what the emulation on
+    this machine shows; `stormbench calibrate` measures it (`sim.calibrate_testbed`)."""
+
+    cores: int = 2
+    token_cost: Dist = field(default_factory=lambda: Dist("exponential", 0.0003))
+    connect_cost: Dist = field(default_factory=lambda: Dist("exponential", 0.0005))
+    server_token: Dist | None = None
+    server_connect: Dist | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.cores, int) and not isinstance(self.cores, bool) and self.cores >= 1):
+            raise ValueError(f"cores: expected an integer >= 1, got {self.cores!r}")
+
+    def scaled(self, factor: float) -> "Testbed":
+        """Each cost `factor` times longer (a time scale, or a sampled agent's weight)."""
+        def longer(d: Dist | None) -> Dist | None:
+            return None if d is None else Dist(d.kind, d.mean * factor, d.sigma)
+
+        return replace(self, token_cost=longer(self.token_cost), connect_cost=longer(self.connect_cost),
+                       server_token=longer(self.server_token), server_connect=longer(self.server_connect))
+
+    def serving(self, cal: "Calibration") -> "Calibration":
+        """`cal` with the server's CPU per token request and per connect as its service times."""
+        return replace(cal, token_service=self.server_token or cal.token_service,
+                       handshake_service=self.server_connect or cal.handshake_service)
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> "Testbed":
+        fields = {"cores", "token_cost", "connect_cost", "server_token", "server_connect"}
+        if not isinstance(data, dict) or set(data) - fields:
+            raise ValueError(f"{where}: field testbed: expected an object with some of {', '.join(sorted(fields))}, "
+                             f"got {data!r}")
+        kwargs = dict(data)
+        for name in ("token_cost", "connect_cost", "server_token", "server_connect"):
+            if kwargs.get(name) is not None:
+                if not isinstance(kwargs[name], dict):
+                    raise ValueError(f"{where}: field testbed.{name}: expected an object {{kind, mean, sigma}}, "
+                                     f"got {kwargs[name]!r}")
+                try:
+                    kwargs[name] = Dist(**kwargs[name])
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{where}: field testbed.{name}: {exc}") from None
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: field testbed: {exc}") from None
+
+
+@dataclass(frozen=True)
 class Calibration:
     """What the model needs to know about one server on one machine.
 
@@ -93,6 +152,9 @@ class Calibration:
     # holds one of the accept path's servers for `close_service` (1 / the throughput of a close
     # burst, measured by `calibrate`); None: closes cost nothing.
     close_service: Dist | None = None
+    # The emulation's load generator on this machine (see `Testbed`); None: not measured. Only
+    # `stormbench validate` uses it: `run --engine simulate` models the system without it.
+    testbed: Testbed | None = None
     measured: dict[str, Any] = field(default_factory=dict)  # raw figures from `stormbench calibrate`
 
     def __post_init__(self) -> None:
@@ -120,6 +182,7 @@ class Calibration:
             handshake_service=slow(self.handshake_service), token_latency=slow(self.token_latency),
             token_service=None if self.token_service is None else slow(self.token_service),
             close_service=None if self.close_service is None else slow(self.close_service),
+            testbed=None if self.testbed is None else self.testbed.scaled(time_scale),
             agent_latency=slow(self.agent_latency), refused_after_s=self.refused_after_s * time_scale,
             restart_downtime_s=self.restart_downtime_s * time_scale,
             connect_timeout_s=max(self.connect_timeout_s, open_timeout_floor_wall * time_scale))
@@ -145,6 +208,8 @@ class Calibration:
                     kwargs[name] = Dist(**value)
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{where}: field {name}: {exc}") from None
+        if kwargs.get("testbed") is not None:
+            kwargs["testbed"] = Testbed.from_json(kwargs["testbed"], where)
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:

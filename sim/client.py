@@ -73,7 +73,11 @@ class SimClient:
             if not self.sealed:  # a one-way blackhole: the request still reaches the server, the answer is lost
                 self.world.tokens.fetch(self, lambda *_answer: None, refresh=a.refresh)
             return
-        self.world.tokens.fetch(self, self._token_answer, refresh=a.refresh)
+        if self.world.testbed is None:
+            self.world.tokens.fetch(self, self._token_answer, refresh=a.refresh)
+        else:  # validate: the emulation's client worker and proxy handle the request first
+            tb = self.world.testbed
+            tb.request(tb.token, self.world.tokens.fetch, self, self._token_answer, a.refresh)
 
     def _token_answer(self, ok: bool, status: int, token: str | None, expires: float | None) -> None:
         if ok:
@@ -101,8 +105,12 @@ class SimClient:
             self.handshake_failed(s, None)
         elif self.blocked and self.sealed:
             self.stuck(lambda: self.handshake_failed(s, None))
-        else:  # (a one-way blackhole lets the upgrade reach the server; `opened` loses its answer)
+        elif self.world.testbed is None:
+            # (a one-way blackhole lets the upgrade reach the server; `opened` loses its answer)
             self.world.server.connect(s, token, last_seq)
+        else:  # validate: the emulation's client worker and proxy handle the connect first
+            tb = self.world.testbed
+            tb.request(tb.connect, self.world.server.connect, s, token, last_seq)
 
     def stuck(self, fail: Callable[[], None]) -> None:
         """A request in the blackhole fails at its timeout, or at once when the toxic is removed

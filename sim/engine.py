@@ -32,7 +32,7 @@ from harness.record.derive import Derived, derive, timeseries_columns, write_csv
 from harness.record.finalize import in_flight_window
 from harness.record.ledger import check
 from harness.scenario.model import Admission, Scenario
-from sim.calibration import Calibration, Dist, load as load_calibration
+from sim.calibration import Calibration, Dist, Testbed, load as load_calibration
 from sim.world import EXPIRY_GRACE_S, ModelOptions, World
 
 EXACT_LIMIT = 5000  # up to this many clients, events.jsonl holds every record
@@ -91,11 +91,13 @@ def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
 def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path | Calibration | None = None,
              progress: Callable[[float], None] | None = None, max_agents: int = MAX_AGENTS,
              exact_limit: int = EXACT_LIMIT, max_wall_s: float | None = MAX_WALL_S,
-             expiry_grace: float = EXPIRY_GRACE_S) -> dict:
+             expiry_grace: float = EXPIRY_GRACE_S, testbed: Testbed | None = None) -> dict:
     """Run the model on `scenario` at `fleet.sim_clients`, write the run record, return its summary.
 
     `expiry_grace` is the server's live-expiry grace in scenario seconds (`validate` passes the
-    value the emulation really ran with, which is floored at high time scales).
+    value the emulation really ran with, which is floored at high time scales). `testbed` models the
+    emulation's load generator sharing the server's CPUs (`sim.testbed`; `validate` passes the
+    calibration's, scenario-timed by its time scale): a model of the emulated run, not of production.
 
     A run that needs more than `max_wall_s` of wall time stops where it is: the record then ends
     there (`meta.end_s`), with a warning, rather than the command running for hours."""
@@ -108,6 +110,10 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
     size = Sizing.plan(scenario.fleet.sim_clients, max_agents, exact_limit)
     model_scenario = scaled_scenario(scenario, size.weight)
     model_cal = scaled_calibration(cal, size.weight)
+    if testbed is not None:  # validate: the server's own CPU per request, the rest on the testbed
+        if size.weight > 1:  # each agent's requests cost `weight` requests' CPU
+            testbed = testbed.scaled(size.weight)
+        model_cal = testbed.serving(model_cal)
     out = Path(out_dir)
     warnings: list[str] = []
     if size.weight > 1:
@@ -118,7 +124,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         rec.scenario(scenario)
         if size.exact:
             world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent,
-                          expiry_grace=expiry_grace)
+                          expiry_grace=expiry_grace, testbed=testbed)
             world.scrape(rec.scrape, 1, 1.0)
             end = world.run(progress, max_wall_s=max_wall_s)
             ledger = None
@@ -127,7 +133,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             sent: list[tuple[str, str, int, float]] = []
             world = World(model_scenario, model_cal, clients=size.agents,
                           options=ModelOptions(message_clients=sample, keep_all_records=False),
-                          on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace)
+                          on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace,
+                          testbed=testbed)
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
             derived = derive(world.records, end)
@@ -152,7 +159,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
                          "ledger_clients": None if ledger is None else min(size.agents, LEDGER_SAMPLE)},
             "model": {"policy_events": world.policy_events, "handshakes": world.server.handshakes * size.weight,
                       "peak_active": world.server.peak_active * size.weight,
-                      "tokens_issued": world.tokens.issued * size.weight},
+                      "tokens_issued": world.tokens.issued * size.weight,
+                      "testbed": None if testbed is None else dataclasses.asdict(testbed)},
             "warnings": warnings,
             "self_check": {"sim_time_reached_s": end, "complete": end >= scenario.duration,
                            "faults_applied": world.fault_log},

@@ -45,17 +45,17 @@ def interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
     return {"mean": mean, "ci": [mean - half, mean + half], "n": len(xs)}
 
 
-def prediction_interval(values: list[float], level: float = 0.95) -> list[float] | None:
-    """Where one more run would fall with probability `level` (Student-t, unknown variance):
-    mean ± t·sd·sqrt(1 + 1/n). This, not the interval of the mean, is what a single run of
-    another engine is compared with: the interval of the mean shrinks with more seeds, one run's
-    own noise does not. None when fewer than two values are known."""
+def prediction_interval(values: list[float], level: float = 0.95, runs: int = 1) -> list[float] | None:
+    """Where one more run (the mean of `runs` more runs) would fall with probability `level`
+    (Student-t, unknown variance): mean ± t·sd·sqrt(1/runs + 1/n). This, not the interval of the
+    mean, is what another engine's runs are compared with: the interval of the mean shrinks with more
+    seeds, the compared runs' own noise does not. None when fewer than two values are known."""
     xs = [float(v) for v in values if v is not None]
     if len(xs) < 2:
         return None
     mean = sum(xs) / len(xs)
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, len(xs) - 1)) * sd * math.sqrt(1 + 1 / len(xs))
+    half = float(stats.t.ppf(0.5 + level / 2, len(xs) - 1)) * sd * math.sqrt(1 / runs + 1 / len(xs))
     return [mean - half, mean + half]
 
 

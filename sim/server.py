@@ -326,15 +326,25 @@ class ModelServer:
         """As the server's `_refuse`: an `error` frame, then close 4401. The frame matters to the
         herd after a mass expiry: a fixed client fetches a fresh token on the frame, so the fleet's
         refreshes queue on the server at the moment of the close, and each reconnect waits for its
-        client's refresh instead of starting one after its backoff. The legacy server
-        (`abrupt_errors`) sends neither: it drops the connection."""
-        if self.setup.abrupt_errors:  # the legacy server drops the connection: the client sees 1006
-            if self.drop_end(s) and s.client_open and s.broken_at is None:
+        client's refresh instead of starting one after its backoff. Both frames arrive together and
+        the client's WebSocket stack answers the close before its application has read the error
+        frame, so the close reply reaches the server's queue before the refresh it starts (the
+        emulated herd refreshes once per client, after its close; the other way round the model
+        refreshed twice). The legacy server (`abrupt_errors`) sends neither: it drops the connection."""
+        live = s.client_open and s.broken_at is None
+        if self.setup.abrupt_errors:  # the client sees 1006
+            if self.drop_end(s) and live:
                 s.client.closed(s, ABNORMAL, "", "network")
             return
-        if s.client_open and s.broken_at is None:
-            s.client.frame(s, {"v": "1.0", "type": "error", "code": error, "message": message})
+        frame = {"v": "1.0", "type": "error", "code": error, "message": message}
+        if self.close_service is None:  # the close completes at once: the frame must come first
+            if live:
+                s.client.frame(s, frame)
+            self.close(s, EXPIRED, error)
+            return
         self.close(s, EXPIRED, error)
+        if live:
+            s.client.frame(s, frame)
 
     def drop_end(self, s: Sock) -> bool:
         """Forget the server's end of `s` (no frame sent); False when it was already gone."""

@@ -15,10 +15,11 @@ from harness.scenario import draws
 from harness.scenario.clients import client_config
 from harness.scenario.model import Fault, Scenario
 from sim import faults as fault_kinds
-from sim.calibration import Calibration
+from sim.calibration import Calibration, Testbed
 from sim.client import SimClient
 from sim.schedule import ModelEnvironment
 from sim.server import Draws, ModelServer, ServerSetup, TokenService
+from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
 
 EXPIRY_GRACE_S = 10.0  # the server's --expiry-grace default, which the emulation keeps in scenario time
@@ -73,7 +74,7 @@ class World:
                  options: ModelOptions = ModelOptions(),
                  sink: Callable[[list[dict]], None] | None = None,
                  on_sent: Callable[[str, str, int, float], None] | None = None,
-                 expiry_grace: float = EXPIRY_GRACE_S) -> None:
+                 expiry_grace: float = EXPIRY_GRACE_S, testbed: "Testbed | None" = None) -> None:
         self.scenario = scenario
         self.cal = calibration
         self.options = options
@@ -85,6 +86,10 @@ class World:
                                    Draws(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
         self.server = ModelServer(self.env, server_setup(scenario, expiry_grace), calibration,
                                   draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent)
+        self.testbed: TestbedModel | None = None
+        if testbed is not None:  # validate: the emulation's load generator shares the server's CPUs
+            self.testbed = TestbedModel(self.env, testbed, draws.numpy_stream(seed, "sim:testbed"))
+            self.server.handshake = self.testbed.on_cores(self.server.handshake)
         if calibration.token_service is not None:  # one server process: refreshes queue with handshakes
             self.tokens.serve_on(self.server.handshake,
                                  Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")),

@@ -39,7 +39,7 @@ from harness.emulate.live import LiveCheck, LiveView
 from harness.emulate.plan import Plan, Step, make_plan, timeline
 from harness.emulate.procs import ManagedProcess
 from harness.emulate.scrape import parse_metrics
-from harness.emulate.selfcheck import merge as merge_self_check
+from harness.emulate.selfcheck import CpuShare, merge as merge_self_check
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import (
     Endpoints, ProxyControl, ServerControl, ServerOptions, start_proxy_process,
@@ -134,6 +134,7 @@ class _Run:
         self.admin_key = os.environ.get("STORMBENCH_ADMIN_KEY", "")
         self.origin_unix = 0.0
         self.host_cpu: list[float] = []
+        self.cpu_share = CpuShare()
         self.fault_events: list[dict] = []
 
     # ---- set-up ----
@@ -211,6 +212,14 @@ class _Run:
     def clock(self) -> float:
         return self.scale.to_scenario(time.time() - self.origin_unix)
 
+    def _own_pids(self) -> list[int]:
+        """The emulation's processes now: this one, the workers, the server, the proxy."""
+        pids = [os.getpid(), *(p.pid for p in (self.fleet.procs if self.fleet else ()) if p.pid)]
+        for proc in (self.server.proc if self.server else None, self.proxy_proc):
+            if proc is not None and proc.pid:
+                pids.append(proc.pid)
+        return pids
+
     async def drive(self, plan: Plan, writer: RecordWriter) -> None:
         assert self.fleet is not None and self.applier is not None
         stop = asyncio.Event()
@@ -245,6 +254,8 @@ class _Run:
                     tally = self.fleet.tally()
                     clock = min(self.clock(), self.scenario.duration)
                     self.host_cpu.append(psutil.cpu_percent(None))
+                    if clock < self.scenario.duration:
+                        self.cpu_share.sample(self._own_pids(), time.monotonic())
                     if self.progress is not None:
                         self.progress({"t": clock, "faults": self.applier.labels(), **tally.snapshot()})
                     else:
@@ -419,7 +430,8 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
             run.warnings.append(f"{client_errors} client(s) ended with an error, e.g. "
                                 f"{next(e for r in results.values() for e in r.get('client_errors', []))}")
         self_check = merge_self_check([r["self_check"] for r in results.values()], fd_limit=fd_limit(),
-                                      fleet_bound=run.bound, host_cpu=run.host_cpu)
+                                      fleet_bound=run.bound, host_cpu=run.host_cpu,
+                                      cpu_share=run.cpu_share.report())
         if self_check["load_generator_bottleneck"]:
             run.warnings.append("the load generator was the bottleneck: " + "; ".join(self_check["bottleneck_reasons"]))
         writer.meta({

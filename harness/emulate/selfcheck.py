@@ -82,6 +82,43 @@ class ResourceSampler:
             pass
 
 
+@dataclass
+class CpuShare:
+    """Cores the emulation's own processes (this one, the workers, the server, the proxy) took over
+    the run, and cores the rest of the machine took meanwhile (other users' work on a shared host).
+    The second is what the emulation did not have: `stormbench validate` models the emulated run
+    on the cores left (`sim.calibration.Testbed`). A process that exited keeps its last reading."""
+
+    first: dict[int, float] = field(default_factory=dict)
+    last: dict[int, float] = field(default_factory=dict)
+    host_first: float | None = None
+    host_last: float = 0.0
+    wall_first: float = 0.0
+    wall_last: float = 0.0
+
+    def sample(self, pids: list[int], now: float) -> None:
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            self.first.setdefault(pid, t.user + t.system)
+            self.last[pid] = t.user + t.system
+        h = psutil.cpu_times()
+        busy = sum(h) - h.idle - getattr(h, "iowait", 0.0)
+        if self.host_first is None:
+            self.host_first, self.wall_first = busy, now
+        self.host_last, self.wall_last = busy, now
+
+    def report(self) -> dict:
+        wall = self.wall_last - self.wall_first
+        if self.host_first is None or wall <= 0:
+            return {}
+        own = sum(self.last[p] - self.first[p] for p in self.last) / wall
+        host = (self.host_last - self.host_first) / wall
+        return {"emulation_cpu_cores": round(own, 3), "other_cpu_cores": round(max(0.0, host - own), 3)}
+
+
 def worker_report(lag: LoopLagMonitor, res: ResourceSampler,
                   to_scenario: Callable[[float], float] | None = None) -> dict:
     """One worker's self-check numbers (wall seconds and percent of one core); `to_scenario` maps
@@ -99,8 +136,9 @@ def worker_report(lag: LoopLagMonitor, res: ResourceSampler,
     }
 
 
-def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: list[float]) -> dict:
-    """The run's `self_check` block and its verdict on the generator."""
+def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: list[float],
+          cpu_share: dict | None = None) -> dict:
+    """The run's `self_check` block and its verdict on the generator (`cpu_share`: `CpuShare.report`)."""
     lag99 = [w["loop_lag_p99_s"] for w in workers if w.get("loop_lag_p99_s") is not None]
     cpu = [w["cpu_mean_pct"] for w in workers if w.get("cpu_mean_pct") is not None]
     reasons = []
@@ -117,6 +155,7 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
         "loop_lag_p99_s": max(lag99) if lag99 else None,
         "worker_cpu_mean_pct": max(cpu) if cpu else None,
         "host_cpu_mean_pct": sum(host_cpu) / len(host_cpu) if host_cpu else None,
+        **(cpu_share or {}),
         "fd_limit_per_process": fd_limit,
         "fleet_bound_by_fds": fleet_bound,
         "load_generator_bottleneck": bool(reasons),

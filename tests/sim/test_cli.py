@@ -106,6 +106,11 @@ def test_calibrate_measures_a_real_server(tmp_path):
     assert 0 < cal.handshake_service.mean < 1.0 and 0 < cal.token_latency.mean < 1.0
     assert cal.measured["burst_handshakes_per_s"] > 0 and cal.restart_downtime_s > 0
     assert cal.close_service is not None and 0 < cal.close_service.mean < 1.0  # a forced expiry's close burst
+    tb = cal.testbed  # bursts through a real proxy: the client's and the proxy's CPU, and the server's
+    assert tb is not None and tb.cores >= 1
+    assert 0 < tb.token_cost.mean < 0.1 and 0 < tb.connect_cost.mean < 0.1
+    assert 0 < tb.server_token.mean < 0.1 and 0 < tb.server_connect.mean < 0.1
+    assert cal.measured["testbed_connect_burst"]["requests"] == 8
     save(cal, tmp_path / "cal.json")
     again, name = load(tmp_path / "cal.json")
     assert again == cal and name.endswith("cal.json")

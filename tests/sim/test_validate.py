@@ -77,3 +77,38 @@ def test_validate_reuses_an_emulated_record_and_derives_a_newer_metric(tmp_path,
     row = {r["metric"]: r for r in doc["rows"]}["peak_reconnects_per_s_5s"]
     assert row["emulated"] is not None and row["emulated"] > 0
     assert code in (0, 1) and "peak_reconnects_per_s_5s" in capsys.readouterr().out
+
+
+def test_several_emulated_records_are_compared_by_their_means(tmp_path, capsys):
+    """One emulated run's peaks vary from run to run on a shared machine, so `--emulated` repeated
+    (or `--emulations K`) compares the engines' means: the emulated value is the records' mean and
+    the model's interval is where the mean of that many runs falls (narrower than one run's)."""
+    import dataclasses
+
+    import yaml
+
+    from harness.scenario import from_dict
+    from sim.engine import simulate
+    from sim.replicate import prediction_interval
+
+    sc = from_dict(yaml.safe_load(TINY))
+    records = []
+    for seed in (9, 10):  # the model's own runs stand in for two emulations
+        simulate(dataclasses.replace(sc, seed=seed), tmp_path / f"emu-{seed}")
+        records.append(json.loads((tmp_path / f"emu-{seed}" / "summary.json").read_text()))
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    code = main(["validate", str(path), "--replications", "3", "--out", str(tmp_path / "v"),
+                 "--emulated", str(tmp_path / "emu-9"), "--emulated", str(tmp_path / "emu-10")])
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "v" / "validate.json").read_text())
+    row = {r["metric"]: r for r in doc["rows"]}["reconnect_attempts"]
+    assert row["emulated_values"] == [r["reconnect_attempts"] for r in records]
+    assert row["emulated"] == pytest.approx(sum(row["emulated_values"]) / 2)
+    assert row["model_pi"] == pytest.approx(prediction_interval(row["model_values"], runs=2))
+    one = prediction_interval(row["model_values"])
+    assert row["model_pi"][1] - row["model_pi"][0] < one[1] - one[0]
+    assert "model 95% (mean of 2)" in out and code in (0, 1)
+    refused = main(["validate", str(path), "--emulations", "2", "--emulated", str(tmp_path / "emu-9"),
+                    "--out", str(tmp_path / "v2")])
+    assert refused == 2

@@ -3,6 +3,7 @@ interval for one run, or not comparable where the emulation could not resolve a 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,37 @@ def test_a_duration_difference_below_the_emulations_resolution_is_not_judged():
     verdict, why = judge(row(0.0, 0.004, resolution=res), 0.1)
     assert verdict == UNRESOLVED and "within the emulation's time resolution" in why
     assert judge(row(0.0, 0.05, resolution=res), 0.1)[0] == DISAGREE
+
+
+def _timeseries(run: Path, per_second: dict[int, int], end: int) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    rows = "\n".join(f"{t},{per_second.get(t, 0)}" for t in range(end))
+    (run / "timeseries.csv").write_text("t,reconnects\n" + rows + "\n")
+
+
+def test_an_unresolved_peak_is_compared_at_the_finest_bin_the_emulation_resolves(tmp_path):
+    """At x720 a 50 ms loop stall around the herd is 36 s of scenario time: neither the 1-s nor the
+    5-s peak can be placed, nor any bin shorter than 360 s at a 10% tolerance; the row compares the
+    highest mean rate over 600 s, named so, with the model's mean over its seeds."""
+    from sim.validate_cli import peak_over, resolved_peak_row
+
+    emu = tmp_path / "emulate"
+    _timeseries(emu, {t: 10 for t in range(1000, 1060)}, 3000)  # 600 reconnects in one minute
+    (emu / "meta.json").write_text(json.dumps({"self_check": {"lag_spikes": [[1030.0, 0.05]], "lag_spike_floor_s": 0.002}}))
+    models = []
+    for k, rate in enumerate((8, 12)):  # two seeds: 480 and 720 reconnects in that minute
+        _timeseries(tmp_path / f"m{k}", {t: rate for t in range(1010, 1070)}, 3000)
+        models.append(tmp_path / f"m{k}")
+    assert peak_over(emu, 1) == 10 and peak_over(emu, 5) == 10
+    row = resolved_peak_row([emu], models, 720, 0.10)
+    assert row["metric"] == "peak_reconnects_per_s_600s" and row["bin_s"] == 600
+    assert row["emulated"] == pytest.approx(1.0)  # 600 reconnects / 600 s
+    assert row["model"] == pytest.approx(1.0)  # (480 + 720) / 2 / 600
+    assert row["resolution_s"] == pytest.approx(36.0)
+    assert judge(row, 0.10)[0] == "within"
+    quiet = tmp_path / "quiet"  # no stall beyond the floor: 1.44 s at x720, resolved at 15 s
+    _timeseries(quiet, {t: 10 for t in range(1000, 1060)}, 3000)
+    (quiet / "meta.json").write_text(json.dumps({"self_check": {"lag_spikes": [], "lag_spike_floor_s": 0.002}}))
+    assert resolved_peak_row([quiet], models, 720, 0.10)["bin_s"] == 15
+    both = resolved_peak_row([emu, quiet], models, 720, 0.10)  # two runs: the median (lower) resolution decides
+    assert both["bin_s"] == 15 and both["emulated_values"] == [peak_over(emu, 15), peak_over(quiet, 15)]
