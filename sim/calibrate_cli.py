@@ -187,6 +187,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--samples must be >= 2 and --burst >= 1")
     from harness.emulate.procs import ProcessStartError
 
+    out = Path(args.out)
+    if out.is_dir() or not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise UsageError(f"--out {out}: cannot write a calibration file there (the measurement takes a "
+                         f"minute; it is checked first)")
     try:
         cal = calibrate(args.samples, args.burst, args.agent)
     except ProcessStartError as exc:

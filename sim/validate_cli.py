@@ -376,6 +376,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out}: already holds a validation; choose another directory")
     emu_dirs = [Path(d) for d in args.emulated] if args.emulated else []
     for emu_dir in emu_dirs:
+        if not emu_dir.is_dir():
+            raise UsageError(f"--emulated {emu_dir}: {'is a file' if emu_dir.exists() else 'does not exist'}, "
+                             f"expected the directory of a finished emulation run record")
         if not (emu_dir / "summary.json").exists():
             raise UsageError(f"--emulated {emu_dir}: no summary.json (expected a finished emulation run record)")
     if emu_dirs and args.emulations > 1:

@@ -173,3 +173,18 @@ def test_run_names_a_bad_calibration_file_and_replication_count(tmp_path, capsys
         main(["run", str(scenario), "--engine", "simulate", "--replications", "0"])
     assert exit_.value.code == 2
     assert "--replications: expected at least 1" in capsys.readouterr().err
+
+
+def test_calibrate_and_validate_refuse_bad_paths_before_measuring(tmp_path, capsys):
+    """An unwritable calibration file and a missing emulated record are said before a minute of
+    measurement or a whole emulation, not after."""
+    from harness.cli import main
+
+    nowhere = tmp_path / "no-such-dir" / "cal.json"
+    assert main(["calibrate", "--out", str(nowhere)]) == 2
+    assert f"--out {nowhere}: cannot write a calibration file there" in capsys.readouterr().err
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(SMALL)
+    missing = tmp_path / "never-ran"
+    assert main(["validate", str(scenario), "--emulated", str(missing), "--out", str(tmp_path / "v")]) == 2
+    assert f"--emulated {missing}: does not exist" in capsys.readouterr().err
