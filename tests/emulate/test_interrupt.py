@@ -4,15 +4,12 @@ merges them, as a whole run does."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from harness.record import files
+from tests.ctrl_c import interrupt_cli
 
 SCENARIO = """\
 name: interrupted
@@ -32,25 +29,17 @@ fleet:
 def test_ctrl_c_during_an_emulation_keeps_the_clients_records(tmp_path):
     path, out = tmp_path / "interrupted.yaml", tmp_path / "out"
     path.write_text(SCENARIO)
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
+
+    def fleet_connected(proc) -> None:
         deadline = time.monotonic() + 90
         for line in proc.stdout:  # the live view's lines: interrupt once the whole fleet is connected
             if "active=20 " in line:
-                break
+                return
             assert time.monotonic() < deadline, "the fleet never connected"
-        else:
-            pytest.fail(f"the run ended before its fleet connected: {proc.stderr.read()}")
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 130, err
+        pytest.fail(f"the run ended before its fleet connected: {proc.stderr.read()}")
+
+    code, err = interrupt_cli(["run", str(path), "--out", str(out)], tmp_path, fleet_connected)
+    assert code == 130, err
     events = [json.loads(line) for line in (out / files.EVENTS).read_text().splitlines()]
     opened = {e["client"] for e in events if e["kind"] == "open"}
     assert len(opened) == 20  # every client's records survived, not only some worker's

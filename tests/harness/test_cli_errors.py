@@ -3,8 +3,6 @@ file, the field or flag and what was expected; never a traceback, never an earli
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ import pytest
 
 from harness.cli import main as stormbench
 from harness.record import files
+from tests.ctrl_c import interrupt_cli
 from tests.harness.synth import session, write_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,24 +139,16 @@ def test_main_job_refuses_a_taken_directory_before_running_either_profile(tmp_pa
 def test_ctrl_c_keeps_the_partial_record_and_says_where(tmp_path):
     """A real SIGINT, as a terminal sends it, to a real `stormbench run` while its engine runs."""
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "staging-day", "--engine", "simulate",
-                             "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,
-                            # a foreground command's SIGINT: a suite started in the background (`&`)
-                            # passes SIGINT ignored to its children, and Python then never raises it
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
+
+    def engine_running(proc) -> None:
         deadline = time.monotonic() + 60
         while not (out / files.EVENTS).exists():  # the engine's writer opened the record: it is running
             assert proc.poll() is None and time.monotonic() < deadline, "the engine never started"
             time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 130, err
+
+    code, err = interrupt_cli(["run", "staging-day", "--engine", "simulate", "--out", str(out)], tmp_path,
+                              engine_running)
+    assert code == 130, err
     assert f"stormbench run: interrupted: the partial record is in {out} (not finalized or judged)" in err
     assert "Traceback" not in err
     assert "interrupted (Ctrl-C)" in json.loads((out / files.META).read_text())[files.META_INCOMPLETE]

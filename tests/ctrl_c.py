@@ -1,0 +1,30 @@
+"""A real Ctrl-C for tests: run `python -m harness.cli ARGS` in its own process group and send
+SIGINT to the whole group, as a terminal does, once the run is under way."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+
+def interrupt_cli(args: list[str], cwd: Path, under_way: Callable[[subprocess.Popen], None],
+                  timeout: float = 60) -> tuple[int, str]:
+    """`under_way(proc)` returns once the run is where the test wants it interrupted (it may read
+    the process's stdout); returns the exit code and stderr. The child gets a foreground SIGINT:
+    a suite started in the background (`&`) passes SIGINT ignored to its children, and Python
+    then never raises KeyboardInterrupt."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        under_way(proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, err
