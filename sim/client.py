@@ -18,6 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
 class SimClient:
     """One user's browser tab: a policy, its sockets, its timers and its network path."""
 
+    __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "own_tokens", "_timers",
+                 "online", "blocked", "sealed", "refresh_handle", "refused", "extra_latency", "reset_after",
+                 "close_code", "pings_dropped", "stopped", "_stuck")
+
     def __init__(self, world: "World", index: int, client_id: str, policy: Any) -> None:
         self.world = world
         self.env = world.env
@@ -28,7 +32,6 @@ class SimClient:
         self.socks: dict[int, Sock] = {}
         self.own_tokens: list[str] = []
         self._timers: dict[str, int] = {}
-        self._serial = 0
         self.online = True
         self.blocked = 0  # blackhole faults in force on this client's path (nothing reaches the client)
         self.sealed = 0  # those of them that also stop what the client sends (a partition)
