@@ -138,6 +138,7 @@ async def _measure(ready: dict, samples: int, burst: int) -> dict:
 def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
     """Measure a fresh `stormbench serve` child; returns the Calibration."""
     from harness.emulate.procs import ManagedProcess, stormbench_argv
+    from harness.emulate.host import usable_cpus
     from sim import calibrate_testbed
     from sim.calibration import Calibration, Dist, Testbed
 
@@ -161,7 +162,7 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
         close_service=Dist("exponential", raw["close_burst_s"] / max(1, raw["closes"] - 1) * servers),
         agent_latency=Dist.fit(raw["agent_s"]) if len(raw["agent_s"]) >= 2 else Dist("fixed", 0.0, 0.0),
         restart_downtime_s=round(startup, 3),
-        testbed=Testbed(calibrate_testbed.cores(), Dist("exponential", token_burst.testbed_s),
+        testbed=Testbed(usable_cpus(), Dist("exponential", token_burst.testbed_s),
                         Dist("exponential", connect_burst.testbed_s), Dist("exponential", token_burst.server_s),
                         Dist("exponential", connect_burst.server_s)),
         measured={

@@ -120,10 +120,3 @@ async def _bursts(via, server, n: int, parties: tuple[psutil.Process, ...]) -> t
             await asyncio.gather(*(s.close() for s in socks), return_exceptions=True)
     return tokens, connects
 
-
-def cores() -> int:
-    """The CPUs this process may run on: the server, the workers and the proxy share them."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1

@@ -34,6 +34,10 @@ class Dist:
         if self.sigma < 0:
             raise ValueError(f"sigma: expected a non-negative log-sd, got {self.sigma!r}")
 
+    def times(self, factor: float) -> "Dist":
+        """The same shape, every draw `factor` times longer (a time scale, or an agent's weight)."""
+        return Dist(self.kind, self.mean * factor, self.sigma)
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.kind == "fixed" or self.mean == 0:
             return np.full(n, self.mean)
@@ -90,7 +94,7 @@ class Testbed:
     def scaled(self, factor: float) -> "Testbed":
         """Each cost `factor` times longer (a time scale, or a sampled agent's weight)."""
         def longer(d: Dist | None) -> Dist | None:
-            return None if d is None else Dist(d.kind, d.mean * factor, d.sigma)
+            return None if d is None else d.times(factor)
 
         return replace(self, token_cost=longer(self.token_cost), connect_cost=longer(self.connect_cost),
                        server_token=longer(self.server_token), server_connect=longer(self.server_connect))
@@ -174,16 +178,14 @@ class Calibration:
         if time_scale == 1:
             return self
 
-        def slow(d: Dist) -> Dist:
-            return Dist(d.kind, d.mean * time_scale, d.sigma)
-
         return replace(
             self, source=f"{self.source}, compressed x{time_scale:g} as the emulation runs it",
-            handshake_service=slow(self.handshake_service), token_latency=slow(self.token_latency),
-            token_service=None if self.token_service is None else slow(self.token_service),
-            close_service=None if self.close_service is None else slow(self.close_service),
+            handshake_service=self.handshake_service.times(time_scale),
+            token_latency=self.token_latency.times(time_scale),
+            token_service=None if self.token_service is None else self.token_service.times(time_scale),
+            close_service=None if self.close_service is None else self.close_service.times(time_scale),
             testbed=None if self.testbed is None else self.testbed.scaled(time_scale),
-            agent_latency=slow(self.agent_latency), refused_after_s=self.refused_after_s * time_scale,
+            agent_latency=self.agent_latency.times(time_scale), refused_after_s=self.refused_after_s * time_scale,
             restart_downtime_s=self.restart_downtime_s * time_scale,
             connect_timeout_s=max(self.connect_timeout_s, open_timeout_floor_wall * time_scale))
 

@@ -32,7 +32,7 @@ from harness.record.derive import Derived, derive, timeseries_columns, write_csv
 from harness.record.finalize import in_flight_window
 from harness.record.ledger import check
 from harness.scenario.model import Admission, Scenario
-from sim.calibration import Calibration, Dist, Testbed, load as load_calibration
+from sim.calibration import Calibration, Testbed, load as load_calibration
 from sim.world import EXPIRY_GRACE_S, ModelOptions, World
 
 EXACT_LIMIT = 5000  # up to this many clients, events.jsonl holds every record
@@ -79,12 +79,9 @@ def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
     if weight == 1:
         return cal
 
-    def heavier(d: Dist) -> Dist:
-        return Dist(d.kind, d.mean * weight, d.sigma)
-
-    tokens = None if cal.token_service is None else heavier(cal.token_service)
-    closes = None if cal.close_service is None else heavier(cal.close_service)
-    return dataclasses.replace(cal, handshake_service=heavier(cal.handshake_service), token_service=tokens,
+    tokens = None if cal.token_service is None else cal.token_service.times(weight)
+    closes = None if cal.close_service is None else cal.close_service.times(weight)
+    return dataclasses.replace(cal, handshake_service=cal.handshake_service.times(weight), token_service=tokens,
                                close_service=closes)
 
 

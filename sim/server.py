@@ -337,13 +337,11 @@ class ModelServer:
                 s.client.closed(s, ABNORMAL, "", "network")
             return
         frame = {"v": "1.0", "type": "error", "code": error, "message": message}
-        if self.close_service is None:  # the close completes at once: the frame must come first
-            if live:
-                s.client.frame(s, frame)
-            self.close(s, EXPIRED, error)
-            return
+        frame_first = self.close_service is None  # the close then completes at once
+        if live and frame_first:
+            s.client.frame(s, frame)
         self.close(s, EXPIRED, error)
-        if live:
+        if live and not frame_first:
             s.client.frame(s, frame)
 
     def drop_end(self, s: Sock) -> bool:

@@ -25,19 +25,16 @@ class OnCores:
     """The server's `slots` (its threads), each holder also needing one of `cores` before its
     service time runs, as a runnable thread waits for a CPU. `serve` as `Slots.serve`."""
 
-    __slots__ = ("env", "slots", "cores")
+    __slots__ = ("slots", "cores")
 
     def __init__(self, slots: Slots, cores: Slots) -> None:
-        self.env, self.slots, self.cores = slots.env, slots, cores
+        self.slots, self.cores = slots, cores
 
     def serve(self, service: Callable[[], float], fn: Callable[..., None], *args: Any) -> None:
-        self.slots.acquire(self.cores.acquire, self._hold, service, fn, args)
-
-    def _hold(self, service: Callable[[], float], fn: Callable[..., None], args: tuple) -> None:
-        self.env.call_in(service(), self._served, fn, args)
+        self.slots.acquire(self.cores.serve, service, self._served, fn, args)
 
     def _served(self, fn: Callable[..., None], args: tuple) -> None:
-        self.cores.release()
+        """The core is free again (`cores.serve` freed it): free the thread, then carry on."""
         self.slots.release()
         fn(*args)
 

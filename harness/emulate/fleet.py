@@ -293,5 +293,6 @@ def split(clients: list[ClientPlan], workers: int) -> list[list[ClientPlan]]:
 
 def worker_count(clients: int) -> int:
     """One worker per usable core, never more than clients."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, clients))
+    from harness.emulate.host import usable_cpus
+
+    return max(1, min(usable_cpus(), clients))

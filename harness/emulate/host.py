@@ -23,6 +23,11 @@ def fd_limit() -> int:
     return int(soft if soft != resource.RLIM_INFINITY else 1 << 20)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), which the server, workers and proxy share."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def host_facts() -> dict[str, Any]:
     vm = psutil.virtual_memory()
     try:
@@ -35,7 +40,7 @@ def host_facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpus_usable": usable_cpus(),
         "memory_bytes": vm.total,
         "fd_limit": fd_limit(),
         "event_loop": loop,
