@@ -236,10 +236,10 @@ def _peak_window(emu_dir: Path, width: int, time_scale: float) -> dict | None:
 def peak_over(run_dir: Path, width: int) -> float | None:
     """The highest mean of reconnects per second over `width` consecutive seconds of a run
     (`peak_reconnects_per_s` at width 1, `peak_reconnects_per_s_5s` at 5)."""
-    from harness.record.finalize import _rolling_peak  # the one definition, as finalize computes the 5-s peak
+    from harness.record.finalize import rolling_peak  # as finalize computes the 5-s peak
 
     reconnects = _reconnects(run_dir)
-    return None if reconnects is None else _rolling_peak(reconnects["reconnects"], width)
+    return None if reconnects is None else rolling_peak(reconnects["reconnects"], width)
 
 
 #: bin widths (scenario seconds) tried, finest first, for the peak the emulation resolves

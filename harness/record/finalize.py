@@ -129,7 +129,7 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "storm_rise_per_bin": rise,
         "storm_bin_s": storm_rule.bin_s,
         "peak_reconnects_per_s": int(ts["reconnects"].max()) if len(ts) else 0,
-        "peak_reconnects_per_s_5s": _rolling_peak(ts["reconnects"], PEAK_WINDOW_S),
+        "peak_reconnects_per_s_5s": rolling_peak(ts["reconnects"], PEAK_WINDOW_S),
         "peak_active": int(ts["active"].max()) if len(ts) else 0,
         "per_day": {k: round(v * scale_to_day, 3) for k, v in counts.items()},
     }
@@ -142,7 +142,7 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
 PEAK_WINDOW_S = 5
 
 
-def _rolling_peak(per_second: pd.Series, window: int) -> float:
+def rolling_peak(per_second: pd.Series, window: int) -> float:
     """The highest mean rate over `window` consecutive scenario seconds (a shorter run: its mean)."""
     if not len(per_second):
         return 0.0

@@ -47,15 +47,15 @@ def test_the_rolling_peak_averages_a_burst_over_five_seconds(tmp_path):
     the 1-s peak reads 100 and 20; a run shorter than the window gives its mean."""
     import pandas as pd
 
-    from harness.record.finalize import PEAK_WINDOW_S, _rolling_peak
+    from harness.record.finalize import PEAK_WINDOW_S, rolling_peak
 
     assert PEAK_WINDOW_S == 5
     spike = pd.Series([0, 0, 100, 0, 0, 0, 0, 0])
     plateau = pd.Series([0, 20, 20, 20, 20, 20, 0, 0])
-    assert (spike.max(), _rolling_peak(spike, 5)) == (100, 20.0)
-    assert (plateau.max(), _rolling_peak(plateau, 5)) == (20, 20.0)
-    assert _rolling_peak(pd.Series([3, 6]), 5) == 4.5
-    assert _rolling_peak(pd.Series([], dtype=float), 5) == 0.0
+    assert (spike.max(), rolling_peak(spike, 5)) == (100, 20.0)
+    assert (plateau.max(), rolling_peak(plateau, 5)) == (20, 20.0)
+    assert rolling_peak(pd.Series([3, 6]), 5) == 4.5
+    assert rolling_peak(pd.Series([], dtype=float), 5) == 0.0
 
 
 def test_validate_reuses_an_emulated_record_and_derives_a_newer_metric(tmp_path, capsys):
