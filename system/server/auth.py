@@ -75,6 +75,8 @@ class TokenService:
     def verify(self, token: str | None) -> Claims:
         if not token:
             raise AuthError("auth_invalid", "no access token")
+        if not token.isascii():  # a JWT is ASCII; a lone surrogate would not even encode
+            raise AuthError("auth_invalid", "access token rejected: not ASCII")
         try:
             claims = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], audience=AUDIENCE,

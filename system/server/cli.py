@@ -93,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, bool]:
 def run(args: argparse.Namespace) -> int:
     from system.errors import UsageError
     from system.server.app import ChatServer, serve_until_signalled
-    from system.server.logs import EventLog
+    from system.server.logs import EventLog, capture_library_logs
 
     try:
         config, generated_key = config_from_args(args)
@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     stream = open(args.log_file, "a", buffering=1) if args.log_file else sys.stderr
     try:
         try:
-            server = ChatServer(config, EventLog(stream))
+            log = EventLog(stream)
+            capture_library_logs(log)
+            server = ChatServer(config, log)
         except (ImportError, ValueError, TypeError) as exc:
             raise UsageError(f"--agent {config.agent}: {exc}") from None
 

@@ -22,8 +22,9 @@ async def _body(request: web.Request, fields: dict[str, tuple[type, ...]], requi
     """The JSON object body with its fields type-checked; a 400 naming the field otherwise."""
     try:
         body = await request.json() if request.can_read_body else {}
-    except json.JSONDecodeError as exc:
-        raise web.HTTPBadRequest(text=json.dumps({"error": "invalid_json", "message": f"body is not JSON: {exc}"}),
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8 (UnicodeDecodeError), or nested too deep
+        message = "body nests too deeply" if isinstance(exc, RecursionError) else f"body is not UTF-8 JSON: {exc}"
+        raise web.HTTPBadRequest(text=json.dumps({"error": "invalid_json", "message": message}),
                                  content_type="application/json") from None
     if not isinstance(body, dict):
         raise _bad("(body)", "a JSON object")
@@ -33,7 +34,17 @@ async def _body(request: web.Request, fields: dict[str, tuple[type, ...]], requi
     for name, types in fields.items():
         if name in body and (not isinstance(body[name], types) or isinstance(body[name], bool) and bool not in types):
             raise _bad(name, " or ".join(t.__name__ for t in types))
+        if isinstance(body.get(name), str) and not _utf8(body[name]):
+            raise _bad(name, "valid UTF-8 text (no lone surrogates)")
     return body
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bad(field: str, expected: str) -> web.HTTPBadRequest:
@@ -46,7 +57,8 @@ def _bad(field: str, expected: str) -> web.HTTPBadRequest:
 async def admin_guard(request: web.Request, handler):
     if request.path.startswith("/admin/"):
         key = request.headers.get("X-Admin-Key", "")
-        if not hmac.compare_digest(key.encode(), request.app[STATE].config.admin_key.encode()):
+        given = key.encode("utf-8", "surrogateescape")  # a non-UTF-8 header is just a wrong key
+        if not hmac.compare_digest(given, request.app[STATE].config.admin_key.encode()):
             return _error(403, "forbidden", "header X-Admin-Key missing or wrong")
     return await handler(request)
 

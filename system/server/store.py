@@ -1,5 +1,5 @@
-"""The server's SQLite database (WAL): the delivery log, refresh-token families, forced-expiry
-generations and the signing secret.
+"""The server's SQLite database (WAL): the delivery log, conversation owners, refresh-token
+families, forced-expiry generations and the signing secret.
 
 Everything a restarted server needs lives here, so a server restarted on the same file keeps
 accepting the tokens and refresh families it issued and continues every conversation's seq.
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     digest TEXT PRIMARY KEY, family TEXT NOT NULL, expires_at REAL NOT NULL,
     used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
 """
 
 
@@ -122,6 +123,18 @@ class Store:
 
     def revoke_family(self, family: str) -> None:
         self.db.execute("UPDATE refresh_families SET revoked=1 WHERE family=?", (family,))
+
+    # conversation ownership ----------------------------------------------
+    def owner(self, conversation_id: str) -> str | None:
+        row = self.db.execute("SELECT owner FROM conversations WHERE conversation_id=?",
+                              (conversation_id,)).fetchone()
+        return row[0] if row else None
+
+    def claim(self, conversation_id: str, user: str) -> str:
+        """The conversation's owner: `user` when this call opened it first, else whoever did."""
+        self.db.execute("INSERT OR IGNORE INTO conversations(conversation_id, owner) VALUES (?, ?)",
+                        (conversation_id, user))
+        return self.owner(conversation_id)
 
     # delivery log ---------------------------------------------------------
     def last_seq(self, conversation_id: str) -> int:

@@ -64,9 +64,11 @@ class ChatHandler:
             if not self._origin_ok(request.headers):
                 return self._reject(connection, HTTPStatus.FORBIDDEN, "forbidden origin")
             try:
-                self.state.tokens.verify(token)
+                claims = self.state.tokens.verify(token)
             except AuthError as exc:
                 return self._reject(connection, HTTPStatus.FORBIDDEN, exc.code)
+            if self.state.store.owner(conversation_id) not in (None, claims.user):
+                return self._reject(connection, HTTPStatus.FORBIDDEN, "forbidden_conversation")
         return None
 
     def _reject(self, connection: ServerConnection, status: HTTPStatus, reason: str) -> Response:
@@ -98,6 +100,12 @@ class ChatHandler:
                 claims = state.tokens.verify(token)
             except AuthError as exc:
                 await self._refuse(ws, AUTH_FAILED, exc.code, str(exc))
+                return
+            if state.store.claim(conversation_id, claims.user) != claims.user:
+                log.event("forbidden_conversation", conn=conn_id, user=claims.user,
+                          conversation=conversation_id, peer=_peer(ws))
+                await self._refuse(ws, FORBIDDEN, "forbidden_conversation",
+                                   "this conversation belongs to another user")
                 return
             session = Session(conn_id, ws, claims.user, conversation_id, time.monotonic(), claims.expires_at)
             state.add(session)
