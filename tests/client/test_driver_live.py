@@ -100,9 +100,10 @@ async def test_socket_churn_legacy_shows_duplicates_fixed_none(serve, bench_on, 
         assert driver.policy.listener_count <= 1
 
 
-async def talk(server, texts: list[str], conversation: str = "room") -> None:
-    """Another member of the conversation (alice, on her own socket) says each text and waits for the reply."""
-    token = await server.token("alice")
+async def talk(server, texts: list[str], conversation: str = "room", user: str = "bob0") -> None:
+    """The conversation's owner on a second device (its own socket) says each text and waits for
+    the reply: a conversation belongs to one user, so the other talker is that user elsewhere."""
+    token = await server.token(user)
     async with connect(server.endpoints.chat(conversation, token)) as ws:
         for text in texts:
             await ws.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"a-{text}", "text": text}))
@@ -129,8 +130,8 @@ async def add_proxy(server, proxy, toxics: list[dict] = ()) -> tuple[Endpoints, 
 
 @pytest.mark.parametrize("resume", [True, False])
 async def test_forced_drop_resume_loses_nothing(serve, bench_on, resume):
-    """The server aborts every connection; while the client under test is away another member
-    of the conversation gets replies. With resume they are replayed on reconnect; without, lost."""
+    """The server aborts every connection; while the client under test is away bob's other device
+    gets replies in his conversation. With resume they are replayed on reconnect; without, lost."""
     server = serve("--token-ttl", "10m")
     bench = bench_on(server)
     fixes = Fixes.profile("fixed").with_changes(disable=["jitter"] + ([] if resume else ["dedup_resume"]))
@@ -194,7 +195,7 @@ async def test_token_refreshed_during_a_slow_handshake_reaches_the_server(serve,
 
 
 async def test_live_message_overtaking_the_replay_is_shown_in_order(serve, bench_on):
-    """Bob's reconnect reaches the server, which fans alice's next reply out to him at once; his
+    """Bob's reconnect reaches the server, which fans his other device's next reply out to him at once; his
     `resume` is slowed by a proxy (1 s client to server), so the replay of what he missed comes
     after that live message. The fixed client still shows the conversation in seq order."""
     server = serve("--token-ttl", "10m")
