@@ -19,6 +19,7 @@ from system.units import parse_duration
 
 HELP = "judge gates on a run record or a live Prometheus; emit alert rules"
 WINDOW_DEFAULT = "24h"
+FOR_DEFAULT = "5m"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +30,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prometheus", metavar="URL",
                         help="judge the gates against this Prometheus server's HTTP API instead of a run record")
     parser.add_argument("--window", default=WINDOW_DEFAULT, metavar="DURATION",
-                        help=f"with --prometheus: how far back from --end to judge, e.g. 6h or 90m "
-                             f"(default {WINDOW_DEFAULT})")
+                        help=f"with --prometheus: how far back from --end to judge; with --emit-rules: the "
+                             f"window each rule looks back over; e.g. 6h or 90m (default {WINDOW_DEFAULT})")
     parser.add_argument("--end", metavar="TIME",
                         help="with --prometheus: end of the window (RFC 3339 or unix seconds; default now)")
     parser.add_argument("--emit-rules", metavar="FILE",
                         help="write Prometheus recording and alerting rules for the gates to FILE")
+    parser.add_argument("--for", dest="for_", default=FOR_DEFAULT, metavar="DURATION",
+                        help=f"with --emit-rules: how long a gate must fail before its alert fires "
+                             f"(Prometheus `for`; 0 fires at once; default {FOR_DEFAULT})")
     parser.add_argument("--out", metavar="DIR",
                         help="where to write gates.json and junit.xml (default: RUN_DIR, or the current "
                              "directory with --prometheus)")
@@ -65,9 +69,21 @@ def _incomplete_warning(rec: RunRecord) -> None:
               file=sys.stderr)
 
 
-def _emit_rules(gates: list[Gate], path: str) -> None:
+def _duration_flag(flag: str, value: str) -> float:
     try:
-        left_out = _prom().emit_rules(gates, path)
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _emit_rules(gates: list[Gate], path: str, window: str, for_: str) -> None:
+    seconds = _duration_flag("--window", window)
+    if seconds <= 0:
+        raise UsageError(f"--window {window}: must be longer than 0s")
+    hold = _duration_flag("--for", for_)
+    prom = _prom()
+    try:  # Prometheus's own duration syntax: a bare `90` or `1h30m` would not load there
+        left_out = prom.emit_rules(gates, path, window=seconds, for_=prom.promql.duration(hold) if hold else "0")
     except OSError as exc:
         raise UsageError(f"--emit-rules {path}: cannot write the rule file ({exc.strerror or exc})") from None
     print(f"wrote {path}: rules for {len(gates) - len(left_out)} of {len(gates)} gate(s)")
@@ -81,19 +97,20 @@ def run(args: argparse.Namespace) -> int:
     if args.run_dir and args.prometheus:
         raise UsageError(f"give a RUN_DIR ({args.run_dir}) or --prometheus URL, not both: one command judges one "
                          "source")
-    for flag, value, default in (("--window", args.window, WINDOW_DEFAULT), ("--end", args.end, None)):
-        if value != default and not args.prometheus:
-            raise UsageError(f"{flag}: applies with --prometheus URL only (a run record is judged over its whole run)")
+    if args.window != WINDOW_DEFAULT and not (args.prometheus or args.emit_rules):
+        raise UsageError("--window: applies with --prometheus URL or --emit-rules FILE only (a run record is "
+                         "judged over its whole run)")
+    if args.end is not None and not args.prometheus:
+        raise UsageError("--end: applies with --prometheus URL only (a run record is judged over its whole run)")
+    if args.for_ != FOR_DEFAULT and not args.emit_rules:
+        raise UsageError("--for: applies with --emit-rules FILE only (it is the alerts' `for`)")
     gates = _gates(args)
     if args.emit_rules:
-        _emit_rules(gates, args.emit_rules)
+        _emit_rules(gates, args.emit_rules, args.window, args.for_)
         if not (args.run_dir or args.prometheus):
             return 0
     if args.prometheus:
-        try:
-            window = parse_duration(args.window)
-        except ValueError as exc:
-            raise UsageError(f"--window: {exc}") from None
+        window = _duration_flag("--window", args.window)
         verdicts = _prom().evaluate(gates, args.prometheus, window, args.end)
         out = Path(args.out or ".")
         suite = "prometheus"

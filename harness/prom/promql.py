@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 from harness.gates.spec import Gate
 from system.server.metrics import METRICS, MetricSpec
@@ -74,7 +75,11 @@ def resolve(metric: str) -> tuple[MetricSpec, tuple[tuple[str, str], ...]]:
                        "state the query in the gate's `promql` field")
 
 
-def query_for(gate: Gate, window_s: float) -> Query:
+def query_for(gate: Gate, window_s: float, *, trailing_baseline: bool = False) -> Query:
+    """The gate's PromQL over the last `window_s`. With `trailing_baseline` (alert rules, which
+    judge continuously) a baseline is the rate in the window *before* this one, never one that
+    includes it: otherwise a steady rate looks like a spike while history is short, and a real
+    spike raises its own baseline."""
     if gate.fleet_factor is not None:
         raise NotDerivable("the threshold is a share of the fleet, and the fleet's size is the clients' "
                            "(the server does not export it); judge it on the run record")
@@ -95,7 +100,9 @@ def query_for(gate: Gate, window_s: float) -> Query:
         if key not in spec.labels:
             raise NotDerivable(f"{spec.name} has no label {key!r} (its labels: {', '.join(spec.labels) or 'none'})")
         labels[key] = value
-    builder = {"counter": _counter, "gauge": _gauge, "histogram": _histogram}[spec.type]
+    # the other baselines (count, rate, gauge and histogram stats) are the window before already
+    builder = {"counter": partial(_counter, trailing=trailing_baseline), "gauge": _gauge,
+               "histogram": _histogram}[spec.type]
     expr, baseline, note = builder(gate, spec, labels, window_s)
     if gate.baseline_factor is not None and baseline is None:
         raise NotDerivable(f"a baseline-relative threshold on {gate.stat_label} of a {spec.type} is not derivable")
@@ -118,7 +125,7 @@ def _step(range_s: float, finest: float = 1.0) -> str:
     return duration(max(1.0, math.ceil(finest), math.ceil(range_s / 1000)))
 
 
-def _counter(gate: Gate, spec: MetricSpec, labels: dict[str, str], w: float):
+def _counter(gate: Gate, spec: MetricSpec, labels: dict[str, str], w: float, trailing: bool = False):
     sel, window = selector(spec.name, labels), duration(w)
     if gate.stat == "count":
         expr = f"sum(increase({sel}[{window}]))"
@@ -129,9 +136,13 @@ def _counter(gate: Gate, spec: MetricSpec, labels: dict[str, str], w: float):
     if gate.stat == "max_window_count":
         inner = duration(gate.window)
         expr = f"max_over_time(sum(increase({sel}[{inner}]))[{window}:{_step(w, gate.window / 10)}])"
-        baseline = f"sum(increase({sel}[{window}])) * {gate.window / w!r}"
+        before = f" offset {window}" if trailing else ""
+        # at least one event per window, as the run record's gate: a spike needs more than N events
+        baseline = f"clamp_min(sum(increase({sel}[{window}]{before})) * {gate.window / w!r}, 1)"
+        over = f"the {window} before" if trailing else f"the same {window}"
         return expr, baseline, (f"largest increase in any {inner} window within {window} (windows sampled every "
-                                f"{_step(w, gate.window / 10)}); baseline: the mean per {inner} over the same {window}")
+                                f"{_step(w, gate.window / 10)}); baseline: the mean per {inner} over {over}, "
+                                f"at least 1")
     raise NotDerivable(f"stat {gate.stat_label} is not defined for the counter {spec.name} "
                        "(use count, rate or max_window_count)")
 

@@ -38,7 +38,7 @@ def build_rules(gates: list[Gate], window: float = 86400.0, for_: str = "5m"
     skipped: list[tuple[str, str]] = []
     for gate in gates:
         try:
-            query = query_for(gate, window)
+            query = query_for(gate, window, trailing_baseline=True)
         except NotDerivable as why:
             skipped.append((gate.name, str(why)))
             continue

@@ -117,7 +117,7 @@ def test_gates_on_a_file_or_with_two_sources(run_dir, capsys):
     assert stormbench(["gates", str(run_dir), "--prometheus", "http://127.0.0.1:9"]) == 2
     assert "not both" in error_line(capsys)
     assert stormbench(["gates", str(run_dir), "--window", "6h"]) == 2
-    assert "--window: applies with --prometheus URL only" in error_line(capsys)
+    assert "--window: applies with --prometheus URL or --emit-rules FILE only" in error_line(capsys)
 
 
 def test_gates_warns_when_the_record_is_incomplete(run_dir, capsys):

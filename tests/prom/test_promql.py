@@ -28,7 +28,10 @@ def test_rolling_window_with_baseline():
     q = query_for(gate(metric='closes{code="4401"}', stat="max_window_count", window="5m", value="3x baseline"),
                   86400)
     assert q.expr == 'max_over_time(sum(increase(ws_closes_total{code="4401"}[300s]))[86400s:87s])'
-    assert q.baseline_expr == 'sum(increase(ws_closes_total{code="4401"}[86400s])) * ' + repr(300 / 86400)
+    assert q.baseline_expr == 'clamp_min(sum(increase(ws_closes_total{code="4401"}[86400s])) * ' + repr(300 / 86400) + ', 1)'
+    trailing = query_for(gate(metric='closes{code="4401"}', stat="max_window_count", window="5m", value="3x baseline"),
+                         86400, trailing_baseline=True)
+    assert 'offset 86400s' in trailing.baseline_expr and 'offset' not in q.baseline_expr
 
 
 def test_gauge_stats():

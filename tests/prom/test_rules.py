@@ -99,3 +99,52 @@ def test_the_command_names_the_gates_it_left_out_and_why(tmp_path, capsys):
     _, skipped = build_rules(GATES)
     assert "rules for 4 of 5 gate(s)" in out
     assert f"left out 'nothing lost {{{{ $value }}}}': {skipped[0][1]}" in out
+
+
+SPIKES = parse_gates([{"name": "no 4401 spikes", "metric": 'closes{code="4401"}', "stat": "max_window_count",
+                       "window": "1m", "op": "<=", "value": "3x baseline"}])
+
+
+@needs_promtool
+def test_the_spike_alert_stays_quiet_on_a_steady_rate_fires_on_a_spike_and_recovers(tmp_path):
+    """A steady 4401 a minute is no spike, even while history is shorter than the rule's window
+    (the baseline is the window before, at least one per window); twenty at once is; and the
+    alert clears once the spike has left the window."""
+    emit_rules(SPIKES, tmp_path / "rules.yml", window=1800, for_="0")
+    [gate] = SPIKES
+    rule = next(r for r in yaml.safe_load((tmp_path / "rules.yml").read_text())["groups"][0]["rules"]
+                if r.get("alert") == alert_name(gate))
+    assert "for" not in rule
+    fired = [{"exp_labels": {"severity": "page", "gate": gate.name}, "exp_annotations": rule["annotations"]}]
+
+    def case(values: str, expect: dict[str, bool]) -> dict:
+        return {"interval": "1m", "input_series": [{"series": 'ws_closes_total{code="4401"}', "values": values}],
+                "alert_rule_test": [{"eval_time": at, "alertname": alert_name(gate),
+                                     "exp_alerts": fired if fires else []} for at, fires in expect.items()]}
+
+    spec = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [
+        # one close a minute for two hours: quiet from the first minutes on
+        case("0+1x120", {"3m": False, "10m": False, "45m": False, "115m": False}),
+        # the same, with twenty extra closes in minute 61: fires, then recovers
+        case("0+1x60 81+1x60", {"55m": False, "62m": True, "70m": True, "100m": False}),
+    ]}
+    (tmp_path / "rules_test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    test = subprocess.run([PROMTOOL, "test", "rules", "rules_test.yml"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert test.returncode == 0, test.stdout + test.stderr
+
+
+def test_window_and_for_reach_the_emitted_rules(tmp_path, capsys):
+    from harness.cli import main as stormbench
+
+    gate_file, rules = tmp_path / "gates.yaml", tmp_path / "rules.yml"
+    gate_file.write_text(yaml.safe_dump([g.to_dict() for g in SPIKES]))
+    assert stormbench(["gates", "--gates", str(gate_file), "--emit-rules", str(rules),
+                       "--window", "1h", "--for", "90s"]) == 0
+    doc = yaml.safe_load(rules.read_text())["groups"][0]["rules"]
+    [alert] = [r for r in doc if "alert" in r]
+    assert alert["for"] == "90s"
+    assert all("3600s" in r["expr"] for r in doc if "record" in r)
+    run_dir = tmp_path / "no-such-run"
+    assert stormbench(["gates", str(run_dir), "--gates", str(gate_file), "--for", "1m"]) == 2
+    assert "--for: applies with --emit-rules" in capsys.readouterr().err
