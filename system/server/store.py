@@ -56,6 +56,7 @@ class Store:
         self.db.executescript(_SCHEMA)
         self._last_seq: dict[str, int] = {}
         self._generations: dict[str | None, int] = {}  # None: the global one; this process is the only writer
+        self._owners: dict[str, str] = {}  # read through: a reconnect costs no write transaction
 
     def close(self) -> None:
         self.db.close()
@@ -126,15 +127,21 @@ class Store:
 
     # conversation ownership ----------------------------------------------
     def owner(self, conversation_id: str) -> str | None:
-        row = self.db.execute("SELECT owner FROM conversations WHERE conversation_id=?",
-                              (conversation_id,)).fetchone()
-        return row[0] if row else None
+        if conversation_id not in self._owners:
+            row = self.db.execute("SELECT owner FROM conversations WHERE conversation_id=?",
+                                  (conversation_id,)).fetchone()
+            if row is None:
+                return None
+            self._owners[conversation_id] = row[0]
+        return self._owners[conversation_id]
 
     def claim(self, conversation_id: str, user: str) -> str:
         """The conversation's owner: `user` when this call opened it first, else whoever did."""
-        self.db.execute("INSERT OR IGNORE INTO conversations(conversation_id, owner) VALUES (?, ?)",
-                        (conversation_id, user))
-        return self.owner(conversation_id)
+        owner = self.owner(conversation_id)
+        if owner is None:
+            self.db.execute("INSERT INTO conversations(conversation_id, owner) VALUES (?, ?)", (conversation_id, user))
+            owner = self._owners[conversation_id] = user
+        return owner
 
     # delivery log ---------------------------------------------------------
     def last_seq(self, conversation_id: str) -> int:
