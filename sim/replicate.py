@@ -1,17 +1,17 @@
-"""Replications: one scenario under several seeds in parallel processes, with confidence intervals.
+"""Replications: one scenario under several seeds in parallel (on Dask), with confidence intervals.
 
 A single simulated run is one draw; a prediction needs its spread. Replication k runs the scenario
 with seed `seed + k` (replication 0 is the scenario's own seed and its record is the main one in
 `out_dir`; the others go to `out_dir/replications/seed-N`). The main `summary.json` gains a
 `replications` key: per metric the values, their mean and a Student-t 95% interval.
+The seeds run as `cluster.executor` jobs (a local cluster, or `cluster=` a Dask scheduler); a seed
+that fails is named in `replications.failed` and left out of the intervals.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_recon
            "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections")
 
 
-def _one(args: tuple[Scenario, str, Any, dict[str, Any]]) -> dict:
+def _one(out: Path, scenario: Scenario, calibration: Any, options: dict[str, Any]) -> dict:
     from sim.engine import simulate
 
-    scenario, out, calibration, options = args
     return simulate(scenario, out, calibration=calibration, **options)
 
 
@@ -66,9 +65,12 @@ def spread(values: list[Any], level: float = 0.95) -> dict[str, Any]:
 
 
 def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, calibration: Any = None,
-              workers: int | None = None, **options: Any) -> dict:
-    """Run `replications` seeds (in parallel processes), return the main summary with intervals.
-    `options` go to every `sim.engine.simulate` call (e.g. `expiry_grace`)."""
+              workers: int | None = None, cluster: str | None = None, **options: Any) -> dict:
+    """Run `replications` seeds (in parallel on `cluster`, or a local cluster of at most `workers`
+    processes), return the main summary with intervals. `options` go to every
+    `sim.engine.simulate` call (e.g. `expiry_grace`)."""
+    from cluster.executor import Job, run_jobs
+
     if replications < 1:
         raise ValueError(f"--replications: expected an integer >= 1, got {replications}")
     out = Path(out_dir)
@@ -77,13 +79,15 @@ def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, cal
         sc = dataclasses.replace(scenario, seed=scenario.seed + k)
         where = out if k == 0 else out / "replications" / f"seed-{sc.seed}"
         jobs.append((sc, str(where), calibration, options))
-    workers = max(1, min(replications, workers or os.cpu_count() or 1))
-    if workers == 1:
-        summaries = [_one(j) for j in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            summaries = list(pool.map(_one, jobs))
+    done = run_jobs([Job(f"seed {sc.seed}", _one, (sc, calibration, options), dest=Path(where))
+                     for sc, where, calibration, options in jobs],
+                    cluster=cluster, workers=workers, title=f"replications of {scenario.name}")
+    if not done[0].ok:
+        raise RuntimeError(f"replication seed {scenario.seed} (the main record) failed: {done[0].error}")
+    summaries = [d.value if d.ok else {} for d in done]
     block = {"n": replications, "seeds": [j[0].seed for j in jobs], "level": 0.95,
+             **({"failed": {str(j[0].seed): d.error for j, d in zip(jobs, done) if not d.ok}}
+                if not all(d.ok for d in done) else {}),
              "runs": [str(Path(j[1]).relative_to(out)) if k else "." for k, j in enumerate(jobs)],
              "metrics": {m: spread([s.get(m) for s in summaries]) for m in METRICS}}
     main = dict(summaries[0])
