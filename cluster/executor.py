@@ -97,13 +97,15 @@ class Job:
     """One run. `fn(out_dir, *args, **kwargs)` is called on a worker (a module-level function, so
     the worker imports it by name) with a fresh folder to fill; that folder is unpacked into `dest`
     on the client (None: the job writes nothing to keep). `label` names the job in progress lines
-    and failures: its seed, its grid point."""
+    and failures: its seed, its grid point. `tag` stays on the client, for the caller to know
+    which of its jobs a `Done` is."""
 
     label: str
     fn: Callable[..., Any]
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     dest: Path | None = None
+    tag: Any = None
 
 
 @dataclass

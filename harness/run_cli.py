@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from cluster import executor
 from harness.cli import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
@@ -73,11 +74,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", action="store_true",
                         help="also render the HTML/PNG/Markdown report into the run record's report/ folder")
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
-                        help="simulate only: run seeds SEED..SEED+N-1 in parallel processes; summary.json gains "
+                        help="simulate only: run seeds SEED..SEED+N-1 in parallel on Dask (--cluster); summary.json gains "
                              "95%% confidence intervals (replication 0 is the main record; default 1)")
     parser.add_argument("--calibration", metavar="FILE",
                         help="simulate only: model calibration file from `stormbench calibrate` "
                              "(default: the built-in sim/calibration_default.json)")
+    executor.add_argument(parser)
 
 
 def resolve_scenario_path(name: str) -> Path:
@@ -226,11 +228,9 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
     except ValueError as exc:
         raise UsageError(f"--calibration: {exc}") from None
     calibration = args.calibration  # by path, so the record names the file
-    if args.replications > 1:
-        seeds = f"seeds {scenario.seed}..{scenario.seed + args.replications - 1}"
-        # the replications run in other processes and report only at the end: show that work goes on
-        with model_progress(f"simulating {scenario.name}: {args.replications} replications ({seeds})"):
-            return replicate(scenario, out, args.replications, calibration=calibration)["replications"]
+    if args.replications > 1:  # cluster.executor shows each seed as it finishes
+        return replicate(scenario, out, args.replications, calibration=calibration,
+                         cluster=executor.address(args.cluster))["replications"]
     # the emulation draws its own live view; the model only reports how far it is
     with model_progress(f"simulating {scenario.name}") as progress:
         simulate(scenario, out, calibration=calibration, progress=progress)

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cluster import executor
 from harness.cli import UsageError
 from system.units import positive_int_arg
 
@@ -77,7 +78,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="model seeds seed..seed+N-1 in parallel processes (default 1); with N >= 2 the table "
                              "shows the model's mean and the 95%% interval one run falls in, and a row also "
                              "agrees when the emulated value lies inside that interval")
-
+    executor.add_argument(parser)
 
 
 def relative_error(model: Any, emulated: Any) -> float | None:
@@ -361,6 +362,33 @@ def free_cores(cal: "Calibration", emu_dirs: list[Path]) -> tuple["Calibration",
     return dataclasses.replace(cal, testbed=dataclasses.replace(cal.testbed, cores=cores)), load
 
 
+def _emulate(out: Path, scenario: "Scenario") -> dict:
+    """One emulation, on a worker: the raw record, finalized there."""
+    from harness.emulate.engine import emulate
+    from harness.record.finalize import finalize
+
+    emulate(scenario, out)
+    return finalize(out)
+
+
+def emulations(scenario: "Scenario", out: Path, k: int, cluster: str | None) -> tuple[list[Path], list[dict]]:
+    """Emulate seeds seed..seed+k-1 as `cluster.executor` jobs, one after another: two emulations
+    at once would share (and measure) one machine's CPUs. Every run must finish: the table
+    compares their mean."""
+    from cluster.executor import Job, run_jobs
+
+    dirs = [out / "emulate" if k == 1 else out / "emulate" / f"seed-{scenario.seed + i}" for i in range(k)]
+    print(f"emulating {scenario.name} with {scenario.fleet.clients} clients, seeds {scenario.seed}..{scenario.seed + k - 1} "
+          f"({scenario.wall_duration:.0f} s of wall time each)...", flush=True)
+    done = run_jobs([Job(f"emulation seed {scenario.seed + i}", _emulate,
+                         (dataclasses.replace(scenario, seed=scenario.seed + i),), dest=d) for i, d in enumerate(dirs)],
+                    cluster=cluster, limit=1, title=f"emulations of {scenario.name}", children=True)
+    failed = [f"{d.job.label}: {d.error}" for d in done if not d.ok]
+    if failed:
+        raise UsageError("emulation failed: " + "; ".join(failed))
+    return dirs, [d.value for d in done]
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.record.finalize import finalize
     from harness.run_cli import resolve_scenario_path
@@ -390,15 +418,7 @@ def run(args: argparse.Namespace) -> int:
             found = finalize(emu_dir)
         summaries.append(found)
     if not emu_dirs:
-        from harness.emulate.engine import emulate
-
-        for k in range(args.emulations):
-            emu_dir = out / "emulate" if args.emulations == 1 else out / "emulate" / f"seed-{scenario.seed + k}"
-            print(f"emulating {scenario.name} with {scenario.fleet.clients} clients, seed {scenario.seed + k} "
-                  f"({scenario.wall_duration:.0f} s of wall time)...", flush=True)
-            emulate(dataclasses.replace(scenario, seed=scenario.seed + k), emu_dir)
-            summaries.append(finalize(emu_dir))
-            emu_dirs.append(emu_dir)
+        emu_dirs, summaries = emulations(scenario, out, args.emulations, executor.address(args.cluster))
     emu_dir = emu_dirs[0]  # the faults' applied times and the floors the model takes: the first run's
     emulated_values = {m: [sm.get(m) for sm in summaries] for m in METRICS} if len(summaries) > 1 else None
     emulated = summaries[0] if emulated_values is None else {m: mean_of(v) for m, v in emulated_values.items()}
@@ -430,7 +450,8 @@ def run(args: argparse.Namespace) -> int:
         from sim.replicate import prediction_interval, replicate
 
         model = replicate(system.scenario, out / "simulate", replications, calibration=cal,
-                          expiry_grace=system.expiry_grace_s, testbed=cal.testbed)
+                          cluster=executor.address(args.cluster), expiry_grace=system.expiry_grace_s,
+                          testbed=cal.testbed)
         spread = model["replications"]["metrics"]
         if len(emu_dirs) > 1:  # where the mean of as many runs as the emulation made falls
             spread = {m: {**v, "pi": prediction_interval(v["values"], runs=len(emu_dirs))} for m, v in spread.items()}
