@@ -6,7 +6,7 @@ there is one engine for every many-runs command, and no home-made RPC, queue or 
 
 - no address: a `LocalCluster` on this machine, one single-threaded worker process per usable
   core (the simulation is pure-Python CPU work: threads would share one GIL), listening on
-  127.0.0.1 only, no dashboard;
+  127.0.0.1 only (its HTTP endpoint too, on a free port);
 - `--cluster tcp://HOST:PORT` or `$STORMBENCH_CLUSTER`: that scheduler's workers, which need only
   the project installed.
 
@@ -84,12 +84,24 @@ def connect(cluster: str | None, workers: int | None = None, *, children: bool =
     n = max(1, workers or usable_cores())
     with dask.config.set({"distributed.worker.daemon": not children}):
         local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                             dashboard_address=None, memory_limit=0, silence_logs=logging.ERROR)
+                             dashboard_address=":0", memory_limit=0, silence_logs=logging.CRITICAL,
+                             preload=[__name__])  # dask_setup below
     try:
         with Client(local) as client:
             yield client
     finally:
         local.close()
+
+
+def dask_setup(worker: Any) -> None:
+    """Preloaded by the local cluster's worker processes. They share the terminal's process group,
+    so Ctrl-C reaches them too: they ignore it, and the client cancels their jobs and stops them
+    (instead of each printing a traceback and its nanny starting it again)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,9 @@ class SweepTable:
             self.points = {int(p["run_dir"].rsplit("-", 1)[1]): p for p in doc.get("points", [])
                            if (out / p["run_dir"] / "summary.json").exists()}
         out.mkdir(parents=True, exist_ok=True)
+        (out / SWEEP_CSV).unlink(missing_ok=True)  # the table of the points kept, then one row per new one
+        for i in sorted(self.points):
+            self._append_csv(self.points[i])
 
     @property
     def done(self) -> set[int]:
