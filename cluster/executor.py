@@ -193,9 +193,9 @@ def run_jobs(jobs: Sequence[Job], *, cluster: str | None = None, workers: int | 
                     exc = future.exception()
                     done[i] = Done(job, error=f"{type(exc).__name__}: {exc}")
                 future.release()
-                display.finished(done[i])
-                if on_done is not None:
+                if on_done is not None:  # before the progress line: a line read means the result is kept
                     on_done(done[i])
+                display.finished(done[i])
                 nxt = next(waiting, None)
                 if nxt is not None:
                     pending.add(submit(nxt))
