@@ -175,6 +175,10 @@ def check_engine_flags(args: argparse.Namespace) -> None:
     if given:
         raise UsageError(f"{' and '.join(given)}: for --engine simulate only (the emulation measures "
                          f"the real system once per run)")
+    if args.cluster and not args.target:
+        raise UsageError("--cluster with --engine emulate: give --target too (the cluster's workers run the "
+                         "clients against a system they can reach; the system this command would start "
+                         "listens on 127.0.0.1 only)")
     if args.target:
         check_target(args.target)
     if args.toxiproxy_url:
@@ -215,7 +219,7 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
         except ImportError as exc:
             raise UsageError(f"the emulation engine is not available in this build ({exc})") from None
         hooks = watch.hooks() if watch else {}
-        emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url, **hooks)
+        emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url, cluster=args.cluster, **hooks)
         return None
     try:
         from sim.calibration import load as load_calibration

@@ -115,11 +115,12 @@ class _Run:
     """One emulation: owns every process and file it starts, so teardown is one place."""
 
     def __init__(self, scenario: Scenario, out_dir: Path, target: str | None, toxiproxy_url: str | None,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, cluster: str | None = None) -> None:
         self.scenario = scenario
         self.out = Path(out_dir)
         self.target = target
         self.toxiproxy_url = toxiproxy_url
+        self.cluster = cluster
         self.progress = progress
         self.scale = TimeScale(scenario.time_scale)
         self.warnings: list[str] = []
@@ -204,7 +205,12 @@ class _Run:
                             events_path=self.tmp / f"events-{i}.jsonl", open_timeout_wall=open_timeout,
                             http_timeout_wall=open_timeout)
                  for i, share in enumerate(split(list(plan.clients), n))]
-        self.fleet = Fleet(specs)
+        if self.cluster:  # the same shares, re-split over the cluster's workers
+            from harness.emulate.remote import RemoteFleet
+
+            self.fleet = RemoteFleet(specs, self.cluster, self.tmp)
+        else:
+            self.fleet = Fleet(specs)
         self.fleet.start()
 
     # ---- the run ----
@@ -239,7 +245,7 @@ class _Run:
                     f"scenario time at ×{self.scale.factor:g}: gates on recovery shortly after it measure "
                     f"this machine's restart time, not the clients")
 
-        self.origin_unix = time.time() + 0.2
+        self.origin_unix = time.time() + self.fleet.start_lead_s
         self.fleet.go(self.origin_unix)
         wall_end = self.origin_unix + self.scale.to_wall(self.scenario.duration)
         faults = asyncio.create_task(run_timeline(steps, self.applier, self.clock, stop, on_fault_error, on_applied))
@@ -383,7 +389,7 @@ class _Run:
 
 
 def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = None,
-            toxiproxy_url: str | None = None, progress: Progress | None = None,
+            toxiproxy_url: str | None = None, progress: Progress | None = None, cluster: str | None = None,
             on_system_ready: Callable[[Endpoints], None] | None = None,
             on_scenario_end: Callable[[float, float], None] | None = None) -> Path:
     """Run `scenario` for real and write the raw run record into `out_dir` (README "Engines").
@@ -391,7 +397,9 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
     `target`: an existing system ("ws://H:P,http://H:P" or its HTTP URL; admin key from
     STORMBENCH_ADMIN_KEY) instead of a `stormbench serve` subprocess; `toxiproxy_url`: a
     Toxiproxy server instead of the embedded proxy; `progress`: called with a snapshot
-    dict about four times a second instead of the live terminal view.
+    dict about four times a second instead of the live terminal view; `cluster`: a Dask
+    scheduler whose workers run the client fleet (`harness.emulate.remote`) instead of worker
+    processes here.
 
     Hooks, so an observer (a Prometheus scraping the server) can watch the system under test:
     `on_system_ready(endpoints)` once the server answers, before any client starts (a restart
@@ -400,7 +408,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
     the system still runs. An exception from a hook aborts the run like any other."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = _Run(scenario, out, target, toxiproxy_url, progress)
+    run = _Run(scenario, out, target, toxiproxy_url, progress, cluster)
     started = time.time()
     wall0 = time.monotonic()
     writer = RecordWriter(out)
@@ -441,7 +449,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
                          "proxies": dict(run.proxies.listen) if run.proxies else {},
                          "server_pids": run.server.pids if run.server else [],
                          "server_restarts": max(0, (run.server.generation if run.server else 1) - 1),
-                         "target": target, "toxiproxy_url": toxiproxy_url,
+                         "target": target, "toxiproxy_url": toxiproxy_url, "cluster": cluster,
                          "fleet_bound_by_fds": run.bound},
             "plan_sha256": plan_digest(plan),
             "counts": {"events": events, "sent": sent, "spike_clients": sum(c.spike for c in plan.clients)},

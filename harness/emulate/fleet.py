@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.emulate.live import Tally
 from harness.emulate.plan import ClientPlan
@@ -184,6 +184,7 @@ class Fleet:
     """The parent's side: spawn, start together, collect tallies, join with a deadline."""
 
     specs: list[WorkerSpec]
+    start_lead_s: ClassVar[float] = 0.2  # from `go` to the origin: enough for a pipe message to arrive
     ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
     procs: list[Any] = field(default_factory=list)
     pipes: list[Connection] = field(default_factory=list)
