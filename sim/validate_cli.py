@@ -363,12 +363,34 @@ def free_cores(cal: "Calibration", emu_dirs: list[Path]) -> tuple["Calibration",
 
 
 def _emulate(out: Path, scenario: "Scenario") -> dict:
-    """One emulation, on a worker: the raw record, finalized there."""
-    from harness.emulate.engine import emulate
+    """One emulation, on a worker: the raw record, finalized there. It runs in a child process
+    that takes Ctrl-C as `run` does (a worker of the local cluster ignores it, and is stopped when
+    the command is): on a terminal's Ctrl-C the emulation still keeps its partial record and stops
+    its server, proxy and client workers."""
+    import multiprocessing
+
     from harness.record.finalize import finalize
 
-    emulate(scenario, out)
+    child = multiprocessing.get_context("spawn").Process(target=_emulate_child, args=(out, scenario),
+                                                          name="stormbench-emulation")
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"the emulation stopped (exit code {child.exitcode}); its partial record and "
+                           f"warnings are in meta.json")
     return finalize(out)
+
+
+def _emulate_child(out: Path, scenario: "Scenario") -> None:
+    import signal
+
+    from harness.emulate.engine import emulate
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the worker ignores it; this run takes it
+    try:
+        emulate(scenario, out)
+    except KeyboardInterrupt:  # the record says it was interrupted; the command says the rest
+        raise SystemExit(130) from None
 
 
 def emulations(scenario: "Scenario", out: Path, k: int, cluster: str | None) -> tuple[list[Path], list[dict]]:
