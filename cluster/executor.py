@@ -14,10 +14,10 @@ A job writes a run-record folder on whichever worker runs it; the worker returns
 gzipped tar (bytes) with the job's value, and the client unpacks it where the job says
 (`Job.dest`). No shared filesystem is needed; the record lands as if written locally.
 
-`run_jobs` shows progress as jobs finish (a bar on a terminal, a line per job in a log), names a
-failed job by its label (its seed, its grid point) and goes on with the rest, and on Ctrl-C
-cancels the jobs not yet finished and raises `KeyboardInterrupt` saying how many finished: what
-finished is already unpacked and was already handed to `on_done`.
+`as_finished` yields each job as it finishes and shows progress (a bar on a terminal, a line per
+job in a log), names a failed job by its label (its seed, its grid point) and goes on with the
+rest, and on Ctrl-C cancels the jobs not yet finished and raises `KeyboardInterrupt` saying how
+many finished: what finished is already unpacked and was already yielded.
 """
 from __future__ import annotations
 
@@ -154,17 +154,17 @@ def unpack(data: bytes, dest: Path) -> None:
         tar.extractall(dest, filter="data")  # no absolute paths, links out or devices from a worker
 
 
-def run_jobs(jobs: Sequence[Job], *, cluster: str | None = None, workers: int | None = None,
-             limit: int | None = None, title: str = "runs", on_done: Callable[[Done], None] | None = None,
-             children: bool = False) -> list[Done]:
+def as_finished(jobs: Sequence[Job], *, cluster: str | None = None, workers: int | None = None,
+                limit: int | None = None, title: str = "runs", children: bool = False) -> Iterator[Done]:
     """Run `jobs` on `cluster` (or a local cluster of at most `workers` processes, one per job),
     at most `limit` at a time (None: all submitted at once; 1: one after another, for runs that
-    must not share a machine's CPUs). Returns every job's `Done` in the order of `jobs`;
-    `on_done` gets each as it finishes (a failed one too, with `error`)."""
+    must not share a machine's CPUs), and yield each job's `Done` as it finishes (a failed one
+    too, with `error`). A job's progress line is shown once the caller has taken its `Done`, so a
+    line read means the caller has it. A Ctrl-C while waiting cancels the jobs not finished and
+    raises `KeyboardInterrupt` saying how many finished; a caller that stops early cancels the rest."""
     if not jobs:
-        return []
+        return
     local_workers = min(len(jobs), limit or len(jobs), workers or usable_cores())
-    done: dict[int, Done] = {}
     with connect(cluster, local_workers, children=children) as client, Display(title, len(jobs)) as display:
         from distributed import as_completed
 
@@ -177,33 +177,40 @@ def run_jobs(jobs: Sequence[Job], *, cluster: str | None = None, workers: int | 
             index_of[future] = i
             return future
 
-        first = range(min(len(jobs), limit or len(jobs)))
-        waiting = iter(range(len(first), len(jobs)))
-        pending = as_completed([submit(i) for i in first])
+        first = min(len(jobs), limit or len(jobs))
+        waiting = iter(range(first, len(jobs)))
+        pending = as_completed([submit(i) for i in range(first)])
+        finished = 0
         try:
             for future in pending:
-                i = index_of.pop(future)
-                job = jobs[i]
+                job = jobs[index_of.pop(future)]
                 if future.status == "finished":
                     value, packed = future.result()
                     if packed is not None and job.dest is not None:
                         unpack(packed, job.dest)
-                    done[i] = Done(job, value)
+                    done = Done(job, value)
                 else:
                     exc = future.exception()
-                    done[i] = Done(job, error=f"{type(exc).__name__}: {exc}")
+                    done = Done(job, error=f"{type(exc).__name__}: {exc}")
                 future.release()
-                if on_done is not None:  # before the progress line: a line read means the result is kept
-                    on_done(done[i])
-                display.finished(done[i])
                 nxt = next(waiting, None)
                 if nxt is not None:
                     pending.add(submit(nxt))
+                yield done
+                finished += 1
+                display.finished(done)
         except KeyboardInterrupt:
-            client.cancel(list(index_of))
-            raise KeyboardInterrupt(f"{len(done)} of {len(jobs)} {title} finished and kept, "
-                                    f"{len(jobs) - len(done)} cancelled") from None
-    return [done[i] for i in range(len(jobs))]
+            raise KeyboardInterrupt(f"{finished} of {len(jobs)} {title} finished and kept, "
+                                    f"{len(jobs) - finished} cancelled") from None
+        finally:
+            if index_of:
+                client.cancel(list(index_of))
+
+
+def run_jobs(jobs: Sequence[Job], **options: Any) -> list[Done]:
+    """`as_finished`, every `Done` in the order of `jobs`."""
+    order = {id(job): i for i, job in enumerate(jobs)}
+    return sorted(as_finished(jobs, **options), key=lambda d: order[id(d.job)])
 
 
 class Display:

@@ -76,7 +76,7 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
     """Run every grid point not already in `out/sweep.json` as a `cluster.executor` job; each
     point's row goes to `sweep.csv` and `sweep.json` (in grid order) as it arrives, so a report
     can be drawn while the grid runs and a re-run with the same `out` skips the points done."""
-    from cluster.executor import Job, run_jobs
+    from cluster.executor import Job, as_finished
     from harness.gates.evaluate import check_metrics
     from harness.gates.spec import load_gates
     from harness.scenario import load
@@ -98,22 +98,19 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
         echo(f"sweep: {len(table.done)} of {len(planned)} points already in {out / SWEEP_JSON}; running {len(todo)}")
     echo("  ".join(f"{n:>18}" for n in names) + "  " + "  ".join(f"{c:>14}" for c in COLUMNS) + "  gates")
 
-    def arrived(done) -> None:
-        i = done.job.tag
-        if done.ok:
-            combo, params = planned[i][0], planned[i][1]
-            table.add(i, {"params": params, "run_dir": _run_dir(i), **done.value})
-            failed = [v["name"] for v in done.value["gates"] if v["verdict"] == "fail" and v.get("strict", True)]
-            echo("  ".join(f"{str(v):>18}" for v in combo) + "  " +
-                 "  ".join(f"{_fmt(done.value['summary'].get(c)):>14}" for c in COLUMNS) +
-                 "  " + ("pass" if not failed else "FAIL: " + ", ".join(failed)))
-        else:
-            table.fail(i, planned[i][1], done.error)
-
     jobs = [Job(f"point {i} ({', '.join(f'{k}={v}' for k, v in planned[i][1].items())}, seed {planned[i][2].seed})",
                 _point, (planned[i][2], planned[i][3], calibration), dest=out / _run_dir(i), tag=i)
             for i in todo]
-    run_jobs(jobs, cluster=cluster, workers=workers, title=f"sweep of {table.scenario}", on_done=arrived)
+    for done in as_finished(jobs, cluster=cluster, workers=workers, title=f"sweep of {table.scenario}"):
+        i = done.job.tag
+        if not done.ok:
+            table.fail(i, planned[i][1], done.error)
+            continue
+        table.add(i, {"params": planned[i][1], "run_dir": _run_dir(i), **done.value})
+        failed = [v["name"] for v in done.value["gates"] if v["verdict"] == "fail" and v.get("strict", True)]
+        echo("  ".join(f"{str(v):>18}" for v in planned[i][0]) + "  " +
+             "  ".join(f"{_fmt(done.value['summary'].get(c)):>14}" for c in COLUMNS) +
+             "  " + ("pass" if not failed else "FAIL: " + ", ".join(failed)))
     return table.doc()
 
 
