@@ -48,18 +48,19 @@ class ChatServer:
         self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,
                              legacy_traits=sorted(cfg.legacy_traits))
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, crash: bool = False) -> None:
         """Stop accepting, then close every connection with 1012 (fixed) or drop them
-        without a close frame (legacy abrupt_shutdown), then stop HTTP. Idempotent."""
+        without a close frame (legacy abrupt_shutdown, or `crash`: what a killed process's
+        peers see), then stop HTTP. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
+        abrupt = crash or self.config.legacy("abrupt_shutdown")
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)
-            self.state.log.event("shutdown", connections=len(connections),
-                                 abrupt=self.config.legacy("abrupt_shutdown"))
-            if self.config.legacy("abrupt_shutdown"):
+            self.state.log.event("shutdown", connections=len(connections), abrupt=abrupt)
+            if abrupt:
                 for connection in connections:
                     connection.transport.abort()
             else:
