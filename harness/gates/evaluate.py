@@ -274,8 +274,11 @@ def _observe_gauge(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observat
             if reference <= 0:
                 raise Undecidable(f"no connections just before the {f['kind']} fault at {at}s")
             level_at = min(max(int(math.ceil(b)) - 1, 0), len(series) - 1)
+            # a fraction of the connections before: more than were there (a legacy client's second
+            # socket) is all of them back, never more than all
             ratios.append({"fault_at_s": f["start_s"], "reference": reference, "at_s": float(level_at),
-                           "level": float(series[level_at]), "fraction": float(series[level_at] / reference)})
+                           "level": float(series[level_at]),
+                           "fraction": min(1.0, float(series[level_at] / reference))})
         worst = min(ratios, key=lambda r: r["fraction"])
         return Observation(worst["fraction"], provenance={"occurrences": ratios},
                            failing=lambda _t: {"worst": worst})
