@@ -120,6 +120,7 @@ class LoopServer:
         self.server: Any = None
         self.endpoints: Endpoints | None = None
         self.generation = 0
+        self.pings = 0  # keepalive pings sent by the server generations stopped so far
         self._log_stream: Any = None
 
     async def start(self) -> Endpoints:
@@ -143,11 +144,18 @@ class LoopServer:
         if self.server is not None:
             server, self.server = self.server, None
             await server.shutdown(crash=crash)
+            self.pings += keepalive_pings(server.state.metrics.exposition()[0].decode())
 
     async def close(self) -> None:
         await self.stop()
         if self._log_stream is not None:
             self._log_stream.close()
+
+
+def keepalive_pings(exposition: str) -> int:
+    """The keepalive pings one server sent, from its own metrics."""
+    return int(sum(s["value"] for s in parse_metrics(exposition) if s["name"] == "ws_messages_total"
+                   and s["labels"] == {"direction": "out", "type": "keepalive_ping"}))
 
 
 class LoopProxy:
@@ -370,6 +378,7 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
             "topology": {"groups": plan.groups, "workers": 0, "proxies": dict(run.proxies.listen),
                          "server_pids": [], "server_restarts": max(0, run.server.generation - 1),
                          "target": None, "toxiproxy_url": None, "fleet_bound_by_fds": bound},
+            "heartbeat": {"interval_s": scenario.system.heartbeat.interval, "pings": run.server.pings},
             "plan_sha256": plan_digest(plan),
             "counts": {"events": events, "sent": sent, "spike_clients": sum(c.spike for c in plan.clients)},
             "faults_applied": run.applier.log,

@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 from aiohttp import web
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 
 from system.server.agent_port import AgentBackend
 from system.server.config import ServerConfig
@@ -36,7 +36,7 @@ class ChatServer:
             process_request=self.handler.process_request,
             max_size=cfg.max_frame_bytes, compression=None,
             ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
-            close_timeout=2.0, server_header=None)
+            close_timeout=2.0, server_header=None, create_connection=_counting_pings(self.state.metrics))
         ws_port = self._ws.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -80,6 +80,20 @@ class ChatServer:
 
     async def __aexit__(self, *exc) -> None:
         await self.shutdown()
+
+
+def _counting_pings(metrics) -> type[ServerConnection]:
+    """Connections that count the keepalive pings they send (`ws_messages_total{direction="out",
+    type="keepalive_ping"}`), so a run shows the heartbeat's real rate."""
+    counter = metrics["ws_messages_total"].labels(direction="out", type="keepalive_ping")
+
+    class KeepaliveCounting(ServerConnection):
+        async def ping(self, data=None):
+            waiter = await super().ping(data)
+            counter.inc()
+            return waiter
+
+    return KeepaliveCounting
 
 
 async def serve_until_signalled(server: ChatServer, announce) -> None:
