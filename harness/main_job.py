@@ -183,9 +183,13 @@ def run(args: argparse.Namespace) -> int:
         runs = {plan.profile: run_profile(plan, args, console) for plan in plans}
     dirs = [r.out for r in runs.values()]
     console.print(before_after_table(dirs))
-    columns = {profile: r.verdicts for profile, r in runs.items()}
+    clock = "virtual clock" if plans[0].scenario.virtual else f"wall clock ×{plans[0].scenario.time_scale:g}"
+    columns = {f"{profile} ({clock})": r.verdicts for profile, r in runs.items()}
     columns |= {f"{profile} (Prometheus)": r.prometheus for profile, r in runs.items() if r.prometheus is not None}
     console.print(verdicts_table(columns))
+    note = (RunRecord(runs["fixed"].out).meta.get("clock") or {}).get("note")
+    if note:
+        console.print(f"[dim]{note}[/dim]")
     for profile, r in runs.items():
         warnings = RunRecord(r.out).meta.get("warnings", []) + list(r.warnings)
         for w in warnings[:MAX_WARNINGS]:

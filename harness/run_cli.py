@@ -337,7 +337,9 @@ def run(args: argparse.Namespace) -> int:
         verdicts = evaluate(gates, RunRecord(out))
         code = write_verdicts(verdicts, out, scenario.name)
         prom_verdicts = watch.judge(gates, out, scenario.time_scale) if watch else None
-    title = f"{scenario.name} ({args.engine}, seed {scenario.seed})"
+    clock = ("virtual clock" if scenario.virtual else f"wall clock ×{scenario.time_scale:g}") \
+        if args.engine == "emulate" else "model"
+    title = f"{scenario.name} ({args.engine}, {clock}, seed {scenario.seed})"
     print_verdicts(verdicts, title=title, outcome=False)
     if watch is not None:
         merge_meta(out, {"prometheus": watch.facts()})

@@ -401,7 +401,8 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         writer.meta({"engine": "emulate", "stormbench_version": version(), "seed": scenario.seed,
                      "time_scale": scenario.time_scale, "clients": len([c for c in plan.clients if not c.spike]),
                      "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-                     "host": host_facts(), "calibration": None})
+                     "host": host_facts(), "calibration": None,
+                     "clock": {"kind": "wall", "capacity_measured": True}})
         run.start_system(plan)
         if on_system_ready is not None:
             on_system_ready(run.endpoints)
