@@ -168,13 +168,13 @@ def verdicts_table(results: dict[str, list]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.prometheus:
-        require_prometheus_binary()
     console = output_console()
     started = time.monotonic()
     path = resolve_scenario_path(args.scenario)
     root = Path(args.out) if args.out else Path("runs") / f"main-job-{time.strftime('%Y%m%d-%H%M%S')}"
     plans = [plan_profile(path, profile, root / profile, args) for profile in PROFILES]
+    if args.prometheus:
+        require_prometheus_binary()
     if all(plan.scenario.virtual for plan in plans):
         with ProcessPoolExecutor(len(plans), mp_context=mp.get_context("spawn")) as pool:
             done = [pool.submit(_run_profile_quietly, plan, args) for plan in plans]
