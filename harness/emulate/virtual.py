@@ -53,6 +53,7 @@ from harness.emulate.topology import Endpoints, ProxyControl, ServerOptions
 from harness.record import RecordWriter
 from harness.scenario import Scenario
 from harness.scenario.clients import client_config
+from system.units import format_duration
 
 #: idle loop passes before the clock jumps (looptime's default is 42, for I/O from other threads
 #: and processes; here every socket's peer is on this loop, and loopback delivers a write before
@@ -316,7 +317,7 @@ class _VirtualRun:
                 self.progress({"t": t, "faults": self.applier.labels(), **Tally.merge([tallies.latest]).snapshot()})
             elif self.progress is None and time.monotonic() - last >= PLAIN_EVERY_S:
                 last = time.monotonic()
-                print(f"{self.scenario.name}: {t / 3600:.1f} h of {self.scenario.duration / 3600:g} h "
+                print(f"{self.scenario.name}: {format_duration(t)} of {format_duration(self.scenario.duration)} "
                       f"(virtual clock)", flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), TALLY_EVERY_S)
