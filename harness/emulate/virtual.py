@@ -8,11 +8,9 @@ socket, it jumps to the next timer. Every time constant keeps its true value (30
 heartbeats, 15 min tokens, 10 s expiry grace, backoff, restart windows), CPU cost takes
 no scenario time, and the run is repeatable from its seed whatever else the machine runs.
 
-Why `looptime`: it is a maintained asyncio loop mixin that does exactly this jump (it polls
-the selector without blocking and advances its integer clock to the next timer only after
-`NOOP_CYCLES` idle passes), so the system's code runs unmodified; a hand-written loop
-subclass would repeat it. It patches the stdlib selector loop (uvloop has no Python-level
-selector), so this engine runs on asyncio's own loop.
+The loop is `harness.emulate.vclock.VirtualClockLoop` (its docstring says why not the
+`looptime` package); it is asyncio's own selector loop, since uvloop's timers follow libuv's
+clock, which no Python code can move.
 
 What would break the clock is kept off it: the agent's `asyncio.to_thread` runs inline on
 the loop (`InlineExecutor`; the server measures the agent as its thread's CPU time), the
@@ -55,10 +53,6 @@ from harness.scenario import Scenario
 from harness.scenario.clients import client_config
 from system.units import format_duration
 
-#: idle loop passes before the clock jumps (looptime's default is 42, for I/O from other threads
-#: and processes; here every socket's peer is on this loop, and loopback delivers a write before
-#: `send` returns, so a few passes suffice)
-NOOP_CYCLES = 3
 #: scrapes of /metrics per run, as on the wall clock
 SCRAPES_PER_RUN = 120
 #: how often the fleet's tally is taken, in scenario seconds (the live view's refresh)
@@ -89,13 +83,9 @@ class InlineExecutor(ThreadPoolExecutor):
 
 def new_loop() -> asyncio.AbstractEventLoop:
     """An event loop whose clock jumps over idle time, running `to_thread` work inline."""
-    import os
-    if os.environ.get("STORMBENCH_LOOPTIME"):
-        import looptime
-        loop = looptime.new_event_loop(start=float(2**20), noop_cycles=NOOP_CYCLES)
-    else:
-        from harness.emulate.vclock import VirtualClockLoop
-        loop = VirtualClockLoop()
+    from harness.emulate.vclock import VirtualClockLoop
+
+    loop = VirtualClockLoop()
     loop.set_default_executor(InlineExecutor(max_workers=1))
     return loop
 
@@ -359,8 +349,7 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
                      "time_scale": 1.0, "clients": len([c for c in plan.clients if not c.spike]),
                      "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
                      "host": host_facts(), "calibration": None,
-                     "clock": {"kind": "virtual", "capacity_measured": False, "note": CAPACITY_NOTE,
-                               "noop_cycles": NOOP_CYCLES}})
+                     "clock": {"kind": "virtual", "capacity_measured": False, "note": CAPACITY_NOTE}})
         done = loop.run_until_complete(run.main(writer, plan))
         result = done["result"]
         events = merge_events(writer, [run.spec.events_path], run.fault_events)
