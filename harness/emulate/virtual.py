@@ -307,7 +307,7 @@ class _VirtualRun:
                 self.progress({"t": t, "faults": self.applier.labels(), **Tally.merge([tallies.latest]).snapshot()})
             elif self.progress is None and time.monotonic() - last >= PLAIN_EVERY_S:
                 last = time.monotonic()
-                print(f"{self.scenario.name}: {format_duration(t)} of {format_duration(self.scenario.duration)} "
+                print(f"{self.scenario.name} ({self.scenario.fleet.profile.base}): {format_duration(t)} of {format_duration(self.scenario.duration)} "
                       f"(virtual clock)", flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), TALLY_EVERY_S)
