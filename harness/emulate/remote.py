@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness.emulate.fleet import WorkerSpec, _run
+from harness.emulate.fleet import WorkerSpec, _run, split
 from harness.emulate.live import Tally
 
 READY_TIMEOUT_S = 60.0
@@ -81,7 +81,6 @@ async def _until_stopped(spec: WorkerSpec, origin: float, outbox: _Outbox, stop:
         if await asyncio.to_thread(stop.wait, STOP_POLL_S):
             main.cancel()
             break
-        await asyncio.wait({main}, timeout=0)
     try:
         return await main
     except asyncio.CancelledError:
@@ -118,8 +117,6 @@ class RemoteFleet:
         self.stack = ExitStack()
         self.client = self.stack.enter_context(connect(cluster))
         addresses = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
-        from harness.emulate.fleet import split
-
         clients = [c for s in specs for c in s.clients]
         n = max(1, min(len(addresses), len(clients)))
         self.specs = [dataclasses.replace(specs[0], index=i, clients=share, events_path=tmp / f"remote-{i}" / "events.jsonl")
