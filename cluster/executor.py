@@ -41,10 +41,10 @@ WORKERS_TIMEOUT_S = 30.0  # for a named scheduler to have at least one worker
 RECORD = "record"  # the job's output folder inside its temporary directory on the worker
 
 
-def add_argument(parser: argparse.ArgumentParser) -> None:
+def add_argument(parser: argparse.ArgumentParser, also: str = "") -> None:
     parser.add_argument("--cluster", metavar="tcp://HOST:PORT",
                         help=f"run on this Dask scheduler's workers (default: ${ENV_VAR}, else a local cluster "
-                             "of one worker process per usable core on 127.0.0.1)")
+                             f"of one worker process per usable core on 127.0.0.1){also}")
 
 
 def address(flag: str | None) -> str | None:

@@ -81,7 +81,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="FILE",
                         help="simulate only: model calibration file from `stormbench calibrate` "
                              "(default: the built-in sim/calibration_default.json)")
-    executor.add_argument(parser)
+    executor.add_argument(parser, also="; with --engine emulate and --target (this flag only): the client "
+                                       "fleet runs on the scheduler's workers, one share each")
 
 
 def add_clock_flag(parser: argparse.ArgumentParser) -> None:

@@ -47,3 +47,11 @@ def test_a_fleet_on_two_workers_merges_into_one_record(tmp_path, dask_cluster, m
     sent = (out / "sent.csv").read_text().splitlines()
     assert len(sent) > 10, "the clients sent messages that the server logged"
     assert ledger is None or ledger["lost"] == 0
+
+
+def test_a_fleet_on_a_cluster_needs_a_target(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SCENARIO))
+    code = main(["run", str(tmp_path / "s.yaml"), "--cluster", "tcp://127.0.0.1:9", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "--cluster with --engine emulate: give --target too" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
