@@ -31,6 +31,7 @@ from harness.run_cli import (
     check_out_dir, engine_guard, prepare_out_dir, require_prometheus_binary, resolve_scenario_path, scrape_interval,
 )
 from harness.scenario import Scenario, load
+from harness.scenario.fixes import add_fix_flags, flag_overrides
 
 HELP = "the `make run` job: staging-day legacy vs fixed, before/after table"
 PROFILES = ("legacy", "fixed")
@@ -48,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="override the time compression, in scenario seconds per wall second "
                              "(default: the scenario's time_scale)")
+    add_fix_flags(parser)  # on top of both profiles: what one fix changes in the before/after table
     parser.add_argument("--no-report", action="store_true", help="skip rendering the HTML report")
     parser.add_argument("--prometheus", action="store_true",
                         help="watch each run with a real Prometheus (`prometheus` on PATH) scraping the server, "
@@ -77,7 +79,8 @@ class ProfilePlan:
 
 
 def plan_profile(path: Path, profile: str, out: Path, args: argparse.Namespace) -> ProfilePlan:
-    overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale}
+    overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale,
+                 **flag_overrides(args)}
     scenario = load(path, overrides)
     check_out_dir(out)
     return ProfilePlan(profile, scenario, load_gates(scenario.gates), out)

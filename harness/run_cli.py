@@ -30,6 +30,7 @@ from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta, write_scenario
 from harness.scenario import Scenario, load
+from harness.scenario.fixes import add_fix_flags, flag_overrides, profile_label
 from system.units import format_duration, positive_int_arg
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=("legacy", "fixed"),
                         help="name the whole system: client profile and server behaviour together "
                              "(default: the scenario's fleet.profile and system.behaviour)")
+    add_fix_flags(parser)
     parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
     parser.add_argument("--target", metavar="URL",
                         help="emulate only: use this running system instead of starting one: "
@@ -291,7 +293,8 @@ def _print_intervals(block: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     check_prometheus(args)
     check_engine_flags(args)
-    overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
+    overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile,
+                 **flag_overrides(args)}
     scenario = load(resolve_scenario_path(args.scenario), overrides)
     gates = load_gates(scenario.gates)
     if args.gates:
@@ -315,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
         verdicts = evaluate(gates, RunRecord(out))
         code = write_verdicts(verdicts, out, scenario.name)
         prom_verdicts = watch.judge(gates, out, scenario.time_scale) if watch else None
-    title = f"{scenario.name} ({args.engine}, seed {scenario.seed})"
+    title = f"{scenario.name} ({args.engine}, {profile_label(scenario.to_dict())}, seed {scenario.seed})"
     print_verdicts(verdicts, title=title, outcome=False)
     if watch is not None:
         merge_meta(out, {"prometheus": watch.facts()})

@@ -17,6 +17,7 @@ from harness.cli import UsageError
 from harness.record import files
 from harness.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
 from harness.record.ledger import LedgerSummary, check
+from harness.record.presence import presence
 from harness.record.run import RunRecord
 from harness.record.storms import StormRule, detect_storms, sampling_weight
 from harness.record.survival import kaplan_meier
@@ -131,9 +132,23 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "peak_reconnects_per_s": int(ts["reconnects"].max()) if len(ts) else 0,
         "peak_reconnects_per_s_5s": rolling_peak(ts["reconnects"], PEAK_WINDOW_S),
         "peak_active": int(ts["active"].max()) if len(ts) else 0,
+        **_served(rec, closes_by_code),
         "per_day": {k: round(v * scale_to_day, 3) for k, v in counts.items()},
     }
     return out
+
+
+def _served(rec: RunRecord, closes_by_code: dict[str, int]) -> dict[str, Any]:
+    """Whether the fleet was served, for the capacity rule: clients of the fleet that never had a
+    connection open, those connected at the end, and the handshakes turned away (1013 sheds and
+    refused handshakes; a shed client that came back later was still turned away then). Every
+    count is for the whole fleet; `sampling_weight` says how many clients each simulated agent
+    stood for (1 when every client was followed)."""
+    seen = presence(rec)
+    return {"clients_never_connected": seen.never_connected(),
+            "clients_connected_at_end": int(seen.connected[-1]) if len(seen.connected) else 0,
+            "turned_away": int(closes_by_code.get("1013", 0)) + int(rec.connections["http_status"].notna().sum()),
+            "sampling_weight": int(sampling_weight(rec.meta))}
 
 
 #: the window of `peak_reconnects_per_s_5s`: longer than the order in which one server queue serves a

@@ -16,6 +16,7 @@ from harness.scenario.model import (
     DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
     Offline, Scenario, SystemBehaviour, SystemSpec,
 )
+from harness.scenario.fixes import FIX_KEYS, apply_fixes, fix_overrides
 from harness.scenario.schema import validate
 from system.units import parse_duration, parse_rate
 
@@ -62,8 +63,10 @@ def read_yaml(path: Path) -> Any:
 def apply_overrides(document: dict, overrides: Mapping[str, Any] | None) -> dict:
     """A copy of `document` with overrides set; keys are short names or dotted paths."""
     doc = copy.deepcopy(document)
-    for key, value in (overrides or {}).items():
-        if value is None:
+    overrides = dict(overrides or {})
+    enable, disable = fix_overrides(overrides)
+    for key, value in overrides.items():
+        if value is None or key in FIX_KEYS:
             continue
         for dotted in SHORT_OVERRIDES.get(key, (key,)):
             node = doc
@@ -76,6 +79,7 @@ def apply_overrides(document: dict, overrides: Mapping[str, Any] | None) -> dict
                     raise UsageError(f"override {key}={value!r}: {part!r} is not a mapping in the scenario")
                 node = child
             node[leaf] = value
+    apply_fixes(doc, enable, disable)  # after `profile`: fixes are on top of the profile named
     return doc
 
 

@@ -118,7 +118,7 @@ def test_sweep_renders_a_capacity_curve_and_recommends_a_setting(tmp_path):
     html = render([sweep], tmp_path / "out").read_text()
     assert "capacity_0.png" in html
     assert "<td>client.max_delay=5</td><td>1,000</td><td>10,000: no storm</td>" in html
-    assert "recommended: client.max_delay=30 (holds 10,000 clients)" in html
+    assert "recommended: client.max_delay=30 (holds 10,000 clients, every gate)" in html
 
 
 def test_prometheus_verdicts_of_a_run_are_shown_beside_the_record_ones(tmp_path):
