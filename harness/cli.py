@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gates": ("harness.gates.cli", "judge gates on a run record or a live Prometheus; emit alert rules"),
     "validate": ("sim.validate_cli", "run both engines on a scenario and print the error table"),
     "sweep": ("sim.sweep_cli", "simulate a scenario over a parameter grid"),
+    "ablate": ("sim.ablate_cli", "run the base profile with each fix added alone; which fixes move which gates"),
     "calibrate": ("sim.calibrate_cli", "measure this machine's server for the model"),
     "report": ("reports.cli", "render HTML/PNG/Markdown reports from run records"),
     "main-job": ("harness.main_job", "the `make run` job: staging-day legacy vs fixed, before/after table"),

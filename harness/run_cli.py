@@ -129,9 +129,9 @@ def engine_guard(out: Path, engine: str) -> Iterator[None]:
     except UsageError as exc:  # found by the engine once running: the record is as partial as after a crash
         mark_incomplete(out, str(exc))
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # replications say what they kept; one run keeps its partial record
         mark_incomplete(out, f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s of wall time")
-        raise KeyboardInterrupt(f"the partial record is in {out} (not finalized or judged)") from None
+        raise KeyboardInterrupt(str(exc) or f"the partial record is in {out} (not finalized or judged)") from None
     except Exception as exc:  # the traceback goes next to the record, not over the screen
         (out / files.ENGINE_ERROR).write_text(traceback.format_exc())
         mark_incomplete(out, f"the {engine} engine stopped: {type(exc).__name__}: {exc}")

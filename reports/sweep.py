@@ -23,6 +23,7 @@ import numpy as np
 from reports.record import RecordError, number, read_json
 
 FLEET_PARAMS = ("fleet.sim_clients", "fleet.clients")
+PROFILE_PARAMS = ("profile", "fix", "fixes", "no_fix", "fleet.profile", "system.behaviour")
 METRIC_KEYS = ("peak_reconnects_per_s", "reconnect_attempts")
 
 
@@ -176,7 +177,9 @@ def _point(root: Path, index: int, point: Any, fleet_param: str, notes: list[str
         run_dir = root / str(point["run_dir"])
         summary = summary if summary is not None else _read(run_dir / "summary.json", dict, notes)
         gates = gates if gates is not None else _read(run_dir / "gates.json", list, notes)
-    settings = {k: v for k, v in point["params"].items() if k != fleet_param}
+    settings = {k: v for k, v in point["params"].items() if k != fleet_param and k not in PROFILE_PARAMS}
+    if isinstance(point.get("profile"), str) and any(k in PROFILE_PARAMS for k in point["params"]):
+        settings = {"profile": point["profile"], **settings}  # named by its fixes: legacy+refresh_before_reconnect
     extra = {k: point[k] for k in ("replications", "incomplete") if point.get(k)}
     return settings, fleet, summary if isinstance(summary, dict) else {}, \
         [g for g in gates if isinstance(g, dict)] if isinstance(gates, list) else [], extra

@@ -122,11 +122,19 @@ class Observation:
 # ---------------------------------------------------------------- phases
 
 def matching_faults(phase: Phase, rec: RunRecord) -> list[dict]:
-    """The faults a phase is tied to, in time order, with their `start_s` / `end_s` in force."""
+    """The faults a phase is tied to, in time order, with their `start_s` / `end_s` in force. In a
+    record that stopped early, a fault that had not started by its end never happened: the phase
+    is undecidable, not empty."""
     faults = [f for f in rec.fault_windows if phase.fault == "*" or f["kind"] == phase.fault]
     if not faults:
         raise Undecidable(f"no {phase.fault!r} fault in this run, so the phase {phase.to_dict()} is empty")
-    return sorted(faults, key=lambda f: f["start_s"])
+    faults = sorted(faults, key=lambda f: f["start_s"])
+    why = rec.truncated
+    if why and any(f["start_s"] >= rec.end for f in faults):
+        late = next(f for f in faults if f["start_s"] >= rec.end)
+        raise Undecidable(f"the {late['kind']} fault due at {late['start_s']:g}s never started: the record ends at "
+                          f"{rec.end:g}s ({why})")
+    return faults
 
 
 def phase_intervals(phase: Phase, rec: RunRecord) -> Intervals:
@@ -142,6 +150,12 @@ def phase_intervals(phase: Phase, rec: RunRecord) -> Intervals:
             spans.append((f["start_s"], max(f["end_s"], f["start_s"] + 1.0)))
         else:
             spans.append((f["end_s"], f["end_s"] + float(phase.within or 0.0)))
+    why = rec.truncated
+    beyond = [(a, b) for a, b in spans if b > end]
+    if why and beyond:  # a window the record stopped inside: what it would have seen is unknown
+        a, b = beyond[0]
+        raise Undecidable(f"the phase {phase.to_dict()} runs to {b:g}s, beyond the end of the record at "
+                          f"{end:g}s ({why})")
     return [(max(0.0, a), min(b, end)) for a, b in spans if a < end]
 
 

@@ -8,6 +8,7 @@ keys an engine put there.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from harness.record.presence import presence
 from harness.record.run import RunRecord
 from harness.record.storms import StormRule, detect_storms, sampling_weight
 from harness.record.survival import kaplan_meier
-from harness.record.writer import write_atomic
+from harness.record.writer import merge_meta, write_atomic
 
 DAY = 86400.0
 
@@ -54,7 +55,9 @@ def _derive_missing_tables(rec: RunRecord) -> list[dict] | None:
         missing = [n for n, need in ((files.CONNECTIONS, need_connections), (files.TIMESERIES, need_timeseries),
                                      (files.LEDGER, need_ledger)) if need]
         raise UsageError(f"{rec.dir}: cannot derive {missing}: {files.EVENTS} is missing")
-    derived = derive(read_events(rec.path(files.EVENTS)), rec.end)
+    events = read_events(rec.path(files.EVENTS))
+    end = _observed_end(rec, events)
+    derived = derive(events, end)
     if need_connections:
         write_csv(rec.path(files.CONNECTIONS), files.CONNECTION_COLUMNS, derived.connections)
     if need_timeseries:
@@ -62,6 +65,18 @@ def _derive_missing_tables(rec: RunRecord) -> list[dict] | None:
     if need_ledger:
         write_csv(rec.path(files.LEDGER), files.LEDGER_COLUMNS, ledger_table(rec.dir, derived))
     return derived.fault_windows
+
+
+def _observed_end(rec: RunRecord, events: list[dict]) -> float:
+    """Where the tables end: the scenario's end, or, for a record that stopped early without
+    saying where (an interrupted emulation), its last event, written to `meta.json` `end_s` so
+    gates and reports read the same end: tables are never padded past the last observation."""
+    if not rec.meta.get(files.META_INCOMPLETE) or rec.meta.get("end_s"):
+        return rec.end
+    last = max((float(e["t"]) for e in events if e.get("t") is not None), default=0.0)
+    end = min(rec.end, math.floor(last) + 1.0)
+    merge_meta(rec.dir, {"end_s": end})
+    return end
 
 
 def _opt(value: float | None) -> float | None:

@@ -7,7 +7,8 @@ level before a fault already left out every client the server had turned away (1
 above the admission cap), so a fleet half shed "recovered" to 1.0. Here the denominator is every
 client whose arrival (the scenario's seeded ramp) has come, whether or not it ever got in, and the
 numerator counts each client once, so a turned-away client counts against the fleet and the
-fraction never exceeds 1.
+fraction never exceeds 1. A connection the server shed with 1013 was refused before its welcome:
+it does not make its client connected.
 
 Clients a load spike adds (indices after the base fleet) are not the fleet: they are left out of
 both sides. In a weighted simulation each agent's rows are repeated `weight` times
@@ -23,6 +24,9 @@ import pandas as pd
 from harness.record.run import RunRecord
 from harness.record.storms import sampling_weight
 from harness.scenario.draws import ramp_arrivals
+
+
+SHED = 1013  # "try again later": the admission policy's answer, given before any welcome
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ def _presence(rec: RunRecord) -> Presence:
     expected = np.searchsorted(arrivals, seconds + 1.0, side="left").astype(float) * weight
 
     conns = rec.connections
-    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna()]
+    # a 1013 is the server shedding the socket before its welcome: that client was turned away
+    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna() & (conns["close_code"] != SHED)]
     index = _fleet_index(conns["client"].astype(str))
     conns = conns[index < agents]
     delta = np.zeros(bins + 1)
