@@ -7,6 +7,7 @@ is the same for both, so their records are judged alike.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import time
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from harness.cli import UsageError
+from harness.cli import CommandLineError, UsageError
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
 from harness.gates.spec import load_gates
@@ -92,7 +93,10 @@ def resolve_scenario_path(name: str) -> Path:
         if candidate.is_file():
             return candidate
     known = sorted(p.stem for p in library.glob("*.yaml"))
-    raise UsageError(f"{name}: no such scenario file, and not a library scenario (library: {', '.join(known)})")
+    close = difflib.get_close_matches(Path(name).stem, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise CommandLineError(f"{name}: no such scenario file, and not a library scenario{hint} "
+                           f"(library: {', '.join(known)})")
 
 
 def default_out_dir(scenario: Scenario, engine: str) -> Path:

@@ -19,7 +19,26 @@ def test_help_lists_every_subcommand():
 def test_unknown_subcommand_is_a_usage_error():
     out = stormbench("frobnicate")
     assert out.returncode == 2
-    assert "invalid choice" in out.stderr
+    assert "unknown command 'frobnicate'; commands: serve" in out.stderr
+
+
+def test_a_misspelt_command_gets_the_nearest_one():
+    out = stormbench("sweeep")
+    assert out.returncode == 2 and "unknown command 'sweeep' (did you mean 'sweep'?)" in out.stderr
+
+
+def test_a_misspelt_flag_gets_the_subcommands_usage_and_the_nearest_flag():
+    out = stormbench("run", "token-expiry-403", "--fxi", "refresh_before_reconnect")
+    assert out.returncode == 2
+    assert out.stderr.startswith("usage: stormbench run ")
+    assert "unrecognized arguments: --fxi refresh_before_reconnect (did you mean '--fix'?)" in out.stderr
+
+
+def test_a_misspelt_scenario_gets_the_subcommands_usage_and_the_nearest_name():
+    out = stormbench("sweep", "token-expiry-430", "--vary", "fleet.sim_clients=10")
+    assert out.returncode == 2
+    assert out.stderr.startswith("usage: stormbench sweep ")
+    assert "not a library scenario (did you mean 'token-expiry-403'?)" in out.stderr
 
 
 def test_no_arguments_prints_help_and_exits_2():
