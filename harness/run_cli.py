@@ -332,7 +332,9 @@ def run(args: argparse.Namespace) -> int:
             print_verdicts(prom_verdicts, title=f"{title} via Prometheus (not in the exit code)", outcome=False)
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
-          f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")
+          f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}"
+          + (f" (counts for all {summary['clients']:,} clients: each simulated client stood for "
+             f"{summary['sampling_weight']})" if summary.get("sampling_weight", 1) > 1 else ""))
     if "replications" in summary:
         _print_intervals(summary["replications"])
     if args.report:

@@ -76,7 +76,7 @@ def _overview(runs: list[Run]) -> Section:
         wall = number(meta.get("wall_time_s"))
         rows.append([
             run.label, run.scenario_name, run.engine, run.profile,
-            _fmt(run.clients), _dur(run.duration_s), str(meta.get("time_scale", "")),
+            _clients(run), _dur(run.duration_s), str(meta.get("time_scale", "")),
             _dur(wall), str(meta.get("started_at", "")), str(meta.get("seed", "")),
         ])
     section.blocks.append(Table(["run", "scenario", "engine", "profile", "clients", "duration",
@@ -319,6 +319,13 @@ def _value(value: Any) -> str:
     if num is not None:
         return f"{num:g}"
     return "n/a" if value is None else str(value)
+
+
+def _clients(run: Run) -> str:
+    """The fleet, and how many clients each simulated agent stood for when the model sampled it
+    (every count in the report is for the whole fleet)."""
+    weight = number(((run.meta or {}).get("sampling") or {}).get("weight"))
+    return _fmt(run.clients) + (f" (each simulated client stood for {weight:,.0f})" if weight and weight > 1 else "")
 
 
 def _fmt(value: Any) -> str:
