@@ -33,7 +33,6 @@ SHED = 1013  # "try again later": the admission policy's answer, given before an
 class Presence:
     connected: np.ndarray   # per second: distinct fleet clients with a connection open in that second
     expected: np.ndarray    # per second: fleet clients whose arrival has come by the end of that second
-    fleet: int              # the whole fleet the record drove
     ever: int               # fleet clients that had a connection open at some time
 
     def fraction(self, second: int) -> float | None:
@@ -99,4 +98,4 @@ def _presence(rec: RunRecord) -> Presence:
         np.add.at(delta, lo, 1)
         np.add.at(delta, hi, -1)
     connected = np.cumsum(delta)[:bins]
-    return Presence(connected, expected, rec.clients, ever)
+    return Presence(connected, expected, ever)
