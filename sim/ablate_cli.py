@@ -67,7 +67,8 @@ def report(doc: dict, echo=print) -> dict[str, list[str]]:
     if base is None:
         echo("ablation: the base run did not finish; nothing to compare")
         return {}
-    echo(f"\nablation of {doc['scenario']} on {base['profile']}: what each fix alone changes")
+    echo(f"\nablation of {doc['scenario']} on {base['profile']}: what each fix alone changes "
+         f"(a server fix is named by the legacy trait it removes)")
     removed: dict[str, list[str]] = {}
     for entry in points:
         if entry is base:
