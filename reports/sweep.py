@@ -152,6 +152,9 @@ def _judge(fleet: float, summary: dict, gates: list[dict], extra: dict, metric_k
     failed, unknown = _names(gates, "fail", True), _names(gates, "unknown", True)
     metric = number(summary.get(metric_key))
     never = number(summary.get("clients_never_connected"))
+    if block:  # served in every replication, not only in the main draw
+        values = ((block.get("metrics") or {}).get("clients_never_connected") or {}).get("values") or []
+        never = max([never or 0.0, *(number(v) or 0.0 for v in values)])
     turned = number(summary.get("turned_away"))
     incomplete = extra.get("incomplete")
     point = Point(fleet, np.nan if metric is None else metric, False, failed, unknown,

@@ -25,7 +25,8 @@ from harness.scenario.model import Scenario
 
 METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s",
            "peak_reconnects_per_s_5s", "storms",
-           "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections")
+           "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections",
+           "clients_never_connected", "turned_away")
 
 
 def _one(args: tuple[Scenario, str, Any, dict[str, Any]]) -> dict:

@@ -122,3 +122,10 @@ def test_replicated_points_hold_by_the_interval_not_one_draw(tmp_path):
     [setting] = sweep.settings
     assert setting.capacity == 1000 and setting.points[1].pass_probability == pytest.approx(2 / 3)
     assert setting.limited_by.limits == ["recovers after restart (unknown)"]
+
+
+def test_a_replicated_point_is_served_only_when_every_replication_was(tmp_path):
+    block = {"n": 2, "pass_probability": 1.0, "metrics": {"clients_never_connected": {"values": [0, 12]}},
+             "gates": [{"name": "recovers after restart", "strict": True, "interval_verdict": "pass"}]}
+    sweep = _write(tmp_path, [_storm_point(1000, "fixed"), _storm_point(2000, "fixed", replications=block)])
+    assert sweep.settings[0].limited_by.limits == ["12 clients never connected"]
