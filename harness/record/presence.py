@@ -12,7 +12,7 @@ it does not make its client connected.
 
 Clients a load spike adds (indices after the base fleet) are not the fleet: they are left out of
 both sides. In a weighted simulation each agent's rows are repeated `weight` times
-(`c00017.0`..`c00017.19`), so counting distinct ids counts clients.
+(`c00017.0`..`c00017.19`): the first copy is followed and counts for `weight` clients.
 """
 from __future__ import annotations
 
@@ -77,12 +77,16 @@ def _presence(rec: RunRecord) -> Presence:
     conns = rec.connections
     # a 1013 is the server shedding the socket before its welcome: that client was turned away
     conns = conns[conns["http_status"].isna() & conns["duration_s"].notna() & (conns["close_code"] != SHED)]
-    index = _fleet_index(conns["client"].astype(str))
-    conns = conns[index < agents]
+    ids = conns["client"].astype(str)
+    if weight > 1:  # the `weight` copies of an agent's rows are identical: follow the agent, count its clients
+        copy0 = ids.str.endswith(".0")
+        conns, ids = conns[copy0], ids[copy0].str.slice(stop=-2)
+    index = _fleet_index(ids)
+    conns, ids = conns[index < agents], ids[index < agents]
     delta = np.zeros(bins + 1)
     ever = 0
     if len(conns):
-        frame = pd.DataFrame({"client": conns["client"].astype(str).to_numpy(),
+        frame = pd.DataFrame({"client": ids.to_numpy(),
                               "start": conns["opened_s"].to_numpy(float),
                               "stop": (conns["opened_s"] + conns["duration_s"]).to_numpy(float)})
         frame = frame.sort_values(["client", "start"], kind="mergesort").reset_index(drop=True)
@@ -91,11 +95,11 @@ def _presence(rec: RunRecord) -> Presence:
         starts = (before.isna() | (frame["start"] > before)).to_numpy()
         seg_start = frame["start"].to_numpy()[starts]
         seg_stop = np.maximum.reduceat(frame["stop"].to_numpy(), np.flatnonzero(starts))
-        ever = int(frame["client"].nunique())
+        ever = int(frame["client"].nunique()) * weight
         # the convention of the `active` column: open in second i when int(start) <= i < int(stop)
         lo = np.clip(seg_start.astype(int), 0, bins)
         hi = np.clip(seg_stop.astype(int), 0, bins)
-        np.add.at(delta, lo, 1)
-        np.add.at(delta, hi, -1)
+        np.add.at(delta, lo, weight)
+        np.add.at(delta, hi, -weight)
     connected = np.cumsum(delta)[:bins]
     return Presence(connected, expected, ever)
