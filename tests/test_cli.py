@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from harness.cli import COMMANDS
 
 
@@ -61,3 +63,14 @@ def test_an_environment_error_is_one_line_and_exit_2(tmp_path):
     out = stormbench("sweep", "token-expiry-403", "--vary", "fleet.sim_clients=100", "--out", str(blocker / "x"))
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == f"stormbench sweep: error: {blocker / 'x'}: Not a directory (NotADirectoryError)"
+
+
+@pytest.mark.parametrize("command, positional", [("run", ["token-expiry-403"]), ("main-job", []),
+                                                 ("sweep", ["deploy-storm"]), ("validate", ["deploy-storm"])])
+def test_fix_flags_on_every_command_that_loads_a_scenario(command, positional):
+    from harness.cli import build_parser
+    from harness.scenario.fixes import flag_overrides
+
+    args = build_parser(only=command).parse_args([command, *positional, "--fix", "refresh_before_reconnect",
+                                                  "--fix", "jitter", "--no-fix", "handshake_403"])
+    assert flag_overrides(args) == {"fix": ["refresh_before_reconnect", "jitter"], "no_fix": ["handshake_403"]}
