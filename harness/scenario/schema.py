@@ -54,9 +54,22 @@ def _leaf(error: ValidationError) -> ValidationError:
     return error
 
 
+def _fields(schema: Any, instance: Any) -> set[str]:
+    """The fields a mapping may hold: its own `properties` and those of every `allOf` `if`/`then`
+    branch that applies to it (a fault's kind-specific parameters)."""
+    if not isinstance(schema, dict):
+        return set()
+    fields = set(schema.get("properties") or {})
+    for branch in schema.get("allOf") or []:
+        if isinstance(branch, dict) and "if" in branch and jsonschema.validators.validator_for(
+                branch["if"])(branch["if"]).is_valid(instance):
+            fields |= set((branch.get("then") or {}).get("properties") or {})
+    return fields
+
+
 def _unknown_keys(error: ValidationError, lines: Mapping[tuple, int]) -> str:
     """`line 12: $.fleet.sim_client: unknown field (did you mean 'sim_clients'?); expected one of ...`"""
-    known = sorted((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else ())
+    known = sorted(_fields(error.schema, error.instance))
     extra = [k for k in error.instance if k not in known] if isinstance(error.instance, dict) else []
     out = []
     for key in extra:

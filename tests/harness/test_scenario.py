@@ -69,7 +69,8 @@ faults:
     assert "$.fleet.profile.disable[0]: expected a client fix name" in text and "'jiter'" in text
     assert "$.system.token_ttl: expected a positive duration" in text and "'fast'" in text
     assert "$.faults[0]: 'latency' is a required property" in text
-    assert "'latncy' was unexpected" in text
+    assert "line 7: $.faults[0].latncy: unknown field (did you mean 'latency'?); expected one of at, for, " \
+           "fraction, jitter, kind, latency, stream" in text
     assert "$.faults[1].kind: expected a fault kind" in text
 
 

@@ -113,7 +113,7 @@ def test_report_of_an_interrupted_sweep_says_so(tmp_path):
         "points": [{"params": {"fleet.sim_clients": 10}, "summary": {"clients_never_connected": 0},
                     "gates": [{"name": "g", "verdict": "pass", "strict": True}]},
                    {"params": {"fleet.sim_clients": 20}, "run_dir": "point-001", "incomplete": "interrupted"}]}))
-    from reports import render
+    from reports.render import render
 
     html = render([tmp_path / "sweep"], tmp_path / "out").read_text()
     assert "INCOMPLETE sweep: interrupted (Ctrl-C) after 3 s" in html
