@@ -66,7 +66,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=summary, description=summary)
         if only is not None:
             _load(name).configure(sp)
-    parser.set_defaults(_subcommands=sub.choices)
+    parser.subcommands = sub.choices  # type: ignore[attr-defined]  # not in the namespace: args are pickled to workers
     return parser
 
 
@@ -80,7 +80,7 @@ def _parse(parser: argparse.ArgumentParser, chosen: str, argv: list[str]) -> arg
     would give the top-level usage and no hint)."""
     args, extras = parser.parse_known_args(argv)
     if extras:
-        sub = parser.get_default("_subcommands")[chosen]
+        sub = parser.subcommands[chosen]
         flags = [f for action in sub._actions for f in action.option_strings]  # noqa: SLF001 (argparse has no public list)
         word = next((e for e in extras if e.startswith("-")), extras[0])
         hint = _nearest(word.split("=")[0], flags) if word.startswith("-") else ""
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_load(chosen).run(args) or 0)
     except CommandLineError as exc:
-        parser.get_default("_subcommands")[chosen].print_usage(sys.stderr)
+        parser.subcommands[chosen].print_usage(sys.stderr)
         print(f"stormbench {chosen}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except UsageError as exc:

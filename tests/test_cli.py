@@ -74,3 +74,13 @@ def test_fix_flags_on_every_command_that_loads_a_scenario(command, positional):
     args = build_parser(only=command).parse_args([command, *positional, "--fix", "refresh_before_reconnect",
                                                   "--fix", "jitter", "--no-fix", "handshake_403"])
     assert flag_overrides(args) == {"fix": ["refresh_before_reconnect", "jitter"], "no_fix": ["handshake_403"]}
+
+
+def test_parsed_arguments_can_be_sent_to_a_worker_process():
+    """main-job sends its arguments to a process pool: nothing unpicklable may ride in them."""
+    import pickle
+
+    from harness.cli import build_parser
+
+    args = build_parser(only="main-job").parse_args(["main-job", "--fix", "jitter"])
+    assert pickle.loads(pickle.dumps(args)).fix == ["jitter"]
