@@ -287,6 +287,8 @@ def _observe_min_fraction(gate: Gate, rec: RunRecord, intervals: Intervals, sock
     """Distinct clients connected over the fleet that should be connected (`harness.record.presence`):
     at the end of each fault-tied interval, the smallest over occurrences; over a plain phase, the
     smallest second after the arrival ramp. Clients turned away count against the fleet."""
+    if not rec.timeseries["attempts"].sum():  # a fleet turned away still tried: this is a record of nothing
+        raise Undecidable("no client attempted a connection in this record: nothing was observed")
     seen = presence(rec)
     last = len(sockets) - 1
 

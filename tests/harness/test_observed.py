@@ -28,6 +28,13 @@ def test_turned_away_clients_count_against_the_fleet(tmp_path):
     assert (v.verdict, v.observed) == (FAIL, pytest.approx(0.5))
     assert v.provenance["where"]["worst"]["fleet_expected"] == 4.0
     assert summary["clients_never_connected"] == 2 and summary["turned_away"] == 20
+    from rich.console import Console
+
+    from harness.gates.report import verdict_table
+
+    console = Console(record=True, width=200)
+    console.print(verdict_table([v], "t"))
+    assert "2/4 clients at 129s" in console.export_text()  # the end of the 30-s window after 100 s
 
 
 def test_a_client_with_two_sockets_counts_once(tmp_path):
@@ -80,3 +87,10 @@ def test_a_complete_record_still_clips_its_last_window(tmp_path):
     finalize(out)
     v = judge(RunRecord(out), **RECOVERY, phase={"after": "token_expiry", "within": "2m"})
     assert v.verdict == PASS
+
+
+def test_a_record_without_a_single_attempt_is_no_evidence_of_a_fleet_away(tmp_path):
+    out = write_record(tmp_path / "r", [], duration=300, clients=200, faults=[{"at": 100, "kind": "token_expiry"}])
+    finalize(out)
+    v = judge(RunRecord(out), **RECOVERY, phase={"after": "token_expiry", "within": "2m"})
+    assert v.verdict == UNKNOWN and "nothing was observed" in v.provenance["reason"]
