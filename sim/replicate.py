@@ -4,30 +4,32 @@ A single simulated run is one draw; a prediction needs its spread. Replication k
 with seed `seed + k` (replication 0 is the scenario's own seed and its record is the main one in
 `out_dir`; the others go to `out_dir/replications/seed-N`). The main `summary.json` gains a
 `replications` key: per metric the values, their mean and a Student-t 95% interval.
-The seeds run as `cluster.executor` jobs (a local cluster, or `cluster=` a Dask scheduler); a seed
-that fails is named in `replications.failed` and left out of the intervals.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from scipy import stats
 
 from harness.record import files
+from harness.record.writer import merge_meta
 from harness.scenario.model import Scenario
 
 METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s",
            "peak_reconnects_per_s_5s", "storms",
-           "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections")
+           "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections",
+           "clients_never_connected", "turned_away")
 
 
-def _one(out: Path, scenario: Scenario, calibration: Any, options: dict[str, Any]) -> dict:
+def _one(args: tuple[Scenario, str, Any, dict[str, Any]]) -> dict:
     from sim.engine import simulate
 
+    scenario, out, calibration, options = args
     return simulate(scenario, out, calibration=calibration, **options)
 
 
@@ -64,33 +66,90 @@ def spread(values: list[Any], level: float = 0.95) -> dict[str, Any]:
     return {**interval(values, level), "pi": prediction_interval(values, level), "values": list(values)}
 
 
-def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, calibration: Any = None,
-              workers: int | None = None, cluster: str | None = None, **options: Any) -> dict:
-    """Run `replications` seeds (in parallel on `cluster`, or a local cluster of at most `workers`
-    processes), return the main summary with intervals. `options` go to every
-    `sim.engine.simulate` call (e.g. `expiry_grace`)."""
-    from cluster.executor import Job, run_jobs
+@dataclasses.dataclass(frozen=True)
+class SeedJob:
+    scenario: Scenario
+    out: str
+    calibration: Any
+    options: dict[str, Any]
 
+
+def _seed(out: Path, scenario: Scenario, calibration: Any, options: dict[str, Any]) -> dict:
+    """One seed, as a `cluster.executor` job: its record is written into `out` on the worker."""
+    return _one((scenario, str(out), calibration, options))
+
+
+def run_parallel(jobs: list[SeedJob], workers: int | None = None, cluster: str | None = None
+                 ) -> Iterator[tuple[int, dict]]:
+    """(index, summary) of each job as it finishes, on Dask (`cluster`, or a local cluster of at
+    most `workers` processes). Closing the iterator or a Ctrl-C while waiting cancels the jobs not
+    finished; a seed that fails is named by the progress display and left out. This is the one
+    place that knows the executor."""
+    from cluster.executor import Job, as_finished
+
+    batch = [Job(f"seed {job.scenario.seed}", _seed, (job.scenario, job.calibration, job.options),
+                 dest=Path(job.out), tag=k) for k, job in enumerate(jobs)]
+    for done in as_finished(batch, cluster=cluster, workers=workers,
+                            title=f"replications of {jobs[0].scenario.name}" if jobs else "replications"):
+        if done.ok:
+            yield done.job.tag, done.value
+
+
+def collect(jobs: list[SeedJob], finished: Iterable[tuple[int, dict]], out: Path) -> dict:
+    """The main summary with the `replications` block, from whatever iterable yields the finished
+    jobs (any executor). On Ctrl-C it writes the block of the seeds that finished, marked
+    `incomplete`, marks the unfinished records incomplete, and re-raises saying what was kept."""
+    summaries: dict[int, dict] = {}
+    started = time.monotonic()
+    try:
+        for k, summary in finished:
+            summaries[k] = summary
+    except KeyboardInterrupt:
+        why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: " \
+              f"{len(summaries)} of {len(jobs)} replications finished"
+        for k, job in enumerate(jobs):
+            if k not in summaries and Path(job.out).is_dir():
+                merge_meta(Path(job.out), {files.META_INCOMPLETE: why})
+        if summaries:
+            _write(jobs, summaries, out, why)
+        raise KeyboardInterrupt(f"{why}; their summary is in {out / files.SUMMARY}" if summaries
+                                else f"{why}; nothing was kept") from None
+    return _write(jobs, summaries, out, None)
+
+
+def _write(jobs: list[SeedJob], summaries: dict[int, dict], out: Path, incomplete: str | None) -> dict:
+    done = sorted(summaries)
+    block = {"n": len(done), "seeds": [jobs[k].scenario.seed for k in done], "level": 0.95,
+             "runs": [str(Path(jobs[k].out).relative_to(out)) if k else "." for k in done],
+             "metrics": {m: spread([summaries[k].get(m) for k in done]) for m in METRICS}}
+    if incomplete:
+        block["incomplete"] = incomplete
+        block["planned"] = len(jobs)
+    main = dict(summaries.get(0) or summaries[done[0]])
+    main["replications"] = block
+    out.mkdir(parents=True, exist_ok=True)
+    (out / files.SUMMARY).write_text(json.dumps(main, indent=2) + "\n")
+    return main
+
+
+def seed_jobs(scenario: Scenario, out: Path, replications: int, calibration: Any = None,
+              **options: Any) -> list[SeedJob]:
+    """Replication k: seed `seed + k`; 0 is the main record in `out`, others in `out/replications/seed-N`."""
     if replications < 1:
         raise ValueError(f"--replications: expected an integer >= 1, got {replications}")
-    out = Path(out_dir)
     jobs = []
     for k in range(replications):
         sc = dataclasses.replace(scenario, seed=scenario.seed + k)
         where = out if k == 0 else out / "replications" / f"seed-{sc.seed}"
-        jobs.append((sc, str(where), calibration, options))
-    done = run_jobs([Job(f"seed {sc.seed}", _one, (sc, calibration, options), dest=Path(where))
-                     for sc, where, calibration, options in jobs],
-                    cluster=cluster, workers=workers, title=f"replications of {scenario.name}")
-    if not done[0].ok:
-        raise RuntimeError(f"replication seed {scenario.seed} (the main record) failed: {done[0].error}")
-    summaries = [d.value if d.ok else {} for d in done]
-    block = {"n": replications, "seeds": [j[0].seed for j in jobs], "level": 0.95,
-             **({"failed": {str(j[0].seed): d.error for j, d in zip(jobs, done) if not d.ok}}
-                if not all(d.ok for d in done) else {}),
-             "runs": [str(Path(j[1]).relative_to(out)) if k else "." for k, j in enumerate(jobs)],
-             "metrics": {m: spread([s.get(m) for s in summaries]) for m in METRICS}}
-    main = dict(summaries[0])
-    main["replications"] = block
-    (out / files.SUMMARY).write_text(json.dumps(main, indent=2) + "\n")
-    return main
+        jobs.append(SeedJob(sc, str(where), calibration, options))
+    return jobs
+
+
+def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, calibration: Any = None,
+              workers: int | None = None, cluster: str | None = None, **options: Any) -> dict:
+    """Run `replications` seeds (in parallel on Dask: `cluster`, or a local cluster of at most
+    `workers` processes), return the main summary with intervals. `options` go to every
+    `sim.engine.simulate` call (e.g. `expiry_grace`)."""
+    out = Path(out_dir)
+    jobs = seed_jobs(scenario, out, replications, calibration, **options)
+    return collect(jobs, run_parallel(jobs, workers, cluster), out)
