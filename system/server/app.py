@@ -10,6 +10,7 @@ from websockets.asyncio.server import Server, serve
 
 from system.server.agent_port import AgentBackend
 from system.server.config import ServerConfig
+from system.server.flow import SendWatchdog
 from system.server.http_api import build_app
 from system.server.logs import EventLog
 from system.server.state import ServerState
@@ -27,6 +28,7 @@ class ChatServer:
         self._ws: Server | None = None
         self._runner: web.AppRunner | None = None
         self._stopped = False
+        self._watch: asyncio.Task | None = None
         self.ws_url = self.http_url = ""
 
     async def start(self) -> None:
@@ -36,7 +38,7 @@ class ChatServer:
             process_request=self.handler.process_request,
             max_size=cfg.max_frame_bytes, compression=None,
             ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
-            close_timeout=2.0, server_header=None)
+            close_timeout=cfg.close_timeout, server_header=None)
         ws_port = self._ws.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -45,6 +47,9 @@ class ChatServer:
         http_port = self._runner.addresses[0][1]
         self.ws_url = f"ws://{cfg.host}:{ws_port}"
         self.http_url = f"http://{cfg.host}:{http_port}"
+        self._watchdog = SendWatchdog(cfg.send_timeout, cfg.close_timeout)
+        self._watch = asyncio.get_running_loop().create_task(
+            self._watchdog.run(lambda: [s.ws for s in self.state.sessions.values()]))
         self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,
                              legacy_traits=sorted(cfg.legacy_traits))
 
@@ -54,6 +59,8 @@ class ChatServer:
         if self._stopped:
             return
         self._stopped = True
+        if self._watch is not None:
+            self._watch.cancel()
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)

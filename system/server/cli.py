@@ -45,6 +45,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     beh.add_argument("--max-invalid-frames", type=positive_int_arg, default=3,
                      help="invalid frames a connection may send before it is closed with 1008 (default 3)")
 
+    flow = parser.add_argument_group("per-connection bounds (what one client can make the server hold)")
+    flow.add_argument("--max-send-buffer", type=positive_int_arg, default=1 << 20,
+                      help="bytes queued for one client before it is shed with 1013 (default 1048576)")
+    flow.add_argument("--send-timeout", type=duration_arg, default=30.0,
+                      help="shed a client (1013) whose send backlog has not shrunk for this long (default 30s)")
+    flow.add_argument("--replay-page", type=positive_int_arg, default=100,
+                      help="messages per page of a resume replay; each page drains before the next (default 100)")
+    flow.add_argument("--resume-rate", type=rate_arg, default=1.0,
+                      help="resume frames per second per connection; beyond: error rate_limited (default 1/s)")
+    flow.add_argument("--resume-burst", type=positive_int_arg, default=5,
+                      help="resume frames a connection may send at once (default 5)")
+
     auth = parser.add_argument_group("auth and time")
     auth.add_argument("--token-ttl", type=duration_arg, default=900.0, help="access token lifetime, e.g. 15m (default 15m)")
     auth.add_argument("--refresh-ttl", type=duration_arg, default=7 * 86400.0, help="refresh token lifetime (default 7d)")
@@ -86,7 +98,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, bool]:
         heartbeat_timeout=args.heartbeat_timeout, live_expiry=args.live_expiry, expiry_grace=args.expiry_grace,
         max_connections=args.max_connections, handshake_rate=args.handshake_rate,
         handshake_burst=args.handshake_burst, allowed_origins=tuple(args.allowed_origin), agent=args.agent,
-        agent_db=args.agent_db, max_frame_bytes=args.max_frame_bytes, max_invalid_frames=args.max_invalid_frames)
+        agent_db=args.agent_db, max_frame_bytes=args.max_frame_bytes, max_invalid_frames=args.max_invalid_frames,
+        max_send_buffer=args.max_send_buffer, send_timeout=args.send_timeout, replay_page=args.replay_page,
+        resume_rate=args.resume_rate, resume_burst=args.resume_burst)
     return config, generated
 
 

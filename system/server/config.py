@@ -43,6 +43,14 @@ class ServerConfig:
     max_frame_bytes: int = 64 * 1024
     max_invalid_frames: int = 3
     shutdown_timeout: float = 5.0
+    close_timeout: float = 2.0       # how long a close waits for the peer's reply before dropping the socket
+    # what one client can make the server hold (system.server.flow): a send backlog past
+    # max_send_buffer bytes, or one that has not shrunk for send_timeout seconds, sheds it with 1013
+    max_send_buffer: int = 1 << 20
+    send_timeout: float = 30.0
+    replay_page: int = 100           # messages per page of a `resume` replay, each page drained first
+    resume_rate: float = 1.0         # `resume` frames per second per connection ...
+    resume_burst: int = 5            # ... at most this many at once; beyond: error frame rate_limited
 
     def __post_init__(self) -> None:
         unknown = set(self.legacy_traits) - set(LEGACY_TRAITS)
@@ -52,6 +60,12 @@ class ServerConfig:
             )
         if self.token_ttl <= 0:
             raise ValueError(f"token_ttl: expected > 0 seconds, got {self.token_ttl}")
+        for name in ("max_send_buffer", "replay_page", "resume_burst"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        for name in ("send_timeout", "resume_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
         if self.max_invalid_frames < 1:
             raise ValueError(f"max_invalid_frames: expected >= 1, got {self.max_invalid_frames}")
 

@@ -16,6 +16,7 @@ from system.server.auth import TokenService
 from system.server.config import ServerConfig
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
+from system.server.ratelimit import TokenBucket
 from system.server.store import Store
 
 
@@ -31,6 +32,8 @@ class Session:
     expires_at: float  # wall clock: when the presented access token expires
     expiry_changed: asyncio.Event = field(default_factory=asyncio.Event)
     invalid_frames: int = 0
+    resumes: TokenBucket | None = None  # the `resume` rate limit
+    replaying: bool = False  # a paged replay is running: live fan-out leaves it to the replay
 
 
 class ServerState:

@@ -161,10 +161,11 @@ class Store:
         self._last_seq[conversation_id] = seq
         return LoggedMessage(conversation_id, seq, message_id, t, frame)
 
-    def messages_after(self, conversation_id: str, last_seq: int) -> list[LoggedMessage]:
+    def messages_after(self, conversation_id: str, last_seq: int, limit: int = -1) -> list[LoggedMessage]:
+        """The logged messages with seq > last_seq, in order; at most `limit` (-1: all)."""
         rows = self.db.execute(
             "SELECT conversation_id, seq, id, t, frame FROM messages "
-            "WHERE conversation_id=? AND seq>? ORDER BY seq", (conversation_id, last_seq)).fetchall()
+            "WHERE conversation_id=? AND seq>? ORDER BY seq LIMIT ?", (conversation_id, last_seq, limit)).fetchall()
         return [LoggedMessage(c, s, i, t, json.loads(f)) for c, s, i, t, f in rows]
 
     def delivery_log(self, since_seq: dict[str, int] | None = None) -> list[LoggedMessage]:
