@@ -48,6 +48,7 @@ from harness.cli import UsageError
 from harness.record import RecordWriter
 from harness.scenario import Scenario
 from harness.scenario.clients import client_config
+from system.client.credentials import ProvisionError, conversation_id, provision_once
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
 HEARTBEAT_FLOOR_WALL = 0.25
@@ -136,6 +137,7 @@ class _Run:
         self.host_cpu: list[float] = []
         self.cpu_share = CpuShare()
         self.fault_events: list[dict] = []
+        self.conversations: dict[str, str] = {}  # client id -> its conversation
 
     # ---- set-up ----
 
@@ -159,7 +161,8 @@ class _Run:
         if self.target:
             self.endpoints = parse_target(self.target)
             if not self.admin_key:
-                self.warnings.append("--target without STORMBENCH_ADMIN_KEY: admin faults and sent.csv unavailable")
+                raise UsageError("--target: set STORMBENCH_ADMIN_KEY to the server's admin key, which creates "
+                                 "the fleet's users (a token needs a user's secret)")
         else:
             opts, warns = server_options(self.scenario, self.scale, self.tmp / "server.db")
             self.warnings += warns
@@ -177,9 +180,18 @@ class _Run:
             http_url=lambda: self.endpoints.http_url, admin_key=self.admin_key,
             user_of=lambda cid: cid, groups_of=dict(plan.group_of_fault))
 
+    async def provision(self, users: list[str]) -> dict[str, str]:
+        """Create `users` on the server (the direct URL, not through the proxy): user -> secret."""
+        assert self.endpoints is not None
+        try:
+            return await provision_once(self.endpoints.http_url, self.admin_key, users)
+        except ProvisionError as exc:
+            raise UsageError(f"STORMBENCH_ADMIN_KEY: {exc}") from None
+
     async def measure(self) -> dict[str, Any]:
         assert self.proxies is not None and self.endpoints is not None
-        result = await probe.measure(self.proxies.group_endpoints(0, self.endpoints))
+        secret = (await self.provision([probe.USER]))[probe.USER]
+        result = await probe.measure(self.proxies.group_endpoints(0, self.endpoints), secret)
         sysspec = self.scenario.system
         constants = {"token_ttl": sysspec.token_ttl, "heartbeat.interval": sysspec.heartbeat.interval,
                      "heartbeat.timeout": sysspec.heartbeat.timeout,
@@ -199,10 +211,14 @@ class _Run:
             ep = self.proxies.group_endpoints(g, self.endpoints)
             urls[g] = (ep.ws_url, ep.http_url)
         open_timeout = max(OPEN_TIMEOUT_FLOOR_WALL, self.scale.to_wall(10.0))
+        secrets = asyncio.run(self.provision([p.client_id for p in plan.clients]))
+        self.conversations = {p.client_id: conversation_id(p.client_id) for p in plan.clients}
         specs = [WorkerSpec(index=i, clients=share, urls=urls, config=self.config,
                             time_scale=self.scale.factor, duration=self.scenario.duration,
                             events_path=self.tmp / f"events-{i}.jsonl", open_timeout_wall=open_timeout,
-                            http_timeout_wall=open_timeout)
+                            http_timeout_wall=open_timeout,
+                            secrets={p.client_id: secrets[p.client_id] for p in share},
+                            conversations={p.client_id: self.conversations[p.client_id] for p in share})
                  for i, share in enumerate(split(list(plan.clients), n))]
         self.fleet = Fleet(specs)
         self.fleet.start()
@@ -363,7 +379,7 @@ class _Run:
         except (OSError, ValueError) as exc:  # a worker killed mid-write: keep what merged
             self.warnings.append(f"events.jsonl: could not merge every worker's records: {exc}")
             return {}
-        return {"events": events, "sent": self.fetch_sent(writer, {c.client_id for c in plan.clients})}
+        return {"events": events, "sent": self.fetch_sent(writer, set(self.conversations.values()))}
 
     def teardown(self) -> None:
         if self.fleet is not None:
@@ -423,7 +439,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         if on_scenario_end is not None:
             on_scenario_end(run.origin_unix, run.origin_unix + run.scale.to_wall(scenario.duration))
         events = run.merge_events(writer)
-        sent = run.fetch_sent(writer, {c.client_id for c in plan.clients})
+        sent = run.fetch_sent(writer, set(run.conversations.values()))
         results = run.fleet.results if run.fleet else {}
         client_errors = sum(r.get("client_error_count", 0) for r in results.values())
         if client_errors:

@@ -58,6 +58,8 @@ class WorkerSpec:
     http_timeout_wall: float = 10.0
     report_every_wall: float = 0.25
     messages: tuple[str, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict)  # client id -> its user's secret
+    conversations: dict[str, str] = field(default_factory=dict)  # client id -> its (unguessable) conversation
 
 
 def worker_main(spec: WorkerSpec, commands: Connection, reports: Any) -> None:
@@ -121,8 +123,9 @@ async def _run(spec: WorkerSpec, origin_unix: float, commands: Connection, repor
         if stop.is_set():
             return
         ws_url, http_url = spec.urls[plan.group]
-        driver = ClientDriver(ClientPolicy(spec.config, plan.rng, plan.client_id),
-                              Endpoints(ws_url, http_url), http, clock, on_record=on_record, options=options)
+        policy = ClientPolicy(spec.config, plan.rng, plan.client_id, conversation=spec.conversations[plan.client_id])
+        driver = ClientDriver(policy, Endpoints(ws_url, http_url), http, clock, secret=spec.secrets[plan.client_id],
+                              on_record=on_record, options=options)
         tally.clients_running += 1
         weather = [loop.create_task(_messages(driver, clock, plan, texts)),
                    loop.create_task(_drops(driver, clock, plan)),

@@ -190,7 +190,7 @@ class ClientPolicy:
         if e.sock not in self._live:
             return []  # closed by us while it was connecting
         self._live[e.sock] = e.now
-        self._record(e.now, "open", sock=e.sock)
+        self._record(e.now, "open", sock=e.sock, conversation=self.conversation)
         actions: list[Action] = []
         if self.fixes.dedup_resume:
             actions.append(Send(e.sock, self._frame("resume", last_seq=self._last_seq or 0)))

@@ -7,6 +7,10 @@ harness compresses a 15 min TTL to seconds, rides in the `xp` claim. Forced expi
 bench's token-expiry fault) bumps a generation counter, global or per user: a token minted
 under an older generation is expired.
 
+A token is issued only for a user's credential: the admin API creates users (`create_users`)
+and hands out their secrets once; the store keeps only SHA-256 digests (a secret is 256 random
+bits, so a fast hash is enough), compared in constant time.
+
 Refresh tokens are opaque random strings stored only as SHA-256 digests, rotated on
 every use and grouped in families: presenting a spent one revokes the family (RFC 6819
 5.2.2.3, refresh token rotation with reuse detection).
@@ -14,6 +18,7 @@ every use and grouped in families: presenting a spent one revokes the family (RF
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import secrets
 import time
@@ -54,9 +59,18 @@ class TokenService:
         self.refresh_ttl = refresh_ttl
         self.clock = clock
 
-    def issue(self, user: str) -> dict:
-        """A new access token and the first refresh token of a new family."""
+    def issue(self, user: str, secret: str) -> dict:
+        """A new access token and the first refresh token of a new family, for the user's secret."""
+        digest = self.store.user_digest(user)
+        if digest is None or not hmac.compare_digest(digest, _digest(secret)):
+            raise AuthError("bad_credentials", "unknown user or wrong secret")
         return self._pair(user, family=uuid.uuid4().hex)
+
+    def create_users(self, users: list[str]) -> dict[str, str]:
+        """New secrets for `users` (created, or their old secret replaced): user -> secret."""
+        issued = {user: secrets.token_urlsafe(32) for user in users}
+        self.store.set_users({user: _digest(secret) for user, secret in issued.items()})
+        return issued
 
     def refresh(self, refresh_token: str) -> dict:
         digest = _digest(refresh_token)

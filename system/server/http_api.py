@@ -12,6 +12,8 @@ from system.server.auth import AuthError
 from system.server.state import ServerState
 
 STATE = web.AppKey("state", ServerState)
+MAX_USER = 128               # characters in a user name
+MAX_USERS_PER_CALL = 1000  # users one POST /admin/users may create (the body stays under 64 KiB)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -67,11 +69,15 @@ async def token(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.auth_outage:
         return _error(503, "auth_outage", "the auth service is unavailable")
-    body = await _body(request, {"user": (str,)}, ("user",))
+    body = await _body(request, {"user": (str,), "secret": (str,)}, ("user", "secret"))
     user = body["user"]
-    if not 0 < len(user) <= 128:
-        raise _bad("user", "a string of 1 to 128 characters")
-    pair = state.tokens.issue(user)
+    if not 0 < len(user) <= MAX_USER:
+        raise _bad("user", f"a string of 1 to {MAX_USER} characters")
+    try:
+        pair = state.tokens.issue(user, body["secret"])
+    except AuthError as exc:
+        state.log.event("token_refused", user=user, reason=exc.code)
+        return _error(401, exc.code, str(exc))
     state.metrics["auth_tokens_issued_total"].inc()
     state.log.event("token_issued", user=user)
     return web.json_response(pair)
@@ -138,6 +144,19 @@ async def drop(request: web.Request) -> web.Response:
     return web.json_response({"dropped": len(chosen), "code": code})
 
 
+async def users(request: web.Request) -> web.Response:
+    """Create users (or replace their secrets); each secret is shown here once."""
+    state = request.app[STATE]
+    body = await _body(request, {"users": (list,)}, ("users",))
+    names = body["users"]
+    if not 0 < len(names) <= MAX_USERS_PER_CALL or not all(
+            isinstance(n, str) and 0 < len(n) <= MAX_USER and _utf8(n) for n in names):
+        raise _bad("users", f"a list of 1 to {MAX_USERS_PER_CALL} user names of 1 to {MAX_USER} characters")
+    issued = state.tokens.create_users(names)
+    state.log.event("admin_users", created=len(issued))
+    return web.json_response({"users": issued})
+
+
 async def stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].stats())
 
@@ -168,6 +187,7 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_post("/admin/expire-tokens", expire_tokens)
     app.router.add_post("/admin/auth-outage", auth_outage)
     app.router.add_post("/admin/drop", drop)
+    app.router.add_post("/admin/users", users)
     app.router.add_get("/admin/stats", stats)
     app.router.add_get("/admin/messages", messages)
     return app

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, digest TEXT NOT NULL);
 """
 
 
@@ -124,6 +125,16 @@ class Store:
 
     def revoke_family(self, family: str) -> None:
         self.db.execute("UPDATE refresh_families SET revoked=1 WHERE family=?", (family,))
+
+    # users ------------------------------------------------------------------
+    def set_users(self, digests: dict[str, str]) -> None:
+        """Create the users, or replace their secrets' digests."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO users(user, digest) VALUES (?, ?)", digests.items())
+
+    def user_digest(self, user: str) -> str | None:
+        row = self.db.execute("SELECT digest FROM users WHERE user=?", (user,)).fetchone()
+        return row[0] if row else None
 
     # conversation ownership ----------------------------------------------
     def owner(self, conversation_id: str) -> str | None:
