@@ -67,7 +67,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[ServerOptions, list[str]]:
     """The server's flags for this scenario in wall time, and warnings about floors that bit."""
-    from system.server.config import LEGACY_TRAITS
+    from system.server.config import LEGACY_TRAITS, ServerConfig
 
     sysspec, warnings = scenario.system, []
     b = sysspec.behaviour
@@ -97,6 +97,10 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
         expiry_grace=grace,
         max_connections=sysspec.admission.max_connections,
         handshake_rate=rate * scale.factor if rate else None,
+        # the server's per-user rate is wall time: scaled like every other rate; every emulated
+        # client connects from 127.0.0.1, so a per-address limit would throttle the whole fleet as one
+        auth_user_rate=ServerConfig.auth_user_rate * scale.factor,
+        auth_address_limit=False,
         db=db,
     ), warnings
 

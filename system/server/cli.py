@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from system.server.config import LEGACY_TRAITS, ServerConfig
-from system.units import duration_arg, optional_duration_arg, rate_arg, positive_int_arg
+from system.units import duration_arg, optional_duration_arg, optional_rate_arg, positive_int_arg, rate_arg
 
 HELP = "run the chat server (WebSocket + HTTP auth/metrics/admin)"
 
@@ -68,6 +68,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="enforce token expiry on open connections: an auth_refresh frame must arrive "
                            "within --expiry-grace of expiry, else close 4401")
     auth.add_argument("--expiry-grace", type=duration_arg, default=10.0, help="grace after expiry for --live-expiry (default 10s)")
+    auth.add_argument("--auth-user-rate", type=optional_rate_arg, default=5.0,
+                      help="token requests (/auth/token, /auth/refresh) per second per user; beyond: 429 "
+                           "with Retry-After; 'off' for none (default 5/s)")
+    auth.add_argument("--auth-user-burst", type=positive_int_arg, default=20,
+                      help="token requests one user may make at once (default 20)")
+    auth.add_argument("--auth-address-rate", type=optional_rate_arg, default=100.0,
+                      help="token requests per second per client address; 'off' for none (default 100/s; "
+                           "a fleet emulated from one address turns it off)")
+    auth.add_argument("--auth-address-burst", type=positive_int_arg, default=1000,
+                      help="token requests one address may make at once (default 1000)")
     auth.add_argument("--secret", default=None,
                       help="JWT signing secret (default: generated once and kept in --db, so a restart keeps tokens valid)")
     auth.add_argument("--admin-key", default=os.environ.get("STORMBENCH_ADMIN_KEY"),
@@ -100,7 +110,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, bool]:
         handshake_burst=args.handshake_burst, allowed_origins=tuple(args.allowed_origin), agent=args.agent,
         agent_db=args.agent_db, max_frame_bytes=args.max_frame_bytes, max_invalid_frames=args.max_invalid_frames,
         max_send_buffer=args.max_send_buffer, send_timeout=args.send_timeout, replay_page=args.replay_page,
-        resume_rate=args.resume_rate, resume_burst=args.resume_burst)
+        resume_rate=args.resume_rate, resume_burst=args.resume_burst, auth_user_rate=args.auth_user_rate,
+        auth_user_burst=args.auth_user_burst, auth_address_rate=args.auth_address_rate,
+        auth_address_burst=args.auth_address_burst)
     return config, generated
 
 

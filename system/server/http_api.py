@@ -4,11 +4,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from typing import Any
 
 from aiohttp import web
 
 from system.server.auth import AuthError
+from system.server.ratelimit import retry_after
 from system.server.state import ServerState
 
 STATE = web.AppKey("state", ServerState)
@@ -55,6 +57,18 @@ def _bad(field: str, expected: str) -> web.HTTPBadRequest:
         content_type="application/json")
 
 
+def _limited(request: web.Request, user: str | None) -> web.Response | None:
+    """429 with Retry-After when this address or user asks for tokens too often."""
+    state = request.app[STATE]
+    wait = state.auth_limits.check(request.remote, user, time.monotonic())
+    if not wait:
+        return None
+    state.log.event("auth_rate_limited", path=request.path, user=user, peer=request.remote)
+    response = _error(429, "rate_limited", f"too many token requests: retry in {retry_after(wait)} s")
+    response.headers["Retry-After"] = retry_after(wait)
+    return response
+
+
 @web.middleware
 async def admin_guard(request: web.Request, handler):
     if request.path.startswith("/admin/"):
@@ -73,6 +87,9 @@ async def token(request: web.Request) -> web.Response:
     user = body["user"]
     if not 0 < len(user) <= MAX_USER:
         raise _bad("user", f"a string of 1 to {MAX_USER} characters")
+    limited = _limited(request, user)
+    if limited is not None:
+        return limited
     try:
         pair = state.tokens.issue(user, body["secret"])
     except AuthError as exc:
@@ -89,11 +106,16 @@ async def refresh(request: web.Request) -> web.Response:
         state.metrics["auth_refresh_total"].labels(result="outage").inc()
         return _error(503, "auth_outage", "the auth service is unavailable")
     body = await _body(request, {"refresh_token": (str,)}, ("refresh_token",))
+    limited = _limited(request, state.tokens.owner(body["refresh_token"]))
+    if limited is not None:
+        state.metrics["auth_refresh_total"].labels(result="rate_limited").inc()
+        return limited
     try:
         pair = state.tokens.refresh(body["refresh_token"])
     except AuthError as exc:
         state.metrics["auth_refresh_total"].labels(result=exc.result).inc()
-        state.log.event("refresh_rejected", result=exc.result)
+        hit = state.family_revoked(exc.family) if exc.family is not None else 0
+        state.log.event("refresh_rejected", result=exc.result, live_sessions_expired=hit)
         return _error(401, exc.code, str(exc))
     state.metrics["auth_refresh_total"].labels(result="ok").inc()
     state.metrics["auth_tokens_issued_total"].inc()

@@ -13,6 +13,7 @@ from websockets.asyncio.server import ServerConnection
 from system.server.admission import AdmissionConfig, AdmissionPolicy
 from system.server.agent_port import AgentBackend, load_backend
 from system.server.auth import TokenService
+from system.server.auth_limits import AuthLimits
 from system.server.config import ServerConfig
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
@@ -32,6 +33,7 @@ class Session:
     expires_at: float  # wall clock: when the presented access token expires
     expiry_changed: asyncio.Event = field(default_factory=asyncio.Event)
     invalid_frames: int = 0
+    family: str = ""  # the refresh family of the session's current token
     resumes: TokenBucket | None = None  # the `resume` rate limit
     replaying: bool = False  # a paged replay is running: live fan-out leaves it to the replay
 
@@ -44,6 +46,7 @@ class ServerState:
         self.tokens = TokenService(self.store, secret=config.secret, access_ttl=config.token_ttl,
                                    refresh_ttl=config.refresh_ttl)
         self.metrics = ServerMetrics()
+        self.auth_limits = AuthLimits(config)
         self.admission = AdmissionPolicy(AdmissionConfig(
             max_connections=config.max_connections, handshake_rate=config.handshake_rate,
             burst=config.handshake_burst))
@@ -75,10 +78,18 @@ class ServerState:
         """Expire access tokens; with live expiry on, the affected live sessions must
         present a fresh token within the grace period. Returns how many sessions were hit."""
         self.tokens.expire(user)
+        return self._expire_sessions(lambda s: user is None or s.user == user)
+
+    def family_revoked(self, family: str) -> int:
+        """A refresh family was revoked, and with it its access tokens: with live expiry on, the
+        sessions holding one must present a token of another family within the grace period."""
+        return self._expire_sessions(lambda s: s.family == family)
+
+    def _expire_sessions(self, which) -> int:
         if not self.config.live_expiry:
             return 0
         now = time.time()
-        hit = [s for s in self.sessions.values() if user is None or s.user == user]
+        hit = [s for s in self.sessions.values() if which(s)]
         for session in hit:
             session.expires_at = min(session.expires_at, now)
             session.expiry_changed.set()
@@ -101,6 +112,8 @@ class ServerState:
             "messages_sent": self.messages_sent,
             "conversations_active": len(self.by_conversation),
             "auth_outage": self.auth_outage,
+            "auth_rate_limited": self.auth_limits.refused,
+            "refresh_tokens_stored": self.store.refresh_rows(),
             "legacy_traits": sorted(self.config.legacy_traits),
             "live_expiry": self.config.live_expiry,
             "uptime_s": round(time.time() - self.started, 3),

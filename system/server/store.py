@@ -58,6 +58,7 @@ class Store:
         self._last_seq: dict[str, int] = {}
         self._generations: dict[str | None, int] = {}  # None: the global one; this process is the only writer
         self._owners: dict[str, str] = {}  # read through: a reconnect costs no write transaction
+        self._revoked: set[str] = set()  # refresh families known revoked (revocation is final)
 
     def close(self) -> None:
         self.db.close()
@@ -125,6 +126,29 @@ class Store:
 
     def revoke_family(self, family: str) -> None:
         self.db.execute("UPDATE refresh_families SET revoked=1 WHERE family=?", (family,))
+        self._revoked.add(family)
+
+    def family_revoked(self, family: str) -> bool:
+        """Read through a cache of revoked families: a handshake costs no query once known."""
+        if family not in self._revoked:
+            row = self.db.execute("SELECT revoked FROM refresh_families WHERE family=?", (family,)).fetchone()
+            if row is None or not row[0]:
+                return False
+            self._revoked.add(family)
+        return True
+
+    def prune_refresh(self, now: float) -> int:
+        """Delete refresh tokens expired before `now`, and the families left without any: every
+        access token of such a family was issued with one of those refresh tokens and expired
+        before it (access tokens live shorter), so a revoked one need not be remembered either."""
+        with self.db:
+            gone = self.db.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?", (now,)).rowcount
+            self.db.execute("DELETE FROM refresh_families WHERE family NOT IN (SELECT family FROM refresh_tokens)")
+        self._revoked.clear()
+        return gone
+
+    def refresh_rows(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM refresh_tokens").fetchone()[0]
 
     # users ------------------------------------------------------------------
     def set_users(self, digests: dict[str, str]) -> None:

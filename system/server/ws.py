@@ -111,7 +111,8 @@ class ChatHandler:
                                    "this conversation belongs to another user")
                 return
             session = Session(conn_id, ws, claims.user, conversation_id, time.monotonic(), claims.expires_at,
-                              resumes=TokenBucket(Rate(self.cfg.resume_rate, self.cfg.resume_burst), time.monotonic()))
+                              resumes=TokenBucket(Rate(self.cfg.resume_rate, self.cfg.resume_burst), time.monotonic()),
+                              family=claims.family)
             state.add(session)
             self.metrics["ws_connections_opened_total"].inc()
             self.metrics["ws_connections_active"].inc()
@@ -230,7 +231,7 @@ class ChatHandler:
         except AuthError as exc:
             self._push([session.ws], "error", code=exc.code, message=str(exc), ref=frame["id"])
             return
-        session.expires_at = claims.expires_at
+        session.expires_at, session.family = claims.expires_at, claims.family
         session.expiry_changed.set()
         self.state.log.event("auth_refreshed", conn=session.id, user=session.user)
 

@@ -73,7 +73,7 @@ def test_sub_second_expiry_is_exact(tokens, clock):
 
 def test_jwt_exp_itself_is_enforced(tokens, store):
     real = TokenService(store, secret=tokens.secret, access_ttl=1, refresh_ttl=60)
-    forged = jwt.encode({"sub": "a", "aud": AUDIENCE, "iat": 1, "exp": 2, "xp": 9e12, "gg": 0, "ug": 0},
+    forged = jwt.encode({"sub": "a", "aud": AUDIENCE, "iat": 1, "exp": 2, "xp": 9e12, "gg": 0, "ug": 0, "fam": "f"},
                         tokens.secret, algorithm=ALGORITHM)
     with pytest.raises(AuthError) as err:
         real.verify(forged)
