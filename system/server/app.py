@@ -10,6 +10,7 @@ from websockets.asyncio.server import Server, serve
 
 from system.server.agent_port import AgentBackend
 from system.server.config import ServerConfig
+from system.server.fdlimit import accept_backlog, ceiling, guarded_connection, raise_soft_limit
 from system.server.flow import SendWatchdog
 from system.server.http_api import build_app
 from system.server.logs import EventLog
@@ -23,6 +24,7 @@ class ChatServer:
     def __init__(self, config: ServerConfig, log: EventLog | None = None,
                  agent: AgentBackend | None = None) -> None:
         self.config = config
+        self.fd_limit = raise_soft_limit()  # before the state derives its default max_connections from it
         self.state = ServerState(config, log or EventLog(), agent)
         self.handler = ChatHandler(self.state)
         self._ws: Server | None = None
@@ -38,7 +40,8 @@ class ChatServer:
             process_request=self.handler.process_request,
             max_size=cfg.max_frame_bytes, compression=None,
             ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
-            close_timeout=cfg.close_timeout, server_header=None)
+            close_timeout=cfg.close_timeout, server_header=None, backlog=accept_backlog(self.fd_limit),
+            create_connection=guarded_connection(ceiling(self.fd_limit), self._reset))
         ws_port = self._ws.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -52,6 +55,11 @@ class ChatServer:
             self._watchdog.run(lambda: [s.ws for s in self.state.sessions.values()]))
         self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,
                              legacy_traits=sorted(cfg.legacy_traits))
+
+    def _reset(self) -> None:
+        """A connection reset before its handshake: the descriptors are spoken for."""
+        self.state.descriptor_resets += 1
+        self.state.metrics["ws_handshake_rejections_total"].labels(status="reset").inc()
 
     async def shutdown(self) -> None:
         """Stop accepting, then close every connection with 1012 (fixed) or drop them

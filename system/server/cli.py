@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     beh.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                      help="allow this Origin (repeatable); when given, any other Origin is refused with 4403")
     beh.add_argument("--max-connections", type=positive_int_arg, default=None,
-                     help="admission: shed connections past this many with 1013 (default unlimited)")
+                     help="admission: shed connections past this many with 1013 (default: from the open-files "
+                          "limit, which the server raises to its hard limit, less headroom)")
     beh.add_argument("--handshake-rate", type=rate_arg, default=None,
                      help="admission: accepted handshakes per second, e.g. 2000 or 2000/s (default unlimited)")
     beh.add_argument("--handshake-burst", type=positive_int_arg, default=None,

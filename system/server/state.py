@@ -15,6 +15,7 @@ from system.server.agent_port import AgentBackend, load_backend
 from system.server.auth import TokenService
 from system.server.auth_limits import AuthLimits
 from system.server.config import ServerConfig
+from system.server.fdlimit import default_max_connections, open_files_limit
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
 from system.server.ratelimit import TokenBucket
@@ -48,13 +49,16 @@ class ServerState:
         self.metrics = ServerMetrics()
         self.auth_limits = AuthLimits(config)
         self.admission = AdmissionPolicy(AdmissionConfig(
-            max_connections=config.max_connections, handshake_rate=config.handshake_rate,
+            max_connections=(config.max_connections if config.max_connections is not None
+                             else default_max_connections(open_files_limit())),
+            handshake_rate=config.handshake_rate,
             burst=config.handshake_burst))
         self.agent = agent if agent is not None else load_backend(config.agent, config.agent_db)
         self.agent_name = getattr(self.agent, "name", config.agent)
         self.sessions: dict[str, Session] = {}
         self.by_conversation: dict[str, set[Session]] = {}
         self.handshakes = 0
+        self.descriptor_resets = 0  # TCP connections reset before a handshake (descriptors spoken for)
         self.opened = 0
         self.messages_sent = 0
         self.closes_by_code: dict[int, int] = {}
@@ -107,6 +111,8 @@ class ServerState:
             "handshakes": self.handshakes,
             "pid": os.getpid(),
             "admitted_active": self.admission.active,
+            "max_connections": self.admission.config.max_connections,
+            "descriptor_resets": self.descriptor_resets,
             "admission_rejected": self.admission.rejected,
             "closes_by_code": {str(k): v for k, v in sorted(self.closes_by_code.items())},
             "messages_sent": self.messages_sent,

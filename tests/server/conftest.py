@@ -151,14 +151,14 @@ def spawn_serve(tmp_path):
     """spawn(*flags) -> ServeProcess once its ready line is read; killed in teardown."""
     procs: list[subprocess.Popen] = []
 
-    def spawn(*flags: str, env: dict | None = None) -> ServeProcess:
+    def spawn(*flags: str, env: dict | None = None, preexec_fn=None) -> ServeProcess:
         if "--agent" not in flags:
             flags = ("--agent", "echo", *flags)  # the server's own behaviour, not the agent's
         log_path = tmp_path / f"serve{len(procs)}.log.jsonl"
         proc = subprocess.Popen(
             [*STORMBENCH, "serve", "--log-file", str(log_path), *flags],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **(env or {})})
+            env={**os.environ, **(env or {})}, preexec_fn=preexec_fn)
         procs.append(proc)
         readable, _, _ = select.select([proc.stdout], [], [], 30)
         line = proc.stdout.readline() if readable else ""
