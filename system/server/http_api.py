@@ -14,6 +14,7 @@ from system.server.ratelimit import retry_after
 from system.server.state import ServerState
 
 STATE = web.AppKey("state", ServerState)
+MAX_BODY = 64 * 1024        # bytes in a request body
 MAX_USER = 128               # characters in a user name
 MAX_USERS_PER_CALL = 1000  # users one POST /admin/users may create (the body stays under 64 KiB)
 
@@ -30,6 +31,10 @@ async def _body(request: web.Request, fields: dict[str, tuple[type, ...]], requi
         message = "body nests too deeply" if isinstance(exc, RecursionError) else f"body is not UTF-8 JSON: {exc}"
         raise web.HTTPBadRequest(text=json.dumps({"error": "invalid_json", "message": message}),
                                  content_type="application/json") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise web.HTTPRequestEntityTooLarge(
+            MAX_BODY, request.content_length or 0, content_type="application/json",
+            text=json.dumps({"error": "too_large", "message": f"body: expected at most {MAX_BODY} bytes"})) from None
     if not isinstance(body, dict):
         raise _bad("(body)", "a JSON object")
     for name in required:
@@ -200,7 +205,7 @@ async def messages(request: web.Request) -> web.Response:
 
 
 def build_app(state: ServerState) -> web.Application:
-    app = web.Application(middlewares=[admin_guard], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[admin_guard], client_max_size=MAX_BODY)
     app[STATE] = state
     app.router.add_post("/auth/token", token)
     app.router.add_post("/auth/refresh", refresh)
