@@ -16,6 +16,8 @@ LEGACY_TRAITS: dict[str, str] = {
     "abrupt_errors": "on an error (a bad or expired token, invalid frames, an internal error) drop the "
                      "connection without an error or close frame (clients see 1006 and no reason)",
     "no_duration_tracking": "do not record connection durations (no ws_connection_duration_seconds)",
+    "no_acks": "do not acknowledge user messages once stored, nor drop a resent one by its id (it is "
+               "answered again)",
 }
 
 

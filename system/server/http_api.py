@@ -204,6 +204,13 @@ async def messages(request: web.Request) -> web.Response:
         {"conversation_id": m.conversation_id, "id": m.id, "seq": m.seq, "t": m.t} for m in log]})
 
 
+async def user_messages(request: web.Request) -> web.Response:
+    """Every user message the server received (the "received" side of the ledger)."""
+    rows = request.app[STATE].store.user_messages()
+    return web.json_response({"messages": [
+        {"conversation_id": c, "id": i, "t": t, "answered": a} for c, i, t, a in rows]})
+
+
 def build_app(state: ServerState) -> web.Application:
     app = web.Application(middlewares=[admin_guard], client_max_size=MAX_BODY)
     app[STATE] = state
@@ -217,4 +224,5 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_post("/admin/users", users)
     app.router.add_get("/admin/stats", stats)
     app.router.add_get("/admin/messages", messages)
+    app.router.add_get("/admin/user-messages", user_messages)
     return app

@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS user_messages (
+    conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS user_messages_by_id ON user_messages (conversation_id, id);
 """
 
 
@@ -177,6 +180,22 @@ class Store:
             self.db.execute("INSERT INTO conversations(conversation_id, owner) VALUES (?, ?)", (conversation_id, user))
             owner = self._owners[conversation_id] = user
         return owner
+
+    # user messages (the other direction of the ledger) ----------------------
+    def receive(self, conversation_id: str, message_id: str, t: float, dedup: bool) -> bool:
+        """Log the receipt of a user message (committed before this returns: it survives a crash);
+        True when it is to be answered, False for a resend of one already answered (with `dedup`)."""
+        answer = not dedup or self.db.execute(
+            "SELECT 1 FROM user_messages WHERE conversation_id=? AND id=? AND answered=1 LIMIT 1",
+            (conversation_id, message_id)).fetchone() is None
+        self.db.execute("INSERT INTO user_messages(conversation_id, id, t, answered) VALUES (?, ?, ?, ?)",
+                        (conversation_id, message_id, t, int(answer)))
+        return answer
+
+    def user_messages(self) -> list[tuple[str, str, float, bool]]:
+        """Every receipt: (conversation_id, id, t, answered), in the order received."""
+        rows = self.db.execute("SELECT conversation_id, id, t, answered FROM user_messages ORDER BY rowid")
+        return [(c, i, t, bool(a)) for c, i, t, a in rows]
 
     # delivery log ---------------------------------------------------------
     def last_seq(self, conversation_id: str) -> int:

@@ -22,7 +22,7 @@ from websockets.http11 import Request, Response
 
 from system.server.auth import AuthError
 from system.server.flow import drained, keep_up
-from system.server.frames import FrameError, encode, parse_client_frame
+from system.server.frames import ACK_VERSION, FrameError, encode, parse_client_frame
 from system.server.ratelimit import Rate, TokenBucket
 from system.server.state import ServerState, Session
 
@@ -239,6 +239,13 @@ class ChatHandler:
         """typing, then the agent's replies, each logged before it is fanned out to every
         open socket of the conversation."""
         conversation_id = session.conversation_id
+        acks = not self.cfg.legacy("no_acks")
+        answer = self.state.store.receive(conversation_id, frame["id"], time.time(), dedup=acks)
+        if acks:  # stored: the client may forget it (contract v1.1 adds this frame)
+            self._push([session.ws], "ack", v=ACK_VERSION, ref=frame["id"])
+        if not answer:
+            self.state.log.event("duplicate_dropped", conn=session.id, ref=frame["id"])
+            return
         self._push(self._sockets(conversation_id), "chat_status", status="typing")
         started = time.perf_counter()
         try:

@@ -66,6 +66,7 @@ async def test_golden_session_replays_over_a_real_websocket(server, session):
         last_seq = 0
         for n, turn in enumerate(session["turns"]):
             await ws.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"u{n}", "text": turn["user"]}))
+            assert await _recv(ws) == {"v": "1.1", "type": "ack", "ref": f"u{n}"}  # stored, then answered
             first = await _recv(ws)
             assert (first["type"], first["status"]) == ("chat_status", "typing")
             got = []
