@@ -136,6 +136,7 @@ class ServerSetup:
     heartbeat_timeout: float
     max_connections: int | None
     handshake_rate: float | None
+    acks: bool = True  # user messages acknowledged and resends dropped by id (legacy no_acks: neither)
 
 
 class TokenService:
@@ -237,6 +238,8 @@ class ModelServer:
         self._log: dict[str, list[tuple[int, str, float]]] = {}  # conversation -> (seq, id, t)
         self._msg = 0
         self.on_sent = on_sent
+        self.on_received: Callable[[str, str, float, bool], None] = lambda *row: None
+        self._answered: set[str] = set()  # user message ids answered (acks: a resend is dropped)
         self.agent_seconds = AgentHistogram()
         self.keep_log = on_sent is not None
 
@@ -424,7 +427,17 @@ class ModelServer:
 
     # ---- messages ----------------------------------------------------------------------
     def user_message(self, s: Sock, frame: dict) -> None:
-        """A user message reached the server: the agent answers to every open socket of the chat."""
+        """A user message reached the server: stored and acknowledged (unless legacy), a resend of
+        a stored one dropped, then the agent answers to every open socket of the chat."""
+        answer = not (self.setup.acks and frame["id"] in self._answered)
+        if self.keep_log:
+            self.on_received(s.conv, frame["id"], self.env.now, answer)
+        if self.setup.acks:
+            if s.client_open and s.broken_at is None:
+                s.client.frame(s, {"v": "1.1", "type": "ack", "ref": frame["id"]})
+            self._answered.add(frame["id"])
+        if not answer:
+            return
         took = self.agent()
         self.agent_seconds.observe(took)
         self.env.call_in(took, self.publish, s.conv)

@@ -66,6 +66,7 @@ def server_setup(scenario: Scenario, expiry_grace: float = EXPIRY_GRACE_S) -> Se
         heartbeat_timeout=sysd.heartbeat.timeout,
         max_connections=sysd.admission.max_connections,
         handshake_rate=sysd.admission.handshake_rate,
+        acks=not legacy_switch(scenario, "no_acks"),
     )
 
 

@@ -368,6 +368,18 @@ class _Run:
         messages = [m for m in messages if m["conversation_id"] in conversations]
         for m in sorted(messages, key=lambda m: m["t"]):
             writer.sent(m["conversation_id"], m["id"], m["seq"], round(self.scale.to_scenario(m["t"] - self.origin_unix), 3))
+        try:  # the other direction: what the server received of what the clients typed
+            r = requests.get(f"{self.endpoints.http_url}/admin/user-messages",
+                             headers={"X-Admin-Key": self.admin_key}, timeout=30)
+            r.raise_for_status()
+            received = r.json()["messages"]
+        except Exception as exc:
+            self.warnings.append(f"received.csv: could not fetch the server's user-message log: {exc}")
+            return len(messages)
+        for m in received:
+            if m["conversation_id"] in conversations:
+                writer.received(m["conversation_id"], m["id"],
+                                round(self.scale.to_scenario(m["t"] - self.origin_unix), 3), m["answered"])
         return len(messages)
 
     def salvage(self, writer: RecordWriter, plan: Plan | None) -> dict:
