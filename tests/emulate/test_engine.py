@@ -68,6 +68,9 @@ def test_sent_log_is_the_servers_and_messages_arrive(run):
     summary = finalize(run)
     assert summary["messages_displayed"] > 0
     assert summary["lost_messages"] == 0 and summary["duplicates_displayed"] == 0
+    # the other direction, through a restart, drops, offline periods and server closes
+    assert summary["user_messages_sent"] > 0 and summary["user_messages_indeterminate"] < summary["user_messages_sent"]
+    assert summary["lost_user_messages"] == 0 and summary["duplicated_user_messages"] == 0
 
 
 def open_at(ev: list[dict], t: float) -> set[str]:
