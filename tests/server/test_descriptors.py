@@ -43,7 +43,9 @@ async def test_a_flood_past_the_descriptor_limit_is_shed_and_health_answers(spaw
     serve = spawn_serve("--admin-key", "k", "--heartbeat-interval", "off",
                         preexec_fn=_limit_descriptors(LIMIT // 2, LIMIT))
     cap = default_max_connections(LIMIT)  # the soft limit was raised to the hard one
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+    # a new TCP connection per request: the HTTP listener itself must still accept during the flood
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2),
+                                     connector=aiohttp.TCPConnector(force_close=True)) as http:
         api = Api(serve.http_url, serve.ws_url, http, "k")
         stats = await api.stats()
         assert stats["max_connections"] == cap
