@@ -91,7 +91,7 @@ async def apply_config(coll: ProxyCollection, path: Path, entries: list[dict[str
 
 async def serve(args: argparse.Namespace, seed: int, max_connections: int) -> None:
     config = load_config(args.config) if args.config else None
-    coll = ProxyCollection(seed, max_connections)
+    coll = ProxyCollection(seed, max_connections=max_connections)
     runner = web.AppRunner(make_app(coll), access_log=None, handle_signals=False)
     await runner.setup()
     try:

@@ -100,8 +100,10 @@ async def _resolved(address: str) -> tuple[str, int] | None:
 
 
 class Proxy:
-    def __init__(self, name: str, listen: str, upstream: str, seed: int, max_connections: int | None = None) -> None:
+    def __init__(self, name: str, listen: str, upstream: str, seed: int, splice: bool = True,
+                 max_connections: int | None = None) -> None:
         self.name, self.listen, self.upstream, self.seed = name, listen, upstream, seed
+        self.splice = splice  # bulk links may leave the event loop for a splice thread
         self.max_connections = max_connections  # None: unbounded; beyond it new clients are reset
         self.refused = 0
         self.toxics: dict[str, list[ToxicConfig]] = {UPSTREAM: [], DOWNSTREAM: []}
@@ -197,10 +199,14 @@ class PopulateError(Exception):
 
 
 class ProxyCollection:
-    """All proxies of one server, edited one API call at a time."""
+    """All proxies of one server, edited one API call at a time.
 
-    def __init__(self, seed: int, max_connections: int | None = None) -> None:
+    `splice=False` keeps every byte on the event loop (no splice threads): what a loop on a
+    virtual clock needs, where a thread's work would take no scenario time."""
+
+    def __init__(self, seed: int, splice: bool = True, max_connections: int | None = None) -> None:
         self.seed = seed
+        self.splice = splice
         self.max_connections = max_connections  # per proxy
         self.api_address: tuple[str, int] | None = None  # the HTTP API's, once bound
         self.proxies: dict[str, Proxy] = {}
@@ -234,7 +240,7 @@ class ProxyCollection:
     async def create(self, name: str, listen: str, upstream: str, enabled: bool) -> Proxy:
         if name in self.proxies:
             raise errors.PROXY_EXISTS
-        proxy = Proxy(name, listen, upstream, self.seed, self.max_connections)
+        proxy = Proxy(name, listen, upstream, self.seed, self.splice, self.max_connections)
         if enabled:
             await proxy.start()
         try:

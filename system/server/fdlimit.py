@@ -53,10 +53,11 @@ def ceiling(limit: int) -> int:
     return max(1, limit - FIXED_HEADROOM - accept_backlog(limit))
 
 
-def guarded_connection(most: int, on_refused: Callable[[], None]) -> type[ServerConnection]:
-    """A ServerConnection class that resets a new TCP connection when `most` are already open."""
+def guarded_connection(most: int, on_refused: Callable[[], None],
+                       base: type[ServerConnection] = ServerConnection) -> type[ServerConnection]:
+    """A `base` subclass that resets a new TCP connection when `most` are already open."""
 
-    class Guarded(ServerConnection):
+    class Guarded(base):  # type: ignore[valid-type,misc]
         open = 0
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import time
 from typing import Any
 
 from aiohttp import web
 
+from system import clock
 from system.server.auth import AuthError
 from system.server.ratelimit import retry_after
 from system.server.state import ServerState
@@ -65,7 +65,7 @@ def _bad(field: str, expected: str) -> web.HTTPBadRequest:
 def _limited(request: web.Request, user: str | None) -> web.Response | None:
     """429 with Retry-After when this address or user asks for tokens too often."""
     state = request.app[STATE]
-    wait = state.auth_limits.check(request.remote, user, time.monotonic())
+    wait = state.auth_limits.check(request.remote, user, clock.monotonic())
     if not wait:
         return None
     state.log.event("auth_rate_limited", path=request.path, user=user, peer=request.remote)
