@@ -46,7 +46,7 @@ from harness.emulate.topology import (
 )
 from harness.cli import UsageError
 from harness.record import RecordWriter
-from harness.scenario import Scenario
+from harness.scenario import Scenario, draws
 from harness.scenario.clients import client_config
 from system.client.credentials import ProvisionError, conversation_id, provision_once
 
@@ -216,7 +216,8 @@ class _Run:
             urls[g] = (ep.ws_url, ep.http_url)
         open_timeout = max(OPEN_TIMEOUT_FLOOR_WALL, self.scale.to_wall(10.0))
         secrets = asyncio.run(self.provision([p.client_id for p in plan.clients]))
-        self.conversations = {p.client_id: conversation_id(p.client_id) for p in plan.clients}
+        rng = draws.stream(self.scenario.seed, "conversations")
+        self.conversations = {p.client_id: conversation_id(p.client_id, rng) for p in plan.clients}
         specs = [WorkerSpec(index=i, clients=share, urls=urls, config=self.config,
                             time_scale=self.scale.factor, duration=self.scenario.duration,
                             events_path=self.tmp / f"events-{i}.jsonl", open_timeout_wall=open_timeout,

@@ -49,7 +49,7 @@ from harness.emulate.scrape import parse_metrics
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import Endpoints, ProxyControl, ServerOptions
 from harness.record import RecordWriter
-from harness.scenario import Scenario
+from harness.scenario import Scenario, draws
 from harness.scenario.clients import client_config
 from system.client.credentials import conversation_id, provision_once
 from system.units import format_duration
@@ -245,7 +245,8 @@ class _VirtualRun:
             urls[g] = (ep.ws_url, ep.http_url)
         ids = [c.client_id for c in plan.clients]
         secrets = await provision_once(endpoints.http_url, options.admin_key, ids)
-        self.conversations = {cid: conversation_id(cid) for cid in ids}
+        rng = draws.stream(scenario.seed, "conversations")
+        self.conversations = {cid: conversation_id(cid, rng) for cid in ids}
         spec = WorkerSpec(index=0, clients=list(plan.clients), urls=urls, config=client_config(scenario),
                           time_scale=1.0, duration=scenario.duration, events_path=self.tmp / "events-0.jsonl",
                           report_every=TALLY_EVERY_S, lag_monitor=False, secrets=secrets,

@@ -7,6 +7,7 @@ conversation belongs to the first user to open it, so a predictable id could be 
 """
 from __future__ import annotations
 
+import random
 import secrets
 
 import aiohttp
@@ -36,6 +37,9 @@ class ProvisionError(RuntimeError):
     """The server refused to create users (wrong admin key, or not a stormbench server)."""
 
 
-def conversation_id(client_id: str) -> str:
-    """A conversation id for a client: its id (so records stay readable) and 64 random bits."""
-    return f"{client_id}-{secrets.token_hex(8)}"
+def conversation_id(client_id: str, rng: random.Random | None = None) -> str:
+    """A conversation id for a client: its id (so records stay readable) and 64 random bits, from
+    `secrets`, or from `rng` where a run must repeat from its seed (the bench's emulation: only
+    who knows the seed can guess them, and the server gives a conversation to its first user)."""
+    bits = rng.getrandbits(64) if rng is not None else secrets.randbits(64)
+    return f"{client_id}-{bits:016x}"
