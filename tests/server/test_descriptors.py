@@ -15,6 +15,7 @@ from tests.server.conftest import Api
 
 LIMIT = 256  # the server's hard (and soft) open-files limit
 FLOOD = 420
+ANSWER_WITHIN = 5.0  # s: a stalled listener never answers; a busy shared machine may take a few seconds
 
 
 def _limit_descriptors(soft: int, hard: int):
@@ -44,7 +45,7 @@ async def test_a_flood_past_the_descriptor_limit_is_shed_and_health_answers(spaw
                         preexec_fn=_limit_descriptors(LIMIT // 2, LIMIT))
     cap = default_max_connections(LIMIT)  # the soft limit was raised to the hard one
     # a new TCP connection per request: the HTTP listener itself must still accept during the flood
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2),
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ANSWER_WITHIN),
                                      connector=aiohttp.TCPConnector(force_close=True)) as http:
         api = Api(serve.http_url, serve.ws_url, http, "k")
         stats = await api.stats()
@@ -57,7 +58,7 @@ async def test_a_flood_past_the_descriptor_limit_is_shed_and_health_answers(spaw
         while not all(t.done() for t in flood):  # health and metrics answer all through the flood
             for path, expect in (("/healthz", '"ok"'), ("/metrics", "ws_connections_active")):
                 started = time.monotonic()
-                async with http.get(serve.http_url + path) as r:  # each within the session's 2 s timeout
+                async with http.get(serve.http_url + path) as r:  # each within the session's timeout
                     assert r.status == 200 and expect in await r.text()
                 slowest = max(slowest, time.monotonic() - started)
             await asyncio.sleep(0.05)
@@ -66,7 +67,7 @@ async def test_a_flood_past_the_descriptor_limit_is_shed_and_health_answers(spaw
         reset = FLOOD - cap - shed  # refused before the handshake: the connect itself failed
         assert shed > 0 and set(results) - {"welcome", 1013} <= {"InvalidMessage", "ConnectionResetError",
                                                                  "OSError", "TimeoutError"}, set(results)
-        assert slowest < 2.0, slowest
+        assert slowest < ANSWER_WITHIN, slowest
         stats = await api.stats()
         assert stats["connections_active"] == cap and stats["descriptor_resets"] == reset
         await asyncio.gather(*(ws.close() for ws in held))
