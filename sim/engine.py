@@ -136,7 +136,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             end = world.run(progress, max_wall_s=max_wall_s)
             derived = derive(world.records, end)
             ledger = _ledger(derived, sent, sample, size.clients)
-            _write_tables(out, derived, size)
+            _write_tables(out, derived, size, message_scale(size.clients, sample))
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
         if end < scenario.duration:
             warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
@@ -181,16 +181,31 @@ def _version() -> str:
         return "unknown"
 
 
-def _write_tables(out: Path, d: Derived, size: Sizing) -> None:
-    """connections.csv and timeseries.csv from the derived tables, scaled by the agents' weight."""
+#: timeseries columns counted on the message sample only (`ModelOptions.message_clients`)
+MESSAGE_COLUMNS = frozenset({"displayed", "duplicates"})
+
+
+def message_scale(clients: int, sample: int) -> float:
+    """Fleet clients per sampled message client (an integer when it divides evenly, so the tables
+    keep integer counts)."""
+    scale = clients / max(1, sample)
+    return int(scale) if scale.is_integer() else scale
+
+
+def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
+    """connections.csv and timeseries.csv from the derived tables, each count scaled by what it was
+    measured on: connection counts by the agents' weight, message counts (displays, duplicates) by
+    fleet clients per sampled message client, as `ledger_summary.json` is."""
     rows = d.connections
     w = size.weight
     if w > 1:
         rows = [{**r, "client": f"{r['client']}.{k}"} for r in rows for k in range(w)]
-        for row in d.timeseries:
-            for key, value in row.items():
-                if key != "t":
-                    row[key] = value * w
+    for row in d.timeseries:
+        for key, value in row.items():
+            if key in MESSAGE_COLUMNS:
+                row[key] = value * messages
+            elif key != "t" and w > 1:
+                row[key] = value * w
     write_csv(out / files.CONNECTIONS, files.CONNECTION_COLUMNS, rows)
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
@@ -208,5 +223,5 @@ def _ledger(d: Derived, sent: list[tuple[str, str, int, float]], sample: int, cl
     table = pd.concat([sent_rows, shown], ignore_index=True)
     connections = pd.DataFrame.from_records(d.connections, columns=list(files.CONNECTION_COLUMNS))
     judged = check(table, connections, in_flight_window(1.0))
-    scale = clients / max(1, sample)
+    scale = message_scale(clients, sample)
     return {k: round(v * scale) for k, v in judged.to_dict().items()}

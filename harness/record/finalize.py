@@ -94,12 +94,12 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
     close_cols = sorted((c for c in ts.columns if c.startswith("closes_")), key=lambda c: int(c[7:]))
     closes_by_code = {c[7:]: int(ts[c].sum()) for c in close_cols if ts[c].sum() > 0}
     scale_to_day = DAY / rec.end if rec.end > 0 else 0.0
-    counts = {
+    counts = {  # rounded: a sampled model's message counts are scaled by a fractional factor
         "storms": len(storms),
-        "http_403": int(ts["http_403"].sum()),
-        "duplicates_displayed": int(ts["duplicates"].sum()),
-        "manual_refreshes": int(ts["manual_refreshes"].sum()),
-        "reconnect_attempts": int(ts["reconnects"].sum()),
+        "http_403": round(float(ts["http_403"].sum())),
+        "duplicates_displayed": round(float(ts["duplicates"].sum())),
+        "manual_refreshes": round(float(ts["manual_refreshes"].sum())),
+        "reconnect_attempts": round(float(ts["reconnects"].sum())),
     }
     out: dict[str, Any] = {
         "engine": rec.engine,
