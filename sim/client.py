@@ -100,6 +100,9 @@ class SimClient:
             self.env.call_in(self.world.cal.refused_after_s, self.handshake_failed, s, None)
         else:
             self.env.call_in(self.extra_latency * 2, self._reach_server, s, a.token, a.last_seq)
+            # the driver's open timeout: a handshake still queued on the server then fails (the
+            # server still spends its handshake on it: the request is in its buffer)
+            self.env.call_in(self.world.cal.connect_timeout_s, self.handshake_failed, s, None)
 
     def _reach_server(self, s: Sock, token: str | None, last_seq: int | None) -> None:
         if s.state != "connecting":

@@ -257,7 +257,8 @@ class ModelServer:
 
     def _handshake_done(self, s: Sock, token: str | None, last_seq: int | None, epoch: int) -> None:
         if epoch != self.epoch or s.state != "connecting":
-            return  # the server restarted underneath (the client learns from its own end)
+            self._release(s)  # an admitted connect the client gave up on (open timeout) frees its place
+            return  # or the server restarted underneath (the client learns from its own end)
         self.handshakes += 1
         self._answer(s, token, last_seq)
 
