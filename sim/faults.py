@@ -28,12 +28,20 @@ def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"])
     env = world.env
     end = min(f.at + f.for_, world.duration) if f.for_ else None
 
+    # while it holds, no client is calm (sim.client.SimClient.wake): an instantaneous kind holds
+    # for no time, a restart without `for` for its own downtime (the server is then not up)
+    holds = end is not None or (stop is not _nothing and f.kind != "server_restart")
+
     def begin() -> None:
+        world.wake_all()
+        world.faults_holding += holds
         start(world, f, targets)
         world.fault_log.append({"index": index, "kind": f.kind, "action": "start", "t": env.now})
 
     def finish() -> None:
+        world.wake_all()
         stop(world, f, targets)
+        world.faults_holding -= 1
         world.fault_log.append({"index": index, "kind": f.kind, "action": "stop", "t": env.now})
 
     env.call_in(f.at, begin)

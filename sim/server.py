@@ -179,6 +179,11 @@ class TokenService:
             self._family.pop(client.index, None)
             done(False, 401, None, None)
             return
+        token, expires = self.issue(client, now)
+        done(True, 200, token, expires)
+
+    def issue(self, client: "SimClient", now: float) -> tuple[str, float]:
+        """A new access (and refresh) token for `client`, issued at `now`."""
         self._serial += 1
         self.issued += 1
         token = f"t{self._serial}"
@@ -188,7 +193,12 @@ class TokenService:
         client.own_tokens.append(token)
         if len(client.own_tokens) > 4:  # a client only ever presents its latest few
             self._tokens.pop(client.own_tokens.pop(0), None)
-        done(True, 200, token, expires)
+        return token, expires
+
+    def answer_time(self) -> float:
+        """How long a refresh takes when nothing queues with it: a service draw on the server's CPU
+        (or the token latency of an external service). The calm path (`SimClient.wake`) uses it."""
+        return self.latency() if self.cpu is None else self.service()
 
     def serve_on(self, cpu: Slots, service: Callable[[], float], server_up: Callable[[], bool],
                  refused_after: float) -> None:
@@ -368,6 +378,7 @@ class ModelServer:
         def check() -> None:
             if gen != s.gen or not s.server_open:
                 return
+            s.client.catch_up()  # a calm client's refreshes up to now move `s.expires`
             if s.expires + grace > self.env.now:
                 self.env.call_in(s.expires + grace - self.env.now, check)
             else:
