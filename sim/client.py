@@ -164,14 +164,15 @@ class SimClient:
         if a.name == REFRESH and self._may_rest():
             self._timers.pop(a.name, None)  # any pending firing is stale
             self.calm = self.socks[self.policy.live_sockets[0]]
+            self.world.server.rest(self.calm)
             return  # no timer: `wake` plays the refreshes when something happens to this client
         self._arm(a.name, a.at)
 
     # ---- calm periods ------------------------------------------------------------------
     def _may_rest(self) -> bool:
         """Calm (`ClientPolicy.calm`) on a path and a server with nothing going on: every later
-        event that concerns this client reaches it through `feed` (or the server's expiry check),
-        which wakes it first."""
+        event that concerns this client reaches it through `feed`, which wakes it first (a fault
+        wakes every client before it starts or ends)."""
         w = self.world
         if not (w.faults_holding == 0 and w.testbed is None and w.server.accepting and not w.tokens.outage
                 and self.online and not self.blocked and not self.refused and not self.extra_latency
@@ -181,23 +182,14 @@ class SimClient:
         s = self.socks.get(self.policy.live_sockets[0])
         return s is not None and s.client_open and s.server_open and s.broken_at is None
 
-    def catch_up(self) -> None:
-        """Bring a calm client's refreshes up to now and let it rest on (the server's expiry check
-        reads the socket's expiry: nothing has happened to the client)."""
+    def wake(self) -> None:
+        """Something happens to a calm client: its refreshes up to now first, then its timer and the
+        server's expiry check of its socket again."""
         s = self.calm
         if s is None:
             return
         due = self._ride()
-        if due is not None and self._may_rest():
-            self.calm = s
-        elif due is not None:
-            self._arm(REFRESH, due)
-
-    def wake(self) -> None:
-        """Something happens to a calm client: its refreshes up to now first, then its timer again."""
-        if self.calm is None:
-            return
-        due = self._ride()
+        self.world.server.wake(s)
         if due is not None:
             self._arm(REFRESH, due)
 
@@ -210,28 +202,29 @@ class SimClient:
         do: the in-band auth_refresh moves the socket's expiry on the server; the next refresh
         time is read back from the policy and returned. A refresh due before now whose answer
         would come after now is sent now, the normal way (None returned: no refresh pending)."""
-        self.calm = None
+        s, self.calm = self.calm, None
         policy, world, now = self.policy, self.world, self.env.now
-        tokens = world.tokens
-        while True:
-            due = policy.refresh_due
-            if due is None or due >= now:
-                return due
+        tokens, server = world.tokens, world.server
+        due = policy.refresh_due
+        played = 0
+        while due is not None and due < now:
             answered = due + tokens.answer_time()
-            world.policy_events += 1
-            fetch = policy.handle(ev.TimerFired(due, REFRESH))
             if answered >= now:  # in flight now: the driver sends it (within one answer time of its due)
-                self._tally_and_do(fetch)
-                return None
+                world.policy_events += 1
+                self._tally_and_do(policy.handle(ev.TimerFired(due, REFRESH)))
+                due = None
+                break
             token, expires = tokens.issue(self, answered)
             self.refresh_handle = token
-            world.policy_events += 1
-            for action in policy.handle(ev.TokenResult(answered, True, 200, token, expires)):
-                if type(action) is ev.Send:  # the auth_refresh: the server moves the socket's expiry
-                    self._send(action)
-            records = policy.drain_records()
-            if records:
-                world.tally(records)
+            due = policy.refresh_in_band(answered, token, expires)
+            if s.server_open:  # the auth_refresh moves the socket's expiry on the server
+                server.refreshed(s, token)
+            played += 1
+        world.policy_events += 2 * played  # a timer and a token answer each, as the plain model counts
+        records = policy.drain_records()
+        if records:
+            world.tally(records)
+        return due
 
     def _arm(self, name: str, at: float) -> None:
         self._armed += 1

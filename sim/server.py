@@ -378,13 +378,22 @@ class ModelServer:
         def check() -> None:
             if gen != s.gen or not s.server_open:
                 return
-            s.client.catch_up()  # a calm client's refreshes up to now move `s.expires`
             if s.expires + grace > self.env.now:
                 self.env.call_in(s.expires + grace - self.env.now, check)
             else:
                 self.refuse(s, "auth_expired", "access token expired; refresh and reconnect")
 
         self.env.call_in(s.expires + grace - self.env.now, check)
+
+    def rest(self, s: Sock) -> None:
+        """A calm client's socket (sim.client.SimClient.wake): its token is refreshed in time until
+        something happens to the client, so its expiry check is off meanwhile (a firing is stale)."""
+        s.gen += 1
+
+    def wake(self, s: Sock) -> None:
+        """The calm client's refreshes are played up to now: the check is due at its expiry again."""
+        if self.setup.live_expiry and s.server_open:
+            self._watch_expiry(s)
 
     def refreshed(self, s: Sock, token: str | None) -> None:
         """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""
