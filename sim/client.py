@@ -206,20 +206,22 @@ class SimClient:
         policy, world, now = self.policy, self.world, self.env.now
         tokens, server = world.tokens, world.server
         due = policy.refresh_due
-        played = 0
+        answer_time = tokens.answer_time
+        played, token = 0, None
         while due is not None and due < now:
-            answered = due + tokens.answer_time()
+            answered = due + answer_time()
             if answered >= now:  # in flight now: the driver sends it (within one answer time of its due)
                 world.policy_events += 1
                 self._tally_and_do(policy.handle(ev.TimerFired(due, REFRESH)))
                 due = None
                 break
             token, expires = tokens.issue(self, answered)
-            self.refresh_handle = token
             due = policy.refresh_in_band(answered, token, expires)
-            if s.server_open:  # the auth_refresh moves the socket's expiry on the server
-                server.refreshed(s, token)
             played += 1
+        if token is not None:
+            self.refresh_handle = token
+            if s.server_open:  # its auth_refresh moves the socket's expiry on the server (the last one counts)
+                server.refreshed(s, token)
         world.policy_events += 2 * played  # a timer and a token answer each, as the plain model counts
         records = policy.drain_records()
         if records:

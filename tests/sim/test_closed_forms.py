@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -104,3 +105,24 @@ def test_queued_connects_time_out_and_retry():
     assert opened_first == {draws.client_id(i) for i in range(n)} - late
     opened = {r["client"] for r in world.records if r["kind"] == "open"}
     assert opened == {draws.client_id(i) for i in range(n)}  # the retries got through, later
+
+
+@pytest.mark.slow
+def test_full_jitter_restart_herd_of_100k_one_agent_each(tmp_path):
+    """The herd oracle: 100,000 fixed clients, each waiting U(0, W) after one graceful restart
+    with W = 60 s (`fleet.restart_window`), one agent per client. Reconnects arrive at N/W =
+    1,666.7/s, and the highest 1-s count of the 60 is that of 100,000 uniform draws in 60 bins:
+    within 1,732-1,804 with 95% probability (the multinomial maximum, by simulation). A server
+    with room for all (64 handshake slots of 1 ms) keeps queueing out of the picture."""
+    n, at, window = 100_000, 300, 60
+    cal = Calibration(handshake_servers=64, handshake_service=Dist("fixed", 0.001), token_latency=Dist("fixed", 0.0),
+                      token_service=None, close_service=None, restart_downtime_s=0.0)
+    sc = scenario(duration="8m", fleet={"clients": n, "arrival": {"ramp": "1m"}, "restart_window": f"{window}s"},
+                  faults=[{"at": at, "kind": "server_restart"}])
+    summary = simulate(sc, tmp_path / "run", calibration=cal, max_agents=n, max_wall_s=None)
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["sampling"]["weight"] == 1
+    ts = RunRecord(tmp_path / "run").timeseries.set_index("t")
+    herd = ts.loc[at:at + window - 1, "reconnects"].to_numpy(float)
+    assert herd.sum() == n == summary["reconnect_attempts"]
+    assert herd.mean() == pytest.approx(closed_form.herd_arrival_rate(n, window), rel=1e-9)
+    assert 1732 <= herd.max() <= 1804
