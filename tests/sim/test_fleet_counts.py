@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 from harness.scenario import from_dict
+from reports.page_markdown import to_markdown
 from reports.record import load_run
+from reports.render import build
 from reports.series import delivery
 from sim.engine import LEDGER_SAMPLE, simulate
 
@@ -44,8 +46,13 @@ def test_duplicates_agree_across_summary_ledger_timeseries_and_report(tmp_path, 
     assert ts["duplicates"].sum() == pytest.approx(ledger["duplicates"], abs=1)
     # every display, first or again, is in the timeseries; the ledger splits them
     assert ts["displayed"].sum() == pytest.approx(ledger["displayed"] + ledger["duplicates"], abs=2)
-    counts, source = delivery(load_run(out))
+    run = load_run(out)
+    counts, source = delivery(run)
     assert source == "ledger_summary.json"
     assert counts["duplicates"] == pytest.approx(summary["duplicates_displayed"], abs=1)
+    # the report says how the run counted, next to its figures
+    report = to_markdown(build([run], []))
+    assert f"messages of {sample} clients, scaled" in report
+    assert (f"weight {weight}: {clients // weight:,} agents" in report) == (weight > 1)
     # sent messages are scaled the same way: about one per client every 5 min over the 2 h
     assert ledger["sent"] == pytest.approx(clients * 2 * 60 / 5, rel=0.15)
