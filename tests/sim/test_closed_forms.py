@@ -108,6 +108,7 @@ def test_queued_connects_time_out_and_retry():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 100,000 agents: minutes of CPU, more wall time on a shared machine
 def test_full_jitter_restart_herd_of_100k_one_agent_each(tmp_path):
     """The herd oracle: 100,000 fixed clients, each waiting U(0, W) after one graceful restart
     with W = 60 s (`fleet.restart_window`), one agent per client. Reconnects arrive at N/W =
