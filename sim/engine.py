@@ -10,9 +10,12 @@ Above `max_agents` clients each simulated client (agent) stands for `weight` ide
 the accept path's capacity and the admission limits are divided by the weight, so every queue
 sees the load it would see at full size, and the tables are scaled back up. The run record's
 meta says so (`sampling`), and the tests check this path against the plain model. Why at all:
-a fixed client refreshes its token about 130 times a day, each a timer, a token request and an
-expiry check through its policy, so 100,000 clients x 24 h are some 40 million model events,
-several minutes of pure-Python SimPy; 5,000 agents keep it near a minute.
+a fixed client refreshes its token about 200 times a day; calm clients play those refreshes in
+batches (`sim.client.SimClient.wake`) instead of a timer, a queued token request and an expiry
+check each, but every reconnect still runs through the policy and the server's queues, so one
+agent per client costs a few ms of CPU per client-day: minutes for 100,000 clients, where 5,000
+agents keep a run near a minute. Weighted agents act in lockstep (a herd's 1-s peaks are then
+higher than one agent per client would show); the run record and the report state the weight.
 """
 from __future__ import annotations
 
