@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 class SimClient:
     """One user's browser tab: a policy, its sockets, its timers and its network path."""
 
-    __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "own_tokens", "_timers", "_armed",
-                 "online", "blocked", "sealed", "refresh_handle", "refused", "extra_latency", "reset_after",
+    __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "own_tokens", "_timers",
+                 "_armed", "online", "blocked", "sealed", "refresh_handle", "refused", "extra_latency", "reset_after",
                  "close_code", "pings_dropped", "stopped", "_stuck", "calm")
 
     def __init__(self, world: "World", index: int, client_id: str, policy: Any) -> None:
@@ -207,13 +207,11 @@ class SimClient:
         tokens, server = world.tokens, world.server
         due = policy.refresh_due
         answer_time = tokens.answer_time
-        played, token = 0, None
+        played, token, in_flight = 0, None, None
         while due is not None and due < now:
             answered = due + answer_time()
             if answered >= now:  # in flight now: the driver sends it (within one answer time of its due)
-                world.policy_events += 1
-                self._tally_and_do(policy.handle(ev.TimerFired(due, REFRESH)))
-                due = None
+                in_flight, due = due, None
                 break
             token, expires = tokens.issue(self, answered)
             due = policy.refresh_in_band(answered, token, expires)
@@ -223,9 +221,13 @@ class SimClient:
             if s.server_open:  # its auth_refresh moves the socket's expiry on the server (the last one counts)
                 server.refreshed(s, token)
         world.policy_events += 2 * played  # a timer and a token answer each, as the plain model counts
-        records = policy.drain_records()
-        if records:
-            world.tally(records)
+        if in_flight is not None:
+            world.policy_events += 1
+            self._tally_and_do(policy.handle(ev.TimerFired(in_flight, REFRESH)))
+        else:
+            records = policy.drain_records()
+            if records:
+                world.tally(records)
         return due
 
     def _arm(self, name: str, at: float) -> None:
