@@ -180,6 +180,11 @@ class TokenService:
             self._family.pop(client.index, None)
             done(False, 401, None, None)
             return
+        token, expires = self.issue(client, now)
+        done(True, 200, token, expires)
+
+    def issue(self, client: "SimClient", now: float) -> tuple[str, float]:
+        """A new access (and refresh) token for `client`, issued at `now`."""
         self._serial += 1
         self.issued += 1
         token = f"t{self._serial}"
@@ -189,7 +194,12 @@ class TokenService:
         client.own_tokens.append(token)
         if len(client.own_tokens) > 4:  # a client only ever presents its latest few
             self._tokens.pop(client.own_tokens.pop(0), None)
-        done(True, 200, token, expires)
+        return token, expires
+
+    def answer_time(self) -> float:
+        """How long a refresh takes when nothing queues with it: a service draw on the server's CPU
+        (or the token latency of an external service). The calm path (`SimClient.wake`) uses it."""
+        return self.latency() if self.cpu is None else self.service()
 
     def serve_on(self, cpu: Slots, service: Callable[[], float], server_up: Callable[[], bool],
                  refused_after: float) -> None:
@@ -260,7 +270,8 @@ class ModelServer:
 
     def _handshake_done(self, s: Sock, token: str | None, last_seq: int | None, epoch: int) -> None:
         if epoch != self.epoch or s.state != "connecting":
-            return  # the server restarted underneath (the client learns from its own end)
+            self._release(s)  # an admitted connect the client gave up on (open timeout) frees its place
+            return  # or the server restarted underneath (the client learns from its own end)
         self.handshakes += 1
         self._answer(s, token, last_seq)
 
@@ -376,6 +387,16 @@ class ModelServer:
                 self.refuse(s, "auth_expired", "access token expired; refresh and reconnect")
 
         self.env.call_in(s.expires + grace - self.env.now, check)
+
+    def rest(self, s: Sock) -> None:
+        """A calm client's socket (sim.client.SimClient.wake): its token is refreshed in time until
+        something happens to the client, so its expiry check is off meanwhile (a firing is stale)."""
+        s.gen += 1
+
+    def wake(self, s: Sock) -> None:
+        """The calm client's refreshes are played up to now: the check is due at its expiry again."""
+        if self.setup.live_expiry and s.server_open:
+            self._watch_expiry(s)
 
     def refreshed(self, s: Sock, token: str | None) -> None:
         """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""
