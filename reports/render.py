@@ -76,7 +76,8 @@ def _overview(runs: list[Run]) -> Section:
         wall = number(meta.get("wall_time_s"))
         rows.append([
             run.label, run.scenario_name, run.engine, run.profile,
-            _clients(run), _dur(run.duration_s), clock_of(run), str(meta.get("time_scale", "")),
+            _clients(run) + _message_sample(run), _dur(run.duration_s), clock_of(run),
+            str(meta.get("time_scale", "")),
             _dur(wall), str(meta.get("started_at", "")), str(meta.get("seed", "")),
         ])
     section.blocks.append(Table(["run", "scenario", "engine", "profile", "clients", "duration", "clock",
@@ -145,8 +146,8 @@ def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
         return section
     for comp in comparisons:
         b, a = comp.before, comp.after
-        headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine})",
-                   f"after: {a.label} ({a.profile}, {a.engine})", "change"]
+        headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine}{_sampling(b)})",
+                   f"after: {a.label} ({a.profile}, {a.engine}{_sampling(a)})", "change"]
         rows = [[r.metric.label, r.before_text, r.after_text, r.change_text] for r in comp.rows]
         if comp.legacy_vs_fixed:  # the seed's expectations are about exactly this pair
             headers.append("seed system (DESIGN.md)")
@@ -158,6 +159,27 @@ def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
     section.blocks.append(Note("counts are per day of scenario time; p95 is the Kaplan–Meier estimate "
                                "(unknown when the run was too short to observe it)"))
     return section
+
+
+def _sampling(run: Run) -> str:
+    """How a simulated run counted, next to the figures it affects: the agents' weight (each
+    counted connection stands for that many clients) and the message sample the delivery counts
+    were scaled from; nothing for a run that followed every client."""
+    weight = number(((run.meta or {}).get("sampling") or {}).get("weight"))
+    parts = [f"weight {weight:g}"] if weight is not None and weight > 1 else []
+    messages = _message_sample(run)
+    if messages:
+        parts.append(messages.strip(" ()"))
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _message_sample(run: Run) -> str:
+    """A note of the message sample when the model followed the chat of some clients only."""
+    sampling = (run.meta or {}).get("sampling") or {}
+    weight, messages = number(sampling.get("weight")) or 1, number(sampling.get("ledger_clients"))
+    if messages is None or not run.clients or messages >= run.clients / max(weight, 1):
+        return ""
+    return f" (messages of {_fmt(messages)} clients, scaled)"
 
 
 def _line_style(run: Run) -> str:

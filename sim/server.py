@@ -136,6 +136,7 @@ class ServerSetup:
     heartbeat_timeout: float
     max_connections: int | None
     handshake_rate: float | None
+    acks: bool = True  # user messages acknowledged and resends dropped by id (legacy no_acks: neither)
 
 
 class TokenService:
@@ -179,6 +180,11 @@ class TokenService:
             self._family.pop(client.index, None)
             done(False, 401, None, None)
             return
+        token, expires = self.issue(client, now)
+        done(True, 200, token, expires)
+
+    def issue(self, client: "SimClient", now: float) -> tuple[str, float]:
+        """A new access (and refresh) token for `client`, issued at `now`."""
         self._serial += 1
         self.issued += 1
         token = f"t{self._serial}"
@@ -188,7 +194,12 @@ class TokenService:
         client.own_tokens.append(token)
         if len(client.own_tokens) > 4:  # a client only ever presents its latest few
             self._tokens.pop(client.own_tokens.pop(0), None)
-        done(True, 200, token, expires)
+        return token, expires
+
+    def answer_time(self) -> float:
+        """How long a refresh takes when nothing queues with it: a service draw on the server's CPU
+        (or the token latency of an external service). The calm path (`SimClient.wake`) uses it."""
+        return self.latency() if self.cpu is None else self.service()
 
     def serve_on(self, cpu: Slots, service: Callable[[], float], server_up: Callable[[], bool],
                  refused_after: float) -> None:
@@ -237,6 +248,8 @@ class ModelServer:
         self._log: dict[str, list[tuple[int, str, float]]] = {}  # conversation -> (seq, id, t)
         self._msg = 0
         self.on_sent = on_sent
+        self.on_received: Callable[[str, str, float, bool], None] = lambda *row: None
+        self._answered: set[str] = set()  # user message ids answered (acks: a resend is dropped)
         self.agent_seconds = AgentHistogram()
         self.keep_log = on_sent is not None
 
@@ -257,7 +270,8 @@ class ModelServer:
 
     def _handshake_done(self, s: Sock, token: str | None, last_seq: int | None, epoch: int) -> None:
         if epoch != self.epoch or s.state != "connecting":
-            return  # the server restarted underneath (the client learns from its own end)
+            self._release(s)  # an admitted connect the client gave up on (open timeout) frees its place
+            return  # or the server restarted underneath (the client learns from its own end)
         self.handshakes += 1
         self._answer(s, token, last_seq)
 
@@ -374,6 +388,16 @@ class ModelServer:
 
         self.env.call_in(s.expires + grace - self.env.now, check)
 
+    def rest(self, s: Sock) -> None:
+        """A calm client's socket (sim.client.SimClient.wake): its token is refreshed in time until
+        something happens to the client, so its expiry check is off meanwhile (a firing is stale)."""
+        s.gen += 1
+
+    def wake(self, s: Sock) -> None:
+        """The calm client's refreshes are played up to now: the check is due at its expiry again."""
+        if self.setup.live_expiry and s.server_open:
+            self._watch_expiry(s)
+
     def refreshed(self, s: Sock, token: str | None) -> None:
         """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""
         expires = self.tokens.expires_at(token, s.client.index)
@@ -424,7 +448,17 @@ class ModelServer:
 
     # ---- messages ----------------------------------------------------------------------
     def user_message(self, s: Sock, frame: dict) -> None:
-        """A user message reached the server: the agent answers to every open socket of the chat."""
+        """A user message reached the server: stored and acknowledged (unless legacy), a resend of
+        a stored one dropped, then the agent answers to every open socket of the chat."""
+        answer = not (self.setup.acks and frame["id"] in self._answered)
+        if self.keep_log:
+            self.on_received(s.conv, frame["id"], self.env.now, answer)
+        if self.setup.acks:
+            if s.client_open and s.broken_at is None:
+                s.client.frame(s, {"v": "1.1", "type": "ack", "ref": frame["id"]})
+            self._answered.add(frame["id"])
+        if not answer:
+            return
         took = self.agent()
         self.agent_seconds.observe(took)
         self.env.call_in(took, self.publish, s.conv)

@@ -35,10 +35,13 @@ class ModelOptions:
     dynamics, so a sample measures the loss and duplicate rates without paying for them all.
     `keep_all_records`: keep every record (for events.jsonl) instead of only those the derived
     tables need.
+    `calm_batches`: off, every refresh is a timer and a queued token request (the plain model the
+    calm path is checked against).
     """
 
     message_clients: int | None = None  # None: every client
     keep_all_records: bool = True
+    calm_batches: bool = True  # calm clients' refreshes played in batches (sim.client.SimClient.wake)
 
 
 
@@ -66,6 +69,7 @@ def server_setup(scenario: Scenario, expiry_grace: float = EXPIRY_GRACE_S) -> Se
         heartbeat_timeout=sysd.heartbeat.timeout,
         max_connections=sysd.admission.max_connections,
         handshake_rate=sysd.admission.handshake_rate,
+        acks=not legacy_switch(scenario, "no_acks"),
     )
 
 
@@ -99,6 +103,8 @@ class World:
         self._sink = sink
         self.fault_log: list[dict] = []
         self.policy_events = 0  # events fed to client policies: the model's unit of work
+        # faults in force: no client is calm meanwhile (sim.faults.schedule); a plain model holds one
+        self.faults_holding = 0 if options.calm_batches else 1
         self.clients: list[SimClient] = []
         self.by_id: dict[str, SimClient] = {}
         self.realized = draws.realize_faults(scenario, self.n)
@@ -181,6 +187,12 @@ class World:
             delay = ramp.uniform(0.0, min(sc.fleet.ramp, (end or self.duration) - f.at)) if sc.fleet.ramp > 0 else 0.0
             self.add_client(base + j, self.env.now + delay, end)
 
+    def wake_all(self) -> None:
+        """Bring every calm client up to now (before a fault changes what a refresh would meet)."""
+        for c in self.clients:
+            if c.calm is not None:
+                c.wake()
+
     # ---- running -----------------------------------------------------------------------
     def build(self) -> None:
         arrivals = draws.arrival_times(self.scenario, self.n)
@@ -210,11 +222,14 @@ class World:
         deadline = None if max_wall_s is None else time.perf_counter() + max_wall_s
         if progress is None and deadline is None:
             self.env.run(until=self.duration)
+            self.wake_all()
             return self.duration
         for k in range(1, steps + 1):
             self.env.run(until=self.duration * k / steps)
             if progress is not None:
                 progress(k / steps)
             if deadline is not None and time.perf_counter() > deadline and k < steps:
+                self.wake_all()
                 return self.env.now
+        self.wake_all()
         return self.duration

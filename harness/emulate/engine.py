@@ -46,8 +46,9 @@ from harness.emulate.topology import (
 )
 from harness.cli import UsageError
 from harness.record import RecordWriter
-from harness.scenario import Scenario
+from harness.scenario import Scenario, draws
 from harness.scenario.clients import client_config
+from system.client.credentials import ProvisionError, conversation_id, provision_once
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
 HEARTBEAT_FLOOR_WALL = 0.25
@@ -66,7 +67,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[ServerOptions, list[str]]:
     """The server's flags for this scenario in wall time, and warnings about floors that bit."""
-    from system.server.config import LEGACY_TRAITS
+    from system.server.config import LEGACY_TRAITS, ServerConfig
 
     sysspec, warnings = scenario.system, []
     b = sysspec.behaviour
@@ -96,6 +97,10 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
         expiry_grace=grace,
         max_connections=sysspec.admission.max_connections,
         handshake_rate=rate * scale.factor if rate else None,
+        # the server's per-user rate is wall time: scaled like every other rate; every emulated
+        # client connects from 127.0.0.1, so a per-address limit would throttle the whole fleet as one
+        auth_user_rate=ServerConfig.auth_user_rate * scale.factor,
+        auth_address_limit=False,
         db=db,
     ), warnings
 
@@ -137,6 +142,7 @@ class _Run:
         self.host_cpu: list[float] = []
         self.cpu_share = CpuShare()
         self.fault_events: list[dict] = []
+        self.conversations: dict[str, str] = {}  # client id -> its conversation
 
     # ---- set-up ----
 
@@ -160,7 +166,8 @@ class _Run:
         if self.target:
             self.endpoints = parse_target(self.target)
             if not self.admin_key:
-                self.warnings.append("--target without STORMBENCH_ADMIN_KEY: admin faults and sent.csv unavailable")
+                raise UsageError("--target: set STORMBENCH_ADMIN_KEY to the server's admin key, which creates "
+                                 "the fleet's users (a token needs a user's secret)")
         else:
             opts, warns = server_options(self.scenario, self.scale, self.tmp / "server.db")
             self.warnings += warns
@@ -178,9 +185,18 @@ class _Run:
             http_url=lambda: self.endpoints.http_url, admin_key=self.admin_key,
             user_of=lambda cid: cid, groups_of=dict(plan.group_of_fault))
 
+    async def provision(self, users: list[str]) -> dict[str, str]:
+        """Create `users` on the server (the direct URL, not through the proxy): user -> secret."""
+        assert self.endpoints is not None
+        try:
+            return await provision_once(self.endpoints.http_url, self.admin_key, users)
+        except ProvisionError as exc:
+            raise UsageError(f"STORMBENCH_ADMIN_KEY: {exc}") from None
+
     async def measure(self) -> dict[str, Any]:
         assert self.proxies is not None and self.endpoints is not None
-        result = await probe.measure(self.proxies.group_endpoints(0, self.endpoints))
+        secret = (await self.provision([probe.USER]))[probe.USER]
+        result = await probe.measure(self.proxies.group_endpoints(0, self.endpoints), secret)
         sysspec = self.scenario.system
         constants = {"token_ttl": sysspec.token_ttl, "heartbeat.interval": sysspec.heartbeat.interval,
                      "heartbeat.timeout": sysspec.heartbeat.timeout,
@@ -200,10 +216,15 @@ class _Run:
             ep = self.proxies.group_endpoints(g, self.endpoints)
             urls[g] = (ep.ws_url, ep.http_url)
         open_timeout = max(OPEN_TIMEOUT_FLOOR_WALL, self.scale.to_wall(10.0))
+        secrets = asyncio.run(self.provision([p.client_id for p in plan.clients]))
+        rng = draws.stream(self.scenario.seed, "conversations")
+        self.conversations = {p.client_id: conversation_id(p.client_id, rng) for p in plan.clients}
         specs = [WorkerSpec(index=i, clients=share, urls=urls, config=self.config,
                             time_scale=self.scale.factor, duration=self.scenario.duration,
                             events_path=self.tmp / f"events-{i}.jsonl", open_timeout_wall=open_timeout,
-                            http_timeout_wall=open_timeout)
+                            http_timeout_wall=open_timeout,
+                            secrets={p.client_id: secrets[p.client_id] for p in share},
+                            conversations={p.client_id: self.conversations[p.client_id] for p in share})
                  for i, share in enumerate(split(list(plan.clients), n))]
         if self.cluster:  # the same shares, re-split over the cluster's workers
             from harness.emulate.remote import RemoteFleet
@@ -336,8 +357,16 @@ class _Run:
         except Exception as exc:
             self.warnings.append(f"sent.csv: could not fetch the server's delivery log: {exc}")
             return 0
-        return write_sent(writer, messages, conversations,
-                          lambda t: round(self.scale.to_scenario(t - self.origin_unix), 3))
+        to_scenario = lambda t: round(self.scale.to_scenario(t - self.origin_unix), 3)  # noqa: E731
+        sent = write_sent(writer, messages, conversations, to_scenario)
+        try:  # the other direction: what the server received of what the clients typed
+            r = requests.get(f"{self.endpoints.http_url}/admin/user-messages",
+                             headers={"X-Admin-Key": self.admin_key}, timeout=30)
+            r.raise_for_status()
+            write_received(writer, r.json()["messages"], conversations, to_scenario)
+        except Exception as exc:
+            self.warnings.append(f"received.csv: could not fetch the server's user-message log: {exc}")
+        return sent
 
     def salvage(self, writer: RecordWriter, plan: Plan | None) -> dict:
         """An aborted run keeps what it recorded: every worker is interrupted (Ctrl-C in a terminal
@@ -352,7 +381,7 @@ class _Run:
         except (OSError, ValueError) as exc:  # a worker killed mid-write: keep what merged
             self.warnings.append(f"events.jsonl: could not merge every worker's records: {exc}")
             return {}
-        return {"events": events, "sent": self.fetch_sent(writer, {c.client_id for c in plan.clients})}
+        return {"events": events, "sent": self.fetch_sent(writer, set(self.conversations.values()))}
 
     def teardown(self) -> None:
         if self.fleet is not None:
@@ -421,7 +450,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         if on_scenario_end is not None:
             on_scenario_end(run.origin_unix, run.origin_unix + run.scale.to_wall(scenario.duration))
         events = run.merge_events(writer)
-        sent = run.fetch_sent(writer, {c.client_id for c in plan.clients})
+        sent = run.fetch_sent(writer, set(run.conversations.values()))
         results = run.fleet.results if run.fleet else {}
         client_errors = sum(r.get("client_error_count", 0) for r in results.values())
         if client_errors:
@@ -487,6 +516,15 @@ def write_sent(writer: RecordWriter, messages: list[dict], conversations: set[st
     for m in sorted(messages, key=lambda m: (m["t"], m["conversation_id"], m["seq"])):
         writer.sent(m["conversation_id"], m["id"], m["seq"], to_scenario(m["t"]))
     return len(messages)
+
+
+def write_received(writer: RecordWriter, received: list[dict], conversations: set[str],
+                   to_scenario: Callable[[float], float]) -> int:
+    """The server's log of user messages received (the fleet's conversations) into received.csv."""
+    received = [m for m in received if m["conversation_id"] in conversations]
+    for m in received:
+        writer.received(m["conversation_id"], m["id"], to_scenario(m["t"]), m["answered"])
+    return len(received)
 
 
 def refuse_on_virtual_clock(*, target: str | None = None, toxiproxy_url: str | None = None,

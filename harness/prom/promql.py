@@ -37,6 +37,7 @@ ALIASES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
 CLIENT_SIDE = frozenset({
     "attempts", "reconnects", "manual_refreshes", "displayed", "duplicates", "duplicates_displayed",
     "lost_messages", "reordered_messages", "unexpected_messages", "messages_sent", "messages_displayed",
+    "lost_user_messages", "duplicated_user_messages", "user_messages_sent",
 })
 WINDOW_PLACEHOLDER = "$window"
 

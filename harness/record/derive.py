@@ -241,8 +241,8 @@ def ledger_table(run_dir: Path, derived: Derived) -> pd.DataFrame:
     """`ledger.csv`: the server's sent log attributed to the owning client, then the displays."""
     sent = read_sent(run_dir / SENT)
     owner = sent["conversation"].map(derived.conversation_owner).astype(object)
-    # a conversation named after a client is that client's (the emulation names them so), even
-    # when the client displayed nothing and so never said which conversation it follows
+    # a conversation named after a client is that client's (the model names them so; the
+    # emulation's unguessable ones are named by each client's `open` records)
     named = sent["conversation"].where(sent["conversation"].isin(derived.clients)).astype(object)
     sent.insert(0, "client", owner.fillna(named))
     sent.insert(0, "kind", "sent")

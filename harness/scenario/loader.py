@@ -13,7 +13,7 @@ import yaml
 
 from harness.cli import UsageError
 from harness.scenario.model import (
-    DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
+    CLIENT_TIMES, DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
     Offline, Scenario, SystemBehaviour, SystemSpec,
 )
 from harness.scenario.fixes import FIX_KEYS, apply_fixes, fix_overrides
@@ -231,6 +231,7 @@ def _fleet(doc: Mapping[str, Any]) -> FleetSpec:
         message_every=_optional_duration(doc.get("messages"), "every"),
         drop_every=_optional_duration(network.get("drops"), "every"),
         offline=Offline(parse_duration(offline["every"]), parse_duration(offline["for"])) if offline else None,
+        client_times=tuple((name, parse_duration(doc[name])) for name in CLIENT_TIMES if name in doc),
     )
 
 
@@ -259,3 +260,10 @@ def _check_timeline(scenario: Scenario, source: str) -> None:
     if scenario.fleet.ramp > scenario.duration:
         raise UsageError(f"{source}: $.fleet.arrival.ramp: expected at most the duration "
                          f"({scenario.duration:g}s), got {scenario.fleet.ramp:g}s")
+    times = dict(scenario.fleet.client_times)
+    base, cap = times.get("base_delay"), times.get("max_delay")
+    from system.client.config import ClientConfig  # the defaults of whichever bound is not stated
+    base = ClientConfig.base_delay if base is None else base
+    cap = ClientConfig.max_delay if cap is None else cap
+    if cap < base:
+        raise UsageError(f"{source}: $.fleet.max_delay: expected at least base_delay ({base:g}s), got {cap:g}s")

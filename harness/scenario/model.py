@@ -126,6 +126,11 @@ class Offline:
     for_: float
 
 
+#: the client time constants a scenario may state under `fleet` (as `ClientConfig`'s fields)
+CLIENT_TIMES = ("restart_window", "base_delay", "max_delay", "legacy_delay", "overload_base", "stable_after",
+                "think_time", "reorder_hold")
+
+
 @dataclass(frozen=True)
 class FleetSpec:
     clients: int
@@ -135,6 +140,9 @@ class FleetSpec:
     message_every: float | None = None    # mean interval between user messages per client
     drop_every: float | None = None       # mean interval between per-client network drops
     offline: Offline | None = None        # per-client offline periods
+    # client time constants the scenario states (CLIENT_TIMES names, seconds); the rest keep
+    # `ClientConfig`'s defaults
+    client_times: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict:
         network: dict[str, Any] = {}
@@ -151,6 +159,7 @@ class FleetSpec:
         }
         if self.message_every is not None:
             out["messages"] = {"every": self.message_every}
+        out.update(self.client_times)
         return out
 
 

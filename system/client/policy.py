@@ -25,6 +25,9 @@ Two duties of the fixed client are easy to get subtly wrong, so they are spelled
   changes while the socket is still opening is sent in-band (`auth_refresh`) as soon as it
   opens, else a live-expiry server closes it with 4401 when the token it was opened with
   expires; an `auth_expired`/`auth_invalid` error frame fetches a fresh token at once;
+- a user message is kept until the server acknowledges it (`dedup_resume`, contract v1.1's
+  `ack`) and resent with its id on the next socket that opens, so a message sent into a
+  connection that died is not lost (the server drops the resend of one it already stored);
 - messages are displayed in per-conversation `seq` order (`dedup_resume`): a live message
   can overtake the `resume` replay of earlier ones, so one beyond the next expected seq is
   held until the replay fills the gap, for at most `reorder_hold` (then what is held is shown
@@ -98,6 +101,7 @@ class ClientPolicy:
         self._reconnect_pending = False          # deferred while offline (network awareness)
         self._listeners: list[int] = []
         self._outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
+        self._unacked: OrderedDict[str, dict] = OrderedDict()  # sent, not yet acknowledged (dedup_resume)
         # dedup state outlives sessions: a hard refresh reloads history, it does not re-display it
         self._seen: OrderedDict[object, None] = OrderedDict()
         self._last_seq: int | None = None        # with dedup_resume: the last seq displayed in order
@@ -137,6 +141,41 @@ class ClientPolicy:
     @property
     def last_seq(self) -> int | None:
         return self._last_seq
+
+    @property
+    def refresh_due(self) -> float | None:
+        """When the pending proactive refresh is due (None: none is pending)."""
+        return self._timers.get(REFRESH)
+
+    def calm(self) -> bool:
+        """Whether, until something happens to it, all this client will do is refresh its token
+        in-band on its one open socket: a driver that hears of every such thing (a close, a frame,
+        the network) may then play its refreshes later, in a batch, without a timer each (the SimPy
+        model does, `sim.client.SimClient.wake`). The legacy client is never calm: each token
+        change opens a socket."""
+        f, current = self.fixes, self._current
+        return (self._active and f.stable_socket and f.refresh_before_reconnect and self._fetching is None
+                and self._token is not None and not self._refresh_broken and not self._need_refresh
+                and len(self._timers) == 1 and REFRESH in self._timers and len(self._live) == 1
+                and current is not None and self._live.get(current) is not None
+                and self._sock_tokens.get(current) == self._token and not self._held and not self._outbox)
+
+    def refresh_in_band(self, now: float, token: str, expires_at: float) -> float:
+        """A calm client's refresh in one call: exactly the state, records and random draws of
+        handling `TimerFired(refresh)` and then a successful `TokenResult(now, ...)` while `calm()`
+        (tests/client/test_policy_calm.py compares the two), without the events and actions. The
+        driver that batches calm periods does what those actions ask: it fetched `token` and tells
+        the server in-band (the auth_refresh frame, whose id is taken here). Returns when the next
+        refresh is due."""
+        del self._timers[REFRESH]
+        self._fetch_refresh = True
+        self._record(now, "token", refresh=True, ok=True, status=200)
+        self._token, self._expires_at = token, expires_at
+        self._refresh_backoff.reset()
+        at = self._timers[REFRESH] = self._refresh_time(now, expires_at)
+        self._sock_tokens[self._current] = token
+        self._frame_ids += 1
+        return at
 
     # ---- event handlers ----
 
@@ -190,12 +229,14 @@ class ClientPolicy:
         if e.sock not in self._live:
             return []  # closed by us while it was connecting
         self._live[e.sock] = e.now
-        self._record(e.now, "open", sock=e.sock)
+        self._record(e.now, "open", sock=e.sock, conversation=self.conversation)
         actions: list[Action] = []
         if self.fixes.dedup_resume:
             actions.append(Send(e.sock, self._frame("resume", last_seq=self._last_seq or 0)))
         if e.sock == self._current:
             actions += self._sync_token(e.sock)  # the token changed while the handshake was under way
+            for frame in list(self._unacked.values()):  # sent into a socket that died: again, same id
+                actions.append(self._send_user(e.now, e.sock, frame, resend=True))
             while self._outbox:
                 actions.append(self._send_user(e.now, e.sock, self._outbox.popleft()))
         return actions
@@ -247,6 +288,9 @@ class ClientPolicy:
             return actions
         if kind == "error":
             return self._on_auth_error(e.now, e.sock, frame.get("code"))
+        if kind == "ack":
+            self._unacked.pop(frame.get("ref"), None)
+            return []
         if kind != "assistant_message":
             return []
         msg_id, seq = frame.get("id"), frame.get("seq")
@@ -461,6 +505,7 @@ class ClientPolicy:
         actions += [self._close(sock, 1000, reason) for sock in list(self._live)]
         actions += [self._cancel(name) for name in list(self._timers)]
         self._outbox.clear()
+        self._unacked.clear()  # a reload forgets what was typed, as a page does
         return actions
 
     # ---- helpers ----
@@ -544,8 +589,12 @@ class ClientPolicy:
         self._frame_ids += 1
         return {"v": PROTOCOL_VERSION, "type": kind, "id": f"{self.client_id}-{self._frame_ids}", **fields}
 
-    def _send_user(self, now: float, sock: int, frame: dict) -> Send:
-        self._record(now, "sent", msg_id=frame["id"])
+    def _send_user(self, now: float, sock: int, frame: dict, resend: bool = False) -> Send:
+        if self.fixes.dedup_resume:
+            self._unacked[frame["id"]] = frame
+            if len(self._unacked) > OUTBOX_LIMIT:
+                self._unacked.popitem(last=False)
+        self._record(now, "resent" if resend else "sent", msg_id=frame["id"])
         return Send(sock, frame)
 
     def _record(self, now: float, kind: str, **fields) -> None:

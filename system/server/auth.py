@@ -9,13 +9,20 @@ are required and signed, and `exp` and `xp` are judged here against that clock. 
 bench's token-expiry fault) bumps a generation counter, global or per user: a token minted
 under an older generation is expired.
 
+A token is issued only for a user's credential: the admin API creates users (`create_users`)
+and hands out their secrets once; the store keeps only SHA-256 digests (a secret is 256 random
+bits, so a fast hash is enough), compared in constant time.
+
 Refresh tokens are opaque random strings stored only as SHA-256 digests, rotated on
 every use and grouped in families: presenting a spent one revokes the family (RFC 6819
-5.2.2.3, refresh token rotation with reuse detection).
+5.2.2.3, refresh token rotation with reuse detection), and with it every access token issued
+in that family (the `fam` claim, checked on every verify). Refresh tokens past their expiry are
+pruned (`prune`, at most once a `PRUNE_EVERY`), with families left without tokens.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import secrets
 import uuid
@@ -29,15 +36,17 @@ from system.server.store import Store
 
 ALGORITHM = "HS256"
 AUDIENCE = "stormbench-chat"
+PRUNE_EVERY = 60.0  # seconds between sweeps of expired refresh tokens
 
 
 class AuthError(Exception):
     """`code` is the error frame's code: auth_expired or auth_invalid."""
 
-    def __init__(self, code: str, message: str, result: str = "invalid") -> None:
+    def __init__(self, code: str, message: str, result: str = "invalid", family: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.result = result  # the auth_refresh_total label: invalid | reused | revoked | expired
+        self.family = family  # the refresh family this call revoked (reuse detected)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Claims:
     user: str
     expires_at: float
     token_id: str
+    family: str
 
 
 class TokenService:
@@ -55,10 +65,20 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self.clock = clock
+        self._pruned_at = clock()
 
-    def issue(self, user: str) -> dict:
-        """A new access token and the first refresh token of a new family."""
+    def issue(self, user: str, secret: str) -> dict:
+        """A new access token and the first refresh token of a new family, for the user's secret."""
+        digest = self.store.user_digest(user)
+        if digest is None or not hmac.compare_digest(digest, _digest(secret)):
+            raise AuthError("bad_credentials", "unknown user or wrong secret")
         return self._pair(user, family=uuid.uuid4().hex)
+
+    def create_users(self, users: list[str]) -> dict[str, str]:
+        """New secrets for `users` (created, or their old secret replaced): user -> secret."""
+        issued = {user: secrets.token_urlsafe(32) for user in users}
+        self.store.set_users({user: _digest(secret) for user, secret in issued.items()})
+        return issued
 
     def refresh(self, refresh_token: str) -> dict:
         digest = _digest(refresh_token)
@@ -69,10 +89,21 @@ class TokenService:
             raise AuthError("auth_invalid", "refresh token family revoked", "revoked")
         if not self.store.mark_refresh_used(digest):
             self.store.revoke_family(record.family)
-            raise AuthError("auth_invalid", "refresh token reused; family revoked", "reused")
+            raise AuthError("auth_invalid", "refresh token reused; family revoked", "reused", record.family)
         if record.expires_at <= self.clock():
             raise AuthError("auth_expired", "refresh token expired", "expired")
         return self._pair(record.user, family=record.family)
+
+    def owner(self, refresh_token: str) -> str | None:
+        """The user a refresh token was issued to (None: unknown), for per-user rate limits."""
+        record = self.store.refresh_record(_digest(refresh_token))
+        return record.user if record is not None else None
+
+    def prune(self) -> int:
+        """Delete expired refresh tokens (and emptied families); returns how many tokens went."""
+        now = self.clock()
+        self._pruned_at = now
+        return self.store.prune_refresh(now)
 
     def verify(self, token: str | None) -> Claims:
         if not token:
@@ -82,7 +113,7 @@ class TokenService:
         try:
             claims = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], audience=AUDIENCE,
-                options={"require": ["exp", "iat", "sub", "aud", "xp", "gg", "ug"],
+                options={"require": ["exp", "iat", "sub", "aud", "xp", "gg", "ug", "fam"],
                          "verify_exp": False, "verify_iat": False})
         except jwt.InvalidTokenError as exc:
             raise AuthError("auth_invalid", f"access token rejected: {exc}") from None
@@ -91,7 +122,10 @@ class TokenService:
             raise AuthError("auth_expired", "access token expired")
         if claims["gg"] != self.store.global_generation() or claims["ug"] != self.store.user_generation(user):
             raise AuthError("auth_expired", "access token expired by the server")
-        return Claims(user=user, expires_at=float(claims["xp"]), token_id=claims.get("jti", ""))
+        if self.store.family_revoked(claims["fam"]):
+            raise AuthError("auth_invalid", "access token revoked with its refresh family")
+        return Claims(user=user, expires_at=float(claims["xp"]), token_id=claims.get("jti", ""),
+                      family=claims["fam"])
 
     def expire(self, user: str | None = None) -> None:
         """Expire every access token issued so far (of one user, or of everyone)."""
@@ -106,10 +140,12 @@ class TokenService:
         claims = {
             "sub": user, "aud": AUDIENCE, "iat": int(now), "exp": math.ceil(expires_at),
             "xp": expires_at, "jti": uuid.uuid4().hex,
-            "gg": self.store.global_generation(), "ug": self.store.user_generation(user),
+            "gg": self.store.global_generation(), "ug": self.store.user_generation(user), "fam": family,
         }
         access = jwt.encode(claims, self.secret, algorithm=ALGORITHM)
         refresh = secrets.token_urlsafe(32)
+        if now - self._pruned_at >= PRUNE_EVERY:
+            self.prune()
         self.store.add_refresh(_digest(refresh), family, user, now + self.refresh_ttl)
         return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
                 "expires_in": self.access_ttl}

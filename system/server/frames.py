@@ -9,6 +9,7 @@ from jsonschema.exceptions import best_match
 from system.contracts import validator
 
 VERSION = "1.0"
+ACK_VERSION = "1.1"  # v1.1 is v1.0 plus the server's `ack` of a stored user message (ws/1.1/ack.json)
 CLIENT_TYPES = ("user_message", "resume", "auth_refresh", "ping")
 
 

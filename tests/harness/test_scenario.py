@@ -150,6 +150,31 @@ def test_a_field_of_the_wrong_shape_says_what_shape_is_expected(tmp_path, extra,
     assert message in str(err.value)
 
 
+def test_client_time_constants_are_stated_under_fleet(tmp_path):
+    """`fleet.restart_window` and the other client time constants reach the one client config both
+    engines use, and survive the run record's round trip; the others keep their defaults."""
+    from harness.scenario.clients import client_config
+    from system.client.config import ClientConfig
+
+    s = load(write(tmp_path, "name: m\nduration: 1h\nfleet: {clients: 10, restart_window: 1m, max_delay: 2m}\n"))
+    config = client_config(s)
+    assert (config.restart_window, config.max_delay) == (60.0, 120.0)
+    assert config.base_delay == ClientConfig.base_delay
+    assert from_dict(json.loads(json.dumps(s.to_dict()))).fleet == s.fleet
+    assert client_config(load(write(tmp_path, MINIMAL))).restart_window == ClientConfig.restart_window
+
+
+@pytest.mark.parametrize("fleet, message", [
+    ("{clients: 10, restart_window: soon}", "$.fleet.restart_window: expected a duration"),
+    ("{clients: 10, base_delay: 1m, max_delay: 10s}", "$.fleet.max_delay: expected at least base_delay (60s), got 10s"),
+    ("{clients: 10, restart_windw: 1m}", "restart_windw"),
+])
+def test_bad_client_time_constants_name_the_field(tmp_path, fleet, message):
+    with pytest.raises(UsageError) as err:
+        load(write(tmp_path, f"name: m\nduration: 1h\nfleet: {fleet}\n"))
+    assert message in str(err.value)
+
+
 def test_an_unknown_key_is_named_by_its_line_with_the_nearest_field(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("name: typo\nseed: 1\nduration: 10m\nfleet:\n  clients: 10\n  sim_client: 100\nfalts: []\n")

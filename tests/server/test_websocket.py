@@ -17,7 +17,7 @@ def user_message(i: int | str, text: str = "hello") -> str:
 
 
 def valid(frame: dict) -> dict:
-    validator("ws", "1.0", frame["type"]).validate(frame)
+    validator("ws", frame["v"], frame["type"]).validate(frame)
     return frame
 
 
@@ -39,7 +39,9 @@ async def test_user_message_gets_typing_then_a_logged_reply(make_server):
     async with api.connect("conv-1", tok["access_token"]) as ws:
         await recv_json(ws)
         await ws.send(user_message(1, "2 bed flat"))
+        ack = valid(await recv_json(ws))  # stored before it is answered (contract v1.1)
         frames = [valid(await recv_json(ws)) for _ in range(3)]
+    assert ack == {"v": "1.1", "type": "ack", "ref": "m1"}
     assert [f["type"] for f in frames] == ["chat_status", "assistant_message", "assistant_message"]
     assert frames[0]["status"] == "typing"
     assert [f["seq"] for f in frames[1:]] == [1, 2]
@@ -334,7 +336,7 @@ async def test_agent_runs_off_the_event_loop(make_server):
         async with api.connect("slow", tok) as slow, api.connect("other", tok) as other:
             await recv_json(slow), await recv_json(other)
             await slow.send(user_message(1))
-            assert (await recv_json(slow))["status"] == "typing"
+            assert (await recv_until(slow, "chat_status"))["status"] == "typing"
             assert await asyncio.to_thread(gate.entered.wait, 5)
             await other.send(json.dumps({"v": "1.0", "type": "ping"}))
             assert (await recv_json(other))["type"] == "pong"  # served while the agent blocks
