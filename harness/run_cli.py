@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from harness.cli import UsageError
+from harness.cli import UsageError, add_json_flag, set_document
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
 from harness.gates.spec import load_gates
+from harness.gates.verdict import verdicts_document
 from harness.record import files
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
@@ -78,6 +79,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="FILE",
                         help="simulate only: model calibration file from `stormbench calibrate` "
                              "(default: the built-in sim/calibration_default.json)")
+    add_json_flag(parser)
 
 
 def resolve_scenario_path(name: str) -> Path:
@@ -262,14 +264,22 @@ def model_progress(label: str) -> Iterator[Callable[[float], None]]:
     print(f"{label}: done in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def render_report(out: Path) -> None:
+def render_report(out: Path) -> Path | None:
     try:
         from reports import render
     except ImportError as exc:
         print(f"stormbench run: --report: reports are not available in this build ({exc})")
-        return
+        return None
     report = render([out], out / "report")
     print(f"report: {report}")
+    return report
+
+
+def record_paths(out: Path) -> dict[str, str]:
+    """The files of a judged run record a CI step may pick up (those that exist)."""
+    named = {"run_dir": out, "gates_json": out / files.GATES, "junit": out / files.JUNIT,
+             "prometheus_gates": out / "prometheus_gates.json", "report": out / "report" / "index.html"}
+    return {key: str(path) for key, path in named.items() if path.exists()}
 
 
 def _lifetime(summary: dict) -> str:
@@ -331,4 +341,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         render_report(out)
     print(outcome_line(verdicts))
+    document = {"scenario": scenario.name, "engine": args.engine, "seed": scenario.seed,
+                **verdicts_document(verdicts), "summary": summary, "paths": record_paths(out)}
+    if prom_verdicts is not None:
+        document["prometheus"] = verdicts_document(prom_verdicts)
+    set_document(args, document)
     return code

@@ -8,9 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cli import UsageError
+from harness.cli import UsageError, add_json_flag, set_document
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import print_verdicts, write_verdicts
+from harness.gates.verdict import verdicts_document
 from harness.gates.spec import Gate, load_gates
 from harness.record import files
 from harness.record.finalize import finalize
@@ -43,7 +44,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="where to write gates.json and junit.xml (default: RUN_DIR, or the current "
                              "directory with --prometheus)")
     parser.add_argument("--quiet", action="store_true",
-                        help="print nothing on success: no verdict table, no outcome line (the exit code tells)")
+                        help="print only the gates that did not pass (nothing when every gate passed); the exit "
+                             "code tells the rest")
+    add_json_flag(parser)
 
 
 def _gates(args: argparse.Namespace) -> list[Gate]:
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     gates = _gates(args)
     if args.emit_rules:
         _emit_rules(gates, args.emit_rules, args.window, args.for_)
+        set_document(args, {"paths": {"rules": args.emit_rules}})
         if not (args.run_dir or args.prometheus):
             return 0
     if args.prometheus:
@@ -129,6 +133,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         where = f"--out {out}" if args.out else str(out)
         raise UsageError(f"{where}: cannot write gates.json and junit.xml there ({exc.strerror or exc})") from None
-    if not args.quiet:
-        print_verdicts(verdicts, title=f"gates: {suite}")
+    print_verdicts(verdicts, title=f"gates: {suite}", quiet=args.quiet)
+    paths = {"gates_json": str(out / files.GATES), "junit": str(out / files.JUNIT)}
+    if args.emit_rules:
+        paths["rules"] = args.emit_rules
+    document = {"source": args.prometheus or str(args.run_dir), **verdicts_document(verdicts), "paths": paths}
+    if not args.prometheus:
+        document["summary"] = RunRecord(args.run_dir).summary
+    set_document(args, document)
     return code

@@ -68,10 +68,15 @@ def verdict_table(verdicts: list[Verdict], title: str = "gates") -> Table:
 
 
 def print_verdicts(verdicts: list[Verdict], title: str = "gates", console: Console | None = None, *,
-                   outcome: bool = True) -> None:
-    """The table, then (with `outcome`) the line saying what it adds up to and the exit code."""
+                   outcome: bool = True, quiet: bool = False) -> None:
+    """The table, then (with `outcome`) the line saying what it adds up to and the exit code.
+    `quiet` leaves out the gates that passed, and prints nothing at all when none is left:
+    a CI log stays short, but a failure still says which gate and why."""
     out = console or output_console()
-    out.print(verdict_table(verdicts, title))
+    shown = [v for v in verdicts if v.verdict != PASS] if quiet else verdicts
+    if not shown:
+        return
+    out.print(verdict_table(shown, f"{title}: the gates that did not pass" if quiet else title))
     if outcome:
         out.print(outcome_line(verdicts), highlight=False)
 

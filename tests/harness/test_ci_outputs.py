@@ -1,0 +1,78 @@
+"""CI-grade outputs as a pipeline meets them: `--version`, one JSON document on stdout with
+`--json` (human text on stderr), `--quiet` that still names a failing gate, the main job's
+exit code."""
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+
+from tests.harness.test_commands import run_dir, stormbench  # noqa: F401  (run_dir is a fixture)
+
+
+def test_version_names_the_installed_package():
+    done = stormbench("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"stormbench {version('stormbench')}"
+
+
+def test_gates_json_is_one_document_on_stdout(run_dir):  # noqa: F811
+    done = stormbench("gates", str(run_dir), "--json")
+    assert done.returncode == 1
+    doc = json.loads(done.stdout)  # the whole of stdout: nothing else was printed there
+    assert doc["command"] == "gates" and doc["exit_code"] == 1 and doc["outcome"] == "fail"
+    assert {v["name"]: v["verdict"] for v in doc["verdicts"]} == {"few 4401": "fail", "advisory attempts": "fail"}
+    assert doc["paths"]["junit"] == str(run_dir / "junit.xml") and doc["summary"]["connections"] == 2
+    assert "few 4401" in done.stderr and "exit 1: a strict gate failed" in done.stderr  # the table, for people
+
+
+def test_a_usage_error_is_a_json_document_too(tmp_path):
+    done = stormbench("gates", str(tmp_path / "nope"), "--json")
+    assert done.returncode == 2
+    doc = json.loads(done.stdout)
+    assert doc["exit_code"] == 2 and "does not exist" in doc["error"] and "does not exist" in done.stderr
+
+
+def test_quiet_prints_the_failing_gate_and_nothing_on_success(run_dir, tmp_path):  # noqa: F811
+    failing = stormbench("gates", str(run_dir), "--quiet")
+    assert failing.returncode == 1
+    assert "few 4401" in failing.stdout and "FAIL" in failing.stdout and "exit 1" in failing.stdout
+    passing = tmp_path / "pass.yaml"
+    passing.write_text("- {name: one 4401, metric: 'closes{code=\"4401\"}', stat: count, op: '==', value: 1}\n")
+    done = stormbench("gates", str(run_dir), "--gates", str(passing), "--quiet")
+    assert done.returncode == 0 and done.stdout == ""
+
+
+def test_run_json_carries_verdicts_summary_and_paths(tmp_path):
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text("""
+name: tiny
+seed: 3
+duration: 5m
+fleet: {clients: 10, profile: fixed, arrival: {ramp: 30s}, messages: {every: 1m}}
+faults: []
+gates:
+  - {name: nothing lost, metric: lost_messages, stat: count, op: "==", value: 0}
+""")
+    out = tmp_path / "out"
+    done = stormbench("run", str(scenario), "--engine", "simulate", "--out", str(out), "--json")
+    doc = json.loads(done.stdout)
+    assert doc["exit_code"] == done.returncode == doc["gates_exit_code"]
+    assert doc["scenario"] == "tiny" and doc["engine"] == "simulate"
+    assert doc["verdicts"][0]["name"] == "nothing lost"
+    assert doc["summary"] == json.loads((out / "summary.json").read_text())
+    assert doc["paths"]["gates_json"] == str(out / "gates.json")
+    assert "run record:" in done.stderr and "simulating tiny" in done.stderr
+
+
+def test_main_job_exit_code_is_documented_in_its_help():
+    done = stormbench("main-job", "--help")
+    assert "--exit-zero" in done.stdout and "fixed run's gate verdict" in " ".join(done.stdout.split())
+
+
+def test_validate_and_main_job_take_json_and_keep_stdout_a_document(tmp_path):
+    done = stormbench("validate", "token-expiry-403", "--emulated", str(tmp_path / "missing"), "--out",
+                      str(tmp_path / "v"), "--json")
+    assert done.returncode == 2 and json.loads(done.stdout)["command"] == "validate"
+    done = stormbench("main-job", "--scenario", str(tmp_path / "nope.yaml"), "--json")
+    doc = json.loads(done.stdout)
+    assert done.returncode == doc["exit_code"] == 2 and "nope.yaml" in doc["error"]
