@@ -107,7 +107,7 @@ def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -
             emulate(scenario, out, **(watch.hooks() if watch else {}))
         finalize(out)
         verdicts = evaluate(plan.gates, RunRecord(out))
-        result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, f"{scenario.name}-{plan.profile}"))
+        result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, scenario.name))
         if watch is not None:
             result.prometheus = watch.judge(plan.gates, out, scenario.time_scale)
             merge_meta(out, {"prometheus": watch.facts()})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.cli import UsageError, add_json_flag, set_document
 from harness.gates.evaluate import check_metrics, evaluate
-from harness.gates.report import print_verdicts, write_verdicts
+from harness.gates.report import Suite, print_verdicts, write_verdicts
 from harness.gates.verdict import verdicts_document
 from harness.gates.spec import Gate, load_gates
 from harness.record import files
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         window = _duration_flag("--window", args.window)
         verdicts = _prom().evaluate(gates, args.prometheus, window, args.end)
         out = Path(args.out or ".")
-        suite = "prometheus"
+        suite = Suite("prometheus")
     else:
         rec = RunRecord(args.run_dir)
         check_metrics(gates, args.gates or f"{rec.dir / files.SCENARIO}: $.gates")
@@ -126,14 +126,14 @@ def run(args: argparse.Namespace) -> int:
             finalize(rec.dir)
         verdicts = evaluate(gates, RunRecord(rec.dir))
         out = Path(args.out or rec.dir)
-        suite = str(rec.scenario.get("name", "run"))
+        suite = Suite.of(rec)
     try:
         out.mkdir(parents=True, exist_ok=True)
         code = write_verdicts(verdicts, out, suite)
     except OSError as exc:
         where = f"--out {out}" if args.out else str(out)
         raise UsageError(f"{where}: cannot write gates.json and junit.xml there ({exc.strerror or exc})") from None
-    print_verdicts(verdicts, title=f"gates: {suite}", quiet=args.quiet)
+    print_verdicts(verdicts, title=f"gates: {suite.name}", quiet=args.quiet)
     paths = {"gates_json": str(out / files.GATES), "junit": str(out / files.JUNIT)}
     if args.emit_rules:
         paths["rules"] = args.emit_rules

@@ -83,6 +83,13 @@ class RunRecord:
         return str(self.meta.get("engine", "unknown"))
 
     @property
+    def profile(self) -> str:
+        """The fleet's profile (`legacy`, `fixed`, or its base when it changes single fixes)."""
+        fleet = self.scenario.get("fleet") or {}
+        profile = self.meta.get("profile") or fleet.get("profile") or "fixed"
+        return str(profile.get("base", "fixed")) if isinstance(profile, dict) else str(profile)
+
+    @property
     def end(self) -> float:
         """When observation ended, in scenario seconds (the duration, unless the engine says otherwise)."""
         return float(self.meta.get("end_s") or self.scenario["duration"])

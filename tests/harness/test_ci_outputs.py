@@ -76,3 +76,36 @@ def test_validate_and_main_job_take_json_and_keep_stdout_a_document(tmp_path):
     done = stormbench("main-job", "--scenario", str(tmp_path / "nope.yaml"), "--json")
     doc = json.loads(done.stdout)
     assert done.returncode == doc["exit_code"] == 2 and "nope.yaml" in doc["error"]
+
+
+def test_junit_names_scenario_profile_engine_with_time_and_human_numbers(tmp_path):
+    """Two runs of one scenario (legacy, fixed) must not collide on a CI server; numbers read as counts."""
+    import xml.etree.ElementTree as ET
+
+    from harness.gates import evaluate, load_gates, write_verdicts
+    from harness.record import RecordWriter, finalize
+    from tests.harness.synth import scenario_doc, session
+
+    gates = load_gates([{"name": "no 403s", "metric": "http_403", "stat": "count", "op": "==", "value": 0},
+                        {"name": "p50 lifetime", "metric": "connection_duration", "stat": "p50", "op": ">=",
+                         "value": "2h"}])
+    suites = {}
+    for profile in ("legacy", "fixed"):
+        out = tmp_path / profile
+        spans = [(float(i), None, 403, None) for i in range(1, 1201)] + [(1300.0, 1301.0, None, None)]
+        with RecordWriter(out) as w:
+            w.scenario({**scenario_doc(duration=2000, clients=1), "fleet": {"clients": 1, "profile": profile}})
+            w.meta({"engine": "simulate", "seed": 1, "time_scale": 1.0, "started_at": "2026-12-06T20:00:00+00:00",
+                    "wall_time_s": 12.5})
+            w.events(session("c0", "k0", spans))
+        finalize(out)
+        write_verdicts(evaluate(gates, out), out, "synthetic")
+        suites[profile] = ET.parse(out / "junit.xml").getroot().find("testsuite")
+    legacy, fixed = suites["legacy"], suites["fixed"]
+    assert legacy.get("name") == "synthetic (profile legacy, engine simulate)" != fixed.get("name")
+    assert legacy.find("testcase").get("classname") == "stormbench.synthetic.legacy.simulate"
+    assert legacy.get("timestamp") == "2026-12-06T20:00:00+00:00" and legacy.get("time") == "12.500"
+    failure = legacy.find("testcase").find("failure")
+    assert failure.get("message") == "1,200 HTTP 403s; gate == 0"
+    assert "e+" not in ET.tostring(legacy, encoding="unicode")
+    assert "busiest seconds:" in failure.text and not failure.text.lstrip().startswith("{")  # sentences, not JSON
