@@ -15,6 +15,7 @@ import pandas as pd
 from harness.cli import UsageError
 from harness.record import files
 from harness.record.jsonl import read_jsonl
+from harness.record.tables import keep_integers
 
 
 # Columns that hold numbers, checked when read (every column of timeseries.csv does).
@@ -161,7 +162,7 @@ class RunRecord:
                 row = int(bad[0])
                 raise UsageError(f"{path}:{row + 2}: column {col!r}: expected a number, got {df[col].iloc[row]!r}")
             df[col] = values
-        return df
+        return keep_integers(df, name)
 
     @cached_property
     def connections(self) -> pd.DataFrame:
