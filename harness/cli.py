@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("sim.validate_cli", "run both engines on a scenario and print the error table"),
     "sweep": ("sim.sweep_cli", "simulate a scenario over a parameter grid"),
     "calibrate": ("sim.calibrate_cli", "measure this machine's server for the model"),
+    "dashboard": ("harness.prom.dashboard", "write the Grafana dashboard (server metrics and a panel per gate)"),
     "report": ("reports.cli", "render HTML/PNG/Markdown reports from run records"),
     "main-job": ("harness.main_job", "the `make run` job: staging-day legacy vs fixed, before/after table"),
 }
