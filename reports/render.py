@@ -24,6 +24,7 @@ from reports.sweep import Sweep, load_sweep
 from system.units import format_duration
 
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
+SEED_CITATION = "scenarios/seed-expectations.yaml"
 PROVENANCE_CHARS = 400
 
 
@@ -132,22 +133,32 @@ def _verdict_table(label: str, verdicts: list[Any]) -> Table:
 def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
     section = Section("Before / after", "before-after")
     if not comparisons:
-        section.blocks.append(Note("needs two runs with summary.json — not shown"))
+        section.blocks.append(Note("needs two runs with summary.json: `stormbench report LEGACY_RUN FIXED_RUN` "
+                                   "(a legacy and a fixed run of one scenario, e.g. from `stormbench run SCENARIO "
+                                   "--profile legacy` and `--profile fixed`), or `stormbench main-job`, which "
+                                   "runs both"))
         return section
     for comp in comparisons:
         b, a = comp.before, comp.after
-        headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine})",
-                   f"after: {a.label} ({a.profile}, {a.engine})", "change"]
         rows = [[r.metric.label, r.before_text, r.after_text, r.change_text] for r in comp.rows]
         if comp.legacy_vs_fixed:  # the seed's expectations are about exactly this pair
-            headers.append("seed system (DESIGN.md)")
+            headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine})",
+                       f"after: {a.label} ({a.profile}, {a.engine})", "change"]
+            headers.append(f"seed system ({SEED_CITATION})")
             for row, r in zip(rows, comp.rows):
                 row.append(f"{r.metric.seed_before} → {r.metric.seed_after}" if r.metric.seed_before else "")
-        caption = (f"{b.scenario_name} ({b.engine}) — legacy vs fixed" if comp.legacy_vs_fixed
-                   else f"{b.scenario_name} → {a.scenario_name} — pairwise, in the order given")
+            caption = f"{b.scenario_name} ({b.engine}) — legacy vs fixed"
+        else:
+            headers = ["metric", f"{b.label} ({b.profile}, {b.engine}, {_fmt(b.clients)} clients)",
+                       f"{a.label} ({a.profile}, {a.engine}, {_fmt(a.clients)} clients)",
+                       "second vs first"]
+            caption = (f"{b.scenario_name} and {a.scenario_name} side by side (not before/after; "
+                       + ("different engines or fleet sizes, so counts are per 1,000 clients per day)"
+                          if comp.per_client else "not a legacy and a fixed run of one scenario)"))
         section.blocks.append(Table(headers, rows, caption))
-    section.blocks.append(Note("counts are per day of scenario time; p95 is the Kaplan–Meier estimate "
-                               "(unknown when the run was too short to observe it)"))
+    section.blocks.append(Note("counts are the run records' summaries (the gates' numbers): over the run's own "
+                               "length, per day only for runs of a day or longer; p95 is the Kaplan–Meier "
+                               "estimate (unknown when the run was too short to observe it)"))
     return section
 
 

@@ -60,7 +60,8 @@ def test_before_after_table_is_filled_with_measured_values(legacy_fixed):
     table = md[md.index("## Before / after"):md.index("## Connection lifetimes")]
     assert "legacy vs fixed" in table
     assert "| metric | before: legacy (legacy, emulate) | after: fixed (fixed, emulate) | change | seed system" in table
-    assert "| 403 auth errors | 48/day (2 in 1h) | 0.0/day (0 in 1h) | -100% | \\~20/day → \\~1/day |" in table
+    assert "| 403 auth errors | 2 in 1h | 0 in 1h | -100% | \\~20/day → \\~1/day |" in table
+    assert "seed system (scenarios/seed-expectations.yaml)" in table and "DESIGN.md" not in md
     assert "| connection duration p95 | 15m | 2h13m | +789% |" in table
 
 
@@ -135,7 +136,9 @@ def test_a_pairwise_comparison_has_no_seed_column(tmp_path):
     runs = [write_run(tmp_path / e, SyntheticRun(engine=e, profile="fixed")) for e in ("emulate", "simulate")]
     md = (render(runs, tmp_path / "out").parent / "summary.md").read_text()
     table = md[md.index("## Before / after"):md.index("## Connection lifetimes")]
-    assert "pairwise, in the order given" in table and "seed system" not in table
+    assert "side by side (not before/after; different engines or fleet sizes" in table
+    assert "seed system" not in table and "before:" not in table and "after:" not in table
+    assert "per 1,000 clients per day" in table
 
 
 @pytest.mark.parametrize("name, text, note", [
