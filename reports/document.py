@@ -33,7 +33,16 @@ class Image:
     alt: str
 
 
-Block = Union[Note, Table, Image]
+@dataclass(frozen=True)
+class Banner:
+    """One run's overall verdict, first on the page: `verdict` is pass, fail or unknown."""
+
+    verdict: str
+    headline: str
+    detail: str = ""
+
+
+Block = Union[Note, Table, Image, Banner]
 
 
 @dataclass

@@ -134,21 +134,25 @@ def lines(series: Sequence[tuple[str, np.ndarray, np.ndarray, str]], faults: lis
     return fig
 
 
-def delivery(rows: Sequence[tuple[str, dict[str, float]]]) -> Figure:
-    keys = ("sent", "displayed", "lost", "duplicates", "reordered")
-    fig = Figure(figsize=(9, 3.8))
+def delivery(rows: Sequence[tuple[str, dict[str, float]]], keys: Sequence[str]) -> Figure:
+    """Horizontal bars, one group per outcome and a bar per run, the count at the bar's end: labels
+    of neighbouring bars sit on separate lines, so they can not overlap."""
+    fig = Figure(figsize=(9, 1.0 + 0.32 * len(keys) * max(len(rows), 1)))
     ax = fig.add_subplot()
-    width = 0.8 / max(len(rows), 1)
-    x = np.arange(len(keys))
+    height = 0.8 / max(len(rows), 1)
+    y = np.arange(len(keys))
     for i, (label, counts) in enumerate(rows):
         values = [counts.get(k, np.nan) for k in keys]
-        bars = ax.bar(x + i * width, values, width=width, label=label)
-        ax.bar_label(bars, labels=[("" if np.isnan(v) else f"{v:g}") for v in values], fontsize=7)
-    ax.set_xticks(x + width * (len(rows) - 1) / 2, keys)
-    ax.set_yscale("symlog", linthresh=1)
-    ax.set_ylabel("messages")
-    ax.set_title("Message delivery (lost and duplicated, Jepsen-style)")
-    ax.legend(fontsize=8)
+        bars = ax.barh(y + i * height, values, height=height, label=label)
+        ax.bar_label(bars, labels=[("" if np.isnan(v) else f"{v:,.0f}") for v in values], fontsize=7, padding=2)
+    ax.set_yticks(y + height * (len(rows) - 1) / 2, keys)
+    ax.invert_yaxis()
+    ax.set_xscale("symlog", linthresh=1)
+    ax.margins(x=0.15)
+    ax.set_xlabel("messages")
+    ax.set_title("Message delivery: lost, indeterminate and duplicated (Jepsen-style)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
     return fig
 
 

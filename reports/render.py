@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.gates import wording
+from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code
 from harness.record.files import META_INCOMPLETE
 from reports import figures, series
 from reports.compare import Comparison, compare
-from reports.document import Document, Image, Note, Section, Table
+from reports.document import Banner, Document, Image, Note, Section, Table
 from reports.page_html import to_html
 from reports.page_markdown import to_markdown
 from reports.record import RecordError, Run, is_sweep, load_run, number
@@ -26,6 +28,7 @@ from system.units import format_duration
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
 SEED_CITATION = "scenarios/seed-expectations.yaml"
 PROVENANCE_CHARS = 400
+BUSIEST_ROWS = 5
 
 
 def render(run_dirs: list[Path], out: Path | None = None) -> Path:
@@ -62,7 +65,7 @@ def build(runs: list[Run], sweeps: list[Sweep]) -> Document:
     )
     if runs:
         doc.sections += [
-            _overview(runs), _gates(runs), _comparisons(compare(runs), runs), _survival(runs),
+            _verdicts(runs), _overview(runs), _gates(runs), _comparisons(compare(runs), runs), _survival(runs),
             _attempts(runs), _closes(runs), _active(runs), _delivery(runs), _overlay(runs),
         ]
     doc.sections += [_capacity(s, i) for i, s in enumerate(sweeps)]
@@ -109,25 +112,82 @@ def _gates(runs: list[Run]) -> Section:
             section.blocks.append(Note(f"{run.label}: gates.json lists no gates"))
         else:
             section.blocks.append(_verdict_table(run.label, run.gates))
+            busiest = _busiest_table(run.label, run.gates)
+            if busiest is not None:
+                section.blocks.append(busiest)
         if run.prometheus_gates:
             section.blocks.append(_verdict_table(f"{run.label}, judged by Prometheus", run.prometheus_gates))
     return section
 
 
+def _as_verdict(gate: Any) -> Verdict:
+    """A gates.json row as a Verdict, tolerating a damaged one (missing keys, a non-numeric value)."""
+    gate = gate if isinstance(gate, dict) else {"name": str(gate)}
+    prov = gate.get("provenance")
+    return Verdict(str(gate.get("name", "")), str(gate.get("verdict", UNKNOWN)), bool(gate.get("strict", True)),
+                   number(gate.get("observed")), str(gate.get("op", "")), gate.get("threshold"),
+                   prov if isinstance(prov, dict) else {})
+
+
+def _verdicts(runs: list[Run]) -> Section:
+    """The answer first: per run, pass / fail / unknown, what failed and why in one sentence."""
+    section = Section("Verdict", "verdict")
+    for run in runs:
+        if not run.gates:
+            section.blocks.append(Banner(UNKNOWN, f"{run.label}: no verdict", "the run record holds no gates.json "
+                                         "(run `stormbench gates RUN_DIR` to judge it)"))
+            continue
+        verdicts = [_as_verdict(g) for g in run.gates]
+        code = exit_code(verdicts)
+        overall = {0: PASS, 1: FAIL, 3: UNKNOWN}[code]
+        failed = [v for v in verdicts if v.strict and v.verdict == FAIL]
+        unknown = [v for v in verdicts if v.strict and v.verdict == UNKNOWN]
+        who = f"{run.label} ({run.scenario_name}, {run.profile}, {run.engine})"
+        if failed:
+            first = failed[0]
+            headline = f"{who}: FAIL — {len(failed)} of {sum(v.strict for v in verdicts)} strict gates failed: " \
+                       f"{', '.join(v.name for v in failed)}"
+            why = wording.where(first)
+            detail = f"{first.name}: {wording.verdict_sentence(first)}" + (f" ({why})" if why else "")
+        elif unknown:
+            headline = f"{who}: UNKNOWN — {', '.join(v.name for v in unknown)} could not be judged, none failed"
+            detail = f"{unknown[0].name}: {unknown[0].provenance.get('reason', 'no reason recorded')}"
+        else:
+            headline = f"{who}: PASS — every strict gate passed ({sum(v.strict for v in verdicts)})"
+            detail = ""
+        section.blocks.append(Banner(overall, headline, detail))
+    return section
+
+
 def _verdict_table(label: str, verdicts: list[Any]) -> Table:
     rows = []
-    for gate in verdicts:
-        gate = gate if isinstance(gate, dict) else {"name": str(gate)}
-        verdict = str(gate.get("verdict", "unknown"))
+    for v in (_as_verdict(g) for g in verdicts):
+        verdict = v.verdict
+        metric, stat = str(v.provenance.get("metric", "")), str(v.provenance.get("stat", ""))
         rows.append([
-            str(gate.get("name", "")), (verdict, verdict if verdict in ("pass", "fail", "unknown") else ""),
-            "strict" if gate.get("strict", True) else "advisory", _value(gate.get("observed")),
-            f"{gate.get('op', '')} {_value(gate.get('threshold'))}".strip(),
-            (_compact(gate.get("provenance")), "prov"),
+            v.name, (verdict, verdict if verdict in (PASS, FAIL, UNKNOWN) else ""),
+            "strict" if v.strict else "advisory", wording.quantity(metric, stat, v.observed),
+            f"{v.op} {wording.quantity(metric, stat, v.threshold, with_noun=False)}".strip(),
+            "; ".join(wording.evidence(v)[1:]),
         ])
-    counts = {v: sum(1 for r in rows if r[1][0] == v) for v in ("pass", "fail", "unknown")}
-    caption = f"{label}: {counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown"
-    return Table(["gate", "verdict", "kind", "observed", "threshold", "provenance"], rows, caption)
+    counts = {v: sum(1 for r in rows if r[1][0] == v) for v in (PASS, FAIL, UNKNOWN)}
+    caption = f"{label}: {counts[PASS]} pass, {counts[FAIL]} fail, {counts[UNKNOWN]} unknown"
+    return Table(["gate", "verdict", "kind", "observed", "threshold", "why (evidence)"], rows, caption)
+
+
+def _busiest_table(label: str, verdicts: list[Any]) -> Table | None:
+    """Where in time the failed count gates failed: their busiest seconds or window, as a small table."""
+    rows = []
+    for v in (_as_verdict(g) for g in verdicts):
+        where = v.provenance.get("where") or {}
+        for t, n in (where.get("busiest_seconds") or [])[:BUSIEST_ROWS]:
+            rows.append([v.name, f"second {_dur(number(t))}", _fmt(n)])
+        window = where.get("window")
+        if isinstance(window, dict):
+            rows.append([v.name, f"{_dur(number(window.get('start_s')))}–{_dur(number(window.get('end_s')))}",
+                         _fmt(window.get("count"))])
+    return Table(["gate", "when (scenario time)", "events"], rows, f"{label}: busiest windows of the failed gates") \
+        if rows else None
 
 
 def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
@@ -259,12 +319,15 @@ def _delivery(runs: list[Run]) -> Section:
             continue
         rows.append((run.label, data[0], data[1]))
     if rows:
-        keys = ("sent", "displayed", "lost", "duplicates", "reordered")
-        fig = figures.delivery([(label, counts) for label, counts, _ in rows])
+        keys = series.DELIVERY_KEYS
+        fig = figures.delivery([(label, counts) for label, counts, _ in rows], keys)
         section.blocks.insert(0, Image("delivery.png", figures.png(fig), "Message delivery: lost and duplicated"))
         section.blocks.insert(1, Table(["run"] + list(keys) + ["source"], [
             [label] + [_fmt(counts.get(k)) for k in keys] + [source] for label, counts, source in rows
         ]))
+        section.blocks.append(Note("lost: sent while the client was connected and never displayed (the gate's "
+                                   "count); indeterminate: not displayed, but sent too close to the client's last "
+                                   "connection for its fate to be known, never counted as lost"))
     return section
 
 
@@ -329,13 +392,6 @@ def _compact(value: Any) -> str:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(", ", ": "))
     return text if len(text) <= PROVENANCE_CHARS else text[:PROVENANCE_CHARS] + f"… ({len(text)} chars)"
-
-
-def _value(value: Any) -> str:
-    num = number(value)
-    if num is not None:
-        return f"{num:g}"
-    return "n/a" if value is None else str(value)
 
 
 def _fmt(value: Any) -> str:

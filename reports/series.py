@@ -179,20 +179,30 @@ def active_connections(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
     return ts["t"].to_numpy(float), ts["active"].to_numpy(float)
 
 
+DELIVERY_KEYS = ("sent", "displayed", "lost", "indeterminate", "duplicates", "reordered")
+# delivery key -> summary.json key: the numbers the gates judged (`lost_messages`, `duplicates_displayed`, ...)
+SUMMARY_DELIVERY = {"sent": "messages_sent", "displayed": "messages_displayed", "lost": "lost_messages",
+                    "indeterminate": "messages_indeterminate", "duplicates": "duplicates_displayed",
+                    "reordered": "reordered_messages"}
+
+
 def delivery(run: Run) -> tuple[dict[str, float], str] | None:
-    """{sent, displayed, lost, duplicates, reordered} and the file it came from."""
-    keys = ("sent", "displayed", "lost", "duplicates", "reordered")
+    """{sent, displayed, lost, indeterminate, duplicates, reordered} and the file they came from.
+
+    From summary.json first, the one place the gates read too: a sampled simulation's
+    `ledger_summary.json` is a sample of the fleet, and counting it again here would print a
+    second, different number for the same thing. The ledger is read only for a record
+    finalized without these keys."""
+    if run.summary is not None:
+        counts = {k: number(run.summary.get(key)) for k, key in SUMMARY_DELIVERY.items()}
+        counts = {k: v for k, v in counts.items() if v is not None}
+        if counts:
+            return counts, "summary.json (the gates' numbers)"
     if run.ledger_summary is not None:
-        counts = {k: number(run.ledger_summary.get(k)) for k in keys}
+        counts = {k: number(run.ledger_summary.get(k)) for k in DELIVERY_KEYS}
         return {k: v for k, v in counts.items() if v is not None}, "ledger_summary.json"
     if run.ledger is not None:
         return ledger_counts(run.ledger), "ledger.csv"
-    if run.summary is not None:
-        counts = {"lost": number(run.summary.get("lost_messages")),
-                  "duplicates": number(run.summary.get("duplicates_displayed"))}
-        counts = {k: v for k, v in counts.items() if v is not None}
-        if counts:
-            return counts, "summary.json"
     return None
 
 

@@ -28,6 +28,9 @@ DURATION_METRICS = ("connection_duration", "ws_connection_duration_seconds", "ag
                     "agent_execution_seconds")
 BYTE_METRICS = ("memory", "process_resident_memory_bytes")
 COUNT_STATS = ("count", "max_window_count")
+# provenance keys `evidence` words itself (or leaves to the machine-readable gates.json: `intervals`)
+SAID = frozenset({"metric", "stat", "phase", "window_s", "baseline", "fleet", "where", "reason", "intervals",
+                  "promql", "bucket", "caveat", "lower_bound", "source", "url"})
 
 
 def human_number(x: float) -> str:
@@ -87,7 +90,7 @@ def quantity(metric: str, stat: str, value: Any, *, with_noun: bool = True) -> s
 def verdict_sentence(v: Verdict) -> str:
     """`70,688 HTTP 403s; gate == 0` — what was observed against what the gate asks."""
     metric, stat = str(v.provenance.get("metric", "")), str(v.provenance.get("stat", ""))
-    stat_word = "" if stat in COUNT_STATS or stat in ("min_fraction", "growth", "value") else f"{stat} "
+    stat_word = "" if not stat or stat in COUNT_STATS or stat in ("min_fraction", "growth", "value") else f"{stat} "
     observed = "not observed" if v.observed is None else f"{stat_word}{quantity(metric, stat, v.observed)}"
     return f"{observed}; gate {v.op} {quantity(metric, stat, v.threshold, with_noun=False)}"
 
@@ -143,4 +146,7 @@ def evidence(v: Verdict) -> list[str]:
     for key in ("promql", "bucket", "caveat"):
         if key in p:
             lines.append(f"{key}: {p[key]}")
+    for key, value in p.items():  # the evaluator's other facts (connections, censored, events, ...)
+        if key not in SAID and isinstance(value, (int, float)) and not isinstance(value, bool):
+            lines.append(f"{key.replace('_', ' ')}: {human_number(value)}")
     return lines

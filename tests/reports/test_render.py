@@ -17,7 +17,8 @@ HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
 def legacy_fixed(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     gates = [{"name": "p95 connection duration", "verdict": "fail", "strict": True, "observed": 900,
-              "op": ">=", "threshold": 7200, "provenance": {"connections": 3, "censored": 1}}]
+              "op": ">=", "threshold": 7200, "provenance": {"metric": "connection_duration", "stat": "p95",
+                                                     "connections": 3, "censored": 1}}]
     legacy = write_run(root / "legacy", SyntheticRun(
         name=HOSTILE, description=HOSTILE, profile="legacy", duration=3600, storm=(100, 130, 20),
         closes={"4401": [5, 6, 7], "1006": [10]}, faults=[{"at": 100, "for": 60, "kind": "partition"}],
@@ -68,7 +69,7 @@ def test_before_after_table_is_filled_with_measured_values(legacy_fixed):
 def test_gate_verdicts_show_provenance(legacy_fixed):
     _, html = legacy_fixed
     assert '<td class="fail">fail</td>' in html and '<td class="pass">pass</td>' in html
-    assert "{&quot;connections&quot;: 3, &quot;censored&quot;: 1}" in html
+    assert "connections: 3; censored: 1" in html and "{&quot;connections" not in html  # sentences, not JSON
 
 
 def test_missing_files_skip_their_sections_with_a_note(tmp_path):
@@ -178,3 +179,24 @@ def test_cli_takes_a_folder_of_run_records_such_as_a_main_job(tmp_path, capsys):
     assert "3 run(s)" in (tmp_path / "all" / "summary.md").read_text(encoding="utf-8")
     assert stormbench(["report", str(tmp_path / "out")]) == 2  # a report folder is no run record
     assert "no run-record files found" in capsys.readouterr().err
+
+
+def test_the_verdict_banner_comes_first_and_says_what_failed_and_why(legacy_fixed):
+    index, html = legacy_fixed
+    assert html.index('id="verdict"') < html.index('id="runs"') < html.index('id="gates"')
+    assert '<div class="banner fail"><strong>legacy (' in html
+    assert "FAIL — 1 of 1 strict gates failed: p95 connection duration" in html
+    assert "p95 connection duration: p95 15m; gate &gt;= 2h" in html
+    assert '<div class="banner pass"><strong>fixed (' in html and "PASS — every strict gate passed (1)" in html
+    md = (index.parent / "summary.md").read_text(encoding="utf-8")
+    assert md.index("## Verdict") < md.index("## Runs")
+
+
+def test_failed_count_gates_show_their_busiest_seconds_as_a_table(tmp_path):
+    gates = [{"name": "no 403s", "verdict": "fail", "strict": True, "observed": 1140.0, "op": "==", "threshold": 0,
+              "provenance": {"metric": "http_403", "stat": "count", "phase": "run", "events": 1140,
+                             "where": {"busiest_seconds": [[754, 1140]]}}}]
+    html = render([write_run(tmp_path / "run", SyntheticRun(gates=gates))], tmp_path / "out").read_text()
+    assert "run: busiest windows of the failed gates" in html
+    assert "<td>no 403s</td><td>second 12m34s</td><td>1,140</td>" in html
+    assert "busiest_seconds" not in html and "1,140 HTTP 403s; gate == 0" in html
