@@ -28,7 +28,7 @@ from system.units import format_duration
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
 SEED_CITATION = "scenarios/seed-expectations.yaml"
 PROVENANCE_CHARS = 400
-BUSIEST_ROWS = 5
+BUSIEST_ROWS = 3
 
 
 def render(run_dirs: list[Path], out: Path | None = None) -> Path:
@@ -244,7 +244,7 @@ def _survival(runs: list[Run]) -> Section:
                                        "Kaplan–Meier survival of connection lifetimes"))
         section.blocks.insert(1, Table(
             ["run", "connections", "censored", "p50 (KM)", "p95 (KM)"],
-            [[d.label, str(d.curve.n), str(len(d.curve.censored_times)), _q(d.p50), _q(d.p95)] for d in curves]))
+            [[d.label, _fmt(d.curve.n), _fmt(len(d.curve.censored_times)), _q(d.p50), _q(d.p95)] for d in curves]))
     return section
 
 
