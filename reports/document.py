@@ -31,6 +31,7 @@ class Image:
     name: str
     png: bytes
     alt: str
+    overlaps: tuple[tuple[str, str], ...] = ()  # texts drawn over each other (the tests require none)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def build(runs: list[Run], sweeps: list[Sweep]) -> Document:
     if runs:
         doc.sections += [
             _verdicts(runs), _overview(runs), _gates(runs), _comparisons(compare(runs), runs), _survival(runs),
-            _attempts(runs), _closes(runs), _active(runs), _delivery(runs), _overlay(runs),
+            _timeline(runs), _attempts(runs), _closes(runs), _active(runs), _delivery(runs), _overlay(runs),
         ]
     doc.sections += [_capacity(s, i) for i, s in enumerate(sweeps)]
     return doc
@@ -240,7 +240,7 @@ def _survival(runs: list[Run]) -> Section:
     if curves:
         lines = {(g.stat, g.op, g.seconds): g for r in runs for g in series.lifetime_gate_lines(r)}
         fig = figures.survival(curves, list(lines.values()), styles)
-        section.blocks.insert(0, Image("survival.png", figures.png(fig),
+        section.blocks.insert(0, _image("survival.png", fig,
                                        "Kaplan–Meier survival of connection lifetimes"))
         section.blocks.insert(1, Table(
             ["run", "connections", "censored", "p50 (KM)", "p95 (KM)"],
@@ -249,29 +249,63 @@ def _survival(runs: list[Run]) -> Section:
 
 
 def _attempts(runs: list[Run]) -> Section:
-    section = Section("Reconnect attempts per second", "attempts")
+    section = Section("Reconnects per second: storms, apart from the arrival ramp", "attempts")
     panels, storm_rows = [], []
     for run in runs:
-        data = series.attempts_per_second(run)
+        data = series.reconnects_per_second(run)
         if data is None:
-            section.blocks.append(Note(f"{run.label}: no attempts column in timeseries.csv — not shown"))
+            section.blocks.append(Note(f"{run.label}: no reconnects or attempts column in timeseries.csv — not shown"))
             continue
+        t, y, column = data
+        if column != "reconnects":
+            section.blocks.append(Note(f"{run.label}: timeseries.csv has no reconnects column: all attempts are "
+                                       "plotted, the first connects of the ramp included"))
         storms, source = series.storm_windows(run)
         faults = series.fault_spans(run)
+        ramp = [r for r in (series.arrival_ramp(run),) if r is not None]
         if run.faults is None:
             section.blocks.append(Note(f"{run.label}: faults.json missing — fault timeline not shaded"))
-        panels.append((f"{run.label} — storms: {len(storms)} ({source})", data[0], data[1], storms, faults))
+        panels.append((f"{run.label} — storms: {len(storms)} ({source})", t, y, storms, faults, ramp))
+        storm_rows += [[run.label, "arrival ramp", _dur(r.start), _dur(r.end - r.start),
+                        "the fleet's first connects (not reconnects, never a storm)"] for r in ramp]
         storm_rows += [[run.label, "storm", _dur(s.start), _dur(s.end - s.start), s.label] for s in storms]
         storm_rows += [[run.label, "fault", _dur(f.start), _dur(f.end - f.start) if f.end > f.start else "instant",
                         f.label] for f in faults]
     if panels:
-        fig = figures.timelines(panels, "attempts/s", "Reconnect attempts per second, storms and faults")
-        section.blocks.insert(0, Image("attempts.png", figures.png(fig),
-                                       "Reconnect attempts per second with storm windows and faults shaded"))
+        fig = figures.timelines(panels, "reconnects/s",
+                                "Reconnects per second, storms, faults and the arrival ramp")
+        section.blocks.insert(0, _image("attempts.png", fig,
+                                        "Reconnects per second with storm windows, faults and the arrival ramp"))
         if storm_rows:
             section.blocks.insert(1, Table(["run", "what", "at", "for", "detail"], storm_rows))
         section.blocks.append(Note(f"storms: {series.STORM_RULE.describe()}; 'detected' ones were found by the "
                                    "report with that rule, the others are listed by the run record"))
+    return section
+
+
+def _timeline(runs: list[Run]) -> Section:
+    """The engineer's question: when did handshakes fail with 403, users refresh by hand, sockets close?"""
+    section = Section("Timeline: 403s, manual refreshes and closes", "timeline")
+    for i, run in enumerate(runs):
+        binned = series.failure_timeline(run)
+        if binned is None:
+            section.blocks.append(Note(f"{run.label}: no timeseries.csv — timeline not shown"))
+            continue
+        busiest = []
+        for v in (_as_verdict(g) for g in run.gates or []):
+            seconds = ((v.provenance.get("where") or {}).get("busiest_seconds") or [])[:1]
+            busiest += [(number(t) or 0.0, v.name) for t, _n in seconds]
+        fig = figures.failure_timeline(run.label, binned, series.fault_spans(run), busiest)
+        section.blocks.append(_image(f"timeline_{i}.png", fig, f"{run.label}: refused handshakes (403), manual "
+                                                                "refreshes and closes by code, faults shaded"))
+        if busiest:
+            section.blocks.append(Note("marked: " + "; ".join(f"{k + 1}: busiest second of '{name}' at {_dur(t)}"
+                                                             for k, (t, name) in enumerate(busiest))))
+        totals = [[key, _fmt(counts.sum())] for key, counts in binned.counts.items()]
+        section.blocks.append(Table(["what", f"count in {_dur(run.duration_s)}"], totals,
+                                    f"{run.label}: totals of the timeline"))
+    section.blocks.append(Note("a 403 is a refused handshake, not a close: the legacy server answers an expired "
+                               "token with HTTP 403 before the WebSocket opens, which a browser sees as close 1006"))
     return section
 
 
@@ -285,7 +319,7 @@ def _closes(runs: list[Run]) -> Section:
             continue
         panels.append((run.label, binned))
     if panels:
-        section.blocks.insert(0, Image("closes.png", figures.png(figures.closes(panels)), "Closes by code over time"))
+        section.blocks.insert(0, _image("closes.png", figures.closes(panels), "Closes by code over time"))
         codes = sorted({c for _, b in panels for c in b.counts}, key=lambda c: (not c.isdigit(), c))
         section.blocks.insert(1, Table(["run"] + codes, [
             [label] + [_fmt(b.counts[c].sum()) if c in b.counts else "0" for c in codes] for label, b in panels
@@ -305,7 +339,7 @@ def _active(runs: list[Run]) -> Section:
         lines.append((f"{run.label} ({run.engine})", data[0], data[1], _line_style(run)))
     if lines:
         fig = figures.lines(lines, series.fault_spans(shown[0]), "active connections", "Active connections")
-        section.blocks.insert(0, Image("active.png", figures.png(fig), "Active connections over time"))
+        section.blocks.insert(0, _image("active.png", fig, "Active connections over time"))
     return section
 
 
@@ -321,7 +355,7 @@ def _delivery(runs: list[Run]) -> Section:
     if rows:
         keys = series.DELIVERY_KEYS
         fig = figures.delivery([(label, counts) for label, counts, _ in rows], keys)
-        section.blocks.insert(0, Image("delivery.png", figures.png(fig), "Message delivery: lost and duplicated"))
+        section.blocks.insert(0, _image("delivery.png", fig, "Message delivery: lost and duplicated"))
         section.blocks.insert(1, Table(["run"] + list(keys) + ["source"], [
             [label] + [_fmt(counts.get(k)) for k in keys] + [source] for label, counts, source in rows
         ]))
@@ -344,7 +378,7 @@ def _overlay(runs: list[Run]) -> Section:
         curves = [d for d in (series.survival_of(emu), series.survival_of(sim)) if d is not None]
         if len(curves) == 2:
             fig = figures.survival(curves, series.lifetime_gate_lines(emu), ["-", "--"])
-            section.blocks.append(Image(f"overlay_survival_{i}.png", figures.png(fig),
+            section.blocks.append(_image(f"overlay_survival_{i}.png", fig,
                                         f"Lifetimes: {emu.label} (emulated) vs {sim.label} (simulated)"))
         rates = [series.rate_per_1000(r) for r in (emu, sim)]
         if all(r is not None for r in rates):
@@ -352,7 +386,7 @@ def _overlay(runs: list[Run]) -> Section:
                      for r, (t, y), style in zip((emu, sim), rates, ("-", "--"))]
             fig = figures.lines(lines, series.fault_spans(emu), "attempts/s per 1000 clients",
                                 "Reconnect attempts per 1000 clients: simulated over emulated")
-            section.blocks.append(Image(f"overlay_attempts_{i}.png", figures.png(fig),
+            section.blocks.append(_image(f"overlay_attempts_{i}.png", fig,
                                         f"Attempts per 1000 clients: {emu.label} vs {sim.label}"))
         else:
             section.blocks.append(Note(f"{emu.label} / {sim.label}: attempts or clients missing — rate overlay "
@@ -366,7 +400,7 @@ def _capacity(sweep: Sweep, index: int) -> Section:
                np.array([p.passed for p in s.points], dtype=bool)) for s in sweep.settings]
     capacities = {s.label: s.capacity for s in sweep.settings}
     fig = figures.capacity(curves, capacities, sweep.fleet_param, sweep.metric_key)
-    section.blocks.append(Image(f"capacity_{index}.png", figures.png(fig), f"Capacity curve of {sweep.scenario}"))
+    section.blocks.append(_image(f"capacity_{index}.png", fig, f"Capacity curve of {sweep.scenario}"))
     rows = []
     for s in sweep.settings:
         first_fail = next((p for p in s.points if not p.passed), None)
@@ -405,3 +439,8 @@ def _dur(value: float | None) -> str:
 
 def _q(value: float | None) -> str:
     return "not reached" if value is None else format_duration(value)
+
+
+def _image(name: str, fig: Any, alt: str) -> Image:
+    """The PNG of a figure, and the texts drawn over each other on it (none, the tests require)."""
+    return Image(name, figures.png(fig), alt, tuple(figures.overlapping_texts(fig)))

@@ -108,3 +108,20 @@ def test_every_table_prints_the_gates_counts(sampled):
     closes = {r["run"]: r for r in tables["Closes by code"]}["legacy"]
     assert {code: _count(closes[code]) for code in summary["closes_by_code"]} == summary["closes_by_code"]
     assert _count(shown["few 1006"]["observed"]) == summary["closes_by_code"]["1006"]
+
+
+def test_the_timeline_shows_403s_refreshes_and_closes_with_the_same_totals(sampled):
+    run, tables = sampled
+    summary = json.loads((run / "summary.json").read_text())
+    rows = tables["Timeline: 403s, manual refreshes and closes"]
+    totals = {r["what"]: _count(r["count in 4m"]) for r in rows}  # the first run's table
+    assert totals["HTTP 403 (handshake refused)"] == summary["http_403"] > 0
+    assert totals["manual refreshes"] == summary["manual_refreshes"]
+    assert totals["close 1006"] == summary["closes_by_code"]["1006"]
+
+
+def test_storms_are_shown_apart_from_the_arrival_ramp(sampled):
+    _, tables = sampled
+    rows = tables["Reconnects per second: storms, apart from the arrival ramp"]
+    ramp = [r for r in rows if r["what"] == "arrival ramp"]
+    assert ramp and ramp[0]["for"] == "20.0s" and "never a storm" in ramp[0]["detail"]
