@@ -50,7 +50,12 @@ def _tables(md: str) -> dict[str, list[dict[str, str]]]:
     out: dict[str, list[dict[str, str]]] = {}
     for section in re.split(r"^## ", md, flags=re.M)[1:]:
         title, _, body = section.partition("\n")
-        lines = [ln for ln in body.splitlines() if ln.startswith("|")]
+        lines = []
+        for ln in body.splitlines():
+            if ln.startswith("|"):
+                lines.append(ln)
+            elif lines:
+                break  # the first table only
         if not lines:
             continue
         header = [c.strip() for c in lines[0].strip("|").split("|")]
