@@ -31,6 +31,7 @@ from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta, write_scenario
 from harness.scenario import Scenario, load
+from harness.scenario.model import CLOCKS
 from system.units import format_duration, positive_int_arg
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="override the emulation's time compression, in scenario seconds per wall second "
                              "(default: the scenario's time_scale; the simulation ignores it)")
+    add_clock_flag(parser)
     parser.add_argument("--profile", choices=("legacy", "fixed"),
                         help="name the whole system: client profile and server behaviour together "
                              "(default: the scenario's fleet.profile and system.behaviour)")
@@ -80,6 +82,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="simulate only: model calibration file from `stormbench calibrate` "
                              "(default: the built-in sim/calibration_default.json)")
     add_json_flag(parser)
+
+
+def add_clock_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clock", choices=CLOCKS,
+                        help="the emulation's clock: virtual (server, proxy and clients on one event loop on scenario "
+                             "time, true time constants, repeatable; capacity not measured) or wall (real processes, "
+                             "compressed by --time-scale) (default: the scenario's `clock`)")
+
+
+def refuse_flags_on_virtual_clock(scenario: Scenario, args: argparse.Namespace) -> None:
+    """`--clock virtual` with a flag naming another process (a target, a Toxiproxy, a Prometheus):
+    refused before anything runs or is contacted."""
+    if scenario.virtual and getattr(args, "engine", "emulate") == "emulate":
+        from harness.emulate.engine import refuse_on_virtual_clock
+
+        refuse_on_virtual_clock(target=getattr(args, "target", None),
+                                toxiproxy_url=getattr(args, "toxiproxy_url", None),
+                                prometheus=bool(getattr(args, "prometheus", False)))
 
 
 def resolve_scenario_path(name: str) -> Path:
@@ -299,10 +319,12 @@ def _print_intervals(block: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile,
+                 "clock": args.clock}
+    scenario = load(resolve_scenario_path(args.scenario), overrides)
+    refuse_flags_on_virtual_clock(scenario, args)
     check_prometheus(args)
     check_engine_flags(args)
-    overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
-    scenario = load(resolve_scenario_path(args.scenario), overrides)
     gates = load_gates(scenario.gates)
     if args.gates:
         gates = load_gates(args.gates)
@@ -325,7 +347,9 @@ def run(args: argparse.Namespace) -> int:
         verdicts = evaluate(gates, RunRecord(out))
         code = write_verdicts(verdicts, out, scenario.name)
         prom_verdicts = watch.judge(gates, out, scenario.time_scale) if watch else None
-    title = f"{scenario.name} ({args.engine}, seed {scenario.seed})"
+    clock = ("virtual clock" if scenario.virtual else f"wall clock ×{scenario.time_scale:g}") \
+        if args.engine == "emulate" else "model"
+    title = f"{scenario.name} ({args.engine}, {clock}, seed {scenario.seed})"
     print_verdicts(verdicts, title=title, outcome=False)
     if watch is not None:
         merge_meta(out, {"prometheus": watch.facts()})

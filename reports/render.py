@@ -80,10 +80,10 @@ def _overview(runs: list[Run]) -> Section:
         wall = number(meta.get("wall_time_s"))
         rows.append([
             run.label, run.scenario_name, run.engine, run.profile,
-            _fmt(run.clients), _dur(run.duration_s), str(meta.get("time_scale", "")),
+            _fmt(run.clients), _dur(run.duration_s), clock_of(run), str(meta.get("time_scale", "")),
             _dur(wall), str(meta.get("started_at", "")), str(meta.get("seed", "")),
         ])
-    section.blocks.append(Table(["run", "scenario", "engine", "profile", "clients", "duration",
+    section.blocks.append(Table(["run", "scenario", "engine", "profile", "clients", "duration", "clock",
                                  "time scale", "wall time", "started", "seed"], rows))
     for run in runs:
         description = (run.scenario or {}).get("description")
@@ -103,6 +103,15 @@ def _overview(runs: list[Run]) -> Section:
     return section
 
 
+def clock_of(run: Run) -> str:
+    """Which clock judged a run: the model's, or the emulation's virtual or wall clock (a record
+    from before clocks existed ran on the wall)."""
+    if run.engine != "emulate":
+        return "model"
+    clock = (run.meta or {}).get("clock") or {}
+    return f"{clock.get('kind', 'wall')} clock"
+
+
 def _gates(runs: list[Run]) -> Section:
     section = Section("Gate verdicts", "gates")
     for run in runs:
@@ -111,7 +120,7 @@ def _gates(runs: list[Run]) -> Section:
         elif not run.gates:
             section.blocks.append(Note(f"{run.label}: gates.json lists no gates"))
         else:
-            section.blocks.append(_verdict_table(run.label, run.gates))
+            section.blocks.append(_verdict_table(f"{run.label} ({clock_of(run)})", run.gates))
             busiest = _busiest_table(run.label, run.gates)
             if busiest is not None:
                 section.blocks.append(busiest)

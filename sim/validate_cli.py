@@ -67,6 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="override the emulation's compression: lower is slower but more faithful "
                              "(the emulation warns when a time constant is distorted; the table says when "
                              "a per-second peak needs a lower one)")
+    add_clock_flag(parser)
     parser.add_argument("--emulated", metavar="DIR", action="append",
                         help="reuse this finished emulation run record instead of running the emulation again; "
                              "repeat it for several (their means are compared, as with --emulations)")
@@ -79,6 +80,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "shows the model's mean and the 95%% interval one run falls in, and a row also "
                              "agrees when the emulated value lies inside that interval")
 
+
+
+def add_clock_flag(parser: argparse.ArgumentParser) -> None:
+    from harness.run_cli import add_clock_flag as add
+
+    add(parser)
 
 
 def relative_error(model: Any, emulated: Any) -> float | None:
@@ -295,11 +302,11 @@ class EmulatedSystem:
     notes: tuple[str, ...]
 
 
-def emulated_system(scenario: "Scenario", emu_dir: Path) -> EmulatedSystem:
+def emulated_system(scenario: "Scenario", emu_dir: Path, time_scale: float | None = None) -> EmulatedSystem:
     from harness.emulate.engine import server_options
     from harness.emulate.timescale import TimeScale
 
-    scale = TimeScale(scenario.time_scale)
+    scale = TimeScale(scenario.time_scale if time_scale is None else time_scale)
     opts, _warnings = server_options(scenario, scale, emu_dir / "unused.db")
     hb = scenario.system.heartbeat
     interval = None if opts.heartbeat_interval is None else scale.to_scenario(opts.heartbeat_interval)
@@ -369,7 +376,8 @@ def run(args: argparse.Namespace) -> int:
     from sim.engine import simulate
 
     path = resolve_scenario_path(args.scenario)
-    overrides = {k: v for k, v in (("clients", args.clients), ("time_scale", args.time_scale)) if v}
+    overrides = {k: v for k, v in (("clients", args.clients), ("time_scale", args.time_scale),
+                                   ("clock", args.clock)) if v}
     scenario = load(path, overrides)
     scenario = dataclasses.replace(scenario, fleet=dataclasses.replace(scenario.fleet, sim_clients=scenario.fleet.clients))
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-validate-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -396,7 +404,8 @@ def run(args: argparse.Namespace) -> int:
         for k in range(args.emulations):
             emu_dir = out / "emulate" if args.emulations == 1 else out / "emulate" / f"seed-{scenario.seed + k}"
             print(f"emulating {scenario.name} with {scenario.fleet.clients} clients, seed {scenario.seed + k} "
-                  f"({scenario.wall_duration:.0f} s of wall time)...", flush=True)
+                  + ("(virtual clock)..." if scenario.virtual else f"({scenario.wall_duration:.0f} s of wall time)..."),
+                  flush=True)
             emulate(dataclasses.replace(scenario, seed=scenario.seed + k), emu_dir)
             summaries.append(finalize(emu_dir))
             emu_dirs.append(emu_dir)
@@ -407,8 +416,11 @@ def run(args: argparse.Namespace) -> int:
     from sim.calibration import load as load_calibration
 
     cal, _name = load_calibration(args.calibration)
-    cal = cal.compressed(scenario.time_scale)  # the system as the emulation ran it
-    system = emulated_system(scenario, emu_dir)
+    virtual = scenario.virtual
+    # the system as the emulation ran it: on the virtual clock CPU is free and nothing is floored
+    cal = (cal.on_virtual_clock(scenario.system.restart_downtime) if virtual
+           else cal.compressed(scenario.time_scale))
+    system = emulated_system(scenario, emu_dir, 1.0 if virtual else scenario.time_scale)
     if system.restart_s is not None:
         cal = dataclasses.replace(cal, restart_downtime_s=system.restart_s)
     notes = list(system.notes)

@@ -56,8 +56,9 @@ class WorkerSpec:
     events_path: Path
     open_timeout_wall: float = 10.0
     http_timeout_wall: float = 10.0
-    report_every_wall: float = 0.25
+    report_every: float = 0.25                # seconds on the loop's clock between tallies
     messages: tuple[str, ...] = ()
+    lag_monitor: bool = True                  # measure loop lag (meaningless on a virtual clock)
 
 
 def worker_main(spec: WorkerSpec, commands: Connection, reports: Any) -> None:
@@ -83,15 +84,23 @@ def worker_main(spec: WorkerSpec, commands: Connection, reports: Any) -> None:
 
 
 async def _run(spec: WorkerSpec, origin_unix: float, commands: Connection, reports: Any) -> dict:
+    from system.client.driver import Clock
+
+    loop = asyncio.get_running_loop()
+    return await run_clients(spec, Clock(loop.time() - (time.time() - origin_unix), spec.time_scale), reports)
+
+
+async def run_clients(spec: WorkerSpec, clock: Any, reports: Any) -> dict:
+    """The clients of `spec` on the running loop, on `clock` (scenario seconds), with their
+    weather; tallies go to `reports.put`, records to `spec.events_path`; returns the self-check."""
     import aiohttp
 
     from harness.emulate.selfcheck import LoopLagMonitor, ResourceSampler, worker_report
-    from system.client.driver import ClientDriver, Clock, DriverOptions, Endpoints
+    from system.client.driver import ClientDriver, DriverOptions, Endpoints
     from system.client.fleet import MESSAGES
     from system.client.policy import ClientPolicy
 
     loop = asyncio.get_running_loop()
-    clock = Clock(loop.time() - (time.time() - origin_unix), spec.time_scale)
     options = DriverOptions(open_timeout=spec.open_timeout_wall, http_timeout=spec.http_timeout_wall,
                             ping_interval=None, ping_timeout=None)  # browsers never ping: the server does
     tally = Tally()
@@ -105,14 +114,14 @@ async def _run(spec: WorkerSpec, origin_unix: float, commands: Connection, repor
 
     stop = asyncio.Event()
     lag, res = LoopLagMonitor(), ResourceSampler()
-    lag_task = loop.create_task(lag.run(stop))
+    lag_task = loop.create_task(lag.run(stop) if spec.lag_monitor else stop.wait())
 
     async def report() -> None:
         while not stop.is_set():
             res.sample()
             reports.put(("tally", spec.index, tally.snapshot()))
             try:
-                await asyncio.wait_for(stop.wait(), spec.report_every_wall)
+                await asyncio.wait_for(stop.wait(), spec.report_every)
             except asyncio.TimeoutError:
                 pass
 

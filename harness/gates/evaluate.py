@@ -274,8 +274,11 @@ def _observe_gauge(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observat
             if reference <= 0:
                 raise Undecidable(f"no connections just before the {f['kind']} fault at {at}s")
             level_at = min(max(int(math.ceil(b)) - 1, 0), len(series) - 1)
+            # a fraction of the connections before: more than were there (a legacy client's second
+            # socket) is all of them back, never more than all
             ratios.append({"fault_at_s": f["start_s"], "reference": reference, "at_s": float(level_at),
-                           "level": float(series[level_at]), "fraction": float(series[level_at] / reference)})
+                           "level": float(series[level_at]),
+                           "fraction": min(1.0, float(series[level_at] / reference))})
         worst = min(ratios, key=lambda r: r["fraction"])
         return Observation(worst["fraction"], provenance={"occurrences": ratios},
                            failing=lambda _t: {"worst": worst})
@@ -447,11 +450,36 @@ def _observe_scrapes(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observ
     return _observe_values(gate, levels[mask], prov)
 
 
+#: a wall-clock emulation resolves a windowed gate only where its loop lag (in scenario time) stays
+#: below this share of the window: a record stamped that late can move an event across the window
+RESOLUTION_SHARE = 0.1
+
+
+def require_resolved(gate: Gate, rec: RunRecord, intervals: Intervals) -> None:
+    """On the wall clock every record is stamped when a worker's loop gets to it: where the loop
+    lagged (times `time_scale`) by more than RESOLUTION_SHARE of the window a gate needs (`within`
+    of its phase, or its rolling `window`), the run could not resolve it and the gate is unknown.
+    The virtual clock and the model stamp every event at its time."""
+    from harness.emulate.selfcheck import time_resolution
+
+    need = gate.phase.within or gate.window
+    if not need or rec.engine != "emulate" or (rec.meta.get("clock") or {}).get("kind") == "virtual":
+        return
+    check = rec.meta.get("self_check") or {}
+    for a, b in intervals:
+        lag = time_resolution(check, rec.time_scale, (a - need, b))
+        if lag is not None and lag > RESOLUTION_SHARE * need:
+            raise Undecidable(f"not resolved on the wall clock: around {a:.0f}-{b:.0f} s the emulation's loops ran "
+                              f"up to {lag:.1f} s of scenario time late (x{rec.time_scale:g}), more than "
+                              f"{RESOLUTION_SHARE:.0%} of the {need:g}-s window; run it on the virtual clock")
+
+
 def observe(gate: Gate, rec: RunRecord, phase: Phase | None = None) -> Observation:
     intervals = phase_intervals(phase or gate.phase, rec)
     if not intervals or _length(intervals) <= 0:
         raise Undecidable("the phase is empty in this run")
     gate = replace(gate, phase=phase or gate.phase)
+    require_resolved(gate, rec, intervals)
     if gate.metric == "connection_duration":
         return _observe_duration(gate, rec, intervals)
     if gate.metric in LEDGER:

@@ -36,6 +36,10 @@ def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_fli
     windows = _derive_missing_tables(rec)
     rec = RunRecord(run_dir)  # re-read what was just written
     summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
+    pings = (rec.meta.get("heartbeat") or {}).get("pings")
+    if pings is not None:  # the server's keepalive pings per hour of connection (120 at a 30 s heartbeat)
+        hours = float(rec.connections["duration_s"].fillna(0).sum()) / 3600.0
+        summary["pings_per_connection_hour"] = round(pings / hours, 2) if hours > 0 else None
     if windows is not None:
         summary["fault_windows"] = windows
     write_atomic(rec.dir / files.SUMMARY, json.dumps(summary, indent=2) + "\n")

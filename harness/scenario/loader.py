@@ -25,6 +25,7 @@ SHORT_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "seed": ("seed",),
     "clients": ("fleet.clients", "fleet.sim_clients"),
     "time_scale": ("time_scale",),
+    "clock": ("clock",),
     "profile": ("system.behaviour", "fleet.profile"),
 }
 
@@ -122,6 +123,7 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
         seed=int(document.get("seed", 0)),
         duration=parse_duration(document["duration"]),
         time_scale=float(document.get("time_scale", 1.0)),
+        clock=document.get("clock", "wall"),
         system=_system(document.get("system", {})),
         fleet=_fleet(document["fleet"]),
         faults=tuple(_fault(f) for f in document.get("faults", [])),
@@ -171,6 +173,7 @@ def _system(doc: Mapping[str, Any]) -> SystemSpec:
             handshake_rate=parse_rate(admission["handshake_rate"]) if "handshake_rate" in admission else None,
         ),
         live_expiry=bool(doc.get("live_expiry", defaults.live_expiry)),
+        restart_downtime=parse_duration(doc.get("restart_downtime", defaults.restart_downtime)),
     )
 
 

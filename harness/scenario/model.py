@@ -51,6 +51,10 @@ FAULT_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 DURATION_PARAMS = frozenset({"latency", "jitter", "delay", "timeout"})
 
 
+#: the emulation's clocks: one event loop on scenario time, or real processes on the wall clock
+CLOCKS: tuple[str, ...] = ("virtual", "wall")
+
+
 @dataclass(frozen=True)
 class ClientProfile:
     """Which client fixes are on: a base profile plus explicit changes (`Fixes.with_changes`)."""
@@ -98,6 +102,7 @@ class SystemSpec:
     heartbeat: Heartbeat = Heartbeat()
     admission: Admission = Admission()
     live_expiry: bool = False  # the server closes a live connection with 4401 when its token expires
+    restart_downtime: float = 2.0  # virtual clock: a server_restart without `for` is down this long
 
     def to_dict(self) -> dict:
         admission: dict[str, Any] = {}
@@ -111,6 +116,7 @@ class SystemSpec:
             "heartbeat": {"interval": self.heartbeat.interval, "timeout": self.heartbeat.timeout},
             "admission": admission,
             "live_expiry": self.live_expiry,
+            "restart_downtime": self.restart_downtime,
         }
 
 
@@ -179,6 +185,7 @@ class Scenario:
     description: str = ""
     seed: int = 0
     time_scale: float = 1.0
+    clock: str = "wall"                         # the emulation's clock: "virtual" or "wall" (CLOCKS)
     system: SystemSpec = SystemSpec()
     faults: tuple[Fault, ...] = ()
     gates: tuple[Mapping[str, Any], ...] = ()   # raw gate specs; `harness.gates.load_gates` parses them
@@ -187,8 +194,13 @@ class Scenario:
 
     @property
     def wall_duration(self) -> float:
-        """Seconds of wall time the emulation needs (scenario duration compressed by time_scale)."""
+        """Seconds of wall time a wall-clock emulation needs (scenario duration compressed by time_scale)."""
         return self.duration / self.time_scale
+
+    @property
+    def virtual(self) -> bool:
+        """Whether the emulation runs on the virtual clock (README "Clocks")."""
+        return self.clock == "virtual"
 
     def to_dict(self) -> dict:
         return {
@@ -197,6 +209,7 @@ class Scenario:
             "seed": self.seed,
             "duration": self.duration,
             "time_scale": self.time_scale,
+            "clock": self.clock,
             "system": self.system.to_dict(),
             "fleet": self.fleet.to_dict(),
             "faults": [f.to_dict() for f in self.faults],

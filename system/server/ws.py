@@ -19,6 +19,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from system import clock
 from system.server.auth import AuthError
 from system.server.frames import FrameError, encode, parse_client_frame
 from system.server.state import ServerState, Session
@@ -88,7 +89,7 @@ class ChatHandler:
         admitted, session, watcher = False, None, None
         try:
             if not self.cfg.legacy("no_shedding"):
-                decision = state.admission.admit(time.monotonic())
+                decision = state.admission.admit(clock.monotonic())
                 if not decision.accepted:
                     await ws.close(decision.code, "try again later")
                     return
@@ -107,13 +108,13 @@ class ChatHandler:
                 await self._refuse(ws, FORBIDDEN, "forbidden_conversation",
                                    "this conversation belongs to another user")
                 return
-            session = Session(conn_id, ws, claims.user, conversation_id, time.monotonic(), claims.expires_at)
+            session = Session(conn_id, ws, claims.user, conversation_id, clock.monotonic(), claims.expires_at)
             state.add(session)
             self.metrics["ws_connections_opened_total"].inc()
             self.metrics["ws_connections_active"].inc()
             log.event("open", conn=conn_id, user=session.user, conversation=conversation_id, peer=_peer(ws))
             self._push([ws], "welcome", session_id=conn_id, conversation_id=conversation_id,
-                       server_time=time.time(), last_seq=state.store.last_seq(conversation_id))
+                       server_time=clock.now(), last_seq=state.store.last_seq(conversation_id))
             if self.cfg.live_expiry:
                 watcher = asyncio.create_task(self._watch_expiry(session))
             async for raw in ws:
@@ -127,7 +128,7 @@ class ChatHandler:
             if watcher is not None:
                 watcher.cancel()
             if admitted:
-                state.admission.release(time.monotonic())
+                state.admission.release(clock.monotonic())
             await ws.wait_closed()
             self._closed(ws, conn_id, session)
 
@@ -153,7 +154,7 @@ class ChatHandler:
         if session is not None:
             self.state.remove(session)
             self.metrics["ws_connections_active"].dec()
-            duration = time.monotonic() - session.opened_at
+            duration = clock.monotonic() - session.opened_at
             fields.update(user=session.user, conversation=session.conversation_id)
             if not self.cfg.legacy("no_duration_tracking"):
                 self.metrics["ws_connection_duration_seconds"].observe(duration)
@@ -164,7 +165,7 @@ class ChatHandler:
         """Live expiry: once the token has expired, a fresh one must arrive in-band within the grace."""
         while True:
             session.expiry_changed.clear()
-            remaining = session.expires_at + self.cfg.expiry_grace - time.time()
+            remaining = session.expires_at + self.cfg.expiry_grace - clock.now()
             if remaining <= 0:
                 self.state.log.event("token_expired", conn=session.id, user=session.user)
                 await self._refuse(session.ws, AUTH_FAILED, "auth_expired", "access token expired; refresh and reconnect")
@@ -219,9 +220,9 @@ class ChatHandler:
         open socket of the conversation."""
         conversation_id = session.conversation_id
         self._push(self._sockets(conversation_id), "chat_status", status="typing")
-        started = time.perf_counter()
         try:
-            replies = await asyncio.to_thread(self.state.agent.respond, conversation_id, frame["text"], frame["v"])
+            replies, elapsed = await asyncio.to_thread(
+                _cpu_timed, self.state.agent.respond, conversation_id, frame["text"], frame["v"])
         except Exception as exc:
             agent = self.state.agent_name
             self.metrics["agent_errors_total"].labels(agent=agent).inc()
@@ -229,7 +230,6 @@ class ChatHandler:
             self.state.log.event("agent_error", conn=session.id, error=f"{type(exc).__name__}: {exc}")
             self._push([session.ws], "error", code="agent_error", message="the agent failed to answer", ref=frame["id"])
             return
-        elapsed = time.perf_counter() - started
         if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
             raise TypeError(f"agent returned {type(replies).__name__}, expected a list of dicts")
         agents, tenure, results = [], "none", 0
@@ -242,7 +242,7 @@ class ChatHandler:
             agents.append(body["agent"])
             message_id = uuid.uuid4().hex
             logged = self.state.store.append(
-                conversation_id, message_id, time.time(),
+                conversation_id, message_id, clock.now(),
                 {"v": "1.0", "type": "assistant_message", "id": message_id, **body})
             self._send_logged(self._sockets(conversation_id), logged.frame)
         agent = agents[0] if agents else self.state.agent_name
@@ -265,6 +265,15 @@ class ChatHandler:
             broadcast(sockets, json.dumps(frame, separators=(",", ":")))
             self.metrics["ws_messages_total"].labels(direction="out", type="assistant_message").inc(len(sockets))
             self.state.messages_sent += len(sockets)
+
+
+def _cpu_timed(fn, *args):
+    """`fn(*args)` and the CPU seconds its thread spent on it: the agent's execution time is its
+    own work, not how long it waited for a core on a busy machine (or under a virtual clock,
+    where an agent running on the loop takes no scenario time at all)."""
+    started = time.thread_time()
+    result = fn(*args)
+    return result, time.thread_time() - started
 
 
 def _peer(connection: ServerConnection) -> str | None:

@@ -130,7 +130,7 @@ def test_prometheus_verdicts_of_a_run_are_shown_beside_the_record_ones(tmp_path)
          "provenance": {"bucket": [60, 120]}}]))
     html = render([run], tmp_path / "out").read_text()
     assert "run, judged by Prometheus: 0 pass, 0 fail, 1 unknown" in html
-    assert "run: 1 pass, 0 fail, 0 unknown" in html
+    assert "run (wall clock): 1 pass, 0 fail, 0 unknown" in html
 
 
 def test_a_pairwise_comparison_has_no_seed_column(tmp_path):
