@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -73,6 +74,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="emulate only: start a real Prometheus (`prometheus` on PATH) scraping the server's "
                              "/metrics during the run, judge the gates through it too and write "
                              "prometheus_gates.json (the exit code stays the run record's)")
+    parser.add_argument("--keep-prometheus", metavar="DIR",
+                        help="with --prometheus: keep its TSDB in DIR (a new directory) and print how to start a "
+                             "Prometheus on it for `stormbench gates --prometheus` (default: thrown away)")
     parser.add_argument("--report", action="store_true",
                         help="also render the HTML/PNG/Markdown report into the run record's report/ folder")
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
@@ -173,6 +177,18 @@ def check_prometheus(args: argparse.Namespace) -> None:
     if args.engine != "emulate":
         raise UsageError("--prometheus applies to --engine emulate only (the model has no server to scrape)")
     require_prometheus_binary()
+
+
+def keep_dir(args: argparse.Namespace) -> Path | None:
+    """`--keep-prometheus DIR`: needs --prometheus, and a place that holds no TSDB yet."""
+    if args.keep_prometheus is None:
+        return None
+    if not args.prometheus:
+        raise UsageError("--keep-prometheus: applies with --prometheus only (it keeps that Prometheus' TSDB)")
+    keep = Path(args.keep_prometheus)
+    if keep.exists() and (not keep.is_dir() or (keep / "tsdb").exists()):
+        raise UsageError(f"--keep-prometheus {keep}: expected a new or empty directory (it holds a file or a TSDB)")
+    return keep
 
 
 def require_prometheus_binary() -> None:
@@ -324,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
     scenario = load(resolve_scenario_path(args.scenario), overrides)
     refuse_flags_on_virtual_clock(scenario, args)
     check_prometheus(args)
+    keep = keep_dir(args)
     check_engine_flags(args)
     gates = load_gates(scenario.gates)
     if args.gates:
@@ -337,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
         if args.prometheus:
             from harness.prom.in_run import RunWatch
 
-            watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
+            watch = stack.enter_context(RunWatch(scrape_interval(scenario), keep))
         with engine_guard(out, args.engine):
             replications = run_engine(args.engine, scenario, out, args, watch)
         summary = finalize(out)
@@ -357,6 +374,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         if prom_verdicts is not None:
             print_verdicts(prom_verdicts, title=f"{title} via Prometheus (not in the exit code)", outcome=False)
+        if keep is not None:
+            gates_file = keep / "gates.yaml"
+            gates_file.write_text(yaml.safe_dump([g.to_dict() for g in gates], sort_keys=False, allow_unicode=True))
+            lines = watch.replay_instructions(str(gates_file), scenario.time_scale)
+            print(f"Prometheus TSDB kept in {keep / 'tsdb'}; to judge this run through it again:" if lines else
+                  f"Prometheus TSDB kept in {keep / 'tsdb'} (the run ended before Prometheus watched it)")
+            for line in lines:
+                print(f"  {line}")
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
           f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")

@@ -35,6 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"window each rule looks back over; e.g. 6h or 90m (default {WINDOW_DEFAULT})")
     parser.add_argument("--end", metavar="TIME",
                         help="with --prometheus: end of the window (RFC 3339 or unix seconds; default now)")
+    parser.add_argument("--time-scale", type=float, default=1.0, metavar="X",
+                        help="with --prometheus: the judged run's time compression (scenario seconds per wall "
+                             "second; default 1, a live system), so durations and rates read in scenario time")
     parser.add_argument("--emit-rules", metavar="FILE",
                         help="write Prometheus recording and alerting rules for the gates to FILE")
     parser.add_argument("--for", dest="for_", default=FOR_DEFAULT, metavar="DURATION",
@@ -105,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
                          "judged over its whole run)")
     if args.end is not None and not args.prometheus:
         raise UsageError("--end: applies with --prometheus URL only (a run record is judged over its whole run)")
+    if args.time_scale != 1.0 and not args.prometheus:
+        raise UsageError("--time-scale: applies with --prometheus URL only (a run record knows its own)")
+    if args.time_scale <= 0:
+        raise UsageError(f"--time-scale {args.time_scale:g}: expected a positive number")
     if args.for_ != FOR_DEFAULT and not args.emit_rules:
         raise UsageError("--for: applies with --emit-rules FILE only (it is the alerts' `for`)")
     gates = _gates(args)
@@ -115,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
     if args.prometheus:
         window = _duration_flag("--window", args.window)
-        verdicts = _prom().evaluate(gates, args.prometheus, window, args.end)
+        verdicts = _prom().evaluate(gates, args.prometheus, window, args.end, time_scale=args.time_scale)
         out = Path(args.out or ".")
         suite = Suite("prometheus")
     else:
