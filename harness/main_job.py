@@ -133,7 +133,7 @@ def _run_profile_quietly(plan: ProfilePlan, args: argparse.Namespace) -> Profile
 
 
 def before_after_table(run_dirs: list[Path]) -> Table:
-    """The seed's table (scenarios/seed-expectations.yaml) with this machine's measurements; rows from `reports.compare`,
+    """The seed's table (scenarios/expectations/seed.yaml) with this machine's measurements; rows from `reports.compare`,
     so the printed table and the report's agree."""
     from reports.compare import compare
     from reports.record import load_run

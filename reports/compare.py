@@ -11,7 +11,7 @@ side and never as before/after; when their engines or fleet sizes differ, counts
 
 Counts are what the run record's summary says (the numbers the gates judged), shown per
 day only for runs of a day or longer; a shorter run shows its count over its length.
-The seed's expectations live in `scenarios/seed-expectations.yaml`.
+The seed's expectations live in `scenarios/expectations/seed.yaml`.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from system.units import format_duration
 
 DAY_S = 86400.0
 PER_CLIENTS = 1000
-SEED_FILE = "seed-expectations.yaml"
+SEED_FILE = "expectations/seed.yaml"  # under scenarios/, outside the library of scenario files
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ class Metric:
     key: str          # summary.json key
     label: str
     per_day: bool     # a count (rates compare across run lengths); else a duration
-    seed_before: str = ""  # the seed system's expectation (scenarios/seed-expectations.yaml)
+    seed_before: str = ""  # the seed system's expectation (scenarios/expectations/seed.yaml)
     seed_after: str = ""
 
 
 @lru_cache(maxsize=1)
 def seed_expectations() -> dict[str, tuple[str, str]]:
-    """key -> (before, after), from the repository's scenarios/seed-expectations.yaml."""
+    """key -> (before, after), from the repository's scenarios/expectations/seed.yaml."""
     path = Path(str(resources.files("scenarios"))) / SEED_FILE
     rows = yaml.safe_load(path.read_text(encoding="utf-8"))["rows"]
     return {row["key"]: (str(row["before"]), str(row["after"])) for row in rows}

@@ -26,7 +26,7 @@ from reports.sweep import Sweep, load_sweep
 from system.units import format_duration
 
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
-SEED_CITATION = "scenarios/seed-expectations.yaml"
+SEED_CITATION = "scenarios/expectations/seed.yaml"
 PROVENANCE_CHARS = 400
 BUSIEST_ROWS = 3
 

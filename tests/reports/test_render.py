@@ -62,7 +62,7 @@ def test_before_after_table_is_filled_with_measured_values(legacy_fixed):
     assert "legacy vs fixed" in table
     assert "| metric | before: legacy (legacy, emulate) | after: fixed (fixed, emulate) | change | seed system" in table
     assert "| 403 auth errors | 2 in 1h | 0 in 1h | -100% | \\~20/day → \\~1/day |" in table
-    assert "seed system (scenarios/seed-expectations.yaml)" in table and "DESIGN.md" not in md
+    assert "seed system (scenarios/expectations/seed.yaml)" in table and "DESIGN.md" not in md
     assert "| connection duration p95 | 15m | 2h13m | +789% |" in table
 
 
