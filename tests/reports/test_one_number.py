@@ -83,7 +83,7 @@ def sampled(tmp_path_factory):
     shutil.copytree(legacy, fixed)
     meta = json.loads((fixed / "meta.json").read_text())
     (fixed / "meta.json").write_text(json.dumps({**meta, "profile": "fixed"}))
-    from reports import render
+    from reports.render import render
 
     index = render([legacy, fixed], root / "report")
     return legacy, _tables((index.parent / "summary.md").read_text(encoding="utf-8"))
