@@ -42,6 +42,7 @@ from harness.run_cli import (
     require_prometheus_binary, resolve_scenario_path, scrape_interval,
 )
 from harness.scenario import Scenario, load
+from harness.scenario.fixes import add_fix_flags, flag_overrides
 
 HELP = "the `make run` job: staging-day legacy vs fixed, before/after table"
 PROFILES = ("legacy", "fixed")
@@ -59,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="override the time compression, in scenario seconds per wall second "
                              "(default: the scenario's time_scale)")
+    add_fix_flags(parser)  # on top of both profiles: what one fix changes in the before/after table
     add_clock_flag(parser)
     parser.add_argument("--no-report", action="store_true", help="skip rendering the HTML report")
     parser.add_argument("--prometheus", action="store_true",
@@ -92,7 +94,7 @@ class ProfilePlan:
 
 def plan_profile(path: Path, profile: str, out: Path, args: argparse.Namespace) -> ProfilePlan:
     overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale,
-                 "clock": args.clock}
+                 "clock": args.clock, **flag_overrides(args)}
     scenario = load(path, overrides)
     refuse_flags_on_virtual_clock(scenario, args)
     check_out_dir(out)

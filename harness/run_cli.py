@@ -7,6 +7,7 @@ is the same for both, so their records are judged alike.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import time
@@ -22,7 +23,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from harness.cli import UsageError, add_json_flag, set_document
+from harness.cli import CommandLineError, UsageError, add_json_flag, set_document
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
 from harness.gates.spec import load_gates
@@ -32,6 +33,7 @@ from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta, write_scenario
 from harness.scenario import Scenario, load
+from harness.scenario.fixes import add_fix_flags, flag_overrides, profile_label
 from harness.scenario.model import CLOCKS
 from system.units import format_duration, positive_int_arg
 
@@ -63,6 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=("legacy", "fixed"),
                         help="name the whole system: client profile and server behaviour together "
                              "(default: the scenario's fleet.profile and system.behaviour)")
+    add_fix_flags(parser)
     parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
     parser.add_argument("--target", metavar="URL",
                         help="emulate only: use this running system instead of starting one: "
@@ -116,7 +119,10 @@ def resolve_scenario_path(name: str) -> Path:
         if candidate.is_file():
             return candidate
     known = sorted(p.stem for p in library.glob("*.yaml"))
-    raise UsageError(f"{name}: no such scenario file, and not a library scenario (library: {', '.join(known)})")
+    close = difflib.get_close_matches(Path(name).stem, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise CommandLineError(f"{name}: no such scenario file, and not a library scenario{hint} "
+                           f"(library: {', '.join(known)})")
 
 
 def default_out_dir(scenario: Scenario, engine: str) -> Path:
@@ -153,9 +159,9 @@ def engine_guard(out: Path, engine: str) -> Iterator[None]:
     except UsageError as exc:  # found by the engine once running: the record is as partial as after a crash
         mark_incomplete(out, str(exc))
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # replications say what they kept; one run keeps its partial record
         mark_incomplete(out, f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s of wall time")
-        raise KeyboardInterrupt(f"the partial record is in {out} (not finalized or judged)") from None
+        raise KeyboardInterrupt(str(exc) or f"the partial record is in {out} (not finalized or judged)") from None
     except Exception as exc:  # the traceback goes next to the record, not over the screen
         (out / files.ENGINE_ERROR).write_text(traceback.format_exc())
         mark_incomplete(out, f"the {engine} engine stopped: {type(exc).__name__}: {exc}")
@@ -336,7 +342,7 @@ def _print_intervals(block: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile,
-                 "clock": args.clock}
+                 "clock": args.clock, **flag_overrides(args)}
     scenario = load(resolve_scenario_path(args.scenario), overrides)
     refuse_flags_on_virtual_clock(scenario, args)
     check_prometheus(args)
@@ -366,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
         prom_verdicts = watch.judge(gates, out, scenario.time_scale) if watch else None
     clock = ("virtual clock" if scenario.virtual else f"wall clock ×{scenario.time_scale:g}") \
         if args.engine == "emulate" else "model"
-    title = f"{scenario.name} ({args.engine}, {clock}, seed {scenario.seed})"
+    title = f"{scenario.name} ({args.engine}, {profile_label(scenario.to_dict())}, {clock}, seed {scenario.seed})"
     print_verdicts(verdicts, title=title, outcome=False)
     if watch is not None:
         merge_meta(out, {"prometheus": watch.facts()})
@@ -384,7 +390,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {line}")
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
-          f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")
+          f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}"
+          + (f" (counts for all {summary['clients']:,} clients: each simulated client stood for "
+             f"{summary['sampling_weight']})" if summary.get("sampling_weight", 1) > 1 else ""))
     if "replications" in summary:
         _print_intervals(summary["replications"])
     if args.report:

@@ -22,7 +22,7 @@ from reports.document import Banner, Document, Image, Note, Section, Table
 from reports.page_html import to_html
 from reports.page_markdown import to_markdown
 from reports.record import RecordError, Run, is_sweep, load_run, number
-from reports.sweep import Sweep, load_sweep
+from reports.sweep import CAPACITY_HEADERS, Sweep, capacity_table, load_sweep
 from system.units import format_duration
 
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
@@ -80,7 +80,7 @@ def _overview(runs: list[Run]) -> Section:
         wall = number(meta.get("wall_time_s"))
         rows.append([
             run.label, run.scenario_name, run.engine, run.profile,
-            _fmt(run.clients), _dur(run.duration_s), clock_of(run), str(meta.get("time_scale", "")),
+            _clients(run), _dur(run.duration_s), clock_of(run), str(meta.get("time_scale", "")),
             _dur(wall), str(meta.get("started_at", "")), str(meta.get("seed", "")),
         ])
     section.blocks.append(Table(["run", "scenario", "engine", "profile", "clients", "duration", "clock",
@@ -410,16 +410,10 @@ def _capacity(sweep: Sweep, index: int) -> Section:
     capacities = {s.label: s.capacity for s in sweep.settings}
     fig = figures.capacity(curves, capacities, sweep.fleet_param, sweep.metric_key)
     section.blocks.append(_image(f"capacity_{index}.png", fig, f"Capacity curve of {sweep.scenario}"))
-    rows = []
-    for s in sweep.settings:
-        first_fail = next((p for p in s.points if not p.passed), None)
-        rows.append([s.label, _fmt(s.capacity) if s.capacity else "below the smallest fleet tried",
-                     "" if first_fail is None else f"{_fmt(first_fail.fleet)}: {', '.join(first_fail.failed_gates)}"])
-    section.blocks.append(Table(["setting", "capacity (largest passing fleet)", "first failure"], rows))
-    best = sweep.recommended()
-    section.blocks.append(Note(
-        f"recommended: {best.label} (holds {_fmt(best.capacity)} clients)" if best
-        else "no setting passed at any fleet size: no recommendation"))
+    rows, lines = capacity_table(sweep)
+    section.blocks.append(Table(list(CAPACITY_HEADERS), rows))
+    for line in lines:
+        section.blocks.append(Note(line))
     for note in sweep.notes:
         section.blocks.append(Note(note))
     return section
@@ -435,6 +429,13 @@ def _compact(value: Any) -> str:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(", ", ": "))
     return text if len(text) <= PROVENANCE_CHARS else text[:PROVENANCE_CHARS] + f"… ({len(text)} chars)"
+
+
+def _clients(run: Run) -> str:
+    """The fleet, and how many clients each simulated agent stood for when the model sampled it
+    (every count in the report is for the whole fleet)."""
+    weight = number(((run.meta or {}).get("sampling") or {}).get("weight"))
+    return _fmt(run.clients) + (f" (each simulated client stood for {weight:,.0f})" if weight and weight > 1 else "")
 
 
 def _fmt(value: Any) -> str:

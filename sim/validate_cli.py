@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cli import UsageError, add_json_flag, set_document
+from harness.scenario.fixes import add_fix_flags, flag_overrides
 from system.units import positive_int_arg
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="FILE",
                         help="model calibration file (default: the built-in sim/calibration_default.json)")
     parser.add_argument("--clients", type=int, metavar="N", help="override the fleet size for both engines")
+    parser.add_argument("--profile", choices=("legacy", "fixed"),
+                        help="name the whole system for both engines (default: the scenario's)")
+    add_fix_flags(parser)
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="override the emulation's compression: lower is slower but more faithful "
                              "(the emulation warns when a time constant is distorted; the table says when "
@@ -377,7 +381,8 @@ def run(args: argparse.Namespace) -> int:
 
     path = resolve_scenario_path(args.scenario)
     overrides = {k: v for k, v in (("clients", args.clients), ("time_scale", args.time_scale),
-                                   ("clock", args.clock)) if v}
+                                   ("clock", args.clock), ("profile", args.profile),
+                                   *flag_overrides(args).items()) if v}
     scenario = load(path, overrides)
     scenario = dataclasses.replace(scenario, fleet=dataclasses.replace(scenario.fleet, sim_clients=scenario.fleet.clients))
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-validate-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -465,7 +465,7 @@ def merge_events(writer: RecordWriter, paths: list[Path], fault_events: list[dic
                     yield json.loads(line)
 
     n = 0
-    for rec in heapq.merge(*(lines(p) for p in paths), iter(fault_events), key=lambda r: r["t"]):
+    for rec in heapq.merge(*(lines(p) for p in paths), iter(fault_events), key=lambda r: (r["t"], r["client"])):
         writer.event(rec)
         n += 1
     return n

@@ -105,12 +105,12 @@ async def run_clients(spec: WorkerSpec, clock: Any, reports: Any) -> dict:
                             ping_interval=None, ping_timeout=None)  # browsers never ping: the server does
     tally = Tally()
     seen: set = set()
-    records: list[tuple[float, str]] = []
+    records: list[tuple[float, str, str]] = []
     texts = spec.messages or MESSAGES
 
     def on_record(rec: dict) -> None:
         tally.add(rec, seen)
-        records.append((rec["t"], json.dumps(rec, separators=(",", ":"))))
+        records.append((rec["t"], rec["client"], json.dumps(rec, separators=(",", ":"))))
 
     stop = asyncio.Event()
     lag, res = LoopLagMonitor(), ResourceSampler()
@@ -150,9 +150,9 @@ async def run_clients(spec: WorkerSpec, clock: Any, reports: Any) -> dict:
         async with aiohttp.ClientSession(connector=connector) as http:
             results = await asyncio.gather(*(one(p, http) for p in spec.clients), return_exceptions=True)
     finally:  # interrupted too (SIGINT cancels this task): the engine keeps what the clients recorded
-        records.sort(key=lambda r: r[0])
+        records.sort(key=lambda r: r[:2])  # records of one instant by client: one order whatever ran first
         with open(spec.events_path, "w", encoding="utf-8") as f:
-            for _, line in records:
+            for _, _, line in records:
                 f.write(line + "\n")
     errors = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
     stop.set()

@@ -227,15 +227,23 @@ class _VirtualRun:
         return asyncio.get_running_loop().time() - self.origin_loop
 
     async def main(self, writer: RecordWriter, plan: Any) -> dict:
+        """The run on this loop; the server and the proxies are stopped whatever happens."""
+        options, warns = server_options(self.scenario, TimeScale(1.0), self.tmp / "server.db")
+        self.warnings += warns
+        self.server = LoopServer(options, self.out / "logs" / "server.log")
+        self.proxies = LoopProxies(self.scenario.seed, plan.groups)
+        try:
+            return await self._drive(writer, plan, options)
+        finally:
+            self.proxies.stop()
+            await self.server.close()
+
+    async def _drive(self, writer: RecordWriter, plan: Any, options: ServerOptions) -> dict:
         from system import clock as system_clock
         from system.client.driver import Clock
 
         scenario = self.scenario
-        options, warns = server_options(scenario, TimeScale(1.0), self.tmp / "server.db")
-        self.warnings += warns
-        self.server = LoopServer(options, self.out / "logs" / "server.log")
         endpoints = await self.server.start()
-        self.proxies = LoopProxies(scenario.seed, plan.groups)
         await self.proxies.create_on_loop(endpoints)
         urls = {}
         for g in range(plan.groups):
@@ -268,8 +276,6 @@ class _VirtualRun:
                 stop.set()
                 await asyncio.gather(faults, scraper, watcher, return_exceptions=True)
             messages = await self._delivery_log(http, endpoints, options.admin_key)
-        await self.server.close()
-        self.proxies.stop()
         return {"result": result, "messages": messages}
 
     def _fault_error(self, step: Step, exc: Exception) -> None:

@@ -109,8 +109,8 @@ def where(v: Verdict) -> str:
         return f"{human_number(w['connections_below_threshold'])} connections below the threshold"
     if "worst" in w:
         worst = w["worst"]
-        return (f"{human_number(worst['level'])} of {human_number(worst['reference'])} connected at "
-                f"{format_duration(worst['at_s'])}")
+        return (f"{human_number(worst['connected_clients'])} of {human_number(worst['fleet_expected'])} clients "
+                f"connected at {format_duration(worst['at_s'])}")
     if w.get("busiest_seconds"):
         t, n = w["busiest_seconds"][0]
         return f"busiest second {format_duration(t)}: {human_number(n)}"

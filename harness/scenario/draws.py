@@ -75,10 +75,16 @@ def _targets(seed: int, index: int, fault: Fault, n: int) -> tuple[str, ...] | N
 def arrival_times(scenario: Scenario, clients: int | None = None) -> list[float]:
     """When each client starts: uniform over the arrival ramp, in client-index order."""
     n = scenario.fleet.clients if clients is None else clients
-    if scenario.fleet.ramp <= 0:
-        return [0.0] * n
-    rng = stream(scenario.seed, "arrivals")
-    return [rng.uniform(0.0, scenario.fleet.ramp) for _ in range(n)]
+    return ramp_arrivals(scenario.seed, scenario.fleet.ramp, n)
+
+
+def ramp_arrivals(seed: int, ramp: float, clients: int) -> list[float]:
+    """`arrival_times` from the three numbers it depends on: a run record's gates ask it which
+    clients should be connected by a given second without rebuilding the `Scenario`."""
+    if ramp <= 0:
+        return [0.0] * clients
+    rng = stream(seed, "arrivals")
+    return [rng.uniform(0.0, ramp) for _ in range(clients)]
 
 
 def _poisson_times(rng: random.Random, mean: float, start: float, end: float) -> Iterator[float]:

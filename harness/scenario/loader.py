@@ -16,6 +16,7 @@ from harness.scenario.model import (
     DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
     Offline, Scenario, SystemBehaviour, SystemSpec,
 )
+from harness.scenario.fixes import FIX_KEYS, apply_fixes, fix_overrides
 from harness.scenario.schema import validate
 from system.units import parse_duration, parse_rate
 
@@ -60,11 +61,37 @@ def read_yaml(path: Path) -> Any:
         raise UsageError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
 
 
+def key_lines(path: Path) -> dict[tuple, int]:
+    """Each mapping key's path in the YAML file (`("fleet", "sim_clients")`, list items by index) and
+    its line, so a schema error can say where an unknown key is. Empty when the file does not compose."""
+    try:
+        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return {}
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, where: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = where + (key.value,)
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, where + (i,))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
 def apply_overrides(document: dict, overrides: Mapping[str, Any] | None) -> dict:
     """A copy of `document` with overrides set; keys are short names or dotted paths."""
     doc = copy.deepcopy(document)
-    for key, value in (overrides or {}).items():
-        if value is None:
+    overrides = dict(overrides or {})
+    enable, disable = fix_overrides(overrides)
+    for key, value in overrides.items():
+        if value is None or key in FIX_KEYS:
             continue
         for dotted in SHORT_OVERRIDES.get(key, (key,)):
             node = doc
@@ -77,6 +104,7 @@ def apply_overrides(document: dict, overrides: Mapping[str, Any] | None) -> dict
                     raise UsageError(f"override {key}={value!r}: {part!r} is not a mapping in the scenario")
                 node = child
             node[leaf] = value
+    apply_fixes(doc, enable, disable)  # after `profile`: fixes are on top of the profile named
     return doc
 
 
@@ -88,7 +116,8 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenar
         raise UsageError(f"{path}: expected a mapping of scenario fields at the top level, got {type(document).__name__}")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        return from_dict(apply_overrides(document, given), source=str(path), base_dir=path.parent)
+        return from_dict(apply_overrides(document, given), source=str(path), base_dir=path.parent,
+                         lines=key_lines(path))
     except UsageError as exc:
         if not given:
             raise
@@ -96,8 +125,9 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenar
         raise UsageError(f"{exc}\n  (the scenario as overridden by: {note})") from None
 
 
-def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
-    validate(document, source)
+def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None,
+              lines: Mapping[tuple, int] | None = None) -> Scenario:
+    validate(document, source, lines=lines)
     _check_server_traits(document, source)
     gates_spec = document.get("gates", [])
     gates_file = None

@@ -137,7 +137,7 @@ def test_min_fraction_after_a_fault(restart_run):
     v = judge(restart_run, metric="active_connections", stat="min_fraction", op=">=", value=0.99,
               phase={"after": "server_restart", "within": "30s"})
     assert (v.verdict, v.observed) == (FAIL, pytest.approx(0.9))
-    assert v.provenance["where"]["worst"]["reference"] == 10.0
+    assert v.provenance["where"]["worst"]["fleet_expected"] == 10.0
     v = judge(restart_run, metric="active_connections", stat="min_fraction", op=">=", value=0.99,
               phase={"after": "server_restart", "within": "60s"})
     assert (v.verdict, v.observed) == (PASS, pytest.approx(1.0))
@@ -329,7 +329,8 @@ def test_min_fraction_never_exceeds_one(tmp_path):
     v = judge(RunRecord(out), metric="active_connections", stat="min_fraction", op=">=", value=0.99,
               phase={"after": "server_restart", "within": "60s"})
     assert (v.verdict, v.observed) == (PASS, 1.0)
-    assert v.provenance["occurrences"][0]["level"] == 8.0
+    worst = v.provenance["occurrences"][0]
+    assert (worst["sockets"], worst["connected_clients"], worst["fleet_expected"]) == (8.0, 4.0, 4.0)
 
 
 def _with_lag(run_dir, clock: str, lag_wall_s: float, at: float) -> RunRecord:
