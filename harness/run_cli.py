@@ -19,14 +19,16 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cluster import executor
-from harness.cli import CommandLineError, UsageError
+from harness.cli import CommandLineError, UsageError, add_json_flag, set_document
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
 from harness.gates.spec import load_gates
+from harness.gates.verdict import verdicts_document
 from harness.record import files
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
@@ -76,6 +78,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="emulate only: start a real Prometheus (`prometheus` on PATH) scraping the server's "
                              "/metrics during the run, judge the gates through it too and write "
                              "prometheus_gates.json (the exit code stays the run record's)")
+    parser.add_argument("--keep-prometheus", metavar="DIR",
+                        help="with --prometheus: keep its TSDB in DIR (a new directory) and print how to start a "
+                             "Prometheus on it for `stormbench gates --prometheus` (default: thrown away)")
     parser.add_argument("--report", action="store_true",
                         help="also render the HTML/PNG/Markdown report into the run record's report/ folder")
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
@@ -86,6 +91,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default: the built-in sim/calibration_default.json)")
     executor.add_argument(parser, also="; with --engine emulate and --target (this flag only): the client "
                                        "fleet runs on the scheduler's workers, one share each")
+    add_json_flag(parser)
 
 
 def add_clock_flag(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +186,18 @@ def check_prometheus(args: argparse.Namespace) -> None:
     if args.engine != "emulate":
         raise UsageError("--prometheus applies to --engine emulate only (the model has no server to scrape)")
     require_prometheus_binary()
+
+
+def keep_dir(args: argparse.Namespace) -> Path | None:
+    """`--keep-prometheus DIR`: needs --prometheus, and a place that holds no TSDB yet."""
+    if args.keep_prometheus is None:
+        return None
+    if not args.prometheus:
+        raise UsageError("--keep-prometheus: applies with --prometheus only (it keeps that Prometheus' TSDB)")
+    keep = Path(args.keep_prometheus)
+    if keep.exists() and (not keep.is_dir() or (keep / "tsdb").exists()):
+        raise UsageError(f"--keep-prometheus {keep}: expected a new or empty directory (it holds a file or a TSDB)")
+    return keep
 
 
 def require_prometheus_binary() -> None:
@@ -293,14 +311,22 @@ def model_progress(label: str) -> Iterator[Callable[[float], None]]:
     print(f"{label}: done in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def render_report(out: Path) -> None:
+def render_report(out: Path) -> Path | None:
     try:
         from reports import render
     except ImportError as exc:
         print(f"stormbench run: --report: reports are not available in this build ({exc})")
-        return
+        return None
     report = render([out], out / "report")
     print(f"report: {report}")
+    return report
+
+
+def record_paths(out: Path) -> dict[str, str]:
+    """The files of a judged run record a CI step may pick up (those that exist)."""
+    named = {"run_dir": out, "gates_json": out / files.GATES, "junit": out / files.JUNIT,
+             "prometheus_gates": out / "prometheus_gates.json", "report": out / "report" / "index.html"}
+    return {key: str(path) for key, path in named.items() if path.exists()}
 
 
 def _lifetime(summary: dict) -> str:
@@ -325,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
     scenario = load(resolve_scenario_path(args.scenario), overrides)
     refuse_flags_on_virtual_clock(scenario, args)
     check_prometheus(args)
+    keep = keep_dir(args)
     check_engine_flags(args)
     gates = load_gates(scenario.gates)
     if args.gates:
@@ -338,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
         if args.prometheus:
             from harness.prom.in_run import RunWatch
 
-            watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
+            watch = stack.enter_context(RunWatch(scrape_interval(scenario), keep))
         with engine_guard(out, args.engine):
             replications = run_engine(args.engine, scenario, out, args, watch)
         summary = finalize(out)
@@ -358,6 +385,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         if prom_verdicts is not None:
             print_verdicts(prom_verdicts, title=f"{title} via Prometheus (not in the exit code)", outcome=False)
+        if keep is not None:
+            gates_file = keep / "gates.yaml"
+            gates_file.write_text(yaml.safe_dump([g.to_dict() for g in gates], sort_keys=False, allow_unicode=True))
+            lines = watch.replay_instructions(str(gates_file), scenario.time_scale)
+            print(f"Prometheus TSDB kept in {keep / 'tsdb'}; to judge this run through it again:" if lines else
+                  f"Prometheus TSDB kept in {keep / 'tsdb'} (the run ended before Prometheus watched it)")
+            for line in lines:
+                print(f"  {line}")
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
           f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}"
@@ -368,4 +403,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         render_report(out)
     print(outcome_line(verdicts))
+    document = {"scenario": scenario.name, "engine": args.engine, "seed": scenario.seed,
+                **verdicts_document(verdicts), "summary": summary, "paths": record_paths(out)}
+    if prom_verdicts is not None:
+        document["prometheus"] = verdicts_document(prom_verdicts)
+    set_document(args, document)
     return code

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cluster import executor
-from harness.cli import UsageError
+from harness.cli import UsageError, add_json_flag, set_document
 from harness.scenario.fixes import add_fix_flags, flag_overrides
 from system.units import positive_int_arg
 
@@ -59,6 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="SCENARIO", help="a scenario file, or the name of a library scenario")
     parser.add_argument("--out", metavar="DIR",
                         help="directory for both run records (default: runs/<scenario>-validate-<timestamp>)")
+    add_json_flag(parser)
     parser.add_argument("--tolerance", type=float, default=0.10, metavar="X",
                         help="largest acceptable relative error of the model (default 0.10)")
     parser.add_argument("--calibration", metavar="FILE",
@@ -524,12 +525,13 @@ def run(args: argparse.Namespace) -> int:
     if bottleneck:
         print(f"warning: the emulation's load generator was the bottleneck ({'; '.join(bottleneck)}): its figures "
               f"measure this machine's load as much as the system; rerun on a quieter machine or a lower --time-scale")
-    (out / "validate.json").write_text(json.dumps({"scenario": scenario.name, "tolerance": args.tolerance,
-                                                   "time_scale": scenario.time_scale,
-                                                   "replications": replications,
-                                                   "emulated": [str(d) for d in emu_dirs] if len(emu_dirs) > 1 else str(emu_dir),
-                                                   "simulated": str(out / "simulate"),
-                                                   "model_of_emulation": notes,
-                                                   "load_generator_bottleneck": bottleneck,
-                                                   "rows": rows}, indent=2, default=str) + "\n")
-    return 1 if any(r["verdict"] == DISAGREE for r in rows) else 0
+    result = {"scenario": scenario.name, "tolerance": args.tolerance, "time_scale": scenario.time_scale,
+              "replications": replications,
+              "emulated": [str(d) for d in emu_dirs] if len(emu_dirs) > 1 else str(emu_dir),
+              "simulated": str(out / "simulate"), "model_of_emulation": notes,
+              "load_generator_bottleneck": bottleneck, "rows": rows}
+    (out / "validate.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    code = 1 if any(r["verdict"] == DISAGREE for r in rows) else 0
+    set_document(args, {**result, "outcome": "agree" if code == 0 else "disagree",
+                        "paths": {"validate_json": str(out / "validate.json")}})
+    return code

@@ -35,7 +35,7 @@ from harness.emulate import probe
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import Fleet, WorkerSpec, fleet_bound, split, worker_count
 from harness.emulate.host import fd_limit, host_facts
-from harness.emulate.live import LiveCheck, LiveView
+from harness.emulate.live import LiveView
 from harness.emulate.plan import Plan, Step, make_plan, timeline
 from harness.emulate.procs import ManagedProcess
 from harness.emulate.scrape import parse_metrics
@@ -272,7 +272,7 @@ class _Run:
         faults = asyncio.create_task(run_timeline(steps, self.applier, self.clock, stop, on_fault_error, on_applied))
         scraper = asyncio.create_task(self._scrape(writer, stop, wall_end))
         view = LiveView(self.scenario.name, self.scenario.duration,
-                        live=False if self.progress is not None else None, checks=self.live_checks())
+                        live=False if self.progress is not None else None, gates=self.live_gates())
         psutil.cpu_percent(None)
         try:
             with view:
@@ -298,12 +298,12 @@ class _Run:
                 self.warnings.append(f"the {name} process exited during the run (code {proc.proc.returncode}); "
                                      f"see {proc.log_path}")
 
-    def live_checks(self) -> list[LiveCheck]:
-        """The scenario's gates that the live view can judge as the run goes."""
+    def live_gates(self) -> list:
+        """The scenario's gates, for the live view (it judges those it can as the run goes)."""
         from harness.gates.spec import load_gates
 
         try:
-            return LiveCheck.from_gates(load_gates(self.scenario.gates))
+            return load_gates(self.scenario.gates)
         except Exception as exc:  # the run's verdict will name the problem; the view just shows less
             self.warnings.append(f"live view: gates not shown ({exc})")
             return []

@@ -80,10 +80,10 @@ RECORD_METRICS = frozenset(COUNTERS) | frozenset(GAUGES) | frozenset(LEDGER) | f
 
 def scraped_metric_names() -> frozenset[str]:
     """Every sample name a scrape of the server can hold (`scrapes.jsonl`), and the harness's RSS."""
-    from system.server.metrics import METRICS
+    from system.server.metrics import EXPORTED
 
-    names = {"process_resident_memory_bytes"}
-    for spec in METRICS:
+    names = set()
+    for spec in EXPORTED:
         names.add(spec.name)
         if spec.type == "histogram":
             names.update(f"{spec.name}_{suffix}" for suffix in ("bucket", "sum", "count"))

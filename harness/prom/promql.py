@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from harness.gates.spec import Gate
-from system.server.metrics import METRICS, MetricSpec
+from system.server.metrics import EXPORTED, MetricSpec
 
-BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRICS}
+BY_NAME: dict[str, MetricSpec] = {m.name: m for m in EXPORTED}
 # run-record metric -> (exported metric, labels it implies)
 ALIASES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "connection_duration": ("ws_connection_duration_seconds", ()),
@@ -32,6 +32,7 @@ ALIASES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "agent_execution": ("agent_execution_seconds", ()),
     "agent_results": ("agent_results_returned", ()),
     "agent_errors": ("agent_errors_total", ()),
+    "memory": ("process_resident_memory_bytes", ()),
 }
 # Run-record metrics only the clients see (README "Client event records"): no server metric holds them.
 CLIENT_SIDE = frozenset({

@@ -46,7 +46,6 @@ class ServerState:
         self.store = Store(config.db_path)
         self.tokens = TokenService(self.store, secret=config.secret, access_ttl=config.token_ttl,
                                    refresh_ttl=config.refresh_ttl)
-        self.metrics = ServerMetrics()
         self.auth_limits = AuthLimits(config)
         self.admission = AdmissionPolicy(AdmissionConfig(
             max_connections=(config.max_connections if config.max_connections is not None
@@ -55,6 +54,7 @@ class ServerState:
             burst=config.handshake_burst))
         self.agent = agent if agent is not None else load_backend(config.agent, config.agent_db)
         self.agent_name = getattr(self.agent, "name", config.agent)
+        self.metrics = ServerMetrics(agent=self.agent_name)
         self.sessions: dict[str, Session] = {}
         self.by_conversation: dict[str, set[Session]] = {}
         self.handshakes = 0

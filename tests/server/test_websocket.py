@@ -406,3 +406,21 @@ async def test_hostile_frames_get_error_frames_not_crashes(make_server):
             assert frame["type"] == "error" and frame["code"] in ("invalid_json", "invalid_frame"), (raw[:40], frame)
         await ws.send(user_message(1))
         assert (await recv_until(ws, "assistant_message"))["seq"] == 1
+
+
+async def test_metrics_export_the_process_and_known_labels_at_zero(make_server):
+    """Before any traffic: the process collector's series (the memory gate reads them through
+    Prometheus) and every counter whose labels are known in advance, at 0."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, api = await make_server()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(await api.metrics_text()) for s in family.samples}
+    assert samples[("process_resident_memory_bytes", ())] > 10e6
+    assert samples[("process_open_fds", ())] >= 3
+    assert ("process_cpu_seconds_total", ()) in samples
+    agent = server.state.agent_name
+    for name, label, value in (("agent_errors_total", "agent", agent), ("ws_closes_total", "code", "4401"),
+                               ("ws_closes_total", "code", "1006"), ("ws_handshake_rejections_total", "status", "403"),
+                               ("auth_refresh_total", "result", "reused")):
+        assert samples[(name, ((label, value),))] == 0.0, (name, label, value)
