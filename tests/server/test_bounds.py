@@ -32,13 +32,13 @@ async def test_a_client_that_resumes_but_never_reads_is_bounded_and_closed(make_
     token = (await api.token("mallory"))["access_token"]
     deaf = await asyncio.to_thread(DeafClient, api.ws_url, f"/ws/chat/loot?token={token}")
     _fill(server, "loot", HISTORY)
-    started = time.monotonic()
     for i in range(RESUMES):
         await asyncio.to_thread(deaf.send, {"v": "1.0", "type": "resume", "id": f"r{i}", "last_seq": 0})
+    started = time.monotonic()  # the attack is in place: from here the watchdog's bound runs
     peak = 0
     async with api.connect("other", (await api.token("bob"))["access_token"]) as bob:
         assert (await recv_json(bob))["type"] == "welcome"
-        while server.state.sessions and time.monotonic() - started < 8:
+        while server.state.sessions and time.monotonic() - started < 20:
             peak = max(peak, _backlog(server))
             await bob.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"b{time.monotonic()}",
                                        "text": "still there?"}))
@@ -48,7 +48,9 @@ async def test_a_client_that_resumes_but_never_reads_is_bounded_and_closed(make_
             await asyncio.sleep(0.05)
         closed_after = time.monotonic() - started
         assert [s.user for s in server.state.sessions.values()] == ["bob"], "the deaf client is still open"
-    assert closed_after < 1.0 + 0.25 + 0.5 + 1.5, closed_after  # send_timeout + a tick + close_timeout + slack
+    # send_timeout + a tick + close_timeout, with slack for a busy machine (without the watchdog the
+    # deaf client is never closed: the loop above gives up after 20 s and the assertion before fails)
+    assert closed_after < 1.0 + 0.25 + 0.5 + 5.0, closed_after
     assert peak <= server.config.max_send_buffer, peak
     assert await asyncio.to_thread(deaf.closed_by_server)
     deaf.close()
