@@ -137,10 +137,13 @@ def test_no_data_dropped_while_editing_the_chain(api: Api, upstream) -> None:  #
         reader = threading.Thread(target=lambda: received.append(recv_all(server)))
         reader.start()
 
+        edited = threading.Semaphore(0)
+
         def write() -> None:
-            for i in range(0, len(payload), 1000):
+            for n, i in enumerate(range(0, len(payload), 1000)):
                 client.sendall(payload[i : i + 1000])
-                time.sleep(0.0005)
+                if n % 20 == 0:  # let an edit of the chain land mid-stream, however busy the machine
+                    edited.acquire(timeout=10)
 
         writer = threading.Thread(target=write)
         writer.start()
@@ -151,6 +154,7 @@ def test_no_data_dropped_while_editing_the_chain(api: Api, upstream) -> None:  #
             assert api.delete("/proxies/p/toxics/lat").status_code == 204
             assert api.delete("/proxies/p/toxics/slice").status_code == 204
             edits += 1
+            edited.release()
         writer.join()
         client.shutdown(socket.SHUT_WR)
         reader.join(10)
