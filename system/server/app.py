@@ -11,12 +11,10 @@ from websockets.asyncio.server import Server, serve
 from system.server.agent_port import AgentBackend
 from system.server.config import ServerConfig
 from system.server.http_api import build_app
+from system.server.lifecycle import shutdown
 from system.server.logs import EventLog
 from system.server.state import ServerState
 from system.server.ws import ChatHandler
-
-SERVICE_RESTART = 1012
-
 
 class ChatServer:
     def __init__(self, config: ServerConfig, log: EventLog | None = None,
@@ -57,14 +55,13 @@ class ChatServer:
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)
-            self.state.log.event("shutdown", connections=len(connections),
-                                 abrupt=self.config.legacy("abrupt_shutdown"))
-            if self.config.legacy("abrupt_shutdown"):
-                for connection in connections:
+            outcome = shutdown(frozenset(self.config.legacy_traits))
+            self.state.log.event("shutdown", connections=len(connections), abrupt=outcome.kind == "abort")
+            for connection in connections:
+                if outcome.kind == "abort":
                     connection.transport.abort()
-            else:
-                for connection in connections:
-                    asyncio.get_running_loop().create_task(connection.close(SERVICE_RESTART, "service restart"))
+                else:
+                    asyncio.get_running_loop().create_task(connection.close(outcome.code, outcome.reason))
             try:
                 await asyncio.wait_for(self._ws.wait_closed(), self.config.shutdown_timeout)
             except TimeoutError:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from system.server.config import LEGACY_TRAITS, ServerConfig
+from system.server.lifecycle import EXPIRY_GRACE_S
 from system.units import duration_arg, optional_duration_arg, rate_arg, positive_int_arg
 
 HELP = "run the chat server (WebSocket + HTTP auth/metrics/admin)"
@@ -55,7 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--live-expiry", action="store_true",
                       help="enforce token expiry on open connections: an auth_refresh frame must arrive "
                            "within --expiry-grace of expiry, else close 4401")
-    auth.add_argument("--expiry-grace", type=duration_arg, default=10.0, help="grace after expiry for --live-expiry (default 10s)")
+    auth.add_argument("--expiry-grace", type=duration_arg, default=EXPIRY_GRACE_S, help=f"grace after expiry for --live-expiry (default {EXPIRY_GRACE_S:g}s)")
     auth.add_argument("--secret", default=None,
                       help="JWT signing secret (default: generated once and kept in --db, so a restart keeps tokens valid)")
     auth.add_argument("--admin-key", default=os.environ.get("STORMBENCH_ADMIN_KEY"),

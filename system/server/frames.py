@@ -6,9 +6,10 @@ import json
 from jsonschema import ValidationError
 from jsonschema.exceptions import best_match
 
+from system import wire
 from system.contracts import validator
 
-VERSION = "1.0"
+VERSION = wire.FRAME_VERSION
 CLIENT_TYPES = ("user_message", "resume", "auth_refresh", "ping")
 
 

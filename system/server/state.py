@@ -14,6 +14,7 @@ from system.server.admission import AdmissionConfig, AdmissionPolicy
 from system.server.agent_port import AgentBackend, load_backend
 from system.server.auth import TokenService
 from system.server.config import ServerConfig
+from system.server.lifecycle import LiveExpiry
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
 from system.server.store import Store
@@ -52,7 +53,6 @@ class ServerState:
         self.opened = 0
         self.messages_sent = 0
         self.closes_by_code: dict[int, int] = {}
-        self.auth_outage = False
         self.started = time.time()
 
     def add(self, session: Session) -> None:
@@ -77,7 +77,7 @@ class ServerState:
         now = time.time()
         hit = [s for s in self.sessions.values() if user is None or s.user == user]
         for session in hit:
-            session.expires_at = min(session.expires_at, now)
+            session.expires_at = LiveExpiry.forced(session.expires_at, now)
             session.expiry_changed.set()
         return len(hit)
 
@@ -97,7 +97,7 @@ class ServerState:
             "closes_by_code": {str(k): v for k, v in sorted(self.closes_by_code.items())},
             "messages_sent": self.messages_sent,
             "conversations_active": len(self.by_conversation),
-            "auth_outage": self.auth_outage,
+            "auth_outage": self.tokens.rules.outage,
             "legacy_traits": sorted(self.config.legacy_traits),
             "live_expiry": self.config.live_expiry,
             "uptime_s": round(time.time() - self.started, 3),

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
+
+from system.server.delivery import LoggedMessage, logged, replay
+from system.server.tokens import RefreshRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,24 +28,6 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
 """
-
-
-@dataclass(frozen=True)
-class LoggedMessage:
-    conversation_id: str
-    seq: int
-    id: str
-    t: float
-    frame: dict
-
-
-@dataclass(frozen=True)
-class RefreshRecord:
-    family: str
-    user: str
-    expires_at: float
-    used: bool
-    revoked: bool
 
 
 class Store:
@@ -153,19 +137,18 @@ class Store:
 
     def append(self, conversation_id: str, message_id: str, t: float, body: dict) -> LoggedMessage:
         """Give the next seq of the conversation and log the frame; the frame gets its seq here."""
-        seq = self.last_seq(conversation_id) + 1
-        frame = {**body, "seq": seq}
+        m = logged(conversation_id, self.last_seq(conversation_id), message_id, t, body)
         self.db.execute(
             "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",
-            (conversation_id, seq, message_id, t, json.dumps(frame, separators=(",", ":"))))
-        self._last_seq[conversation_id] = seq
-        return LoggedMessage(conversation_id, seq, message_id, t, frame)
+            (conversation_id, m.seq, message_id, t, json.dumps(m.frame, separators=(",", ":"))))
+        self._last_seq[conversation_id] = m.seq
+        return m
 
     def messages_after(self, conversation_id: str, last_seq: int) -> list[LoggedMessage]:
         rows = self.db.execute(
             "SELECT conversation_id, seq, id, t, frame FROM messages "
-            "WHERE conversation_id=? AND seq>? ORDER BY seq", (conversation_id, last_seq)).fetchall()
-        return [LoggedMessage(c, s, i, t, json.loads(f)) for c, s, i, t, f in rows]
+            "WHERE conversation_id=? AND seq>?", (conversation_id, last_seq)).fetchall()  # seq>?: the index's share
+        return replay((LoggedMessage(c, s, i, t, json.loads(f)) for c, s, i, t, f in rows), last_seq)
 
     def delivery_log(self, since_seq: dict[str, int] | None = None) -> list[LoggedMessage]:
         """Every logged message (without frames), skipping seq <= since_seq[conversation]."""

@@ -1,0 +1,192 @@
+"""The token service's rules, sans-IO: issue, refresh with rotation, reuse detection, forced expiry, outage.
+
+The asyncio server wraps these rules in signed JWTs over its SQLite store (`system/server/auth.py`);
+the SimPy model hands the `AccessClaims` themselves to its clients as tokens, over a `MemoryBook`.
+Both therefore refuse the same refresh for the same reason: a spent refresh token revokes its whole
+family (RFC 6819 5.2.2.3), a forced expiry bumps a generation (global or per user) so every access
+token minted under an older one is expired, and an outage refuses everything with 503.
+
+The caller passes `now` (the token time base: wall seconds on the server, scenario seconds in the
+model) and the makers of secrets and ids, so nothing here reads a clock or a random source.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+
+class AuthError(Exception):
+    """`code` is the error frame's (or HTTP body's) code: auth_expired, auth_invalid or auth_outage;
+    `result` the auth_refresh_total label: invalid | reused | revoked | expired | outage."""
+
+    def __init__(self, code: str, message: str, result: str = "invalid") -> None:
+        super().__init__(message)
+        self.code = code
+        self.result = result
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of the token endpoints for this refusal."""
+        return 503 if self.result == "outage" else 401
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    family: str
+    user: str
+    expires_at: float
+    used: bool
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What an access token says: whose it is, until when, and the generations it was minted under."""
+
+    user: str
+    issued_at: float
+    expires_at: float
+    global_gen: int
+    user_gen: int
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A token endpoint's answer: an access token's claims and the next refresh token of its family."""
+
+    claims: AccessClaims
+    refresh_token: str
+    family: str
+
+
+class TokenBook(Protocol):
+    """Where the rules keep their state (`system.server.store.Store` on disk, `MemoryBook` in the model)."""
+
+    def global_generation(self) -> int: ...
+    def bump_global_generation(self) -> int: ...
+    def user_generation(self, user: str) -> int: ...
+    def bump_user_generation(self, user: str) -> int: ...
+    def add_refresh(self, digest: str, family: str, user: str, expires_at: float) -> None: ...
+    def refresh_record(self, digest: str) -> RefreshRecord | None: ...
+    def mark_refresh_used(self, digest: str) -> bool: ...
+    def revoke_family(self, family: str) -> None: ...
+
+
+class TokenRules:
+    def __init__(self, book: TokenBook, *, access_ttl: float, refresh_ttl: float,
+                 new_secret: Callable[[], str], new_id: Callable[[], str]) -> None:
+        self.book = book
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self.new_secret = new_secret
+        self.new_id = new_id
+        self.outage = False  # the auth service answers 503 while on (the auth_outage fault)
+        self.issued = 0
+
+    def issue(self, user: str, now: float) -> Grant:
+        """A login: an access token and the first refresh token of a new family."""
+        self._available()
+        return self._grant(user, self.new_id(), now)
+
+    def refresh(self, refresh_token: str, now: float) -> Grant:
+        """Rotate: the presented refresh token is spent and the family's next one issued. Presenting a
+        spent one (its answer was lost, or it was stolen) revokes the family: its holder must log in."""
+        self._available()
+        digest = digest_of(refresh_token)
+        record = self.book.refresh_record(digest)
+        if record is None:
+            raise AuthError("auth_invalid", "unknown refresh token")
+        if record.revoked:
+            raise AuthError("auth_invalid", "refresh token family revoked", "revoked")
+        if not self.book.mark_refresh_used(digest):
+            self.book.revoke_family(record.family)
+            raise AuthError("auth_invalid", "refresh token reused; family revoked", "reused")
+        if record.expires_at <= now:
+            raise AuthError("auth_expired", "refresh token expired", "expired")
+        return self._grant(record.user, record.family, now)
+
+    def check(self, claims: AccessClaims, now: float) -> AccessClaims:
+        """The claims of a token whose signature holds, if they are still good now."""
+        if claims.expires_at <= now:
+            raise AuthError("auth_expired", "access token expired")
+        if claims.global_gen != self.book.global_generation() or claims.user_gen != self.book.user_generation(claims.user):
+            raise AuthError("auth_expired", "access token expired by the server")
+        return claims
+
+    def expire(self, user: str | None = None) -> None:
+        """Expire every access token issued so far (of one user, or of everyone)."""
+        if user is None:
+            self.book.bump_global_generation()
+        else:
+            self.book.bump_user_generation(user)
+
+    def _available(self) -> None:
+        if self.outage:
+            raise AuthError("auth_outage", "the auth service is unavailable", "outage")
+
+    def _grant(self, user: str, family: str, now: float) -> Grant:
+        claims = AccessClaims(user, now, now + self.access_ttl, self.book.global_generation(),
+                              self.book.user_generation(user), self.new_id())
+        refresh = self.new_secret()
+        self.book.add_refresh(digest_of(refresh), family, user, now + self.refresh_ttl)
+        self.issued += 1
+        return Grant(claims, refresh, family)
+
+
+def digest_of(token: str) -> str:
+    """Refresh tokens are kept only as their SHA-256 digest."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class MemoryBook:
+    """A `TokenBook` in dicts, for the model: a family keeps only its last `keep` refresh tokens (a
+    client presents its latest, or the one before when an answer was lost), so a day of a large
+    fleet's rotations stays bounded; an older one is unknown (401) instead of a reuse."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._global = 0
+        self._users: dict[str, int] = {}
+        self._records: dict[str, list] = {}  # digest -> [family, user, expires_at, used]
+        self._families: dict[str, deque[str]] = {}
+        self._revoked: set[str] = set()
+
+    def global_generation(self) -> int:
+        return self._global
+
+    def bump_global_generation(self) -> int:
+        self._global += 1
+        return self._global
+
+    def user_generation(self, user: str) -> int:
+        return self._users.get(user, 0)
+
+    def bump_user_generation(self, user: str) -> int:
+        self._users[user] = self._users.get(user, 0) + 1
+        return self._users[user]
+
+    def add_refresh(self, digest: str, family: str, user: str, expires_at: float) -> None:
+        self._records[digest] = [family, user, expires_at, False]
+        kept = self._families.get(family)
+        if kept is None:
+            kept = self._families[family] = deque()
+        kept.append(digest)
+        if len(kept) > self.keep:
+            self._records.pop(kept.popleft(), None)
+
+    def refresh_record(self, digest: str) -> RefreshRecord | None:
+        r = self._records.get(digest)
+        return None if r is None else RefreshRecord(r[0], r[1], r[2], r[3], r[0] in self._revoked)
+
+    def mark_refresh_used(self, digest: str) -> bool:
+        r = self._records.get(digest)
+        if r is None or r[3]:
+            return False
+        r[3] = True
+        return True
+
+    def revoke_family(self, family: str) -> None:
+        self._revoked.add(family)
