@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class SimClient:
     """One user's browser tab: a policy, its sockets, its timers and its network path."""
 
-    __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "own_tokens", "_timers",
+    __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "_timers",
                  "online", "blocked", "sealed", "refresh_handle", "refused", "extra_latency", "reset_after",
                  "close_code", "pings_dropped", "stopped", "_stuck")
 
@@ -27,10 +27,9 @@ class SimClient:
         self.env = world.env
         self.index = index
         self.client_id = client_id
-        self.conversation = f"conv-{index}"
+        self.conversation = client_id  # every user has their own conversation, as in the emulated fleet
         self.policy = policy
         self.socks: dict[int, Sock] = {}
-        self.own_tokens: list[str] = []
         self._timers: dict[str, int] = {}
         self.online = True
         self.blocked = 0  # blackhole faults in force on this client's path (nothing reaches the client)
@@ -82,9 +81,10 @@ class SimClient:
             tb = self.world.testbed
             tb.request(tb.token, self.world.tokens.fetch, self, self._token_answer, a.refresh)
 
-    def _token_answer(self, ok: bool, status: int, token: str | None, expires: float | None) -> None:
+    def _token_answer(self, ok: bool, status: int, token: Any, expires: float | None,
+                      refresh_token: str | None = None) -> None:
         if ok:
-            self.refresh_handle = token
+            self.refresh_handle = refresh_token
         if self.extra_latency:
             self.env.call_in(self.extra_latency * 2, self._token_result, ok, status, token, expires)
         else:
@@ -279,7 +279,7 @@ class SimClient:
 
         def ping() -> None:
             if self.pings_dropped and s.server_open:
-                self.env.call_in(server.setup.heartbeat_timeout, timed_out)
+                self.env.call_in(server.profile.heartbeat_timeout, timed_out)
 
         self.env.call_in(server.next_ping_delay(s), ping)
 

@@ -33,7 +33,8 @@ from harness.record.finalize import in_flight_window
 from harness.record.ledger import check
 from harness.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Testbed, load as load_calibration
-from sim.world import EXPIRY_GRACE_S, ModelOptions, World
+from sim.world import ModelOptions, World
+from system.server.lifecycle import EXPIRY_GRACE_S
 
 EXACT_LIMIT = 5000  # up to this many clients, events.jsonl holds every record
 MAX_AGENTS = 5000  # above this many clients, agents stand for several clients each

@@ -201,9 +201,9 @@ def _token_expiry(world: "World", f: "Fault", targets: list["SimClient"]) -> Non
         world.tokens.expire(None)
         world.server.expire_live(None)
     else:
-        idx = [c.index for c in targets]
-        world.tokens.expire(idx)
-        world.server.expire_live(set(idx))
+        users = [c.client_id for c in targets]
+        world.tokens.expire(users)
+        world.server.expire_live(set(users))
 
 
 def _load_spike(world: "World", f: "Fault", targets: list["SimClient"]) -> None:

@@ -18,11 +18,12 @@ from sim import faults as fault_kinds
 from sim.calibration import Calibration, Testbed
 from sim.client import SimClient
 from sim.schedule import ModelEnvironment
-from sim.server import Draws, ModelServer, ServerSetup, TokenService
+from harness.scenario.server import server_profile
+from sim.server import Draws, ModelServer, TokenService
+from system.server.lifecycle import EXPIRY_GRACE_S
 from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
 
-EXPIRY_GRACE_S = 10.0  # the server's --expiry-grace default, which the emulation keeps in scenario time
 TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed"})
 
 
@@ -42,33 +43,6 @@ class ModelOptions:
 
 
 
-def legacy_switch(scenario: Scenario, name: str) -> bool:
-    """Whether server trait `name` (system.server.config.LEGACY_TRAITS) is legacy: the base, unless listed."""
-    b = scenario.system.behaviour
-    if name in b.legacy:
-        return True
-    if name in b.fixed:
-        return False
-    return b.base == "legacy"
-
-
-def server_setup(scenario: Scenario, expiry_grace: float = EXPIRY_GRACE_S) -> ServerSetup:
-    sysd = scenario.system
-    return ServerSetup(
-        legacy_handshake=legacy_switch(scenario, "handshake_403"),
-        abrupt_shutdown=legacy_switch(scenario, "abrupt_shutdown"),
-        abrupt_errors=legacy_switch(scenario, "abrupt_errors"),
-        admission=not legacy_switch(scenario, "no_shedding"),
-        live_expiry=sysd.live_expiry,
-        expiry_grace=expiry_grace,
-        token_ttl=sysd.token_ttl,
-        heartbeat_interval=sysd.heartbeat.interval,
-        heartbeat_timeout=sysd.heartbeat.timeout,
-        max_connections=sysd.admission.max_connections,
-        handshake_rate=sysd.admission.handshake_rate,
-    )
-
-
 class World:
     def __init__(self, scenario: Scenario, calibration: Calibration, *, clients: int | None = None,
                  options: ModelOptions = ModelOptions(),
@@ -82,9 +56,10 @@ class World:
         self.n = scenario.fleet.sim_clients if clients is None else clients
         self.env = ModelEnvironment()
         seed = scenario.seed
-        self.tokens = TokenService(self.env, scenario.system.token_ttl,
+        profile = server_profile(scenario, expiry_grace)
+        self.tokens = TokenService(self.env, profile,
                                    Draws(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
-        self.server = ModelServer(self.env, server_setup(scenario, expiry_grace), calibration,
+        self.server = ModelServer(self.env, profile, calibration,
                                   draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent)
         self.testbed: TestbedModel | None = None
         if testbed is not None:  # validate: the emulation's load generator shares the server's CPUs
@@ -119,7 +94,6 @@ class World:
         rng = draws.stream(self.scenario.seed, f"client:{index}")
         policy = ClientPolicy(self.config, rng, cid, conversation=cid, record_kinds=self._record_kinds)
         c = SimClient(self, index, cid, policy)
-        c.conversation = cid
         self.clients.append(c)
         self.by_id[cid] = c
         self.env.call_in(start - self.env.now, c.start)

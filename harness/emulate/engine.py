@@ -48,6 +48,7 @@ from harness.cli import UsageError
 from harness.record import RecordWriter
 from harness.scenario import Scenario
 from harness.scenario.clients import client_config
+from harness.scenario.server import server_profile
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
 HEARTBEAT_FLOOR_WALL = 0.25
@@ -65,15 +66,11 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[ServerOptions, list[str]]:
-    """The server's flags for this scenario in wall time, and warnings about floors that bit."""
-    from system.server.config import LEGACY_TRAITS
-
-    sysspec, warnings = scenario.system, []
-    b = sysspec.behaviour
-    traits = set(LEGACY_TRAITS) if b.base == "legacy" else set()
-    traits = (traits | set(b.legacy)) - set(b.fixed)
+    """The server's flags for this scenario in wall time (`harness.scenario.server.server_profile`,
+    scaled), and warnings about floors that bit."""
+    profile, warnings = server_profile(scenario), []
     hb = []
-    for name, value in (("interval", sysspec.heartbeat.interval), ("timeout", sysspec.heartbeat.timeout)):
+    for name, value in (("interval", profile.heartbeat_interval), ("timeout", profile.heartbeat_timeout)):
         wall = scale.to_wall(value) if value else None
         if wall is not None and wall < HEARTBEAT_FLOOR_WALL:
             warnings.append(f"system.heartbeat.{name} {value:g}s at time_scale {scale.factor:g} would be "
@@ -81,20 +78,20 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
                             f"(= {scale.to_scenario(HEARTBEAT_FLOOR_WALL):g}s of scenario time)")
             wall = HEARTBEAT_FLOOR_WALL
         hb.append(wall)
-    grace = scale.to_wall(10.0)
-    if sysspec.live_expiry and grace < EXPIRY_GRACE_FLOOR_WALL:
-        warnings.append(f"live expiry grace 10s at time_scale {scale.factor:g} would be {grace * 1000:.0f}ms wall; "
-                        f"floored at {EXPIRY_GRACE_FLOOR_WALL * 1000:.0f}ms")
+    grace = scale.to_wall(profile.expiry_grace)
+    if profile.live_expiry and grace < EXPIRY_GRACE_FLOOR_WALL:
+        warnings.append(f"live expiry grace {profile.expiry_grace:g}s at time_scale {scale.factor:g} would be "
+                        f"{grace * 1000:.0f}ms wall; floored at {EXPIRY_GRACE_FLOOR_WALL * 1000:.0f}ms")
         grace = EXPIRY_GRACE_FLOOR_WALL
-    rate = sysspec.admission.handshake_rate
+    rate = profile.handshake_rate
     return ServerOptions(
-        legacy_traits=tuple(sorted(traits)),
-        token_ttl=scale.to_wall(sysspec.token_ttl),
-        refresh_ttl=scale.to_wall(max(7 * 86400.0, scenario.duration * 2)),
+        legacy_traits=tuple(sorted(profile.traits)),
+        token_ttl=scale.to_wall(profile.token_ttl),
+        refresh_ttl=scale.to_wall(profile.refresh_ttl),
         heartbeat_interval=hb[0], heartbeat_timeout=hb[1],
-        live_expiry=sysspec.live_expiry,
+        live_expiry=profile.live_expiry,
         expiry_grace=grace,
-        max_connections=sysspec.admission.max_connections,
+        max_connections=profile.max_connections,
         handshake_rate=rate * scale.factor if rate else None,
         db=db,
     ), warnings

@@ -146,6 +146,11 @@ def _check_server_traits(document: Mapping[str, Any], source: str) -> None:
             if trait not in LEGACY_TRAITS:
                 raise UsageError(f"{source}: $.system.behaviour.{side}[{i}]: expected a server trait "
                                  f"({', '.join(LEGACY_TRAITS)}), got {trait!r}")
+    fixed = list(behaviour.get("fixed") or ())
+    for i, trait in enumerate(behaviour.get("legacy") or ()):
+        if trait in fixed:  # the engines would have to guess which side wins
+            raise UsageError(f"{source}: $.system.behaviour.legacy[{i}]: {trait!r} is also listed in "
+                             f"$.system.behaviour.fixed[{fixed.index(trait)}]; expected each trait on one side only")
 
 
 def _system(doc: Mapping[str, Any]) -> SystemSpec:
