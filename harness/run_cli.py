@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
 from harness.gates.spec import load_gates

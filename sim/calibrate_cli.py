@@ -29,7 +29,7 @@ import aiohttp
 import numpy as np
 import websockets
 
-from harness.cli import UsageError
+from system.errors import UsageError
 
 HELP = "measure this machine's server for the model"
 SEARCH = "any 2-bedroom flats to rent in Camden under 2000 a month?"  # routed to the real-estate agent

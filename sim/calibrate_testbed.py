@@ -19,7 +19,7 @@ import aiohttp
 import psutil
 import websockets
 
-from harness.cli import UsageError
+from system.errors import UsageError
 
 QUIET_S = 0.3  # idle CPU of each party is measured over this long before a burst
 

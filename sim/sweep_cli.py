@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.cli import UsageError
+from system.errors import UsageError
 
 HELP = "simulate a scenario over a parameter grid"
 COLUMNS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s", "storms",

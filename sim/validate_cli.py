@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from system.units import positive_int_arg
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import (
     Endpoints, ProxyControl, ServerControl, ServerOptions, start_proxy_process,
 )
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.record import RecordWriter
 from harness.scenario import Scenario
 from harness.scenario.clients import client_config

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import print_verdicts, write_verdicts
 from harness.gates.spec import Gate, load_gates

@@ -49,7 +49,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.gates.spec import Gate, Phase
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.record.finalize import ledger_summary

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from system.units import parse_duration, parse_rate
 
 OPS = ("<", "<=", ">", ">=", "==", "!=", "between", "in")

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.scenario.model import (
     DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
     Offline, Scenario, SystemBehaviour, SystemSpec,
