@@ -23,7 +23,6 @@ from rich.table import Table
 from harness.cli import EXIT_OK, UsageError
 from harness.gates.evaluate import evaluate
 from harness.gates.report import outcome_line, output_console, write_verdicts
-from harness.gates.spec import load_gates
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta
@@ -80,7 +79,7 @@ def plan_profile(path: Path, profile: str, out: Path, args: argparse.Namespace) 
     overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale}
     scenario = load(path, overrides)
     check_out_dir(out)
-    return ProfilePlan(profile, scenario, load_gates(scenario.gates), out)
+    return ProfilePlan(profile, scenario, list(scenario.checked_gates), out)
 
 
 def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -> ProfileRun:

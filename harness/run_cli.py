@@ -293,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
     check_engine_flags(args)
     overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
     scenario = load(resolve_scenario_path(args.scenario), overrides)
-    gates = load_gates(scenario.gates)
+    gates = list(scenario.checked_gates)
     if args.gates:
         gates = load_gates(args.gates)
         check_metrics(gates, args.gates)

@@ -156,13 +156,6 @@ def closes_by_code(run: Run, max_bins: int = 240) -> Binned | None:
     return _binned(ts, {c.removeprefix("closes_"): c for c in columns}, max_bins)
 
 
-def per_bin(run: Run, columns: dict[str, str], max_bins: int = 240) -> Binned | None:
-    ts = run.timeseries
-    if ts is None or any(c not in ts.columns for c in columns.values()):
-        return None
-    return _binned(ts, columns, max_bins)
-
-
 def rate_per_1000(run: Run, max_bins: int = 240) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean attempts per second per 1000 clients, per bin: comparable across fleet sizes."""
     column = _attempts_column(run.timeseries)

@@ -1,12 +1,14 @@
 """Every fault kind of the scenario timeline, as the model reads it.
 
-Mirrors `harness/emulate/faults.py` (what the emulation does to the real system) in model
-terms: network faults act on the targeted clients' paths, system faults on the server, the
+One handler pair per kind of the registry (`harness.faults`), as `harness/emulate/faults.py`
+has one for the emulation (what it does to the real system), in model terms: network faults act on the targeted clients' paths, system faults on the server, the
 token service or the fleet.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
+
+from harness.faults import lifted
 
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,7 +26,7 @@ def _latency(f: "Fault") -> float:
 
 def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"]) -> None:
     """Start the fault at `f.at` and, when it lasts, lift it at its end (or the run's end)."""
-    start, stop = _KINDS[f.kind]
+    start, stop = KINDS[f.kind]
     env = world.env
     end = min(f.at + f.for_, world.duration) if f.for_ else None
 
@@ -37,7 +39,7 @@ def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"])
         world.fault_log.append({"index": index, "kind": f.kind, "action": "stop", "t": env.now})
 
     env.call_in(f.at, begin)
-    if end is not None and f.kind != "load_spike":
+    if end is not None and lifted(f.kind):
         env.call_in(end, finish)
 
 
@@ -215,7 +217,8 @@ def _nothing(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
 
 
 _Apply = Callable[["World", "Fault", list["SimClient"]], None]
-_KINDS: dict[str, tuple[_Apply, _Apply]] = {
+#: what the model does when each fault kind of the registry (`harness.faults`) starts and stops
+KINDS: dict[str, tuple[_Apply, _Apply]] = {
     "partition": (_each(_block), _each(_unblock)),
     "latency": (_latency_on, _latency_off),
     "bandwidth": (_bandwidth_on, _bandwidth_off),
@@ -230,5 +233,4 @@ _KINDS: dict[str, tuple[_Apply, _Apply]] = {
     "ws_close": (_ws_close_on, _ws_close_off),
     "ws_drop_pings": (_pings_on, _pings_off),
 }
-KINDS: tuple[str, ...] = tuple(_KINDS)
 

@@ -63,14 +63,17 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
 
     names = list(grid)
     planned = []
+    override = None
+    if gates_file:  # parsed and checked once for the grid: a typo must not cost it
+        override = load_gates(gates_file)
+        check_metrics(override, gates_file)
     for combo in itertools.product(*(grid[n] for n in names)):  # every point loads before any runs
         params = dict(zip(names, combo))
         try:
             scenario = load(scenario_path, params)
         except UsageError as exc:
             raise UsageError(f"--vary {', '.join(f'{k}={v}' for k, v in params.items())}: {exc}") from None
-        gates = load_gates(gates_file) if gates_file else load_gates(scenario.gates)
-        check_metrics(gates, gates_file or scenario.gates_file or str(scenario_path))  # a typo must not cost the grid
+        gates = override if override is not None else list(scenario.checked_gates)  # parsed by the loader
         planned.append((combo, params, scenario, gates))
     out.mkdir(parents=True, exist_ok=True)
     points = []

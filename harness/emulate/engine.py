@@ -46,6 +46,7 @@ from harness.emulate.topology import (
 )
 from system.errors import UsageError
 from harness.record import RecordWriter
+from harness.record.writer import tool_version
 from harness.scenario import Scenario
 from harness.scenario.clients import client_config
 from harness.scenario.server import server_profile
@@ -269,11 +270,9 @@ class _Run:
                                      f"see {proc.log_path}")
 
     def live_checks(self) -> list[LiveCheck]:
-        """The scenario's gates that the live view can judge as the run goes."""
-        from harness.gates.spec import load_gates
-
+        """The scenario's gates (as the loader parsed them) that the live view can judge as the run goes."""
         try:
-            return LiveCheck.from_gates(load_gates(self.scenario.gates))
+            return LiveCheck.from_gates(list(self.scenario.checked_gates))
         except Exception as exc:  # the run's verdict will name the problem; the view just shows less
             self.warnings.append(f"live view: gates not shown ({exc})")
             return []
@@ -406,7 +405,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         writer.scenario(scenario)
         plan = run.plan()
         writer.faults(list(plan.faults))
-        writer.meta({"engine": "emulate", "stormbench_version": _version(), "seed": scenario.seed,
+        writer.meta({"engine": "emulate", "stormbench_version": tool_version(), "seed": scenario.seed,
                      "time_scale": scenario.time_scale, "clients": len([c for c in plan.clients if not c.spike]),
                      "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
                      "host": host_facts(), "calibration": None})
@@ -468,10 +467,3 @@ def plan_digest(plan: Plan) -> str:
 
     return hashlib.sha256(json.dumps(plan.fingerprint(), sort_keys=True).encode()).hexdigest()
 
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("stormbench")
-    except Exception:
-        return "unknown"

@@ -30,6 +30,7 @@ from typing import Any, Callable
 import requests
 
 from harness.emulate.plan import NETWORK_FAULTS, Step
+from harness.faults import lifted
 from harness.scenario import RealizedFault
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import ProxyControl, ServerControl
@@ -98,25 +99,33 @@ class FaultApplier:
 
     def apply(self, step: Step) -> None:
         f, start = step.fault, step.action == "start"
-        if f.kind in NETWORK_FAULTS and f.kind != "proxy_down":
-            self._toxics(step.index, f, start)
-        elif f.kind == "proxy_down":
-            self._enable(step.index, f, enabled=not start)
-        elif f.kind == "server_restart":
-            self._restart(f, start)
-        elif f.kind == "auth_outage":
-            self._admin("/admin/auth-outage", {"enabled": start})
-        elif f.kind == "token_expiry" and start:
-            if f.targets is None:
-                self._admin("/admin/expire-tokens", {})
-            else:
-                for cid in f.targets:
-                    self._admin("/admin/expire-tokens", {"user": self.user_of(cid)})
-        if start and f.for_ and f.kind not in ("load_spike", "token_expiry"):
+        HANDLERS[f.kind](self, step.index, f, start)
+        if start and f.for_ and lifted(f.kind):
             self.in_force[step.index] = step
         else:
             self.in_force.pop(step.index, None)
         self.log.append({"index": step.index, "kind": f.kind, "action": step.action})
+
+    def _proxy_down(self, index: int, f: RealizedFault, start: bool) -> None:
+        self._enable(index, f, enabled=not start)
+
+    def _server_restart(self, index: int, f: RealizedFault, start: bool) -> None:
+        self._restart(f, start)
+
+    def _auth_outage(self, index: int, f: RealizedFault, start: bool) -> None:
+        self._admin("/admin/auth-outage", {"enabled": start})
+
+    def _token_expiry(self, index: int, f: RealizedFault, start: bool) -> None:
+        if not start:
+            return
+        if f.targets is None:
+            self._admin("/admin/expire-tokens", {})
+        else:
+            for cid in f.targets:
+                self._admin("/admin/expire-tokens", {"user": self.user_of(cid)})
+
+    def _load_spike(self, index: int, f: RealizedFault, start: bool) -> None:
+        """The fleet runs a spike's clients (they are in the plan); nothing to apply."""
 
     def labels(self) -> list[str]:
         """The faults in force, for the live view."""
@@ -128,6 +137,7 @@ class FaultApplier:
         return self.proxies
 
     def _toxics(self, index: int, f: RealizedFault, start: bool) -> None:
+        """A network fault: its toxics on the proxies of the groups it targets."""
         bodies = toxics_for(index, f, self.scale)
 
         def change(proxy: Any) -> None:
@@ -208,3 +218,14 @@ async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable
             on_error(step, exc)
         else:
             on_applied(step, began, clock() - began)
+
+
+#: what the emulation does for each fault kind of the registry (`harness.faults`)
+HANDLERS: dict[str, Callable[[FaultApplier, int, RealizedFault, bool], None]] = {
+    **{kind: FaultApplier._toxics for kind in NETWORK_FAULTS - {"proxy_down"}},
+    "proxy_down": FaultApplier._proxy_down,
+    "server_restart": FaultApplier._server_restart,
+    "auth_outage": FaultApplier._auth_outage,
+    "token_expiry": FaultApplier._token_expiry,
+    "load_spike": FaultApplier._load_spike,
+}

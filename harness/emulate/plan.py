@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.scenario import RealizedFault, Scenario
-from harness.scenario.model import NETWORK_FAULT_KINDS
+from harness.faults import NETWORK_FAULT_KINDS, lifted
 from harness.scenario.plan import DrawPlan, draw_plan
 
 #: faults that act on the network path of their target clients (through their group's proxies)
@@ -119,7 +119,7 @@ def timeline(faults: tuple[RealizedFault, ...], duration: float) -> list[Step]:
         if f.at > duration:
             continue
         steps.append(Step(f.at, "start", i, f))
-        if f.for_ and f.kind not in ("load_spike", "token_expiry"):
+        if f.for_ and lifted(f.kind):
             steps.append(Step(min(f.at + f.for_, duration), "stop", i, f))
     steps.sort(key=lambda s: (s.at, 0 if s.action == "stop" else 1, s.index))
     return steps

@@ -50,6 +50,7 @@ from typing import Any, Callable
 import numpy as np
 
 from system.errors import UsageError
+from harness.gates.names import ALIASES
 from harness.gates.spec import Gate, Phase
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.record.finalize import ledger_summary
@@ -88,9 +89,8 @@ def scraped_metric_names() -> frozenset[str]:
 def check_metrics(gates: list[Gate], source: str) -> None:
     """Refuse, before a run, a gate whose metric no run record can hold (a typo would otherwise
     cost a whole run and come back `unknown`). A gate with its own `promql` may name anything:
-    it is meant for a Prometheus. The names `harness.prom` reads as aliases pass too (judged from
+    it is meant for a Prometheus. The aliases of `harness.gates.names` pass too (judged from
     the scrapes as Prometheus would), so one gate file serves a run record and a staging Prometheus."""
-    from harness.prom.promql import ALIASES  # imported here: harness.prom imports this module
     from system.server.metrics import METRICS
 
     known = RECORD_METRICS | scraped_metric_names() | frozenset(ALIASES)
@@ -391,7 +391,6 @@ def _scrape_name(gate: Gate) -> tuple[str, dict[str, str]]:
     """The exported metric a gate names and its tags: run-record aliases (`memory`), then the ones
     `harness.prom` uses (`tokens_issued` -> `auth_tokens_issued_total`), so a gate reads the same
     metric in a run record's scrapes as in a Prometheus."""
-    from harness.prom.promql import ALIASES  # imported here: harness.prom imports this module
 
     if gate.metric in SCRAPE_ALIASES:
         return SCRAPE_ALIASES[gate.metric], _tags(gate)
