@@ -2,11 +2,11 @@
 import subprocess
 import sys
 
-from harness.cli import COMMANDS
+from commands.cli import COMMANDS
 
 
 def stormbench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "commands.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_help_lists_every_subcommand():

@@ -13,7 +13,7 @@ from harness.emulate.engine import emulate
 from harness.gates.evaluate import evaluate
 from harness.gates.spec import load_gates
 from harness.record import RunRecord, finalize
-from harness.run_cli import resolve_scenario_path
+from commands.run import resolve_scenario_path
 from harness.scenario import load
 
 pytestmark = pytest.mark.slow

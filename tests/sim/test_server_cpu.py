@@ -10,7 +10,7 @@ import pytest
 
 from harness.scenario import from_dict
 from sim.calibration import Calibration, Dist
-from sim.validate_cli import emulated_system
+from commands.validate import emulated_system
 from sim.world import EXPIRY_GRACE_S, World
 
 DOC = {"name": "cpu", "seed": 5, "duration": "1h", "time_scale": 720,

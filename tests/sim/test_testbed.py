@@ -106,7 +106,7 @@ def test_cpu_share_tells_the_emulations_cores_from_the_rest_of_the_machine():
 
 
 def test_validate_gives_the_testbed_the_cores_the_emulation_had(tmp_path):
-    from sim.validate_cli import free_cores
+    from commands.validate import free_cores
 
     cal = Calibration(testbed=Bed(2, Dist("fixed", 0.001), Dist("fixed", 0.001)))
     runs = []

@@ -20,13 +20,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli import EXIT_OK, UsageError
+from commands.cli import EXIT_OK, UsageError
 from harness.gates.evaluate import evaluate
 from harness.gates.report import outcome_line, output_console, write_verdicts
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta
-from harness.run_cli import (
+from commands.run import (
     check_out_dir, engine_guard, prepare_out_dir, require_prometheus_binary, resolve_scenario_path, scrape_interval,
 )
 from harness.scenario import Scenario, load

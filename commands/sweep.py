@@ -103,7 +103,7 @@ def _fmt(value: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.run_cli import resolve_scenario_path
+    from commands.run import resolve_scenario_path
 
     grid = parse_vary(args.vary)
     path = resolve_scenario_path(args.scenario)

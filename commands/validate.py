@@ -363,7 +363,7 @@ def free_cores(cal: "Calibration", emu_dirs: list[Path]) -> tuple["Calibration",
 
 def run(args: argparse.Namespace) -> int:
     from harness.record.finalize import finalize
-    from harness.run_cli import resolve_scenario_path
+    from commands.run import resolve_scenario_path
     from harness.scenario import load
     from sim.engine import simulate
 

@@ -12,7 +12,7 @@ Starts `stormbench serve` as a child on free loopback ports and measures, with r
 - the restart downtime (spawn to ready line of a second server process);
 - the emulation's load generator (`testbed`, used by `validate` only): the CPU a client and the
   proxy spend per token refresh and per connect, in bursts of --burst through a real proxy, and the
-  cores they share with the server (`sim.calibrate_testbed`).
+  cores they share with the server (`commands.calibrate_testbed`).
 The result is a `sim.calibration.Calibration` JSON file; `stormbench run --engine simulate`
 records in meta.json which file it used.
 """

@@ -20,7 +20,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from system.errors import UsageError  # re-exported: subcommands raise harness.cli.UsageError
+from system.errors import UsageError  # re-exported: subcommands raise commands.cli.UsageError
 
 # name -> (module, one-line help shown even when the module cannot be imported)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,13 +28,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "seed-db": ("system.agent.cli", "generate the listings database for the real-estate agent"),
     "client": ("system.client.cli", "run reference clients (legacy/fixed policy) against a server"),
     "proxy": ("harness.proxy.cli", "run the Toxiproxy-compatible fault proxy"),
-    "run": ("harness.run_cli", "run a scenario (emulate or simulate) and judge its gates"),
-    "gates": ("harness.gates.cli", "judge gates on a run record or a live Prometheus; emit alert rules"),
-    "validate": ("sim.validate_cli", "run both engines on a scenario and print the error table"),
-    "sweep": ("sim.sweep_cli", "simulate a scenario over a parameter grid"),
-    "calibrate": ("sim.calibrate_cli", "measure this machine's server for the model"),
+    "run": ("commands.run", "run a scenario (emulate or simulate) and judge its gates"),
+    "gates": ("commands.gates", "judge gates on a run record or a live Prometheus; emit alert rules"),
+    "validate": ("commands.validate", "run both engines on a scenario and print the error table"),
+    "sweep": ("commands.sweep", "simulate a scenario over a parameter grid"),
+    "calibrate": ("commands.calibrate", "measure this machine's server for the model"),
     "report": ("reports.cli", "render HTML/PNG/Markdown reports from run records"),
-    "main-job": ("harness.main_job", "the `make run` job: staging-day legacy vs fixed, before/after table"),
+    "main-job": ("commands.main_job", "the `make run` job: staging-day legacy vs fixed, before/after table"),
 }
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -94,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as `python -m harness.cli`: this module is __main__, so subcommands that raise
-    # harness.cli.UsageError would raise a different class than ours; dispatch through it.
-    from harness.cli import main as _main
+    # Run as `python -m commands.cli`: this module is __main__, so subcommands that raise
+    # commands.cli.UsageError would raise a different class than ours; dispatch through it.
+    from commands.cli import main as _main
 
     sys.exit(_main())
