@@ -139,7 +139,7 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
     """Measure a fresh `stormbench serve` child; returns the Calibration."""
     from harness.emulate.procs import ManagedProcess, stormbench_argv
     from harness.emulate.host import usable_cpus
-    from sim import calibrate_testbed
+    from commands import calibrate_testbed
     from sim.calibration import Calibration, Dist, Testbed
 
     # live expiry with a short grace: the close burst is a forced expiry of every live session

@@ -21,6 +21,7 @@ times from the calibration) and how the network carries them:
 """
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -140,9 +141,9 @@ class TokenService:
         self.service: Callable[[], float] = latency
         self.server_up: Callable[[], bool] = lambda: True
         self.refused_after = 0.0
-        counter = iter(range(1, 1 << 62))
+        serial = itertools.count(1).__next__  # ids and refresh tokens need only be unique here
         self.rules = TokenRules(MemoryBook(), access_ttl=profile.token_ttl, refresh_ttl=profile.refresh_ttl,
-                                new_secret=lambda: f"r{next(counter)}", new_id=lambda: f"t{next(counter)}")
+                                new_secret=serial, new_id=serial, digest=None)  # in memory: no digest
 
     @property
     def issued(self) -> int:
@@ -171,7 +172,7 @@ class TokenService:
         now = self.env.now
         try:
             if refresh:
-                grant = self.rules.refresh(client.refresh_handle or "", now)
+                grant = self.rules.refresh(client.refresh_handle, now)
             else:
                 grant = self.rules.issue(client.client_id, now)
         except AuthError as exc:

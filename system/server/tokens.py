@@ -12,9 +12,7 @@ model) and the makers of secrets and ids, so nothing here reads a clock or a ran
 from __future__ import annotations
 
 import hashlib
-from collections import deque
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, NamedTuple, Protocol
 
 
 class AuthError(Exception):
@@ -32,8 +30,13 @@ class AuthError(Exception):
         return 503 if self.result == "outage" else 401
 
 
-@dataclass(frozen=True)
-class RefreshRecord:
+def _outage() -> AuthError:
+    return AuthError("auth_outage", "the auth service is unavailable", "outage")
+
+
+# Named tuples, not dataclasses: the model makes one of each per refresh of every client (a fleet's
+# day is hundreds of thousands), and a tuple is the cheapest immutable record Python builds.
+class RefreshRecord(NamedTuple):
     family: str
     user: str
     expires_at: float
@@ -41,8 +44,7 @@ class RefreshRecord:
     revoked: bool
 
 
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
+class AccessClaims(NamedTuple):
     """What an access token says: whose it is, until when, and the generations it was minted under."""
 
     user: str
@@ -53,8 +55,7 @@ class AccessClaims:
     token_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
+class Grant(NamedTuple):
     """A token endpoint's answer: an access token's claims and the next refresh token of its family."""
 
     claims: AccessClaims
@@ -75,10 +76,19 @@ class TokenBook(Protocol):
     def revoke_family(self, family: str) -> None: ...
 
 
+def digest_of(token: str) -> str:
+    """Refresh tokens are kept only as their SHA-256 digest."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class TokenRules:
     def __init__(self, book: TokenBook, *, access_ttl: float, refresh_ttl: float,
-                 new_secret: Callable[[], str], new_id: Callable[[], str]) -> None:
+                 new_secret: Callable[[], str], new_id: Callable[[], str],
+                 digest: Callable[[str], str] | None = digest_of) -> None:
+        """`digest`: how the book keys a refresh token (SHA-256, so a stolen database holds no usable
+        token; None: the token itself, for the model's book, which lives in memory)."""
         self.book = book
+        self.digest = digest
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self.new_secret = new_secret
@@ -88,14 +98,16 @@ class TokenRules:
 
     def issue(self, user: str, now: float) -> Grant:
         """A login: an access token and the first refresh token of a new family."""
-        self._available()
+        if self.outage:
+            raise _outage()
         return self._grant(user, self.new_id(), now)
 
     def refresh(self, refresh_token: str, now: float) -> Grant:
         """Rotate: the presented refresh token is spent and the family's next one issued. Presenting a
         spent one (its answer was lost, or it was stolen) revokes the family: its holder must log in."""
-        self._available()
-        digest = digest_of(refresh_token)
+        if self.outage:
+            raise _outage()
+        digest = refresh_token if self.digest is None else self.digest(refresh_token)
         record = self.book.refresh_record(digest)
         if record is None:
             raise AuthError("auth_invalid", "unknown refresh token")
@@ -123,35 +135,28 @@ class TokenRules:
         else:
             self.book.bump_user_generation(user)
 
-    def _available(self) -> None:
-        if self.outage:
-            raise AuthError("auth_outage", "the auth service is unavailable", "outage")
-
     def _grant(self, user: str, family: str, now: float) -> Grant:
-        claims = AccessClaims(user, now, now + self.access_ttl, self.book.global_generation(),
-                              self.book.user_generation(user), self.new_id())
+        book = self.book
+        # tuple.__new__: the named tuples without their Python-level constructors (the model's hot path)
+        claims = tuple.__new__(AccessClaims, (user, now, now + self.access_ttl, book.global_generation(),
+                                              book.user_generation(user), self.new_id()))
         refresh = self.new_secret()
-        self.book.add_refresh(digest_of(refresh), family, user, now + self.refresh_ttl)
+        book.add_refresh(refresh if self.digest is None else self.digest(refresh), family, user, now + self.refresh_ttl)
         self.issued += 1
-        return Grant(claims, refresh, family)
-
-
-def digest_of(token: str) -> str:
-    """Refresh tokens are kept only as their SHA-256 digest."""
-    return hashlib.sha256(token.encode()).hexdigest()
+        return tuple.__new__(Grant, (claims, refresh, family))
 
 
 class MemoryBook:
-    """A `TokenBook` in dicts, for the model: a family keeps only its last `keep` refresh tokens (a
-    client presents its latest, or the one before when an answer was lost), so a day of a large
-    fleet's rotations stays bounded; an older one is unknown (401) instead of a reuse."""
+    """A `TokenBook` in dicts, for the model. A family keeps its latest refresh token and the one
+    before (a client presents its latest, or the one before when an answer was lost), so a day of a
+    large fleet's rotations stays bounded; an older one is unknown (401) instead of a reuse."""
 
-    def __init__(self, keep: int = 4) -> None:
-        self.keep = keep
+    def __init__(self) -> None:
         self._global = 0
         self._users: dict[str, int] = {}
-        self._records: dict[str, list] = {}  # digest -> [family, user, expires_at, used]
-        self._families: dict[str, deque[str]] = {}
+        self._records: dict[str, RefreshRecord] = {}  # as added: unused, family not revoked
+        self._used: set[str] = set()
+        self._kept: dict[str, tuple[str, str | None]] = {}  # family -> (latest, previous)
         self._revoked: set[str] = set()
 
     def global_generation(self) -> int:
@@ -169,23 +174,23 @@ class MemoryBook:
         return self._users[user]
 
     def add_refresh(self, digest: str, family: str, user: str, expires_at: float) -> None:
-        self._records[digest] = [family, user, expires_at, False]
-        kept = self._families.get(family)
-        if kept is None:
-            kept = self._families[family] = deque()
-        kept.append(digest)
-        if len(kept) > self.keep:
-            self._records.pop(kept.popleft(), None)
+        self._records[digest] = tuple.__new__(RefreshRecord, (family, user, expires_at, False, False))
+        kept = self._kept.get(family)
+        if kept is not None and kept[1] is not None:
+            del self._records[kept[1]]
+            self._used.discard(kept[1])
+        self._kept[family] = (digest, None if kept is None else kept[0])
 
     def refresh_record(self, digest: str) -> RefreshRecord | None:
         r = self._records.get(digest)
-        return None if r is None else RefreshRecord(r[0], r[1], r[2], r[3], r[0] in self._revoked)
+        if r is None or not (digest in self._used or r.family in self._revoked):
+            return r
+        return r._replace(used=digest in self._used, revoked=r.family in self._revoked)
 
     def mark_refresh_used(self, digest: str) -> bool:
-        r = self._records.get(digest)
-        if r is None or r[3]:
+        if digest not in self._records or digest in self._used:
             return False
-        r[3] = True
+        self._used.add(digest)
         return True
 
     def revoke_family(self, family: str) -> None:

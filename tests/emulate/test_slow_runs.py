@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from harness import main_job
+from commands import main_job
 from harness.emulate.engine import emulate
 from harness.gates.evaluate import evaluate
 from harness.gates.spec import load_gates

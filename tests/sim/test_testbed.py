@@ -8,6 +8,9 @@ import json
 
 import pytest
 
+from harness.scenario.draws import client_id
+from harness.scenario.plan import Lifetime
+
 from harness.scenario import from_dict
 from sim.calibration import Calibration, Dist
 from sim.calibration import Testbed as Bed  # (not a pytest class)
@@ -25,7 +28,7 @@ def opens(n: int, testbed: Bed | None, *, handshake: float = 0.0, token: float =
                       token_latency=Dist("fixed", 0.0), close_service=None)
     world = World(from_dict(DOC), cal, clients=n, testbed=testbed)
     for i in range(n):
-        world.add_client(i, start=0.0, stop=None)
+        world.add_client(Lifetime(i, client_id(i), 0.0, world.duration))
     world.env.run(until=60)
     return sorted(r["t"] for r in world.records if r["kind"] == "open")
 
