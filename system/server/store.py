@@ -68,6 +68,10 @@ class Store:
             self._generations[None] = int(self.setting("global_generation") or 0)
         return self._generations[None]
 
+    def generations(self, user: str) -> tuple[int, int]:
+        """(global, the user's): what an access token minted now carries (`system.server.tokens`)."""
+        return self.global_generation(), self.user_generation(user)
+
     def bump_global_generation(self) -> int:
         gen = self.global_generation() + 1
         self.set_setting("global_generation", str(gen))

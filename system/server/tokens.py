@@ -66,9 +66,8 @@ class Grant(NamedTuple):
 class TokenBook(Protocol):
     """Where the rules keep their state (`system.server.store.Store` on disk, `MemoryBook` in the model)."""
 
-    def global_generation(self) -> int: ...
+    def generations(self, user: str) -> tuple[int, int]: ...  # (global, the user's)
     def bump_global_generation(self) -> int: ...
-    def user_generation(self, user: str) -> int: ...
     def bump_user_generation(self, user: str) -> int: ...
     def add_refresh(self, digest: str, family: str, user: str, expires_at: float) -> None: ...
     def refresh_record(self, digest: str) -> RefreshRecord | None: ...
@@ -124,7 +123,7 @@ class TokenRules:
         """The claims of a token whose signature holds, if they are still good now."""
         if claims.expires_at <= now:
             raise AuthError("auth_expired", "access token expired")
-        if claims.global_gen != self.book.global_generation() or claims.user_gen != self.book.user_generation(claims.user):
+        if (claims.global_gen, claims.user_gen) != self.book.generations(claims.user):
             raise AuthError("auth_expired", "access token expired by the server")
         return claims
 
@@ -138,8 +137,8 @@ class TokenRules:
     def _grant(self, user: str, family: str, now: float) -> Grant:
         book = self.book
         # tuple.__new__: the named tuples without their Python-level constructors (the model's hot path)
-        claims = tuple.__new__(AccessClaims, (user, now, now + self.access_ttl, book.global_generation(),
-                                              book.user_generation(user), self.new_id()))
+        global_gen, user_gen = book.generations(user)
+        claims = tuple.__new__(AccessClaims, (user, now, now + self.access_ttl, global_gen, user_gen, self.new_id()))
         refresh = self.new_secret()
         book.add_refresh(refresh if self.digest is None else self.digest(refresh), family, user, now + self.refresh_ttl)
         self.issued += 1
@@ -159,15 +158,12 @@ class MemoryBook:
         self._kept: dict[str, tuple[str, str | None]] = {}  # family -> (latest, previous)
         self._revoked: set[str] = set()
 
-    def global_generation(self) -> int:
-        return self._global
+    def generations(self, user: str) -> tuple[int, int]:
+        return self._global, self._users.get(user, 0)
 
     def bump_global_generation(self) -> int:
         self._global += 1
         return self._global
-
-    def user_generation(self, user: str) -> int:
-        return self._users.get(user, 0)
 
     def bump_user_generation(self, user: str) -> int:
         self._users[user] = self._users.get(user, 0) + 1
