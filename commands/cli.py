@@ -16,11 +16,18 @@ unknown and none failed; 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 from typing import Sequence
 
 from system.errors import UsageError  # re-exported: subcommands raise commands.cli.UsageError
+
+
+class CommandLineError(UsageError):
+    """An error in the command line itself (a scenario name, a flag's value): said with the
+    subcommand's usage, as argparse says its own errors."""
+
 
 # name -> (module, one-line help shown even when the module cannot be imported)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gates": ("commands.gates", "judge gates on a run record or a live Prometheus; emit alert rules"),
     "validate": ("commands.validate", "run both engines on a scenario and print the error table"),
     "sweep": ("commands.sweep", "simulate a scenario over a parameter grid"),
+    "ablate": ("commands.ablate", "run the base profile with each fix added alone; which fixes move which gates"),
     "calibrate": ("commands.calibrate", "measure this machine's server for the model"),
     "report": ("reports.cli", "render HTML/PNG/Markdown reports from run records"),
     "main-job": ("commands.main_job", "the `make run` job: staging-day legacy vs fixed, before/after table"),
@@ -59,7 +67,26 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=summary, description=summary)
         if only is not None:
             _load(name).configure(sp)
+    parser.subcommands = sub.choices  # type: ignore[attr-defined]  # not in the namespace: args are pickled to workers
     return parser
+
+
+def _nearest(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _parse(parser: argparse.ArgumentParser, chosen: str, argv: list[str]) -> argparse.Namespace:
+    """Parse, and refuse a misspelt flag with the subcommand's usage and the nearest flag (argparse
+    would give the top-level usage and no hint)."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub = parser.subcommands[chosen]
+        flags = [f for action in sub._actions for f in action.option_strings]  # noqa: SLF001 (argparse has no public list)
+        word = next((e for e in extras if e.startswith("-")), extras[0])
+        hint = _nearest(word.split("=")[0], flags) if word.startswith("-") else ""
+        sub.error(f"unrecognized argument{'s' if len(extras) > 1 else ''}: {' '.join(extras)}{hint}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,16 +97,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if chosen is None and not argv:
             parser.print_help()
             return EXIT_USAGE
-        parser.parse_args(argv)  # prints --help or the "invalid choice" error
+        if chosen is not None:
+            parser.error(f"unknown command {chosen!r}{_nearest(chosen, list(COMMANDS))}; "
+                         f"commands: {', '.join(COMMANDS)}")
+        parser.parse_args(argv)  # prints --help or the error
         return EXIT_USAGE
     try:
         parser = build_parser(only=chosen)
     except ModuleNotFoundError as exc:
         print(f"stormbench {chosen}: not available in this build ({exc})", file=sys.stderr)
         return EXIT_USAGE
-    args = parser.parse_args(argv)
+    args = _parse(parser, chosen, argv)
     try:
         return int(_load(chosen).run(args) or 0)
+    except CommandLineError as exc:
+        parser.subcommands[chosen].print_usage(sys.stderr)
+        print(f"stormbench {chosen}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except UsageError as exc:
         print(f"stormbench {chosen}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,11 +8,18 @@ expectations, the gate verdicts side by side, and the report is rendered. The jo
 succeeds (exit 0) when both runs completed; `--strict` makes its exit code the fixed
 run's gate verdict instead. `--prometheus` watches each run with a real Prometheus, as
 `stormbench run --prometheus` does, and shows its verdicts beside the run records'.
+
+On the virtual clock (staging-day's default) the two profiles run at once in two processes:
+each is one event loop on its own scenario time, so neither's verdicts depend on the other
+(or on anything else the machine runs). On the wall clock they run one after the other, as
+two measurements of the machine must.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +34,11 @@ from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta
 from commands.run import (
-    check_out_dir, engine_guard, prepare_out_dir, require_prometheus_binary, resolve_scenario_path, scrape_interval,
+    add_clock_flag, check_out_dir, engine_guard, prepare_out_dir, refuse_flags_on_virtual_clock,
+    require_prometheus_binary, resolve_scenario_path, scrape_interval,
 )
 from harness.scenario import Scenario, load
+from harness.scenario.fixes import add_fix_flags, flag_overrides
 
 HELP = "the `make run` job: staging-day legacy vs fixed, before/after table"
 PROFILES = ("legacy", "fixed")
@@ -47,6 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="override the time compression, in scenario seconds per wall second "
                              "(default: the scenario's time_scale)")
+    add_fix_flags(parser)  # on top of both profiles: what one fix changes in the before/after table
+    add_clock_flag(parser)
     parser.add_argument("--no-report", action="store_true", help="skip rendering the HTML report")
     parser.add_argument("--prometheus", action="store_true",
                         help="watch each run with a real Prometheus (`prometheus` on PATH) scraping the server, "
@@ -76,8 +87,10 @@ class ProfilePlan:
 
 
 def plan_profile(path: Path, profile: str, out: Path, args: argparse.Namespace) -> ProfilePlan:
-    overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale}
+    overrides = {"profile": profile, "seed": args.seed, "clients": args.clients, "time_scale": args.time_scale,
+                 "clock": args.clock, **flag_overrides(args)}
     scenario = load(path, overrides)
+    refuse_flags_on_virtual_clock(scenario, args)
     check_out_dir(out)
     return ProfilePlan(profile, scenario, list(scenario.checked_gates), out)
 
@@ -88,9 +101,10 @@ def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -
 
     scenario, out = plan.scenario, plan.out
     prepare_out_dir(out)
+    pace = ("on the virtual clock" if scenario.virtual
+            else f"at ×{scenario.time_scale:g} (~{scenario.wall_duration:.0f} s wall)")
     console.print(f"[bold]{scenario.name} --profile {plan.profile}[/bold]: {scenario.fleet.clients} clients, "
-                  f"{scenario.duration / 3600:g} h at ×{scenario.time_scale:g} "
-                  f"(~{scenario.wall_duration:.0f} s wall) → {out}")
+                  f"{scenario.duration / 3600:g} h {pace} → {out}")
     with ExitStack() as stack:
         watch = None
         if args.prometheus:
@@ -107,6 +121,11 @@ def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -
             merge_meta(out, {"prometheus": watch.facts()})
             result.warnings = tuple(watch.warnings)
     return result
+
+
+def _run_profile_quietly(plan: ProfilePlan, args: argparse.Namespace) -> ProfileRun:
+    """`run_profile` in a worker process (its console prints plain lines)."""
+    return run_profile(plan, args, Console(force_terminal=False))
 
 
 def before_after_table(run_dirs: list[Path]) -> Table:
@@ -150,19 +169,28 @@ def verdicts_table(results: dict[str, list]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.prometheus:
-        require_prometheus_binary()
     console = output_console()
     started = time.monotonic()
     path = resolve_scenario_path(args.scenario)
     root = Path(args.out) if args.out else Path("runs") / f"main-job-{time.strftime('%Y%m%d-%H%M%S')}"
     plans = [plan_profile(path, profile, root / profile, args) for profile in PROFILES]
-    runs = {plan.profile: run_profile(plan, args, console) for plan in plans}
+    if args.prometheus:
+        require_prometheus_binary()
+    if all(plan.scenario.virtual for plan in plans):
+        with ProcessPoolExecutor(len(plans), mp_context=mp.get_context("spawn")) as pool:
+            done = [pool.submit(_run_profile_quietly, plan, args) for plan in plans]
+            runs = {plan.profile: d.result() for plan, d in zip(plans, done)}
+    else:
+        runs = {plan.profile: run_profile(plan, args, console) for plan in plans}
     dirs = [r.out for r in runs.values()]
     console.print(before_after_table(dirs))
-    columns = {profile: r.verdicts for profile, r in runs.items()}
+    clock = "virtual clock" if plans[0].scenario.virtual else f"wall clock ×{plans[0].scenario.time_scale:g}"
+    columns = {f"{profile} ({clock})": r.verdicts for profile, r in runs.items()}
     columns |= {f"{profile} (Prometheus)": r.prometheus for profile, r in runs.items() if r.prometheus is not None}
     console.print(verdicts_table(columns))
+    note = (RunRecord(runs["fixed"].out).meta.get("clock") or {}).get("note")
+    if note:
+        console.print(f"[dim]{note}[/dim]")
     for profile, r in runs.items():
         warnings = RunRecord(r.out).meta.get("warnings", []) + list(r.warnings)
         for w in warnings[:MAX_WARNINGS]:

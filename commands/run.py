@@ -7,6 +7,7 @@ is the same for both, so their records are judged alike.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from commands.cli import CommandLineError
 from system.errors import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
@@ -30,6 +32,8 @@ from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta, write_scenario
 from harness.scenario import Scenario, load
+from harness.scenario.fixes import add_fix_flags, flag_overrides, profile_label
+from harness.scenario.model import CLOCKS
 from system.units import format_duration, positive_int_arg
 
 if TYPE_CHECKING:
@@ -56,9 +60,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="override the emulation's time compression, in scenario seconds per wall second "
                              "(default: the scenario's time_scale; the simulation ignores it)")
+    add_clock_flag(parser)
     parser.add_argument("--profile", choices=("legacy", "fixed"),
                         help="name the whole system: client profile and server behaviour together "
                              "(default: the scenario's fleet.profile and system.behaviour)")
+    add_fix_flags(parser)
     parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
     parser.add_argument("--target", metavar="URL",
                         help="emulate only: use this running system instead of starting one: "
@@ -80,6 +86,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default: the built-in sim/calibration_default.json)")
 
 
+def add_clock_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clock", choices=CLOCKS,
+                        help="the emulation's clock: virtual (server, proxy and clients on one event loop on scenario "
+                             "time, true time constants, repeatable; capacity not measured) or wall (real processes, "
+                             "compressed by --time-scale) (default: the scenario's `clock`)")
+
+
+def refuse_flags_on_virtual_clock(scenario: Scenario, args: argparse.Namespace) -> None:
+    """`--clock virtual` with a flag naming another process (a target, a Toxiproxy, a Prometheus):
+    refused before anything runs or is contacted."""
+    if scenario.virtual and getattr(args, "engine", "emulate") == "emulate":
+        from harness.emulate.engine import refuse_on_virtual_clock
+
+        refuse_on_virtual_clock(target=getattr(args, "target", None),
+                                toxiproxy_url=getattr(args, "toxiproxy_url", None),
+                                prometheus=bool(getattr(args, "prometheus", False)))
+
+
 def resolve_scenario_path(name: str) -> Path:
     """A path as given, else a library scenario by name."""
     path = Path(name)
@@ -90,7 +114,10 @@ def resolve_scenario_path(name: str) -> Path:
         if candidate.is_file():
             return candidate
     known = sorted(p.stem for p in library.glob("*.yaml"))
-    raise UsageError(f"{name}: no such scenario file, and not a library scenario (library: {', '.join(known)})")
+    close = difflib.get_close_matches(Path(name).stem, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise CommandLineError(f"{name}: no such scenario file, and not a library scenario{hint} "
+                           f"(library: {', '.join(known)})")
 
 
 def default_out_dir(scenario: Scenario, engine: str) -> Path:
@@ -127,9 +154,9 @@ def engine_guard(out: Path, engine: str) -> Iterator[None]:
     except UsageError as exc:  # found by the engine once running: the record is as partial as after a crash
         mark_incomplete(out, str(exc))
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # replications say what they kept; one run keeps its partial record
         mark_incomplete(out, f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s of wall time")
-        raise KeyboardInterrupt(f"the partial record is in {out} (not finalized or judged)") from None
+        raise KeyboardInterrupt(str(exc) or f"the partial record is in {out} (not finalized or judged)") from None
     except Exception as exc:  # the traceback goes next to the record, not over the screen
         (out / files.ENGINE_ERROR).write_text(traceback.format_exc())
         mark_incomplete(out, f"the {engine} engine stopped: {type(exc).__name__}: {exc}")
@@ -289,10 +316,12 @@ def _print_intervals(block: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile,
+                 "clock": args.clock, **flag_overrides(args)}
+    scenario = load(resolve_scenario_path(args.scenario), overrides)
+    refuse_flags_on_virtual_clock(scenario, args)
     check_prometheus(args)
     check_engine_flags(args)
-    overrides = {"seed": args.seed, "clients": args.clients, "time_scale": args.time_scale, "profile": args.profile}
-    scenario = load(resolve_scenario_path(args.scenario), overrides)
     gates = list(scenario.checked_gates)
     if args.gates:
         gates = load_gates(args.gates)
@@ -315,7 +344,9 @@ def run(args: argparse.Namespace) -> int:
         verdicts = evaluate(gates, RunRecord(out))
         code = write_verdicts(verdicts, out, scenario.name)
         prom_verdicts = watch.judge(gates, out, scenario.time_scale) if watch else None
-    title = f"{scenario.name} ({args.engine}, seed {scenario.seed})"
+    clock = ("virtual clock" if scenario.virtual else f"wall clock ×{scenario.time_scale:g}") \
+        if args.engine == "emulate" else "model"
+    title = f"{scenario.name} ({args.engine}, {profile_label(scenario.to_dict())}, {clock}, seed {scenario.seed})"
     print_verdicts(verdicts, title=title, outcome=False)
     if watch is not None:
         merge_meta(out, {"prometheus": watch.facts()})
@@ -325,7 +356,9 @@ def run(args: argparse.Namespace) -> int:
             print_verdicts(prom_verdicts, title=f"{title} via Prometheus (not in the exit code)", outcome=False)
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
-          f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}")
+          f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}"
+          + (f" (counts for all {summary['clients']:,} clients: each simulated client stood for "
+             f"{summary['sampling_weight']})" if summary.get("sampling_weight", 1) > 1 else ""))
     if "replications" in summary:
         _print_intervals(summary["replications"])
     if args.report:

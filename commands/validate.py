@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from system.errors import UsageError
+from harness.scenario.fixes import add_fix_flags, flag_overrides
 from system.units import positive_int_arg
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ AGREEING = (WITHIN, INTERVAL, UNKNOWN)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from commands.run import add_clock_flag
+
     parser.add_argument("scenario", metavar="SCENARIO", help="a scenario file, or the name of a library scenario")
     parser.add_argument("--out", metavar="DIR",
                         help="directory for both run records (default: runs/<scenario>-validate-<timestamp>)")
@@ -62,10 +65,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="FILE",
                         help="model calibration file (default: the built-in sim/calibration_default.json)")
     parser.add_argument("--clients", type=int, metavar="N", help="override the fleet size for both engines")
+    parser.add_argument("--profile", choices=("legacy", "fixed"),
+                        help="name the whole system for both engines (default: the scenario's)")
+    add_fix_flags(parser)
     parser.add_argument("--time-scale", type=float, metavar="X",
                         help="override the emulation's compression: lower is slower but more faithful "
                              "(the emulation warns when a time constant is distorted; the table says when "
                              "a per-second peak needs a lower one)")
+    add_clock_flag(parser)
     parser.add_argument("--emulated", metavar="DIR", action="append",
                         help="reuse this finished emulation run record instead of running the emulation again; "
                              "repeat it for several (their means are compared, as with --emulations)")
@@ -77,7 +84,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="model seeds seed..seed+N-1 in parallel processes (default 1); with N >= 2 the table "
                              "shows the model's mean and the 95%% interval one run falls in, and a row also "
                              "agrees when the emulated value lies inside that interval")
-
 
 
 def relative_error(model: Any, emulated: Any) -> float | None:
@@ -190,7 +196,7 @@ def _fmt(value: Any) -> str:
 def duration_resolution(emu_dir: Path, time_scale: float) -> dict | None:
     """The emulation's time resolution over the whole run: a duration it measured is only known to
     about that (a connection shed with 1013 lasts one close round trip, a few ms of wall time)."""
-    from harness.emulate.selfcheck import time_resolution
+    from harness.record.resolution import time_resolution
 
     meta = emu_dir / "meta.json"
     if not meta.exists():
@@ -206,7 +212,7 @@ def time_scale_for(row: dict, tolerance: float) -> float:
 
 def peak_resolution(emu_dir: Path, metric: str, time_scale: float) -> dict | None:
     """Where the emulated run's `metric` peak lies and how far the emulation may have displaced
-    the records there (`harness.emulate.selfcheck.time_resolution` over the peak's bins and one
+    the records there (`harness.record.resolution.time_resolution` over the peak's bins and one
     bin either side); None without the tables to tell."""
     return _peak_window(emu_dir, PEAK_BINS[metric], time_scale)
 
@@ -219,7 +225,7 @@ def _reconnects(run_dir: Path):
 
 
 def _peak_window(emu_dir: Path, width: int, time_scale: float) -> dict | None:
-    from harness.emulate.selfcheck import time_resolution
+    from harness.record.resolution import time_resolution
 
     meta, reconnects = emu_dir / "meta.json", _reconnects(emu_dir)
     if not meta.exists() or reconnects is None or reconnects.empty:
@@ -294,11 +300,11 @@ class EmulatedSystem:
     notes: tuple[str, ...]
 
 
-def emulated_system(scenario: "Scenario", emu_dir: Path) -> EmulatedSystem:
+def emulated_system(scenario: "Scenario", emu_dir: Path, time_scale: float | None = None) -> EmulatedSystem:
     from harness.emulate.engine import server_options
     from harness.emulate.timescale import TimeScale
 
-    scale = TimeScale(scenario.time_scale)
+    scale = TimeScale(scenario.time_scale if time_scale is None else time_scale)
     opts, _warnings = server_options(scenario, scale, emu_dir / "unused.db")
     hb = scenario.system.heartbeat
     interval = None if opts.heartbeat_interval is None else scale.to_scenario(opts.heartbeat_interval)
@@ -368,7 +374,9 @@ def run(args: argparse.Namespace) -> int:
     from sim.engine import simulate
 
     path = resolve_scenario_path(args.scenario)
-    overrides = {k: v for k, v in (("clients", args.clients), ("time_scale", args.time_scale)) if v}
+    overrides = {k: v for k, v in (("clients", args.clients), ("time_scale", args.time_scale),
+                                   ("clock", args.clock), ("profile", args.profile),
+                                   *flag_overrides(args).items()) if v}
     scenario = load(path, overrides)
     scenario = dataclasses.replace(scenario, fleet=dataclasses.replace(scenario.fleet, sim_clients=scenario.fleet.clients))
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-validate-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -395,7 +403,8 @@ def run(args: argparse.Namespace) -> int:
         for k in range(args.emulations):
             emu_dir = out / "emulate" if args.emulations == 1 else out / "emulate" / f"seed-{scenario.seed + k}"
             print(f"emulating {scenario.name} with {scenario.fleet.clients} clients, seed {scenario.seed + k} "
-                  f"({scenario.wall_duration:.0f} s of wall time)...", flush=True)
+                  + ("(virtual clock)..." if scenario.virtual else f"({scenario.wall_duration:.0f} s of wall time)..."),
+                  flush=True)
             emulate(dataclasses.replace(scenario, seed=scenario.seed + k), emu_dir)
             summaries.append(finalize(emu_dir))
             emu_dirs.append(emu_dir)
@@ -406,8 +415,11 @@ def run(args: argparse.Namespace) -> int:
     from sim.calibration import load as load_calibration
 
     cal, _name = load_calibration(args.calibration)
-    cal = cal.compressed(scenario.time_scale)  # the system as the emulation ran it
-    system = emulated_system(scenario, emu_dir)
+    virtual = scenario.virtual
+    # the system as the emulation ran it: on the virtual clock CPU is free and nothing is floored
+    cal = (cal.on_virtual_clock(scenario.system.restart_downtime) if virtual
+           else cal.compressed(scenario.time_scale))
+    system = emulated_system(scenario, emu_dir, 1.0 if virtual else scenario.time_scale)
     if system.restart_s is not None:
         cal = dataclasses.replace(cal, restart_downtime_s=system.restart_s)
     notes = list(system.notes)

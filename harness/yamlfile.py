@@ -40,3 +40,27 @@ def read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UsageError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def key_lines(path: Path) -> dict[tuple, int]:
+    """Each mapping key's path in the YAML file (`("fleet", "sim_clients")`, list items by index) and
+    its line, so a schema error can say where an unknown key is. Empty when the file does not compose."""
+    try:
+        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return {}
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, where: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = where + (key.value,)
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, where + (i,))
+
+    if root is not None:
+        walk(root, ())
+    return lines

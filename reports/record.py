@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.scenario.fixes import profile_label
 from system.units import parse_duration
 
 RECORD_FILES = (
@@ -77,7 +78,7 @@ class Run:
 
     @property
     def profile(self) -> str:
-        """`legacy`, `fixed`, or `custom (base …)` when the fleet profile changes single fixes."""
+        """`legacy`, `fixed`, or the base with its fixes (`legacy+refresh_before_reconnect`)."""
         if self.meta and isinstance(self.meta.get("profile"), str):
             return self.meta["profile"]
         fleet = (self.scenario or {}).get("fleet") or {}
@@ -85,8 +86,7 @@ class Run:
         if isinstance(profile, str):
             return profile
         if isinstance(profile, dict):
-            base = profile.get("base", "fixed")
-            return f"custom (base {base})" if (profile.get("enable") or profile.get("disable")) else str(base)
+            return profile_label(self.scenario or {})
         return "unknown"
 
     @property

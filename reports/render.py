@@ -20,7 +20,7 @@ from reports.document import Document, Image, Note, Section, Table
 from reports.page_html import to_html
 from reports.page_markdown import to_markdown
 from reports.record import RecordError, Run, is_sweep, load_run, number
-from reports.sweep import Sweep, load_sweep
+from reports.sweep import CAPACITY_HEADERS, Sweep, capacity_table, load_sweep
 from system.units import format_duration
 
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
@@ -76,10 +76,11 @@ def _overview(runs: list[Run]) -> Section:
         wall = number(meta.get("wall_time_s"))
         rows.append([
             run.label, run.scenario_name, run.engine, run.profile,
-            _fmt(run.clients), _dur(run.duration_s), str(meta.get("time_scale", "")),
+            _clients(run) + _message_sample(run), _dur(run.duration_s), clock_of(run),
+            str(meta.get("time_scale", "")),
             _dur(wall), str(meta.get("started_at", "")), str(meta.get("seed", "")),
         ])
-    section.blocks.append(Table(["run", "scenario", "engine", "profile", "clients", "duration",
+    section.blocks.append(Table(["run", "scenario", "engine", "profile", "clients", "duration", "clock",
                                  "time scale", "wall time", "started", "seed"], rows))
     for run in runs:
         description = (run.scenario or {}).get("description")
@@ -99,6 +100,15 @@ def _overview(runs: list[Run]) -> Section:
     return section
 
 
+def clock_of(run: Run) -> str:
+    """Which clock judged a run: the model's, or the emulation's virtual or wall clock (a record
+    from before clocks existed ran on the wall)."""
+    if run.engine != "emulate":
+        return "model"
+    clock = (run.meta or {}).get("clock") or {}
+    return f"{clock.get('kind', 'wall')} clock"
+
+
 def _gates(runs: list[Run]) -> Section:
     section = Section("Gate verdicts", "gates")
     for run in runs:
@@ -107,7 +117,7 @@ def _gates(runs: list[Run]) -> Section:
         elif not run.gates:
             section.blocks.append(Note(f"{run.label}: gates.json lists no gates"))
         else:
-            section.blocks.append(_verdict_table(run.label, run.gates))
+            section.blocks.append(_verdict_table(f"{run.label} ({clock_of(run)})", run.gates))
         if run.prometheus_gates:
             section.blocks.append(_verdict_table(f"{run.label}, judged by Prometheus", run.prometheus_gates))
     return section
@@ -136,8 +146,8 @@ def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
         return section
     for comp in comparisons:
         b, a = comp.before, comp.after
-        headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine})",
-                   f"after: {a.label} ({a.profile}, {a.engine})", "change"]
+        headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine}{_sampling(b)})",
+                   f"after: {a.label} ({a.profile}, {a.engine}{_sampling(a)})", "change"]
         rows = [[r.metric.label, r.before_text, r.after_text, r.change_text] for r in comp.rows]
         if comp.legacy_vs_fixed:  # the seed's expectations are about exactly this pair
             headers.append("seed system (DESIGN.md)")
@@ -149,6 +159,27 @@ def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
     section.blocks.append(Note("counts are per day of scenario time; p95 is the Kaplan–Meier estimate "
                                "(unknown when the run was too short to observe it)"))
     return section
+
+
+def _sampling(run: Run) -> str:
+    """How a simulated run counted, next to the figures it affects: the agents' weight (each
+    counted connection stands for that many clients) and the message sample the delivery counts
+    were scaled from; nothing for a run that followed every client."""
+    weight = number(((run.meta or {}).get("sampling") or {}).get("weight"))
+    parts = [f"weight {weight:g}"] if weight is not None and weight > 1 else []
+    messages = _message_sample(run)
+    if messages:
+        parts.append(messages.strip(" ()"))
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _message_sample(run: Run) -> str:
+    """A note of the message sample when the model followed the chat of some clients only."""
+    sampling = (run.meta or {}).get("sampling") or {}
+    weight, messages = number(sampling.get("weight")) or 1, number(sampling.get("ledger_clients"))
+    if messages is None or not run.clients or messages >= run.clients / max(weight, 1):
+        return ""
+    return f" (messages of {_fmt(messages)} clients, scaled)"
 
 
 def _line_style(run: Run) -> str:
@@ -293,16 +324,10 @@ def _capacity(sweep: Sweep, index: int) -> Section:
     capacities = {s.label: s.capacity for s in sweep.settings}
     fig = figures.capacity(curves, capacities, sweep.fleet_param, sweep.metric_key)
     section.blocks.append(Image(f"capacity_{index}.png", figures.png(fig), f"Capacity curve of {sweep.scenario}"))
-    rows = []
-    for s in sweep.settings:
-        first_fail = next((p for p in s.points if not p.passed), None)
-        rows.append([s.label, _fmt(s.capacity) if s.capacity else "below the smallest fleet tried",
-                     "" if first_fail is None else f"{_fmt(first_fail.fleet)}: {', '.join(first_fail.failed_gates)}"])
-    section.blocks.append(Table(["setting", "capacity (largest passing fleet)", "first failure"], rows))
-    best = sweep.recommended()
-    section.blocks.append(Note(
-        f"recommended: {best.label} (holds {_fmt(best.capacity)} clients)" if best
-        else "no setting passed at any fleet size: no recommendation"))
+    rows, lines = capacity_table(sweep)
+    section.blocks.append(Table(list(CAPACITY_HEADERS), rows))
+    for line in lines:
+        section.blocks.append(Note(line))
     for note in sweep.notes:
         section.blocks.append(Note(note))
     return section
@@ -325,6 +350,13 @@ def _value(value: Any) -> str:
     if num is not None:
         return f"{num:g}"
     return "n/a" if value is None else str(value)
+
+
+def _clients(run: Run) -> str:
+    """The fleet, and how many clients each simulated agent stood for when the model sampled it
+    (every count in the report is for the whole fleet)."""
+    weight = number(((run.meta or {}).get("sampling") or {}).get("weight"))
+    return _fmt(run.clients) + (f" (each simulated client stood for {weight:,.0f})" if weight and weight > 1 else "")
 
 
 def _fmt(value: Any) -> str:

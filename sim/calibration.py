@@ -189,6 +189,16 @@ class Calibration:
             restart_downtime_s=self.restart_downtime_s * time_scale,
             connect_timeout_s=max(self.connect_timeout_s, open_timeout_floor_wall * time_scale))
 
+    def on_virtual_clock(self, restart_downtime_s: float) -> "Calibration":
+        """This system as the virtual-clock emulation runs it: CPU takes no scenario time (handshakes,
+        token requests, closes, agent replies and the load generator are free), and a restart keeps
+        the server down for the scenario's `restart_downtime`. What stays is the system's own timing."""
+        return replace(
+            self, source=f"{self.source}, on the virtual clock (CPU takes no scenario time)",
+            handshake_service=self.handshake_service.times(0.0), token_latency=self.token_latency.times(0.0),
+            token_service=None, close_service=None, testbed=None, agent_latency=self.agent_latency.times(0.0),
+            refused_after_s=0.0, restart_downtime_s=restart_downtime_s)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

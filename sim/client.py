@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from system.client import events as ev
+from system.client.policy import REFRESH
 from sim.server import ABNORMAL, INTERNAL, Sock
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,8 +20,8 @@ class SimClient:
     """One user's browser tab: a policy, its sockets, its timers and its network path."""
 
     __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "_timers",
-                 "online", "blocked", "sealed", "refresh_handle", "refused", "extra_latency", "reset_after",
-                 "close_code", "pings_dropped", "stopped", "_stuck")
+                 "_armed", "online", "blocked", "sealed", "refresh_handle", "refused", "extra_latency", "reset_after",
+                 "close_code", "pings_dropped", "stopped", "_stuck", "calm")
 
     def __init__(self, world: "World", index: int, client_id: str, policy: Any) -> None:
         self.world = world
@@ -30,7 +31,8 @@ class SimClient:
         self.conversation = client_id  # every user has their own conversation, as in the emulated fleet
         self.policy = policy
         self.socks: dict[int, Sock] = {}
-        self._timers: dict[str, int] = {}
+        self._timers: dict[str, int] = {}  # timer name -> the serial of its pending firing
+        self._armed = 0  # timers armed so far: each firing carries its own serial, so a stale one never matches
         self.online = True
         self.blocked = 0  # blackhole faults in force on this client's path (nothing reaches the client)
         self.sealed = 0  # those of them that also stop what the client sends (a partition)
@@ -42,18 +44,16 @@ class SimClient:
         self.pings_dropped = 0  # ws_drop_pings in force
         self.stopped = False
         self._stuck: list[Callable[[], None]] = []  # requests and connects stuck in a blackhole
+        self.calm: Sock | None = None  # the open socket while the client is calm (see `wake`)
 
     # ---- the policy loop ---------------------------------------------------------------
     def feed(self, event: Any) -> None:
+        if self.calm is not None:
+            self.wake()
         if self.stopped and not isinstance(event, ev.Stop):
             return
         self.world.policy_events += 1
-        actions = self.policy.handle(event)
-        records = self.policy.drain_records()
-        if records:
-            self.world.tally(records)
-        for action in actions:
-            _DO[type(action)](self, action)
+        self._tally_and_do(self.policy.handle(event))
 
     def start(self) -> None:
         self.feed(ev.Start(self.env.now))
@@ -100,6 +100,9 @@ class SimClient:
             self.env.call_in(self.world.cal.refused_after_s, self.handshake_failed, s, None)
         else:
             self.env.call_in(self.extra_latency * 2, self._reach_server, s, a.token, a.last_seq)
+            # the driver's open timeout: a handshake still queued on the server then fails (the
+            # server still spends its handshake on it: the request is in its buffer)
+            self.env.call_in(self.world.cal.connect_timeout_s, self.handshake_failed, s, None)
 
     def _reach_server(self, s: Sock, token: str | None, last_seq: int | None) -> None:
         if s.state != "connecting":
@@ -158,9 +161,87 @@ class SimClient:
             handler(self.world.server, s, a.frame)
 
     def _set_timer(self, a: ev.SetTimer) -> None:
-        gen = self._timers.get(a.name, 0) + 1
-        self._timers[a.name] = gen
-        self.env.call_in(a.at - self.env.now, self._fire, a.name, gen)
+        if a.name == REFRESH and self._may_rest():
+            self._timers.pop(a.name, None)  # any pending firing is stale
+            self.calm = self.socks[self.policy.live_sockets[0]]
+            self.world.server.rest(self.calm)
+            return  # no timer: `wake` plays the refreshes when something happens to this client
+        self._arm(a.name, a.at)
+
+    # ---- calm periods ------------------------------------------------------------------
+    def _may_rest(self) -> bool:
+        """Calm (`ClientPolicy.calm`) on a path and a server with nothing going on: every later
+        event that concerns this client reaches it through `feed`, which wakes it first (a fault
+        wakes every client before it starts or ends)."""
+        w = self.world
+        if not (w.faults_holding == 0 and w.testbed is None and w.server.accepting and not w.tokens.outage
+                and self.online and not self.blocked and not self.refused and not self.extra_latency
+                and self.reset_after is None and self.close_code is None and not self.pings_dropped
+                and not self._stuck and self.policy.calm()):
+            return False
+        s = self.socks.get(self.policy.live_sockets[0])
+        return s is not None and s.client_open and s.server_open and s.broken_at is None
+
+    def wake(self) -> None:
+        """Something happens to a calm client: its refreshes up to now first, then its timer and the
+        server's expiry check of its socket again."""
+        s = self.calm
+        if s is None:
+            return
+        due = self._ride()
+        self.world.server.wake(s)
+        if due is not None:
+            self._arm(REFRESH, due)
+
+    def _ride(self) -> float | None:
+        """Play the refreshes a calm client made since it went calm, up to now, through its policy:
+        each refresh's timer and its answer, issued by the token service at its due time plus a
+        service time (`TokenService.answer_time`), as the plain model would without the queue
+        (a refresh then waits for no handshake: the price of the batch, checked against the plain
+        model in tests/sim/test_calm.py). What the policy asks for is what the plain model would
+        do: the in-band auth_refresh moves the socket's expiry on the server; the next refresh
+        time is read back from the policy and returned. A refresh due before now whose answer
+        would come after now is sent now, the normal way (None returned: no refresh pending)."""
+        s, self.calm = self.calm, None
+        policy, world, now = self.policy, self.world, self.env.now
+        tokens, server = world.tokens, world.server
+        due = policy.refresh_due
+        answer_time = tokens.answer_time
+        played, token, in_flight = 0, None, None
+        while due is not None and due < now:
+            answered = due + answer_time()
+            if answered >= now:  # in flight now: the driver sends it (within one answer time of its due)
+                in_flight, due = due, None
+                break
+            # never refused: no outage while calm, and the model's refresh TTL outlives the run
+            grant = tokens.issue(self, answered)
+            self.refresh_handle = grant.refresh_token  # the next refresh presents it
+            token = grant.claims
+            due = policy.refresh_in_band(answered, token, token.expires_at)
+            played += 1
+        if token is not None and s.server_open:  # its auth_refresh moves the socket's expiry (the last one counts)
+            server.refreshed(s, token)
+        world.policy_events += 2 * played  # a timer and a token answer each, as the plain model counts
+        if in_flight is not None:
+            world.policy_events += 1
+            self._tally_and_do(policy.handle(ev.TimerFired(in_flight, REFRESH)))
+        else:
+            records = policy.drain_records()
+            if records:
+                world.tally(records)
+        return due
+
+    def _arm(self, name: str, at: float) -> None:
+        self._armed += 1
+        gen = self._timers[name] = self._armed
+        self.env.call_in(at - self.env.now, self._fire, name, gen)
+
+    def _tally_and_do(self, actions: list) -> None:
+        records = self.policy.drain_records()
+        if records:
+            self.world.tally(records)
+        for action in actions:
+            _DO[type(action)](self, action)
 
     def _fire(self, name: str, gen: int) -> None:
         if self._timers.get(name) == gen:
@@ -168,9 +249,7 @@ class SimClient:
             self.feed(ev.TimerFired(self.env.now, name))
 
     def _cancel_timer(self, a: ev.CancelTimer) -> None:
-        if a.name in self._timers:
-            self._timers[a.name] += 1_000_000  # any pending firing is now stale
-            del self._timers[a.name]
+        self._timers.pop(a.name, None)  # any pending firing is now stale
 
     def _nothing(self, a: Any) -> None:
         """Display, DropDuplicate and GiveUp change nothing outside the policy (it restarts itself)."""

@@ -44,3 +44,16 @@ def mmc_mean_wait(servers: int, arrival_rate: float, service_rate: float) -> flo
 def herd_arrival_rate(clients: int, window: float) -> float:
     """Mean reconnect rate when `clients` each wait U(0, window) after one restart: N / W."""
     return clients / window
+
+
+def fifo_timeouts(arrivals: list[float], rate: float, timeout: float) -> list[int]:
+    """Which arrivals (their indices) of one FIFO server with service time exactly 1/rate wait
+    longer than `timeout` for their answer (queueing plus service): d_k = max(t_k, d_{k-1}) + 1/rate.
+    The server serves every arrival, also one whose client has given up (the request is already
+    in its buffer), so giving up does not shorten the queue behind it."""
+    done, late = 0.0, []
+    for i in sorted(range(len(arrivals)), key=arrivals.__getitem__):
+        done = max(arrivals[i], done) + 1.0 / rate
+        if done - arrivals[i] > timeout:
+            late.append(i)
+    return late

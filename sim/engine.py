@@ -10,9 +10,12 @@ Above `max_agents` clients each simulated client (agent) stands for `weight` ide
 the accept path's capacity and the admission limits are divided by the weight, so every queue
 sees the load it would see at full size, and the tables are scaled back up. The run record's
 meta says so (`sampling`), and the tests check this path against the plain model. Why at all:
-a fixed client refreshes its token about 130 times a day, each a timer, a token request and an
-expiry check through its policy, so 100,000 clients x 24 h are some 40 million model events,
-several minutes of pure-Python SimPy; 5,000 agents keep it near a minute.
+a fixed client refreshes its token about 200 times a day; calm clients play those refreshes in
+batches (`sim.client.SimClient.wake`) instead of a timer, a queued token request and an expiry
+check each, but every reconnect still runs through the policy and the server's queues, so one
+agent per client costs a few ms of CPU per client-day: minutes for 100,000 clients, where 5,000
+agents keep a run near a minute. Weighted agents act in lockstep (a herd's 1-s peaks are then
+higher than one agent per client would show); the run record and the report state the weight.
 """
 from __future__ import annotations
 
@@ -138,7 +141,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             end = world.run(progress, max_wall_s=max_wall_s)
             derived = derive(world.records, end)
             ledger = _ledger(derived, sent, sample, size.clients)
-            _write_tables(out, derived, size)
+            _write_tables(out, derived, size, message_scale(size.clients, sample))
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
         if end < scenario.duration:
             warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
@@ -175,16 +178,31 @@ def _fault_record(r) -> dict:
     return d
 
 
-def _write_tables(out: Path, d: Derived, size: Sizing) -> None:
-    """connections.csv and timeseries.csv from the derived tables, scaled by the agents' weight."""
+#: timeseries columns counted on the message sample only (`ModelOptions.message_clients`)
+MESSAGE_COLUMNS = frozenset({"displayed", "duplicates"})
+
+
+def message_scale(clients: int, sample: int) -> float:
+    """Fleet clients per sampled message client (an integer when it divides evenly, so the tables
+    keep integer counts)."""
+    scale = clients / max(1, sample)
+    return int(scale) if scale.is_integer() else scale
+
+
+def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
+    """connections.csv and timeseries.csv from the derived tables, each count scaled by what it was
+    measured on: connection counts by the agents' weight, message counts (displays, duplicates) by
+    fleet clients per sampled message client, as `ledger_summary.json` is."""
     rows = d.connections
     w = size.weight
     if w > 1:
         rows = [{**r, "client": f"{r['client']}.{k}"} for r in rows for k in range(w)]
-        for row in d.timeseries:
-            for key, value in row.items():
-                if key != "t":
-                    row[key] = value * w
+    for row in d.timeseries:
+        for key, value in row.items():
+            if key in MESSAGE_COLUMNS:
+                row[key] = value * messages
+            elif key != "t" and w > 1:
+                row[key] = value * w
     write_csv(out / files.CONNECTIONS, files.CONNECTION_COLUMNS, rows)
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
@@ -202,5 +220,5 @@ def _ledger(d: Derived, sent: list[tuple[str, str, int, float]], sample: int, cl
     table = pd.concat([sent_rows, shown], ignore_index=True)
     connections = pd.DataFrame.from_records(d.connections, columns=list(files.CONNECTION_COLUMNS))
     judged = check(table, connections, in_flight_window(1.0))
-    scale = clients / max(1, sample)
+    scale = message_scale(clients, sample)
     return {k: round(v * scale) for k, v in judged.to_dict().items()}

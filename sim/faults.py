@@ -30,16 +30,25 @@ def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"])
     env = world.env
     end = min(f.at + f.for_, world.duration) if f.for_ else None
 
+    lifts = end is not None and lifted(f.kind)  # a spike's clients leave by themselves
+    # while it holds, no client is calm (sim.client.SimClient.wake): an instantaneous kind holds
+    # for no time, a restart without `for` for its own downtime (the server is then not up)
+    holds = lifts or (end is None and stop is not _nothing and f.kind != "server_restart")
+
     def begin() -> None:
+        world.wake_all()
+        world.faults_holding += holds
         start(world, f, targets)
         world.fault_log.append({"index": index, "kind": f.kind, "action": "start", "t": env.now})
 
     def finish() -> None:
+        world.wake_all()
         stop(world, f, targets)
+        world.faults_holding -= 1
         world.fault_log.append({"index": index, "kind": f.kind, "action": "stop", "t": env.now})
 
     env.call_in(f.at, begin)
-    if end is not None and lifted(f.kind):
+    if lifts:
         env.call_in(end, finish)
 
 

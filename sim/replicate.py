@@ -10,19 +10,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from scipy import stats
 
 from harness.record import files
+from harness.record.writer import merge_meta
 from harness.scenario.model import Scenario
 
 METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s",
            "peak_reconnects_per_s_5s", "storms",
-           "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections")
+           "http_403", "duplicates_displayed", "lost_messages", "manual_refreshes", "connections",
+           "clients_never_connected", "turned_away")
 
 
 def _one(args: tuple[Scenario, str, Any, dict[str, Any]]) -> dict:
@@ -65,28 +69,97 @@ def spread(values: list[Any], level: float = 0.95) -> dict[str, Any]:
     return {**interval(values, level), "pi": prediction_interval(values, level), "values": list(values)}
 
 
-def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, calibration: Any = None,
-              workers: int | None = None, **options: Any) -> dict:
-    """Run `replications` seeds (in parallel processes), return the main summary with intervals.
-    `options` go to every `sim.engine.simulate` call (e.g. `expiry_grace`)."""
+@dataclasses.dataclass(frozen=True)
+class SeedJob:
+    scenario: Scenario
+    out: str
+    calibration: Any
+    options: dict[str, Any]
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which cancels what is pending and ends them: a worker
+    that died of its own KeyboardInterrupt would be replaced and take the next seed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_job(item: tuple[int, SeedJob]) -> tuple[int, dict]:
+    k, job = item
+    return k, _one((job.scenario, job.out, job.calibration, job.options))
+
+
+def run_parallel(jobs: list[SeedJob], workers: int) -> Iterator[tuple[int, dict]]:
+    """(index, summary) of each job as it finishes. Closing the iterator or a Ctrl-C while waiting
+    terminates the workers at once (nothing pending starts; a run under way keeps its partial
+    record). This is the one place that knows the executor."""
+    if workers <= 1:
+        for k, job in enumerate(jobs):
+            yield _run_job((k, job))
+        return
+    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_sigint)
+    try:
+        yield from pool.imap_unordered(_run_job, list(enumerate(jobs)))
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def collect(jobs: list[SeedJob], finished: Iterable[tuple[int, dict]], out: Path) -> dict:
+    """The main summary with the `replications` block, from whatever iterable yields the finished
+    jobs (any executor). On Ctrl-C it writes the block of the seeds that finished, marked
+    `incomplete`, marks the unfinished records incomplete, and re-raises saying what was kept."""
+    summaries: dict[int, dict] = {}
+    started = time.monotonic()
+    try:
+        for k, summary in finished:
+            summaries[k] = summary
+    except KeyboardInterrupt:
+        why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: " \
+              f"{len(summaries)} of {len(jobs)} replications finished"
+        for k, job in enumerate(jobs):
+            if k not in summaries and Path(job.out).is_dir():
+                merge_meta(Path(job.out), {files.META_INCOMPLETE: why})
+        if summaries:
+            _write(jobs, summaries, out, why)
+        raise KeyboardInterrupt(f"{why}; their summary is in {out / files.SUMMARY}" if summaries
+                                else f"{why}; nothing was kept") from None
+    return _write(jobs, summaries, out, None)
+
+
+def _write(jobs: list[SeedJob], summaries: dict[int, dict], out: Path, incomplete: str | None) -> dict:
+    done = sorted(summaries)
+    block = {"n": len(done), "seeds": [jobs[k].scenario.seed for k in done], "level": 0.95,
+             "runs": [str(Path(jobs[k].out).relative_to(out)) if k else "." for k in done],
+             "metrics": {m: spread([summaries[k].get(m) for k in done]) for m in METRICS}}
+    if incomplete:
+        block["incomplete"] = incomplete
+        block["planned"] = len(jobs)
+    main = dict(summaries.get(0) or summaries[done[0]])
+    main["replications"] = block
+    out.mkdir(parents=True, exist_ok=True)
+    (out / files.SUMMARY).write_text(json.dumps(main, indent=2) + "\n")
+    return main
+
+
+def seed_jobs(scenario: Scenario, out: Path, replications: int, calibration: Any = None,
+              **options: Any) -> list[SeedJob]:
+    """Replication k: seed `seed + k`; 0 is the main record in `out`, others in `out/replications/seed-N`."""
     if replications < 1:
         raise ValueError(f"--replications: expected an integer >= 1, got {replications}")
-    out = Path(out_dir)
     jobs = []
     for k in range(replications):
         sc = dataclasses.replace(scenario, seed=scenario.seed + k)
         where = out if k == 0 else out / "replications" / f"seed-{sc.seed}"
-        jobs.append((sc, str(where), calibration, options))
+        jobs.append(SeedJob(sc, str(where), calibration, options))
+    return jobs
+
+
+def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, calibration: Any = None,
+              workers: int | None = None, **options: Any) -> dict:
+    """Run `replications` seeds (in parallel processes), return the main summary with intervals.
+    `options` go to every `sim.engine.simulate` call (e.g. `expiry_grace`)."""
+    out = Path(out_dir)
+    jobs = seed_jobs(scenario, out, replications, calibration, **options)
     workers = max(1, min(replications, workers or os.cpu_count() or 1))
-    if workers == 1:
-        summaries = [_one(j) for j in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            summaries = list(pool.map(_one, jobs))
-    block = {"n": replications, "seeds": [j[0].seed for j in jobs], "level": 0.95,
-             "runs": [str(Path(j[1]).relative_to(out)) if k else "." for k, j in enumerate(jobs)],
-             "metrics": {m: spread([s.get(m) for s in summaries]) for m in METRICS}}
-    main = dict(summaries[0])
-    main["replications"] = block
-    (out / files.SUMMARY).write_text(json.dumps(main, indent=2) + "\n")
-    return main
+    return collect(jobs, run_parallel(jobs, workers), out)

@@ -34,7 +34,7 @@ from system.server import delivery, handshake
 from system.server.admission import AdmissionConfig, AdmissionPolicy
 from system.server.handshake import Outcome
 from system.server.lifecycle import LiveExpiry, shutdown
-from system.server.tokens import AccessClaims, AuthError, MemoryBook, TokenRules
+from system.server.tokens import AccessClaims, AuthError, Grant, MemoryBook, TokenRules
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.calibration import Calibration, Dist
@@ -169,16 +169,24 @@ class TokenService:
         self.cpu.serve(self.service, self._answer, client, done, refresh)
 
     def _answer(self, client: "SimClient", done: Callable[..., None], refresh: bool) -> None:
-        now = self.env.now
         try:
-            if refresh:
-                grant = self.rules.refresh(client.refresh_handle, now)
-            else:
-                grant = self.rules.issue(client.client_id, now)
+            grant = self.issue(client, self.env.now, refresh)
         except AuthError as exc:
             done(False, exc.status, None, None)
             return
         done(True, 200, grant.claims, grant.claims.expires_at, grant.refresh_token)
+
+    def issue(self, client: "SimClient", now: float, refresh: bool = True) -> Grant:
+        """The rules' answer at `now` to `client`'s refresh (presenting its refresh handle) or login;
+        an `AuthError` is a refusal. The calm path (`SimClient.wake`) calls it at each refresh's answer time."""
+        if refresh:
+            return self.rules.refresh(client.refresh_handle, now)
+        return self.rules.issue(client.client_id, now)
+
+    def answer_time(self) -> float:
+        """How long a refresh takes when nothing queues with it: a service draw on the server's CPU
+        (or the token latency of an external service). The calm path (`SimClient.wake`) uses it."""
+        return self.latency() if self.cpu is None else self.service()
 
     def serve_on(self, cpu: Slots, service: Callable[[], float], server_up: Callable[[], bool],
                  refused_after: float) -> None:
@@ -240,7 +248,10 @@ class ModelServer:
 
     def _handshake_done(self, s: Sock, token: AccessClaims | None, last_seq: int | None, epoch: int) -> None:
         if epoch != self.epoch or s.state != "connecting":
-            return  # the server restarted underneath (the client learns from its own end)
+            # the client gave up on it (open timeout) or the server restarted underneath (the client learns
+            # from its own end); admission comes after this slot, so it holds no place (an admitted
+            # connect the client gave up on frees its place in `drop_end`, when `opened` finds it closed)
+            return
         self.handshakes += 1
         self._answer(s, token)
 
@@ -362,6 +373,16 @@ class ModelServer:
                 self.env.call_in(expiry.deadline(s.expires) - self.env.now, check)
 
         self.env.call_in(expiry.deadline(s.expires) - self.env.now, check)
+
+    def rest(self, s: Sock) -> None:
+        """A calm client's socket (sim.client.SimClient.wake): its token is refreshed in time until
+        something happens to the client, so its expiry check is off meanwhile (a firing is stale)."""
+        s.gen += 1
+
+    def wake(self, s: Sock) -> None:
+        """The calm client's refreshes are played up to now: the check is due at its expiry again."""
+        if self.profile.live_expiry and s.server_open:
+            self._watch_expiry(s)
 
     def refreshed(self, s: Sock, token: AccessClaims | None) -> None:
         """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""

@@ -38,10 +38,13 @@ class ModelOptions:
     dynamics, so a sample measures the loss and duplicate rates without paying for them all.
     `keep_all_records`: keep every record (for events.jsonl) instead of only those the derived
     tables need.
+    `calm_batches`: off, every refresh is a timer and a queued token request (the plain model the
+    calm path is checked against).
     """
 
     message_clients: int | None = None  # None: every client
     keep_all_records: bool = True
+    calm_batches: bool = True  # calm clients' refreshes played in batches (sim.client.SimClient.wake)
 
 
 
@@ -76,6 +79,8 @@ class World:
         self._sink = sink
         self.fault_log: list[dict] = []
         self.policy_events = 0  # events fed to client policies: the model's unit of work
+        # faults in force: no client is calm meanwhile (sim.faults.schedule); a plain model holds one
+        self.faults_holding = 0 if options.calm_batches else 1
         self.clients: list[SimClient] = []
         self.by_id: dict[str, SimClient] = {}
         self.plan = draw_plan(scenario, self.n)
@@ -151,6 +156,12 @@ class World:
         for life in self.plan.spike(index):
             self.add_client(life)
 
+    def wake_all(self) -> None:
+        """Bring every calm client up to now (before a fault changes what a refresh would meet)."""
+        for c in self.clients:
+            if c.calm is not None:
+                c.wake()
+
     # ---- running -----------------------------------------------------------------------
     def build(self) -> None:
         for life in self.plan.lifetimes:
@@ -180,11 +191,14 @@ class World:
         deadline = None if max_wall_s is None else time.perf_counter() + max_wall_s
         if progress is None and deadline is None:
             self.env.run(until=self.duration)
+            self.wake_all()
             return self.duration
         for k in range(1, steps + 1):
             self.env.run(until=self.duration * k / steps)
             if progress is not None:
                 progress(k / steps)
             if deadline is not None and time.perf_counter() > deadline and k < steps:
+                self.wake_all()
                 return self.env.now
+        self.wake_all()
         return self.duration

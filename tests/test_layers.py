@@ -3,7 +3,7 @@ included) of every module is an edge, and an edge against the rules or a circle 
 fails with the modules that make it.
 
 Layers, bottom up: `system` (the system under test: imports nothing else) → the shared formats
-(`harness.scenario`, `.record`, `.gates`, `.faults`, `.yamlfile`: neither engine owns them) → the
+(`harness.scenario`, `.record`, `.gates`, `.faults`, `.yamlfile`, `.streams`: neither engine owns them) → the
 engines, `harness` (`emulate`, `proxy`, `prom`: the real-system side) and `sim` (the model), which
 never import each other, and `reports` (run records only) → `commands` (the CLI), which nothing
 imports. A `__main__.py` is an entry point like a command.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("system", "harness", "sim", "reports", "commands")
-FORMATS = {"harness.scenario", "harness.record", "harness.gates", "harness.faults", "harness.yamlfile"}
+FORMATS = {"harness.scenario", "harness.record", "harness.gates", "harness.faults", "harness.yamlfile",
+           "harness.streams"}
 REAL = {"harness.emulate", "harness.proxy", "harness.prom"}
 
 # what each layer may import (besides itself)

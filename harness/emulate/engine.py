@@ -308,23 +308,8 @@ class _Run:
     # ---- results ----
 
     def merge_events(self, writer: RecordWriter) -> int:
-        """Merge the workers' time-sorted files and the harness's fault events into events.jsonl."""
-        import heapq
-        import json
-
-        def lines(path: Path):
-            if path.exists():
-                with open(path, encoding="utf-8") as f:
-                    for line in f:
-                        yield json.loads(line)
-
-        sources = [lines(s.events_path) for s in self.fleet.specs] if self.fleet else []
-        sources.append(iter(self.fault_events))
-        n = 0
-        for rec in heapq.merge(*sources, key=lambda r: r["t"]):
-            writer.event(rec)
-            n += 1
-        return n
+        return merge_events(writer, [s.events_path for s in self.fleet.specs] if self.fleet else [],
+                            self.fault_events)
 
     def fetch_sent(self, writer: RecordWriter, conversations: set[str]) -> int:
         """The server's delivery log for the fleet's conversations (not the probe's), times
@@ -341,10 +326,8 @@ class _Run:
         except Exception as exc:
             self.warnings.append(f"sent.csv: could not fetch the server's delivery log: {exc}")
             return 0
-        messages = [m for m in messages if m["conversation_id"] in conversations]
-        for m in sorted(messages, key=lambda m: m["t"]):
-            writer.sent(m["conversation_id"], m["id"], m["seq"], round(self.scale.to_scenario(m["t"] - self.origin_unix), 3))
-        return len(messages)
+        return write_sent(writer, messages, conversations,
+                          lambda t: round(self.scale.to_scenario(t - self.origin_unix), 3))
 
     def salvage(self, writer: RecordWriter, plan: Plan | None) -> dict:
         """An aborted run keeps what it recorded: every worker is interrupted (Ctrl-C in a terminal
@@ -394,6 +377,12 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
     fault brings the server back on the same ports); `on_scenario_end(origin_unix, end_unix)`
     when the scenario's time is over (scenario second 0 and its end, in unix seconds), while
     the system still runs. An exception from a hook aborts the run like any other."""
+    if scenario.virtual:
+        refuse_on_virtual_clock(target=target, toxiproxy_url=toxiproxy_url,
+                                prometheus=on_system_ready is not None or on_scenario_end is not None)
+        from harness.emulate.virtual import emulate_virtual
+
+        return emulate_virtual(scenario, out_dir, progress=progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(scenario, out, target, toxiproxy_url, progress)
@@ -408,7 +397,8 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         writer.meta({"engine": "emulate", "stormbench_version": tool_version(), "seed": scenario.seed,
                      "time_scale": scenario.time_scale, "clients": len([c for c in plan.clients if not c.spike]),
                      "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-                     "host": host_facts(), "calibration": None})
+                     "host": host_facts(), "calibration": None,
+                     "clock": {"kind": "wall", "capacity_measured": True}})
         run.start_system(plan)
         if on_system_ready is not None:
             on_system_ready(run.endpoints)
@@ -459,6 +449,49 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
             print(f"warning: {w}", file=sys.stderr)
 
 
+def merge_events(writer: RecordWriter, paths: list[Path], fault_events: list[dict]) -> int:
+    """Merge the clients' time-sorted record files and the harness's fault events into events.jsonl."""
+    import heapq
+    import json
+
+    def lines(path: Path):
+        if path.exists():
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    yield json.loads(line)
+
+    n = 0
+    for rec in heapq.merge(*(lines(p) for p in paths), iter(fault_events), key=lambda r: (r["t"], r["client"])):
+        writer.event(rec)
+        n += 1
+    return n
+
+
+def write_sent(writer: RecordWriter, messages: list[dict], conversations: set[str],
+               to_scenario: Callable[[float], float]) -> int:
+    """The server's delivery log for the fleet's conversations (not the probe's) into sent.csv,
+    its times (the server's clock, unix seconds) converted by `to_scenario`."""
+    messages = [m for m in messages if m["conversation_id"] in conversations]
+    for m in sorted(messages, key=lambda m: (m["t"], m["conversation_id"], m["seq"])):
+        writer.sent(m["conversation_id"], m["id"], m["seq"], to_scenario(m["t"]))
+    return len(messages)
+
+
+def refuse_on_virtual_clock(*, target: str | None = None, toxiproxy_url: str | None = None,
+                            prometheus: bool = False) -> None:
+    """What can not run on the virtual clock, refused before anything runs: each lives in another
+    process, whose time is the wall's (it can not follow a loop that jumps over idle hours)."""
+    why = [f"{flag}: {reason}" for flag, given, reason in (
+        ("--target", target, "a running system keeps the wall clock"),
+        ("--toxiproxy-url", toxiproxy_url, "a Toxiproxy server keeps the wall clock (the embedded proxy runs on the loop)"),
+        ("--prometheus", prometheus, "a real Prometheus scrapes on the wall clock (the harness's in-loop scraper "
+                                     "feeds the gates)"),
+    ) if given]
+    if why:
+        raise UsageError("--clock virtual runs the server, proxy and clients in one process on a virtual clock; "
+                         + "; ".join(why) + ". Use --clock wall with these.")
+
+
 def plan_digest(plan: Plan) -> str:
     """A digest of every draw of the run (fault schedule, targets, arrivals, drops, offline
     periods, message times, each client's policy rng): equal seeds give equal digests."""
@@ -466,4 +499,3 @@ def plan_digest(plan: Plan) -> str:
     import json
 
     return hashlib.sha256(json.dumps(plan.fingerprint(), sort_keys=True).encode()).hexdigest()
-

@@ -16,16 +16,24 @@ Semantics, chosen to be distinct and faithful:
   those names with the scenario's attributes.
 - `ws_close {code, reason}`, `ws_drop_pings`: the embedded proxy's WebSocket toxics.
 - `server_restart {mode: graceful|crash}`: SIGTERM (1012 to every socket) or
-  SIGKILL; restarted on the same db and ports after `for` (default at once).
+  SIGKILL; restarted on the same db and ports after `for` (default at once). On the
+  virtual clock the server object is shut down (crash: sockets dropped without a close
+  frame) and a new one started after `for`, default `system.restart_downtime`.
 - `auth_outage`: `/admin/auth-outage` on, off when it ends.
 - `token_expiry`: `/admin/expire-tokens` for every user, or for the target clients.
+
+Where the parts live decides how a step reaches them (`on_loop`): on the wall clock they are
+other processes behind blocking clients (toxiproxy-python, requests), called from worker
+threads; on the virtual clock they are objects on this event loop, called (and awaited) here,
+since a thread's work would take no scenario time.
 """
 from __future__ import annotations
 
 import asyncio
+import inspect
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import requests
 
@@ -33,7 +41,6 @@ from harness.emulate.plan import NETWORK_FAULTS, Step
 from harness.faults import lifted
 from harness.scenario import RealizedFault
 from harness.emulate.timescale import TimeScale
-from harness.emulate.topology import ProxyControl, ServerControl
 from system.units import parse_duration
 
 
@@ -82,61 +89,85 @@ def toxics_for(index: int, fault: RealizedFault, scale: TimeScale) -> list[dict[
 
 @dataclass
 class FaultApplier:
-    """Executes timeline steps; every call is blocking IO, run it in a thread.
+    """Executes timeline steps (`apply_async` on the run's loop; `apply` from synchronous code).
 
     `groups_of` maps a network fault's index to the proxy groups holding its target
-    clients; `user_of` maps a client id to the user its tokens were issued to."""
+    clients; `user_of` maps a client id to the user its tokens were issued to. `server` is a
+    `ServerControl` (wall) or an object on this loop with async `start()`/`stop(crash)`;
+    `admin(url, key, path, body)` posts to the admin API (blocking, or a coroutine when
+    `on_loop`); `restart_downtime` is how long a restart without `for` stays down on the loop."""
 
     scale: TimeScale
-    server: ServerControl | None
-    proxies: ProxyControl | None
+    server: Any
+    proxies: Any
     http_url: Callable[[], str]
     admin_key: str
     user_of: Callable[[str], str]
     groups_of: dict[int, tuple[int, ...]] = field(default_factory=dict)
     in_force: dict[int, Step] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)
+    on_loop: bool = False
+    admin: Callable[..., Any] | None = None
+    restart_downtime: float = 0.0
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def apply(self, step: Step) -> None:
+        asyncio.run(self.apply_async(step))
+
+    async def apply_async(self, step: Step) -> None:
+        if self.on_loop:
+            return await self._apply(step)
+        with ThreadPoolExecutor(max_workers=PARALLEL_API_CALLS) as self._pool:
+            return await self._apply(step)
+
+    async def _apply(self, step: Step) -> None:
         f, start = step.fault, step.action == "start"
-        HANDLERS[f.kind](self, step.index, f, start)
+        await HANDLERS[f.kind](self, step.index, f, start)
         if start and f.for_ and lifted(f.kind):
             self.in_force[step.index] = step
         else:
             self.in_force.pop(step.index, None)
         self.log.append({"index": step.index, "kind": f.kind, "action": step.action})
 
-    def _proxy_down(self, index: int, f: RealizedFault, start: bool) -> None:
-        self._enable(index, f, enabled=not start)
+    async def _proxy_down(self, index: int, f: RealizedFault, start: bool) -> None:
+        await self._enable(index, f, enabled=not start)
 
-    def _server_restart(self, index: int, f: RealizedFault, start: bool) -> None:
-        self._restart(f, start)
+    async def _server_restart(self, index: int, f: RealizedFault, start: bool) -> None:
+        await self._restart(f, start)
 
-    def _auth_outage(self, index: int, f: RealizedFault, start: bool) -> None:
-        self._admin("/admin/auth-outage", {"enabled": start})
+    async def _auth_outage(self, index: int, f: RealizedFault, start: bool) -> None:
+        await self._admin("/admin/auth-outage", {"enabled": start})
 
-    def _token_expiry(self, index: int, f: RealizedFault, start: bool) -> None:
+    async def _token_expiry(self, index: int, f: RealizedFault, start: bool) -> None:
         if not start:
             return
         if f.targets is None:
-            self._admin("/admin/expire-tokens", {})
+            await self._admin("/admin/expire-tokens", {})
         else:
             for cid in f.targets:
-                self._admin("/admin/expire-tokens", {"user": self.user_of(cid)})
+                await self._admin("/admin/expire-tokens", {"user": self.user_of(cid)})
 
-    def _load_spike(self, index: int, f: RealizedFault, start: bool) -> None:
+    async def _load_spike(self, index: int, f: RealizedFault, start: bool) -> None:
         """The fleet runs a spike's clients (they are in the plan); nothing to apply."""
 
     def labels(self) -> list[str]:
         """The faults in force, for the live view."""
         return [s.fault.kind for s in self.in_force.values()]
 
-    def _require_proxies(self, f: RealizedFault) -> ProxyControl:
+    def _require_proxies(self, f: RealizedFault) -> Any:
         if self.proxies is None:
             raise RuntimeError(f"fault {f.kind!r} needs proxies, and this run has none")
         return self.proxies
 
-    def _toxics(self, index: int, f: RealizedFault, start: bool) -> None:
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` where the parts live: here on the loop (awaiting what it returns), else in a
+        worker thread of the step's pool."""
+        if self.on_loop:
+            result = fn(*args)
+            return await result if inspect.isawaitable(result) else result
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def _toxics(self, index: int, f: RealizedFault, start: bool) -> None:
         """A network fault: its toxics on the proxies of the groups it targets."""
         bodies = toxics_for(index, f, self.scale)
 
@@ -147,45 +178,40 @@ class FaultApplier:
                 else:
                     proxy.destroy_toxic(body["name"])
 
-        self._each_proxy(index, f, change, ws_only=f.kind.startswith("ws_"))
+        await self._each_proxy(index, f, change, ws_only=f.kind.startswith("ws_"))
 
-    def _enable(self, index: int, f: RealizedFault, enabled: bool) -> None:
-        self._each_proxy(index, f, lambda proxy: proxy.enable() if enabled else proxy.disable())
+    async def _enable(self, index: int, f: RealizedFault, enabled: bool) -> None:
+        await self._each_proxy(index, f, lambda proxy: proxy.enable() if enabled else proxy.disable())
 
-    def _each_proxy(self, index: int, f: RealizedFault, change: Callable[[Any], None], ws_only: bool = False) -> None:
+    async def _each_proxy(self, index: int, f: RealizedFault, change: Callable[[Any], Any],
+                          ws_only: bool = False) -> None:
         """`change` every proxy of the fault's groups at once: a fault hits all its targets at one
         moment, so the groups are not changed one after another (one API round trip each, which
         at a high time scale spread a partition's heal over seconds of scenario time and smeared
         the reconnect herd it starts). One listing of the proxies, then the changes in parallel."""
         px = self._require_proxies(f)
         names = [n for g in self.groups_of.get(index, ()) for n in px.names(g)[:1 if ws_only else 2]]
-        listed = px.client.proxies()
+        listed = await self._call(px.client.proxies)
         proxies = [listed[n] for n in names if n in listed]
-        if not proxies:
-            return
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_API_CALLS, len(proxies))) as pool:
-            for done in [pool.submit(change, proxy) for proxy in proxies]:
-                done.result()  # the first failure is raised, after every change was tried
+        done = await asyncio.gather(*(self._call(change, proxy) for proxy in proxies), return_exceptions=True)
+        for result in done:  # the first failure is raised, after every change was tried
+            if isinstance(result, BaseException):
+                raise result
 
-    def _restart(self, f: RealizedFault, start: bool) -> None:
+    async def _restart(self, f: RealizedFault, start: bool) -> None:
         if self.server is None:
             raise RuntimeError("server_restart needs a server started by the harness (not --target)")
         if start:
-            self.server.stop(crash=f.params.get("mode", "graceful") == "crash")
+            await self._call(lambda: self.server.stop(crash=f.params.get("mode", "graceful") == "crash"))
             if not f.for_:
-                self._bring_back()
+                if self.on_loop and self.restart_downtime > 0:
+                    await asyncio.sleep(self.restart_downtime)
+                await self._call(self.server.start)
         else:
-            self._bring_back()
+            await self._call(self.server.start)
 
-    def _bring_back(self) -> None:
-        assert self.server is not None
-        self.server.start()
-
-    def _admin(self, path: str, body: dict[str, Any]) -> None:
-        r = requests.post(self.http_url() + path, json=body, headers={"X-Admin-Key": self.admin_key},
-                          timeout=10)
-        if r.status_code >= 400:
-            raise RuntimeError(f"admin {path} {body} → HTTP {r.status_code}: {r.text[:200]}")
+    async def _admin(self, path: str, body: dict[str, Any]) -> None:
+        await self._call(self.admin or post_admin, self.http_url(), self.admin_key, path, body)
 
     def lift_all(self) -> None:
         """End every fault still in force (the run is over): no toxic outlives the run."""
@@ -194,6 +220,13 @@ class FaultApplier:
                 self.apply(Step(step.at, "stop", step.index, step.fault))
             except Exception:
                 pass
+
+
+def post_admin(http_url: str, admin_key: str, path: str, body: dict[str, Any]) -> None:
+    """One admin API call, blocking (the wall clock's server is another process)."""
+    r = requests.post(http_url + path, json=body, headers={"X-Admin-Key": admin_key}, timeout=10)
+    if r.status_code >= 400:
+        raise RuntimeError(f"admin {path} {body} → HTTP {r.status_code}: {r.text[:200]}")
 
 
 async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable[[], float],
@@ -213,7 +246,7 @@ async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable
             return
         began = clock()
         try:
-            await asyncio.to_thread(applier.apply, step)
+            await applier.apply_async(step)
         except Exception as exc:  # a fault that could not be applied is a warning, not a crash
             on_error(step, exc)
         else:
@@ -221,7 +254,7 @@ async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable
 
 
 #: what the emulation does for each fault kind of the registry (`harness.faults`)
-HANDLERS: dict[str, Callable[[FaultApplier, int, RealizedFault, bool], None]] = {
+HANDLERS: dict[str, Callable[[FaultApplier, int, RealizedFault, bool], Awaitable[None]]] = {
     **{kind: FaultApplier._toxics for kind in NETWORK_FAULTS - {"proxy_down"}},
     "proxy_down": FaultApplier._proxy_down,
     "server_restart": FaultApplier._server_restart,

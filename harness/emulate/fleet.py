@@ -56,8 +56,9 @@ class WorkerSpec:
     events_path: Path
     open_timeout_wall: float = 10.0
     http_timeout_wall: float = 10.0
-    report_every_wall: float = 0.25
+    report_every: float = 0.25                # seconds on the loop's clock between tallies
     messages: tuple[str, ...] = ()
+    lag_monitor: bool = True                  # measure loop lag (meaningless on a virtual clock)
 
 
 def worker_main(spec: WorkerSpec, commands: Connection, reports: Any) -> None:
@@ -83,36 +84,44 @@ def worker_main(spec: WorkerSpec, commands: Connection, reports: Any) -> None:
 
 
 async def _run(spec: WorkerSpec, origin_unix: float, commands: Connection, reports: Any) -> dict:
+    from system.client.driver import Clock
+
+    loop = asyncio.get_running_loop()
+    return await run_clients(spec, Clock(loop.time() - (time.time() - origin_unix), spec.time_scale), reports)
+
+
+async def run_clients(spec: WorkerSpec, clock: Any, reports: Any) -> dict:
+    """The clients of `spec` on the running loop, on `clock` (scenario seconds), with their
+    weather; tallies go to `reports.put`, records to `spec.events_path`; returns the self-check."""
     import aiohttp
 
     from harness.emulate.selfcheck import LoopLagMonitor, ResourceSampler, worker_report
-    from system.client.driver import ClientDriver, Clock, DriverOptions, Endpoints
+    from system.client.driver import ClientDriver, DriverOptions, Endpoints
     from system.client.fleet import MESSAGES
     from system.client.policy import ClientPolicy
 
     loop = asyncio.get_running_loop()
-    clock = Clock(loop.time() - (time.time() - origin_unix), spec.time_scale)
     options = DriverOptions(open_timeout=spec.open_timeout_wall, http_timeout=spec.http_timeout_wall,
                             ping_interval=None, ping_timeout=None)  # browsers never ping: the server does
     tally = Tally()
     seen: set = set()
-    records: list[tuple[float, str]] = []
+    records: list[tuple[float, str, str]] = []
     texts = spec.messages or MESSAGES
 
     def on_record(rec: dict) -> None:
         tally.add(rec, seen)
-        records.append((rec["t"], json.dumps(rec, separators=(",", ":"))))
+        records.append((rec["t"], rec["client"], json.dumps(rec, separators=(",", ":"))))
 
     stop = asyncio.Event()
     lag, res = LoopLagMonitor(), ResourceSampler()
-    lag_task = loop.create_task(lag.run(stop))
+    lag_task = loop.create_task(lag.run(stop) if spec.lag_monitor else stop.wait())
 
     async def report() -> None:
         while not stop.is_set():
             res.sample()
             reports.put(("tally", spec.index, tally.snapshot()))
             try:
-                await asyncio.wait_for(stop.wait(), spec.report_every_wall)
+                await asyncio.wait_for(stop.wait(), spec.report_every)
             except asyncio.TimeoutError:
                 pass
 
@@ -141,9 +150,9 @@ async def _run(spec: WorkerSpec, origin_unix: float, commands: Connection, repor
         async with aiohttp.ClientSession(connector=connector) as http:
             results = await asyncio.gather(*(one(p, http) for p in spec.clients), return_exceptions=True)
     finally:  # interrupted too (SIGINT cancels this task): the engine keeps what the clients recorded
-        records.sort(key=lambda r: r[0])
+        records.sort(key=lambda r: r[:2])  # records of one instant by client: one order whatever ran first
         with open(spec.events_path, "w", encoding="utf-8") as f:
-            for _, line in records:
+            for _, _, line in records:
                 f.write(line + "\n")
     errors = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
     stop.set()

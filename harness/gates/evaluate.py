@@ -27,9 +27,10 @@ back), else the schedule's `at` / `for`.
 
 Stats: count, rate (per second), mean, min, max, value (the last), pN, growth
 (median of the last quarter over the first, minus one), max_window_count (the most
-events in any rolling `window` inside the phase), min_fraction (fault-tied phases: the
-level at the end of each phase interval over the level in the last second before the
-fault, the smallest over occurrences; otherwise the minimum over the median).
+events in any rolling `window` inside the phase), min_fraction (distinct clients connected
+over the fleet whose arrival has come, `harness.record.presence`: fault-tied phases at the end
+of each phase interval, the smallest over occurrences; otherwise the smallest second after the
+arrival ramp; a client turned away counts against the fleet, and the fraction is at most 1).
 
 `Nx fleet` / `N% of fleet`: that share of the fleet the run drove (`RunRecord.clients`: the
 simulated fleet in a simulation).
@@ -51,6 +52,7 @@ import numpy as np
 
 from system.errors import UsageError
 from harness.gates.names import ALIASES
+from harness.record.presence import presence
 from harness.gates.spec import Gate, Phase
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.record.finalize import ledger_summary
@@ -120,11 +122,19 @@ class Observation:
 # ---------------------------------------------------------------- phases
 
 def matching_faults(phase: Phase, rec: RunRecord) -> list[dict]:
-    """The faults a phase is tied to, in time order, with their `start_s` / `end_s` in force."""
+    """The faults a phase is tied to, in time order, with their `start_s` / `end_s` in force. In a
+    record that stopped early, a fault that had not started by its end never happened: the phase
+    is undecidable, not empty."""
     faults = [f for f in rec.fault_windows if phase.fault == "*" or f["kind"] == phase.fault]
     if not faults:
         raise Undecidable(f"no {phase.fault!r} fault in this run, so the phase {phase.to_dict()} is empty")
-    return sorted(faults, key=lambda f: f["start_s"])
+    faults = sorted(faults, key=lambda f: f["start_s"])
+    why = rec.truncated
+    if why and any(f["start_s"] >= rec.end for f in faults):
+        late = next(f for f in faults if f["start_s"] >= rec.end)
+        raise Undecidable(f"the {late['kind']} fault due at {late['start_s']:g}s never started: the record ends at "
+                          f"{rec.end:g}s ({why})")
+    return faults
 
 
 def phase_intervals(phase: Phase, rec: RunRecord) -> Intervals:
@@ -140,6 +150,12 @@ def phase_intervals(phase: Phase, rec: RunRecord) -> Intervals:
             spans.append((f["start_s"], max(f["end_s"], f["start_s"] + 1.0)))
         else:
             spans.append((f["end_s"], f["end_s"] + float(phase.within or 0.0)))
+    why = rec.truncated
+    beyond = [(a, b) for a, b in spans if b > end]
+    if why and beyond:  # a window the record stopped inside: what it would have seen is unknown
+        a, b = beyond[0]
+        raise Undecidable(f"the phase {phase.to_dict()} runs to {b:g}s, beyond the end of the record at "
+                          f"{end:g}s ({why})")
     return [(max(0.0, a), min(b, end)) for a, b in spans if a < end]
 
 
@@ -264,27 +280,47 @@ def _observe_gauge(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observat
     series = rec.timeseries[GAUGES[gate.metric]].to_numpy(float)
     if gate.stat != "min_fraction":
         return _observe_values(gate, np.concatenate(_slices(series, intervals)), {})
+    return _observe_min_fraction(gate, rec, intervals, series)
+
+
+def _observe_min_fraction(gate: Gate, rec: RunRecord, intervals: Intervals, sockets: np.ndarray) -> Observation:
+    """Distinct clients connected over the fleet that should be connected (`harness.record.presence`):
+    at the end of each fault-tied interval, the smallest over occurrences; over a plain phase, the
+    smallest second after the arrival ramp. Clients turned away count against the fleet."""
+    if not rec.timeseries["attempts"].sum():  # a fleet turned away still tried: this is a record of nothing
+        raise Undecidable("no client attempted a connection in this record: nothing was observed")
+    seen = presence(rec)
+    last = len(sockets) - 1
+
+    def at(second: int) -> dict[str, Any] | None:
+        fraction = seen.fraction(second)
+        if fraction is None:
+            return None
+        return {"at_s": float(second), "connected_clients": float(seen.connected[second]),
+                "fleet_expected": float(seen.expected[second]), "sockets": float(sockets[second]),
+                "fraction": fraction}
+
     if gate.phase.when in ("during", "after"):
         ratios = []
         for f, (a, b) in zip(matching_faults(gate.phase, rec), intervals):
-            at = int(f["start_s"])
-            if at < 1:
-                raise Undecidable(f"the {f['kind']} fault starts at 0 s: there is no level before it")
-            reference = float(series[min(at, len(series)) - 1])   # the last full second before the fault
-            if reference <= 0:
-                raise Undecidable(f"no connections just before the {f['kind']} fault at {at}s")
-            level_at = min(max(int(math.ceil(b)) - 1, 0), len(series) - 1)
-            ratios.append({"fault_at_s": f["start_s"], "reference": reference, "at_s": float(level_at),
-                           "level": float(series[level_at]), "fraction": float(series[level_at] / reference)})
+            level = at(min(max(int(math.ceil(b)) - 1, 0), last))
+            if level is None:
+                raise Undecidable(f"no client of the fleet had arrived by the end of the phase of the "
+                                  f"{f['kind']} fault at {f['start_s']:g}s")
+            ratios.append({"fault_at_s": f["start_s"], **level})
         worst = min(ratios, key=lambda r: r["fraction"])
-        return Observation(worst["fraction"], provenance={"occurrences": ratios},
+        return Observation(worst["fraction"], provenance={"occurrences": ratios, "never_connected":
+                                                          seen.never_connected()},
                            failing=lambda _t: {"worst": worst})
     ramp = float(rec.scenario.get("fleet", {}).get("arrival", {}).get("ramp", 0) or 0)
-    values = np.concatenate(_slices(series, [(max(a, ramp), b) for a, b in intervals if b > ramp]))
-    if values.size == 0 or np.median(values) <= 0:
-        raise Undecidable("no connections after the arrival ramp in the phase")
-    return Observation(float(values.min() / np.median(values)),
-                       provenance={"min": float(values.min()), "median": float(np.median(values))})
+    levels = [at(s) for a, b in intervals if b > ramp
+              for s in range(int(max(a, ramp)), min(max(int(math.ceil(b)), int(max(a, ramp)) + 1), last + 1))]
+    levels = [lv for lv in levels if lv is not None]
+    if not levels:
+        raise Undecidable("no client of the fleet had arrived after the arrival ramp in the phase")
+    worst = min(levels, key=lambda r: r["fraction"])
+    return Observation(worst["fraction"], provenance={"worst": worst, "never_connected": seen.never_connected()},
+                       failing=lambda _t: {"worst": worst})
 
 
 def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
@@ -446,11 +482,36 @@ def _observe_scrapes(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observ
     return _observe_values(gate, levels[mask], prov)
 
 
+#: a wall-clock emulation resolves a windowed gate only where its loop lag (in scenario time) stays
+#: below this share of the window: a record stamped that late can move an event across the window
+RESOLUTION_SHARE = 0.1
+
+
+def require_resolved(gate: Gate, rec: RunRecord, intervals: Intervals) -> None:
+    """On the wall clock every record is stamped when a worker's loop gets to it: where the loop
+    lagged (times `time_scale`) by more than RESOLUTION_SHARE of the window a gate needs (`within`
+    of its phase, or its rolling `window`), the run could not resolve it and the gate is unknown.
+    The virtual clock and the model stamp every event at its time."""
+    from harness.record.resolution import time_resolution
+
+    need = gate.phase.within or gate.window
+    if not need or rec.engine != "emulate" or (rec.meta.get("clock") or {}).get("kind") == "virtual":
+        return
+    check = rec.meta.get("self_check") or {}
+    for a, b in intervals:
+        lag = time_resolution(check, rec.time_scale, (a - need, b))
+        if lag is not None and lag > RESOLUTION_SHARE * need:
+            raise Undecidable(f"not resolved on the wall clock: around {a:.0f}-{b:.0f} s the emulation's loops ran "
+                              f"up to {lag:.1f} s of scenario time late (x{rec.time_scale:g}), more than "
+                              f"{RESOLUTION_SHARE:.0%} of the {need:g}-s window; run it on the virtual clock")
+
+
 def observe(gate: Gate, rec: RunRecord, phase: Phase | None = None) -> Observation:
     intervals = phase_intervals(phase or gate.phase, rec)
     if not intervals or _length(intervals) <= 0:
         raise Undecidable("the phase is empty in this run")
     gate = replace(gate, phase=phase or gate.phase)
+    require_resolved(gate, rec, intervals)
     if gate.metric == "connection_duration":
         return _observe_duration(gate, rec, intervals)
     if gate.metric in LEDGER:

@@ -45,7 +45,7 @@ def _where(v: Verdict) -> str:
         return f"{where['connections_below_threshold']} connections below the threshold"
     if "worst" in where:
         w = where["worst"]
-        return f"{w['level']:g}/{w['reference']:.4g} at {w['at_s']:g}s"
+        return f"{w['connected_clients']:g}/{w['fleet_expected']:g} clients at {w['at_s']:g}s"
     if "busiest_seconds" in where and where["busiest_seconds"]:
         t, n = where["busiest_seconds"][0]
         return f"busiest second {t}s: {n}"

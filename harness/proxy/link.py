@@ -316,7 +316,7 @@ class Link:
     def _start_splice(self) -> None:
         """Hand a bulk, toxic-free, non-WebSocket stream to a splice thread, if one is free."""
         src, dst = self.src.transport, self.dst.transport
-        if (not splice.AVAILABLE or self.splicer is not None or self.slots or self.done or self._ended
+        if (not splice.AVAILABLE or not self.conn.proxy.splice or self.splicer is not None or self.slots or self.done or self._ended
                 or self.ws.state != OPAQUE or splice.Splicer.live >= splice.MAX_SPLICERS
                 or not (self.src.alive and self.dst.alive) or src is None or dst is None
                 or src.is_closing() or dst.is_closing() or dst.get_write_buffer_size()):

@@ -84,8 +84,9 @@ async def resolve(address: str, prefix: str = "") -> tuple[str, int]:
 
 
 class Proxy:
-    def __init__(self, name: str, listen: str, upstream: str, seed: int) -> None:
+    def __init__(self, name: str, listen: str, upstream: str, seed: int, splice: bool = True) -> None:
         self.name, self.listen, self.upstream, self.seed = name, listen, upstream, seed
+        self.splice = splice  # bulk links may leave the event loop for a splice thread
         self.toxics: dict[str, list[ToxicConfig]] = {UPSTREAM: [], DOWNSTREAM: []}
         self.connections: set[Connection] = set()
         self.counters = {UPSTREAM: ByteCounter(), DOWNSTREAM: ByteCounter()}
@@ -179,10 +180,14 @@ class PopulateError(Exception):
 
 
 class ProxyCollection:
-    """All proxies of one server, edited one API call at a time."""
+    """All proxies of one server, edited one API call at a time.
 
-    def __init__(self, seed: int) -> None:
+    `splice=False` keeps every byte on the event loop (no splice threads): what a loop on a
+    virtual clock needs, where a thread's work would take no scenario time."""
+
+    def __init__(self, seed: int, splice: bool = True) -> None:
         self.seed = seed
+        self.splice = splice
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()
 
@@ -195,7 +200,7 @@ class ProxyCollection:
     async def create(self, name: str, listen: str, upstream: str, enabled: bool) -> Proxy:
         if name in self.proxies:
             raise errors.PROXY_EXISTS
-        proxy = Proxy(name, listen, upstream, self.seed)
+        proxy = Proxy(name, listen, upstream, self.seed, self.splice)
         if enabled:
             await proxy.start()
         self.proxies[name] = proxy

@@ -38,10 +38,12 @@ STOP_REASON = "stop"  # the reason the client policy gives the closes of its Sto
 
 
 def read_events(path: Path) -> list[dict]:
-    """Every record of `events.jsonl`, sorted by `t` (workers interleave); a bad line names its number
-    (a cut-off last line is left out: `harness.record.jsonl`)."""
+    """Every record of `events.jsonl`, sorted by `t` (workers interleave), records of one instant by
+    client (each client's own order kept), so the tables do not depend on which of several clients
+    the loop served first; a bad line names its number (a cut-off last line is left out:
+    `harness.record.jsonl`)."""
     events = list(read_jsonl(path, _check_event, "a JSON object with a numeric 't', a 'client' and a 'kind'"))
-    events.sort(key=lambda r: float(r["t"]))
+    events.sort(key=lambda r: (float(r["t"]), str(r["client"])))
     return events
 
 

@@ -8,6 +8,7 @@ keys an engine put there.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ from system.errors import UsageError
 from harness.record import files
 from harness.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
 from harness.record.ledger import LedgerSummary, check
+from harness.record.presence import presence
 from harness.record.run import RunRecord
 from harness.record.storms import StormRule, detect_storms, sampling_weight
 from harness.record.survival import kaplan_meier
-from harness.record.writer import write_atomic
+from harness.record.writer import merge_meta, write_atomic
 
 DAY = 86400.0
 
@@ -36,6 +38,10 @@ def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_fli
     windows = _derive_missing_tables(rec)
     rec = RunRecord(run_dir)  # re-read what was just written
     summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
+    pings = (rec.meta.get("heartbeat") or {}).get("pings")
+    if pings is not None:  # the server's keepalive pings per hour of connection (120 at a 30 s heartbeat)
+        hours = float(rec.connections["duration_s"].fillna(0).sum()) / 3600.0
+        summary["pings_per_connection_hour"] = round(pings / hours, 2) if hours > 0 else None
     if windows is not None:
         summary["fault_windows"] = windows
     write_atomic(rec.dir / files.SUMMARY, json.dumps(summary, indent=2) + "\n")
@@ -53,7 +59,9 @@ def _derive_missing_tables(rec: RunRecord) -> list[dict] | None:
         missing = [n for n, need in ((files.CONNECTIONS, need_connections), (files.TIMESERIES, need_timeseries),
                                      (files.LEDGER, need_ledger)) if need]
         raise UsageError(f"{rec.dir}: cannot derive {missing}: {files.EVENTS} is missing")
-    derived = derive(read_events(rec.path(files.EVENTS)), rec.end)
+    events = read_events(rec.path(files.EVENTS))
+    end = _observed_end(rec, events)
+    derived = derive(events, end)
     if need_connections:
         write_csv(rec.path(files.CONNECTIONS), files.CONNECTION_COLUMNS, derived.connections)
     if need_timeseries:
@@ -61,6 +69,18 @@ def _derive_missing_tables(rec: RunRecord) -> list[dict] | None:
     if need_ledger:
         write_csv(rec.path(files.LEDGER), files.LEDGER_COLUMNS, ledger_table(rec.dir, derived))
     return derived.fault_windows
+
+
+def _observed_end(rec: RunRecord, events: list[dict]) -> float:
+    """Where the tables end: the scenario's end, or, for a record that stopped early without
+    saying where (an interrupted emulation), its last event, written to `meta.json` `end_s` so
+    gates and reports read the same end: tables are never padded past the last observation."""
+    if not rec.meta.get(files.META_INCOMPLETE) or rec.meta.get("end_s"):
+        return rec.end
+    last = max((float(e["t"]) for e in events if e.get("t") is not None), default=0.0)
+    end = min(rec.end, math.floor(last) + 1.0)
+    merge_meta(rec.dir, {"end_s": end})
+    return end
 
 
 def _opt(value: float | None) -> float | None:
@@ -94,12 +114,12 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
     close_cols = sorted((c for c in ts.columns if c.startswith("closes_")), key=lambda c: int(c[7:]))
     closes_by_code = {c[7:]: int(ts[c].sum()) for c in close_cols if ts[c].sum() > 0}
     scale_to_day = DAY / rec.end if rec.end > 0 else 0.0
-    counts = {
+    counts = {  # rounded: a sampled model's message counts are scaled by a fractional factor
         "storms": len(storms),
-        "http_403": int(ts["http_403"].sum()),
-        "duplicates_displayed": int(ts["duplicates"].sum()),
-        "manual_refreshes": int(ts["manual_refreshes"].sum()),
-        "reconnect_attempts": int(ts["reconnects"].sum()),
+        "http_403": round(float(ts["http_403"].sum())),
+        "duplicates_displayed": round(float(ts["duplicates"].sum())),
+        "manual_refreshes": round(float(ts["manual_refreshes"].sum())),
+        "reconnect_attempts": round(float(ts["reconnects"].sum())),
     }
     out: dict[str, Any] = {
         "engine": rec.engine,
@@ -131,9 +151,23 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "peak_reconnects_per_s": int(ts["reconnects"].max()) if len(ts) else 0,
         "peak_reconnects_per_s_5s": rolling_peak(ts["reconnects"], PEAK_WINDOW_S),
         "peak_active": int(ts["active"].max()) if len(ts) else 0,
+        **_served(rec, closes_by_code),
         "per_day": {k: round(v * scale_to_day, 3) for k, v in counts.items()},
     }
     return out
+
+
+def _served(rec: RunRecord, closes_by_code: dict[str, int]) -> dict[str, Any]:
+    """Whether the fleet was served, for the capacity rule: clients of the fleet that never had a
+    connection open, those connected at the end, and the handshakes turned away (1013 sheds and
+    refused handshakes; a shed client that came back later was still turned away then). Every
+    count is for the whole fleet; `sampling_weight` says how many clients each simulated agent
+    stood for (1 when every client was followed)."""
+    seen = presence(rec)
+    return {"clients_never_connected": seen.never_connected(),
+            "clients_connected_at_end": int(seen.connected[-1]) if len(seen.connected) else 0,
+            "turned_away": int(closes_by_code.get("1013", 0)) + int(rec.connections["http_status"].notna().sum()),
+            "sampling_weight": int(sampling_weight(rec.meta))}
 
 
 #: the window of `peak_reconnects_per_s_5s`: longer than the order in which one server queue serves a

@@ -88,6 +88,17 @@ class RunRecord:
         return float(self.meta.get("end_s") or self.scenario["duration"])
 
     @property
+    def truncated(self) -> str | None:
+        """Why observation stopped before the scenario's end (an interrupted or stopped run), else None:
+        what lies beyond `end` was never observed."""
+        duration = float(self.scenario["duration"])
+        if self.meta.get(files.META_INCOMPLETE):
+            return str(self.meta[files.META_INCOMPLETE])
+        if self.end < duration:
+            return f"the record ends at {self.end:g} s of {duration:g} s"
+        return None
+
+    @property
     def time_scale(self) -> float:
         return float(self.meta.get("time_scale") or self.scenario.get("time_scale") or 1.0)
 

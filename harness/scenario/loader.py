@@ -11,11 +11,12 @@ from typing import Any, Mapping
 
 from system.errors import UsageError
 from harness.scenario.model import (
-    DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
+    CLIENT_TIMES, DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
     Offline, Scenario, SystemBehaviour, SystemSpec,
 )
+from harness.scenario.fixes import FIX_KEYS, apply_fixes, fix_overrides
 from harness.scenario.schema import validate
-from harness.yamlfile import read_yaml
+from harness.yamlfile import key_lines, read_yaml
 from system.units import parse_duration, parse_rate
 
 # Short override names (the `stormbench run` flags) and what they set. `profile` names the
@@ -24,6 +25,7 @@ SHORT_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "seed": ("seed",),
     "clients": ("fleet.clients", "fleet.sim_clients"),
     "time_scale": ("time_scale",),
+    "clock": ("clock",),
     "profile": ("system.behaviour", "fleet.profile"),
 }
 
@@ -31,8 +33,10 @@ SHORT_OVERRIDES: Mapping[str, tuple[str, ...]] = {
 def apply_overrides(document: dict, overrides: Mapping[str, Any] | None) -> dict:
     """A copy of `document` with overrides set; keys are short names or dotted paths."""
     doc = copy.deepcopy(document)
-    for key, value in (overrides or {}).items():
-        if value is None:
+    overrides = dict(overrides or {})
+    enable, disable = fix_overrides(overrides)
+    for key, value in overrides.items():
+        if value is None or key in FIX_KEYS:
             continue
         for dotted in SHORT_OVERRIDES.get(key, (key,)):
             node = doc
@@ -45,6 +49,7 @@ def apply_overrides(document: dict, overrides: Mapping[str, Any] | None) -> dict
                     raise UsageError(f"override {key}={value!r}: {part!r} is not a mapping in the scenario")
                 node = child
             node[leaf] = value
+    apply_fixes(doc, enable, disable)  # after `profile`: fixes are on top of the profile named
     return doc
 
 
@@ -56,7 +61,8 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenar
         raise UsageError(f"{path}: expected a mapping of scenario fields at the top level, got {type(document).__name__}")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        return from_dict(apply_overrides(document, given), source=str(path), base_dir=path.parent)
+        return from_dict(apply_overrides(document, given), source=str(path), base_dir=path.parent,
+                         lines=key_lines(path))
     except UsageError as exc:
         if not given:
             raise
@@ -64,8 +70,9 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenar
         raise UsageError(f"{exc}\n  (the scenario as overridden by: {note})") from None
 
 
-def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
-    validate(document, source)
+def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir: Path | None = None,
+              lines: Mapping[tuple, int] | None = None) -> Scenario:
+    validate(document, source, lines=lines)
     _check_server_traits(document, source)
     gates_spec = document.get("gates", [])
     gates_file = None
@@ -92,6 +99,7 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
         seed=int(document.get("seed", 0)),
         duration=parse_duration(document["duration"]),
         time_scale=float(document.get("time_scale", 1.0)),
+        clock=document.get("clock", "wall"),
         system=_system(document.get("system", {})),
         fleet=_fleet(document["fleet"]),
         faults=tuple(_fault(f) for f in document.get("faults", [])),
@@ -147,6 +155,7 @@ def _system(doc: Mapping[str, Any]) -> SystemSpec:
             handshake_rate=parse_rate(admission["handshake_rate"]) if "handshake_rate" in admission else None,
         ),
         live_expiry=bool(doc.get("live_expiry", defaults.live_expiry)),
+        restart_downtime=parse_duration(doc.get("restart_downtime", defaults.restart_downtime)),
     )
 
 
@@ -174,6 +183,7 @@ def _fleet(doc: Mapping[str, Any]) -> FleetSpec:
         message_every=_optional_duration(doc.get("messages"), "every"),
         drop_every=_optional_duration(network.get("drops"), "every"),
         offline=Offline(parse_duration(offline["every"]), parse_duration(offline["for"])) if offline else None,
+        client_times=tuple((name, parse_duration(doc[name])) for name in CLIENT_TIMES if name in doc),
     )
 
 
@@ -202,3 +212,10 @@ def _check_timeline(scenario: Scenario, source: str) -> None:
     if scenario.fleet.ramp > scenario.duration:
         raise UsageError(f"{source}: $.fleet.arrival.ramp: expected at most the duration "
                          f"({scenario.duration:g}s), got {scenario.fleet.ramp:g}s")
+    times = dict(scenario.fleet.client_times)
+    base, cap = times.get("base_delay"), times.get("max_delay")
+    from system.client.config import ClientConfig  # the defaults of whichever bound is not stated
+    base = ClientConfig.base_delay if base is None else base
+    cap = ClientConfig.max_delay if cap is None else cap
+    if cap < base:
+        raise UsageError(f"{source}: $.fleet.max_delay: expected at least base_delay ({base:g}s), got {cap:g}s")

@@ -16,6 +16,10 @@ from harness.faults import (
 )
 
 
+#: the emulation's clocks: one event loop on scenario time, or real processes on the wall clock
+CLOCKS: tuple[str, ...] = ("virtual", "wall")
+
+
 @dataclass(frozen=True)
 class ClientProfile:
     """Which client fixes are on: a base profile plus explicit changes (`Fixes.with_changes`)."""
@@ -63,6 +67,7 @@ class SystemSpec:
     heartbeat: Heartbeat = Heartbeat()
     admission: Admission = Admission()
     live_expiry: bool = False  # the server closes a live connection with 4401 when its token expires
+    restart_downtime: float = 2.0  # virtual clock: a server_restart without `for` is down this long
 
     def to_dict(self) -> dict:
         admission: dict[str, Any] = {}
@@ -76,6 +81,7 @@ class SystemSpec:
             "heartbeat": {"interval": self.heartbeat.interval, "timeout": self.heartbeat.timeout},
             "admission": admission,
             "live_expiry": self.live_expiry,
+            "restart_downtime": self.restart_downtime,
         }
 
 
@@ -83,6 +89,11 @@ class SystemSpec:
 class Offline:
     every: float
     for_: float
+
+
+#: the client time constants a scenario may state under `fleet` (as `ClientConfig`'s fields)
+CLIENT_TIMES = ("restart_window", "base_delay", "max_delay", "legacy_delay", "overload_base", "stable_after",
+                "think_time", "reorder_hold")
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,9 @@ class FleetSpec:
     message_every: float | None = None    # mean interval between user messages per client
     drop_every: float | None = None       # mean interval between per-client network drops
     offline: Offline | None = None        # per-client offline periods
+    # client time constants the scenario states (CLIENT_TIMES names, seconds); the rest keep
+    # `ClientConfig`'s defaults
+    client_times: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict:
         network: dict[str, Any] = {}
@@ -110,6 +124,7 @@ class FleetSpec:
         }
         if self.message_every is not None:
             out["messages"] = {"every": self.message_every}
+        out.update(self.client_times)
         return out
 
 
@@ -144,6 +159,7 @@ class Scenario:
     description: str = ""
     seed: int = 0
     time_scale: float = 1.0
+    clock: str = "wall"                         # the emulation's clock: "virtual" or "wall" (CLOCKS)
     system: SystemSpec = SystemSpec()
     faults: tuple[Fault, ...] = ()
     gates: tuple[Mapping[str, Any], ...] = ()   # raw gate specs, as scenario.json keeps them
@@ -154,8 +170,13 @@ class Scenario:
 
     @property
     def wall_duration(self) -> float:
-        """Seconds of wall time the emulation needs (scenario duration compressed by time_scale)."""
+        """Seconds of wall time a wall-clock emulation needs (scenario duration compressed by time_scale)."""
         return self.duration / self.time_scale
+
+    @property
+    def virtual(self) -> bool:
+        """Whether the emulation runs on the virtual clock (README "Clocks")."""
+        return self.clock == "virtual"
 
     def to_dict(self) -> dict:
         return {
@@ -164,6 +185,7 @@ class Scenario:
             "seed": self.seed,
             "duration": self.duration,
             "time_scale": self.time_scale,
+            "clock": self.clock,
             "system": self.system.to_dict(),
             "fleet": self.fleet.to_dict(),
             "faults": [f.to_dict() for f in self.faults],

@@ -6,10 +6,11 @@ schema carries a `description` on every user-facing definition, so an error read
 """
 from __future__ import annotations
 
+import difflib
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Mapping
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
@@ -53,12 +54,40 @@ def _leaf(error: ValidationError) -> ValidationError:
     return error
 
 
-def _describe(error: ValidationError) -> str:
+def _fields(schema: Any, instance: Any) -> set[str]:
+    """The fields a mapping may hold: its own `properties` and those of every `allOf` `if`/`then`
+    branch that applies to it (a fault's kind-specific parameters)."""
+    if not isinstance(schema, dict):
+        return set()
+    fields = set(schema.get("properties") or {})
+    for branch in schema.get("allOf") or []:
+        if isinstance(branch, dict) and "if" in branch and jsonschema.validators.validator_for(
+                branch["if"])(branch["if"]).is_valid(instance):
+            fields |= set((branch.get("then") or {}).get("properties") or {})
+    return fields
+
+
+def _unknown_keys(error: ValidationError, lines: Mapping[tuple, int]) -> str:
+    """`line 12: $.fleet.sim_client: unknown field (did you mean 'sim_clients'?); expected one of ...`"""
+    known = sorted(_fields(error.schema, error.instance))
+    extra = [k for k in error.instance if k not in known] if isinstance(error.instance, dict) else []
+    out = []
+    for key in extra:
+        where = tuple(error.absolute_path) + (key,)
+        line = f"line {lines[where]}: " if where in lines else ""
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        dotted = error.json_path + (f".{key}" if error.json_path else f"$.{key}")
+        out.append(f"{line}{dotted}: unknown field{hint}; expected one of {', '.join(known)}")
+    return "\n  ".join(out) or f"{error.json_path}: {error.message}"
+
+
+def _describe(error: ValidationError, lines: Mapping[tuple, int]) -> str:
     path = error.json_path
     if error.validator == "required":
         return f"{path}: {error.message}"
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
-        return f"{path}: {error.message}"
+        return _unknown_keys(error, lines)
     described = error.schema.get("description") if isinstance(error.schema, dict) else None
     parent = error.parent
     if (described is None and parent is not None and isinstance(parent.schema, dict)
@@ -71,11 +100,13 @@ def _describe(error: ValidationError) -> str:
     return f"{path}: {error.message}"
 
 
-def validate(document: Any, source: str, definition: str | None = None) -> None:
-    """Raise UsageError naming `source`, the JSON path of each bad field and what was expected."""
+def validate(document: Any, source: str, definition: str | None = None,
+             lines: Mapping[tuple, int] | None = None) -> None:
+    """Raise UsageError naming `source`, the JSON path of each bad field and what was expected;
+    `lines` (key path -> line in the file) lets an unknown key be named by its line."""
     errors = sorted(_validator(definition).iter_errors(document), key=lambda e: list(map(str, e.path)))
     if not errors:
         return
-    lines = [_describe(_leaf(e)) for e in errors[:MAX_REPORTED]]
+    said = [_describe(_leaf(e), lines or {}) for e in errors[:MAX_REPORTED]]
     more = f"\n  (and {len(errors) - MAX_REPORTED} more)" if len(errors) > MAX_REPORTED else ""
-    raise UsageError(f"{source}: invalid scenario:\n  " + "\n  ".join(dict.fromkeys(lines)) + more)
+    raise UsageError(f"{source}: invalid scenario:\n  " + "\n  ".join(dict.fromkeys(said)) + more)

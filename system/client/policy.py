@@ -138,6 +138,41 @@ class ClientPolicy:
     def last_seq(self) -> int | None:
         return self._last_seq
 
+    @property
+    def refresh_due(self) -> float | None:
+        """When the pending proactive refresh is due (None: none is pending)."""
+        return self._timers.get(REFRESH)
+
+    def calm(self) -> bool:
+        """Whether, until something happens to it, all this client will do is refresh its token
+        in-band on its one open socket: a driver that hears of every such thing (a close, a frame,
+        the network) may then play its refreshes later, in a batch, without a timer each (the SimPy
+        model does, `sim.client.SimClient.wake`). The legacy client is never calm: each token
+        change opens a socket."""
+        f, current = self.fixes, self._current
+        return (self._active and f.stable_socket and f.refresh_before_reconnect and self._fetching is None
+                and self._token is not None and not self._refresh_broken and not self._need_refresh
+                and len(self._timers) == 1 and REFRESH in self._timers and len(self._live) == 1
+                and current is not None and self._live.get(current) is not None
+                and self._sock_tokens.get(current) == self._token and not self._held and not self._outbox)
+
+    def refresh_in_band(self, now: float, token: str, expires_at: float) -> float:
+        """A calm client's refresh in one call: exactly the state, records and random draws of
+        handling `TimerFired(refresh)` and then a successful `TokenResult(now, ...)` while `calm()`
+        (tests/client/test_policy_calm.py compares the two), without the events and actions. The
+        driver that batches calm periods does what those actions ask: it fetched `token` and tells
+        the server in-band (the auth_refresh frame, whose id is taken here). Returns when the next
+        refresh is due."""
+        del self._timers[REFRESH]
+        self._fetch_refresh = True
+        self._record(now, "token", refresh=True, ok=True, status=200)
+        self._token, self._expires_at = token, expires_at
+        self._refresh_backoff.reset()
+        at = self._timers[REFRESH] = self._refresh_time(now, expires_at)
+        self._sock_tokens[self._current] = token
+        self._frame_ids += 1
+        return at
+
     # ---- event handlers ----
 
     def _on_start(self, e: Start) -> list[Action]:

@@ -1,7 +1,8 @@
 """The seam between the chat server and whatever answers user messages.
 
-The server calls `respond` in a worker thread (never on the event loop), so a
-backend may block on SQLite or CPU. Each returned dict is the body of one
+The server calls `respond` through `asyncio.to_thread` (the loop's default executor, a
+worker thread unless the loop's owner set another), so a backend may block on SQLite or
+CPU; its execution time is that thread's CPU time. Each returned dict is the body of one
 `assistant_message`: `agent`, `text`, optional `actions`; the server adds `v`,
 `type`, `id` and `seq`. A dict may also carry `meta` (`{"tenure": str,
 "results": int}`), which the server records in the agent metrics and never sends.

@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 from aiohttp import web
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 
 from system.server.agent_port import AgentBackend
 from system.server.config import ServerConfig
@@ -15,6 +15,7 @@ from system.server.lifecycle import shutdown
 from system.server.logs import EventLog
 from system.server.state import ServerState
 from system.server.ws import ChatHandler
+
 
 class ChatServer:
     def __init__(self, config: ServerConfig, log: EventLog | None = None,
@@ -34,7 +35,7 @@ class ChatServer:
             process_request=self.handler.process_request,
             max_size=cfg.max_frame_bytes, compression=None,
             ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
-            close_timeout=2.0, server_header=None)
+            close_timeout=2.0, server_header=None, create_connection=_counting_pings(self.state.metrics))
         ws_port = self._ws.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -46,16 +47,17 @@ class ChatServer:
         self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,
                              legacy_traits=sorted(cfg.legacy_traits))
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, crash: bool = False) -> None:
         """Stop accepting, then close every connection with 1012 (fixed) or drop them
-        without a close frame (legacy abrupt_shutdown), then stop HTTP. Idempotent."""
+        without a close frame (legacy abrupt_shutdown, or `crash`: what a killed process's
+        peers see), then stop HTTP. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)
-            outcome = shutdown(frozenset(self.config.legacy_traits))
+            outcome = shutdown(frozenset(self.config.legacy_traits), crash=crash)
             self.state.log.event("shutdown", connections=len(connections), abrupt=outcome.kind == "abort")
             for connection in connections:
                 if outcome.kind == "abort":
@@ -76,6 +78,20 @@ class ChatServer:
 
     async def __aexit__(self, *exc) -> None:
         await self.shutdown()
+
+
+def _counting_pings(metrics) -> type[ServerConnection]:
+    """Connections that count the keepalive pings they send (`ws_messages_total{direction="out",
+    type="keepalive_ping"}`), so a run shows the heartbeat's real rate."""
+    counter = metrics["ws_messages_total"].labels(direction="out", type="keepalive_ping")
+
+    class KeepaliveCounting(ServerConnection):
+        async def ping(self, data=None):
+            waiter = await super().ping(data)
+            counter.inc()
+            return waiter
+
+    return KeepaliveCounting
 
 
 async def serve_until_signalled(server: ChatServer, announce) -> None:

@@ -12,8 +12,9 @@ import logging
 import re
 import sys
 import threading
-import time
 from typing import TextIO
+
+from system import clock
 
 REDACTED = frozenset({"token", "access_token", "refresh_token", "secret", "admin_key", "password"})
 _SECRET_TEXT = re.compile(
@@ -32,7 +33,7 @@ class EventLog:
         self._lock = threading.Lock()
 
     def event(self, event: str, **fields) -> None:
-        record = {"ts": round(time.time(), 6), "event": event}
+        record = {"ts": round(clock.now(), 6), "event": event}
         record.update({k: ("[redacted]" if k in REDACTED else v) for k, v in fields.items()})
         line = json.dumps(record, default=str, separators=(",", ":"))
         with self._lock:

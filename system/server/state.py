@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
 from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
 
+from system import clock
 from system.server.admission import AdmissionConfig, AdmissionPolicy
 from system.server.agent_port import AgentBackend, load_backend
 from system.server.auth import TokenService
@@ -28,8 +28,8 @@ class Session:
     ws: ServerConnection
     user: str
     conversation_id: str
-    opened_at: float  # monotonic
-    expires_at: float  # wall clock: when the presented access token expires
+    opened_at: float  # clock.monotonic()
+    expires_at: float  # clock.now(): when the presented access token expires
     expiry_changed: asyncio.Event = field(default_factory=asyncio.Event)
     invalid_frames: int = 0
 
@@ -53,7 +53,7 @@ class ServerState:
         self.opened = 0
         self.messages_sent = 0
         self.closes_by_code: dict[int, int] = {}
-        self.started = time.time()
+        self.started = clock.monotonic()
 
     def add(self, session: Session) -> None:
         self.sessions[session.id] = session
@@ -74,7 +74,7 @@ class ServerState:
         self.tokens.expire(user)
         if not self.config.live_expiry:
             return 0
-        now = time.time()
+        now = clock.now()
         hit = [s for s in self.sessions.values() if user is None or s.user == user]
         for session in hit:
             session.expires_at = LiveExpiry.forced(session.expires_at, now)
@@ -100,5 +100,5 @@ class ServerState:
             "auth_outage": self.tokens.rules.outage,
             "legacy_traits": sorted(self.config.legacy_traits),
             "live_expiry": self.config.live_expiry,
-            "uptime_s": round(time.time() - self.started, 3),
+            "uptime_s": round(clock.monotonic() - self.started, 3),
         }

@@ -19,7 +19,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from system import wire
+from system import clock, wire
 from system.server import delivery, handshake
 from system.server.frames import FrameError, encode, parse_client_frame
 from system.server.handshake import Outcome
@@ -92,7 +92,7 @@ class ChatHandler:
         try:
             admission = None
             if handshake.sheds(self.traits):
-                admission = state.admission.admit(time.monotonic())
+                admission = state.admission.admit(clock.monotonic())
                 admitted = admission.accepted
             origin_ok = self._origin_ok(ws.request.headers)
             claims, auth, owner_ok = None, None, True
@@ -111,13 +111,13 @@ class ChatHandler:
                               conversation=conversation_id, peer=_peer(ws))
                 await self._act(ws, outcome)
                 return
-            session = Session(conn_id, ws, claims.user, conversation_id, time.monotonic(), claims.expires_at)
+            session = Session(conn_id, ws, claims.user, conversation_id, clock.monotonic(), claims.expires_at)
             state.add(session)
             self.metrics["ws_connections_opened_total"].inc()
             self.metrics["ws_connections_active"].inc()
             log.event("open", conn=conn_id, user=session.user, conversation=conversation_id, peer=_peer(ws))
             self._push([ws], "welcome", session_id=conn_id, conversation_id=conversation_id,
-                       server_time=time.time(), last_seq=state.store.last_seq(conversation_id))
+                       server_time=clock.now(), last_seq=state.store.last_seq(conversation_id))
             if self.cfg.live_expiry:
                 watcher = asyncio.create_task(self._watch_expiry(session))
             async for raw in ws:
@@ -131,7 +131,7 @@ class ChatHandler:
             if watcher is not None:
                 watcher.cancel()
             if admitted:
-                state.admission.release(time.monotonic())
+                state.admission.release(clock.monotonic())
             await ws.wait_closed()
             self._closed(ws, conn_id, session)
 
@@ -152,7 +152,7 @@ class ChatHandler:
         if session is not None:
             self.state.remove(session)
             self.metrics["ws_connections_active"].dec()
-            duration = time.monotonic() - session.opened_at
+            duration = clock.monotonic() - session.opened_at
             fields.update(user=session.user, conversation=session.conversation_id)
             if not self.cfg.legacy("no_duration_tracking"):
                 self.metrics["ws_connection_duration_seconds"].observe(duration)
@@ -163,7 +163,7 @@ class ChatHandler:
         """Live expiry: once the token has expired, a fresh one must arrive in-band within the grace."""
         while True:
             session.expiry_changed.clear()
-            now = time.time()
+            now = clock.now()
             if self.expiry.due(now, session.expires_at):
                 self.state.log.event("token_expired", conn=session.id, user=session.user)
                 await self._act(session.ws, self.expiry.refuse(self.traits))
@@ -219,9 +219,9 @@ class ChatHandler:
         open socket of the conversation."""
         conversation_id = session.conversation_id
         self._push(self._sockets(conversation_id), "chat_status", status="typing")
-        started = time.perf_counter()
         try:
-            replies = await asyncio.to_thread(self.state.agent.respond, conversation_id, frame["text"], frame["v"])
+            replies, elapsed = await asyncio.to_thread(
+                _cpu_timed, self.state.agent.respond, conversation_id, frame["text"], frame["v"])
         except Exception as exc:
             agent = self.state.agent_name
             self.metrics["agent_errors_total"].labels(agent=agent).inc()
@@ -229,7 +229,6 @@ class ChatHandler:
             self.state.log.event("agent_error", conn=session.id, error=f"{type(exc).__name__}: {exc}")
             self._push([session.ws], "error", code="agent_error", message="the agent failed to answer", ref=frame["id"])
             return
-        elapsed = time.perf_counter() - started
         if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
             raise TypeError(f"agent returned {type(replies).__name__}, expected a list of dicts")
         agents, tenure, results = [], "none", 0
@@ -241,7 +240,7 @@ class ChatHandler:
             body.setdefault("agent", self.state.agent_name)
             agents.append(body["agent"])
             message_id = uuid.uuid4().hex
-            logged = self.state.store.append(conversation_id, message_id, time.time(),
+            logged = self.state.store.append(conversation_id, message_id, clock.now(),
                                              delivery.assistant_message(message_id, body))
             self._send_logged(delivery.fan_out(self._sockets(conversation_id)), logged.frame)
         agent = agents[0] if agents else self.state.agent_name
@@ -264,6 +263,15 @@ class ChatHandler:
             broadcast(sockets, json.dumps(frame, separators=(",", ":")))
             self.metrics["ws_messages_total"].labels(direction="out", type="assistant_message").inc(len(sockets))
             self.state.messages_sent += len(sockets)
+
+
+def _cpu_timed(fn, *args):
+    """`fn(*args)` and the CPU seconds its thread spent on it: the agent's execution time is its
+    own work, not how long it waited for a core on a busy machine (or under a virtual clock,
+    where an agent running on the loop takes no scenario time at all)."""
+    started = time.thread_time()
+    result = fn(*args)
+    return result, time.thread_time() - started
 
 
 def _peer(connection: ServerConnection) -> str | None:

@@ -136,7 +136,7 @@ def test_min_fraction_after_a_fault(restart_run):
     v = judge(restart_run, metric="active_connections", stat="min_fraction", op=">=", value=0.99,
               phase={"after": "server_restart", "within": "30s"})
     assert (v.verdict, v.observed) == (FAIL, pytest.approx(0.9))
-    assert v.provenance["where"]["worst"]["reference"] == 10.0
+    assert v.provenance["where"]["worst"]["fleet_expected"] == 10.0
     v = judge(restart_run, metric="active_connections", stat="min_fraction", op=">=", value=0.99,
               phase={"after": "server_restart", "within": "60s"})
     assert (v.verdict, v.observed) == (PASS, pytest.approx(1.0))
@@ -316,3 +316,38 @@ def test_prometheus_aliases_read_the_same_metric_in_the_scrapes(tmp_path):
         {"name": "refreshed", "metric": 'auth_refresh{result="ok"}', "stat": "count", "op": "==", "value": 6},
     ])
     assert [(v.verdict, v.observed) for v in evaluate(gates, out)] == [(PASS, 12.0), (PASS, 6.0)]
+
+
+def test_min_fraction_never_exceeds_one(tmp_path):
+    """Two sockets per client after a restart (a legacy client's second socket) are all of them back."""
+    events = []
+    for i in range(4):
+        events += session(f"c{i}", f"k{i}", [(0, 1, 450, 1012), (455, 455, None, None), (456, 456, None, None)])
+    out = write_record(tmp_path / "doubled", events, duration=600, clients=4, faults=FAULTS)
+    finalize(out)
+    v = judge(RunRecord(out), metric="active_connections", stat="min_fraction", op=">=", value=0.99,
+              phase={"after": "server_restart", "within": "60s"})
+    assert (v.verdict, v.observed) == (PASS, 1.0)
+    worst = v.provenance["occurrences"][0]
+    assert (worst["sockets"], worst["connected_clients"], worst["fleet_expected"]) == (8.0, 4.0, 4.0)
+
+
+def _with_lag(run_dir, clock: str, lag_wall_s: float, at: float) -> RunRecord:
+    meta = json.loads((run_dir / "meta.json").read_text())
+    meta.update(time_scale=720.0, clock={"kind": clock},
+                self_check={"lag_spikes": [[at, lag_wall_s]], "lag_spike_floor_s": 0.002})
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    return RunRecord(run_dir)
+
+
+def test_a_wall_clock_lag_larger_than_the_window_makes_the_gate_unknown(restart_run, tmp_path):
+    spec = dict(metric="active_connections", stat="min_fraction", op=">=", value=0.99,
+                phase={"after": "server_restart", "within": "60s"})
+    lagged = shutil.copytree(restart_run.dir, tmp_path / "lagged")
+    # 20 ms of loop lag at x720 = 14.4 s of scenario time right after the restart: more than 10% of 60 s
+    v = judge(_with_lag(lagged, "wall", 0.020, 470.0), **spec)
+    assert v.verdict == UNKNOWN and "not resolved on the wall clock" in v.provenance["reason"]
+    # the same lag an hour away does not touch the window
+    assert judge(_with_lag(lagged, "wall", 0.020, 3000.0), **spec).verdict == PASS
+    # the virtual clock stamps every event at its time: no lag applies
+    assert judge(_with_lag(lagged, "virtual", 0.020, 470.0), **spec).verdict == PASS

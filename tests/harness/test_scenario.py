@@ -69,7 +69,8 @@ faults:
     assert "$.fleet.profile.disable[0]: expected a client fix name" in text and "'jiter'" in text
     assert "$.system.token_ttl: expected a positive duration" in text and "'fast'" in text
     assert "$.faults[0]: 'latency' is a required property" in text
-    assert "'latncy' was unexpected" in text
+    assert "line 7: $.faults[0].latncy: unknown field (did you mean 'latency'?); expected one of at, for, " \
+           "fraction, jitter, kind, latency, stream" in text
     assert "$.faults[1].kind: expected a fault kind" in text
 
 
@@ -147,3 +148,54 @@ def test_a_field_of_the_wrong_shape_says_what_shape_is_expected(tmp_path, extra,
     with pytest.raises(UsageError) as err:
         load(write(tmp_path, MINIMAL + extra))
     assert message in str(err.value)
+
+
+def test_client_time_constants_are_stated_under_fleet(tmp_path):
+    """`fleet.restart_window` and the other client time constants reach the one client config both
+    engines use, and survive the run record's round trip; the others keep their defaults."""
+    from harness.scenario.clients import client_config
+    from system.client.config import ClientConfig
+
+    s = load(write(tmp_path, "name: m\nduration: 1h\nfleet: {clients: 10, restart_window: 1m, max_delay: 2m}\n"))
+    config = client_config(s)
+    assert (config.restart_window, config.max_delay) == (60.0, 120.0)
+    assert config.base_delay == ClientConfig.base_delay
+    assert from_dict(json.loads(json.dumps(s.to_dict()))).fleet == s.fleet
+    assert client_config(load(write(tmp_path, MINIMAL))).restart_window == ClientConfig.restart_window
+
+
+@pytest.mark.parametrize("fleet, message", [
+    ("{clients: 10, restart_window: soon}", "$.fleet.restart_window: expected a duration"),
+    ("{clients: 10, base_delay: 1m, max_delay: 10s}", "$.fleet.max_delay: expected at least base_delay (60s), got 10s"),
+    ("{clients: 10, restart_windw: 1m}", "restart_windw"),
+])
+def test_bad_client_time_constants_name_the_field(tmp_path, fleet, message):
+    with pytest.raises(UsageError) as err:
+        load(write(tmp_path, f"name: m\nduration: 1h\nfleet: {fleet}\n"))
+    assert message in str(err.value)
+
+
+def test_an_unknown_key_is_named_by_its_line_with_the_nearest_field(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: typo\nseed: 1\nduration: 10m\nfleet:\n  clients: 10\n  sim_client: 100\nfalts: []\n")
+    with pytest.raises(UsageError) as err:
+        load(path)
+    text = str(err.value)
+    assert "line 6: $.fleet.sim_client: unknown field (did you mean 'sim_clients'?)" in text
+    assert "line 7: $.falts: unknown field (did you mean 'faults'?)" in text
+
+
+def test_fixes_on_top_of_a_profile_name_the_system():
+    from harness.scenario.fixes import profile_label
+
+    legacy = load(LIBRARY / "token-expiry-403.yaml", {"profile": "legacy", "fix": ["refresh_before_reconnect"]})
+    assert legacy.fleet.profile.enable == ("refresh_before_reconnect",) and legacy.system.behaviour.base == "legacy"
+    assert profile_label(legacy.to_dict()) == "legacy+refresh_before_reconnect"
+    both = load(LIBRARY / "token-expiry-403.yaml", {"profile": "legacy", "fixes": "jitter+handshake_403"})
+    assert both.system.behaviour.fixed == ("handshake_403",)
+    assert profile_label(both.to_dict()) == "legacy+jitter+handshake_403"
+    fewer = load(LIBRARY / "token-expiry-403.yaml", {"profile": "fixed", "no_fix": ["jitter", "no_shedding"]})
+    assert profile_label(fewer.to_dict()) == "fixed-jitter-no_shedding"
+    with pytest.raises(UsageError, match=r"--fix 'refresh_before_reconect': not a fix \(did you mean "
+                                         r"'refresh_before_reconnect'\?\)"):
+        load(LIBRARY / "token-expiry-403.yaml", {"fix": "refresh_before_reconect"})

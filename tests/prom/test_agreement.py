@@ -143,6 +143,6 @@ def test_main_job_with_prometheus_judges_both_profiles_twice(tmp_path, capsys):
 
 def test_main_job_prometheus_missing_from_path_is_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert stormbench(["main-job", "--prometheus", "--out", str(tmp_path / "job")]) == 2
+    assert stormbench(["main-job", "--clock", "wall", "--prometheus", "--out", str(tmp_path / "job")]) == 2
     assert "`prometheus` binary is not on PATH" in capsys.readouterr().err
     assert not (tmp_path / "job").exists()

@@ -49,7 +49,7 @@ def test_without_a_legacy_fixed_pair_runs_are_compared_in_order(tmp_path):
     comps = compare(runs)
     assert [(c.before.label, c.after.label) for c in comps] == [("x", "y"), ("y", "z")]
     assert not comps[0].legacy_vs_fixed
-    assert runs[0].profile == "custom (base fixed)"
+    assert runs[0].profile == "fixed-jitter"  # named by its fixes
 
 
 def test_legacy_and_fixed_pair_per_engine(tmp_path):

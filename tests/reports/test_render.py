@@ -118,7 +118,7 @@ def test_sweep_renders_a_capacity_curve_and_recommends_a_setting(tmp_path):
     html = render([sweep], tmp_path / "out").read_text()
     assert "capacity_0.png" in html
     assert "<td>client.max_delay=5</td><td>1,000</td><td>10,000: no storm</td>" in html
-    assert "recommended: client.max_delay=30 (holds 10,000 clients)" in html
+    assert "recommended: client.max_delay=30 (holds 10,000 clients, every gate)" in html
 
 
 def test_prometheus_verdicts_of_a_run_are_shown_beside_the_record_ones(tmp_path):
@@ -128,7 +128,7 @@ def test_prometheus_verdicts_of_a_run_are_shown_beside_the_record_ones(tmp_path)
          "provenance": {"bucket": [60, 120]}}]))
     html = render([run], tmp_path / "out").read_text()
     assert "run, judged by Prometheus: 0 pass, 0 fail, 1 unknown" in html
-    assert "run: 1 pass, 0 fail, 0 unknown" in html
+    assert "run (wall clock): 1 pass, 0 fail, 0 unknown" in html  # the clock that judged it
 
 
 def test_a_pairwise_comparison_has_no_seed_column(tmp_path):
@@ -175,3 +175,13 @@ def test_cli_takes_a_folder_of_run_records_such_as_a_main_job(tmp_path, capsys):
     assert "3 run(s)" in (tmp_path / "all" / "summary.md").read_text(encoding="utf-8")
     assert stormbench(["report", str(tmp_path / "out")]) == 2  # a report folder is no run record
     assert "no run-record files found" in capsys.readouterr().err
+
+
+def test_a_weighted_run_says_how_many_clients_each_agent_stood_for(tmp_path):
+    run = tmp_path / "big"
+    run.mkdir()
+    (run / "scenario.json").write_text(json.dumps({"name": "s", "duration": 60, "fleet": {"clients": 10}}))
+    (run / "meta.json").write_text(json.dumps({"engine": "simulate", "sampling": {"agents": 5000, "weight": 200}}))
+    (run / "summary.json").write_text(json.dumps({"clients": 1000000, "reconnect_attempts": 200000}))
+    html = render([run], tmp_path / "out").read_text()
+    assert "1,000,000 (each simulated client stood for 200)" in html

@@ -188,3 +188,75 @@ def test_calibrate_and_validate_refuse_bad_paths_before_measuring(tmp_path, caps
     missing = tmp_path / "never-ran"
     assert main(["validate", str(scenario), "--emulated", str(missing), "--out", str(tmp_path / "v")]) == 2
     assert f"--emulated {missing}: does not exist" in capsys.readouterr().err
+
+
+def test_replication_verdicts_judge_the_interval():
+    from commands.sweep import replication_verdicts
+
+    def runs(values, verdicts=None):
+        return [[{"name": "rec", "strict": True, "op": ">=", "threshold": 0.99, "observed": v,
+                  "verdict": (verdicts or {}).get(i) or ("pass" if v >= 0.99 else "fail")}]
+                for i, v in enumerate(values)]
+
+    block = {"seeds": [1, 2, 3], "metrics": {}}
+    assert replication_verdicts(block, runs([1.0, 1.0, 1.0]))["gates"][0]["interval_verdict"] == "pass"
+    assert replication_verdicts(block, runs([0.5, 0.6, 0.55]))["gates"][0]["interval_verdict"] == "fail"
+    straddles = replication_verdicts(block, runs([0.995, 0.97, 0.999]))
+    assert straddles["gates"][0]["interval_verdict"] == "unknown"
+    assert straddles["pass_probability"] == pytest.approx(2 / 3)
+    undecided = replication_verdicts(block, runs([1.0, None, 1.0], {1: "unknown"}))
+    assert undecided["gates"][0]["interval_verdict"] == "unknown"
+
+
+def test_sweep_points_carry_replications(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SMALL)
+    doc = sweep(path, {"fleet.sim_clients": [20]}, tmp_path / "sweep", echo=lambda *_: None, replications=2)
+    [point] = doc["points"]
+    block = point["replications"]
+    assert block["n"] == 2 and block["seeds"] == [3, 4] and 0.0 <= block["pass_probability"] <= 1.0
+    [gate] = block["gates"]
+    assert len(gate["values"]) == 2 and gate["interval_verdict"] in ("pass", "fail", "unknown")
+    assert len(block["metrics"]["connections"]["values"]) == 2
+    assert (tmp_path / "sweep" / "point-000" / "replications" / "seed-4" / "summary.json").exists()
+
+
+def test_sweep_varies_one_fix_at_a_time_on_a_base_profile(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SMALL)
+    doc = sweep(path, {"fix": ["none", "refresh_before_reconnect", "jitter"]}, tmp_path / "sweep",
+                echo=lambda *_: None, base={"profile": "legacy", "fix": ["exp_backoff"]})
+    assert [p["profile"] for p in doc["points"]] == [
+        "legacy+exp_backoff", "legacy+exp_backoff+refresh_before_reconnect", "legacy+exp_backoff+jitter"]
+    scenario = json.loads((tmp_path / "sweep" / "point-001" / "scenario.json").read_text())
+    assert scenario["fleet"]["profile"]["enable"] == ["exp_backoff", "refresh_before_reconnect"]
+
+
+def test_ablate_names_the_fix_that_removes_the_403s(tmp_path, capsys):
+    from commands.cli import main
+
+    code = main(["ablate", "token-expiry-403", "--clients", "100", "--fixes", "jitter,refresh_before_reconnect",
+                 "--out", str(tmp_path / "ablate")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "http_403 removed by: refresh_before_reconnect" in out
+    assert "gate 'no handshake 403' (fails on legacy) passes with: refresh_before_reconnect" in out
+    assert "legacy+jitter:" in out and "legacy+refresh_before_reconnect:" in out
+
+
+def test_a_weighted_simulation_reports_counts_for_the_whole_fleet(tmp_path):
+    from harness.record import RunRecord
+    from sim.engine import simulate
+
+    doc = __import__("yaml").safe_load(SMALL)
+    doc["fleet"]["sim_clients"] = 200
+    sc = from_dict(doc)
+    exact = simulate(sc, tmp_path / "exact")
+    weighted = simulate(sc, tmp_path / "weighted", max_agents=50)
+    assert (exact["sampling_weight"], weighted["sampling_weight"]) == (1, 4)
+    assert weighted["clients"] == 200 and weighted["clients_connected_at_end"] % 4 == 0
+    # every count is for the 200 clients, not the 50 agents: close to the exact run's, not a quarter of it
+    for key in ("connections", "attempts", "peak_active"):
+        assert 0.7 * exact[key] <= weighted[key] <= 1.3 * exact[key], key
+    assert weighted["closes_by_code"]["1012"] == exact["closes_by_code"]["1012"] == 200
+    assert RunRecord(tmp_path / "weighted").timeseries["attempts"].sum() == weighted["attempts"]

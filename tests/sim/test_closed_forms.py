@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
 import pytest
 
 from harness.record import RunRecord
+from harness.scenario import draws
 from harness.scenario import from_dict
 from sim import closed_form
 from sim.calibration import Calibration, Dist
@@ -78,3 +80,50 @@ def test_restart_herd_arrives_at_n_over_w(tmp_path):
     # spread evenly, not bunched: every second within 5 sd of the mean rate
     assert np.all(np.abs(herd - n / window) < 5 * math.sqrt(n / window))
     assert ts.loc[at + window + 5:, "reconnects"].sum() == 0
+
+
+def test_queued_connects_time_out_and_retry():
+    """N clients arrive over W at one FIFO server answering C handshakes/s (C < N/W): a connect
+    still unanswered after the driver's open timeout fails, and its client retries, as real
+    clients do; the ones answered in time open at once. The timed-out clients retry only after
+    every first arrival (W < timeout), so the first pass is exactly the closed form."""
+    n, window, rate, timeout = 2000, 1.0, 800.0, 1.0
+    cal = Calibration(handshake_servers=1, handshake_service=Dist("fixed", 1 / rate),
+                      token_latency=Dist("fixed", 0.0), token_service=None, close_service=None,
+                      connect_timeout_s=timeout)
+    sc = scenario(duration="2m", fleet={"clients": n, "arrival": {"ramp": window}})
+    world = World(sc, cal, clients=n)
+    world.run()
+    late = {draws.client_id(i) for i in closed_form.fifo_timeouts(draws.arrival_times(sc, n), rate, timeout)}
+    assert 400 < len(late) < n - 400  # both kinds are there: the last third of the herd waits too long
+    first_failed = {r["client"] for r in world.records
+                    if r["kind"] == "handshake_failed" and r["sock"] == 1 and r["status"] is None}
+    assert first_failed == late
+    retried = {r["client"] for r in world.records if r["kind"] == "attempt" and r["n"] >= 1}
+    assert retried == late
+    opened_first = {r["client"] for r in world.records if r["kind"] == "open" and r["sock"] == 1}
+    assert opened_first == {draws.client_id(i) for i in range(n)} - late
+    opened = {r["client"] for r in world.records if r["kind"] == "open"}
+    assert opened == {draws.client_id(i) for i in range(n)}  # the retries got through, later
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # 100,000 agents: minutes of CPU, more wall time on a shared machine
+def test_full_jitter_restart_herd_of_100k_one_agent_each(tmp_path):
+    """The herd oracle: 100,000 fixed clients, each waiting U(0, W) after one graceful restart
+    with W = 60 s (`fleet.restart_window`), one agent per client. Reconnects arrive at N/W =
+    1,666.7/s, and the highest 1-s count of the 60 is that of 100,000 uniform draws in 60 bins:
+    within 1,732-1,804 with 95% probability (the multinomial maximum, by simulation). A server
+    with room for all (64 handshake slots of 1 ms) keeps queueing out of the picture."""
+    n, at, window = 100_000, 300, 60
+    cal = Calibration(handshake_servers=64, handshake_service=Dist("fixed", 0.001), token_latency=Dist("fixed", 0.0),
+                      token_service=None, close_service=None, restart_downtime_s=0.0)
+    sc = scenario(duration="8m", fleet={"clients": n, "arrival": {"ramp": "1m"}, "restart_window": f"{window}s"},
+                  faults=[{"at": at, "kind": "server_restart"}])
+    summary = simulate(sc, tmp_path / "run", calibration=cal, max_agents=n, max_wall_s=None)
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["sampling"]["weight"] == 1
+    ts = RunRecord(tmp_path / "run").timeseries.set_index("t")
+    herd = ts.loc[at:at + window - 1, "reconnects"].to_numpy(float)
+    assert herd.sum() == n == summary["reconnect_attempts"]
+    assert herd.mean() == pytest.approx(closed_form.herd_arrival_rate(n, window), rel=1e-9)
+    assert 1732 <= herd.max() <= 1804

@@ -1,0 +1,105 @@
+"""How much of the fleet is connected: distinct clients with an open connection over the clients
+that should be connected by then.
+
+Why not the `active` column over its level before a fault: `active` counts sockets, and a legacy
+client leaves its old socket open when it opens a new one, so the "fraction" read 3.4; and the
+level before a fault already left out every client the server had turned away (1013 all run long
+above the admission cap), so a fleet half shed "recovered" to 1.0. Here the denominator is every
+client whose arrival (the scenario's seeded ramp) has come, whether or not it ever got in, and the
+numerator counts each client once, so a turned-away client counts against the fleet and the
+fraction never exceeds 1. A connection the server shed with 1013 was refused before its welcome:
+it does not make its client connected.
+
+Clients a load spike adds (indices after the base fleet) are not the fleet: they are left out of
+both sides. In a weighted simulation each agent's rows are repeated `weight` times
+(`c00017.0`..`c00017.19`): the first copy is followed and counts for `weight` clients.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.record.run import RunRecord
+from harness.record.storms import sampling_weight
+from harness.streams import ramp_arrivals
+
+
+SHED = 1013  # "try again later": the admission policy's answer, given before any welcome
+
+
+@dataclass(frozen=True)
+class Presence:
+    connected: np.ndarray   # per second: distinct fleet clients with a connection open in that second
+    expected: np.ndarray    # per second: fleet clients whose arrival has come by the end of that second
+    ever: int               # fleet clients that had a connection open at some time
+
+    def fraction(self, second: int) -> float | None:
+        """Connected over expected at `second`; None when nobody should be connected yet."""
+        expected = float(self.expected[second])
+        if expected <= 0:
+            return None
+        return min(1.0, float(self.connected[second]) / expected)
+
+    def never_connected(self) -> int:
+        """Fleet clients that had arrived by the end and never had a connection open."""
+        return max(0, int(self.expected[-1]) - self.ever) if self.expected.size else 0
+
+
+def _agents(rec: RunRecord) -> tuple[int, int]:
+    """(agents, weight): the clients the record follows one by one and how many each stands for."""
+    weight = int(sampling_weight(rec.meta))
+    sampling = rec.meta.get("sampling") or {}
+    agents = int(sampling.get("agents") or max(1, rec.clients // weight))
+    return agents, weight
+
+
+def _fleet_index(ids: pd.Series) -> np.ndarray:
+    """The client index of `c00017` / `c00017.3`; -1 where an id is not of that shape (kept)."""
+    digits = ids.str.extract(r"^c(\d+)", expand=False)
+    return pd.to_numeric(digits, errors="coerce").fillna(-1).to_numpy(int)
+
+
+def presence(rec: RunRecord) -> Presence:
+    return rec.memo("presence", lambda: _presence(rec))
+
+
+def _presence(rec: RunRecord) -> Presence:
+    bins = len(rec.timeseries)
+    agents, weight = _agents(rec)
+    fleet_doc = rec.scenario.get("fleet", {})
+    ramp = float((fleet_doc.get("arrival") or {}).get("ramp") or 0.0)
+    arrivals = np.sort(np.asarray(ramp_arrivals(int(rec.scenario.get("seed", 0)), ramp, agents), float))
+    seconds = np.arange(bins, dtype=float)
+    expected = np.searchsorted(arrivals, seconds + 1.0, side="left").astype(float) * weight
+
+    conns = rec.connections
+    # a 1013 is the server shedding the socket before its welcome: that client was turned away
+    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna() & (conns["close_code"] != SHED)]
+    ids = conns["client"].astype(str)
+    if weight > 1:  # the `weight` copies of an agent's rows are identical: follow the agent, count its clients
+        copy0 = ids.str.endswith(".0")
+        conns, ids = conns[copy0], ids[copy0].str.slice(stop=-2)
+    index = _fleet_index(ids)
+    conns, ids = conns[index < agents], ids[index < agents]
+    delta = np.zeros(bins + 1)
+    ever = 0
+    if len(conns):
+        frame = pd.DataFrame({"client": ids.to_numpy(),
+                              "start": conns["opened_s"].to_numpy(float),
+                              "stop": (conns["opened_s"] + conns["duration_s"]).to_numpy(float)})
+        frame = frame.sort_values(["client", "start"], kind="mergesort").reset_index(drop=True)
+        reach = frame.groupby("client", sort=False)["stop"].cummax()
+        before = reach.groupby(frame["client"], sort=False).shift(1)
+        starts = (before.isna() | (frame["start"] > before)).to_numpy()
+        seg_start = frame["start"].to_numpy()[starts]
+        seg_stop = np.maximum.reduceat(frame["stop"].to_numpy(), np.flatnonzero(starts))
+        ever = int(frame["client"].nunique()) * weight
+        # the convention of the `active` column: open in second i when int(start) <= i < int(stop)
+        lo = np.clip(seg_start.astype(int), 0, bins)
+        hi = np.clip(seg_stop.astype(int), 0, bins)
+        np.add.at(delta, lo, weight)
+        np.add.at(delta, hi, -weight)
+    connected = np.cumsum(delta)[:bins]
+    return Presence(connected, expected, ever)
