@@ -29,6 +29,7 @@ import aiohttp
 import numpy as np
 import websockets
 
+from system.client.credentials import provision
 from system.errors import UsageError
 
 HELP = "measure this machine's server for the model"
@@ -47,9 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "answers a property search; echo measures the server alone)")
 
 
-async def _token(session: aiohttp.ClientSession, http: str, user: str) -> tuple[dict, float]:
+async def _token(session: aiohttp.ClientSession, http: str, user: str, secret: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    async with session.post(f"{http}/auth/token", json={"user": user}) as r:
+    async with session.post(f"{http}/auth/token", json={"user": user, "secret": secret}) as r:
         if r.status != 200:
             raise UsageError(f"{http}/auth/token answered HTTP {r.status}; is the server healthy?")
         body = await r.json()
@@ -99,8 +100,9 @@ async def _measure(ready: dict, samples: int, burst: int) -> dict:
     ws, http = ready["ws_url"], ready["http_url"]
     async with aiohttp.ClientSession() as session:
         token_times, tokens, refresh_tokens = [], [], []
+        secrets = await provision(session, http, ready["admin_key"], [f"calib-{i}" for i in range(samples)])
         for i in range(samples):
-            body, dt = await _token(session, http, f"calib-{i}")
+            body, dt = await _token(session, http, f"calib-{i}", secrets[f"calib-{i}"])
             token_times.append(dt)
             tokens.append(body["access_token"])
             refresh_tokens.append(body["refresh_token"])

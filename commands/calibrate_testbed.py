@@ -19,6 +19,7 @@ import aiohttp
 import psutil
 import websockets
 
+from system.client.credentials import provision
 from system.errors import UsageError
 
 QUIET_S = 0.3  # idle CPU of each party is measured over this long before a burst
@@ -73,7 +74,7 @@ def measure(ready: dict, n: int) -> tuple[BurstCost, BurstCost]:
         control.create(server)
         via = control.group_endpoints(0, server)
         parties = (psutil.Process(), psutil.Process(proxy.process.pid), psutil.Process(int(ready["pid"])))
-        return uvloop.run(_bursts(via, server, n, parties))
+        return uvloop.run(_bursts(via, server, ready["admin_key"], n, parties))
 
 
 async def _timed(kind: str, n: int, parties: tuple[psutil.Process, ...], burst) -> BurstCost:
@@ -88,11 +89,13 @@ async def _timed(kind: str, n: int, parties: tuple[psutil.Process, ...], burst) 
     return BurstCost(kind, n, client, proxy, server, wall)
 
 
-async def _bursts(via, server, n: int, parties: tuple[psutil.Process, ...]) -> tuple[BurstCost, BurstCost]:
+async def _bursts(via, server, admin_key: str, n: int, parties: tuple[psutil.Process, ...]) -> tuple[BurstCost, BurstCost]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         logins = []
-        for i in range(n):  # not measured: the refreshes need refresh tokens, the connects access tokens
-            async with http.post(f"{server.http_url}/auth/token", json={"user": f"testbed-{i}"}) as r:
+        users = [f"testbed-{i}" for i in range(n)]
+        secrets = await provision(http, server.http_url, admin_key, users)
+        for user in users:  # not measured: the refreshes need refresh tokens, the connects access tokens
+            async with http.post(f"{server.http_url}/auth/token", json={"user": user, "secret": secrets[user]}) as r:
                 if r.status != 200:
                     raise UsageError(f"{server.http_url}/auth/token answered HTTP {r.status}; is the server healthy?")
                 logins.append(await r.json())

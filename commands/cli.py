@@ -12,14 +12,24 @@ COMMANDS provides:
 Exit codes shared by every subcommand: 0 success (every strict gate passed),
 1 a strict gate failed, 2 usage, input or environment error, 3 a gate is
 unknown and none failed; 130 interrupted (Ctrl-C).
+
+A subcommand that takes `--json` (`add_json_flag`) hands its result to `set_document`;
+the dispatcher then sends everything the command prints, its child processes' output
+included, to stderr, and writes exactly one JSON document on stdout: the result, or the
+error that stopped it, with the exit code either way. A CI step can then pipe stdout to
+`jq` whatever happened.
 """
 from __future__ import annotations
 
 import argparse
 import difflib
 import importlib
+import json
+import os
 import sys
-from typing import Sequence
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Iterator, Sequence
 
 from system.errors import UsageError  # re-exported: subcommands raise commands.cli.UsageError
 
@@ -41,12 +51,50 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("commands.sweep", "simulate a scenario over a parameter grid"),
     "ablate": ("commands.ablate", "run the base profile with each fix added alone; which fixes move which gates"),
     "calibrate": ("commands.calibrate", "measure this machine's server for the model"),
+    "dashboard": ("harness.prom.dashboard", "write the Grafana dashboard (server metrics and a panel per gate)"),
     "report": ("reports.cli", "render HTML/PNG/Markdown reports from run records"),
     "main-job": ("commands.main_job", "the `make run` job: staging-day legacy vs fixed, before/after table"),
 }
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a SIGINT death (128 + 2)
+
+
+def package_version() -> str:
+    try:
+        return version("stormbench")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout (verdicts, summary, paths, exit_code); "
+                             "the human-readable output goes to stderr")
+
+
+def set_document(args: argparse.Namespace, document: dict[str, Any]) -> None:
+    """The command's result for `--json` (ignored without it)."""
+    args.json_document = document
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[Any]:
+    """Point fd 1 (and sys.stdout) at stderr for the duration; yield a stream on the real stdout.
+    At the descriptor level, so that what child processes print cannot reach the document."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    original = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        with os.fdopen(os.dup(saved), "w", encoding="utf-8") as real:
+            yield real
+    finally:
+        sys.stdout.flush()
+        sys.stdout = original
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _load(name: str):
@@ -59,6 +107,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="stormbench",
         description="Simulation and resilience test bench for real-time chat systems.",
     )
+    parser.add_argument("--version", action="version", version=f"stormbench {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, summary) in COMMANDS.items():
         if only is not None and name != only:
@@ -108,23 +157,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stormbench {chosen}: not available in this build ({exc})", file=sys.stderr)
         return EXIT_USAGE
     args = _parse(parser, chosen, argv)
+    if not getattr(args, "json", False):
+        return _dispatch(parser, chosen, args)[0]
+    with _stdout_to_stderr() as real_stdout:
+        code, error = _dispatch(parser, chosen, args)
+        document = {"command": chosen, "version": package_version(), "exit_code": code}
+        document |= {"error": error} if error else getattr(args, "json_document", {})
+        real_stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    return code
+
+
+def _dispatch(parser: argparse.ArgumentParser, chosen: str, args: argparse.Namespace) -> tuple[int, str | None]:
+    """The exit code, and the one-line error that stopped the command (None when it ran through)."""
     try:
-        return int(_load(chosen).run(args) or 0)
+        return int(_load(chosen).run(args) or 0), None
     except CommandLineError as exc:
         parser.subcommands[chosen].print_usage(sys.stderr)
-        print(f"stormbench {chosen}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        error, code = f"stormbench {chosen}: error: {exc}", EXIT_USAGE
     except UsageError as exc:
-        print(f"stormbench {chosen}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        error, code = f"stormbench {chosen}: error: {exc}", EXIT_USAGE
     except OSError as exc:  # the environment refused (a path, a permission, a full disk): say which, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"stormbench {chosen}: error: {where}{exc.strerror or exc} ({type(exc).__name__})", file=sys.stderr)
-        return EXIT_USAGE
+        error, code = f"stormbench {chosen}: error: {where}{exc.strerror or exc} ({type(exc).__name__})", EXIT_USAGE
     except KeyboardInterrupt as exc:  # a command may say what it kept, as the exception's message
         detail = f": {exc}" if str(exc) else ""
-        print(f"stormbench {chosen}: interrupted{detail}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        error, code = f"stormbench {chosen}: interrupted{detail}", EXIT_INTERRUPTED
+    print(error, file=sys.stderr)
+    return code, error
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from commands.cli import add_json_flag, set_document
 from system.errors import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
-from harness.gates.report import print_verdicts, write_verdicts
+from harness.gates.report import Suite, print_verdicts, write_verdicts
+from harness.gates.verdict import verdicts_document
 from harness.gates.spec import Gate, load_gates
 from harness.record import files
 from harness.record.finalize import finalize
@@ -34,6 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"window each rule looks back over; e.g. 6h or 90m (default {WINDOW_DEFAULT})")
     parser.add_argument("--end", metavar="TIME",
                         help="with --prometheus: end of the window (RFC 3339 or unix seconds; default now)")
+    parser.add_argument("--time-scale", type=float, default=1.0, metavar="X",
+                        help="with --prometheus: the judged run's time compression (scenario seconds per wall "
+                             "second; default 1, a live system), so durations and rates read in scenario time")
     parser.add_argument("--emit-rules", metavar="FILE",
                         help="write Prometheus recording and alerting rules for the gates to FILE")
     parser.add_argument("--for", dest="for_", default=FOR_DEFAULT, metavar="DURATION",
@@ -43,7 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="where to write gates.json and junit.xml (default: RUN_DIR, or the current "
                              "directory with --prometheus)")
     parser.add_argument("--quiet", action="store_true",
-                        help="print nothing on success: no verdict table, no outcome line (the exit code tells)")
+                        help="print only the gates that did not pass (nothing when every gate passed); the exit "
+                             "code tells the rest")
+    add_json_flag(parser)
 
 
 def _gates(args: argparse.Namespace) -> list[Gate]:
@@ -102,18 +109,23 @@ def run(args: argparse.Namespace) -> int:
                          "judged over its whole run)")
     if args.end is not None and not args.prometheus:
         raise UsageError("--end: applies with --prometheus URL only (a run record is judged over its whole run)")
+    if args.time_scale != 1.0 and not args.prometheus:
+        raise UsageError("--time-scale: applies with --prometheus URL only (a run record knows its own)")
+    if args.time_scale <= 0:
+        raise UsageError(f"--time-scale {args.time_scale:g}: expected a positive number")
     if args.for_ != FOR_DEFAULT and not args.emit_rules:
         raise UsageError("--for: applies with --emit-rules FILE only (it is the alerts' `for`)")
     gates = _gates(args)
     if args.emit_rules:
         _emit_rules(gates, args.emit_rules, args.window, args.for_)
+        set_document(args, {"paths": {"rules": args.emit_rules}})
         if not (args.run_dir or args.prometheus):
             return 0
     if args.prometheus:
         window = _duration_flag("--window", args.window)
-        verdicts = _prom().evaluate(gates, args.prometheus, window, args.end)
+        verdicts = _prom().evaluate(gates, args.prometheus, window, args.end, time_scale=args.time_scale)
         out = Path(args.out or ".")
-        suite = "prometheus"
+        suite = Suite("prometheus")
     else:
         rec = RunRecord(args.run_dir)
         check_metrics(gates, args.gates or f"{rec.dir / files.SCENARIO}: $.gates")
@@ -122,13 +134,19 @@ def run(args: argparse.Namespace) -> int:
             finalize(rec.dir)
         verdicts = evaluate(gates, RunRecord(rec.dir))
         out = Path(args.out or rec.dir)
-        suite = str(rec.scenario.get("name", "run"))
+        suite = Suite.of(rec)
     try:
         out.mkdir(parents=True, exist_ok=True)
         code = write_verdicts(verdicts, out, suite)
     except OSError as exc:
         where = f"--out {out}" if args.out else str(out)
         raise UsageError(f"{where}: cannot write gates.json and junit.xml there ({exc.strerror or exc})") from None
-    if not args.quiet:
-        print_verdicts(verdicts, title=f"gates: {suite}")
+    print_verdicts(verdicts, title=f"gates: {suite.name}", quiet=args.quiet)
+    paths = {"gates_json": str(out / files.GATES), "junit": str(out / files.JUNIT)}
+    if args.emit_rules:
+        paths["rules"] = args.emit_rules
+    document = {"source": args.prometheus or str(args.run_dir), **verdicts_document(verdicts), "paths": paths}
+    if not args.prometheus:
+        document["summary"] = RunRecord(args.run_dir).summary
+    set_document(args, document)
     return code

@@ -4,9 +4,11 @@ One scenario (default `staging-day`) is emulated twice — `--profile legacy` (t
 legacy client against the legacy server) and `--profile fixed` — each run finalized
 and judged by its gates exactly as `stormbench run` does it. Then the seed's
 before/after table is printed with the measured values next to the seed's
-expectations, the gate verdicts side by side, and the report is rendered. The job
-succeeds (exit 0) when both runs completed; `--strict` makes its exit code the fixed
-run's gate verdict instead. `--prometheus` watches each run with a real Prometheus, as
+expectations, the gate verdicts side by side, and the report is rendered. Its exit code
+is the fixed run's gate verdict (0 pass, 1 fail, 3 unknown), as a load tool's thresholds
+decide its exit code (k6): a CI step running the job fails when the fix does not hold.
+`--exit-zero` makes it 0 whenever both runs completed (a demo, or a job that only
+collects the report). `--prometheus` watches each run with a real Prometheus, as
 `stormbench run --prometheus` does, and shows its verdicts beside the run records'.
 
 On the virtual clock (staging-day's default) the two profiles run at once in two processes:
@@ -27,9 +29,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from commands.cli import EXIT_OK, UsageError
+from commands.cli import EXIT_OK, UsageError, add_json_flag, set_document
 from harness.gates.evaluate import evaluate
 from harness.gates.report import outcome_line, output_console, write_verdicts
+from harness.gates.verdict import verdicts_document
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta
@@ -63,8 +66,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="watch each run with a real Prometheus (`prometheus` on PATH) scraping the server, "
                              "judge the gates through it too and show those verdicts beside the run records' "
                              "(each run dir gets prometheus_gates.json; the exit code stays the run records')")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit with the fixed run's gate verdict (0 pass, 1 fail, 3 unknown) instead of 0")
+    parser.add_argument("--exit-zero", action="store_true",
+                        help="exit 0 whenever both runs completed (default: the fixed run's gate verdict, "
+                             "0 pass, 1 fail, 3 unknown)")
+    add_json_flag(parser)
 
 
 @dataclass
@@ -115,7 +120,7 @@ def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -
             emulate(scenario, out, **(watch.hooks() if watch else {}))
         finalize(out)
         verdicts = evaluate(plan.gates, RunRecord(out))
-        result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, f"{scenario.name}-{plan.profile}"))
+        result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, scenario.name))
         if watch is not None:
             result.prometheus = watch.judge(plan.gates, out, scenario.time_scale)
             merge_meta(out, {"prometheus": watch.facts()})
@@ -129,7 +134,7 @@ def _run_profile_quietly(plan: ProfilePlan, args: argparse.Namespace) -> Profile
 
 
 def before_after_table(run_dirs: list[Path]) -> Table:
-    """The seed's table (DESIGN.md) with this machine's measurements; rows from `reports.compare`,
+    """The seed's table (scenarios/expectations/seed.yaml) with this machine's measurements; rows from `reports.compare`,
     so the printed table and the report's agree."""
     from reports.compare import compare
     from reports.record import load_run
@@ -197,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[yellow]{profile}: {w}[/yellow]")
         if len(warnings) > MAX_WARNINGS:
             console.print(f"[yellow]{profile}: … {len(warnings) - MAX_WARNINGS} more in {r.out / 'meta.json'}[/yellow]")
+    index = None
     if not args.no_report:
         from reports import render
         index = render(dirs, root / "report")
@@ -204,9 +210,20 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"run records: {', '.join(str(d) for d in dirs)}  (main job took "
                   f"{time.monotonic() - started:.0f} s)")
     fixed = outcome_line(runs["fixed"].verdicts).removeprefix(f"exit {runs['fixed'].code}: ")
-    if args.strict:
-        console.print(f"exit {runs['fixed'].code} (--strict: the fixed run's gates): {fixed}", highlight=False)
-        return runs["fixed"].code
-    console.print(f"exit {EXIT_OK}: both runs completed (the fixed run's gates: {fixed}; --strict makes "
-                  f"them the exit code, {runs['fixed'].code})", highlight=False)
-    return EXIT_OK
+    code = EXIT_OK if args.exit_zero else runs["fixed"].code
+    set_document(args, {
+        "scenario": plans[0].scenario.name,
+        "runs": {profile: {**verdicts_document(r.verdicts), "summary": RunRecord(r.out).summary,
+                           "run_dir": str(r.out),
+                           **({"prometheus": verdicts_document(r.prometheus)} if r.prometheus is not None else {})}
+                 for profile, r in runs.items()},
+        "exit_code_from": "both runs completed (--exit-zero)" if args.exit_zero else "the fixed run's gates",
+        "paths": {"root": str(root), **({"report": str(index)} if index else {})},
+    })
+    if args.exit_zero:
+        console.print(f"exit {EXIT_OK} (--exit-zero): both runs completed; the fixed run's gates: {fixed}",
+                      highlight=False)
+    else:
+        console.print(f"exit {code}: the fixed run's gates (--exit-zero for 0 whenever both runs complete): {fixed}",
+                      highlight=False)
+    return code

@@ -19,14 +19,17 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from commands.cli import CommandLineError
+from cluster import executor
+from commands.cli import CommandLineError, add_json_flag, set_document
 from system.errors import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
 from harness.gates.spec import load_gates
+from harness.gates.verdict import verdicts_document
 from harness.record import files
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
@@ -76,14 +79,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="emulate only: start a real Prometheus (`prometheus` on PATH) scraping the server's "
                              "/metrics during the run, judge the gates through it too and write "
                              "prometheus_gates.json (the exit code stays the run record's)")
+    parser.add_argument("--keep-prometheus", metavar="DIR",
+                        help="with --prometheus: keep its TSDB in DIR (a new directory) and print how to start a "
+                             "Prometheus on it for `stormbench gates --prometheus` (default: thrown away)")
     parser.add_argument("--report", action="store_true",
                         help="also render the HTML/PNG/Markdown report into the run record's report/ folder")
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
-                        help="simulate only: run seeds SEED..SEED+N-1 in parallel processes; summary.json gains "
+                        help="simulate only: run seeds SEED..SEED+N-1 in parallel on Dask (--cluster); summary.json gains "
                              "95%% confidence intervals (replication 0 is the main record; default 1)")
     parser.add_argument("--calibration", metavar="FILE",
                         help="simulate only: model calibration file from `stormbench calibrate` "
                              "(default: the built-in sim/calibration_default.json)")
+    executor.add_argument(parser, also="; with --engine emulate and --target (this flag only): the client "
+                                       "fleet runs on the scheduler's workers, one share each")
+    add_json_flag(parser)
 
 
 def add_clock_flag(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +189,18 @@ def check_prometheus(args: argparse.Namespace) -> None:
     require_prometheus_binary()
 
 
+def keep_dir(args: argparse.Namespace) -> Path | None:
+    """`--keep-prometheus DIR`: needs --prometheus, and a place that holds no TSDB yet."""
+    if args.keep_prometheus is None:
+        return None
+    if not args.prometheus:
+        raise UsageError("--keep-prometheus: applies with --prometheus only (it keeps that Prometheus' TSDB)")
+    keep = Path(args.keep_prometheus)
+    if keep.exists() and (not keep.is_dir() or (keep / "tsdb").exists()):
+        raise UsageError(f"--keep-prometheus {keep}: expected a new or empty directory (it holds a file or a TSDB)")
+    return keep
+
+
 def require_prometheus_binary() -> None:
     from harness.prom.server import find_binary
 
@@ -200,6 +221,10 @@ def check_engine_flags(args: argparse.Namespace) -> None:
     if given:
         raise UsageError(f"{' and '.join(given)}: for --engine simulate only (the emulation measures "
                          f"the real system once per run)")
+    if args.cluster and not args.target:
+        raise UsageError("--cluster with --engine emulate: give --target too (the cluster's workers run the "
+                         "clients against a system they can reach; the system this command would start "
+                         "listens on 127.0.0.1 only)")
     if args.target:
         check_target(args.target)
     if args.toxiproxy_url:
@@ -240,7 +265,7 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
         except ImportError as exc:
             raise UsageError(f"the emulation engine is not available in this build ({exc})") from None
         hooks = watch.hooks() if watch else {}
-        emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url, **hooks)
+        emulate(scenario, out, target=args.target, toxiproxy_url=args.toxiproxy_url, cluster=args.cluster, **hooks)
         return None
     try:
         from sim.calibration import load as load_calibration
@@ -253,11 +278,9 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
     except ValueError as exc:
         raise UsageError(f"--calibration: {exc}") from None
     calibration = args.calibration  # by path, so the record names the file
-    if args.replications > 1:
-        seeds = f"seeds {scenario.seed}..{scenario.seed + args.replications - 1}"
-        # the replications run in other processes and report only at the end: show that work goes on
-        with model_progress(f"simulating {scenario.name}: {args.replications} replications ({seeds})"):
-            return replicate(scenario, out, args.replications, calibration=calibration)["replications"]
+    if args.replications > 1:  # cluster.executor shows each seed as it finishes
+        return replicate(scenario, out, args.replications, calibration=calibration,
+                         cluster=executor.address(args.cluster))["replications"]
     # the emulation draws its own live view; the model only reports how far it is
     with model_progress(f"simulating {scenario.name}") as progress:
         simulate(scenario, out, calibration=calibration, progress=progress)
@@ -289,14 +312,22 @@ def model_progress(label: str) -> Iterator[Callable[[float], None]]:
     print(f"{label}: done in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def render_report(out: Path) -> None:
+def render_report(out: Path) -> Path | None:
     try:
         from reports import render
     except ImportError as exc:
         print(f"stormbench run: --report: reports are not available in this build ({exc})")
-        return
+        return None
     report = render([out], out / "report")
     print(f"report: {report}")
+    return report
+
+
+def record_paths(out: Path) -> dict[str, str]:
+    """The files of a judged run record a CI step may pick up (those that exist)."""
+    named = {"run_dir": out, "gates_json": out / files.GATES, "junit": out / files.JUNIT,
+             "prometheus_gates": out / "prometheus_gates.json", "report": out / "report" / "index.html"}
+    return {key: str(path) for key, path in named.items() if path.exists()}
 
 
 def _lifetime(summary: dict) -> str:
@@ -321,6 +352,7 @@ def run(args: argparse.Namespace) -> int:
     scenario = load(resolve_scenario_path(args.scenario), overrides)
     refuse_flags_on_virtual_clock(scenario, args)
     check_prometheus(args)
+    keep = keep_dir(args)
     check_engine_flags(args)
     gates = list(scenario.checked_gates)
     if args.gates:
@@ -334,7 +366,7 @@ def run(args: argparse.Namespace) -> int:
         if args.prometheus:
             from harness.prom.in_run import RunWatch
 
-            watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
+            watch = stack.enter_context(RunWatch(scrape_interval(scenario), keep))
         with engine_guard(out, args.engine):
             replications = run_engine(args.engine, scenario, out, args, watch)
         summary = finalize(out)
@@ -354,6 +386,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         if prom_verdicts is not None:
             print_verdicts(prom_verdicts, title=f"{title} via Prometheus (not in the exit code)", outcome=False)
+        if keep is not None:
+            gates_file = keep / "gates.yaml"
+            gates_file.write_text(yaml.safe_dump([g.to_dict() for g in gates], sort_keys=False, allow_unicode=True))
+            lines = watch.replay_instructions(str(gates_file), scenario.time_scale)
+            print(f"Prometheus TSDB kept in {keep / 'tsdb'}; to judge this run through it again:" if lines else
+                  f"Prometheus TSDB kept in {keep / 'tsdb'} (the run ended before Prometheus watched it)")
+            for line in lines:
+                print(f"  {line}")
     print(f"run record: {out}  connections {summary['connections']}, p95 lifetime {_lifetime(summary)}, "
           f"403s {summary['http_403']}, lost {summary['lost_messages']}, "
           f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}"
@@ -364,4 +404,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         render_report(out)
     print(outcome_line(verdicts))
+    document = {"scenario": scenario.name, "engine": args.engine, "seed": scenario.seed,
+                **verdicts_document(verdicts), "summary": summary, "paths": record_paths(out)}
+    if prom_verdicts is not None:
+        document["prometheus"] = verdicts_document(prom_verdicts)
+    set_document(args, document)
     return code

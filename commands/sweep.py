@@ -14,6 +14,7 @@ finished points it is given, also when a Ctrl-C stops it (the finished points, m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from cluster import executor
 from harness.scenario.fixes import FIX_KEYS, add_fix_flags, flag_overrides, profile_label
 from system.errors import UsageError
 from system.units import positive_int_arg
@@ -48,6 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
                         help="run every point under seeds SEED..SEED+N-1: each metric gets its 95%% interval, each "
                              "point a pass probability, and a gate holds only when its interval does (default 1)")
+    executor.add_argument(parser)
 
 
 def parse_vary(items: list[str]) -> dict[str, list[Any]]:
@@ -112,14 +115,32 @@ def plan(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, gates_fi
     return planned
 
 
-def run_points(planned: list[Planned], *, calibration: str | None = None,
-               replications: int = 1) -> Iterator[dict]:
-    """Each point's entry of `sweep.json` as it finishes (the executor: points in turn)."""
-    for point in planned:
-        yield run_point(point, calibration=calibration, replications=replications)
+def run_points(planned: list[Planned], *, calibration: str | None = None, replications: int = 1,
+               cluster: str | None = None, workers: int | None = None) -> Iterator[dict]:
+    """Each point's entry of `sweep.json` as it finishes: each point a Dask job (`cluster.executor`;
+    a failed one is named by the progress display and left out), or with replications the points
+    in turn, each point's seeds the jobs."""
+    from cluster.executor import Job, as_finished
+
+    if replications > 1:
+        for point in planned:
+            yield run_point(point, calibration=calibration, replications=replications, cluster=cluster)
+        return
+    jobs = [Job(f"point {p.index} ({', '.join(f'{k}={v}' for k, v in p.params.items())}, seed {p.scenario.seed})",
+                _point_job, (p, calibration), dest=p.run_dir, tag=p) for p in planned]
+    for done in as_finished(jobs, cluster=cluster, workers=workers, title=f"sweep of {planned[0].scenario.name}"
+                            if planned else "sweep"):
+        if done.ok:
+            yield {**done.value, "run_dir": done.job.tag.run_dir.name}
 
 
-def run_point(point: Planned, *, calibration: str | None = None, replications: int = 1) -> dict:
+def _point_job(out: Path, point: Planned, calibration: str | None) -> dict:
+    """One point on a worker: its record in `out`, which the client unpacks into the point's folder."""
+    return run_point(dataclasses.replace(point, run_dir=out), calibration=calibration)
+
+
+def run_point(point: Planned, *, calibration: str | None = None, replications: int = 1,
+              cluster: str | None = None) -> dict:
     """One point: simulated (with its replications), judged, its verdicts written next to it."""
     from harness.gates.evaluate import evaluate
     from harness.gates.report import write_verdicts
@@ -129,7 +150,8 @@ def run_point(point: Planned, *, calibration: str | None = None, replications: i
 
     try:
         if replications > 1:
-            summary = replicate(point.scenario, point.run_dir, replications, calibration=calibration)
+            summary = replicate(point.scenario, point.run_dir, replications, calibration=calibration,
+                                cluster=cluster)
         else:
             summary = simulate(point.scenario, point.run_dir, calibration=calibration)
     except KeyboardInterrupt as exc:
@@ -201,6 +223,8 @@ def collect(planned: list[Planned], finished: Iterable[dict], out: Path, doc: di
     try:
         for entry in finished:
             points.append(entry)
+            points.sort(key=lambda p: p["run_dir"])  # grid order, whatever order they finish in
+            _write(out, {**doc, "points": points})  # a report can be drawn while the grid runs
             echo(_row(entry, list(doc["vary"])))
     except KeyboardInterrupt as exc:
         why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: {len(points)} of {len(planned)} " \
@@ -236,14 +260,15 @@ def _row(entry: dict, names: list[str]) -> str:
 
 def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibration: str | None = None,
           gates_file: str | None = None, echo=print, base: dict[str, Any] | None = None,
-          replications: int = 1) -> dict:
+          replications: int = 1, cluster: str | None = None, workers: int | None = None) -> dict:
     from harness.scenario import load
 
     planned = plan(scenario_path, grid, out, gates_file=gates_file, base=base)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"scenario": str(load(scenario_path).name), "vary": grid, "replications": replications,
            **({"base": {k: v for k, v in base.items() if v}} if base and any(base.values()) else {})}
-    return collect(planned, run_points(planned, calibration=calibration, replications=replications), out, doc, echo)
+    return collect(planned, run_points(planned, calibration=calibration, replications=replications, cluster=cluster,
+                                       workers=workers), out, doc, echo)
 
 
 def _fmt(value: Any) -> str:
@@ -284,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
     base = {"profile": args.profile, **flag_overrides(args)}
     try:
         sweep(path, grid, out, calibration=args.calibration, gates_file=args.gates, base=base,
-              replications=args.replications)
+              replications=args.replications, cluster=executor.address(args.cluster))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print_capacity(out)

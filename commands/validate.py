@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cluster import executor
+from commands.cli import add_json_flag, set_document
 from system.errors import UsageError
 from harness.scenario.fixes import add_fix_flags, flag_overrides
 from system.units import positive_int_arg
@@ -60,6 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="SCENARIO", help="a scenario file, or the name of a library scenario")
     parser.add_argument("--out", metavar="DIR",
                         help="directory for both run records (default: runs/<scenario>-validate-<timestamp>)")
+    add_json_flag(parser)
     parser.add_argument("--tolerance", type=float, default=0.10, metavar="X",
                         help="largest acceptable relative error of the model (default 0.10)")
     parser.add_argument("--calibration", metavar="FILE",
@@ -84,6 +87,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="model seeds seed..seed+N-1 in parallel processes (default 1); with N >= 2 the table "
                              "shows the model's mean and the 95%% interval one run falls in, and a row also "
                              "agrees when the emulated value lies inside that interval")
+    executor.add_argument(parser)
 
 
 def relative_error(model: Any, emulated: Any) -> float | None:
@@ -367,6 +371,56 @@ def free_cores(cal: "Calibration", emu_dirs: list[Path]) -> tuple["Calibration",
     return dataclasses.replace(cal, testbed=dataclasses.replace(cal.testbed, cores=cores)), load
 
 
+def _emulate(out: Path, scenario: "Scenario") -> dict:
+    """One emulation, on a worker: the raw record, finalized there. It runs in a child process
+    that takes Ctrl-C as `run` does (a worker of the local cluster ignores it, and is stopped when
+    the command is): on a terminal's Ctrl-C the emulation still keeps its partial record and stops
+    its server, proxy and client workers."""
+    import multiprocessing
+
+    from harness.record.finalize import finalize
+
+    child = multiprocessing.get_context("spawn").Process(target=_emulate_child, args=(out, scenario),
+                                                          name="stormbench-emulation")
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"the emulation stopped (exit code {child.exitcode}); its partial record and "
+                           f"warnings are in meta.json")
+    return finalize(out)
+
+
+def _emulate_child(out: Path, scenario: "Scenario") -> None:
+    import signal
+
+    from harness.emulate.engine import emulate
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the worker ignores it; this run takes it
+    try:
+        emulate(scenario, out)
+    except KeyboardInterrupt:  # the record says it was interrupted; the command says the rest
+        raise SystemExit(130) from None
+
+
+def emulations(scenario: "Scenario", out: Path, k: int, cluster: str | None) -> tuple[list[Path], list[dict]]:
+    """Emulate seeds seed..seed+k-1 as `cluster.executor` jobs, one after another: two emulations
+    at once would share (and measure) one machine's CPUs. Every run must finish: the table
+    compares their mean."""
+    from cluster.executor import Job, run_jobs
+
+    dirs = [out / "emulate" if k == 1 else out / "emulate" / f"seed-{scenario.seed + i}" for i in range(k)]
+    print(f"emulating {scenario.name} with {scenario.fleet.clients} clients, seeds {scenario.seed}..{scenario.seed + k - 1} "
+          + ("(virtual clock)..." if scenario.virtual else f"({scenario.wall_duration:.0f} s of wall time each)..."),
+          flush=True)
+    done = run_jobs([Job(f"emulation seed {scenario.seed + i}", _emulate,
+                         (dataclasses.replace(scenario, seed=scenario.seed + i),), dest=d) for i, d in enumerate(dirs)],
+                    cluster=cluster, limit=1, title=f"emulations of {scenario.name}", children=True)
+    failed = [f"{d.job.label}: {d.error}" for d in done if not d.ok]
+    if failed:
+        raise UsageError("emulation failed: " + "; ".join(failed))
+    return dirs, [d.value for d in done]
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.record.finalize import finalize
     from commands.run import resolve_scenario_path
@@ -398,16 +452,7 @@ def run(args: argparse.Namespace) -> int:
             found = finalize(emu_dir)
         summaries.append(found)
     if not emu_dirs:
-        from harness.emulate.engine import emulate
-
-        for k in range(args.emulations):
-            emu_dir = out / "emulate" if args.emulations == 1 else out / "emulate" / f"seed-{scenario.seed + k}"
-            print(f"emulating {scenario.name} with {scenario.fleet.clients} clients, seed {scenario.seed + k} "
-                  + ("(virtual clock)..." if scenario.virtual else f"({scenario.wall_duration:.0f} s of wall time)..."),
-                  flush=True)
-            emulate(dataclasses.replace(scenario, seed=scenario.seed + k), emu_dir)
-            summaries.append(finalize(emu_dir))
-            emu_dirs.append(emu_dir)
+        emu_dirs, summaries = emulations(scenario, out, args.emulations, executor.address(args.cluster))
     emu_dir = emu_dirs[0]  # the faults' applied times and the floors the model takes: the first run's
     emulated_values = {m: [sm.get(m) for sm in summaries] for m in METRICS} if len(summaries) > 1 else None
     emulated = summaries[0] if emulated_values is None else {m: mean_of(v) for m, v in emulated_values.items()}
@@ -442,7 +487,8 @@ def run(args: argparse.Namespace) -> int:
         from sim.replicate import prediction_interval, replicate
 
         model = replicate(system.scenario, out / "simulate", replications, calibration=cal,
-                          expiry_grace=system.expiry_grace_s, testbed=cal.testbed)
+                          cluster=executor.address(args.cluster), expiry_grace=system.expiry_grace_s,
+                          testbed=cal.testbed)
         spread = model["replications"]["metrics"]
         if len(emu_dirs) > 1:  # where the mean of as many runs as the emulation made falls
             spread = {m: {**v, "pi": prediction_interval(v["values"], runs=len(emu_dirs))} for m, v in spread.items()}
@@ -476,12 +522,13 @@ def run(args: argparse.Namespace) -> int:
     if bottleneck:
         print(f"warning: the emulation's load generator was the bottleneck ({'; '.join(bottleneck)}): its figures "
               f"measure this machine's load as much as the system; rerun on a quieter machine or a lower --time-scale")
-    (out / "validate.json").write_text(json.dumps({"scenario": scenario.name, "tolerance": args.tolerance,
-                                                   "time_scale": scenario.time_scale,
-                                                   "replications": replications,
-                                                   "emulated": [str(d) for d in emu_dirs] if len(emu_dirs) > 1 else str(emu_dir),
-                                                   "simulated": str(out / "simulate"),
-                                                   "model_of_emulation": notes,
-                                                   "load_generator_bottleneck": bottleneck,
-                                                   "rows": rows}, indent=2, default=str) + "\n")
-    return 1 if any(r["verdict"] == DISAGREE for r in rows) else 0
+    result = {"scenario": scenario.name, "tolerance": args.tolerance, "time_scale": scenario.time_scale,
+              "replications": replications,
+              "emulated": [str(d) for d in emu_dirs] if len(emu_dirs) > 1 else str(emu_dir),
+              "simulated": str(out / "simulate"), "model_of_emulation": notes,
+              "load_generator_bottleneck": bottleneck, "rows": rows}
+    (out / "validate.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    code = 1 if any(r["verdict"] == DISAGREE for r in rows) else 0
+    set_document(args, {**result, "outcome": "agree" if code == 0 else "disagree",
+                        "paths": {"validate_json": str(out / "validate.json")}})
+    return code

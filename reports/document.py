@@ -31,9 +31,19 @@ class Image:
     name: str
     png: bytes
     alt: str
+    overlaps: tuple[tuple[str, str], ...] = ()  # texts drawn over each other (the tests require none)
 
 
-Block = Union[Note, Table, Image]
+@dataclass(frozen=True)
+class Banner:
+    """One run's overall verdict, first on the page: `verdict` is pass, fail or unknown."""
+
+    verdict: str
+    headline: str
+    detail: str = ""
+
+
+Block = Union[Note, Table, Image, Banner]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from reports.document import Document, Image, Note, Section, Table
+from reports.document import Banner, Document, Image, Note, Section, Table
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
@@ -18,6 +18,10 @@ td.pass{background:#dafbe1}td.fail{background:#ffebe9}td.unknown{background:#fff
 td.prov{font-family:ui-monospace,monospace;font-size:.8rem;max-width:28rem;word-break:break-word}
 figure{margin:1rem 0}img{max-width:100%;height:auto;border:1px solid #eaeef2}
 p.note{color:#57606a;font-style:italic;margin:.3rem 0}
+div.banner{border-radius:6px;padding:.7rem 1rem;margin:.6rem 0;border:2px solid}
+div.banner strong{font-size:1.15rem}div.banner p{margin:.3rem 0 0}
+div.banner.pass{background:#dafbe1;border-color:#1a7f37}div.banner.fail{background:#ffebe9;border-color:#cf222e}
+div.banner.unknown{background:#fff8c5;border-color:#9a6700}
 """
 
 
@@ -42,6 +46,10 @@ def _section(section: Section) -> str:
             parts.append(_table(block))
         elif isinstance(block, Image):
             parts.append(_image(block))
+        elif isinstance(block, Banner):
+            detail = f"<p>{escape(block.detail)}</p>" if block.detail else ""
+            parts.append(f'<div class="banner {escape(block.verdict)}"><strong>{escape(block.headline)}</strong>'
+                         f"{detail}</div>")
     parts.append("</section>")
     return "\n".join(parts)
 

@@ -1,7 +1,7 @@
 """summary.md: the same document for CI logs and pull requests; images are linked, not embedded."""
 from __future__ import annotations
 
-from reports.document import Document, Image, Note, Section, Table, cell_text
+from reports.document import Banner, Document, Image, Note, Section, Table, cell_text
 
 _SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~"})
 
@@ -32,4 +32,6 @@ def _section(section: Section) -> list[str]:
             lines.append("")
         elif isinstance(block, Image):
             lines += [f"![{_escape(block.alt)}]({block.name})", ""]
+        elif isinstance(block, Banner):
+            lines += [f"**{_escape(block.headline)}**" + (f" — {_escape(block.detail)}" if block.detail else ""), ""]
     return lines

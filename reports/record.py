@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.record.tables import read_table
 from harness.scenario.fixes import profile_label
 from system.units import parse_duration
 
@@ -202,7 +203,7 @@ def _csv(run: Run, name: str) -> pd.DataFrame | None:
     if not file.is_file():
         return None
     try:
-        frame = pd.read_csv(file)
+        frame = read_table(file)
     except pd.errors.EmptyDataError:
         run.notes.append(f"{name}: empty file (expected a header row)")
         return None

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.gates import wording
+from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code
 from harness.record.files import META_INCOMPLETE
 from reports import figures, series
 from reports.compare import Comparison, compare
-from reports.document import Document, Image, Note, Section, Table
+from reports.document import Banner, Document, Image, Note, Section, Table
 from reports.page_html import to_html
 from reports.page_markdown import to_markdown
 from reports.record import RecordError, Run, is_sweep, load_run, number
@@ -24,7 +26,9 @@ from reports.sweep import CAPACITY_HEADERS, Sweep, capacity_table, load_sweep
 from system.units import format_duration
 
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
+SEED_CITATION = "scenarios/expectations/seed.yaml"
 PROVENANCE_CHARS = 400
+BUSIEST_ROWS = 3
 
 
 def render(run_dirs: list[Path], out: Path | None = None) -> Path:
@@ -61,8 +65,8 @@ def build(runs: list[Run], sweeps: list[Sweep]) -> Document:
     )
     if runs:
         doc.sections += [
-            _overview(runs), _gates(runs), _comparisons(compare(runs), runs), _survival(runs),
-            _attempts(runs), _closes(runs), _active(runs), _delivery(runs), _overlay(runs),
+            _verdicts(runs), _overview(runs), _gates(runs), _comparisons(compare(runs), runs), _survival(runs),
+            _timeline(runs), _attempts(runs), _closes(runs), _active(runs), _delivery(runs), _overlay(runs),
         ]
     doc.sections += [_capacity(s, i) for i, s in enumerate(sweeps)]
     return doc
@@ -118,46 +122,113 @@ def _gates(runs: list[Run]) -> Section:
             section.blocks.append(Note(f"{run.label}: gates.json lists no gates"))
         else:
             section.blocks.append(_verdict_table(f"{run.label} ({clock_of(run)})", run.gates))
+            busiest = _busiest_table(run.label, run.gates)
+            if busiest is not None:
+                section.blocks.append(busiest)
         if run.prometheus_gates:
             section.blocks.append(_verdict_table(f"{run.label}, judged by Prometheus", run.prometheus_gates))
     return section
 
 
+def _as_verdict(gate: Any) -> Verdict:
+    """A gates.json row as a Verdict, tolerating a damaged one (missing keys, a non-numeric value)."""
+    gate = gate if isinstance(gate, dict) else {"name": str(gate)}
+    prov = gate.get("provenance")
+    return Verdict(str(gate.get("name", "")), str(gate.get("verdict", UNKNOWN)), bool(gate.get("strict", True)),
+                   number(gate.get("observed")), str(gate.get("op", "")), gate.get("threshold"),
+                   prov if isinstance(prov, dict) else {})
+
+
+def _verdicts(runs: list[Run]) -> Section:
+    """The answer first: per run, pass / fail / unknown, what failed and why in one sentence."""
+    section = Section("Verdict", "verdict")
+    for run in runs:
+        if not run.gates:
+            section.blocks.append(Banner(UNKNOWN, f"{run.label}: no verdict", "the run record holds no gates.json "
+                                         "(run `stormbench gates RUN_DIR` to judge it)"))
+            continue
+        verdicts = [_as_verdict(g) for g in run.gates]
+        code = exit_code(verdicts)
+        overall = {0: PASS, 1: FAIL, 3: UNKNOWN}[code]
+        failed = [v for v in verdicts if v.strict and v.verdict == FAIL]
+        unknown = [v for v in verdicts if v.strict and v.verdict == UNKNOWN]
+        who = f"{run.label} ({run.scenario_name}, {run.profile}, {run.engine})"
+        if failed:
+            first = failed[0]
+            headline = f"{who}: FAIL — {len(failed)} of {sum(v.strict for v in verdicts)} strict gates failed: " \
+                       f"{', '.join(v.name for v in failed)}"
+            why = wording.where(first)
+            detail = f"{first.name}: {wording.verdict_sentence(first)}" + (f" ({why})" if why else "")
+        elif unknown:
+            headline = f"{who}: UNKNOWN — {', '.join(v.name for v in unknown)} could not be judged, none failed"
+            detail = f"{unknown[0].name}: {unknown[0].provenance.get('reason', 'no reason recorded')}"
+        else:
+            headline = f"{who}: PASS — every strict gate passed ({sum(v.strict for v in verdicts)})"
+            detail = ""
+        section.blocks.append(Banner(overall, headline, detail))
+    return section
+
+
 def _verdict_table(label: str, verdicts: list[Any]) -> Table:
     rows = []
-    for gate in verdicts:
-        gate = gate if isinstance(gate, dict) else {"name": str(gate)}
-        verdict = str(gate.get("verdict", "unknown"))
+    for v in (_as_verdict(g) for g in verdicts):
+        verdict = v.verdict
+        metric, stat = str(v.provenance.get("metric", "")), str(v.provenance.get("stat", ""))
         rows.append([
-            str(gate.get("name", "")), (verdict, verdict if verdict in ("pass", "fail", "unknown") else ""),
-            "strict" if gate.get("strict", True) else "advisory", _value(gate.get("observed")),
-            f"{gate.get('op', '')} {_value(gate.get('threshold'))}".strip(),
-            (_compact(gate.get("provenance")), "prov"),
+            v.name, (verdict, verdict if verdict in (PASS, FAIL, UNKNOWN) else ""),
+            "strict" if v.strict else "advisory", wording.quantity(metric, stat, v.observed),
+            f"{v.op} {wording.quantity(metric, stat, v.threshold, with_noun=False)}".strip(),
+            "; ".join(wording.evidence(v)[1:]),
         ])
-    counts = {v: sum(1 for r in rows if r[1][0] == v) for v in ("pass", "fail", "unknown")}
-    caption = f"{label}: {counts['pass']} pass, {counts['fail']} fail, {counts['unknown']} unknown"
-    return Table(["gate", "verdict", "kind", "observed", "threshold", "provenance"], rows, caption)
+    counts = {v: sum(1 for r in rows if r[1][0] == v) for v in (PASS, FAIL, UNKNOWN)}
+    caption = f"{label}: {counts[PASS]} pass, {counts[FAIL]} fail, {counts[UNKNOWN]} unknown"
+    return Table(["gate", "verdict", "kind", "observed", "threshold", "why (evidence)"], rows, caption)
+
+
+def _busiest_table(label: str, verdicts: list[Any]) -> Table | None:
+    """Where in time the failed count gates failed: their busiest seconds or window, as a small table."""
+    rows = []
+    for v in (_as_verdict(g) for g in verdicts):
+        where = v.provenance.get("where") or {}
+        for t, n in (where.get("busiest_seconds") or [])[:BUSIEST_ROWS]:
+            rows.append([v.name, f"second {_dur(number(t))}", _fmt(n)])
+        window = where.get("window")
+        if isinstance(window, dict):
+            rows.append([v.name, f"{_dur(number(window.get('start_s')))}–{_dur(number(window.get('end_s')))}",
+                         _fmt(window.get("count"))])
+    return Table(["gate", "when (scenario time)", "events"], rows, f"{label}: busiest windows of the failed gates") \
+        if rows else None
 
 
 def _comparisons(comparisons: list[Comparison], runs: list[Run]) -> Section:
     section = Section("Before / after", "before-after")
     if not comparisons:
-        section.blocks.append(Note("needs two runs with summary.json — not shown"))
+        section.blocks.append(Note("needs two runs with summary.json: `stormbench report LEGACY_RUN FIXED_RUN` "
+                                   "(a legacy and a fixed run of one scenario, e.g. from `stormbench run SCENARIO "
+                                   "--profile legacy` and `--profile fixed`), or `stormbench main-job`, which "
+                                   "runs both"))
         return section
     for comp in comparisons:
         b, a = comp.before, comp.after
-        headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine}{_sampling(b)})",
-                   f"after: {a.label} ({a.profile}, {a.engine}{_sampling(a)})", "change"]
         rows = [[r.metric.label, r.before_text, r.after_text, r.change_text] for r in comp.rows]
         if comp.legacy_vs_fixed:  # the seed's expectations are about exactly this pair
-            headers.append("seed system (DESIGN.md)")
+            headers = ["metric", f"before: {b.label} ({b.profile}, {b.engine}{_sampling(b)})",
+                       f"after: {a.label} ({a.profile}, {a.engine}{_sampling(a)})", "change"]
+            headers.append(f"seed system ({SEED_CITATION})")
             for row, r in zip(rows, comp.rows):
                 row.append(f"{r.metric.seed_before} → {r.metric.seed_after}" if r.metric.seed_before else "")
-        caption = (f"{b.scenario_name} ({b.engine}) — legacy vs fixed" if comp.legacy_vs_fixed
-                   else f"{b.scenario_name} → {a.scenario_name} — pairwise, in the order given")
+            caption = f"{b.scenario_name} ({b.engine}) — legacy vs fixed"
+        else:
+            headers = ["metric", f"{b.label} ({b.profile}, {b.engine}, {_fmt(b.clients)} clients{_sampling(b)})",
+                       f"{a.label} ({a.profile}, {a.engine}, {_fmt(a.clients)} clients{_sampling(a)})",
+                       "second vs first"]
+            caption = (f"{b.scenario_name} and {a.scenario_name} side by side (not before/after; "
+                       + ("different engines or fleet sizes, so counts are per 1,000 clients per day)"
+                          if comp.per_client else "not a legacy and a fixed run of one scenario)"))
         section.blocks.append(Table(headers, rows, caption))
-    section.blocks.append(Note("counts are per day of scenario time; p95 is the Kaplan–Meier estimate "
-                               "(unknown when the run was too short to observe it)"))
+    section.blocks.append(Note("counts are the run records' summaries (the gates' numbers): over the run's own "
+                               "length, per day only for runs of a day or longer; p95 is the Kaplan–Meier "
+                               "estimate (unknown when the run was too short to observe it)"))
     return section
 
 
@@ -200,38 +271,72 @@ def _survival(runs: list[Run]) -> Section:
     if curves:
         lines = {(g.stat, g.op, g.seconds): g for r in runs for g in series.lifetime_gate_lines(r)}
         fig = figures.survival(curves, list(lines.values()), styles)
-        section.blocks.insert(0, Image("survival.png", figures.png(fig),
+        section.blocks.insert(0, _image("survival.png", fig,
                                        "Kaplan–Meier survival of connection lifetimes"))
         section.blocks.insert(1, Table(
             ["run", "connections", "censored", "p50 (KM)", "p95 (KM)"],
-            [[d.label, str(d.curve.n), str(len(d.curve.censored_times)), _q(d.p50), _q(d.p95)] for d in curves]))
+            [[d.label, _fmt(d.curve.n), _fmt(len(d.curve.censored_times)), _q(d.p50), _q(d.p95)] for d in curves]))
     return section
 
 
 def _attempts(runs: list[Run]) -> Section:
-    section = Section("Reconnect attempts per second", "attempts")
+    section = Section("Reconnects per second: storms, apart from the arrival ramp", "attempts")
     panels, storm_rows = [], []
     for run in runs:
-        data = series.attempts_per_second(run)
+        data = series.reconnects_per_second(run)
         if data is None:
-            section.blocks.append(Note(f"{run.label}: no attempts column in timeseries.csv — not shown"))
+            section.blocks.append(Note(f"{run.label}: no reconnects or attempts column in timeseries.csv — not shown"))
             continue
+        t, y, column = data
+        if column != "reconnects":
+            section.blocks.append(Note(f"{run.label}: timeseries.csv has no reconnects column: all attempts are "
+                                       "plotted, the first connects of the ramp included"))
         storms, source = series.storm_windows(run)
         faults = series.fault_spans(run)
+        ramp = [r for r in (series.arrival_ramp(run),) if r is not None]
         if run.faults is None:
             section.blocks.append(Note(f"{run.label}: faults.json missing — fault timeline not shaded"))
-        panels.append((f"{run.label} — storms: {len(storms)} ({source})", data[0], data[1], storms, faults))
+        panels.append((f"{run.label} — storms: {len(storms)} ({source})", t, y, storms, faults, ramp))
+        storm_rows += [[run.label, "arrival ramp", _dur(r.start), _dur(r.end - r.start),
+                        "the fleet's first connects (not reconnects, never a storm)"] for r in ramp]
         storm_rows += [[run.label, "storm", _dur(s.start), _dur(s.end - s.start), s.label] for s in storms]
         storm_rows += [[run.label, "fault", _dur(f.start), _dur(f.end - f.start) if f.end > f.start else "instant",
                         f.label] for f in faults]
     if panels:
-        fig = figures.timelines(panels, "attempts/s", "Reconnect attempts per second, storms and faults")
-        section.blocks.insert(0, Image("attempts.png", figures.png(fig),
-                                       "Reconnect attempts per second with storm windows and faults shaded"))
+        fig = figures.timelines(panels, "reconnects/s",
+                                "Reconnects per second, storms, faults and the arrival ramp")
+        section.blocks.insert(0, _image("attempts.png", fig,
+                                        "Reconnects per second with storm windows, faults and the arrival ramp"))
         if storm_rows:
             section.blocks.insert(1, Table(["run", "what", "at", "for", "detail"], storm_rows))
         section.blocks.append(Note(f"storms: {series.STORM_RULE.describe()}; 'detected' ones were found by the "
                                    "report with that rule, the others are listed by the run record"))
+    return section
+
+
+def _timeline(runs: list[Run]) -> Section:
+    """The engineer's question: when did handshakes fail with 403, users refresh by hand, sockets close?"""
+    section = Section("Timeline: 403s, manual refreshes and closes", "timeline")
+    for i, run in enumerate(runs):
+        binned = series.failure_timeline(run)
+        if binned is None:
+            section.blocks.append(Note(f"{run.label}: no timeseries.csv — timeline not shown"))
+            continue
+        busiest = []
+        for v in (_as_verdict(g) for g in run.gates or []):
+            seconds = ((v.provenance.get("where") or {}).get("busiest_seconds") or [])[:1]
+            busiest += [(number(t) or 0.0, v.name) for t, _n in seconds]
+        fig = figures.failure_timeline(run.label, binned, series.fault_spans(run), busiest)
+        section.blocks.append(_image(f"timeline_{i}.png", fig, f"{run.label}: refused handshakes (403), manual "
+                                                                "refreshes and closes by code, faults shaded"))
+        if busiest:
+            section.blocks.append(Note("marked: " + "; ".join(f"{k + 1}: busiest second of '{name}' at {_dur(t)}"
+                                                             for k, (t, name) in enumerate(busiest))))
+        totals = [[key, _fmt(counts.sum())] for key, counts in binned.counts.items()]
+        section.blocks.append(Table(["what", f"count in {_dur(run.duration_s)}"], totals,
+                                    f"{run.label}: totals of the timeline"))
+    section.blocks.append(Note("a 403 is a refused handshake, not a close: the legacy server answers an expired "
+                               "token with HTTP 403 before the WebSocket opens, which a browser sees as close 1006"))
     return section
 
 
@@ -245,7 +350,7 @@ def _closes(runs: list[Run]) -> Section:
             continue
         panels.append((run.label, binned))
     if panels:
-        section.blocks.insert(0, Image("closes.png", figures.png(figures.closes(panels)), "Closes by code over time"))
+        section.blocks.insert(0, _image("closes.png", figures.closes(panels), "Closes by code over time"))
         codes = sorted({c for _, b in panels for c in b.counts}, key=lambda c: (not c.isdigit(), c))
         section.blocks.insert(1, Table(["run"] + codes, [
             [label] + [_fmt(b.counts[c].sum()) if c in b.counts else "0" for c in codes] for label, b in panels
@@ -265,7 +370,7 @@ def _active(runs: list[Run]) -> Section:
         lines.append((f"{run.label} ({run.engine})", data[0], data[1], _line_style(run)))
     if lines:
         fig = figures.lines(lines, series.fault_spans(shown[0]), "active connections", "Active connections")
-        section.blocks.insert(0, Image("active.png", figures.png(fig), "Active connections over time"))
+        section.blocks.insert(0, _image("active.png", fig, "Active connections over time"))
     return section
 
 
@@ -279,12 +384,15 @@ def _delivery(runs: list[Run]) -> Section:
             continue
         rows.append((run.label, data[0], data[1]))
     if rows:
-        keys = ("sent", "displayed", "lost", "duplicates", "reordered")
-        fig = figures.delivery([(label, counts) for label, counts, _ in rows])
-        section.blocks.insert(0, Image("delivery.png", figures.png(fig), "Message delivery: lost and duplicated"))
+        keys = series.DELIVERY_KEYS
+        fig = figures.delivery([(label, counts) for label, counts, _ in rows], keys)
+        section.blocks.insert(0, _image("delivery.png", fig, "Message delivery: lost and duplicated"))
         section.blocks.insert(1, Table(["run"] + list(keys) + ["source"], [
             [label] + [_fmt(counts.get(k)) for k in keys] + [source] for label, counts, source in rows
         ]))
+        section.blocks.append(Note("lost: sent while the client was connected and never displayed (the gate's "
+                                   "count); indeterminate: not displayed, but sent too close to the client's last "
+                                   "connection for its fate to be known, never counted as lost"))
     return section
 
 
@@ -301,7 +409,7 @@ def _overlay(runs: list[Run]) -> Section:
         curves = [d for d in (series.survival_of(emu), series.survival_of(sim)) if d is not None]
         if len(curves) == 2:
             fig = figures.survival(curves, series.lifetime_gate_lines(emu), ["-", "--"])
-            section.blocks.append(Image(f"overlay_survival_{i}.png", figures.png(fig),
+            section.blocks.append(_image(f"overlay_survival_{i}.png", fig,
                                         f"Lifetimes: {emu.label} (emulated) vs {sim.label} (simulated)"))
         rates = [series.rate_per_1000(r) for r in (emu, sim)]
         if all(r is not None for r in rates):
@@ -309,7 +417,7 @@ def _overlay(runs: list[Run]) -> Section:
                      for r, (t, y), style in zip((emu, sim), rates, ("-", "--"))]
             fig = figures.lines(lines, series.fault_spans(emu), "attempts/s per 1000 clients",
                                 "Reconnect attempts per 1000 clients: simulated over emulated")
-            section.blocks.append(Image(f"overlay_attempts_{i}.png", figures.png(fig),
+            section.blocks.append(_image(f"overlay_attempts_{i}.png", fig,
                                         f"Attempts per 1000 clients: {emu.label} vs {sim.label}"))
         else:
             section.blocks.append(Note(f"{emu.label} / {sim.label}: attempts or clients missing — rate overlay "
@@ -323,7 +431,7 @@ def _capacity(sweep: Sweep, index: int) -> Section:
                np.array([p.passed for p in s.points], dtype=bool)) for s in sweep.settings]
     capacities = {s.label: s.capacity for s in sweep.settings}
     fig = figures.capacity(curves, capacities, sweep.fleet_param, sweep.metric_key)
-    section.blocks.append(Image(f"capacity_{index}.png", figures.png(fig), f"Capacity curve of {sweep.scenario}"))
+    section.blocks.append(_image(f"capacity_{index}.png", fig, f"Capacity curve of {sweep.scenario}"))
     rows, lines = capacity_table(sweep)
     section.blocks.append(Table(list(CAPACITY_HEADERS), rows))
     for line in lines:
@@ -345,13 +453,6 @@ def _compact(value: Any) -> str:
     return text if len(text) <= PROVENANCE_CHARS else text[:PROVENANCE_CHARS] + f"… ({len(text)} chars)"
 
 
-def _value(value: Any) -> str:
-    num = number(value)
-    if num is not None:
-        return f"{num:g}"
-    return "n/a" if value is None else str(value)
-
-
 def _clients(run: Run) -> str:
     """The fleet, and how many clients each simulated agent stood for when the model sampled it
     (every count in the report is for the whole fleet)."""
@@ -370,3 +471,8 @@ def _dur(value: float | None) -> str:
 
 def _q(value: float | None) -> str:
     return "not reached" if value is None else format_duration(value)
+
+
+def _image(name: str, fig: Any, alt: str) -> Image:
+    """The PNG of a figure, and the texts drawn over each other on it (none, the tests require)."""
+    return Image(name, figures.png(fig), alt, tuple(figures.overlapping_texts(fig)))

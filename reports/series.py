@@ -131,12 +131,35 @@ def _fleet(run: Run) -> int | None:
     return None
 
 
-def attempts_per_second(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
+def reconnects_per_second(run: Run) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Reconnects (attempts after a client's first) per second, which is what a storm is made of;
+    a record without that column falls back to all attempts, and says so in the third item."""
     ts = run.timeseries
-    column = _attempts_column(ts)
+    column = "reconnects" if ts is not None and "reconnects" in ts.columns else _attempts_column(ts)
     if column is None:
         return None
-    return ts["t"].to_numpy(float), ts[column].to_numpy(float)
+    return ts["t"].to_numpy(float), ts[column].to_numpy(float), column
+
+
+def arrival_ramp(run: Run) -> Span | None:
+    """The scenario's arrival ramp: the fleet's first connects, which are not a storm."""
+    fleet = (run.scenario or {}).get("fleet") or {}
+    arrival = fleet.get("arrival") if isinstance(fleet, dict) else None
+    ramp = number(arrival.get("ramp")) if isinstance(arrival, dict) else None
+    return Span(0.0, ramp, "arrival ramp") if ramp else None
+
+
+def failure_timeline(run: Run, max_bins: int = 240) -> Binned | None:
+    """Per bin: handshakes refused with HTTP 403, manual refreshes, and closes by code: what an
+    engineer reproducing the 403 bug looks for (a 403 is a failed handshake, never a close)."""
+    ts = run.timeseries
+    if ts is None:
+        return None
+    columns = {label: col for label, col in (("HTTP 403 (handshake refused)", "http_403"),
+                                             ("manual refreshes", "manual_refreshes")) if col in ts.columns}
+    closes = sorted((c for c in ts.columns if c.startswith("closes_")), key=_code_order)
+    columns |= {f"close {c.removeprefix('closes_')}": c for c in closes}
+    return _binned(ts, columns, max_bins) if columns else None
 
 
 def bin_width(duration_s: float, max_bins: int = 240) -> float:
@@ -172,20 +195,30 @@ def active_connections(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
     return ts["t"].to_numpy(float), ts["active"].to_numpy(float)
 
 
+DELIVERY_KEYS = ("sent", "displayed", "lost", "indeterminate", "duplicates", "reordered")
+# delivery key -> summary.json key: the numbers the gates judged (`lost_messages`, `duplicates_displayed`, ...)
+SUMMARY_DELIVERY = {"sent": "messages_sent", "displayed": "messages_displayed", "lost": "lost_messages",
+                    "indeterminate": "messages_indeterminate", "duplicates": "duplicates_displayed",
+                    "reordered": "reordered_messages"}
+
+
 def delivery(run: Run) -> tuple[dict[str, float], str] | None:
-    """{sent, displayed, lost, duplicates, reordered} and the file it came from."""
-    keys = ("sent", "displayed", "lost", "duplicates", "reordered")
+    """{sent, displayed, lost, indeterminate, duplicates, reordered} and the file they came from.
+
+    From summary.json first, the one place the gates read too: a sampled simulation's
+    `ledger_summary.json` is a sample of the fleet, and counting it again here would print a
+    second, different number for the same thing. The ledger is read only for a record
+    finalized without these keys."""
+    if run.summary is not None:
+        counts = {k: number(run.summary.get(key)) for k, key in SUMMARY_DELIVERY.items()}
+        counts = {k: v for k, v in counts.items() if v is not None}
+        if counts:
+            return counts, "summary.json (the gates' numbers)"
     if run.ledger_summary is not None:
-        counts = {k: number(run.ledger_summary.get(k)) for k in keys}
+        counts = {k: number(run.ledger_summary.get(k)) for k in DELIVERY_KEYS}
         return {k: v for k, v in counts.items() if v is not None}, "ledger_summary.json"
     if run.ledger is not None:
         return ledger_counts(run.ledger), "ledger.csv"
-    if run.summary is not None:
-        counts = {"lost": number(run.summary.get("lost_messages")),
-                  "duplicates": number(run.summary.get("duplicates_displayed"))}
-        counts = {k: v for k, v in counts.items() if v is not None}
-        if counts:
-            return counts, "summary.json"
     return None
 
 

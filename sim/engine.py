@@ -127,6 +127,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         if size.exact:
             world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent,
                           expiry_grace=expiry_grace, testbed=testbed)
+            world.server.on_received = rec.received
             world.scrape(rec.scrape, 1, 1.0)
             end = world.run(progress, max_wall_s=max_wall_s)
             ledger = None

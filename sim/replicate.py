@@ -1,4 +1,4 @@
-"""Replications: one scenario under several seeds in parallel processes, with confidence intervals.
+"""Replications: one scenario under several seeds in parallel (on Dask), with confidence intervals.
 
 A single simulated run is one draw; a prediction needs its spread. Replication k runs the scenario
 with seed `seed + k` (replication 0 is the scenario's own seed and its record is the main one in
@@ -10,9 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import multiprocessing
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -77,32 +74,25 @@ class SeedJob:
     options: dict[str, Any]
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which cancels what is pending and ends them: a worker
-    that died of its own KeyboardInterrupt would be replaced and take the next seed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _seed(out: Path, scenario: Scenario, calibration: Any, options: dict[str, Any]) -> dict:
+    """One seed, as a `cluster.executor` job: its record is written into `out` on the worker."""
+    return _one((scenario, str(out), calibration, options))
 
 
-def _run_job(item: tuple[int, SeedJob]) -> tuple[int, dict]:
-    k, job = item
-    return k, _one((job.scenario, job.out, job.calibration, job.options))
+def run_parallel(jobs: list[SeedJob], workers: int | None = None, cluster: str | None = None
+                 ) -> Iterator[tuple[int, dict]]:
+    """(index, summary) of each job as it finishes, on Dask (`cluster`, or a local cluster of at
+    most `workers` processes). Closing the iterator or a Ctrl-C while waiting cancels the jobs not
+    finished; a seed that fails is named by the progress display and left out. This is the one
+    place that knows the executor."""
+    from cluster.executor import Job, as_finished
 
-
-def run_parallel(jobs: list[SeedJob], workers: int) -> Iterator[tuple[int, dict]]:
-    """(index, summary) of each job as it finishes. Closing the iterator or a Ctrl-C while waiting
-    terminates the workers at once (nothing pending starts; a run under way keeps its partial
-    record). This is the one place that knows the executor."""
-    if workers <= 1:
-        for k, job in enumerate(jobs):
-            yield _run_job((k, job))
-        return
-    pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_sigint)
-    try:
-        yield from pool.imap_unordered(_run_job, list(enumerate(jobs)))
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    batch = [Job(f"seed {job.scenario.seed}", _seed, (job.scenario, job.calibration, job.options),
+                 dest=Path(job.out), tag=k) for k, job in enumerate(jobs)]
+    for done in as_finished(batch, cluster=cluster, workers=workers,
+                            title=f"replications of {jobs[0].scenario.name}" if jobs else "replications"):
+        if done.ok:
+            yield done.job.tag, done.value
 
 
 def collect(jobs: list[SeedJob], finished: Iterable[tuple[int, dict]], out: Path) -> dict:
@@ -156,10 +146,10 @@ def seed_jobs(scenario: Scenario, out: Path, replications: int, calibration: Any
 
 
 def replicate(scenario: Scenario, out_dir: str | Path, replications: int, *, calibration: Any = None,
-              workers: int | None = None, **options: Any) -> dict:
-    """Run `replications` seeds (in parallel processes), return the main summary with intervals.
-    `options` go to every `sim.engine.simulate` call (e.g. `expiry_grace`)."""
+              workers: int | None = None, cluster: str | None = None, **options: Any) -> dict:
+    """Run `replications` seeds (in parallel on Dask: `cluster`, or a local cluster of at most
+    `workers` processes), return the main summary with intervals. `options` go to every
+    `sim.engine.simulate` call (e.g. `expiry_grace`)."""
     out = Path(out_dir)
     jobs = seed_jobs(scenario, out, replications, calibration, **options)
-    workers = max(1, min(replications, workers or os.cpu_count() or 1))
-    return collect(jobs, run_parallel(jobs, workers), out)
+    return collect(jobs, run_parallel(jobs, workers, cluster), out)

@@ -236,6 +236,8 @@ class ModelServer:
         self.log = delivery.MemoryLog(keep=on_sent is not None)
         self._msg = 0
         self.on_sent = on_sent
+        self.on_received: Callable[[str, str, float, bool], None] = lambda *row: None
+        self._answered: set[str] = set()  # user message ids answered (acks: a resend is dropped)
         self.agent_seconds = AgentHistogram()
 
     # ---- accept path -------------------------------------------------------------------
@@ -430,7 +432,18 @@ class ModelServer:
 
     # ---- messages ----------------------------------------------------------------------
     def user_message(self, s: Sock, frame: dict) -> None:
-        """A user message reached the server: the agent answers to every open socket of the chat."""
+        """A user message reached the server: stored and acknowledged (unless legacy), a resend of
+        a stored one dropped, then the agent answers to every open socket of the chat."""
+        acks = delivery.acks(self.traits)
+        answer = not (acks and frame["id"] in self._answered)
+        if self.log.keep:
+            self.on_received(s.conv, frame["id"], self.env.now, answer)
+        if acks:
+            if s.client_open and s.broken_at is None:
+                s.client.frame(s, {"v": wire.ACK_VERSION, "type": "ack", "ref": frame["id"]})
+            self._answered.add(frame["id"])
+        if not answer:
+            return
         took = self.agent()
         self.agent_seconds.observe(took)
         self.env.call_in(took, self.publish, s.conv)

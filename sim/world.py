@@ -47,7 +47,6 @@ class ModelOptions:
     calm_batches: bool = True  # calm clients' refreshes played in batches (sim.client.SimClient.wake)
 
 
-
 class World:
     def __init__(self, scenario: Scenario, calibration: Calibration, *, clients: int | None = None,
                  options: ModelOptions = ModelOptions(),

@@ -83,6 +83,11 @@ def rate_arg(text: str) -> float:
     return rate
 
 
+def optional_rate_arg(text: str) -> float | None:
+    """A rate, or off / none to leave it unlimited."""
+    return None if text.strip().lower() in ("off", "none") else rate_arg(text)
+
+
 def positive_int_arg(text: str) -> int:
     try:
         value = int(text)

@@ -7,6 +7,7 @@ protocol is one edit. Codes follow RFC 6455 section 7.4 (1000-1015) and the priv
 from __future__ import annotations
 
 FRAME_VERSION = "1.0"  # the "v" of every frame of the v1.0 contract
+ACK_VERSION = "1.1"  # v1.1 is v1.0 plus the server's `ack` of a stored user message
 
 NORMAL = 1000
 GOING_AWAY = 1001

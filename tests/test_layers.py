@@ -2,7 +2,8 @@
 included) of every module is an edge, and an edge against the rules or a circle between packages
 fails with the modules that make it.
 
-Layers, bottom up: `system` (the system under test: imports nothing else) → the shared formats
+Layers, bottom up: `system` (the system under test: imports nothing else), and `cluster` (many runs
+on Dask: imports only `system`, used by both engines and the commands) → the shared formats
 (`harness.scenario`, `.record`, `.gates`, `.faults`, `.yamlfile`, `.streams`: neither engine owns them) → the
 engines, `harness` (`emulate`, `proxy`, `prom`: the real-system side) and `sim` (the model), which
 never import each other, and `reports` (run records only) → `commands` (the CLI), which nothing
@@ -15,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("system", "harness", "sim", "reports", "commands")
+PACKAGES = ("system", "cluster", "harness", "sim", "reports", "commands")
 FORMATS = {"harness.scenario", "harness.record", "harness.gates", "harness.faults", "harness.yamlfile",
            "harness.streams"}
 REAL = {"harness.emulate", "harness.proxy", "harness.prom"}
@@ -23,11 +24,12 @@ REAL = {"harness.emulate", "harness.proxy", "harness.prom"}
 # what each layer may import (besides itself)
 ALLOWED = {
     "system": {"system"},
+    "cluster": {"system", "cluster"},
     "formats": {"system", "formats"},
-    "harness": {"system", "formats", "harness"},
-    "sim": {"system", "formats", "sim"},
+    "harness": {"system", "cluster", "formats", "harness"},
+    "sim": {"system", "cluster", "formats", "sim"},
     "reports": {"system", "formats", "reports"},
-    "commands": {"system", "formats", "harness", "sim", "reports", "commands"},
+    "commands": {"system", "cluster", "formats", "harness", "sim", "reports", "commands"},
 }
 
 

@@ -35,7 +35,7 @@ from harness.emulate import probe
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import Fleet, WorkerSpec, fleet_bound, split, worker_count
 from harness.emulate.host import fd_limit, host_facts
-from harness.emulate.live import LiveCheck, LiveView
+from harness.emulate.live import LiveView
 from harness.emulate.plan import Plan, Step, make_plan, timeline
 from harness.emulate.procs import ManagedProcess
 from harness.emulate.scrape import parse_metrics
@@ -47,9 +47,10 @@ from harness.emulate.topology import (
 from system.errors import UsageError
 from harness.record import RecordWriter
 from harness.record.writer import tool_version
-from harness.scenario import Scenario
+from harness.scenario import Scenario, draws
 from harness.scenario.clients import client_config
 from harness.scenario.server import server_profile
+from system.client.credentials import ProvisionError, conversation_id, provision_once
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
 HEARTBEAT_FLOOR_WALL = 0.25
@@ -69,6 +70,8 @@ Progress = Callable[[dict[str, Any]], None]
 def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[ServerOptions, list[str]]:
     """The server's flags for this scenario in wall time (`harness.scenario.server.server_profile`,
     scaled), and warnings about floors that bit."""
+    from system.server.config import ServerConfig
+
     profile, warnings = server_profile(scenario), []
     hb = []
     for name, value in (("interval", profile.heartbeat_interval), ("timeout", profile.heartbeat_timeout)):
@@ -94,6 +97,10 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
         expiry_grace=grace,
         max_connections=profile.max_connections,
         handshake_rate=rate * scale.factor if rate else None,
+        # the server's per-user rate is wall time: scaled like every other rate; every emulated
+        # client connects from 127.0.0.1, so a per-address limit would throttle the whole fleet as one
+        auth_user_rate=ServerConfig.auth_user_rate * scale.factor,
+        auth_address_limit=False,
         db=db,
     ), warnings
 
@@ -113,11 +120,12 @@ class _Run:
     """One emulation: owns every process and file it starts, so teardown is one place."""
 
     def __init__(self, scenario: Scenario, out_dir: Path, target: str | None, toxiproxy_url: str | None,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, cluster: str | None = None) -> None:
         self.scenario = scenario
         self.out = Path(out_dir)
         self.target = target
         self.toxiproxy_url = toxiproxy_url
+        self.cluster = cluster
         self.progress = progress
         self.scale = TimeScale(scenario.time_scale)
         self.warnings: list[str] = []
@@ -134,6 +142,7 @@ class _Run:
         self.host_cpu: list[float] = []
         self.cpu_share = CpuShare()
         self.fault_events: list[dict] = []
+        self.conversations: dict[str, str] = {}  # client id -> its conversation
 
     # ---- set-up ----
 
@@ -157,7 +166,8 @@ class _Run:
         if self.target:
             self.endpoints = parse_target(self.target)
             if not self.admin_key:
-                self.warnings.append("--target without STORMBENCH_ADMIN_KEY: admin faults and sent.csv unavailable")
+                raise UsageError("--target: set STORMBENCH_ADMIN_KEY to the server's admin key, which creates "
+                                 "the fleet's users (a token needs a user's secret)")
         else:
             opts, warns = server_options(self.scenario, self.scale, self.tmp / "server.db")
             self.warnings += warns
@@ -175,9 +185,18 @@ class _Run:
             http_url=lambda: self.endpoints.http_url, admin_key=self.admin_key,
             user_of=lambda cid: cid, groups_of=dict(plan.group_of_fault))
 
+    async def provision(self, users: list[str]) -> dict[str, str]:
+        """Create `users` on the server (the direct URL, not through the proxy): user -> secret."""
+        assert self.endpoints is not None
+        try:
+            return await provision_once(self.endpoints.http_url, self.admin_key, users)
+        except ProvisionError as exc:
+            raise UsageError(f"STORMBENCH_ADMIN_KEY: {exc}") from None
+
     async def measure(self) -> dict[str, Any]:
         assert self.proxies is not None and self.endpoints is not None
-        result = await probe.measure(self.proxies.group_endpoints(0, self.endpoints))
+        secret = (await self.provision([probe.USER]))[probe.USER]
+        result = await probe.measure(self.proxies.group_endpoints(0, self.endpoints), secret)
         sysspec = self.scenario.system
         constants = {"token_ttl": sysspec.token_ttl, "heartbeat.interval": sysspec.heartbeat.interval,
                      "heartbeat.timeout": sysspec.heartbeat.timeout,
@@ -197,12 +216,22 @@ class _Run:
             ep = self.proxies.group_endpoints(g, self.endpoints)
             urls[g] = (ep.ws_url, ep.http_url)
         open_timeout = max(OPEN_TIMEOUT_FLOOR_WALL, self.scale.to_wall(10.0))
+        secrets = asyncio.run(self.provision([p.client_id for p in plan.clients]))
+        rng = draws.stream(self.scenario.seed, "conversations")
+        self.conversations = {p.client_id: conversation_id(p.client_id, rng) for p in plan.clients}
         specs = [WorkerSpec(index=i, clients=share, urls=urls, config=self.config,
                             time_scale=self.scale.factor, duration=self.scenario.duration,
                             events_path=self.tmp / f"events-{i}.jsonl", open_timeout_wall=open_timeout,
-                            http_timeout_wall=open_timeout)
+                            http_timeout_wall=open_timeout,
+                            secrets={p.client_id: secrets[p.client_id] for p in share},
+                            conversations={p.client_id: self.conversations[p.client_id] for p in share})
                  for i, share in enumerate(split(list(plan.clients), n))]
-        self.fleet = Fleet(specs)
+        if self.cluster:  # the same shares, re-split over the cluster's workers
+            from harness.emulate.remote import RemoteFleet
+
+            self.fleet = RemoteFleet(specs, self.cluster, self.tmp)
+        else:
+            self.fleet = Fleet(specs)
         self.fleet.start()
 
     # ---- the run ----
@@ -237,13 +266,13 @@ class _Run:
                     f"scenario time at ×{self.scale.factor:g}: gates on recovery shortly after it measure "
                     f"this machine's restart time, not the clients")
 
-        self.origin_unix = time.time() + 0.2
+        self.origin_unix = time.time() + self.fleet.start_lead_s
         self.fleet.go(self.origin_unix)
         wall_end = self.origin_unix + self.scale.to_wall(self.scenario.duration)
         faults = asyncio.create_task(run_timeline(steps, self.applier, self.clock, stop, on_fault_error, on_applied))
         scraper = asyncio.create_task(self._scrape(writer, stop, wall_end))
         view = LiveView(self.scenario.name, self.scenario.duration,
-                        live=False if self.progress is not None else None, checks=self.live_checks())
+                        live=False if self.progress is not None else None, gates=self.live_gates())
         psutil.cpu_percent(None)
         try:
             with view:
@@ -269,10 +298,10 @@ class _Run:
                 self.warnings.append(f"the {name} process exited during the run (code {proc.proc.returncode}); "
                                      f"see {proc.log_path}")
 
-    def live_checks(self) -> list[LiveCheck]:
-        """The scenario's gates (as the loader parsed them) that the live view can judge as the run goes."""
+    def live_gates(self) -> list:
+        """The scenario's gates (as the loader parsed them), for the live view (it judges those it can as the run goes)."""
         try:
-            return LiveCheck.from_gates(list(self.scenario.checked_gates))
+            return list(self.scenario.checked_gates)
         except Exception as exc:  # the run's verdict will name the problem; the view just shows less
             self.warnings.append(f"live view: gates not shown ({exc})")
             return []
@@ -326,8 +355,16 @@ class _Run:
         except Exception as exc:
             self.warnings.append(f"sent.csv: could not fetch the server's delivery log: {exc}")
             return 0
-        return write_sent(writer, messages, conversations,
-                          lambda t: round(self.scale.to_scenario(t - self.origin_unix), 3))
+        to_scenario = lambda t: round(self.scale.to_scenario(t - self.origin_unix), 3)  # noqa: E731
+        sent = write_sent(writer, messages, conversations, to_scenario)
+        try:  # the other direction: what the server received of what the clients typed
+            r = requests.get(f"{self.endpoints.http_url}/admin/user-messages",
+                             headers={"X-Admin-Key": self.admin_key}, timeout=30)
+            r.raise_for_status()
+            write_received(writer, r.json()["messages"], conversations, to_scenario)
+        except Exception as exc:
+            self.warnings.append(f"received.csv: could not fetch the server's user-message log: {exc}")
+        return sent
 
     def salvage(self, writer: RecordWriter, plan: Plan | None) -> dict:
         """An aborted run keeps what it recorded: every worker is interrupted (Ctrl-C in a terminal
@@ -342,7 +379,7 @@ class _Run:
         except (OSError, ValueError) as exc:  # a worker killed mid-write: keep what merged
             self.warnings.append(f"events.jsonl: could not merge every worker's records: {exc}")
             return {}
-        return {"events": events, "sent": self.fetch_sent(writer, {c.client_id for c in plan.clients})}
+        return {"events": events, "sent": self.fetch_sent(writer, set(self.conversations.values()))}
 
     def teardown(self) -> None:
         if self.fleet is not None:
@@ -362,7 +399,7 @@ class _Run:
 
 
 def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = None,
-            toxiproxy_url: str | None = None, progress: Progress | None = None,
+            toxiproxy_url: str | None = None, progress: Progress | None = None, cluster: str | None = None,
             on_system_ready: Callable[[Endpoints], None] | None = None,
             on_scenario_end: Callable[[float, float], None] | None = None) -> Path:
     """Run `scenario` for real and write the raw run record into `out_dir` (README "Engines").
@@ -370,7 +407,9 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
     `target`: an existing system ("ws://H:P,http://H:P" or its HTTP URL; admin key from
     STORMBENCH_ADMIN_KEY) instead of a `stormbench serve` subprocess; `toxiproxy_url`: a
     Toxiproxy server instead of the embedded proxy; `progress`: called with a snapshot
-    dict about four times a second instead of the live terminal view.
+    dict about four times a second instead of the live terminal view; `cluster`: a Dask
+    scheduler whose workers run the client fleet (`harness.emulate.remote`) instead of worker
+    processes here.
 
     Hooks, so an observer (a Prometheus scraping the server) can watch the system under test:
     `on_system_ready(endpoints)` once the server answers, before any client starts (a restart
@@ -385,7 +424,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         return emulate_virtual(scenario, out_dir, progress=progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = _Run(scenario, out, target, toxiproxy_url, progress)
+    run = _Run(scenario, out, target, toxiproxy_url, progress, cluster)
     started = time.time()
     wall0 = time.monotonic()
     writer = RecordWriter(out)
@@ -409,7 +448,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         if on_scenario_end is not None:
             on_scenario_end(run.origin_unix, run.origin_unix + run.scale.to_wall(scenario.duration))
         events = run.merge_events(writer)
-        sent = run.fetch_sent(writer, {c.client_id for c in plan.clients})
+        sent = run.fetch_sent(writer, set(run.conversations.values()))
         results = run.fleet.results if run.fleet else {}
         client_errors = sum(r.get("client_error_count", 0) for r in results.values())
         if client_errors:
@@ -427,7 +466,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
                          "proxies": dict(run.proxies.listen) if run.proxies else {},
                          "server_pids": run.server.pids if run.server else [],
                          "server_restarts": max(0, (run.server.generation if run.server else 1) - 1),
-                         "target": target, "toxiproxy_url": toxiproxy_url,
+                         "target": target, "toxiproxy_url": toxiproxy_url, "cluster": cluster,
                          "fleet_bound_by_fds": run.bound},
             "plan_sha256": plan_digest(plan),
             "counts": {"events": events, "sent": sent, "spike_clients": sum(c.spike for c in plan.clients)},
@@ -475,6 +514,15 @@ def write_sent(writer: RecordWriter, messages: list[dict], conversations: set[st
     for m in sorted(messages, key=lambda m: (m["t"], m["conversation_id"], m["seq"])):
         writer.sent(m["conversation_id"], m["id"], m["seq"], to_scenario(m["t"]))
     return len(messages)
+
+
+def write_received(writer: RecordWriter, received: list[dict], conversations: set[str],
+                   to_scenario: Callable[[float], float]) -> int:
+    """The server's log of user messages received (the fleet's conversations) into received.csv."""
+    received = [m for m in received if m["conversation_id"] in conversations]
+    for m in received:
+        writer.received(m["conversation_id"], m["id"], to_scenario(m["t"]), m["answered"])
+    return len(received)
 
 
 def refuse_on_virtual_clock(*, target: str | None = None, toxiproxy_url: str | None = None,

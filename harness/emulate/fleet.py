@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.emulate.live import Tally
 from harness.emulate.plan import ClientPlan
@@ -59,6 +59,8 @@ class WorkerSpec:
     report_every: float = 0.25                # seconds on the loop's clock between tallies
     messages: tuple[str, ...] = ()
     lag_monitor: bool = True                  # measure loop lag (meaningless on a virtual clock)
+    secrets: dict[str, str] = field(default_factory=dict)  # client id -> its user's secret
+    conversations: dict[str, str] = field(default_factory=dict)  # client id -> its (unguessable) conversation
 
 
 def worker_main(spec: WorkerSpec, commands: Connection, reports: Any) -> None:
@@ -130,8 +132,9 @@ async def run_clients(spec: WorkerSpec, clock: Any, reports: Any) -> dict:
         if stop.is_set():
             return
         ws_url, http_url = spec.urls[plan.group]
-        driver = ClientDriver(ClientPolicy(spec.config, plan.rng, plan.client_id),
-                              Endpoints(ws_url, http_url), http, clock, on_record=on_record, options=options)
+        policy = ClientPolicy(spec.config, plan.rng, plan.client_id, conversation=spec.conversations[plan.client_id])
+        driver = ClientDriver(policy, Endpoints(ws_url, http_url), http, clock, secret=spec.secrets[plan.client_id],
+                              on_record=on_record, options=options)
         tally.clients_running += 1
         weather = [loop.create_task(_messages(driver, clock, plan, texts)),
                    loop.create_task(_drops(driver, clock, plan)),
@@ -193,6 +196,7 @@ class Fleet:
     """The parent's side: spawn, start together, collect tallies, join with a deadline."""
 
     specs: list[WorkerSpec]
+    start_lead_s: ClassVar[float] = 0.2  # from `go` to the origin: enough for a pipe message to arrive
     ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
     procs: list[Any] = field(default_factory=list)
     pipes: list[Connection] = field(default_factory=list)

@@ -3,19 +3,21 @@
 The numbers come from `Tally`: running counters the workers keep from their
 clients' records and send to the engine a few times a second. A Live panel on a
 pipe or a CI log is noise, so without a TTY the view prints one plain line (no
-escape codes) every `line_every` seconds instead, its attempts/s averaged since the
-line before, and a last line with the final state when the run ends.
+escape codes) every `line_every` seconds instead, its attempts per scenario second
+averaged since the line before, and a last line with the final state when the run ends.
 """
 from __future__ import annotations
 
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from system.units import format_duration
@@ -115,22 +117,36 @@ class LiveCheck:
         return n < self.value if self.op == "<" else n <= self.value
 
 
+BAR_WIDTH = 20
+
+
 class LiveView:
-    """Renders the run's state; `update` is cheap, call it as often as you like."""
+    """Renders the run's state; `update` is cheap, call it as often as you like.
+
+    Rates are per second of scenario time (the clock the gates and the scenario speak), never
+    per wall second beside a scenario clock. A fault shows as in force when it was in force at
+    any update since the state was last shown: at x720 a 20 s partition lasts 1.7 wall seconds,
+    less than a progress line's interval. Every gate of the run is listed: whole-run counts
+    with an upper bound are judged as the run goes, the others say they are judged at the end."""
 
     def __init__(self, title: str, duration: float, *, stream: TextIO | None = None,
-                 live: bool | None = None, line_every: float = 10.0, checks: list[LiveCheck] = ()) -> None:
+                 live: bool | None = None, line_every: float = 10.0, gates: list[Any] = ()) -> None:
         self.title = title
-        self.checks = list(checks)
+        self.checks = LiveCheck.from_gates(list(gates))
+        live_names = {c.name for c in self.checks}
+        self.later = [g.name for g in gates if g.name not in live_names]
         self.duration = duration
         self.stream = stream or sys.stdout
         self.use_live = self.stream.isatty() if live is None else live
         self.line_every = line_every
         self._live: Live | None = None
-        self._last_line: tuple[float, int] | None = None   # (wall, attempts) when the last line was printed
+        self._last_line: tuple[float, float, int] | None = None  # (wall, clock, attempts) at the last line
         self._pending: tuple[float, Tally, list[str], float] | None = None  # the last state not printed
-        self._prev: tuple[float, int] | None = None
-        self.rate = 0.0
+        self._prev: tuple[float, int] | None = None                # (clock, attempts) about a scenario second ago
+        self._start: tuple[float, float] | None = None             # (wall, clock) of the first update
+        self._faults_seen: dict[str, None] = {}                    # in force since the state was last shown
+        self.rate = 0.0                                            # attempts per scenario second
+        self.eta_s: float | None = None                            # wall seconds left
 
     def __enter__(self) -> "LiveView":
         if self.use_live:
@@ -148,49 +164,85 @@ class LiveView:
 
     def update(self, clock: float, tally: Tally, faults: list[str], wall: float | None = None) -> None:
         wall = time.monotonic() if wall is None else wall
-        if self._prev is not None and wall > self._prev[0]:
-            self.rate = (tally.attempts - self._prev[1]) / (wall - self._prev[0])
-        if self._prev is None or wall - self._prev[0] >= 1.0:
-            self._prev = (wall, tally.attempts)
+        self._faults_seen.update(dict.fromkeys(faults))
+        if self._start is None:
+            self._start = (wall, clock)
+        elif clock > self._start[1]:
+            left = max(0.0, self.duration - clock)
+            self.eta_s = (wall - self._start[0]) * left / (clock - self._start[1])
+        if self._prev is not None and clock > self._prev[0]:
+            self.rate = (tally.attempts - self._prev[1]) / (clock - self._prev[0])
+        if self._prev is None or clock - self._prev[0] >= 1.0:
+            self._prev = (clock, tally.attempts)
         if self._live is not None:
-            self._live.update(self.render(clock, tally, faults))
+            self._live.update(self.render(clock, tally, self._shown_faults()))
         elif self._last_line is None or wall - self._last_line[0] >= self.line_every:
             self._print_line(clock, tally, faults, wall)
         else:
             snap = Tally.merge([tally.snapshot()])  # the caller's tally keeps changing
             self._pending = (clock, snap, list(faults), wall)
 
+    def _shown_faults(self) -> list[str]:
+        """The faults in force at any update since the last time they were shown; resets."""
+        shown = list(self._faults_seen)
+        self._faults_seen.clear()
+        return shown
+
     def _print_line(self, clock: float, tally: Tally, faults: list[str], wall: float) -> None:
         rate = None
-        if self._last_line is not None and wall > self._last_line[0]:
-            rate = (tally.attempts - self._last_line[1]) / (wall - self._last_line[0])
-        self._last_line = (wall, tally.attempts)
+        if self._last_line is not None and clock > self._last_line[1]:
+            rate = (tally.attempts - self._last_line[2]) / (clock - self._last_line[1])
+        self._last_line = (wall, clock, tally.attempts)
         self._pending = None
-        print(self.line(clock, tally, faults, rate), file=self.stream, flush=True)
+        self._faults_seen.update(dict.fromkeys(faults))
+        print(self.line(clock, tally, self._shown_faults(), rate), file=self.stream, flush=True)
+
+    def progress(self, clock: float) -> str:
+        """`[#####---------------] 25% eta 1m30s (at 21:30:05)`: the wall time left and when it ends."""
+        done = min(1.0, max(0.0, clock / self.duration)) if self.duration > 0 else 1.0
+        filled = round(done * BAR_WIDTH)
+        bar = f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {done:.0%}"
+        if self.eta_s is None or done >= 1.0:
+            return bar
+        at = datetime.now().astimezone() + timedelta(seconds=self.eta_s)
+        return f"{bar} eta {format_duration(self.eta_s)} (at {at:%H:%M:%S})"
+
+    def _gate_states(self, tally: Tally) -> list[tuple[str, str, str]]:
+        """(gate, state, detail) for every gate of the run."""
+        out = []
+        for check in self.checks:
+            n = check.observed(tally)
+            out.append((check.name, "ok so far" if check.holds(n) else "failing", f"{n} {check.op} {check.value:g}"))
+        out += [(name, "at the end", "judged on the finished record") for name in self.later]
+        return out
 
     def line(self, clock: float, tally: Tally, faults: list[str], rate: float | None = None) -> str:
-        """One progress line; `rate`: attempts per wall second to show (default: the last second's)."""
+        """One progress line; `rate`: attempts per scenario second to show (default: the last second's)."""
         closes = " ".join(f"{c}:{n}" for c, n in sorted(tally.closes.items())) or "-"
-        failing = [c.name for c in self.checks if not c.holds(c.observed(tally))]
+        states = self._gate_states(tally)
+        failing = [name for name, state, _ in states if state == "failing"]
+        gates = (f" gates: {len(states) - len(failing) - len(self.later)} ok so far, "
+                 f"{len(self.later)} at the end" + (f", failing: {', '.join(failing)}" if failing else "")
+                 if states else "")
         return (f"[{self.title}] t={format_duration(clock)}/{format_duration(self.duration)} "
-                f"active={tally.active} attempts/s={self.rate if rate is None else rate:.1f} closes={closes} "
+                f"{self.progress(clock)} active={tally.active} "
+                f"attempts/scenario-s={self.rate if rate is None else rate:.1f} closes={closes} "
                 f"403={tally.http_403} refreshes={tally.manual_refreshes} "
-                f"dups={tally.duplicates_displayed} faults={','.join(faults) or '-'}"
-                + (f" gates failing: {', '.join(failing)}" if failing else ""))
+                f"dups={tally.duplicates_displayed} faults={','.join(faults) or '-'}{gates}")
 
     def render(self, clock: float, tally: Tally, faults: list[str]) -> Table:
         t = Table(title=f"stormbench emulate — {self.title}", show_header=False, expand=False)
         t.add_column(style="bold")
         t.add_column()
         t.add_row("scenario clock", f"{format_duration(clock)} / {format_duration(self.duration)}")
+        t.add_row("progress", escape(self.progress(clock)))
         t.add_row("clients running", str(tally.clients_running))
         t.add_row("active connections", str(tally.active))
-        t.add_row("attempts/s (wall)", f"{self.rate:.1f}")
+        t.add_row("attempts per scenario second", f"{self.rate:.1f}")
         t.add_row("closes by code", ", ".join(f"{c}: {n}" for c, n in sorted(tally.closes.items())) or "none")
-        t.add_row("faults in force", ", ".join(faults) or "none")
-        t.add_row("gates so far", "" if self.checks else "none judged live")
-        for check in self.checks:
-            n = check.observed(tally)
-            verdict = "[green]ok so far[/green]" if check.holds(n) else "[red]failing[/red]"
-            t.add_row(f"  {check.name}", f"{verdict} ({n} {check.op} {check.value:g})")
+        t.add_row("faults in force since the last refresh", ", ".join(faults) or "none")
+        t.add_row("gates", "" if self.checks or self.later else "none")
+        style = {"ok so far": "green", "failing": "red", "at the end": "dim"}
+        for name, state, detail in self._gate_states(tally):
+            t.add_row(f"  {name}", f"[{style[state]}]{state}[/{style[state]}] ({detail})")
         return t

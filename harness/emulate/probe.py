@@ -20,14 +20,17 @@ from websockets.asyncio.client import connect
 from harness.emulate.topology import Endpoints
 
 
-async def measure(endpoints: Endpoints, *, samples: int = 5, timeout: float = 10.0,
-                  user: str = "probe") -> dict[str, Any]:
+USER = "probe"  # the probe's own user (the engine provisions it)
+
+
+async def measure(endpoints: Endpoints, secret: str, *, samples: int = 5, timeout: float = 10.0,
+                  user: str = USER) -> dict[str, Any]:
     """Median wall seconds of a WebSocket handshake (connect → welcome) and of an agent
     reply (user_message → assistant_message); None for what could not be measured."""
     out: dict[str, Any] = {"handshake_s": None, "agent_reply_s": None, "errors": []}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-            async with http.post(f"{endpoints.http_url}/auth/token", json={"user": user}) as r:
+            async with http.post(f"{endpoints.http_url}/auth/token", json={"user": user, "secret": secret}) as r:
                 r.raise_for_status()
                 token = (await r.json())["access_token"]
         url = f"{endpoints.ws_url}/ws/chat/{user}-probe?token={token}"

@@ -143,9 +143,10 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
     cpu = [w["cpu_mean_pct"] for w in workers if w.get("cpu_mean_pct") is not None]
     reasons = []
     if lag99 and max(lag99) > LAG_P99_LIMIT:
-        reasons.append(f"worker event-loop lag p99 {max(lag99) * 1000:.0f}ms > {LAG_P99_LIMIT * 1000:.0f}ms")
+        reasons.append(f"{_worst(workers, 'loop_lag_p99_s')} event-loop lag p99 {max(lag99) * 1000:.0f}ms > "
+                       f"{LAG_P99_LIMIT * 1000:.0f}ms")
     if cpu and max(cpu) > CPU_LIMIT:
-        reasons.append(f"worker CPU mean {max(cpu):.0f}% > {CPU_LIMIT:.0f}% of a core")
+        reasons.append(f"{_worst(workers, 'cpu_mean_pct')} CPU mean {max(cpu):.0f}% > {CPU_LIMIT:.0f}% of a core")
     spikes = sorted(s for w in workers for s in w.get("lag_spikes") or ())
     workers = [{k: v for k, v in w.items() if k != "lag_spikes"} for w in workers]
     return {
@@ -161,3 +162,9 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
         "load_generator_bottleneck": bool(reasons),
         "bottleneck_reasons": reasons,
     }
+
+
+def _worst(workers: list[dict], key: str) -> str:
+    """The worker with the highest `key`, by its place in the list and, on a cluster, its address."""
+    i = max(range(len(workers)), key=lambda k: workers[k].get(key) or 0.0)
+    return f"worker {i}" + (f" ({workers[i]['address']})" if workers[i].get("address") else "")

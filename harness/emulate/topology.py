@@ -36,6 +36,8 @@ class ServerOptions:
     expiry_grace: float | None = None
     max_connections: int | None = None
     handshake_rate: float | None = None
+    auth_user_rate: float | None = None     # None: the server's default
+    auth_address_limit: bool = True         # False: no per-address limit (a fleet from one address)
     agent: str | None = None
     db: Path | None = None
     admin_key: str = field(default_factory=lambda: secrets.token_hex(16))
@@ -52,9 +54,12 @@ class ServerOptions:
                             ("--heartbeat-timeout", self.heartbeat_timeout),
                             ("--expiry-grace", self.expiry_grace),
                             ("--max-connections", self.max_connections),
-                            ("--handshake-rate", self.handshake_rate)):
+                            ("--handshake-rate", self.handshake_rate),
+                            ("--auth-user-rate", self.auth_user_rate)):
             if value is not None:
                 a += [flag, _number(value)]
+        if not self.auth_address_limit:
+            a += ["--auth-address-rate", "off"]
         if self.live_expiry:
             a.append("--live-expiry")
         if self.agent:

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import aiohttp
 
 from harness.emulate.engine import (
-    Progress, merge_events, plan_digest, server_options, write_sent,
+    Progress, merge_events, plan_digest, server_options, write_received, write_sent,
 )
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import WorkerSpec, run_clients
@@ -50,8 +50,9 @@ from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import Endpoints, ProxyControl, ServerOptions
 from harness.record import RecordWriter
 from harness.record.writer import tool_version
-from harness.scenario import Scenario
+from harness.scenario import Scenario, draws
 from harness.scenario.clients import client_config
+from system.client.credentials import conversation_id, provision_once
 from system.units import format_duration
 
 #: scrapes of /metrics per run, as on the wall clock
@@ -223,6 +224,7 @@ class _VirtualRun:
         self.fault_events: list[dict] = []
         self.origin_unix = 0.0
         self.origin_loop = 0.0
+        self.conversations: dict[str, str] = {}  # client id -> its conversation
 
     def clock(self) -> float:
         return asyncio.get_running_loop().time() - self.origin_loop
@@ -250,9 +252,14 @@ class _VirtualRun:
         for g in range(plan.groups):
             ep = self.proxies.group_endpoints(g, endpoints)
             urls[g] = (ep.ws_url, ep.http_url)
+        ids = [c.client_id for c in plan.clients]
+        secrets = await provision_once(endpoints.http_url, options.admin_key, ids)
+        rng = draws.stream(scenario.seed, "conversations")
+        self.conversations = {cid: conversation_id(cid, rng) for cid in ids}
         spec = WorkerSpec(index=0, clients=list(plan.clients), urls=urls, config=client_config(scenario),
                           time_scale=1.0, duration=scenario.duration, events_path=self.tmp / "events-0.jsonl",
-                          report_every=TALLY_EVERY_S, lag_monitor=False)
+                          report_every=TALLY_EVERY_S, lag_monitor=False, secrets=secrets,
+                          conversations=self.conversations)
         self.spec = spec
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             applier = FaultApplier(
@@ -276,8 +283,9 @@ class _VirtualRun:
             finally:
                 stop.set()
                 await asyncio.gather(faults, scraper, watcher, return_exceptions=True)
-            messages = await self._delivery_log(http, endpoints, options.admin_key)
-        return {"result": result, "messages": messages}
+            messages = await self._admin_log(http, endpoints, options.admin_key, "/admin/messages", "sent.csv")
+            received = await self._admin_log(http, endpoints, options.admin_key, "/admin/user-messages", "received.csv")
+        return {"result": result, "messages": messages, "received": received}
 
     def _fault_error(self, step: Step, exc: Exception) -> None:
         self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at {step.at:g}s failed: {exc}")
@@ -321,13 +329,15 @@ class _VirtualRun:
             except asyncio.TimeoutError:
                 pass
 
-    async def _delivery_log(self, http: aiohttp.ClientSession, endpoints: Endpoints, admin_key: str) -> list[dict]:
+    async def _admin_log(self, http: aiohttp.ClientSession, endpoints: Endpoints, admin_key: str,
+                         path: str, file: str) -> list[dict]:
+        """The server's delivery log (`/admin/messages`) or its log of user messages received."""
         try:
-            async with http.get(f"{endpoints.http_url}/admin/messages", headers={"X-Admin-Key": admin_key}) as r:
+            async with http.get(f"{endpoints.http_url}{path}", headers={"X-Admin-Key": admin_key}) as r:
                 r.raise_for_status()
                 return (await r.json())["messages"]
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
-            self.warnings.append(f"sent.csv: could not fetch the server's delivery log: {exc}")
+            self.warnings.append(f"{file}: could not fetch the server's {path}: {exc}")
             return []
 
 
@@ -360,9 +370,10 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
         done = loop.run_until_complete(run.main(writer, plan))
         result = done["result"]
         events = merge_events(writer, [run.spec.events_path], run.fault_events)
-        conversations = {c.client_id for c in plan.clients}
-        sent = write_sent(writer, done["messages"], conversations,
-                          lambda t: round(round(t - run.origin_unix, 6), 3))
+        conversations = set(run.conversations.values())
+        to_scenario = lambda t: round(round(t - run.origin_unix, 6), 3)  # noqa: E731
+        sent = write_sent(writer, done["messages"], conversations, to_scenario)
+        write_received(writer, done["received"], conversations, to_scenario)
         if result.get("client_error_count"):
             run.warnings.append(f"{result['client_error_count']} client(s) ended with an error, e.g. "
                                 f"{result['client_errors'][0]}")

@@ -12,7 +12,8 @@ Where each metric comes from (every time in scenario seconds):
 - `storms`: reconnect storms (`harness.record.storms`) whose busiest second is in the phase; count or rate
   (a rate threshold may be written per day: `2/d`).
 - delivery, whole run only: `lost_messages`, `reordered_messages`, `unexpected_messages`,
-  `messages_sent` (the ledger).
+  `messages_sent` (the ledger); the other direction, `lost_user_messages`,
+  `duplicated_user_messages`, `user_messages_sent` (what clients typed against `received.csv`).
 - server metrics from scrapes.jsonl: `agent_execution` (the `agent_execution_seconds`
   histogram; quantiles interpolated within buckets as Prometheus' histogram_quantile
   does), `memory` (`process_resident_memory_bytes`), `harness.prom`'s aliases (`tokens_issued`,
@@ -55,7 +56,7 @@ from harness.gates.names import ALIASES
 from harness.record.presence import presence
 from harness.gates.spec import Gate, Phase
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
-from harness.record.finalize import ledger_summary
+from harness.record.finalize import ledger_summary, user_ledger_summary
 from harness.record.run import RunRecord
 from harness.record.storms import StormRule, detect_storms, sampling_weight
 from harness.record.survival import kaplan_meier
@@ -71,17 +72,19 @@ COUNTERS = {
 GAUGES = {"active_connections": "active", "active": "active"}
 LEDGER = {"lost_messages": "lost", "reordered_messages": "reordered", "unexpected_messages": "unexpected",
           "messages_sent": "sent", "messages_displayed": "displayed"}
+USER_LEDGER = {"lost_user_messages": "lost", "duplicated_user_messages": "duplicated",
+               "user_messages_sent": "sent"}
 SCRAPE_ALIASES = {"agent_execution": "agent_execution_seconds", "memory": "process_resident_memory_bytes"}
-RECORD_METRICS = frozenset(COUNTERS) | frozenset(GAUGES) | frozenset(LEDGER) | frozenset(SCRAPE_ALIASES) | {
+RECORD_METRICS = frozenset(COUNTERS) | frozenset(GAUGES) | frozenset(LEDGER) | frozenset(USER_LEDGER) | frozenset(SCRAPE_ALIASES) | {
     "connection_duration", "storms", "handshake_rejections"}
 
 
 def scraped_metric_names() -> frozenset[str]:
     """Every sample name a scrape of the server can hold (`scrapes.jsonl`), and the harness's RSS."""
-    from system.server.metrics import METRICS
+    from system.server.metrics import EXPORTED
 
-    names = {"process_resident_memory_bytes"}
-    for spec in METRICS:
+    names = set()
+    for spec in EXPORTED:
         names.add(spec.name)
         if spec.type == "histogram":
             names.update(f"{spec.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
@@ -364,13 +367,20 @@ def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Obser
 def _observe_ledger(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
     if gate.phase.when != "run":
         raise Undecidable(f"{gate.metric} is judged over the whole run only (a message's fate is known at the end)")
-    ledger = rec.memo("ledger", lambda: ledger_summary(rec))
-    if ledger is None:
-        raise Undecidable("the run record has no message ledger (ledger.csv or ledger_summary.json)")
-    value = float(getattr(ledger, LEDGER[gate.metric]))
+    if gate.metric in USER_LEDGER:
+        ledger = rec.memo("user_ledger", lambda: user_ledger_summary(rec))
+        if ledger is None:
+            raise Undecidable("the run record has no log of user messages received (received.csv) "
+                              "or no client events")
+        value = float(getattr(ledger, USER_LEDGER[gate.metric]))
+    else:
+        ledger = rec.memo("ledger", lambda: ledger_summary(rec))
+        if ledger is None:
+            raise Undecidable("the run record has no message ledger (ledger.csv or ledger_summary.json)")
+        value = float(getattr(ledger, LEDGER[gate.metric]))
     if gate.stat not in ("count", "value"):
         raise Undecidable(f"stat {gate.stat_label!r} does not apply to {gate.metric} (use count)")
-    if gate.metric in ("lost_messages", "reordered_messages") and ledger.judged <= 0:
+    if gate.metric in ("lost_messages", "reordered_messages", "lost_user_messages") and ledger.judged <= 0:
         # zero lost out of zero judged is no evidence: a fleet that never connected loses nothing
         raise Undecidable(f"no message's fate could be judged ({ledger.sent} sent, "
                           f"{ledger.indeterminate} indeterminate)")
@@ -514,7 +524,7 @@ def observe(gate: Gate, rec: RunRecord, phase: Phase | None = None) -> Observati
     require_resolved(gate, rec, intervals)
     if gate.metric == "connection_duration":
         return _observe_duration(gate, rec, intervals)
-    if gate.metric in LEDGER:
+    if gate.metric in LEDGER or gate.metric in USER_LEDGER:
         return _observe_ledger(gate, rec, intervals)
     if gate.metric in GAUGES:
         return _observe_gauge(gate, rec, intervals)

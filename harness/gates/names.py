@@ -22,9 +22,11 @@ ALIASES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "agent_execution": ("agent_execution_seconds", ()),
     "agent_results": ("agent_results_returned", ()),
     "agent_errors": ("agent_errors_total", ()),
+    "memory": ("process_resident_memory_bytes", ()),
 }
 # Run-record metrics only the clients see (README "Client event records"): no server metric holds them.
 CLIENT_SIDE = frozenset({
     "attempts", "reconnects", "manual_refreshes", "displayed", "duplicates", "duplicates_displayed",
     "lost_messages", "reordered_messages", "unexpected_messages", "messages_sent", "messages_displayed",
+    "lost_user_messages", "duplicated_user_messages", "user_messages_sent",
 })

@@ -36,6 +36,13 @@ def exit_code(verdicts: Iterable[Verdict]) -> int:
     return EXIT_OK
 
 
+def verdicts_document(verdicts: list[Verdict]) -> dict[str, Any]:
+    """The verdict part of a `--json` document: the overall outcome and every gate."""
+    code = exit_code(verdicts)
+    outcome = {EXIT_OK: PASS, EXIT_FAIL: FAIL, EXIT_UNKNOWN: UNKNOWN}[code]
+    return {"outcome": outcome, "gates_exit_code": code, "verdicts": [v.to_dict() for v in verdicts]}
+
+
 def write_gates_json(verdicts: list[Verdict], path: str | Path) -> None:
     write_atomic(path, json.dumps([v.to_dict() for v in verdicts], indent=2, default=str) + "\n")
 

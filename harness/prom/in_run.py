@@ -10,6 +10,7 @@ server), instant queries at that time still see the final values, which a query 
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -20,14 +21,19 @@ from harness.prom.evaluate import evaluate
 from harness.prom.server import PrometheusConfig, PrometheusServer
 
 PROMETHEUS_GATES = "prometheus_gates.json"
+REPLAY_CONFIG = "replay.yml"
+KEPT_RETENTION = "10y"  # a kept TSDB reopened months later must still hold the run
 
 
 class RunPrometheus:
     """`with RunPrometheus([metrics_url]) as prom: ...run...; prom.mark_end(end); prom.judge(gates, run_dir, start)`."""
 
-    def __init__(self, metrics_urls: list[str], scrape_interval: float = 1.0):
+    def __init__(self, metrics_urls: list[str], scrape_interval: float = 1.0, keep_dir: Path | None = None):
         self.scrape_interval = scrape_interval
-        self.server = PrometheusServer(PrometheusConfig(list(metrics_urls), scrape_interval=scrape_interval))
+        config = PrometheusConfig(list(metrics_urls), scrape_interval=scrape_interval, data_dir=keep_dir)
+        if keep_dir is not None:
+            config.retention = KEPT_RETENTION
+        self.server = PrometheusServer(config)
         self.end_at: float | None = None
 
     @property
@@ -89,8 +95,9 @@ class RunWatch:
     runs, and the gates are judged after the run record is finalized. A Prometheus problem at the
     end is a warning (the run record's own verdicts stand), never a lost run."""
 
-    def __init__(self, scrape_interval: float = 1.0):
+    def __init__(self, scrape_interval: float = 1.0, keep_dir: Path | None = None):
         self.scrape_interval = scrape_interval
+        self.keep_dir = keep_dir
         self.prom: RunPrometheus | None = None
         self.origin_unix: float | None = None
         self.end_unix: float | None = None
@@ -103,7 +110,7 @@ class RunWatch:
 
     def on_system_ready(self, endpoints) -> None:
         self.close()  # never two: a hook called again replaces the first
-        prom = RunPrometheus([endpoints.http_url.rstrip("/") + "/metrics"], self.scrape_interval)
+        prom = RunPrometheus([endpoints.http_url.rstrip("/") + "/metrics"], self.scrape_interval, self.keep_dir)
         self.prom = prom.__enter__()
 
     def on_scenario_end(self, origin_unix: float, end_unix: float) -> None:
@@ -127,9 +134,28 @@ class RunWatch:
             return None
 
     def facts(self) -> dict:
-        """What meta.json says about the Prometheus window."""
-        return {"scrape_interval_s": self.scrape_interval, "window_start_unix": self.origin_unix,
-                "window_end_unix": self.window_end_unix, "verdicts": PROMETHEUS_GATES, "warnings": list(self.warnings)}
+        """What meta.json says about the Prometheus window (and where its TSDB was kept)."""
+        facts = {"scrape_interval_s": self.scrape_interval, "window_start_unix": self.origin_unix,
+                 "window_end_unix": self.window_end_unix, "verdicts": PROMETHEUS_GATES,
+                 "warnings": list(self.warnings)}
+        if self.keep_dir is not None:
+            facts["kept_tsdb"] = str(self.keep_dir / "tsdb")
+        return facts
+
+    def replay_instructions(self, gates_file: str, time_scale: float) -> list[str]:
+        """How to start a Prometheus on the kept TSDB and judge the run through it again: a config
+        without targets (the run's server is gone), and the window of this run."""
+        if self.keep_dir is None or self.origin_unix is None or self.window_end_unix is None:
+            return []
+        config = self.keep_dir / REPLAY_CONFIG
+        config.write_text("# a Prometheus serving the kept TSDB of a stormbench run; it scrapes nothing\n"
+                          "global: {}\nscrape_configs: []\n")
+        window = max(1, math.ceil(self.window_end_unix - self.origin_unix))
+        scale = f" --time-scale {time_scale:g}" if time_scale != 1 else ""
+        return [f"prometheus --config.file={config} --storage.tsdb.path={self.keep_dir / 'tsdb'} "
+                f"--storage.tsdb.retention.time={KEPT_RETENTION} --web.listen-address=127.0.0.1:9090",
+                f"stormbench gates --prometheus http://127.0.0.1:9090 --gates {gates_file} "
+                f"--end {self.window_end_unix:.3f} --window {window}s{scale}"]
 
     def close(self) -> None:
         if self.prom is not None:

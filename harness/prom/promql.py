@@ -15,9 +15,9 @@ from functools import partial
 
 from harness.gates.names import ALIASES, CLIENT_SIDE
 from harness.gates.spec import Gate
-from system.server.metrics import METRICS, MetricSpec
+from system.server.metrics import EXPORTED, MetricSpec
 
-BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRICS}
+BY_NAME: dict[str, MetricSpec] = {m.name: m for m in EXPORTED}
 WINDOW_PLACEHOLDER = "$window"
 
 

@@ -27,7 +27,8 @@ class PrometheusConfig:
     targets: list[str]                    # metrics URLs, e.g. http://127.0.0.1:8080/metrics
     scrape_interval: float = 1.0          # seconds; Prometheus accepts down to 1ms, 1s is plenty here
     binary: str | None = None             # default: `prometheus` on PATH
-    data_dir: Path | None = None          # default: a temporary directory, removed on stop
+    data_dir: Path | None = None          # default: a temporary directory, removed on stop; a given one is kept
+    retention: str = "2d"                 # a kept TSDB is kept longer (KEPT_RETENTION): reopened later, 2d would drop it
     start_timeout: float = 30.0
     extra_labels: dict[str, str] = field(default_factory=dict)
 
@@ -90,7 +91,7 @@ class PrometheusServer:
         with self._log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [binary, f"--config.file={config_path}", f"--storage.tsdb.path={root / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=2d"],
+                 f"--web.listen-address=127.0.0.1:{self.port}", f"--storage.tsdb.retention.time={self.config.retention}"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready()
         return self

@@ -22,6 +22,7 @@ from system.errors import UsageError
 from harness.proxy.api import make_app, validate_populate
 from harness.proxy.errors import ApiError
 from harness.proxy.proxy import PopulateError, ProxyCollection
+from system.units import positive_int_arg
 
 HELP = "run the Toxiproxy-compatible fault proxy (HTTP API + TCP/WebSocket toxics)"
 
@@ -32,10 +33,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        help="JSON array of proxies to create before the API starts, as for POST /populate; "
+        help="JSON array of proxies to create before the ready line, as for POST /populate; "
         "each entry may also carry a `toxics` array of toxic objects (a stormbench extension)",
     )
     parser.add_argument("--seed", type=int, help="seed for every toxicity and jitter draw (default: random)")
+    parser.add_argument("--max-connections-per-proxy", type=positive_int_arg, default=None, metavar="N",
+                        help="connections one proxy holds at once; beyond, a new client is reset (default: half "
+                             "the open-files limit less a reserve, as each costs two descriptors)")
+
+
+FD_RESERVE = 256  # descriptors kept back for the API, its clients and the splice threads' pipes
 
 
 def raise_open_files_limit() -> int:
@@ -82,11 +89,9 @@ async def apply_config(coll: ProxyCollection, path: Path, entries: list[dict[str
                 raise UsageError(f"{path}: proxy {i} ({proxy.name}) toxic {j}: {exc.message}") from None
 
 
-async def serve(args: argparse.Namespace, seed: int) -> None:
+async def serve(args: argparse.Namespace, seed: int, max_connections: int) -> None:
     config = load_config(args.config) if args.config else None
-    coll = ProxyCollection(seed)
-    if config:
-        await apply_config(coll, args.config, *config)
+    coll = ProxyCollection(seed, max_connections=max_connections)
     runner = web.AppRunner(make_app(coll), access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -96,6 +101,13 @@ async def serve(args: argparse.Namespace, seed: int) -> None:
         await runner.cleanup()
         raise UsageError(f"--host/--port: cannot listen on {args.host}:{args.port}: {os.strerror(exc.errno) if exc.errno else exc}") from None
     host, port = runner.addresses[0][:2]
+    coll.api_address = (host, port)  # before the config: no proxy may point at the API
+    if config:
+        try:
+            await apply_config(coll, args.config, *config)
+        except UsageError:
+            await runner.cleanup()
+            raise
     shown = f"[{host}]" if ":" in host else host
     print(json.dumps({"event": "ready", "api_url": f"http://{shown}:{port}"}), flush=True)
     stop = asyncio.Event()
@@ -111,7 +123,8 @@ async def serve(args: argparse.Namespace, seed: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    raise_open_files_limit()
+    limit = raise_open_files_limit()
+    max_connections = args.max_connections_per_proxy or max(1, (limit - FD_RESERVE) // 2)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(8), "big")
     try:
         import uvloop
@@ -120,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:  # optional: the stdlib loop works, only slower
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(args, seed))
+        runner.run(serve(args, seed, max_connections))
     return 0

@@ -24,6 +24,9 @@ INVALID_STREAM = ApiError(400, "stream was invalid, can be either upstream or do
 INVALID_TOXIC_TYPE = ApiError(400, "invalid toxic type")
 TOXIC_EXISTS = ApiError(409, "toxic already exists")
 TOXIC_NOT_FOUND = ApiError(404, "toxic not found")
+# not upstream's: a proxy whose upstream is one of this server's own listeners dials itself
+# until the descriptors run out
+UPSTREAM_LOOP = ApiError(400, "upstream is one of this proxy server's own listeners")
 
 
 def internal(text: str) -> ApiError:

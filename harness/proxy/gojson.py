@@ -25,6 +25,8 @@ def decode(body: bytes) -> Any:
         value, _ = json.JSONDecoder(parse_constant=_reject_constant).raw_decode(text)
     except json.JSONDecodeError as exc:
         raise BAD_REQUEST_BODY.with_detail(f"invalid character: {exc.msg} at offset {exc.pos}") from None
+    except RecursionError:  # Go's decoder stops at 10000 levels with this message
+        raise BAD_REQUEST_BODY.with_detail("exceeded max depth") from None
     return value
 
 

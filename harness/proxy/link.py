@@ -398,6 +398,11 @@ class Connection:
         self._dial: asyncio.Task[Any] | None = None
 
     def accepted(self) -> None:
+        cap = self.proxy.max_connections
+        if cap is not None and len(self.proxy.connections) >= cap:
+            self.proxy.refused += 1
+            self.client.close(rst=True, flush=False)  # a bounded proxy: the newcomer is reset
+            return
         self.proxy.connections.add(self)
         self.client.transport.pause_reading()  # type: ignore[union-attr]
         self._dial = self.loop.create_task(self._connect())

@@ -60,8 +60,11 @@ def start_proxy(
     port: int = 0,
     stderr: int | IO[Any] | None = None,
     timeout: float = READY_TIMEOUT,
+    max_connections_per_proxy: int | None = None,
 ) -> ProxyProcess:
     cmd = [sys.executable, "-m", "harness.proxy", "--host", host, "--port", str(port)]
+    if max_connections_per_proxy is not None:
+        cmd += ["--max-connections-per-proxy", str(max_connections_per_proxy)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
     if config is not None:

@@ -83,10 +83,29 @@ async def resolve(address: str, prefix: str = "") -> tuple[str, int]:
     return str(infos[0][4][0]), int(port_text)
 
 
+_ANY = ("0.0.0.0", "::")
+
+
+def _reaches(target: tuple[str, int], listener: tuple[str, int]) -> bool:
+    """Whether dialling `target` lands on `listener` (a wildcard listener takes every local address)."""
+    return target[1] == listener[1] and (target[0] == listener[0] or _ANY.count(listener[0]) + _ANY.count(target[0]) > 0)
+
+
+async def _resolved(address: str) -> tuple[str, int] | None:
+    """The address resolved, or None when it can not be (the dial will fail later, as upstream)."""
+    try:
+        return await resolve(address)
+    except errors.ApiError:
+        return None
+
+
 class Proxy:
-    def __init__(self, name: str, listen: str, upstream: str, seed: int, splice: bool = True) -> None:
+    def __init__(self, name: str, listen: str, upstream: str, seed: int, splice: bool = True,
+                 max_connections: int | None = None) -> None:
         self.name, self.listen, self.upstream, self.seed = name, listen, upstream, seed
         self.splice = splice  # bulk links may leave the event loop for a splice thread
+        self.max_connections = max_connections  # None: unbounded; beyond it new clients are reset
+        self.refused = 0
         self.toxics: dict[str, list[ToxicConfig]] = {UPSTREAM: [], DOWNSTREAM: []}
         self.connections: set[Connection] = set()
         self.counters = {UPSTREAM: ByteCounter(), DOWNSTREAM: ByteCounter()}
@@ -185,11 +204,32 @@ class ProxyCollection:
     `splice=False` keeps every byte on the event loop (no splice threads): what a loop on a
     virtual clock needs, where a thread's work would take no scenario time."""
 
-    def __init__(self, seed: int, splice: bool = True) -> None:
+    def __init__(self, seed: int, splice: bool = True, max_connections: int | None = None) -> None:
         self.seed = seed
         self.splice = splice
+        self.max_connections = max_connections  # per proxy
+        self.api_address: tuple[str, int] | None = None  # the HTTP API's, once bound
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()
+
+    async def refuse_loops(self, proxy: Proxy) -> None:
+        """400 when `proxy`'s upstream is one of this server's listeners (the API or any enabled
+        proxy, itself included), or another proxy's upstream is `proxy`'s listener."""
+        listeners = [("the API", self.api_address)] if self.api_address else []
+        listeners += [(f"proxy {p.name}", await _resolved(p.listen)) for p in self.proxies.values() if p.enabled]
+        if proxy.enabled:
+            listeners.append((f"proxy {proxy.name}", await _resolved(proxy.listen)))
+        target = await _resolved(proxy.upstream)
+        for what, listener in listeners:
+            if target is not None and listener is not None and _reaches(target, listener):
+                raise errors.UPSTREAM_LOOP.with_detail(
+                    f"proxy {proxy.name} upstream {proxy.upstream} is the listen address of {what}")
+        mine = await _resolved(proxy.listen) if proxy.enabled else None
+        for other in self.proxies.values():
+            target = await _resolved(other.upstream) if other is not proxy and mine is not None else None
+            if target is not None and _reaches(target, mine):
+                raise errors.UPSTREAM_LOOP.with_detail(
+                    f"proxy {other.name} upstream {other.upstream} is the listen address of proxy {proxy.name}")
 
     def get(self, name: str) -> Proxy:
         try:
@@ -200,9 +240,14 @@ class ProxyCollection:
     async def create(self, name: str, listen: str, upstream: str, enabled: bool) -> Proxy:
         if name in self.proxies:
             raise errors.PROXY_EXISTS
-        proxy = Proxy(name, listen, upstream, self.seed, self.splice)
+        proxy = Proxy(name, listen, upstream, self.seed, self.splice, self.max_connections)
         if enabled:
             await proxy.start()
+        try:
+            await self.refuse_loops(proxy)
+        except errors.ApiError:
+            proxy.stop()
+            raise
         self.proxies[name] = proxy
         return proxy
 
@@ -214,6 +259,11 @@ class ProxyCollection:
             await proxy.start()
         elif not enabled:
             proxy.stop()
+        try:
+            await self.refuse_loops(proxy)
+        except errors.ApiError:
+            proxy.stop()  # left disabled, its new addresses kept (as a failed start leaves it)
+            raise
         return proxy
 
     def delete(self, name: str) -> None:

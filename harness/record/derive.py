@@ -31,9 +31,9 @@ import pandas as pd
 from system.errors import UsageError
 from harness.record.files import LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
 from harness.record.jsonl import read_jsonl
+from harness.record.tables import keep_integers
 
 ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
-INTEGER_COLUMNS = frozenset({"close_code", "http_status", "censored", "seq"})
 STOP_REASON = "stop"  # the reason the client policy gives the closes of its Stop: censoring, not an end
 
 
@@ -241,8 +241,8 @@ def ledger_table(run_dir: Path, derived: Derived) -> pd.DataFrame:
     """`ledger.csv`: the server's sent log attributed to the owning client, then the displays."""
     sent = read_sent(run_dir / SENT)
     owner = sent["conversation"].map(derived.conversation_owner).astype(object)
-    # a conversation named after a client is that client's (the emulation names them so), even
-    # when the client displayed nothing and so never said which conversation it follows
+    # a conversation named after a client is that client's (the model names them so; the
+    # emulation's unguessable ones are named by each client's `open` records)
     named = sent["conversation"].where(sent["conversation"].isin(derived.clients)).astype(object)
     sent.insert(0, "client", owner.fillna(named))
     sent.insert(0, "kind", "sent")
@@ -255,9 +255,7 @@ def write_csv(path: Path, columns: tuple[str, ...] | list[str],
     """A table with exactly `columns`; integer columns with gaps stay integers ("4401", not "4401.0")."""
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows), columns=list(columns))
     df = df.reindex(columns=list(columns))
-    for col in INTEGER_COLUMNS.intersection(df.columns):
-        if df[col].dtype == object or df[col].dtype.kind == "f":
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+    keep_integers(df, path.name)
     tmp = path.with_suffix(path.suffix + ".tmp")  # whole or not at all: finalize skips a table that exists
     df.to_csv(tmp, index=False)
     tmp.replace(path)

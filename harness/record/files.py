@@ -5,6 +5,7 @@ SCENARIO = "scenario.json"
 META = "meta.json"
 EVENTS = "events.jsonl"
 SENT = "sent.csv"
+RECEIVED = "received.csv"  # the server's log of user messages received (the other direction)
 FAULTS = "faults.json"
 SCRAPES = "scrapes.jsonl"
 CONNECTIONS = "connections.csv"
@@ -20,6 +21,7 @@ ENGINE_ERROR = "engine-error.txt"  # the traceback of an engine that stopped, ne
 META_INCOMPLETE = "incomplete"
 
 SENT_COLUMNS = ("conversation", "msg_id", "seq", "t")
+RECEIVED_COLUMNS = ("conversation", "msg_id", "t", "answered")
 CONNECTION_COLUMNS = ("client", "conn", "opened_s", "closed_s", "duration_s", "close_code", "closed_by",
                       "http_status", "censored")
 # timeseries.csv: these columns, then one `closes_<code>` column per close code seen.

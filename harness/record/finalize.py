@@ -17,7 +17,9 @@ import pandas as pd
 from system.errors import UsageError
 from harness.record import files
 from harness.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
-from harness.record.ledger import LedgerSummary, check
+from harness.record.ledger import (
+    LedgerSummary, UserLedgerSummary, check, check_user_messages, read_received, typed_messages,
+)
 from harness.record.presence import presence
 from harness.record.run import RunRecord
 from harness.record.storms import StormRule, detect_storms, sampling_weight
@@ -97,6 +99,17 @@ def ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> LedgerSu
     return None
 
 
+def user_ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> UserLedgerSummary | None:
+    """User messages lost or duplicated on the way to the server; None without `received.csv` or
+    the clients' events (a model sampled above its exact size records neither)."""
+    received = read_received(rec.path(files.RECEIVED))
+    if received is None or not rec.has(files.EVENTS):
+        return None
+    window = in_flight_window(rec.time_scale) if in_flight_s is None else in_flight_s
+    typed = typed_messages(read_events(rec.path(files.EVENTS)))
+    return check_user_messages(typed, received, rec.connections, window)
+
+
 def lifetimes(rec: RunRecord):
     """The Kaplan–Meier estimate over connections that opened (failed handshakes have no lifetime)."""
     conns = rec.connections[rec.connections["http_status"].isna() & rec.connections["duration_s"].notna()]
@@ -111,6 +124,7 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
     storms, rise = detect_storms(ts["reconnects"].to_numpy(float), rec.clients, storm_rule,
                                  weight=sampling_weight(rec.meta))
     ledger = ledger_summary(rec, in_flight_s)
+    user = user_ledger_summary(rec, in_flight_s)
     close_cols = sorted((c for c in ts.columns if c.startswith("closes_")), key=lambda c: int(c[7:]))
     closes_by_code = {c[7:]: int(ts[c].sum()) for c in close_cols if ts[c].sum() > 0}
     scale_to_day = DAY / rec.end if rec.end > 0 else 0.0
@@ -144,6 +158,10 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "messages_indeterminate": None if ledger is None else ledger.indeterminate,
         "reordered_messages": None if ledger is None else ledger.reordered,
         "unexpected_messages": None if ledger is None else ledger.unexpected,
+        "user_messages_sent": None if user is None else user.sent,
+        "lost_user_messages": None if user is None else user.lost,
+        "duplicated_user_messages": None if user is None else user.duplicated,
+        "user_messages_indeterminate": None if user is None else user.indeterminate,
         "storm_windows": [s.to_dict() for s in storms],
         "storm_rule": storm_rule.describe(),
         "storm_rise_per_bin": rise,

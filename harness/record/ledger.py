@@ -10,10 +10,17 @@ Like Jepsen's set checker, a message is only judged when its outcome is knowable
 - **reordered**: first displays whose `seq` is lower than one the client already
   displayed in that conversation (Jepsen's non-monotonic poll).
 - **unexpected**: displayed messages the server's log never sent.
+
+The other direction (`check_user_messages`): what each client typed (its `sent` records) against
+the server's log of user messages received (`received.csv`):
+- **lost**: typed by a client still connected when observation ends, at least `in_flight_s`
+  before that, and never received by the server (else **indeterminate**, as above);
+- **duplicated**: answers beyond the first to one message id (a resend the server did not drop).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -77,3 +84,46 @@ def check(ledger: pd.DataFrame, connections: pd.DataFrame, in_flight_s: float) -
         unexpected = int((~_key(firsts["conversation"], firsts["msg_id"]).isin(sent_ids)).sum())
     return LedgerSummary(sent=len(sent), displayed=int(first.sum()), lost=lost, duplicates=duplicates,
                          reordered=reordered, indeterminate=indeterminate, unexpected=unexpected)
+
+
+@dataclass(frozen=True)
+class UserLedgerSummary:
+    sent: int
+    lost: int
+    duplicated: int
+    indeterminate: int = 0
+
+    @property
+    def judged(self) -> int:
+        return self.sent - self.indeterminate
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_user_messages(typed: pd.DataFrame, received: pd.DataFrame, connections: pd.DataFrame,
+                        in_flight_s: float) -> UserLedgerSummary:
+    """`typed`: columns client, msg_id, t (each client's first `sent` of an id); `received`: the
+    server's log (conversation, msg_id, t, answered)."""
+    typed = typed.assign(t=pd.to_numeric(typed["t"], errors="coerce"))
+    got = received["msg_id"].astype(str)
+    arrived = typed["msg_id"].astype(str).isin(got)
+    until = typed["client"].astype(str).map(connected_at_end(connections))
+    decidable = until.notna() & (typed["t"] <= until - in_flight_s)
+    answers = pd.to_numeric(received["answered"], errors="coerce").fillna(0).groupby(got).sum()
+    return UserLedgerSummary(sent=len(typed), lost=int((decidable & ~arrived).sum()),
+                             duplicated=int((answers - 1).clip(lower=0).sum()),
+                             indeterminate=int((~decidable & ~arrived).sum()))
+
+
+def typed_messages(events: list[dict]) -> pd.DataFrame:
+    """Each client's user messages, by their first `sent` record (a `resent` is the same message)."""
+    rows = [(r["client"], r["msg_id"], r["t"]) for r in events if r.get("kind") == "sent"]
+    return pd.DataFrame(rows, columns=["client", "msg_id", "t"]).drop_duplicates(["client", "msg_id"])
+
+
+def read_received(path: Path) -> pd.DataFrame | None:
+    """`received.csv`, or None when the run record has none (an older record, or a sampled model)."""
+    if not path.exists():
+        return None
+    return pd.read_csv(path, dtype={"conversation": str, "msg_id": str})

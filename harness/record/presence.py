@@ -76,7 +76,8 @@ def _presence(rec: RunRecord) -> Presence:
 
     conns = rec.connections
     # a 1013 is the server shedding the socket before its welcome: that client was turned away
-    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna() & (conns["close_code"] != SHED)]
+    shed = conns["close_code"].eq(SHED).fillna(False)  # an open (censored) connection has no code: not shed
+    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna() & ~shed]
     ids = conns["client"].astype(str)
     if weight > 1:  # the `weight` copies of an agent's rows are identical: follow the agent, count its clients
         copy0 = ids.str.endswith(".0")

@@ -15,6 +15,7 @@ import pandas as pd
 from system.errors import UsageError
 from harness.record import files
 from harness.record.jsonl import read_jsonl
+from harness.record.tables import keep_integers
 
 
 # Columns that hold numbers, checked when read (every column of timeseries.csv does).
@@ -81,6 +82,13 @@ class RunRecord:
     @property
     def engine(self) -> str:
         return str(self.meta.get("engine", "unknown"))
+
+    @property
+    def profile(self) -> str:
+        """The fleet's profile (`legacy`, `fixed`, or its base when it changes single fixes)."""
+        fleet = self.scenario.get("fleet") or {}
+        profile = self.meta.get("profile") or fleet.get("profile") or "fixed"
+        return str(profile.get("base", "fixed")) if isinstance(profile, dict) else str(profile)
 
     @property
     def end(self) -> float:
@@ -165,7 +173,7 @@ class RunRecord:
                 row = int(bad[0])
                 raise UsageError(f"{path}:{row + 2}: column {col!r}: expected a number, got {df[col].iloc[row]!r}")
             df[col] = values
-        return df
+        return keep_integers(df, name)
 
     @cached_property
     def connections(self) -> pd.DataFrame:

@@ -12,7 +12,9 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.record.files import EVENTS, FAULTS, META, SCENARIO, SCRAPES, SENT, SENT_COLUMNS
+from harness.record.files import (
+    EVENTS, FAULTS, META, RECEIVED, RECEIVED_COLUMNS, SCENARIO, SCRAPES, SENT, SENT_COLUMNS,
+)
 
 
 def _jsonable(value: Any) -> Any:
@@ -32,6 +34,9 @@ class RecordWriter:
         self._sent_file = (self.dir / SENT).open("w", encoding="utf-8", newline="")
         self._sent = csv.writer(self._sent_file)
         self._sent.writerow(SENT_COLUMNS)
+        self._received_file = (self.dir / RECEIVED).open("w", encoding="utf-8", newline="")
+        self._received = csv.writer(self._received_file)
+        self._received.writerow(RECEIVED_COLUMNS)
         self._scrapes = None
         self._meta: dict[str, Any] = {}
         self.closed = False
@@ -47,6 +52,10 @@ class RecordWriter:
     def sent(self, conversation: str, msg_id: str, seq: int, t: float) -> None:
         """One message the server sent (its delivery log)."""
         self._sent.writerow((conversation, msg_id, seq, t))
+
+    def received(self, conversation: str, msg_id: str, t: float, answered: bool) -> None:
+        """One user message the server received (`answered` False: a resend it dropped)."""
+        self._received.writerow((conversation, msg_id, t, int(answered)))
 
     def scrape(self, t: float, samples: list[Mapping[str, Any]]) -> None:
         """One `/metrics` scrape at scenario time `t`: samples `{"name","labels","value"}`."""
@@ -71,6 +80,7 @@ class RecordWriter:
     def flush(self) -> None:
         self._events.flush()
         self._sent_file.flush()
+        self._received_file.flush()
         if self._scrapes is not None:
             self._scrapes.flush()
 
@@ -78,7 +88,7 @@ class RecordWriter:
         if self.closed:
             return
         self.closed = True
-        for f in (self._events, self._sent_file, self._scrapes):
+        for f in (self._events, self._sent_file, self._received_file, self._scrapes):
             if f is not None:
                 f.close()
         if self._meta:

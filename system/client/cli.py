@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,6 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("target")
     target.add_argument("--ws-url", required=True, help="the server's WebSocket base URL, e.g. ws://127.0.0.1:8765")
     target.add_argument("--http-url", required=True, help="the server's HTTP base URL (auth), e.g. http://127.0.0.1:8080")
+    target.add_argument("--admin-key", default=os.environ.get("STORMBENCH_ADMIN_KEY"),
+                        help="the server's X-Admin-Key, to create the clients' users and secrets "
+                             "(default: $STORMBENCH_ADMIN_KEY)")
 
     who = parser.add_argument_group("which client")
     who.add_argument("--profile", choices=PROFILES, default="fixed", help="all fixes on (fixed, default) or off (legacy)")
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
+    from system.client.credentials import ProvisionError
     from system.client.driver import DriverOptions, Endpoints
     from system.client.fleet import FleetSpec, run_fleet
     from system.client.summary import Summary
@@ -117,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 events.write(json.dumps(record, separators=(",", ":")) + "\n")
 
         async def main() -> None:
-            run_task = asyncio.ensure_future(run_fleet(spec, Endpoints(args.ws_url, args.http_url),
+            run_task = asyncio.ensure_future(run_fleet(spec, Endpoints(args.ws_url, args.http_url), args.admin_key,
                                                        on_record=on_record, options=options))
             if args.quiet or not console.is_terminal:
                 await run_task
@@ -128,7 +133,13 @@ def run(args: argparse.Namespace) -> int:
                     live.update(summary.table(title))
             await run_task
 
-        asyncio.run(main())
+        if not args.admin_key:
+            raise UsageError("--admin-key (or $STORMBENCH_ADMIN_KEY): expected the server's admin key, "
+                             "which creates the clients' users (a token needs a user's secret)")
+        try:
+            asyncio.run(main())
+        except ProvisionError as exc:
+            raise UsageError(f"--admin-key: {exc}") from None
     Console().print(summary.table(title))
     if args.events is not None:
         print(f"events: {args.events}", file=sys.stderr)

@@ -87,13 +87,14 @@ class ClientDriver:
     """One client: executes the policy's actions and feeds it what happened."""
 
     def __init__(self, policy: ClientPolicy, endpoints: Endpoints, http: aiohttp.ClientSession, clock: Clock,
-                 *, user: str | None = None, on_record: OnRecord | None = None,
+                 *, user: str | None = None, secret: str = "", on_record: OnRecord | None = None,
                  on_display: Callable[[dict], None] | None = None, options: DriverOptions = DriverOptions()) -> None:
         self.policy = policy
         self.endpoints = endpoints
         self.http = http
         self.clock = clock
         self.user = user or policy.client_id
+        self.secret = secret  # the user's credential (system.client.credentials)
         self.options = options
         self._on_record = on_record
         self._on_display = on_display
@@ -304,7 +305,7 @@ class ClientDriver:
         if refresh and self._refresh_token:
             url, body = f"{base}/auth/refresh", {"refresh_token": self._refresh_token}
         else:
-            url, body = f"{base}/auth/token", {"user": self.user}
+            url, body = f"{base}/auth/token", {"user": self.user, "secret": self.secret}
         status, payload = None, None
         if self._online:
             try:

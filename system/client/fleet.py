@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from system.client.config import ClientConfig
+from system.client.credentials import conversation_id, provision
 from system.client.driver import ClientDriver, Clock, DriverOptions, Endpoints, OnRecord
 from system.client.policy import ClientPolicy
 
@@ -52,18 +53,23 @@ def client_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"stormbench-client:{seed}:{index}")
 
 
-async def run_fleet(spec: FleetSpec, endpoints: Endpoints, *, clock: Clock | None = None,
+async def run_fleet(spec: FleetSpec, endpoints: Endpoints, admin_key: str, *, clock: Clock | None = None,
                     on_record: OnRecord | None = None, options: DriverOptions = DriverOptions(),
                     on_drivers=None) -> list[ClientDriver]:
-    """Run the fleet until `spec.duration` on the clock; returns the drivers (for their counters)."""
-    clock = clock or Clock.start()
+    """Provision the fleet's users with `admin_key`, then run it until `spec.duration` on the
+    clock; returns the drivers (for their counters). Each client has its own user, secret and
+    unguessable conversation."""
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
+        ids = [f"{spec.prefix}{i}" for i in range(spec.clients)]
+        secrets = await provision(http, endpoints.http_url, admin_key, ids)
+        clock = clock or Clock.start()
         drivers = []
-        for i in range(spec.clients):
-            client_id = f"{spec.prefix}{i}"
-            policy = ClientPolicy(spec.config, client_rng(spec.seed, i), client_id)
-            drivers.append(ClientDriver(policy, endpoints, http, clock, on_record=on_record, options=options))
+        for i, client_id in enumerate(ids):
+            policy = ClientPolicy(spec.config, client_rng(spec.seed, i), client_id,
+                                  conversation=conversation_id(client_id))
+            drivers.append(ClientDriver(policy, endpoints, http, clock, secret=secrets[client_id],
+                                        on_record=on_record, options=options))
         if on_drivers is not None:
             on_drivers(drivers)
         starts = random.Random(f"stormbench-fleet:{spec.seed}")

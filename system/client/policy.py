@@ -25,6 +25,9 @@ Two duties of the fixed client are easy to get subtly wrong, so they are spelled
   changes while the socket is still opening is sent in-band (`auth_refresh`) as soon as it
   opens, else a live-expiry server closes it with 4401 when the token it was opened with
   expires; an `auth_expired`/`auth_invalid` error frame fetches a fresh token at once;
+- a user message is kept until the server acknowledges it (`dedup_resume`, contract v1.1's
+  `ack`) and resent with its id on the next socket that opens, so a message sent into a
+  connection that died is not lost (the server drops the resend of one it already stored);
 - messages are displayed in per-conversation `seq` order (`dedup_resume`): a live message
   can overtake the `resume` replay of earlier ones, so one beyond the next expected seq is
   held until the replay fills the gap, for at most `reorder_hold` (then what is held is shown
@@ -98,6 +101,7 @@ class ClientPolicy:
         self._reconnect_pending = False          # deferred while offline (network awareness)
         self._listeners: list[int] = []
         self._outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
+        self._unacked: OrderedDict[str, dict] = OrderedDict()  # sent, not yet acknowledged (dedup_resume)
         # dedup state outlives sessions: a hard refresh reloads history, it does not re-display it
         self._seen: OrderedDict[object, None] = OrderedDict()
         self._last_seq: int | None = None        # with dedup_resume: the last seq displayed in order
@@ -225,12 +229,14 @@ class ClientPolicy:
         if e.sock not in self._live:
             return []  # closed by us while it was connecting
         self._live[e.sock] = e.now
-        self._record(e.now, "open", sock=e.sock)
+        self._record(e.now, "open", sock=e.sock, conversation=self.conversation)
         actions: list[Action] = []
         if self.fixes.dedup_resume:
             actions.append(Send(e.sock, self._frame("resume", last_seq=self._last_seq or 0)))
         if e.sock == self._current:
             actions += self._sync_token(e.sock)  # the token changed while the handshake was under way
+            for frame in list(self._unacked.values()):  # sent into a socket that died: again, same id
+                actions.append(self._send_user(e.now, e.sock, frame, resend=True))
             while self._outbox:
                 actions.append(self._send_user(e.now, e.sock, self._outbox.popleft()))
         return actions
@@ -282,6 +288,9 @@ class ClientPolicy:
             return actions
         if kind == "error":
             return self._on_auth_error(e.now, e.sock, frame.get("code"))
+        if kind == "ack":
+            self._unacked.pop(frame.get("ref"), None)
+            return []
         if kind != "assistant_message":
             return []
         msg_id, seq = frame.get("id"), frame.get("seq")
@@ -496,6 +505,7 @@ class ClientPolicy:
         actions += [self._close(sock, 1000, reason) for sock in list(self._live)]
         actions += [self._cancel(name) for name in list(self._timers)]
         self._outbox.clear()
+        self._unacked.clear()  # a reload forgets what was typed, as a page does
         return actions
 
     # ---- helpers ----
@@ -579,8 +589,12 @@ class ClientPolicy:
         self._frame_ids += 1
         return {"v": PROTOCOL_VERSION, "type": kind, "id": f"{self.client_id}-{self._frame_ids}", **fields}
 
-    def _send_user(self, now: float, sock: int, frame: dict) -> Send:
-        self._record(now, "sent", msg_id=frame["id"])
+    def _send_user(self, now: float, sock: int, frame: dict, resend: bool = False) -> Send:
+        if self.fixes.dedup_resume:
+            self._unacked[frame["id"]] = frame
+            if len(self._unacked) > OUTBOX_LIMIT:
+                self._unacked.popitem(last=False)
+        self._record(now, "resent" if resend else "sent", msg_id=frame["id"])
         return Send(sock, frame)
 
     def _record(self, now: float, kind: str, **fields) -> None:

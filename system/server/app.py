@@ -10,6 +10,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from system.server.agent_port import AgentBackend
 from system.server.config import ServerConfig
+from system.server.fdlimit import accept_backlog, ceiling, guarded_connection, raise_soft_limit
+from system.server.flow import SendWatchdog
 from system.server.http_api import build_app
 from system.server.lifecycle import shutdown
 from system.server.logs import EventLog
@@ -21,11 +23,13 @@ class ChatServer:
     def __init__(self, config: ServerConfig, log: EventLog | None = None,
                  agent: AgentBackend | None = None) -> None:
         self.config = config
+        self.fd_limit = raise_soft_limit()  # before the state derives its default max_connections from it
         self.state = ServerState(config, log or EventLog(), agent)
         self.handler = ChatHandler(self.state)
         self._ws: Server | None = None
         self._runner: web.AppRunner | None = None
         self._stopped = False
+        self._watch: asyncio.Task | None = None
         self.ws_url = self.http_url = ""
 
     async def start(self) -> None:
@@ -35,7 +39,9 @@ class ChatServer:
             process_request=self.handler.process_request,
             max_size=cfg.max_frame_bytes, compression=None,
             ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
-            close_timeout=2.0, server_header=None, create_connection=_counting_pings(self.state.metrics))
+            close_timeout=cfg.close_timeout, server_header=None, backlog=accept_backlog(self.fd_limit),
+            create_connection=guarded_connection(ceiling(self.fd_limit), self._reset,
+                                                 _counting_pings(self.state.metrics)))
         ws_port = self._ws.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -44,8 +50,16 @@ class ChatServer:
         http_port = self._runner.addresses[0][1]
         self.ws_url = f"ws://{cfg.host}:{ws_port}"
         self.http_url = f"http://{cfg.host}:{http_port}"
+        self._watchdog = SendWatchdog(cfg.send_timeout, cfg.close_timeout)
+        self._watch = asyncio.get_running_loop().create_task(
+            self._watchdog.run(lambda: [s.ws for s in self.state.sessions.values()]))
         self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,
                              legacy_traits=sorted(cfg.legacy_traits))
+
+    def _reset(self) -> None:
+        """A connection reset before its handshake: the descriptors are spoken for."""
+        self.state.descriptor_resets += 1
+        self.state.metrics["ws_handshake_rejections_total"].labels(status="reset").inc()
 
     async def shutdown(self, crash: bool = False) -> None:
         """Stop accepting, then close every connection with 1012 (fixed) or drop them
@@ -54,6 +68,8 @@ class ChatServer:
         if self._stopped:
             return
         self._stopped = True
+        if self._watch is not None:
+            self._watch.cancel()
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)

@@ -9,13 +9,21 @@ are required and signed, and `exp` and `xp` are judged here against that clock. 
 bench's token-expiry fault) bumps a generation counter, global or per user: a token minted
 under an older generation is expired.
 
+A token is issued only for a user's credential: the admin API creates users (`create_users`)
+and hands out their secrets once; the store keeps only SHA-256 digests (a secret is 256 random
+bits, so a fast hash is enough), compared in constant time.
+
 Refresh tokens are opaque random strings stored only as SHA-256 digests, rotated on
 every use and grouped in families: presenting a spent one revokes the family (RFC 6819
-5.2.2.3, refresh token rotation with reuse detection). Those rules are
-`system.server.tokens.TokenRules`, which the model drives too; this module adds the signing.
+5.2.2.3, refresh token rotation with reuse detection), and with it every access token issued
+in that family (the `fam` claim, checked on every verify). Those rules are
+`system.server.tokens.TokenRules`, which the model drives too; this module adds the credentials,
+the signing and the upkeep: refresh tokens past their expiry are pruned (`prune`, at most once a
+`PRUNE_EVERY`), with families left without tokens.
 """
 from __future__ import annotations
 
+import hmac
 import math
 import secrets
 import uuid
@@ -25,10 +33,11 @@ import jwt
 
 from system import clock as system_clock
 from system.server.store import Store
-from system.server.tokens import AccessClaims, AuthError, Grant, TokenRules
+from system.server.tokens import AccessClaims, AuthError, Grant, TokenRules, digest_of
 
 ALGORITHM = "HS256"
 AUDIENCE = "stormbench-chat"
+PRUNE_EVERY = 60.0  # seconds between sweeps of expired refresh tokens
 
 __all__ = ["ALGORITHM", "AUDIENCE", "AuthError", "TokenService"]
 
@@ -43,13 +52,34 @@ class TokenService:
         self.clock = clock
         self.rules = TokenRules(store, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
                                 new_secret=lambda: secrets.token_urlsafe(32), new_id=lambda: uuid.uuid4().hex)
+        self._pruned_at = clock()
 
-    def issue(self, user: str) -> dict:
-        """A new access token and the first refresh token of a new family."""
+    def issue(self, user: str, secret: str) -> dict:
+        """A new access token and the first refresh token of a new family, for the user's secret."""
+        digest = self.store.user_digest(user)
+        if digest is None or not hmac.compare_digest(digest, digest_of(secret)):
+            raise AuthError("bad_credentials", "unknown user or wrong secret")
         return self._answer(self.rules.issue(user, self.clock()))
+
+    def create_users(self, users: list[str]) -> dict[str, str]:
+        """New secrets for `users` (created, or their old secret replaced): user -> secret."""
+        issued = {user: secrets.token_urlsafe(32) for user in users}
+        self.store.set_users({user: digest_of(secret) for user, secret in issued.items()})
+        return issued
 
     def refresh(self, refresh_token: str) -> dict:
         return self._answer(self.rules.refresh(refresh_token, self.clock()))
+
+    def owner(self, refresh_token: str) -> str | None:
+        """The user a refresh token was issued to (None: unknown), for per-user rate limits."""
+        record = self.store.refresh_record(digest_of(refresh_token))
+        return record.user if record is not None else None
+
+    def prune(self) -> int:
+        """Delete expired refresh tokens (and emptied families); returns how many tokens went."""
+        now = self.clock()
+        self._pruned_at = now
+        return self.store.prune_refresh(now)
 
     def verify(self, token: str | None) -> AccessClaims:
         if not token:
@@ -59,14 +89,14 @@ class TokenService:
         try:
             claims = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], audience=AUDIENCE,
-                options={"require": ["exp", "iat", "sub", "aud", "xp", "gg", "ug"],
+                options={"require": ["exp", "iat", "sub", "aud", "xp", "gg", "ug", "fam"],
                          "verify_exp": False, "verify_iat": False})
         except jwt.InvalidTokenError as exc:
             raise AuthError("auth_invalid", f"access token rejected: {exc}") from None
         # exp and xp judged against the service's clock (PyJWT's own exp check reads time.time())
         expires_at = min(float(claims["xp"]), float(claims["exp"]))
-        return self.rules.check(AccessClaims(claims["sub"], float(claims["iat"]), expires_at,
-                                             claims["gg"], claims["ug"], claims.get("jti", "")), self.clock())
+        return self.rules.check(AccessClaims(claims["sub"], float(claims["iat"]), expires_at, claims["gg"],
+                                             claims["ug"], claims.get("jti", ""), claims["fam"]), self.clock())
 
     def expire(self, user: str | None = None) -> None:
         """Expire every access token issued so far (of one user, or of everyone)."""
@@ -76,7 +106,9 @@ class TokenService:
         c = grant.claims
         access = jwt.encode({
             "sub": c.user, "aud": AUDIENCE, "iat": int(c.issued_at), "exp": math.ceil(c.expires_at),
-            "xp": c.expires_at, "jti": c.token_id, "gg": c.global_gen, "ug": c.user_gen,
+            "xp": c.expires_at, "jti": c.token_id, "gg": c.global_gen, "ug": c.user_gen, "fam": c.family,
         }, self.secret, algorithm=ALGORITHM)
+        if c.issued_at - self._pruned_at >= PRUNE_EVERY:
+            self.prune()
         return {"access_token": access, "refresh_token": grant.refresh_token, "token_type": "Bearer",
                 "expires_in": self.rules.access_ttl}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from system.server.config import LEGACY_TRAITS, ServerConfig
 from system.server.lifecycle import EXPIRY_GRACE_S
-from system.units import duration_arg, optional_duration_arg, rate_arg, positive_int_arg
+from system.units import duration_arg, optional_duration_arg, optional_rate_arg, positive_int_arg, rate_arg
 
 HELP = "run the chat server (WebSocket + HTTP auth/metrics/admin)"
 
@@ -36,7 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     beh.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                      help="allow this Origin (repeatable); when given, any other Origin is refused with 4403")
     beh.add_argument("--max-connections", type=positive_int_arg, default=None,
-                     help="admission: shed connections past this many with 1013 (default unlimited)")
+                     help="admission: shed connections past this many with 1013 (default: from the open-files "
+                          "limit, which the server raises to its hard limit, less headroom)")
     beh.add_argument("--handshake-rate", type=rate_arg, default=None,
                      help="admission: accepted handshakes per second, e.g. 2000 or 2000/s (default unlimited)")
     beh.add_argument("--handshake-burst", type=positive_int_arg, default=None,
@@ -45,6 +46,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="largest client frame; bigger ones close the connection with 1009 (default 65536)")
     beh.add_argument("--max-invalid-frames", type=positive_int_arg, default=3,
                      help="invalid frames a connection may send before it is closed with 1008 (default 3)")
+
+    flow = parser.add_argument_group("per-connection bounds (what one client can make the server hold)")
+    flow.add_argument("--max-send-buffer", type=positive_int_arg, default=1 << 20,
+                      help="bytes queued for one client before it is shed with 1013 (default 1048576)")
+    flow.add_argument("--send-timeout", type=duration_arg, default=30.0,
+                      help="shed a client (1013) whose send backlog has not shrunk for this long (default 30s)")
+    flow.add_argument("--replay-page", type=positive_int_arg, default=100,
+                      help="messages per page of a resume replay; each page drains before the next (default 100)")
+    flow.add_argument("--resume-rate", type=rate_arg, default=1.0,
+                      help="resume frames per second per connection; beyond: error rate_limited (default 1/s)")
+    flow.add_argument("--resume-burst", type=positive_int_arg, default=5,
+                      help="resume frames a connection may send at once (default 5)")
 
     auth = parser.add_argument_group("auth and time")
     auth.add_argument("--token-ttl", type=duration_arg, default=900.0, help="access token lifetime, e.g. 15m (default 15m)")
@@ -57,6 +70,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="enforce token expiry on open connections: an auth_refresh frame must arrive "
                            "within --expiry-grace of expiry, else close 4401")
     auth.add_argument("--expiry-grace", type=duration_arg, default=EXPIRY_GRACE_S, help=f"grace after expiry for --live-expiry (default {EXPIRY_GRACE_S:g}s)")
+    auth.add_argument("--auth-user-rate", type=optional_rate_arg, default=5.0,
+                      help="token requests (/auth/token, /auth/refresh) per second per user; beyond: 429 "
+                           "with Retry-After; 'off' for none (default 5/s)")
+    auth.add_argument("--auth-user-burst", type=positive_int_arg, default=20,
+                      help="token requests one user may make at once (default 20)")
+    auth.add_argument("--auth-address-rate", type=optional_rate_arg, default=100.0,
+                      help="token requests per second per client address; 'off' for none (default 100/s; "
+                           "a fleet emulated from one address turns it off)")
+    auth.add_argument("--auth-address-burst", type=positive_int_arg, default=1000,
+                      help="token requests one address may make at once (default 1000)")
     auth.add_argument("--secret", default=None,
                       help="JWT signing secret (default: generated once and kept in --db, so a restart keeps tokens valid)")
     auth.add_argument("--admin-key", default=os.environ.get("STORMBENCH_ADMIN_KEY"),
@@ -87,7 +110,11 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, bool]:
         heartbeat_timeout=args.heartbeat_timeout, live_expiry=args.live_expiry, expiry_grace=args.expiry_grace,
         max_connections=args.max_connections, handshake_rate=args.handshake_rate,
         handshake_burst=args.handshake_burst, allowed_origins=tuple(args.allowed_origin), agent=args.agent,
-        agent_db=args.agent_db, max_frame_bytes=args.max_frame_bytes, max_invalid_frames=args.max_invalid_frames)
+        agent_db=args.agent_db, max_frame_bytes=args.max_frame_bytes, max_invalid_frames=args.max_invalid_frames,
+        max_send_buffer=args.max_send_buffer, send_timeout=args.send_timeout, replay_page=args.replay_page,
+        resume_rate=args.resume_rate, resume_burst=args.resume_burst, auth_user_rate=args.auth_user_rate,
+        auth_user_burst=args.auth_user_burst, auth_address_rate=args.auth_address_rate,
+        auth_address_burst=args.auth_address_burst)
     return config, generated
 
 

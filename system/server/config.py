@@ -18,6 +18,8 @@ LEGACY_TRAITS: dict[str, str] = {
     "abrupt_errors": "on an error (a bad or expired token, invalid frames, an internal error) drop the "
                      "connection without an error or close frame (clients see 1006 and no reason)",
     "no_duration_tracking": "do not record connection durations (no ws_connection_duration_seconds)",
+    "no_acks": "do not acknowledge user messages once stored, nor drop a resent one by its id (it is "
+               "answered again)",
 }
 
 
@@ -45,6 +47,19 @@ class ServerConfig:
     max_frame_bytes: int = 64 * 1024
     max_invalid_frames: int = 3
     shutdown_timeout: float = 5.0
+    close_timeout: float = 2.0       # how long a close waits for the peer's reply before dropping the socket
+    # what one client can make the server hold (system.server.flow): a send backlog past
+    # max_send_buffer bytes, or one that has not shrunk for send_timeout seconds, sheds it with 1013
+    max_send_buffer: int = 1 << 20
+    send_timeout: float = 30.0
+    replay_page: int = 100           # messages per page of a `resume` replay, each page drained first
+    resume_rate: float = 1.0         # `resume` frames per second per connection ...
+    resume_burst: int = 5            # ... at most this many at once; beyond: error frame rate_limited
+    # /auth/token and /auth/refresh per user and per client address (None: unlimited); beyond: 429
+    auth_user_rate: float | None = 5.0
+    auth_user_burst: int = 20
+    auth_address_rate: float | None = 100.0
+    auth_address_burst: int = 1000
 
     def __post_init__(self) -> None:
         unknown = set(self.legacy_traits) - set(LEGACY_TRAITS)
@@ -54,6 +69,14 @@ class ServerConfig:
             )
         if self.token_ttl <= 0:
             raise ValueError(f"token_ttl: expected > 0 seconds, got {self.token_ttl}")
+        if self.refresh_ttl < self.token_ttl:  # pruning a family forgets its revocation only then
+            raise ValueError(f"refresh_ttl: expected >= token_ttl ({self.token_ttl}), got {self.refresh_ttl}")
+        for name in ("max_send_buffer", "replay_page", "resume_burst", "auth_user_burst", "auth_address_burst"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        for name in ("send_timeout", "resume_rate", "auth_user_rate", "auth_address_rate"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
         if self.max_invalid_frames < 1:
             raise ValueError(f"max_invalid_frames: expected >= 1, got {self.max_invalid_frames}")
 

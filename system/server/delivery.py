@@ -41,6 +41,12 @@ def replay(messages: Iterable[LoggedMessage], last_seq: int) -> list[LoggedMessa
     return sorted((m for m in messages if m.seq > last_seq), key=lambda m: m.seq)
 
 
+def acks(traits: frozenset[str]) -> bool:
+    """Whether a stored user message is acknowledged (`ack`, contract v1.1) and a resend of it (same
+    id) dropped: not on a server with the legacy `no_acks` trait."""
+    return "no_acks" not in traits
+
+
 def fan_out(open_sockets: Iterable[S]) -> list[S]:
     """A logged message goes to every open socket of its conversation (the sender's other tabs too)."""
     return list(open_sockets)

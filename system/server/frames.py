@@ -10,6 +10,7 @@ from system import wire
 from system.contracts import validator
 
 VERSION = wire.FRAME_VERSION
+ACK_VERSION = wire.ACK_VERSION  # v1.1 is v1.0 plus the server's `ack` of a stored user message (ws/1.1/ack.json)
 CLIENT_TYPES = ("user_message", "resume", "auth_refresh", "ping")
 
 

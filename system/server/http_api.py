@@ -8,11 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from system import wire
+from system import clock, wire
+from system.server.ratelimit import retry_after
 from system.server.tokens import AuthError
 from system.server.state import ServerState
 
 STATE = web.AppKey("state", ServerState)
+MAX_BODY = 64 * 1024        # bytes in a request body
+MAX_USER = 128               # characters in a user name
+MAX_USERS_PER_CALL = 1000  # users one POST /admin/users may create (the body stays under 64 KiB)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -27,6 +31,10 @@ async def _body(request: web.Request, fields: dict[str, tuple[type, ...]], requi
         message = "body nests too deeply" if isinstance(exc, RecursionError) else f"body is not UTF-8 JSON: {exc}"
         raise web.HTTPBadRequest(text=json.dumps({"error": "invalid_json", "message": message}),
                                  content_type="application/json") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise web.HTTPRequestEntityTooLarge(
+            MAX_BODY, request.content_length or 0, content_type="application/json",
+            text=json.dumps({"error": "too_large", "message": f"body: expected at most {MAX_BODY} bytes"})) from None
     if not isinstance(body, dict):
         raise _bad("(body)", "a JSON object")
     for name in required:
@@ -54,6 +62,18 @@ def _bad(field: str, expected: str) -> web.HTTPBadRequest:
         content_type="application/json")
 
 
+def _limited(request: web.Request, user: str | None) -> web.Response | None:
+    """429 with Retry-After when this address or user asks for tokens too often."""
+    state = request.app[STATE]
+    wait = state.auth_limits.check(request.remote, user, clock.monotonic())
+    if not wait:
+        return None
+    state.log.event("auth_rate_limited", path=request.path, user=user, peer=request.remote)
+    response = _error(429, "rate_limited", f"too many token requests: retry in {retry_after(wait)} s")
+    response.headers["Retry-After"] = retry_after(wait)
+    return response
+
+
 @web.middleware
 async def admin_guard(request: web.Request, handler):
     if request.path.startswith("/admin/"):
@@ -68,13 +88,17 @@ async def token(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.tokens.rules.outage:  # before the body is read, as a down IdP answers
         return _error(503, "auth_outage", "the auth service is unavailable")
-    body = await _body(request, {"user": (str,)}, ("user",))
+    body = await _body(request, {"user": (str,), "secret": (str,)}, ("user", "secret"))
     user = body["user"]
-    if not 0 < len(user) <= 128:
-        raise _bad("user", "a string of 1 to 128 characters")
+    if not 0 < len(user) <= MAX_USER:
+        raise _bad("user", f"a string of 1 to {MAX_USER} characters")
+    limited = _limited(request, user)
+    if limited is not None:
+        return limited
     try:
-        pair = state.tokens.issue(user)
+        pair = state.tokens.issue(user, body["secret"])
     except AuthError as exc:
+        state.log.event("token_refused", user=user, reason=exc.code)
         return _error(exc.status, exc.code, str(exc))
     state.metrics["auth_tokens_issued_total"].inc()
     state.log.event("token_issued", user=user)
@@ -87,11 +111,16 @@ async def refresh(request: web.Request) -> web.Response:
         state.metrics["auth_refresh_total"].labels(result="outage").inc()
         return _error(503, "auth_outage", "the auth service is unavailable")
     body = await _body(request, {"refresh_token": (str,)}, ("refresh_token",))
+    limited = _limited(request, state.tokens.owner(body["refresh_token"]))
+    if limited is not None:
+        state.metrics["auth_refresh_total"].labels(result="rate_limited").inc()
+        return limited
     try:
         pair = state.tokens.refresh(body["refresh_token"])
     except AuthError as exc:
         state.metrics["auth_refresh_total"].labels(result=exc.result).inc()
-        state.log.event("refresh_rejected", result=exc.result)
+        hit = state.family_revoked(exc.family) if exc.family is not None else 0
+        state.log.event("refresh_rejected", result=exc.result, live_sessions_expired=hit)
         return _error(exc.status, exc.code, str(exc))
     state.metrics["auth_refresh_total"].labels(result="ok").inc()
     state.metrics["auth_tokens_issued_total"].inc()
@@ -142,6 +171,19 @@ async def drop(request: web.Request) -> web.Response:
     return web.json_response({"dropped": len(chosen), "code": code})
 
 
+async def users(request: web.Request) -> web.Response:
+    """Create users (or replace their secrets); each secret is shown here once."""
+    state = request.app[STATE]
+    body = await _body(request, {"users": (list,)}, ("users",))
+    names = body["users"]
+    if not 0 < len(names) <= MAX_USERS_PER_CALL or not all(
+            isinstance(n, str) and 0 < len(n) <= MAX_USER and _utf8(n) for n in names):
+        raise _bad("users", f"a list of 1 to {MAX_USERS_PER_CALL} user names of 1 to {MAX_USER} characters")
+    issued = state.tokens.create_users(names)
+    state.log.event("admin_users", created=len(issued))
+    return web.json_response({"users": issued})
+
+
 async def stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].stats())
 
@@ -162,8 +204,15 @@ async def messages(request: web.Request) -> web.Response:
         {"conversation_id": m.conversation_id, "id": m.id, "seq": m.seq, "t": m.t} for m in log]})
 
 
+async def user_messages(request: web.Request) -> web.Response:
+    """Every user message the server received (the "received" side of the ledger)."""
+    rows = request.app[STATE].store.user_messages()
+    return web.json_response({"messages": [
+        {"conversation_id": c, "id": i, "t": t, "answered": a} for c, i, t, a in rows]})
+
+
 def build_app(state: ServerState) -> web.Application:
-    app = web.Application(middlewares=[admin_guard], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[admin_guard], client_max_size=MAX_BODY)
     app[STATE] = state
     app.router.add_post("/auth/token", token)
     app.router.add_post("/auth/refresh", refresh)
@@ -172,6 +221,8 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_post("/admin/expire-tokens", expire_tokens)
     app.router.add_post("/admin/auth-outage", auth_outage)
     app.router.add_post("/admin/drop", drop)
+    app.router.add_post("/admin/users", users)
     app.router.add_get("/admin/stats", stats)
     app.router.add_get("/admin/messages", messages)
+    app.router.add_get("/admin/user-messages", user_messages)
     return app

@@ -13,10 +13,13 @@ from system import clock
 from system.server.admission import AdmissionConfig, AdmissionPolicy
 from system.server.agent_port import AgentBackend, load_backend
 from system.server.auth import TokenService
+from system.server.auth_limits import AuthLimits
 from system.server.config import ServerConfig
+from system.server.fdlimit import default_max_connections, open_files_limit
 from system.server.lifecycle import LiveExpiry
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
+from system.server.ratelimit import TokenBucket
 from system.server.store import Store
 
 
@@ -32,6 +35,9 @@ class Session:
     expires_at: float  # clock.now(): when the presented access token expires
     expiry_changed: asyncio.Event = field(default_factory=asyncio.Event)
     invalid_frames: int = 0
+    family: str = ""  # the refresh family of the session's current token
+    resumes: TokenBucket | None = None  # the `resume` rate limit
+    replaying: bool = False  # a paged replay is running: live fan-out leaves it to the replay
 
 
 class ServerState:
@@ -41,15 +47,19 @@ class ServerState:
         self.store = Store(config.db_path)
         self.tokens = TokenService(self.store, secret=config.secret, access_ttl=config.token_ttl,
                                    refresh_ttl=config.refresh_ttl)
-        self.metrics = ServerMetrics()
+        self.auth_limits = AuthLimits(config)
         self.admission = AdmissionPolicy(AdmissionConfig(
-            max_connections=config.max_connections, handshake_rate=config.handshake_rate,
+            max_connections=(config.max_connections if config.max_connections is not None
+                             else default_max_connections(open_files_limit())),
+            handshake_rate=config.handshake_rate,
             burst=config.handshake_burst))
         self.agent = agent if agent is not None else load_backend(config.agent, config.agent_db)
         self.agent_name = getattr(self.agent, "name", config.agent)
+        self.metrics = ServerMetrics(agent=self.agent_name)
         self.sessions: dict[str, Session] = {}
         self.by_conversation: dict[str, set[Session]] = {}
         self.handshakes = 0
+        self.descriptor_resets = 0  # TCP connections reset before a handshake (descriptors spoken for)
         self.opened = 0
         self.messages_sent = 0
         self.closes_by_code: dict[int, int] = {}
@@ -72,10 +82,18 @@ class ServerState:
         """Expire access tokens; with live expiry on, the affected live sessions must
         present a fresh token within the grace period. Returns how many sessions were hit."""
         self.tokens.expire(user)
+        return self._expire_sessions(lambda s: user is None or s.user == user)
+
+    def family_revoked(self, family: str) -> int:
+        """A refresh family was revoked, and with it its access tokens: with live expiry on, the
+        sessions holding one must present a token of another family within the grace period."""
+        return self._expire_sessions(lambda s: s.family == family)
+
+    def _expire_sessions(self, which) -> int:
         if not self.config.live_expiry:
             return 0
         now = clock.now()
-        hit = [s for s in self.sessions.values() if user is None or s.user == user]
+        hit = [s for s in self.sessions.values() if which(s)]
         for session in hit:
             session.expires_at = LiveExpiry.forced(session.expires_at, now)
             session.expiry_changed.set()
@@ -93,11 +111,15 @@ class ServerState:
             "handshakes": self.handshakes,
             "pid": os.getpid(),
             "admitted_active": self.admission.active,
+            "max_connections": self.admission.config.max_connections,
+            "descriptor_resets": self.descriptor_resets,
             "admission_rejected": self.admission.rejected,
             "closes_by_code": {str(k): v for k, v in sorted(self.closes_by_code.items())},
             "messages_sent": self.messages_sent,
             "conversations_active": len(self.by_conversation),
             "auth_outage": self.tokens.rules.outage,
+            "auth_rate_limited": self.auth_limits.refused,
+            "refresh_tokens_stored": self.store.refresh_rows(),
             "legacy_traits": sorted(self.config.legacy_traits),
             "live_expiry": self.config.live_expiry,
             "uptime_s": round(clock.monotonic() - self.started, 3),

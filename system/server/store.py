@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS user_messages (
+    conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS user_messages_by_id ON user_messages (conversation_id, id);
 """
 
 
@@ -41,6 +45,7 @@ class Store:
         self._last_seq: dict[str, int] = {}
         self._generations: dict[str | None, int] = {}  # None: the global one; this process is the only writer
         self._owners: dict[str, str] = {}  # read through: a reconnect costs no write transaction
+        self._revoked: set[str] = set()  # refresh families known revoked (revocation is final)
 
     def close(self) -> None:
         self.db.close()
@@ -112,6 +117,39 @@ class Store:
 
     def revoke_family(self, family: str) -> None:
         self.db.execute("UPDATE refresh_families SET revoked=1 WHERE family=?", (family,))
+        self._revoked.add(family)
+
+    def family_revoked(self, family: str) -> bool:
+        """Read through a cache of revoked families: a handshake costs no query once known."""
+        if family not in self._revoked:
+            row = self.db.execute("SELECT revoked FROM refresh_families WHERE family=?", (family,)).fetchone()
+            if row is None or not row[0]:
+                return False
+            self._revoked.add(family)
+        return True
+
+    def prune_refresh(self, now: float) -> int:
+        """Delete refresh tokens expired before `now`, and the families left without any: every
+        access token of such a family was issued with one of those refresh tokens and expired
+        before it (access tokens live shorter), so a revoked one need not be remembered either."""
+        with self.db:
+            gone = self.db.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?", (now,)).rowcount
+            self.db.execute("DELETE FROM refresh_families WHERE family NOT IN (SELECT family FROM refresh_tokens)")
+        self._revoked.clear()
+        return gone
+
+    def refresh_rows(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM refresh_tokens").fetchone()[0]
+
+    # users ------------------------------------------------------------------
+    def set_users(self, digests: dict[str, str]) -> None:
+        """Create the users, or replace their secrets' digests."""
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO users(user, digest) VALUES (?, ?)", digests.items())
+
+    def user_digest(self, user: str) -> str | None:
+        row = self.db.execute("SELECT digest FROM users WHERE user=?", (user,)).fetchone()
+        return row[0] if row else None
 
     # conversation ownership ----------------------------------------------
     def owner(self, conversation_id: str) -> str | None:
@@ -131,6 +169,22 @@ class Store:
             owner = self._owners[conversation_id] = user
         return owner
 
+    # user messages (the other direction of the ledger) ----------------------
+    def receive(self, conversation_id: str, message_id: str, t: float, dedup: bool) -> bool:
+        """Log the receipt of a user message (committed before this returns: it survives a crash);
+        True when it is to be answered, False for a resend of one already answered (with `dedup`)."""
+        answer = not dedup or self.db.execute(
+            "SELECT 1 FROM user_messages WHERE conversation_id=? AND id=? AND answered=1 LIMIT 1",
+            (conversation_id, message_id)).fetchone() is None
+        self.db.execute("INSERT INTO user_messages(conversation_id, id, t, answered) VALUES (?, ?, ?, ?)",
+                        (conversation_id, message_id, t, int(answer)))
+        return answer
+
+    def user_messages(self) -> list[tuple[str, str, float, bool]]:
+        """Every receipt: (conversation_id, id, t, answered), in the order received."""
+        rows = self.db.execute("SELECT conversation_id, id, t, answered FROM user_messages ORDER BY rowid")
+        return [(c, i, t, bool(a)) for c, i, t, a in rows]
+
     # delivery log ---------------------------------------------------------
     def last_seq(self, conversation_id: str) -> int:
         if conversation_id not in self._last_seq:
@@ -148,10 +202,11 @@ class Store:
         self._last_seq[conversation_id] = m.seq
         return m
 
-    def messages_after(self, conversation_id: str, last_seq: int) -> list[LoggedMessage]:
+    def messages_after(self, conversation_id: str, last_seq: int, limit: int = -1) -> list[LoggedMessage]:
+        """The logged messages with seq > last_seq, in order; at most `limit` (-1: all)."""
         rows = self.db.execute(
             "SELECT conversation_id, seq, id, t, frame FROM messages "
-            "WHERE conversation_id=? AND seq>?", (conversation_id, last_seq)).fetchall()  # seq>?: the index's share
+            "WHERE conversation_id=? AND seq>? ORDER BY seq LIMIT ?", (conversation_id, last_seq, limit)).fetchall()
         return replay((LoggedMessage(c, s, i, t, json.loads(f)) for c, s, i, t, f in rows), last_seq)
 
     def delivery_log(self, since_seq: dict[str, int] | None = None) -> list[LoggedMessage]:

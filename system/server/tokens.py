@@ -3,7 +3,7 @@
 The asyncio server wraps these rules in signed JWTs over its SQLite store (`system/server/auth.py`);
 the SimPy model hands the `AccessClaims` themselves to its clients as tokens, over a `MemoryBook`.
 Both therefore refuse the same refresh for the same reason: a spent refresh token revokes its whole
-family (RFC 6819 5.2.2.3), a forced expiry bumps a generation (global or per user) so every access
+family (RFC 6819 5.2.2.3) and every access token issued in it, a forced expiry bumps a generation (global or per user) so every access
 token minted under an older one is expired, and an outage refuses everything with 503.
 
 The caller passes `now` (the token time base: wall seconds on the server, scenario seconds in the
@@ -19,10 +19,11 @@ class AuthError(Exception):
     """`code` is the error frame's (or HTTP body's) code: auth_expired, auth_invalid or auth_outage;
     `result` the auth_refresh_total label: invalid | reused | revoked | expired | outage."""
 
-    def __init__(self, code: str, message: str, result: str = "invalid") -> None:
+    def __init__(self, code: str, message: str, result: str = "invalid", family: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.result = result
+        self.family = family  # the refresh family this call revoked (reuse detected)
 
     @property
     def status(self) -> int:
@@ -45,7 +46,8 @@ class RefreshRecord(NamedTuple):
 
 
 class AccessClaims(NamedTuple):
-    """What an access token says: whose it is, until when, and the generations it was minted under."""
+    """What an access token says: whose it is, until when, the generations it was minted under and
+    its refresh family (revoked with the family)."""
 
     user: str
     issued_at: float
@@ -53,6 +55,7 @@ class AccessClaims(NamedTuple):
     global_gen: int
     user_gen: int
     token_id: str
+    family: str
 
 
 class Grant(NamedTuple):
@@ -73,6 +76,7 @@ class TokenBook(Protocol):
     def refresh_record(self, digest: str) -> RefreshRecord | None: ...
     def mark_refresh_used(self, digest: str) -> bool: ...
     def revoke_family(self, family: str) -> None: ...
+    def family_revoked(self, family: str) -> bool: ...
 
 
 def digest_of(token: str) -> str:
@@ -114,7 +118,7 @@ class TokenRules:
             raise AuthError("auth_invalid", "refresh token family revoked", "revoked")
         if not self.book.mark_refresh_used(digest):
             self.book.revoke_family(record.family)
-            raise AuthError("auth_invalid", "refresh token reused; family revoked", "reused")
+            raise AuthError("auth_invalid", "refresh token reused; family revoked", "reused", record.family)
         if record.expires_at <= now:
             raise AuthError("auth_expired", "refresh token expired", "expired")
         return self._grant(record.user, record.family, now)
@@ -125,6 +129,8 @@ class TokenRules:
             raise AuthError("auth_expired", "access token expired")
         if (claims.global_gen, claims.user_gen) != self.book.generations(claims.user):
             raise AuthError("auth_expired", "access token expired by the server")
+        if self.book.family_revoked(claims.family):
+            raise AuthError("auth_invalid", "access token revoked with its refresh family")
         return claims
 
     def expire(self, user: str | None = None) -> None:
@@ -138,7 +144,8 @@ class TokenRules:
         book = self.book
         # tuple.__new__: the named tuples without their Python-level constructors (the model's hot path)
         global_gen, user_gen = book.generations(user)
-        claims = tuple.__new__(AccessClaims, (user, now, now + self.access_ttl, global_gen, user_gen, self.new_id()))
+        claims = tuple.__new__(AccessClaims, (user, now, now + self.access_ttl, global_gen, user_gen, self.new_id(),
+                                                 family))
         refresh = self.new_secret()
         book.add_refresh(refresh if self.digest is None else self.digest(refresh), family, user, now + self.refresh_ttl)
         self.issued += 1
@@ -191,3 +198,6 @@ class MemoryBook:
 
     def revoke_family(self, family: str) -> None:
         self._revoked.add(family)
+
+    def family_revoked(self, family: str) -> bool:
+        return family in self._revoked

@@ -1,8 +1,9 @@
 """The WebSocket side: handshake checks, the per-connection session loop, fan-out and replay.
 
 Every server frame is pushed with websockets' synchronous `broadcast`, so a frame is in the
-socket's buffer, in order, the moment it is logged: a replay and a concurrent fan-out can
-not interleave out of seq order.
+socket's buffer, in order, the moment it is logged. A `resume` replays in pages, draining the
+socket between pages (`system.server.flow`); while it runs, live fan-out skips that socket and
+the replay picks the new messages up from the log, so the two can not interleave out of seq order.
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from websockets.http11 import Request, Response
 
 from system import clock, wire
 from system.server import delivery, handshake
-from system.server.frames import FrameError, encode, parse_client_frame
+from system.server.flow import drained, keep_up
+from system.server.frames import ACK_VERSION, FrameError, encode, parse_client_frame
 from system.server.handshake import Outcome
 from system.server.lifecycle import LiveExpiry
+from system.server.ratelimit import Rate, TokenBucket
 from system.server.state import ServerState, Session
 from system.server.tokens import AuthError
 
@@ -111,7 +114,9 @@ class ChatHandler:
                               conversation=conversation_id, peer=_peer(ws))
                 await self._act(ws, outcome)
                 return
-            session = Session(conn_id, ws, claims.user, conversation_id, clock.monotonic(), claims.expires_at)
+            session = Session(conn_id, ws, claims.user, conversation_id, clock.monotonic(), claims.expires_at,
+                              resumes=TokenBucket(Rate(self.cfg.resume_rate, self.cfg.resume_burst), clock.monotonic()),
+                              family=claims.family)
             state.add(session)
             self.metrics["ws_connections_opened_total"].inc()
             self.metrics["ws_connections_active"].inc()
@@ -190,17 +195,33 @@ class ChatHandler:
         if kind == "ping":
             self._push([session.ws], "pong")
         elif kind == "resume":
-            self._replay(session, frame["last_seq"])
+            wait = session.resumes.take(clock.monotonic())
+            if wait:
+                self._push([session.ws], "error", code="rate_limited", ref=frame["id"],
+                           message=f"too many resume frames: retry in {wait:.1f} s")
+            else:
+                await self._replay(session, frame["last_seq"])
         elif kind == "auth_refresh":
             self._auth_refresh(session, frame)
         else:
             await self._converse(session, frame)
 
-    def _replay(self, session: Session, last_seq: int) -> None:
-        missed = self.state.store.messages_after(session.conversation_id, last_seq)
-        for message in missed:
-            self._send_logged([session.ws], message.frame)
-        self.state.log.event("resume", conn=session.id, last_seq=last_seq, replayed=len(missed))
+    async def _replay(self, session: Session, last_seq: int) -> None:
+        """`seq > last_seq` in pages, each drained before the next is read from the log, until the
+        log has no more (live messages logged meanwhile included)."""
+        cursor, replayed, complete = last_seq, 0, True
+        session.replaying = True
+        try:
+            while page := self.state.store.messages_after(session.conversation_id, cursor, self.cfg.replay_page):
+                for message in page:
+                    self._send_logged([session.ws], message.frame)
+                cursor, replayed = page[-1].seq, replayed + len(page)
+                if not await drained(session.ws, self.cfg.send_timeout):
+                    complete = False
+                    break
+        finally:
+            session.replaying = False
+        self.state.log.event("resume", conn=session.id, last_seq=last_seq, replayed=replayed, complete=complete)
 
     def _auth_refresh(self, session: Session, frame: dict) -> None:
         try:
@@ -210,7 +231,7 @@ class ChatHandler:
         except AuthError as exc:
             self._push([session.ws], "error", code=exc.code, message=str(exc), ref=frame["id"])
             return
-        session.expires_at = claims.expires_at
+        session.expires_at, session.family = claims.expires_at, claims.family
         session.expiry_changed.set()
         self.state.log.event("auth_refreshed", conn=session.id, user=session.user)
 
@@ -218,6 +239,13 @@ class ChatHandler:
         """typing, then the agent's replies, each logged before it is fanned out to every
         open socket of the conversation."""
         conversation_id = session.conversation_id
+        acks = delivery.acks(self.traits)
+        answer = self.state.store.receive(conversation_id, frame["id"], clock.now(), dedup=acks)
+        if acks:  # stored: the client may forget it (contract v1.1 adds this frame)
+            self._push([session.ws], "ack", v=ACK_VERSION, ref=frame["id"])
+        if not answer:
+            self.state.log.event("duplicate_dropped", conn=session.id, ref=frame["id"])
+            return
         self._push(self._sockets(conversation_id), "chat_status", status="typing")
         try:
             replies, elapsed = await asyncio.to_thread(
@@ -250,15 +278,18 @@ class ChatHandler:
 
     # sending -----------------------------------------------------------
     def _sockets(self, conversation_id: str) -> list[ServerConnection]:
-        return [s.ws for s in self.state.by_conversation.get(conversation_id, ())]
+        """The conversation's open sockets that live fan-out serves (not those mid-replay)."""
+        return [s.ws for s in self.state.by_conversation.get(conversation_id, ()) if not s.replaying]
 
     def _push(self, sockets: list[ServerConnection], type_: str, **fields) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
+        sockets = keep_up(sockets, self.cfg.max_send_buffer, self.cfg.close_timeout)
         if sockets:
             broadcast(sockets, encode(type_, **fields))
             self.metrics["ws_messages_total"].labels(direction="out", type=type_).inc(len(sockets))
 
     def _send_logged(self, sockets: list[ServerConnection], frame: dict) -> None:
+        sockets = keep_up(sockets, self.cfg.max_send_buffer, self.cfg.close_timeout)
         if sockets:
             broadcast(sockets, json.dumps(frame, separators=(",", ":")))
             self.metrics["ws_messages_total"].labels(direction="out", type="assistant_message").inc(len(sockets))

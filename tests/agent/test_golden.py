@@ -10,6 +10,7 @@ import websockets
 
 from harness.emulate.procs import ManagedProcess, stormbench_argv
 from system.agent.supervisor import TODAY_ENV
+from system.client.credentials import provision
 
 from .golden import GOLDEN_TODAY, load_sessions, replay
 
@@ -54,7 +55,9 @@ async def _recv(ws) -> dict:
 @pytest.mark.parametrize("session", SESSIONS, ids=IDS)
 async def test_golden_session_replays_over_a_real_websocket(server, session):
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server['http_url']}/auth/token", json={"user": f"golden-{session['name']}"}) as r:
+        user = f"golden-{session['name']}"
+        secrets = await provision(http, server["http_url"], "golden", [user])
+        async with http.post(f"{server['http_url']}/auth/token", json={"user": user, "secret": secrets[user]}) as r:
             assert r.status == 200
             token = (await r.json())["access_token"]
     url = f"{server['ws_url']}/ws/chat/golden-{session['name']}?token={token}"
@@ -63,6 +66,7 @@ async def test_golden_session_replays_over_a_real_websocket(server, session):
         last_seq = 0
         for n, turn in enumerate(session["turns"]):
             await ws.send(json.dumps({"v": "1.0", "type": "user_message", "id": f"u{n}", "text": turn["user"]}))
+            assert await _recv(ws) == {"v": "1.1", "type": "ack", "ref": f"u{n}"}  # stored, then answered
             first = await _recv(ws)
             assert (first["type"], first["status"]) == ("chat_status", "typing")
             got = []
@@ -78,7 +82,8 @@ async def test_golden_session_replays_over_a_real_websocket(server, session):
 async def test_the_servers_agent_metrics_count_the_supervisors_answers(server):
     """One long-let search over the wire, then /metrics shows it under agent="real_estate", tenure="long"."""
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server['http_url']}/auth/token", json={"user": "metrics"}) as r:
+        secrets = await provision(http, server["http_url"], "golden", ["metrics"])
+        async with http.post(f"{server['http_url']}/auth/token", json={"user": "metrics", "secret": secrets["metrics"]}) as r:
             token = (await r.json())["access_token"]
         async with websockets.connect(f"{server['ws_url']}/ws/chat/metrics?token={token}", open_timeout=10) as ws:
             await _recv(ws)  # welcome

@@ -16,6 +16,7 @@ import aiohttp
 from websockets.asyncio.client import connect
 
 from harness.emulate.procs import ManagedProcess, stormbench_argv
+from system.client.credentials import provision
 from system.client.driver import ClientDriver, Clock, DriverOptions, Endpoints
 from system.client.policy import ClientConfig, ClientPolicy, Fixes
 from tests.client.world import World
@@ -58,7 +59,7 @@ def bench_policy() -> None:
               f"{real / null:.1f}x the cost of a do-nothing policy ({events / null:,.0f} events/s)")
 
 
-async def _driver_opens(endpoints: Endpoints, http: aiohttp.ClientSession) -> float:
+async def _driver_opens(endpoints: Endpoints, http: aiohttp.ClientSession, secrets: dict[str, str]) -> float:
     clock = Clock.start()
     opened = asyncio.Event()
     count = 0
@@ -72,7 +73,7 @@ async def _driver_opens(endpoints: Endpoints, http: aiohttp.ClientSession) -> fl
 
     config = ClientConfig(fixes=Fixes.profile("fixed"))
     drivers = [ClientDriver(ClientPolicy(config, random.Random(i), f"d{i}"), endpoints, http, clock,
-                            on_record=on_record, options=DriverOptions(ping_interval=None))
+                            secret=secrets[f"d{i}"], on_record=on_record, options=DriverOptions(ping_interval=None))
                for i in range(CLIENTS)]
     started = time.perf_counter()
     tasks = [asyncio.create_task(d.run(until=60.0)) for d in drivers]
@@ -84,9 +85,9 @@ async def _driver_opens(endpoints: Endpoints, http: aiohttp.ClientSession) -> fl
     return elapsed
 
 
-async def _bare_opens(endpoints: Endpoints, http: aiohttp.ClientSession) -> float:
+async def _bare_opens(endpoints: Endpoints, http: aiohttp.ClientSession, secrets: dict[str, str]) -> float:
     async def one(i: int):
-        async with http.post(endpoints.http_url + "/auth/token", json={"user": f"b{i}"}) as resp:
+        async with http.post(endpoints.http_url + "/auth/token", json={"user": f"b{i}", "secret": secrets[f"b{i}"]}) as resp:
             token = (await resp.json())["access_token"]
         return await connect(endpoints.chat(f"b{i}", token), ping_interval=None)
 
@@ -97,17 +98,20 @@ async def _bare_opens(endpoints: Endpoints, http: aiohttp.ClientSession) -> floa
     return elapsed
 
 
-async def _bench_driver(endpoints: Endpoints) -> None:
+async def _bench_driver(endpoints: Endpoints, admin_key: str) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        bare = min([await _bare_opens(endpoints, http) for _ in range(REPEATS)])
-        driven = min([await _driver_opens(endpoints, http) for _ in range(REPEATS)])
+        secrets = await provision(http, endpoints.http_url, admin_key,
+                                  [f"{p}{i}" for p in "bd" for i in range(CLIENTS)])
+        bare = min([await _bare_opens(endpoints, http, secrets) for _ in range(REPEATS)])
+        driven = min([await _driver_opens(endpoints, http, secrets) for _ in range(REPEATS)])
     print(f"driver: {CLIENTS} clients logged in and open in {driven * 1000:.0f} ms; "
           f"bare aiohttp + websockets {bare * 1000:.0f} ms; ratio {driven / bare:.2f}x")
 
 
 def bench_driver() -> None:
     with ManagedProcess(stormbench_argv("serve", "--heartbeat-interval", "off"), name="serve") as server:
-        asyncio.run(_bench_driver(Endpoints(server.ready["ws_url"], server.ready["http_url"])))
+        asyncio.run(_bench_driver(Endpoints(server.ready["ws_url"], server.ready["http_url"]),
+                                  server.ready["admin_key"]))
 
 
 def main() -> None:

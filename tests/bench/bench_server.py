@@ -23,6 +23,8 @@ import aiohttp
 import psutil
 from websockets.asyncio.client import connect
 
+from system.client.credentials import provision
+
 HANDSHAKES = 600
 CONCURRENCY = 20
 CONNECTIONS = 500
@@ -132,7 +134,8 @@ async def chat_target(db: Path) -> Target:
                          "--log-file", os.devnull, "--heartbeat-interval", "20s", "--agent", "echo"])
     ready = json.loads(line)
     async with aiohttp.ClientSession() as session:
-        async with session.post(ready["http_url"] + "/auth/token", json={"user": "bench"}) as r:
+        secrets = await provision(session, ready["http_url"], "bench", ["bench"])
+        async with session.post(ready["http_url"] + "/auth/token", json={"user": "bench", "secret": secrets["bench"]}) as r:
             token = (await r.json())["access_token"]
     request = json.dumps({"v": "1.0", "type": "user_message", "id": "b1", "text": "hello"})
     return Target("chat", proc, f"{ready['ws_url']}/ws/chat/bench-{{n}}?token={token}", "welcome", request)

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from harness.emulate.procs import ManagedProcess, stormbench_argv
+from system.client.credentials import provision
 from system.client.driver import ClientDriver, Clock, DriverOptions, Endpoints
 from system.client.policy import ClientConfig, ClientPolicy
 
@@ -20,6 +21,7 @@ ADMIN_KEY = "client-tests"
 class Server:
     proc: ManagedProcess
     http: aiohttp.ClientSession
+    secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoints(self) -> Endpoints:
@@ -33,8 +35,15 @@ class Server:
             assert resp.status == 200, f"{path}: HTTP {resp.status} {await resp.text()}"
             return await resp.json()
 
+    async def secret(self, user: str) -> str:
+        """The user's secret (created through the admin API on first use)."""
+        if user not in self.secrets:
+            self.secrets.update(await provision(self.http, self.proc.ready["http_url"], ADMIN_KEY, [user]))
+        return self.secrets[user]
+
     async def token(self, user: str) -> str:
-        async with self.http.post(self.proc.ready["http_url"] + "/auth/token", json={"user": user}) as resp:
+        async with self.http.post(self.proc.ready["http_url"] + "/auth/token",
+                                  json={"user": user, "secret": await self.secret(user)}) as resp:
             assert resp.status == 200
             return (await resp.json())["access_token"]
 
@@ -79,9 +88,13 @@ class Bench:
                                   on_record=self.records.append,
                                   options=DriverOptions(ping_interval=None, close_timeout=1.0))
             new.append(driver)
-            self.tasks.append(asyncio.get_running_loop().create_task(driver.run(until=until)))
+            self.tasks.append(asyncio.get_running_loop().create_task(self._run(driver, until)))
         self.drivers += new
         return new
+
+    async def _run(self, driver: ClientDriver, until: float) -> None:
+        driver.secret = await self.server.secret(driver.user)
+        await driver.run(until=until)
 
     def of(self, kind: str, client: str | None = None, **match) -> list[dict]:
         return [r for r in self.records if r["kind"] == kind and (client is None or r["client"] == client)

@@ -10,6 +10,7 @@ import pytest
 from harness.emulate.procs import stormbench_argv
 from system.client.cli import config_from_args, configure
 from system.client.config import ClientConfig
+from tests.client.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,7 +23,7 @@ def test_client_command_runs_a_fleet_and_writes_events(serve, tmp_path):
     server = serve()
     events = tmp_path / "events.jsonl"
     done = client("--ws-url", server.proc.ready["ws_url"], "--http-url", server.proc.ready["http_url"],
-                  "--profile", "legacy", "--fix", "dedup_resume", "--clients", "2", "--duration", "1.5s",
+                  "--admin-key", ADMIN_KEY, "--profile", "legacy", "--fix", "dedup_resume", "--clients", "2", "--duration", "1.5s",
                   "--message-every", "200ms", "--events", str(events), "--quiet")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in events.read_text().splitlines()]
@@ -40,6 +41,7 @@ def test_client_command_runs_a_fleet_and_writes_events(serve, tmp_path):
       "--max-delay", "1s"], "max_delay"),
     (["--ws-url", "ws://127.0.0.1:1", "--http-url", "http://127.0.0.1:1", "--events", "/nonexistent/dir/e.jsonl"],
      "--events /nonexistent/dir/e.jsonl: cannot write"),
+    (["--ws-url", "ws://127.0.0.1:1", "--http-url", "http://127.0.0.1:1"], "--admin-key"),
 ])
 def test_bad_input_is_a_usage_error(flags, message):
     done = client(*flags)

@@ -62,10 +62,15 @@ def test_sent_log_is_the_servers_and_messages_arrive(run):
     rows = (run / "sent.csv").read_text().splitlines()
     assert rows[0] == "conversation,msg_id,seq,t"
     convs = {r.split(",")[0] for r in rows[1:]}
-    assert convs and convs <= {f"c{i:05d}" for i in range(12)}
+    # each client's own conversation, its id not guessable from the client's
+    assert convs and {c.rsplit("-", 1)[0] for c in convs} <= {f"c{i:05d}" for i in range(12)}
+    assert all(len(c.rsplit("-", 1)[1]) == 16 for c in convs)
     summary = finalize(run)
     assert summary["messages_displayed"] > 0
     assert summary["lost_messages"] == 0 and summary["duplicates_displayed"] == 0
+    # the other direction, through a restart, drops, offline periods and server closes
+    assert summary["user_messages_sent"] > 0 and summary["user_messages_indeterminate"] < summary["user_messages_sent"]
+    assert summary["lost_user_messages"] == 0 and summary["duplicated_user_messages"] == 0
 
 
 def open_at(ev: list[dict], t: float) -> set[str]:

@@ -37,7 +37,10 @@ def test_crash_restart_keeps_ports_and_tokens_and_admin_faults_apply(tmp_path):
         applier = FaultApplier(scale=TimeScale(1), server=server, proxies=px,
                                http_url=lambda: server.endpoints.http_url, admin_key=server.options.admin_key,
                                user_of=lambda cid: cid, groups_of={1: (1,)})
-        token = requests.post(f"{before.http_url}/auth/token", json={"user": "u1"}, timeout=5).json()
+        secrets = requests.post(f"{before.http_url}/admin/users", json={"users": ["u1", "u2"]}, timeout=5,
+                                headers={"X-Admin-Key": server.options.admin_key}).json()["users"]
+        token = requests.post(f"{before.http_url}/auth/token", json={"user": "u1", "secret": secrets["u1"]},
+                              timeout=5).json()
         pid = server.proc.pid
         applier.apply(Step(1.0, "start", 0, fault("server_restart", mode="crash")))
         assert server.pids == [pid, server.proc.pid] and server.proc.pid != pid
@@ -56,9 +59,9 @@ def test_crash_restart_keeps_ports_and_tokens_and_admin_faults_apply(tmp_path):
         # auth outage through the admin API: the auth endpoint answers 503 until lifted
         outage = fault("auth_outage", 5.0)
         applier.apply(Step(2.0, "start", 2, outage))
-        assert requests.post(f"{before.http_url}/auth/token", json={"user": "u2"}, timeout=5).status_code == 503
+        assert requests.post(f"{before.http_url}/auth/token", json={"user": "u2", "secret": secrets["u2"]}, timeout=5).status_code == 503
         applier.apply(Step(7.0, "stop", 2, outage))
-        assert requests.post(f"{before.http_url}/auth/token", json={"user": "u2"}, timeout=5).status_code == 200
+        assert requests.post(f"{before.http_url}/auth/token", json={"user": "u2", "secret": secrets["u2"]}, timeout=5).status_code == 200
     finally:
         proxy.stop()
         server.stop()

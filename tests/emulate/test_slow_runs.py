@@ -46,7 +46,8 @@ def test_main_job_end_to_end(tmp_path, capsys):
     path = tmp_path / "mini-day.yaml"
     path.write_text(yaml.safe_dump(doc))
     args = argparse.Namespace(scenario=str(path), out=str(tmp_path / "job"), seed=None, clients=None,
-                              time_scale=None, no_report=False, strict=True, prometheus=False)
+                              time_scale=None, no_report=False, exit_zero=False, prometheus=False,
+                              clock=None)
     code = main_job.run(args)
     out = capsys.readouterr().out
     assert "before → after" in out and "403 auth errors" in out and "gate verdicts" in out
@@ -54,4 +55,4 @@ def test_main_job_end_to_end(tmp_path, capsys):
     legacy = json.loads((tmp_path / "job" / "legacy" / "gates.json").read_text())
     fixed = json.loads((tmp_path / "job" / "fixed" / "gates.json").read_text())
     assert legacy[0]["verdict"] == "fail" and fixed[0]["verdict"] == "pass"
-    assert code == 0  # --strict: the fixed run's verdict
+    assert code == 0  # the fixed run's verdict, as the default exit code

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness.emulate.timescale import TimeScale
@@ -79,11 +81,15 @@ def test_live_panel_shows_the_run_state():
     t = Tally(active=7, manual_refreshes=1)
     t.closes["4401"] = 2
     buf = io.StringIO()
-    view = LiveView("demo", 60.0, stream=io.StringIO(), checks=checks)
-    Console(file=buf, width=100).print(view.render(30.0, t, ["partition"]))
+    view = LiveView("demo", 60.0, stream=io.StringIO(), gates=gates)
+    view.update(10.0, t, [], wall=0.0)
+    view.update(30.0, t, ["partition"], wall=5.0)  # 20 scenario seconds in 5 wall seconds
+    Console(file=buf, width=120).print(view.render(30.0, t, ["partition"]))
     text = buf.getvalue()
     assert "active connections" in text and "7" in text and "partition" in text
-    assert "failing (1 == 0)" in text and "ok so far (2 <= 3)" in text and "p95" not in text
+    assert "failing (1 == 0)" in text and "ok so far (2 <= 3)" in text
+    assert "p95" in text and "at the end" in text  # every gate of the run, the rest judged at the end
+    assert "[##########----------] 50% eta 7.5s (at " in text  # 30 s left at 4 scenario s per wall s
 
 
 def test_fleet_bound_counts_two_proxy_descriptors_per_socket():
@@ -109,5 +115,24 @@ def test_progress_lines_off_a_tty_every_10s_averaged_and_a_final_one():
     lines = out.getvalue().splitlines()
     assert [line.split()[1] for line in lines] == ["t=0ms/35.0s", "t=10.0s/35.0s", "t=20.0s/35.0s", "t=30.0s/35.0s", "t=35.0s/35.0s"]
     assert all(line.startswith("[demo] ") and "\x1b" not in line for line in lines)
-    assert [line.split()[3] for line in lines[1:]] == ["attempts/s=4.0"] * 4
+    # one attempt per update, four updates per scenario second: rates in scenario time
+    assert [re.search(r"attempts/scenario-s=(\S+)", line).group(1) for line in lines[1:]] == ["4.0"] * 4
+    assert "[######--------------] 29% eta" in lines[1] and "[####################] 100%" in lines[-1]
     assert "closes=1006:3" in lines[-1]  # the final state, not the last periodic line's
+
+
+def test_a_fault_shorter_than_a_line_interval_shows_on_the_next_line():
+    """At x720 a 20 s partition lasts 1.7 wall seconds: between two progress lines, yet it was in force."""
+    import io
+
+    from harness.emulate.live import LiveView, Tally
+
+    out = io.StringIO()
+    t = Tally()
+    with LiveView("demo", 3600.0, stream=out, line_every=10.0) as view:
+        view.update(0.0, t, [], wall=0.0)
+        view.update(720.0, t, ["partition"], wall=1.0)   # in force for a moment between lines
+        view.update(1440.0, t, [], wall=2.0)
+        view.update(7200.0, t, [], wall=10.0)
+    lines = out.getvalue().splitlines()
+    assert "faults=-" in lines[0] and "faults=partition" in lines[1]

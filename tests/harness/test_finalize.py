@@ -162,3 +162,24 @@ def test_not_a_run_record(tmp_path):
         RunRecord(tmp_path / "nothing")
     with pytest.raises(UsageError, match="scenario.json is missing"):
         RunRecord(tmp_path)
+
+
+def test_integer_columns_load_as_integers_with_gaps_as_na(tmp_path):
+    """Close codes and HTTP statuses stay 4401 and 403 in pandas (nullable Int64), not 4401.0."""
+    import pandas as pd
+
+    from harness.record import RunRecord
+    from harness.record.tables import read_table
+    from tests.harness.synth import session, write_record
+
+    out = write_record(tmp_path / "r", session("c0", "k0", [(0, None, 403, None), (1, 2, 30, 4401),
+                                                            (31, 31, None, None)]), duration=100, clients=1)
+    finalize(out)
+    for frame in (RunRecord(out).connections, read_table(out / "connections.csv")):
+        assert str(frame["close_code"].dtype) == "Int64" and str(frame["http_status"].dtype) == "Int64"
+        assert frame["close_code"].dropna().tolist() == [4401] and frame["http_status"].dropna().tolist() == [403]
+        assert frame["close_code"].isna().sum() == 2
+    series = RunRecord(out).timeseries
+    assert all(str(series[c].dtype) == "Int64" for c in series.columns if c != "t")
+    assert "4401.0" not in RunRecord(out).connections.to_csv()
+    assert pd.api.types.is_float_dtype(series["t"]) or pd.api.types.is_integer_dtype(series["t"])

@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from commands.cli import UsageError
+from system.errors import UsageError
+from harness.gates.report import Suite
 from harness.gates import (
     FAIL, PASS, UNKNOWN, Verdict, evaluate, exit_code, histogram_quantile, junit_xml, load_gates, parse_gate,
 )
@@ -267,7 +268,7 @@ def test_exit_codes_and_junit():
     assert exit_code([v("a", PASS), v("b", FAIL, strict=False), v("c", UNKNOWN, strict=False)]) == 0
     assert exit_code([v("a", PASS), v("b", UNKNOWN)]) == 3
     assert exit_code([v("a", FAIL), v("b", UNKNOWN)]) == 1
-    root = ET.fromstring(junit_xml([v("a", PASS), v("b", FAIL), v("c", UNKNOWN), v("d", FAIL, strict=False)], "s"))
+    root = ET.fromstring(junit_xml([v("a", PASS), v("b", FAIL), v("c", UNKNOWN), v("d", FAIL, strict=False)], Suite("s")))
     suite = root.find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "1")
     cases = {c.get("name"): c for c in suite.iter("testcase")}

@@ -9,6 +9,7 @@ Not comparable by design: counts the server makes while it shuts down (the 1012 
 a graceful restart) die with the process before Prometheus can scrape them.
 """
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,50 @@ def test_main_job_prometheus_missing_from_path_is_exit_2(tmp_path, capsys, monke
     assert stormbench(["main-job", "--clock", "wall", "--prometheus", "--out", str(tmp_path / "job")]) == 2
     assert "`prometheus` binary is not on PATH" in capsys.readouterr().err
     assert not (tmp_path / "job").exists()
+
+
+def test_keep_prometheus_keeps_the_tsdb_and_the_printed_commands_judge_the_run_again(tmp_path, capsys):
+    """`run --prometheus --keep-prometheus DIR`: the TSDB outlives the run, and the Prometheus the run
+    prints how to start, judged by the `gates --prometheus` command it prints, gives the same verdicts."""
+    import shlex
+    import subprocess
+    import urllib.request
+
+    from harness.prom.server import free_port
+
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(RESTART)
+    keep = tmp_path / "kept"
+    assert stormbench(["run", str(scenario), "--prometheus", "--keep-prometheus", str(keep),
+                       "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert f"Prometheus TSDB kept in {keep / 'tsdb'}" in printed and (keep / "tsdb").is_dir()
+    start, judge = [ln.strip() for ln in printed.splitlines() if ln.strip().startswith(("prometheus ",
+                                                                                         "stormbench gates "))]
+    port = free_port()
+    proc = subprocess.Popen([a.replace("127.0.0.1:9090", f"127.0.0.1:{port}") for a in shlex.split(start)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, "the printed prometheus command did not start"
+                time.sleep(0.1)
+        args = [a.replace("127.0.0.1:9090", f"127.0.0.1:{port}") for a in shlex.split(judge)[1:]]
+        stormbench([*args, "--out", str(tmp_path / "again")])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    again, during = verdicts(tmp_path / "again" / "gates.json"), verdicts(tmp_path / "run" / PROMETHEUS_GATES)
+    assert {n: v.verdict for n, v in again.items()} == {n: v.verdict for n, v in during.items()}
+    assert again["reconnected to the new server"].verdict == PASS  # the kept data, not an empty TSDB
+
+
+def test_keep_prometheus_needs_prometheus(tmp_path, capsys):
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(RESTART)
+    assert stormbench(["run", str(scenario), "--keep-prometheus", str(tmp_path / "k"),
+                       "--out", str(tmp_path / "run")]) == 2
+    assert "--keep-prometheus: applies with --prometheus only" in capsys.readouterr().err

@@ -54,7 +54,8 @@ class Browser:
 @dataclass
 class PageCheck:
     errors: list[str] = field(default_factory=list)      # console errors, exceptions, failed loads
-    images: list[dict[str, Any]] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)  # name, complete, width (natural), shown, right
+    width: dict[str, int] = field(default_factory=dict)          # the viewport's (inner) and the page's (scroll)
     screenshot: bytes = b""
 
 
@@ -104,8 +105,12 @@ async def check_page(ws_url: str, url: str, timeout: float = 30.0) -> PageCheck:
             await loaded.wait()
             images = await call("Runtime.evaluate", session, returnByValue=True, expression=(
                 "Array.from(document.images).map(i => ({name: i.dataset.file || i.getAttribute('src'),"
-                " complete: i.complete, width: i.naturalWidth}))"))
+                " complete: i.complete, width: i.naturalWidth, shown: i.clientWidth,"
+                " right: i.getBoundingClientRect().right}))"))
             result.images = images["result"]["value"]
+            page = await call("Runtime.evaluate", session, returnByValue=True, expression=(
+                "({inner: window.innerWidth, scroll: document.documentElement.scrollWidth})"))
+            result.width = page["result"]["value"]
             shot = await call("Page.captureScreenshot", session, format="png")
             result.screenshot = base64.b64decode(shot["data"])
             await call("Target.closeTarget", targetId=target)

@@ -1,4 +1,6 @@
 """The before/after table: who is before, per-day normalisation, change in percent."""
+from pathlib import Path
+
 import pytest
 
 from reports.compare import change_text, compare
@@ -22,7 +24,7 @@ def test_legacy_is_before_and_fixed_after_whatever_the_order(tmp_path):
     assert rows["http_403"].before == pytest.approx(20) and rows["http_403"].after == pytest.approx(2)
     assert rows["http_403"].change_text == "-90%"
     assert rows["storms"].before == pytest.approx(50)
-    assert rows["manual_refreshes"].after_text.startswith("2.0/day (1 in 12h)")
+    assert rows["manual_refreshes"].after_text == "1 in 12h"  # half a day: the count over its length
     assert rows["duration_p95_s"].before_text == "15m" and rows["duration_p95_s"].after_text == "2h01m"
     assert rows["duration_p95_s"].change_text == "+711%"
 
@@ -79,3 +81,33 @@ def test_storms_counted_by_different_rules_do_not_compare(tmp_path):
     row = next(r for r in compare([legacy, fixed])[0].rows if r.metric.key == "storms")
     assert "different rules" in row.metric.label and row.change_text == "n/a"
     assert row.before == pytest.approx(40 * 86400 / 600)   # the counts are still shown
+
+
+def test_counts_are_over_the_run_length_and_per_day_only_from_a_day_on(tmp_path):
+    short = _run(tmp_path, "short", profile="legacy", duration=1800, failed_handshakes=[403] * 757)
+    day = _run(tmp_path, "day", profile="fixed", duration=86400, failed_handshakes=[403] * 20)
+    rows = {r.metric.key: r for r in compare([short, day])[0].rows}
+    assert rows["http_403"].before_text == "757 in 30m"   # was 36336/day (757 in 30m)
+    assert rows["http_403"].after_text == "20/day"
+
+
+def test_unlike_runs_are_compared_per_client_and_not_as_before_after(tmp_path):
+    emulated = _run(tmp_path, "emu", engine="emulate", profile="fixed", clients=300, failed_handshakes=[403] * 3,
+                    duration=86400)
+    simulated = _run(tmp_path, "sim", engine="simulate", profile="fixed", clients=100_000,
+                     failed_handshakes=[403] * 1000, duration=86400)
+    [comp] = compare([emulated, simulated])
+    assert not comp.legacy_vs_fixed and comp.per_client
+    row = next(r for r in comp.rows if r.metric.key == "http_403")
+    assert row.before == pytest.approx(10.0) and row.after == pytest.approx(10.0) and row.change_text == "+0%"
+    assert row.before_text.startswith("10.0 per 1,000 clients per day (3 in 24h, 300 clients)")
+
+
+def test_the_seed_expectations_come_from_the_repository_file():
+    import yaml
+
+    from reports.compare import METRICS, SEED_FILE
+    root = Path(__file__).resolve().parents[2]
+    rows = yaml.safe_load((root / "scenarios" / SEED_FILE).read_text())["rows"]
+    seeded = {m.key: (m.seed_before, m.seed_after) for m in METRICS if m.seed_before}
+    assert seeded == {r["key"]: (r["before"], r["after"]) for r in rows}

@@ -17,7 +17,8 @@ HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
 def legacy_fixed(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     gates = [{"name": "p95 connection duration", "verdict": "fail", "strict": True, "observed": 900,
-              "op": ">=", "threshold": 7200, "provenance": {"connections": 3, "censored": 1}}]
+              "op": ">=", "threshold": 7200, "provenance": {"metric": "connection_duration", "stat": "p95",
+                                                     "connections": 3, "censored": 1}}]
     legacy = write_run(root / "legacy", SyntheticRun(
         name=HOSTILE, description=HOSTILE, profile="legacy", duration=3600, storm=(100, 130, 20),
         closes={"4401": [5, 6, 7], "1006": [10]}, faults=[{"at": 100, "for": 60, "kind": "partition"}],
@@ -60,14 +61,15 @@ def test_before_after_table_is_filled_with_measured_values(legacy_fixed):
     table = md[md.index("## Before / after"):md.index("## Connection lifetimes")]
     assert "legacy vs fixed" in table
     assert "| metric | before: legacy (legacy, emulate) | after: fixed (fixed, emulate) | change | seed system" in table
-    assert "| 403 auth errors | 48/day (2 in 1h) | 0.0/day (0 in 1h) | -100% | \\~20/day → \\~1/day |" in table
+    assert "| 403 auth errors | 2 in 1h | 0 in 1h | -100% | \\~20/day → \\~1/day |" in table
+    assert "seed system (scenarios/expectations/seed.yaml)" in table and "DESIGN.md" not in md
     assert "| connection duration p95 | 15m | 2h13m | +789% |" in table
 
 
 def test_gate_verdicts_show_provenance(legacy_fixed):
     _, html = legacy_fixed
     assert '<td class="fail">fail</td>' in html and '<td class="pass">pass</td>' in html
-    assert "{&quot;connections&quot;: 3, &quot;censored&quot;: 1}" in html
+    assert "connections: 3; censored: 1" in html and "{&quot;connections" not in html  # sentences, not JSON
 
 
 def test_missing_files_skip_their_sections_with_a_note(tmp_path):
@@ -135,7 +137,9 @@ def test_a_pairwise_comparison_has_no_seed_column(tmp_path):
     runs = [write_run(tmp_path / e, SyntheticRun(engine=e, profile="fixed")) for e in ("emulate", "simulate")]
     md = (render(runs, tmp_path / "out").parent / "summary.md").read_text()
     table = md[md.index("## Before / after"):md.index("## Connection lifetimes")]
-    assert "pairwise, in the order given" in table and "seed system" not in table
+    assert "side by side (not before/after; different engines or fleet sizes" in table
+    assert "seed system" not in table and "before:" not in table and "after:" not in table
+    assert "per 1,000 clients per day" in table
 
 
 @pytest.mark.parametrize("name, text, note", [
@@ -175,6 +179,27 @@ def test_cli_takes_a_folder_of_run_records_such_as_a_main_job(tmp_path, capsys):
     assert "3 run(s)" in (tmp_path / "all" / "summary.md").read_text(encoding="utf-8")
     assert stormbench(["report", str(tmp_path / "out")]) == 2  # a report folder is no run record
     assert "no run-record files found" in capsys.readouterr().err
+
+
+def test_the_verdict_banner_comes_first_and_says_what_failed_and_why(legacy_fixed):
+    index, html = legacy_fixed
+    assert html.index('id="verdict"') < html.index('id="runs"') < html.index('id="gates"')
+    assert '<div class="banner fail"><strong>legacy (' in html
+    assert "FAIL — 1 of 1 strict gates failed: p95 connection duration" in html
+    assert "p95 connection duration: p95 15m; gate &gt;= 2h" in html
+    assert '<div class="banner pass"><strong>fixed (' in html and "PASS — every strict gate passed (1)" in html
+    md = (index.parent / "summary.md").read_text(encoding="utf-8")
+    assert md.index("## Verdict") < md.index("## Runs")
+
+
+def test_failed_count_gates_show_their_busiest_seconds_as_a_table(tmp_path):
+    gates = [{"name": "no 403s", "verdict": "fail", "strict": True, "observed": 1140.0, "op": "==", "threshold": 0,
+              "provenance": {"metric": "http_403", "stat": "count", "phase": "run", "events": 1140,
+                             "where": {"busiest_seconds": [[754, 1140]]}}}]
+    html = render([write_run(tmp_path / "run", SyntheticRun(gates=gates))], tmp_path / "out").read_text()
+    assert "run: busiest windows of the failed gates" in html
+    assert "<td>no 403s</td><td>second 12m34s</td><td>1,140</td>" in html
+    assert "busiest_seconds" not in html and "1,140 HTTP 403s; gate == 0" in html
 
 
 def test_a_weighted_run_says_how_many_clients_each_agent_stood_for(tmp_path):

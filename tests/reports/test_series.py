@@ -95,14 +95,24 @@ def test_active_connections_follow_the_lifetimes(tmp_path):
 
 
 def test_delivery_counts_lost_duplicated_and_reordered_from_the_ledger(tmp_path):
-    run = _run(tmp_path, messages=30, lost={3, 17}, duplicated={4}, reordered={5})
+    run = _run(tmp_path, messages=30, lost={3, 17}, duplicated={4}, reordered={5}, omit=("summary.json",))
     counts, source = series.delivery(run)
     assert source == "ledger.csv"
     assert counts == {"sent": 30, "displayed": 28, "lost": 2, "duplicates": 1, "reordered": 1}
 
 
+def test_delivery_comes_from_the_summary_the_gates_read(tmp_path):
+    """A sampled simulation's ledger is a sample: the summary's counts are the gates' and the report's."""
+    root = write_run(tmp_path / "r", SyntheticRun(messages=30, lost={3}, duplicated={4}, summary={
+        "duplicates_displayed": 19_796, "messages_sent": 90_000, "messages_indeterminate": 18}))
+    (root / "ledger_summary.json").write_text('{"sent": 9, "displayed": 8, "lost": 1, "duplicates": 197960}')
+    counts, source = series.delivery(load_run(root))
+    assert source.startswith("summary.json")
+    assert counts == {"sent": 90_000, "lost": 1, "indeterminate": 18, "duplicates": 19_796}
+
+
 def test_delivery_prefers_the_engine_summary_when_there_is_no_ledger(tmp_path):
-    root = write_run(tmp_path / "r", SyntheticRun(omit=("ledger.csv",)))
+    root = write_run(tmp_path / "r", SyntheticRun(omit=("ledger.csv", "summary.json")))
     (root / "ledger_summary.json").write_text('{"sent": 9, "displayed": 8, "lost": 1, "duplicates": 0}')
     counts, source = series.delivery(load_run(root))
     assert source == "ledger_summary.json" and counts["lost"] == 1 and "reordered" not in counts

@@ -31,6 +31,7 @@ class Api:
 
     def __init__(self, http_url: str, ws_url: str, session: aiohttp.ClientSession, admin_key: str = ADMIN_KEY):
         self.http_url, self.ws_url, self.session, self.admin_key = http_url, ws_url, session, admin_key
+        self.secrets: dict[str, str] = {}
 
     async def post(self, path: str, body=None, admin: bool = False) -> tuple[int, dict]:
         headers = {"X-Admin-Key": self.admin_key} if admin else {}
@@ -46,8 +47,16 @@ class Api:
         async with self.session.get(self.http_url + "/metrics") as r:
             return await r.text()
 
+    async def secret(self, user: str) -> str:
+        """The user's secret, creating the user through the admin API on first use."""
+        if user not in self.secrets:
+            status, body = await self.post("/admin/users", {"users": [user]}, admin=True)
+            assert status == 200, body
+            self.secrets[user] = body["users"][user]
+        return self.secrets[user]
+
     async def token(self, user: str = "alice") -> dict:
-        status, body = await self.post("/auth/token", {"user": user})
+        status, body = await self.post("/auth/token", {"user": user, "secret": await self.secret(user)})
         assert status == 200, body
         return body
 
@@ -142,14 +151,14 @@ def spawn_serve(tmp_path):
     """spawn(*flags) -> ServeProcess once its ready line is read; killed in teardown."""
     procs: list[subprocess.Popen] = []
 
-    def spawn(*flags: str, env: dict | None = None) -> ServeProcess:
+    def spawn(*flags: str, env: dict | None = None, preexec_fn=None) -> ServeProcess:
         if "--agent" not in flags:
             flags = ("--agent", "echo", *flags)  # the server's own behaviour, not the agent's
         log_path = tmp_path / f"serve{len(procs)}.log.jsonl"
         proc = subprocess.Popen(
             [*STORMBENCH, "serve", "--log-file", str(log_path), *flags],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **(env or {})})
+            env={**os.environ, **(env or {})}, preexec_fn=preexec_fn)
         procs.append(proc)
         readable, _, _ = select.select([proc.stdout], [], [], 30)
         line = proc.stdout.readline() if readable else ""

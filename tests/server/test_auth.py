@@ -37,8 +37,23 @@ def tokens(store, clock):
     return TokenService(store, secret=None, access_ttl=3.75, refresh_ttl=60, clock=clock)
 
 
+def login(tokens: TokenService, user: str) -> dict:
+    """A token pair for `user`, created with a secret first (a secret is needed to log in)."""
+    return tokens.issue(user, tokens.create_users([user])[user])
+
+
+def test_issue_needs_the_users_secret(tokens):
+    secret = tokens.create_users(["alice"])["alice"]
+    for user, given in (("alice", "wrong"), ("bob", secret), ("alice", "")):
+        with pytest.raises(AuthError) as err:
+            tokens.issue(user, given)
+        assert err.value.code == "bad_credentials"
+    assert tokens.verify(tokens.issue("alice", secret)["access_token"]).user == "alice"
+    assert tokens.store.user_digest("alice") != secret  # only a digest is stored
+
+
 def test_issue_then_verify(tokens, clock):
-    pair = tokens.issue("alice")
+    pair = login(tokens, "alice")
     assert pair["token_type"] == "Bearer" and pair["expires_in"] == 3.75
     claims = tokens.verify(pair["access_token"])
     assert claims.user == "alice"
@@ -47,7 +62,7 @@ def test_issue_then_verify(tokens, clock):
 
 def test_sub_second_expiry_is_exact(tokens, clock):
     """At a compressed TTL, whole-second `exp` would be up to 1 s off; `xp` keeps it exact."""
-    pair = tokens.issue("alice")
+    pair = login(tokens, "alice")
     clock.now += 3.7
     tokens.verify(pair["access_token"])
     clock.now += 0.06
@@ -58,7 +73,7 @@ def test_sub_second_expiry_is_exact(tokens, clock):
 
 def test_jwt_exp_itself_is_enforced(tokens, store):
     real = TokenService(store, secret=tokens.secret, access_ttl=1, refresh_ttl=60)
-    forged = jwt.encode({"sub": "a", "aud": AUDIENCE, "iat": 1, "exp": 2, "xp": 9e12, "gg": 0, "ug": 0},
+    forged = jwt.encode({"sub": "a", "aud": AUDIENCE, "iat": 1, "exp": 2, "xp": 9e12, "gg": 0, "ug": 0, "fam": "f"},
                         tokens.secret, algorithm=ALGORITHM)
     with pytest.raises(AuthError) as err:
         real.verify(forged)
@@ -76,14 +91,14 @@ def test_jwt_exp_itself_is_enforced(tokens, store):
     lambda c, s: "",
 ], ids=["alg-none", "hs512", "aud", "no-sub", "no-iat", "wrong-secret", "garbage", "empty"])
 def test_forged_or_malformed_tokens_are_invalid(tokens, mutate):
-    good = jwt.decode(tokens.issue("alice")["access_token"], options={"verify_signature": False})
+    good = jwt.decode(login(tokens, "alice")["access_token"], options={"verify_signature": False})
     with pytest.raises(AuthError) as err:
         tokens.verify(mutate(good, tokens.secret))
     assert err.value.code == "auth_invalid"
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(tokens):
-    first = tokens.issue("alice")
+    first = login(tokens, "alice")
     second = tokens.refresh(first["refresh_token"])
     assert second["refresh_token"] != first["refresh_token"]
     assert tokens.verify(second["access_token"]).user == "alice"
@@ -96,7 +111,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(tokens):
 
 
 def test_other_families_survive_a_reuse(tokens):
-    a, b = tokens.issue("alice"), tokens.issue("alice")
+    a, b = login(tokens, "alice"), login(tokens, "alice")
     tokens.refresh(a["refresh_token"])
     with pytest.raises(AuthError):
         tokens.refresh(a["refresh_token"])
@@ -104,7 +119,7 @@ def test_other_families_survive_a_reuse(tokens):
 
 
 def test_refresh_token_expires(tokens, clock):
-    pair = tokens.issue("alice")
+    pair = login(tokens, "alice")
     clock.now += 61
     with pytest.raises(AuthError) as err:
         tokens.refresh(pair["refresh_token"])
@@ -118,7 +133,7 @@ def test_unknown_refresh_token(tokens):
 
 
 def test_forced_expiry_of_one_user_then_everyone(tokens):
-    alice, bob = tokens.issue("alice"), tokens.issue("bob")
+    alice, bob = login(tokens, "alice"), login(tokens, "bob")
     tokens.expire("alice")
     with pytest.raises(AuthError, match="expired by the server"):
         tokens.verify(alice["access_token"])
@@ -129,12 +144,12 @@ def test_forced_expiry_of_one_user_then_everyone(tokens):
     for pair in (bob, fresh):
         with pytest.raises(AuthError):
             tokens.verify(pair["access_token"])
-    tokens.verify(tokens.issue("bob")["access_token"])
+    tokens.verify(login(tokens, "bob")["access_token"])
 
 
 def test_secret_and_families_survive_a_restart(tmp_path, clock):
     first = Store(tmp_path / "restart.db")
-    pair = TokenService(first, secret=None, access_ttl=60, refresh_ttl=60, clock=clock).issue("alice")
+    pair = login(TokenService(first, secret=None, access_ttl=60, refresh_ttl=60, clock=clock), "alice")
     first.close()
     second = Store(tmp_path / "restart.db")
     again = TokenService(second, secret=None, access_ttl=60, refresh_ttl=60, clock=clock)
@@ -144,6 +159,6 @@ def test_secret_and_families_survive_a_restart(tmp_path, clock):
 
 
 def test_refresh_tokens_are_stored_only_as_digests(tokens, store):
-    pair = tokens.issue("alice")
+    pair = login(tokens, "alice")
     dump = "\n".join(store.db.iterdump())
     assert pair["refresh_token"] not in dump

@@ -33,8 +33,8 @@ async def test_ready_line_then_sigterm_closes_everyone_with_1012(spawn_serve, ht
 
 async def test_legacy_shutdown_is_abrupt(spawn_serve, http_session):
     serve = spawn_serve("--legacy", "--admin-key", "k")
-    assert serve.ready["legacy_traits"] == ["abrupt_errors", "abrupt_shutdown", "handshake_403", "no_duration_tracking",
-                                           "no_shedding"]
+    assert serve.ready["legacy_traits"] == ["abrupt_errors", "abrupt_shutdown", "handshake_403", "no_acks",
+                                           "no_duration_tracking", "no_shedding"]
     api = api_for(serve, http_session, "k")
     async with api.connect("a", (await api.token())["access_token"]) as ws:
         await recv_json(ws)

@@ -10,7 +10,7 @@ from tests.server.conftest import recv_json, recv_until
 
 async def test_token_and_refresh_rotation_with_reuse_detection(make_server):
     _, api = await make_server(token_ttl=900)
-    status, first = await api.post("/auth/token", {"user": "alice"})
+    status, first = await api.post("/auth/token", {"user": "alice", "secret": await api.secret("alice")})
     assert status == 200
     assert set(first) == {"access_token", "refresh_token", "token_type", "expires_in"}
     assert (first["token_type"], first["expires_in"]) == ("Bearer", 900)
@@ -28,16 +28,39 @@ async def test_token_and_refresh_rotation_with_reuse_detection(make_server):
 
 @pytest.mark.parametrize("path, body, field", [
     ("/auth/token", {}, "user"),
-    ("/auth/token", {"user": 7}, "user"),
-    ("/auth/token", {"user": ""}, "user"),
+    ("/auth/token", {"user": 7, "secret": "s"}, "user"),
+    ("/auth/token", {"user": "", "secret": "s"}, "user"),
     ("/auth/token", ["alice"], "(body)"),
+    ("/auth/token", {"user": "alice"}, "secret"),
+    ("/auth/token", {"user": "alice", "secret": 7}, "secret"),
+    ("/admin/users", {"users": "alice"}, "users"),
+    ("/admin/users", {"users": []}, "users"),
+    ("/admin/users", {"users": [""]}, "users"),
+    ("/admin/users", {"users": [7]}, "users"),
     ("/auth/refresh", {"refresh": "x"}, "refresh_token"),
 ])
 async def test_bad_auth_bodies_name_the_field(make_server, path, body, field):
     _, api = await make_server()
-    status, error = await api.post(path, body)
+    status, error = await api.post(path, body, admin=path.startswith("/admin/"))
     assert status == 400
     assert f"field '{field}'" in error["message"]
+
+
+async def test_a_token_needs_the_users_secret(make_server):
+    _, api = await make_server()
+    secret = await api.secret("alice")
+    for body in ({"user": "alice", "secret": "guess"}, {"user": "nobody", "secret": secret},
+                 {"user": "alice", "secret": ""}):
+        status, error = await api.post("/auth/token", body)
+        assert (status, error["error"]) == (401, "bad_credentials"), body
+    assert (await api.post("/auth/token", {"user": "alice", "secret": secret}))[0] == 200
+    # a new secret replaces the old one
+    status, again = await api.post("/admin/users", {"users": ["alice"]}, admin=True)
+    assert status == 200 and again["users"]["alice"] != secret
+    assert (await api.post("/auth/token", {"user": "alice", "secret": secret}))[0] == 401
+    assert (await api.post("/auth/token", {"user": "alice", "secret": again["users"]["alice"]}))[0] == 200
+    # creating users is an admin call
+    assert (await api.post("/admin/users", {"users": ["eve"]}))[0] == 403
 
 
 async def test_body_that_is_not_json(make_server, http_session):
@@ -52,7 +75,7 @@ async def test_auth_outage_answers_503_then_recovers(make_server):
     _, api = await make_server()
     pair = await api.token()
     assert (await api.post("/admin/auth-outage", {"enabled": True}, admin=True))[0] == 200
-    assert (await api.post("/auth/token", {"user": "bob"}))[0] == 503
+    assert (await api.post("/auth/token", {"user": "bob", "secret": "any"}))[0] == 503
     assert (await api.post("/auth/refresh", {"refresh_token": pair["refresh_token"]}))[0] == 503
     assert (await api.stats())["auth_outage"] is True
     await api.post("/admin/auth-outage", {"enabled": False}, admin=True)

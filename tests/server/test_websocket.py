@@ -17,7 +17,7 @@ def user_message(i: int | str, text: str = "hello") -> str:
 
 
 def valid(frame: dict) -> dict:
-    validator("ws", "1.0", frame["type"]).validate(frame)
+    validator("ws", frame["v"], frame["type"]).validate(frame)
     return frame
 
 
@@ -39,7 +39,9 @@ async def test_user_message_gets_typing_then_a_logged_reply(make_server):
     async with api.connect("conv-1", tok["access_token"]) as ws:
         await recv_json(ws)
         await ws.send(user_message(1, "2 bed flat"))
+        ack = valid(await recv_json(ws))  # stored before it is answered (contract v1.1)
         frames = [valid(await recv_json(ws)) for _ in range(3)]
+    assert ack == {"v": "1.1", "type": "ack", "ref": "m1"}
     assert [f["type"] for f in frames] == ["chat_status", "assistant_message", "assistant_message"]
     assert frames[0]["status"] == "typing"
     assert [f["seq"] for f in frames[1:]] == [1, 2]
@@ -334,7 +336,7 @@ async def test_agent_runs_off_the_event_loop(make_server):
         async with api.connect("slow", tok) as slow, api.connect("other", tok) as other:
             await recv_json(slow), await recv_json(other)
             await slow.send(user_message(1))
-            assert (await recv_json(slow))["status"] == "typing"
+            assert (await recv_until(slow, "chat_status"))["status"] == "typing"
             assert await asyncio.to_thread(gate.entered.wait, 5)
             await other.send(json.dumps({"v": "1.0", "type": "ping"}))
             assert (await recv_json(other))["type"] == "pong"  # served while the agent blocks
@@ -404,3 +406,21 @@ async def test_hostile_frames_get_error_frames_not_crashes(make_server):
             assert frame["type"] == "error" and frame["code"] in ("invalid_json", "invalid_frame"), (raw[:40], frame)
         await ws.send(user_message(1))
         assert (await recv_until(ws, "assistant_message"))["seq"] == 1
+
+
+async def test_metrics_export_the_process_and_known_labels_at_zero(make_server):
+    """Before any traffic: the process collector's series (the memory gate reads them through
+    Prometheus) and every counter whose labels are known in advance, at 0."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, api = await make_server()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(await api.metrics_text()) for s in family.samples}
+    assert samples[("process_resident_memory_bytes", ())] > 10e6
+    assert samples[("process_open_fds", ())] >= 3
+    assert ("process_cpu_seconds_total", ()) in samples
+    agent = server.state.agent_name
+    for name, label, value in (("agent_errors_total", "agent", agent), ("ws_closes_total", "code", "4401"),
+                               ("ws_closes_total", "code", "1006"), ("ws_handshake_rejections_total", "status", "403"),
+                               ("auth_refresh_total", "result", "reused")):
+        assert samples[(name, ((label, value),))] == 0.0, (name, label, value)

@@ -80,30 +80,26 @@ def test_ctrl_c_on_a_sweep_writes_what_finished(tmp_path):
     out = tmp_path / "sweep"
     seen = {}
 
-    def second_point_running(proc) -> None:
+    def first_point_kept(proc) -> None:  # the points run as Dask jobs, side by side
         seen["pgid"] = proc.pid
-        wait_for(lambda: (out / "point-001").is_dir(), proc, "the second point")
+        wait_for(lambda: (out / "sweep.json").exists(), proc, "the first finished point")
 
     code, err = interrupt_cli(["sweep", str(tmp_path / "s.yaml"), "--vary", "fleet.sim_clients=50,200,400",
-                               "--out", str(out)], tmp_path, second_point_running, timeout=30)
+                               "--out", str(out)], tmp_path, first_point_kept, timeout=30)
     assert code == 130, err
-    assert "1 of 3 points finished" in err and "Traceback" not in err, err
+    assert "of 3 points finished" in err and "Traceback" not in err, err
     assert group_gone(seen["pgid"])
     doc = json.loads((out / "sweep.json").read_text())
     assert doc["incomplete"].startswith("interrupted (Ctrl-C)") and doc["planned"] == 3
-    finished, running = doc["points"]
-    assert finished["gates"] and "incomplete" not in finished
-    assert running["incomplete"] and running["run_dir"] == "point-001"
-    assert not (out / "point-002").exists()
+    assert 1 <= len(doc["points"]) < 3 and all(p["gates"] and "incomplete" not in p for p in doc["points"])
+    kept = {p["run_dir"] for p in doc["points"]}
+    assert all((out / d).is_dir() == (d in kept) for d in ("point-000", "point-001", "point-002"))
 
     from reports.sweep import capacity_table, load_sweep
 
     sweep = load_sweep(out)
-    rows, lines = capacity_table(sweep)
+    _rows, lines = capacity_table(sweep)
     assert any(line.startswith("INCOMPLETE sweep: interrupted") for line in lines)
-    assert any("incomplete points" in line and "200" in line for line in lines)
-    [setting] = sweep.settings
-    assert setting.capacity == 50 and "incomplete" in rows[0][2]  # the unfinished point never counts as holding
 
 
 def test_report_of_an_interrupted_sweep_says_so(tmp_path):

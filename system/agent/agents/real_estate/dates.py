@@ -133,7 +133,11 @@ def find_dates(text: str, today: dt.date) -> DateMention | None:
         if end is None:
             nights = find_nights(text)
             if nights:
-                end = start + dt.timedelta(days=nights)
+                try:
+                    end = start + dt.timedelta(days=nights)
+                except OverflowError:
+                    raise BadDate(f"'{m.group(0).strip()}' for {nights} nights ends after the last date "
+                                  f"I know ({dt.date.max})") from None
         if end is not None and end <= start:
             raise BadDate(f"'{m.group(0).strip()}' ends before it starts")
         return DateMention(start, end, m.span())

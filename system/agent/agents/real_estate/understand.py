@@ -10,6 +10,7 @@ the router uses it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import difflib
 import functools
 import re
@@ -131,6 +132,11 @@ _FUZZY_VOCAB = {phrase: (city, area) for phrase, city, area in _PLACES if " " no
 _FUZZY_PLACES = tuple(_FUZZY_VOCAB)
 
 
+#: the largest amount read from a message: any budget above it is as good as none (and still
+#: fits the listings database's integers)
+MAX_AMOUNT = 10**9
+
+
 def _number(token: str) -> int:
     return _NUM_WORDS[token] if token in _NUM_WORDS else int(token)
 
@@ -143,7 +149,9 @@ def _amount(digits: str, k: str | None) -> int | None:
         value = float(text.replace(",", "."))
     if k:
         value *= 1000
-    return int(round(value)) if value > 0 else None
+    if not value > 0 or math.isnan(value):
+        return None
+    return int(round(min(value, MAX_AMOUNT)))  # "under 10^40" is no limit, not an overflow
 
 
 def _blank(text: str, span: tuple[int, int]) -> str:

@@ -1,0 +1,77 @@
+"""Descriptor limits: a connection flood past the open-files limit is shed with 1013 and the
+HTTP side (/healthz, /metrics) keeps answering; the server raises its soft limit at start."""
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+
+import aiohttp
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus
+
+from system.server.fdlimit import default_max_connections
+from tests.server.conftest import Api
+
+LIMIT = 256  # the server's hard (and soft) open-files limit
+FLOOD = 420
+ANSWER_WITHIN = 5.0  # s: a stalled listener never answers; a busy shared machine may take a few seconds
+
+
+def _limit_descriptors(soft: int, hard: int):
+    def preexec() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return preexec
+
+
+async def _hold(url: str, held: list, results: list) -> None:
+    """Open a connection and keep it; record how it ended up."""
+    try:
+        ws = await connect(url, open_timeout=20, close_timeout=2, ping_interval=None)
+    except (InvalidStatus, InvalidHandshake, InvalidMessage, OSError, TimeoutError) as exc:
+        results.append(type(exc).__name__)
+        return
+    try:
+        frame = await asyncio.wait_for(ws.recv(), 20)
+        results.append("welcome" if '"welcome"' in frame else "error")
+        held.append(ws)
+    except Exception:
+        await ws.wait_closed()
+        results.append(ws.close_code)
+
+
+async def test_a_flood_past_the_descriptor_limit_is_shed_and_health_answers(spawn_serve, tmp_path):
+    serve = spawn_serve("--admin-key", "k", "--heartbeat-interval", "off",
+                        preexec_fn=_limit_descriptors(LIMIT // 2, LIMIT))
+    cap = default_max_connections(LIMIT)  # the soft limit was raised to the hard one
+    # a new TCP connection per request: the HTTP listener itself must still accept during the flood
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ANSWER_WITHIN),
+                                     connector=aiohttp.TCPConnector(force_close=True)) as http:
+        api = Api(serve.http_url, serve.ws_url, http, "k")
+        stats = await api.stats()
+        assert stats["max_connections"] == cap
+        token = (await api.token("flood"))["access_token"]
+        held, results = [], []
+        url = f"{serve.ws_url}/ws/chat/flood-conv?token={token}"
+        flood = [asyncio.create_task(_hold(url, held, results)) for _ in range(FLOOD)]
+        slowest = 0.0
+        while not all(t.done() for t in flood):  # health and metrics answer all through the flood
+            for path, expect in (("/healthz", '"ok"'), ("/metrics", "ws_connections_active")):
+                started = time.monotonic()
+                async with http.get(serve.http_url + path) as r:  # each within the session's timeout
+                    assert r.status == 200 and expect in await r.text()
+                slowest = max(slowest, time.monotonic() - started)
+            await asyncio.sleep(0.05)
+        assert results.count("welcome") == cap, sorted(map(str, results))
+        shed = results.count(1013)
+        reset = FLOOD - cap - shed  # refused before the handshake: the connect itself failed
+        assert shed > 0 and set(results) - {"welcome", 1013} <= {"InvalidMessage", "ConnectionResetError",
+                                                                 "OSError", "TimeoutError"}, set(results)
+        assert slowest < ANSWER_WITHIN, slowest
+        stats = await api.stats()
+        assert stats["connections_active"] == cap and stats["descriptor_resets"] == reset
+        await asyncio.gather(*(ws.close() for ws in held))
+    serve.proc.terminate()
+    serve.proc.wait(10)
+    log = serve.log_path.read_text() + serve.proc.stderr.read()
+    assert "Traceback" not in log and "EMFILE" not in log and "Too many open files" not in log
