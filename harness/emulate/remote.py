@@ -118,8 +118,13 @@ class RemoteFleet:
         self.client = self.stack.enter_context(connect(cluster))
         addresses = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
         clients = [c for s in specs for c in s.clients]
+        # each spec holds its own share's secrets and conversations: the new shares take theirs from all
+        secrets = {cid: v for s in specs for cid, v in s.secrets.items()}
+        conversations = {cid: v for s in specs for cid, v in s.conversations.items()}
         n = max(1, min(len(addresses), len(clients)))
-        self.specs = [dataclasses.replace(specs[0], index=i, clients=share, events_path=tmp / f"remote-{i}" / "events.jsonl")
+        self.specs = [dataclasses.replace(specs[0], index=i, clients=share, events_path=tmp / f"remote-{i}" / "events.jsonl",
+                                          secrets={c.client_id: secrets[c.client_id] for c in share},
+                                          conversations={c.client_id: conversations[c.client_id] for c in share})
                       for i, share in enumerate(split(clients, n))]
         self.addresses = addresses[:n]
         self.procs: list[Any] = []  # nothing of this machine's: the CPU share counts only local processes

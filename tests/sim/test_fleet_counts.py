@@ -48,7 +48,7 @@ def test_duplicates_agree_across_summary_ledger_timeseries_and_report(tmp_path, 
     assert ts["displayed"].sum() == pytest.approx(ledger["displayed"] + ledger["duplicates"], abs=2)
     run = load_run(out)
     counts, source = delivery(run)
-    assert source == "ledger_summary.json"
+    assert source == "summary.json (the gates' numbers)"
     assert counts["duplicates"] == pytest.approx(summary["duplicates_displayed"], abs=1)
     # the report says how the run counted, next to its figures
     report = to_markdown(build([run], []))
