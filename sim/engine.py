@@ -31,7 +31,7 @@ from typing import Callable
 import pandas as pd
 
 from harness.record import RecordWriter, finalize, files
-from harness.record.derive import Derived, derive, timeseries_columns, write_csv
+from harness.record.derive import Derived, derive, in_order, timeseries_columns, write_csv
 from harness.record.finalize import in_flight_window
 from harness.record.ledger import check
 from harness.record.writer import tool_version
@@ -140,7 +140,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
                           testbed=testbed)
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
-            derived = derive(world.records, end)
+            derived = derive(in_order(world.records), end)
             ledger = _ledger(derived, sent, sample, size.clients)
             _write_tables(out, derived, size, message_scale(size.clients, sample))
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")

@@ -42,7 +42,13 @@ def read_events(path: Path) -> list[dict]:
     client (each client's own order kept), so the tables do not depend on which of several clients
     the loop served first; a bad line names its number (a cut-off last line is left out:
     `harness.record.jsonl`)."""
-    events = list(read_jsonl(path, _check_event, "a JSON object with a numeric 't', a 'client' and a 'kind'"))
+    return in_order(list(read_jsonl(path, _check_event, "a JSON object with a numeric 't', a 'client' and a 'kind'")))
+
+
+def in_order(events: list[dict]) -> list[dict]:
+    """`events` sorted in place as `read_events` orders a file, so tables derived in memory (the model
+    above its exact limit, whose calm clients tally their refreshes when they wake, with earlier
+    times) equal those `finalize` derives from the same records written out."""
     events.sort(key=lambda r: (float(r["t"]), str(r["client"])))
     return events
 
