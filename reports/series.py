@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness.record.storms import StormRule, detect_storms, sampling_weight
 from reports.record import Run, number
-from reports.survival import Survival, kaplan_meier
+from harness.record.survival import Survival, kaplan_meier
 from system.units import parse_duration
 
 NICE_BINS_S = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -70,7 +70,7 @@ def survival_of(run: Run) -> SurvivalData | None:
         return None
     durations = pd.to_numeric(lived["duration_s"]).to_numpy(dtype=float)
     censored = pd.to_numeric(lived["censored"], errors="coerce").fillna(0).to_numpy() != 0
-    curve = kaplan_meier(durations, censored)
+    curve = kaplan_meier(durations, ~censored)
     return SurvivalData(run.label, curve, curve.quantile(0.50), curve.quantile(0.95))
 
 
@@ -177,13 +177,6 @@ def closes_by_code(run: Run, max_bins: int = 240) -> Binned | None:
     if not columns:
         return None
     return _binned(ts, {c.removeprefix("closes_"): c for c in columns}, max_bins)
-
-
-def per_bin(run: Run, columns: dict[str, str], max_bins: int = 240) -> Binned | None:
-    ts = run.timeseries
-    if ts is None or any(c not in ts.columns for c in columns.values()):
-        return None
-    return _binned(ts, columns, max_bins)
 
 
 def rate_per_1000(run: Run, max_bins: int = 240) -> tuple[np.ndarray, np.ndarray] | None:

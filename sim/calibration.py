@@ -1,6 +1,6 @@
 """The model's parameters that depend on the machine and the server: measured, not guessed.
 
-`stormbench calibrate` measures them on this machine (see `sim.calibrate_cli`) and writes a
+`stormbench calibrate` measures them on this machine (see `commands.calibrate`) and writes a
 JSON file of this shape; `sim/calibration_default.json` ships a measured default. The run
 record's meta names the file used, so a prediction can always be traced to its inputs.
 """
@@ -79,7 +79,7 @@ class Testbed:
     that includes the client's part, which the testbed now holds (None: keep the calibration's).
     Production has no such load generator, so only
     `stormbench validate` models it (`simulate(..., testbed=...)`), to predict what the emulation on
-    this machine shows; `stormbench calibrate` measures it (`sim.calibrate_testbed`)."""
+    this machine shows; `stormbench calibrate` measures it (`commands.calibrate_testbed`)."""
 
     cores: int = 2
     token_cost: Dist = field(default_factory=lambda: Dist("exponential", 0.0003))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class SimClient:
     """One user's browser tab: a policy, its sockets, its timers and its network path."""
 
-    __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "own_tokens", "_timers",
+    __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "_timers",
                  "_armed", "online", "blocked", "sealed", "refresh_handle", "refused", "extra_latency", "reset_after",
                  "close_code", "pings_dropped", "stopped", "_stuck", "calm")
 
@@ -28,10 +28,9 @@ class SimClient:
         self.env = world.env
         self.index = index
         self.client_id = client_id
-        self.conversation = f"conv-{index}"
+        self.conversation = client_id  # every user has their own conversation, as in the emulated fleet
         self.policy = policy
         self.socks: dict[int, Sock] = {}
-        self.own_tokens: list[str] = []
         self._timers: dict[str, int] = {}  # timer name -> the serial of its pending firing
         self._armed = 0  # timers armed so far: each firing carries its own serial, so a stale one never matches
         self.online = True
@@ -82,9 +81,10 @@ class SimClient:
             tb = self.world.testbed
             tb.request(tb.token, self.world.tokens.fetch, self, self._token_answer, a.refresh)
 
-    def _token_answer(self, ok: bool, status: int, token: str | None, expires: float | None) -> None:
+    def _token_answer(self, ok: bool, status: int, token: Any, expires: float | None,
+                      refresh_token: str | None = None) -> None:
         if ok:
-            self.refresh_handle = token
+            self.refresh_handle = refresh_token
         if self.extra_latency:
             self.env.call_in(self.extra_latency * 2, self._token_result, ok, status, token, expires)
         else:
@@ -213,13 +213,14 @@ class SimClient:
             if answered >= now:  # in flight now: the driver sends it (within one answer time of its due)
                 in_flight, due = due, None
                 break
-            token, expires = tokens.issue(self, answered)
-            due = policy.refresh_in_band(answered, token, expires)
+            # never refused: no outage while calm, and the model's refresh TTL outlives the run
+            grant = tokens.issue(self, answered)
+            self.refresh_handle = grant.refresh_token  # the next refresh presents it
+            token = grant.claims
+            due = policy.refresh_in_band(answered, token, token.expires_at)
             played += 1
-        if token is not None:
-            self.refresh_handle = token
-            if s.server_open:  # its auth_refresh moves the socket's expiry on the server (the last one counts)
-                server.refreshed(s, token)
+        if token is not None and s.server_open:  # its auth_refresh moves the socket's expiry (the last one counts)
+            server.refreshed(s, token)
         world.policy_events += 2 * played  # a timer and a token answer each, as the plain model counts
         if in_flight is not None:
             world.policy_events += 1
@@ -357,7 +358,7 @@ class SimClient:
 
         def ping() -> None:
             if self.pings_dropped and s.server_open:
-                self.env.call_in(server.setup.heartbeat_timeout, timed_out)
+                self.env.call_in(server.profile.heartbeat_timeout, timed_out)
 
         self.env.call_in(server.next_ping_delay(s), ping)
 

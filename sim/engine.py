@@ -34,9 +34,11 @@ from harness.record import RecordWriter, finalize, files
 from harness.record.derive import Derived, derive, in_order, timeseries_columns, write_csv
 from harness.record.finalize import in_flight_window
 from harness.record.ledger import check
+from harness.record.writer import tool_version
 from harness.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Testbed, load as load_calibration
-from sim.world import EXPIRY_GRACE_S, ModelOptions, World
+from sim.world import ModelOptions, World
+from system.server.lifecycle import EXPIRY_GRACE_S
 
 EXACT_LIMIT = 5000  # up to this many clients, events.jsonl holds every record
 MAX_AGENTS = 5000  # above this many clients, agents stand for several clients each
@@ -148,7 +150,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         rec.faults([_fault_record(r) for r in world.realized])
         rec.meta({
             "engine": "simulate",
-            "stormbench_version": _version(),
+            "stormbench_version": tool_version(),
             "seed": scenario.seed,
             "time_scale": 1.0,
             "started_at": started_at,
@@ -175,14 +177,6 @@ def _fault_record(r) -> dict:
     if d["targets"] is not None and len(d["targets"]) > 1000:
         d["targets"] = {"count": len(d["targets"])}  # a fleet-scale list would dwarf the record
     return d
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("stormbench")
-    except Exception:
-        return "unknown"
 
 
 #: timeseries columns counted on the message sample only (`ModelOptions.message_clients`)

@@ -1,12 +1,14 @@
 """Every fault kind of the scenario timeline, as the model reads it.
 
-Mirrors `harness/emulate/faults.py` (what the emulation does to the real system) in model
-terms: network faults act on the targeted clients' paths, system faults on the server, the
+One handler pair per kind of the registry (`harness.faults`), as `harness/emulate/faults.py`
+has one for the emulation (what it does to the real system), in model terms: network faults act on the targeted clients' paths, system faults on the server, the
 token service or the fleet.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
+
+from harness.faults import lifted
 
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,14 +26,14 @@ def _latency(f: "Fault") -> float:
 
 def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"]) -> None:
     """Start the fault at `f.at` and, when it lasts, lift it at its end (or the run's end)."""
-    start, stop = _KINDS[f.kind]
+    start, stop = KINDS[f.kind]
     env = world.env
     end = min(f.at + f.for_, world.duration) if f.for_ else None
 
-    lifted = end is not None and f.kind != "load_spike"  # a spike's clients leave by themselves
+    lifts = end is not None and lifted(f.kind)  # a spike's clients leave by themselves
     # while it holds, no client is calm (sim.client.SimClient.wake): an instantaneous kind holds
     # for no time, a restart without `for` for its own downtime (the server is then not up)
-    holds = lifted or (end is None and stop is not _nothing and f.kind != "server_restart")
+    holds = lifts or (end is None and stop is not _nothing and f.kind != "server_restart")
 
     def begin() -> None:
         world.wake_all()
@@ -46,7 +48,7 @@ def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"])
         world.fault_log.append({"index": index, "kind": f.kind, "action": "stop", "t": env.now})
 
     env.call_in(f.at, begin)
-    if lifted:
+    if lifts:
         env.call_in(end, finish)
 
 
@@ -210,9 +212,9 @@ def _token_expiry(world: "World", f: "Fault", targets: list["SimClient"]) -> Non
         world.tokens.expire(None)
         world.server.expire_live(None)
     else:
-        idx = [c.index for c in targets]
-        world.tokens.expire(idx)
-        world.server.expire_live(set(idx))
+        users = [c.client_id for c in targets]
+        world.tokens.expire(users)
+        world.server.expire_live(set(users))
 
 
 def _load_spike(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
@@ -224,7 +226,8 @@ def _nothing(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
 
 
 _Apply = Callable[["World", "Fault", list["SimClient"]], None]
-_KINDS: dict[str, tuple[_Apply, _Apply]] = {
+#: what the model does when each fault kind of the registry (`harness.faults`) starts and stops
+KINDS: dict[str, tuple[_Apply, _Apply]] = {
     "partition": (_each(_block), _each(_unblock)),
     "latency": (_latency_on, _latency_off),
     "bandwidth": (_bandwidth_on, _bandwidth_off),
@@ -239,5 +242,4 @@ _KINDS: dict[str, tuple[_Apply, _Apply]] = {
     "ws_close": (_ws_close_on, _ws_close_off),
     "ws_drop_pings": (_pings_on, _pings_off),
 }
-KINDS: tuple[str, ...] = tuple(_KINDS)
 

@@ -7,35 +7,42 @@ Everything happens in SimPy time through calls scheduled on `sim.schedule.ModelE
 queues exactly as an M/M/c (or M/G/c) queue would. Admission is the server's own sans-IO
 `AdmissionPolicy`, driven with simulated `now`.
 
-How the model reads the system's behaviour (README "Server HTTP API", DESIGN "system under test"):
-- a bad or expired token: the legacy server (`handshake_403`) answers HTTP 403 at the handshake;
-  the fixed one opens and closes with 4401 at once (`abrupt_errors`: drops it, the client sees 1006);
-- `live_expiry`: a live socket whose token expired `expiry_grace` ago is closed with 4401 unless
-  an in-band `auth_refresh` extended it; revoking tokens (`token_expiry`) sets the clock to now;
-- a shed connection (admission) is opened and closed with 1013; a `no_shedding` server does not
-  consult admission; an `abrupt_shutdown` server drops every socket without a close frame on a
-  graceful restart (clients see 1006);
+The model states no rule of the server: which connection is accepted, refused (and how: an HTTP
+403, an error frame and a close code, or a dropped connection), shed, expired live or closed at a
+shutdown, what a refresh answers, what a `resume` replays and who gets a message are decided by
+the server's own sans-IO core (`system.server.handshake`, `.tokens`, `.lifecycle`, `.delivery`,
+`.admission`), driven here with simulated `now`. The model adds only what things cost (service
+times from the calibration) and how the network carries them:
+- a connection is decided after its handshake slot, as the real server decides after the upgrade
+  (a shed connection costs a full handshake);
 - a broken network path (partition, offline, blackhole) leaves a half-open socket: the server's
   heartbeat drops its end (the first ping after the break, plus the timeout, if the path is still
   broken then); the client, which does not ping, learns when the path heals (see sim.client).
 """
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from harness.scenario.server import ServerProfile
 from sim.scrapes import AgentHistogram
+from system import wire
+from system.server import delivery, handshake
 from system.server.admission import AdmissionConfig, AdmissionPolicy
+from system.server.handshake import Outcome
+from system.server.lifecycle import LiveExpiry, shutdown
+from system.server.tokens import AccessClaims, AuthError, Grant, MemoryBook, TokenRules
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.calibration import Calibration, Dist
     from sim.client import SimClient
     from sim.schedule import ModelEnvironment
 
-ABNORMAL, RESTART, INTERNAL, EXPIRED = 1006, 1012, 1011, 4401
+ABNORMAL, INTERNAL = wire.ABNORMAL, wire.INTERNAL_ERROR
+AGENT = "real_estate"  # the agent the model's replies come from
 
 
 class Draws:
@@ -123,45 +130,36 @@ class Sock:
         self.opened_at = 0.0  # the server's keepalive pings this socket every interval from here
 
 
-@dataclass(frozen=True)
-class ServerSetup:
-    legacy_handshake: bool  # bad token -> HTTP 403 at the handshake (legacy) instead of close 4401
-    abrupt_shutdown: bool  # a graceful restart drops sockets without a close frame (legacy)
-    abrupt_errors: bool  # an expired token drops the socket without an error or close frame (legacy)
-    admission: bool  # the fixed server sheds with 1013; the legacy one admits everything
-    live_expiry: bool
-    expiry_grace: float
-    token_ttl: float
-    heartbeat_interval: float
-    heartbeat_timeout: float
-    max_connections: int | None
-    handshake_rate: float | None
-    acks: bool = True  # user messages acknowledged and resends dropped by id (legacy no_acks: neither)
-
-
 class TokenService:
-    """Issues and checks access tokens; an outage answers 503; expiry can be forced per client."""
+    """The server's token endpoints: `system.server.tokens.TokenRules` over a `MemoryBook`, with the
+    model's costs (a latency, or a slot of the server's CPU) and its availability. A model token is
+    the `AccessClaims` themselves (the signature is the only part the model leaves out)."""
 
-    def __init__(self, env: "ModelEnvironment", ttl: float, latency: Callable[[], float]) -> None:
-        self.env, self.ttl, self.latency = env, ttl, latency
+    def __init__(self, env: "ModelEnvironment", profile: ServerProfile, latency: Callable[[], float]) -> None:
+        self.env, self.latency = env, latency
         self.cpu: Slots | None = None
         self.service: Callable[[], float] = latency
         self.server_up: Callable[[], bool] = lambda: True
         self.refused_after = 0.0
-        self.outage = False
-        self._serial = 0
-        self._tokens: dict[str, tuple[int, float, float]] = {}  # token -> (client, issued, expires)
-        self._family: dict[int, str] = {}  # client -> the refresh token the server last issued it
-        self.revoked_before: dict[int, float] = {}
-        self.revoked_all_before = -1.0
-        self.issued = 0
+        serial = itertools.count(1).__next__  # ids and refresh tokens need only be unique here
+        self.rules = TokenRules(MemoryBook(), access_ttl=profile.token_ttl, refresh_ttl=profile.refresh_ttl,
+                                new_secret=serial, new_id=serial, digest=None)  # in memory: no digest
 
-    def fetch(self, client: "SimClient", done: Callable[[bool, int, str | None, float | None], None],
-              refresh: bool = False) -> None:
-        """A login (`refresh` False) or a refresh. Refresh tokens rotate as the server's do: a refresh
-        presenting anything but the latest one issued (its answer was lost, say in a one-way
-        blackhole) is a reuse, answered 401, and revokes the family: the client must log in anew.
-        Each model token doubles as its refresh token (`client.refresh_handle`)."""
+    @property
+    def issued(self) -> int:
+        return self.rules.issued
+
+    @property
+    def outage(self) -> bool:
+        return self.rules.outage
+
+    @outage.setter
+    def outage(self, on: bool) -> None:
+        self.rules.outage = on
+
+    def fetch(self, client: "SimClient", done: Callable[..., None], refresh: bool = False) -> None:
+        """A login (`refresh` False) or a refresh presenting the client's refresh token; `done(ok,
+        status, token, expires, refresh_token)` gets the answer."""
         if self.cpu is None:
             self.env.call_in(self.latency(), self._answer, client, done, refresh)
             return
@@ -170,31 +168,20 @@ class TokenService:
             return
         self.cpu.serve(self.service, self._answer, client, done, refresh)
 
-    def _answer(self, client: "SimClient", done: Callable[[bool, int, str | None, float | None], None],
-                refresh: bool) -> None:
-        now = self.env.now
-        if self.outage:
-            done(False, 503, None, None)
+    def _answer(self, client: "SimClient", done: Callable[..., None], refresh: bool) -> None:
+        try:
+            grant = self.issue(client, self.env.now, refresh)
+        except AuthError as exc:
+            done(False, exc.status, None, None)
             return
-        if refresh and self._family.get(client.index) != client.refresh_handle:
-            self._family.pop(client.index, None)
-            done(False, 401, None, None)
-            return
-        token, expires = self.issue(client, now)
-        done(True, 200, token, expires)
+        done(True, 200, grant.claims, grant.claims.expires_at, grant.refresh_token)
 
-    def issue(self, client: "SimClient", now: float) -> tuple[str, float]:
-        """A new access (and refresh) token for `client`, issued at `now`."""
-        self._serial += 1
-        self.issued += 1
-        token = f"t{self._serial}"
-        expires = now + self.ttl
-        self._tokens[token] = (client.index, now, expires)
-        self._family[client.index] = token
-        client.own_tokens.append(token)
-        if len(client.own_tokens) > 4:  # a client only ever presents its latest few
-            self._tokens.pop(client.own_tokens.pop(0), None)
-        return token, expires
+    def issue(self, client: "SimClient", now: float, refresh: bool = True) -> Grant:
+        """The rules' answer at `now` to `client`'s refresh (presenting its refresh handle) or login;
+        an `AuthError` is a refusal. The calm path (`SimClient.wake`) calls it at each refresh's answer time."""
+        if refresh:
+            return self.rules.refresh(client.refresh_handle, now)
+        return self.rules.issue(client.client_id, now)
 
     def answer_time(self) -> float:
         """How long a refresh takes when nothing queues with it: a service draw on the server's CPU
@@ -207,34 +194,36 @@ class TokenService:
         and are refused while the server is down (a restart takes the token endpoint with it)."""
         self.cpu, self.service, self.server_up, self.refused_after = cpu, service, server_up, refused_after
 
-    def expires_at(self, token: str | None, client_index: int) -> float | None:
-        """When the token stops being valid, None when it is unknown or already revoked."""
-        info = self._tokens.get(token) if token else None
-        if info is None:
-            return None
-        owner, issued, expires = info
-        if owner != client_index or issued <= max(self.revoked_all_before, self.revoked_before.get(owner, -1.0)):
-            return None
-        return expires
+    def verify(self, token: AccessClaims | None, user: str) -> AccessClaims | AuthError:
+        """As the server's `verify`: the token's claims if they hold now, else why not."""
+        if token is None:
+            return AuthError("auth_invalid", "no access token")
+        if token.user != user:
+            return AuthError("auth_invalid", "token belongs to another user")
+        try:
+            return self.rules.check(token, self.env.now)
+        except AuthError as exc:
+            return exc
 
-    def expire(self, clients: list[int] | None) -> None:
-        now = self.env.now
-        if clients is None:
-            self.revoked_all_before = now
+    def expire(self, users: list[str] | None) -> None:
+        if users is None:
+            self.rules.expire(None)
         else:
-            for c in clients:
-                self.revoked_before[c] = now
+            for user in users:
+                self.rules.expire(user)
 
 
 class ModelServer:
-    def __init__(self, env: "ModelEnvironment", setup: ServerSetup, calibration: "Calibration",
+    def __init__(self, env: "ModelEnvironment", profile: ServerProfile, calibration: "Calibration",
                  rng: np.random.Generator, tokens: TokenService, on_sent: Callable[[str, str, int, float], None] | None) -> None:
-        self.env, self.setup, self.cal, self.tokens = env, setup, calibration, tokens
+        self.env, self.profile, self.cal, self.tokens = env, profile, calibration, tokens
+        self.traits = profile.traits
+        self.expiry = LiveExpiry(profile.expiry_grace)
         self.handshake = Slots(env, calibration.handshake_servers)
         self.service = Draws(calibration.handshake_service, rng)
         self.close_service = None if calibration.close_service is None else Draws(calibration.close_service, rng)
         self.agent = Draws(calibration.agent_latency, rng)
-        self.admission = AdmissionPolicy(AdmissionConfig(setup.max_connections, setup.handshake_rate))
+        self.admission = AdmissionPolicy(AdmissionConfig(profile.max_connections, profile.handshake_rate))
         self.up = True  # the process runs: its token endpoint answers
         self.accepting = True  # its WebSocket listener accepts (a graceful stop closes it first)
         self._stopping = False  # a graceful stop waits for its closes before the process is gone
@@ -244,55 +233,54 @@ class ModelServer:
         self.active = 0
         self.peak_active = 0
         self.handshakes = 0
-        self._seq: dict[str, int] = {}
-        self._log: dict[str, list[tuple[int, str, float]]] = {}  # conversation -> (seq, id, t)
+        self.log = delivery.MemoryLog(keep=on_sent is not None)
         self._msg = 0
         self.on_sent = on_sent
         self.on_received: Callable[[str, str, float, bool], None] = lambda *row: None
         self._answered: set[str] = set()  # user message ids answered (acks: a resend is dropped)
         self.agent_seconds = AgentHistogram()
-        self.keep_log = on_sent is not None
 
     # ---- accept path -------------------------------------------------------------------
-    def connect(self, s: Sock, token: str | None, last_seq: int | None) -> None:
-        """A TCP connect has reached the server: admission, queue for a handshake slot, answer."""
-        now = self.env.now
+    def connect(self, s: Sock, token: AccessClaims | None, last_seq: int | None) -> None:
+        """A TCP connect has reached the server: queue for a handshake slot, then the server's decision."""
         if not self.accepting:
             self.env.call_in(self.cal.refused_after_s, s.client.handshake_failed, s, None)
             return
-        if self.setup.admission:
-            decision = self.admission.admit(now)
-            if not decision.accepted:
-                self._open_then_close(s, decision.code or 1013, decision.reason)
-                return
-            s.admitted = True
         self.handshake.serve(self.service, self._handshake_done, s, token, last_seq, self.epoch)
 
-    def _handshake_done(self, s: Sock, token: str | None, last_seq: int | None, epoch: int) -> None:
+    def _handshake_done(self, s: Sock, token: AccessClaims | None, last_seq: int | None, epoch: int) -> None:
         if epoch != self.epoch or s.state != "connecting":
-            self._release(s)  # an admitted connect the client gave up on (open timeout) frees its place
-            return  # or the server restarted underneath (the client learns from its own end)
-        self.handshakes += 1
-        self._answer(s, token, last_seq)
-
-    def _answer(self, s: Sock, token: str | None, last_seq: int | None) -> None:
-        expires = self.tokens.expires_at(token, s.client.index)
-        now = self.env.now
-        if expires is None or expires <= now:
-            if self.setup.legacy_handshake:
-                self._release(s)
-                s.client.handshake_failed(s, 403)
-            else:
-                self._open(s)
-                self.refuse(s, "auth_expired", "token expired")
+            # the client gave up on it (open timeout) or the server restarted underneath (the client learns
+            # from its own end); admission comes after this slot, so it holds no place (an admitted
+            # connect the client gave up on frees its place in `drop_end`, when `opened` finds it closed)
             return
+        self.handshakes += 1
+        self._answer(s, token)
+
+    def _answer(self, s: Sock, token: AccessClaims | None) -> None:
+        """The server core decides, with the facts of the model: every Origin is allowed and every
+        client opens its own conversation."""
+        checked = self.tokens.verify(token, s.client.client_id)
+        auth = checked if isinstance(checked, AuthError) else None
+        early = handshake.before_upgrade(self.traits, path_ok=True, origin_ok=True, auth=auth, owner_ok=True)
+        if early is not None:
+            s.client.handshake_failed(s, early.status)
+            return
+        admission = None
+        if handshake.sheds(self.traits):
+            admission = self.admission.admit(self.env.now)
+            s.admitted = admission.accepted
+        outcome = handshake.after_upgrade(self.traits, admission=admission, origin_ok=True, auth=auth, owner_ok=True)
         self._open(s)
-        s.expires = expires
-        if self.setup.live_expiry:
+        if outcome.kind != "accept":
+            self.act(s, outcome)
+            return
+        s.expires = checked.expires_at
+        if self.profile.live_expiry:
             self._watch_expiry(s)
-        s.client.frame(s, {"v": "1.0", "type": "welcome", "session_id": f"{s.client.index}:{s.sock}",
-                           "conversation_id": s.conv, "server_time": now,
-                           "last_seq": self._seq.get(s.conv, 0)})
+        s.client.frame(s, {"v": wire.FRAME_VERSION, "type": "welcome", "session_id": f"{s.client.index}:{s.sock}",
+                           "conversation_id": s.conv, "server_time": self.env.now,
+                           "last_seq": self.log.last_seq(s.conv)})
 
     def _open(self, s: Sock) -> None:
         s.state = "open"
@@ -303,10 +291,6 @@ class ModelServer:
         if self.active > self.peak_active:
             self.peak_active = self.active
         s.client.opened(s)
-
-    def _open_then_close(self, s: Sock, code: int, reason: str) -> None:
-        self._open(s)
-        self.close(s, code, reason)
 
     def _release(self, s: Sock) -> None:
         if s.admitted:
@@ -336,25 +320,29 @@ class ModelServer:
             s.client.closed(s, code, reason, "server")
         self._maybe_gone()
 
-    def refuse(self, s: Sock, error: str, message: str) -> None:
-        """As the server's `_refuse`: an `error` frame, then close 4401. The frame matters to the
-        herd after a mass expiry: a fixed client fetches a fresh token on the frame, so the fleet's
-        refreshes queue on the server at the moment of the close, and each reconnect waits for its
-        client's refresh instead of starting one after its backoff. Both frames arrive together and
-        the client's WebSocket stack answers the close before its application has read the error
-        frame, so the close reply reaches the server's queue before the refresh it starts (the
-        emulated herd refreshes once per client, after its close; the other way round the model
-        refreshed twice). The legacy server (`abrupt_errors`) sends neither: it drops the connection."""
+    def act(self, s: Sock, outcome: Outcome) -> None:
+        """Carry out a decision of the server core on an open socket, as the server's `_act`: its
+        `error` frame, then its close; or a dropped connection (the client sees 1006).
+        The error frame matters to the herd after a mass expiry: a fixed client fetches a fresh token
+        on the frame, so the fleet's refreshes queue on the server at the moment of the close, and each
+        reconnect waits for its client's refresh instead of starting one after its backoff. Both frames
+        arrive together and the client's WebSocket stack answers the close before its application has
+        read the error frame, so the close reply reaches the server's queue before the refresh it starts
+        (the emulated herd refreshes once per client, after its close; the other way round the model
+        refreshed twice)."""
         live = s.client_open and s.broken_at is None
-        if self.setup.abrupt_errors:  # the client sees 1006
+        if outcome.kind == "abort":
             if self.drop_end(s) and live:
                 s.client.closed(s, ABNORMAL, "", "network")
             return
-        frame = {"v": "1.0", "type": "error", "code": error, "message": message}
+        if outcome.error is None:
+            self.close(s, outcome.code, outcome.reason)
+            return
+        frame = {"v": wire.FRAME_VERSION, "type": "error", "code": outcome.error, "message": outcome.reason}
         frame_first = self.close_service is None  # the close then completes at once
         if live and frame_first:
             s.client.frame(s, frame)
-        self.close(s, EXPIRED, error)
+        self.close(s, outcome.code, outcome.error)
         if live and not frame_first:
             s.client.frame(s, frame)
 
@@ -376,17 +364,17 @@ class ModelServer:
         """One pending check per socket: a refresh moves `s.expires` and the check re-arms itself."""
         s.gen += 1
         gen = s.gen
-        grace = self.setup.expiry_grace
+        expiry = self.expiry
 
         def check() -> None:
             if gen != s.gen or not s.server_open:
                 return
-            if s.expires + grace > self.env.now:
-                self.env.call_in(s.expires + grace - self.env.now, check)
+            if expiry.due(self.env.now, s.expires):
+                self.act(s, expiry.refuse(self.traits))
             else:
-                self.refuse(s, "auth_expired", "access token expired; refresh and reconnect")
+                self.env.call_in(expiry.deadline(s.expires) - self.env.now, check)
 
-        self.env.call_in(s.expires + grace - self.env.now, check)
+        self.env.call_in(expiry.deadline(s.expires) - self.env.now, check)
 
     def rest(self, s: Sock) -> None:
         """A calm client's socket (sim.client.SimClient.wake): its token is refreshed in time until
@@ -395,24 +383,24 @@ class ModelServer:
 
     def wake(self, s: Sock) -> None:
         """The calm client's refreshes are played up to now: the check is due at its expiry again."""
-        if self.setup.live_expiry and s.server_open:
+        if self.profile.live_expiry and s.server_open:
             self._watch_expiry(s)
 
-    def refreshed(self, s: Sock, token: str | None) -> None:
+    def refreshed(self, s: Sock, token: AccessClaims | None) -> None:
         """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""
-        expires = self.tokens.expires_at(token, s.client.index)
-        if expires is not None and expires > self.env.now:
-            s.expires = expires  # the pending expiry check sees it and re-arms
+        checked = self.tokens.verify(token, s.client.client_id)
+        if not isinstance(checked, AuthError):
+            s.expires = checked.expires_at  # the pending expiry check sees it and re-arms
 
-    def expire_live(self, clients: set[int] | None) -> None:
+    def expire_live(self, users: set[str] | None) -> None:
         """Tokens were revoked: with live expiry the affected sockets must refresh within the grace."""
-        if not self.setup.live_expiry:
+        if not self.profile.live_expiry:
             return
         now = self.env.now
         for peers in list(self.live.values()):
             for s in list(peers):
-                if clients is None or s.client.index in clients:
-                    s.expires = min(s.expires, now)
+                if users is None or s.client.client_id in users:
+                    s.expires = LiveExpiry.forced(s.expires, now)
                     self._watch_expiry(s)
 
     # ---- restarts ----------------------------------------------------------------------
@@ -423,15 +411,11 @@ class ModelServer:
         answering token requests while it says goodbye to a few thousand sockets)."""
         self.accepting = False
         self.epoch += 1
+        outcome = shutdown(self.traits, crash=crash)
         for peers in list(self.live.values()):
             for s in list(peers):
-                if crash or self.setup.abrupt_shutdown:
-                    self.drop_end(s)
-                    if s.client_open and s.broken_at is None:
-                        s.client.closed(s, ABNORMAL, "", "network")
-                else:
-                    self.close(s, RESTART, "service restart")
-        if crash or self.setup.abrupt_shutdown:
+                self.act(s, outcome)
+        if outcome.kind == "abort":
             self.up = False
         else:
             self._stopping = True
@@ -450,12 +434,13 @@ class ModelServer:
     def user_message(self, s: Sock, frame: dict) -> None:
         """A user message reached the server: stored and acknowledged (unless legacy), a resend of
         a stored one dropped, then the agent answers to every open socket of the chat."""
-        answer = not (self.setup.acks and frame["id"] in self._answered)
-        if self.keep_log:
+        acks = delivery.acks(self.traits)
+        answer = not (acks and frame["id"] in self._answered)
+        if self.log.keep:
             self.on_received(s.conv, frame["id"], self.env.now, answer)
-        if self.setup.acks:
+        if acks:
             if s.client_open and s.broken_at is None:
-                s.client.frame(s, {"v": "1.1", "type": "ack", "ref": frame["id"]})
+                s.client.frame(s, {"v": wire.ACK_VERSION, "type": "ack", "ref": frame["id"]})
             self._answered.add(frame["id"])
         if not answer:
             return
@@ -464,34 +449,29 @@ class ModelServer:
         self.env.call_in(took, self.publish, s.conv)
 
     def publish(self, conv: str) -> None:
-        seq = self._seq.get(conv, 0) + 1
-        self._seq[conv] = seq
         self._msg += 1
         msg_id = f"m{self._msg}"
         now = self.env.now
-        if self.keep_log:
-            self._log.setdefault(conv, []).append((seq, msg_id, now))
-            self.on_sent(conv, msg_id, seq, now)
-        frame = {"v": "1.0", "type": "assistant_message", "id": msg_id, "seq": seq,
-                 "agent": "real_estate", "text": "", "conversation_id": conv}
-        for s in list(self.live.get(conv, ())):
+        m = self.log.append(conv, msg_id, now, delivery.assistant_message(msg_id, {"agent": AGENT, "text": ""}))
+        if self.on_sent is not None:
+            self.on_sent(conv, msg_id, m.seq, now)
+        for s in delivery.fan_out(self.live.get(conv, ())):
             if s.broken_at is None and s.client_open:
-                s.client.frame(s, frame)
+                s.client.frame(s, m.frame)
 
     def replay(self, s: Sock, last_seq: int) -> None:
-        for seq, msg_id, _t in self._log.get(s.conv, ()):
-            if seq > last_seq and s.server_open and s.broken_at is None:
-                s.client.frame(s, {"v": "1.0", "type": "assistant_message", "id": msg_id, "seq": seq,
-                                   "agent": "real_estate", "text": "", "conversation_id": s.conv})
+        for m in self.log.messages_after(s.conv, last_seq):
+            if s.server_open and s.broken_at is None:
+                s.client.frame(s, m.frame)
 
     # ---- heartbeats --------------------------------------------------------------------
     def next_ping_delay(self, s: Sock) -> float:
         """The server's keepalive (as websockets') pings each socket every interval from its open, so
         a socket opened during a fault waits a whole interval (not U(0, interval), the phase of a
         socket opened long before)."""
-        interval = self.setup.heartbeat_interval
+        interval = self.profile.heartbeat_interval
         return interval - (self.env.now - s.opened_at) % interval
 
     def heartbeat_check_delay(self, s: Sock) -> float:
         """From a break to the moment the next ping after it times out."""
-        return self.next_ping_delay(s) + self.setup.heartbeat_timeout
+        return self.next_ping_delay(s) + self.profile.heartbeat_timeout

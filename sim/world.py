@@ -1,8 +1,9 @@
 """One simulated run: the fleet, the server, the token service, the weather and the fault timeline.
 
 Every random draw that the emulation also makes (arrivals, drops, offline periods, message times,
-fault targets, each policy's rng) comes from `harness.scenario.draws`, so the model and the
-emulation of one scenario and seed face the same weather; the model's own draws (service times,
+fault targets, spike arrivals, each policy's rng) comes from the one plan of draws
+(`harness.scenario.plan.draw_plan`), so the model and the emulation of one scenario and seed face
+the same weather; the model's own draws (service times,
 heartbeat phases, agent latency) come from named numpy streams of the same seed.
 """
 from __future__ import annotations
@@ -14,15 +15,17 @@ from typing import Any, Callable, Iterator
 from harness.scenario import draws
 from harness.scenario.clients import client_config
 from harness.scenario.model import Fault, Scenario
+from harness.scenario.plan import Lifetime, draw_plan
 from sim import faults as fault_kinds
 from sim.calibration import Calibration, Testbed
 from sim.client import SimClient
 from sim.schedule import ModelEnvironment
-from sim.server import Draws, ModelServer, ServerSetup, TokenService
+from harness.scenario.server import server_profile
+from sim.server import Draws, ModelServer, TokenService
+from system.server.lifecycle import EXPIRY_GRACE_S
 from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
 
-EXPIRY_GRACE_S = 10.0  # the server's --expiry-grace default, which the emulation keeps in scenario time
 TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed"})
 
 
@@ -44,35 +47,6 @@ class ModelOptions:
     calm_batches: bool = True  # calm clients' refreshes played in batches (sim.client.SimClient.wake)
 
 
-
-def legacy_switch(scenario: Scenario, name: str) -> bool:
-    """Whether server trait `name` (system.server.config.LEGACY_TRAITS) is legacy: the base, unless listed."""
-    b = scenario.system.behaviour
-    if name in b.legacy:
-        return True
-    if name in b.fixed:
-        return False
-    return b.base == "legacy"
-
-
-def server_setup(scenario: Scenario, expiry_grace: float = EXPIRY_GRACE_S) -> ServerSetup:
-    sysd = scenario.system
-    return ServerSetup(
-        legacy_handshake=legacy_switch(scenario, "handshake_403"),
-        abrupt_shutdown=legacy_switch(scenario, "abrupt_shutdown"),
-        abrupt_errors=legacy_switch(scenario, "abrupt_errors"),
-        admission=not legacy_switch(scenario, "no_shedding"),
-        live_expiry=sysd.live_expiry,
-        expiry_grace=expiry_grace,
-        token_ttl=sysd.token_ttl,
-        heartbeat_interval=sysd.heartbeat.interval,
-        heartbeat_timeout=sysd.heartbeat.timeout,
-        max_connections=sysd.admission.max_connections,
-        handshake_rate=sysd.admission.handshake_rate,
-        acks=not legacy_switch(scenario, "no_acks"),
-    )
-
-
 class World:
     def __init__(self, scenario: Scenario, calibration: Calibration, *, clients: int | None = None,
                  options: ModelOptions = ModelOptions(),
@@ -86,9 +60,10 @@ class World:
         self.n = scenario.fleet.sim_clients if clients is None else clients
         self.env = ModelEnvironment()
         seed = scenario.seed
-        self.tokens = TokenService(self.env, scenario.system.token_ttl,
+        profile = server_profile(scenario, expiry_grace)
+        self.tokens = TokenService(self.env, profile,
                                    Draws(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
-        self.server = ModelServer(self.env, server_setup(scenario, expiry_grace), calibration,
+        self.server = ModelServer(self.env, profile, calibration,
                                   draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent)
         self.testbed: TestbedModel | None = None
         if testbed is not None:  # validate: the emulation's load generator shares the server's CPUs
@@ -107,7 +82,8 @@ class World:
         self.faults_holding = 0 if options.calm_batches else 1
         self.clients: list[SimClient] = []
         self.by_id: dict[str, SimClient] = {}
-        self.realized = draws.realize_faults(scenario, self.n)
+        self.plan = draw_plan(scenario, self.n)
+        self.realized = self.plan.faults
         self._record_kinds = None if sink is not None or options.keep_all_records else TALLIED
         self._message_limit = self.n if options.message_clients is None else min(self.n, options.message_clients)
 
@@ -120,35 +96,32 @@ class World:
             self.records.extend(records)
 
     # ---- the fleet ---------------------------------------------------------------------
-    def add_client(self, index: int, start: float, stop: float | None) -> SimClient:
-        cid = draws.client_id(index)
-        rng = draws.stream(self.scenario.seed, f"client:{index}")
-        policy = ClientPolicy(self.config, rng, cid, conversation=cid, record_kinds=self._record_kinds)
-        c = SimClient(self, index, cid, policy)
-        c.conversation = cid
+    def add_client(self, life: Lifetime) -> SimClient:
+        cid = life.client_id
+        policy = ClientPolicy(self.config, self.plan.rng(life), cid, conversation=cid, record_kinds=self._record_kinds)
+        c = SimClient(self, life.index, cid, policy)
         self.clients.append(c)
         self.by_id[cid] = c
-        self.env.call_in(start - self.env.now, c.start)
-        if stop is not None and stop < self.duration:
-            self.env.call_in(stop - self.env.now, self._stop, c)
-        self._weather(c, start, stop if stop is not None else self.duration)
+        self.env.call_in(life.start - self.env.now, c.start)
+        if life.stop < self.duration:
+            self.env.call_in(life.stop - self.env.now, self._stop, c)
+        self._weather(c, life)
         return c
 
     def _stop(self, c: SimClient) -> None:
         self.tally([{"t": self.env.now, "client": c.client_id, "kind": "stop"}])
         c.stop()
 
-    def _weather(self, c: SimClient, start: float, stop: float) -> None:
-        sc = self.scenario
+    def _weather(self, c: SimClient, life: Lifetime) -> None:
+        sc, plan = self.scenario, self.plan
         if sc.fleet.drop_every is not None:
-            self._chain(c, (t for t in draws.drop_times(sc, c.index) if start <= t < stop), lambda _t: c.drop())
+            self._chain(c, plan.drops(life), lambda _t: c.drop())
         if sc.fleet.offline is not None:
-            periods = ((a, b) for a, b in draws.offline_periods(sc, c.index) if start <= a < stop)
-            self._chain_offline(c, periods)
+            self._chain_offline(c, plan.offline(life))
         if sc.fleet.message_every is not None and c.index < self._message_limit:
             from system.client.events import UserMessage
-            self._chain(c, draws.message_times(sc, c.index, start),
-                        lambda t: t < stop and c.feed(UserMessage(self.env.now, "any 2-bedroom flats to rent in Camden under 2000 a month?")))
+            self._chain(c, plan.messages(life),
+                        lambda t: c.feed(UserMessage(self.env.now, "any 2-bedroom flats to rent in Camden under 2000 a month?")))
 
     def _chain(self, c: SimClient, times: Iterator[float], fn: Callable[[float], Any]) -> None:
         """Schedule one event of a lazily drawn series at a time (a fleet has millions of them)."""
@@ -177,15 +150,10 @@ class World:
         arm()
 
     def spike(self, f: Fault) -> None:
-        """A load spike: extra clients (scaled from the emulated to the simulated fleet) arrive now."""
-        sc = self.scenario
-        extra = round(int(f.params["clients"]) * self.n / max(1, sc.fleet.clients))
-        end = min(f.at + f.for_, self.duration) if f.for_ else None
-        base = len(self.clients)
-        ramp = draws.stream(sc.seed, "sim:spike")
-        for j in range(extra):
-            delay = ramp.uniform(0.0, min(sc.fleet.ramp, (end or self.duration) - f.at)) if sc.fleet.ramp > 0 else 0.0
-            self.add_client(base + j, self.env.now + delay, end)
+        """A load spike: its clients (from the plan, scaled to this fleet) arrive from now."""
+        index = next(i for i, g in enumerate(self.scenario.faults) if g is f)
+        for life in self.plan.spike(index):
+            self.add_client(life)
 
     def wake_all(self) -> None:
         """Bring every calm client up to now (before a fault changes what a refresh would meet)."""
@@ -195,9 +163,9 @@ class World:
 
     # ---- running -----------------------------------------------------------------------
     def build(self) -> None:
-        arrivals = draws.arrival_times(self.scenario, self.n)
-        for i, t in enumerate(arrivals):
-            self.add_client(i, t, None)
+        for life in self.plan.lifetimes:
+            if not life.spike:
+                self.add_client(life)
         for i, (f, r) in enumerate(zip(self.scenario.faults, self.realized)):
             targets = self.clients if r.targets is None else [self.by_id[t] for t in r.targets]
             fault_kinds.schedule(self, i, f, targets)

@@ -2,7 +2,7 @@
 
 It lives in `system/` because the system under test has commands of its own
 (`serve`, `client`, `seed-db`) and must not depend on the harness; the harness's
-dispatcher (`harness.cli`) catches it for every subcommand.
+dispatcher (`commands.cli`) catches it for every subcommand.
 """
 
 

@@ -1,4 +1,4 @@
-"""A real Ctrl-C for tests: run `python -m harness.cli ARGS` in its own process group and send
+"""A real Ctrl-C for tests: run `python -m commands.cli ARGS` in its own process group and send
 SIGINT to the whole group, as a terminal does, once the run is under way."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def interrupt_cli(args: list[str], cwd: Path, under_way: Callable[[subprocess.Po
     the process's stdout); returns the exit code and stderr. The child gets a foreground SIGINT:
     a suite started in the background (`&`) passes SIGINT ignored to its children, and Python
     then never raises KeyboardInterrupt."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "commands.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:

@@ -4,11 +4,11 @@ import sys
 
 import pytest
 
-from harness.cli import COMMANDS
+from commands.cli import COMMANDS
 
 
 def stormbench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "commands.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_help_lists_every_subcommand():
@@ -68,7 +68,7 @@ def test_an_environment_error_is_one_line_and_exit_2(tmp_path):
 @pytest.mark.parametrize("command, positional", [("run", ["token-expiry-403"]), ("main-job", []),
                                                  ("sweep", ["deploy-storm"]), ("validate", ["deploy-storm"])])
 def test_fix_flags_on_every_command_that_loads_a_scenario(command, positional):
-    from harness.cli import build_parser
+    from commands.cli import build_parser
     from harness.scenario.fixes import flag_overrides
 
     args = build_parser(only=command).parse_args([command, *positional, "--fix", "refresh_before_reconnect",
@@ -80,7 +80,7 @@ def test_parsed_arguments_can_be_sent_to_a_worker_process():
     """main-job sends its arguments to a process pool: nothing unpicklable may ride in them."""
     import pickle
 
-    from harness.cli import build_parser
+    from commands.cli import build_parser
 
     args = build_parser(only="main-job").parse_args(["main-job", "--fix", "jitter"])
     assert pickle.loads(pickle.dumps(args)).fix == ["jitter"]

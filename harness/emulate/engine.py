@@ -44,10 +44,12 @@ from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import (
     Endpoints, ProxyControl, ServerControl, ServerOptions, start_proxy_process,
 )
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.record import RecordWriter
+from harness.record.writer import tool_version
 from harness.scenario import Scenario, draws
 from harness.scenario.clients import client_config
+from harness.scenario.server import server_profile
 from system.client.credentials import ProvisionError, conversation_id, provision_once
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
@@ -66,15 +68,13 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[ServerOptions, list[str]]:
-    """The server's flags for this scenario in wall time, and warnings about floors that bit."""
-    from system.server.config import LEGACY_TRAITS, ServerConfig
+    """The server's flags for this scenario in wall time (`harness.scenario.server.server_profile`,
+    scaled), and warnings about floors that bit."""
+    from system.server.config import ServerConfig
 
-    sysspec, warnings = scenario.system, []
-    b = sysspec.behaviour
-    traits = set(LEGACY_TRAITS) if b.base == "legacy" else set()
-    traits = (traits | set(b.legacy)) - set(b.fixed)
+    profile, warnings = server_profile(scenario), []
     hb = []
-    for name, value in (("interval", sysspec.heartbeat.interval), ("timeout", sysspec.heartbeat.timeout)):
+    for name, value in (("interval", profile.heartbeat_interval), ("timeout", profile.heartbeat_timeout)):
         wall = scale.to_wall(value) if value else None
         if wall is not None and wall < HEARTBEAT_FLOOR_WALL:
             warnings.append(f"system.heartbeat.{name} {value:g}s at time_scale {scale.factor:g} would be "
@@ -82,20 +82,20 @@ def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[Serv
                             f"(= {scale.to_scenario(HEARTBEAT_FLOOR_WALL):g}s of scenario time)")
             wall = HEARTBEAT_FLOOR_WALL
         hb.append(wall)
-    grace = scale.to_wall(10.0)
-    if sysspec.live_expiry and grace < EXPIRY_GRACE_FLOOR_WALL:
-        warnings.append(f"live expiry grace 10s at time_scale {scale.factor:g} would be {grace * 1000:.0f}ms wall; "
-                        f"floored at {EXPIRY_GRACE_FLOOR_WALL * 1000:.0f}ms")
+    grace = scale.to_wall(profile.expiry_grace)
+    if profile.live_expiry and grace < EXPIRY_GRACE_FLOOR_WALL:
+        warnings.append(f"live expiry grace {profile.expiry_grace:g}s at time_scale {scale.factor:g} would be "
+                        f"{grace * 1000:.0f}ms wall; floored at {EXPIRY_GRACE_FLOOR_WALL * 1000:.0f}ms")
         grace = EXPIRY_GRACE_FLOOR_WALL
-    rate = sysspec.admission.handshake_rate
+    rate = profile.handshake_rate
     return ServerOptions(
-        legacy_traits=tuple(sorted(traits)),
-        token_ttl=scale.to_wall(sysspec.token_ttl),
-        refresh_ttl=scale.to_wall(max(7 * 86400.0, scenario.duration * 2)),
+        legacy_traits=tuple(sorted(profile.traits)),
+        token_ttl=scale.to_wall(profile.token_ttl),
+        refresh_ttl=scale.to_wall(profile.refresh_ttl),
         heartbeat_interval=hb[0], heartbeat_timeout=hb[1],
-        live_expiry=sysspec.live_expiry,
+        live_expiry=profile.live_expiry,
         expiry_grace=grace,
-        max_connections=sysspec.admission.max_connections,
+        max_connections=profile.max_connections,
         handshake_rate=rate * scale.factor if rate else None,
         # the server's per-user rate is wall time: scaled like every other rate; every emulated
         # client connects from 127.0.0.1, so a per-address limit would throttle the whole fleet as one
@@ -299,11 +299,9 @@ class _Run:
                                      f"see {proc.log_path}")
 
     def live_gates(self) -> list:
-        """The scenario's gates, for the live view (it judges those it can as the run goes)."""
-        from harness.gates.spec import load_gates
-
+        """The scenario's gates (as the loader parsed them), for the live view (it judges those it can as the run goes)."""
         try:
-            return load_gates(self.scenario.gates)
+            return list(self.scenario.checked_gates)
         except Exception as exc:  # the run's verdict will name the problem; the view just shows less
             self.warnings.append(f"live view: gates not shown ({exc})")
             return []
@@ -435,7 +433,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         writer.scenario(scenario)
         plan = run.plan()
         writer.faults(list(plan.faults))
-        writer.meta({"engine": "emulate", "stormbench_version": version(), "seed": scenario.seed,
+        writer.meta({"engine": "emulate", "stormbench_version": tool_version(), "seed": scenario.seed,
                      "time_scale": scenario.time_scale, "clients": len([c for c in plan.clients if not c.spike]),
                      "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
                      "host": host_facts(), "calibration": None,
@@ -549,11 +547,3 @@ def plan_digest(plan: Plan) -> str:
     import json
 
     return hashlib.sha256(json.dumps(plan.fingerprint(), sort_keys=True).encode()).hexdigest()
-
-
-def version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("stormbench")
-    except Exception:
-        return "unknown"

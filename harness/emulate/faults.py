@@ -19,13 +19,13 @@ Semantics, chosen to be distinct and faithful:
   SIGKILL; restarted on the same db and ports after `for` (default at once). On the
   virtual clock the server object is shut down (crash: sockets dropped without a close
   frame) and a new one started after `for`, default `system.restart_downtime`.
+- `auth_outage`: `/admin/auth-outage` on, off when it ends.
+- `token_expiry`: `/admin/expire-tokens` for every user, or for the target clients.
 
 Where the parts live decides how a step reaches them (`on_loop`): on the wall clock they are
 other processes behind blocking clients (toxiproxy-python, requests), called from worker
 threads; on the virtual clock they are objects on this event loop, called (and awaited) here,
 since a thread's work would take no scenario time.
-- `auth_outage`: `/admin/auth-outage` on, off when it ends.
-- `token_expiry`: `/admin/expire-tokens` for every user, or for the target clients.
 """
 from __future__ import annotations
 
@@ -33,11 +33,12 @@ import asyncio
 import inspect
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import requests
 
 from harness.emulate.plan import NETWORK_FAULTS, Step
+from harness.faults import lifted
 from harness.scenario import RealizedFault
 from harness.emulate.timescale import TimeScale
 from system.units import parse_duration
@@ -121,25 +122,33 @@ class FaultApplier:
 
     async def _apply(self, step: Step) -> None:
         f, start = step.fault, step.action == "start"
-        if f.kind in NETWORK_FAULTS and f.kind != "proxy_down":
-            await self._toxics(step.index, f, start)
-        elif f.kind == "proxy_down":
-            await self._enable(step.index, f, enabled=not start)
-        elif f.kind == "server_restart":
-            await self._restart(f, start)
-        elif f.kind == "auth_outage":
-            await self._admin("/admin/auth-outage", {"enabled": start})
-        elif f.kind == "token_expiry" and start:
-            if f.targets is None:
-                await self._admin("/admin/expire-tokens", {})
-            else:
-                for cid in f.targets:
-                    await self._admin("/admin/expire-tokens", {"user": self.user_of(cid)})
-        if start and f.for_ and f.kind not in ("load_spike", "token_expiry"):
+        await HANDLERS[f.kind](self, step.index, f, start)
+        if start and f.for_ and lifted(f.kind):
             self.in_force[step.index] = step
         else:
             self.in_force.pop(step.index, None)
         self.log.append({"index": step.index, "kind": f.kind, "action": step.action})
+
+    async def _proxy_down(self, index: int, f: RealizedFault, start: bool) -> None:
+        await self._enable(index, f, enabled=not start)
+
+    async def _server_restart(self, index: int, f: RealizedFault, start: bool) -> None:
+        await self._restart(f, start)
+
+    async def _auth_outage(self, index: int, f: RealizedFault, start: bool) -> None:
+        await self._admin("/admin/auth-outage", {"enabled": start})
+
+    async def _token_expiry(self, index: int, f: RealizedFault, start: bool) -> None:
+        if not start:
+            return
+        if f.targets is None:
+            await self._admin("/admin/expire-tokens", {})
+        else:
+            for cid in f.targets:
+                await self._admin("/admin/expire-tokens", {"user": self.user_of(cid)})
+
+    async def _load_spike(self, index: int, f: RealizedFault, start: bool) -> None:
+        """The fleet runs a spike's clients (they are in the plan); nothing to apply."""
 
     def labels(self) -> list[str]:
         """The faults in force, for the live view."""
@@ -159,6 +168,7 @@ class FaultApplier:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def _toxics(self, index: int, f: RealizedFault, start: bool) -> None:
+        """A network fault: its toxics on the proxies of the groups it targets."""
         bodies = toxics_for(index, f, self.scale)
 
         def change(proxy: Any) -> None:
@@ -241,3 +251,14 @@ async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable
             on_error(step, exc)
         else:
             on_applied(step, began, clock() - began)
+
+
+#: what the emulation does for each fault kind of the registry (`harness.faults`)
+HANDLERS: dict[str, Callable[[FaultApplier, int, RealizedFault, bool], Awaitable[None]]] = {
+    **{kind: FaultApplier._toxics for kind in NETWORK_FAULTS - {"proxy_down"}},
+    "proxy_down": FaultApplier._proxy_down,
+    "server_restart": FaultApplier._server_restart,
+    "auth_outage": FaultApplier._auth_outage,
+    "token_expiry": FaultApplier._token_expiry,
+    "load_spike": FaultApplier._load_spike,
+}

@@ -1,8 +1,8 @@
 """Everything random about an emulated run, drawn from the one seed before it starts (no IO).
 
-The draws are `harness.scenario`'s (the simulation makes the very same ones):
+The draws are `harness.scenario.plan`'s (the simulation reads the very same plan):
 arrivals, per-client drops, offline periods, message times, the client's policy
-rng, and the fault schedule with its target clients. What this module adds is the
+rng, spike arrivals and the fault schedule with its target clients. What this module adds is the
 emulation's topology: clients are grouped by the set of network faults that
 target them, and each group gets its own proxies, so a toxic on a group's proxies
 hits exactly the clients the schedule chose and nobody else.
@@ -19,11 +19,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.scenario import (
-    RealizedFault, Scenario, arrival_times, client_id, client_rng, drop_times, message_times,
-    offline_periods, realize_faults, stream,
-)
-from harness.scenario.model import NETWORK_FAULT_KINDS
+from harness.scenario import RealizedFault, Scenario
+from harness.faults import NETWORK_FAULT_KINDS, lifted
+from harness.scenario.plan import DrawPlan, draw_plan
 
 #: faults that act on the network path of their target clients (through their group's proxies)
 NETWORK_FAULTS = NETWORK_FAULT_KINDS
@@ -59,6 +57,7 @@ class Plan:
     faults: tuple[RealizedFault, ...]
     groups: int
     group_of_fault: dict[int, tuple[int, ...]]   # fault index -> the groups it hits
+    drawn: DrawPlan = field(compare=False, repr=False)  # the plan of draws, as the model reads it
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything drawn, as plain data: equal plans have equal fingerprints."""
@@ -79,45 +78,26 @@ class Plan:
 
 
 def make_plan(scenario: Scenario, *, clients: int | None = None) -> Plan:
-    """Draw the whole run for a fleet of `clients` (default: the scenario's emulated fleet)."""
-    n = scenario.fleet.clients if clients is None else clients
-    faults = tuple(realize_faults(scenario, n))
-    arrivals = arrival_times(scenario, n)
-
-    # spikes: extra clients with indices after the base fleet, arriving inside the spike window
-    spikes: list[tuple[int, float, float]] = []
-    next_index = n
-    for i, f in enumerate(faults):
-        if f.kind != "load_spike":
-            continue
-        end = min(f.at + f.for_, scenario.duration) if f.for_ else scenario.duration
-        spread = min(scenario.fleet.ramp, (end - f.at) / 2) if scenario.fleet.ramp > 0 else 0.0
-        rng = stream(scenario.seed, f"fault:{i}:load_spike")
-        for _ in range(int(f.params.get("clients") or 0)):
-            spikes.append((next_index, f.at + (rng.uniform(0.0, spread) if spread else 0.0), end))
-            next_index += 1
+    """The run's plan of draws (`harness.scenario.plan.draw_plan`) for a fleet of `clients` (default: the
+    scenario's emulated fleet), materialised per client and grouped by the network faults that hit it."""
+    drawn = draw_plan(scenario, clients)
+    faults = drawn.faults
 
     # groups: one per distinct set of network faults targeting a client
     network = [i for i, f in enumerate(faults) if f.kind in NETWORK_FAULTS]
     targeted = {i: (None if faults[i].targets is None else set(faults[i].targets)) for i in network}
     signature_of: dict[tuple[int, ...], int] = {}
-    lifetimes = [(i, arrivals[i], scenario.duration, False) for i in range(n)] + \
-                [(i, start, end, True) for i, start, end in spikes]
     plans = []
-    for index, start, stop, spike in lifetimes:
-        cid = client_id(index)
-        sig = tuple(i for i in network if targeted[i] is None or cid in targeted[i])
+    for life in drawn.lifetimes:
+        sig = tuple(i for i in network if targeted[i] is None or life.client_id in targeted[i])
         group = signature_of.setdefault(sig, len(signature_of))
         plans.append(ClientPlan(
-            index=index, client_id=cid, group=group, start_at=start, stop_at=stop,
-            rng=client_rng(scenario, index),
-            drops=tuple(t for t in drop_times(scenario, index) if start <= t < stop),
-            offline=tuple((a, min(b, stop)) for a, b in offline_periods(scenario, index) if start <= a < stop),
-            messages=tuple(t for t in message_times(scenario, index, start) if t < stop),
-            spike=spike,
+            index=life.index, client_id=life.client_id, group=group, start_at=life.start, stop_at=life.stop,
+            rng=drawn.rng(life), drops=tuple(drawn.drops(life)), offline=tuple(drawn.offline(life)),
+            messages=tuple(drawn.messages(life)), spike=life.spike,
         ))
     group_of_fault = {i: tuple(sorted(g for sig, g in signature_of.items() if i in sig)) for i in network}
-    return Plan(tuple(plans), faults, max(1, len(signature_of)), group_of_fault)
+    return Plan(tuple(plans), faults, max(1, len(signature_of)), group_of_fault, drawn)
 
 
 @dataclass(frozen=True)
@@ -139,7 +119,7 @@ def timeline(faults: tuple[RealizedFault, ...], duration: float) -> list[Step]:
         if f.at > duration:
             continue
         steps.append(Step(f.at, "start", i, f))
-        if f.for_ and f.kind not in ("load_spike", "token_expiry"):
+        if f.for_ and lifted(f.kind):
             steps.append(Step(min(f.at + f.for_, duration), "stop", i, f))
     steps.sort(key=lambda s: (s.at, 0 if s.action == "stop" else 1, s.index))
     return steps

@@ -31,7 +31,7 @@ class ProcessStartError(RuntimeError):
 
 def stormbench_argv(*args: str) -> list[str]:
     """The `stormbench` CLI run with this interpreter, so a venv is never bypassed."""
-    return [sys.executable, "-m", "harness.cli", *args]
+    return [sys.executable, "-m", "commands.cli", *args]
 
 
 @dataclass(eq=False)

@@ -15,6 +15,8 @@ from typing import Callable
 
 import psutil
 
+from harness.record.resolution import SPIKE_FLOOR
+
 #: loop lag (wall seconds, p99) above which the generator, not the system, dominates timing
 LAG_P99_LIMIT = 0.100
 #: a worker this busy (percent of one core, mean over the run) has no headroom left
@@ -29,8 +31,6 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[k]
 
 
-#: a loop lag at least this long (wall seconds) is kept with its time (`lag_spikes`)
-SPIKE_FLOOR = 0.002
 
 
 @dataclass
@@ -39,7 +39,7 @@ class LoopLagMonitor:
 
     Lags of at least `SPIKE_FLOOR` are also kept with the loop time they ended at: a herd makes
     the loop late exactly when it matters, and a record stamped during that lag may be late by
-    it, so the lag around a moment is the emulation's time resolution there (`time_resolution`)."""
+    it, so the lag around a moment is the emulation's time resolution there (`harness.record.resolution.time_resolution`)."""
 
     interval: float = 0.05
     lags: list[float] = field(default_factory=list)
@@ -168,21 +168,3 @@ def _worst(workers: list[dict], key: str) -> str:
     """The worker with the highest `key`, by its place in the list and, on a cluster, its address."""
     i = max(range(len(workers)), key=lambda k: workers[k].get(key) or 0.0)
     return f"worker {i}" + (f" ({workers[i]['address']})" if workers[i].get("address") else "")
-
-
-def time_resolution(self_check: dict, time_scale: float, around: tuple[float, float] | None = None) -> float | None:
-    """How far (scenario seconds) the emulation may have displaced a record stamped in `around`
-    (scenario seconds; None: anywhere in the run): the longest loop lag that overlaps it, times the
-    scale. A herd occupies the workers' loops, and every record due meanwhile is stamped when the
-    loop gets to it, so a 1-s bin is only resolved where this is well below a second. A lag below
-    the spike floor goes unrecorded, so the floor bounds the resolution from below (at x720 it is
-    1.4 s of scenario time: a scenario second there is 1.4 ms of wall time). Records made before
-    lags were timed give the whole run's longest lag; None when nothing was measured."""
-    spikes = self_check.get("lag_spikes")
-    if spikes is None:
-        lags = [w.get("loop_lag_max_s") for w in self_check.get("workers", ()) if w.get("loop_lag_max_s") is not None]
-        return max(lags) * time_scale if lags else None
-    floor = float(self_check.get("lag_spike_floor_s", SPIKE_FLOOR))
-    lags = [lag for end, lag in spikes  # the loop was blocked from end - lag (in scenario time) to end
-            if around is None or (end >= around[0] and end - lag * time_scale <= around[1])]
-    return max([floor, *lags]) * time_scale

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import aiohttp
 
 from harness.emulate.engine import (
-    Progress, merge_events, plan_digest, server_options, version, write_received, write_sent,
+    Progress, merge_events, plan_digest, server_options, write_received, write_sent,
 )
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import WorkerSpec, run_clients
@@ -49,6 +49,7 @@ from harness.emulate.scrape import parse_metrics
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import Endpoints, ProxyControl, ServerOptions
 from harness.record import RecordWriter
+from harness.record.writer import tool_version
 from harness.scenario import Scenario, draws
 from harness.scenario.clients import client_config
 from system.client.credentials import conversation_id, provision_once
@@ -361,7 +362,7 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
             raise ValueError(f"{plan.peak_clients} clients at the peak need more than the {limit} open files "
                              f"this process may hold on the virtual clock (at most {bound})")
         writer.faults(list(plan.faults))
-        writer.meta({"engine": "emulate", "stormbench_version": version(), "seed": scenario.seed,
+        writer.meta({"engine": "emulate", "stormbench_version": tool_version(), "seed": scenario.seed,
                      "time_scale": 1.0, "clients": len([c for c in plan.clients if not c.spike]),
                      "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
                      "host": host_facts(), "calibration": None,

@@ -51,7 +51,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.cli import UsageError
+from system.errors import UsageError
+from harness.gates.names import ALIASES
 from harness.record.presence import presence
 from harness.gates.spec import Gate, Phase
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
@@ -93,9 +94,8 @@ def scraped_metric_names() -> frozenset[str]:
 def check_metrics(gates: list[Gate], source: str) -> None:
     """Refuse, before a run, a gate whose metric no run record can hold (a typo would otherwise
     cost a whole run and come back `unknown`). A gate with its own `promql` may name anything:
-    it is meant for a Prometheus. The names `harness.prom` reads as aliases pass too (judged from
+    it is meant for a Prometheus. The aliases of `harness.gates.names` pass too (judged from
     the scrapes as Prometheus would), so one gate file serves a run record and a staging Prometheus."""
-    from harness.prom.promql import ALIASES  # imported here: harness.prom imports this module
     from system.server.metrics import METRICS
 
     known = RECORD_METRICS | scraped_metric_names() | frozenset(ALIASES)
@@ -437,7 +437,6 @@ def _scrape_name(gate: Gate) -> tuple[str, dict[str, str]]:
     """The exported metric a gate names and its tags: run-record aliases (`memory`), then the ones
     `harness.prom` uses (`tokens_issued` -> `auth_tokens_issued_total`), so a gate reads the same
     metric in a run record's scrapes as in a Prometheus."""
-    from harness.prom.promql import ALIASES  # imported here: harness.prom imports this module
 
     if gate.metric in SCRAPE_ALIASES:
         return SCRAPE_ALIASES[gate.metric], _tags(gate)
@@ -503,7 +502,7 @@ def require_resolved(gate: Gate, rec: RunRecord, intervals: Intervals) -> None:
     lagged (times `time_scale`) by more than RESOLUTION_SHARE of the window a gate needs (`within`
     of its phase, or its rolling `window`), the run could not resolve it and the gate is unknown.
     The virtual clock and the model stamp every event at its time."""
-    from harness.emulate.selfcheck import time_resolution
+    from harness.record.resolution import time_resolution
 
     need = gate.phase.within or gate.window
     if not need or rec.engine != "emulate" or (rec.meta.get("clock") or {}).get("kind") == "virtual":

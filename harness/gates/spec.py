@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.cli import UsageError
+from harness.faults import FAULT_KINDS
+from harness.yamlfile import read_yaml
+from system.errors import UsageError
 from system.units import parse_duration, parse_rate
 
 OPS = ("<", "<=", ">", ">=", "==", "!=", "between", "in")
@@ -149,7 +151,6 @@ def _parse_phase(spec: Mapping[str, Any] | None, source: str, i: int, key: str) 
         raise _fail(source, i, key, "exactly one of before / during / after naming a fault kind", dict(spec))
     when = whens[0]
     fault = str(spec[when])
-    from harness.scenario.model import FAULT_KINDS
 
     if fault != "*" and fault not in FAULT_KINDS:
         raise _fail(source, i, f"{key}.{when}", "a fault kind (" + ", ".join(FAULT_KINDS) + ") or '*'", fault)
@@ -221,8 +222,6 @@ def parse_gates(specs: Iterable[Mapping[str, Any]], source: str = "<gates>") -> 
 
 def read_gate_file(path: str | Path) -> list[dict]:
     """The raw gate specs of a gate file: a YAML list, or a mapping with a `gates:` list."""
-    from harness.scenario.loader import read_yaml
-
     path = Path(path)
     doc = read_yaml(path)
     if isinstance(doc, Mapping) and "gates" in doc:

@@ -1,6 +1,6 @@
 """Gates against a live Prometheus, the same gates as alert rules, a dashboard, a Prometheus to run.
 
-`stormbench gates --prometheus URL` and `--emit-rules FILE` (harness/gates/cli.py) call
+`stormbench gates --prometheus URL` and `--emit-rules FILE` (commands/gates.py) call
 `evaluate` and `emit_rules`; emulated runs and tests start a real server with
 `PrometheusServer`.
 """

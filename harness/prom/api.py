@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from harness.cli import UsageError
+from system.errors import UsageError
 
 
 class PrometheusUnavailable(UsageError):

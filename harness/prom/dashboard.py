@@ -175,7 +175,7 @@ def write_dashboard(path: str | Path, gates: list | None = None, window_s: float
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.cli import UsageError
+    from system.errors import UsageError
     from harness.gates.spec import load_gates
     from system.units import parse_duration
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.gates.evaluate import compare
 from harness.gates.spec import Gate
 from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict

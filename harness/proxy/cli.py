@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.proxy.api import make_app, validate_populate
 from harness.proxy.errors import ApiError
 from harness.proxy.proxy import PopulateError, ProxyCollection

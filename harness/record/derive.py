@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.record.files import LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
 from harness.record.jsonl import read_jsonl
 from harness.record.tables import keep_integers

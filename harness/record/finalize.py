@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.record import files
 from harness.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
 from harness.record.ledger import (

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness.cli import UsageError
+from system.errors import UsageError
 
 
 def read_jsonl(path: Path, check: Callable[[Any], None] | None = None, expected: str = "a JSON object"

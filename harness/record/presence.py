@@ -23,7 +23,7 @@ import pandas as pd
 
 from harness.record.run import RunRecord
 from harness.record.storms import sampling_weight
-from harness.scenario.draws import ramp_arrivals
+from harness.streams import ramp_arrivals
 
 
 SHED = 1013  # "try again later": the admission policy's answer, given before any welcome

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.record import files
 from harness.record.jsonl import read_jsonl
 from harness.record.tables import keep_integers

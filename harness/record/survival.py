@@ -8,18 +8,27 @@ as unknown (`None`) together with that lower bound, never as a number.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class Survival:
+    """S(t) as a step function: `survival[i]` holds from `times[i]` until the next end. The one
+    estimator of the bench: the gates' quantiles and the reports' survival plot read it alike."""
+
     times: np.ndarray       # distinct times at which at least one connection ended
     survival: np.ndarray    # S(t) just after each of those times
     n: int                  # connections observed
     events: int             # connections that ended (not censored)
     t_max: float            # longest observation, ended or censored
+    censored_times: np.ndarray = field(default_factory=lambda: np.empty(0))  # sorted
+    censored_survival: np.ndarray = field(default_factory=lambda: np.empty(0))  # S at each, where its mark sits
+
+    def at(self, t: float) -> float:
+        i = int(np.searchsorted(self.times, t, side="right"))
+        return 1.0 if i == 0 else float(self.survival[i - 1])
 
     def quantile(self, q: float) -> float | None:
         """Smallest t with S(t) <= 1 - q; None when the estimate never gets there (or no data)."""
@@ -43,10 +52,15 @@ class Survival:
 def kaplan_meier(durations: np.ndarray, ended: np.ndarray) -> Survival:
     """The product-limit estimate from lifetimes and a flag per lifetime: True ended, False censored.
 
-    At tied times, ends are counted before censorings (the usual convention).
+    At tied times, ends are counted before censorings (the usual convention: a censoring tied with an
+    end was still at risk then). Lifetimes that are not finite (no handshake) are left out.
     """
     durations = np.asarray(durations, dtype=float)
     ended = np.asarray(ended, dtype=bool)
+    if durations.shape != ended.shape:
+        raise ValueError("durations and ended flags must have the same length")
+    keep = np.isfinite(durations)
+    durations, ended = durations[keep], ended[keep]
     if durations.size == 0:
         return Survival(np.empty(0), np.empty(0), 0, 0, 0.0)
     order = np.lexsort((~ended, durations))  # by time, ends first at ties
@@ -56,4 +70,9 @@ def kaplan_meier(durations: np.ndarray, ended: np.ndarray) -> Survival:
     at_risk = d.size - first                    # still observed just before each time
     keep = ends_at > 0
     factors = 1.0 - ends_at[keep] / at_risk[keep]
-    return Survival(times[keep], np.cumprod(factors), int(d.size), int(e.sum()), float(d.max()))
+    times, survival = times[keep], np.cumprod(factors)
+    c_times = d[~e]
+    steps = np.searchsorted(times, c_times, side="right")
+    c_surv = survival[np.maximum(steps - 1, 0)] if times.size else np.ones(c_times.size)
+    c_surv = np.where(steps == 0, 1.0, c_surv)
+    return Survival(times, survival, int(d.size), int(e.sum()), float(d.max()), c_times, c_surv)

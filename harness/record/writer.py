@@ -123,3 +123,12 @@ def write_atomic(path: str | Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def tool_version() -> str:
+    """The installed stormbench version, for `meta.json` (`unknown` when run from a bare checkout)."""
+    try:
+        from importlib.metadata import version
+        return version("stormbench")
+    except Exception:
+        return "unknown"

@@ -8,12 +8,12 @@ from harness.scenario.draws import (
 )
 from harness.scenario.loader import from_dict, load
 from harness.scenario.model import (
-    CLIENT_FIXES, FAULT_KINDS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat, Offline,
+    FAULT_KINDS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat, Offline,
     Scenario, SystemBehaviour, SystemSpec,
 )
 
 __all__ = [
-    "CLIENT_FIXES", "FAULT_KINDS", "Admission", "ClientProfile", "Fault", "FleetSpec", "Heartbeat",
+    "FAULT_KINDS", "Admission", "ClientProfile", "Fault", "FleetSpec", "Heartbeat",
     "Offline", "RealizedFault", "Scenario", "SystemBehaviour", "SystemSpec", "arrival_times",
     "client_id", "client_rng", "drop_times", "from_dict", "load", "message_times", "numpy_stream",
     "offline_periods", "realize_faults", "stream",

@@ -8,30 +8,17 @@ the draws of an existing one.
 """
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 from typing import Iterator
 
-import numpy as np
-
 from harness.scenario.model import CLIENT_TARGETED, Fault, Scenario
+from harness.streams import numpy_stream, ramp_arrivals, stream  # noqa: F401 (numpy_stream: for the engines)
+
 
 def client_id(index: int) -> str:
     """The id both engines give client `index` (0-based) in events and fault targets."""
     return f"c{index:05d}"
-
-
-def stream(seed: int, name: str) -> random.Random:
-    """An independent `random.Random` for one named purpose; str seeds hash with SHA-512 (stable)."""
-    return random.Random(f"{seed}:{name}")
-
-
-def numpy_stream(seed: int, name: str) -> np.random.Generator:
-    """The numpy counterpart of `stream`, for vectorised draws at fleet scale."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return np.random.default_rng(np.random.SeedSequence([int.from_bytes(digest[i:i + 4], "little")
-                                                         for i in range(0, 16, 4)]))
 
 
 def client_rng(scenario: Scenario, index: int) -> random.Random:
@@ -76,15 +63,6 @@ def arrival_times(scenario: Scenario, clients: int | None = None) -> list[float]
     """When each client starts: uniform over the arrival ramp, in client-index order."""
     n = scenario.fleet.clients if clients is None else clients
     return ramp_arrivals(scenario.seed, scenario.fleet.ramp, n)
-
-
-def ramp_arrivals(seed: int, ramp: float, clients: int) -> list[float]:
-    """`arrival_times` from the three numbers it depends on: a run record's gates ask it which
-    clients should be connected by a given second without rebuilding the `Scenario`."""
-    if ramp <= 0:
-        return [0.0] * clients
-    rng = stream(seed, "arrivals")
-    return [rng.uniform(0.0, ramp) for _ in range(clients)]
 
 
 def _poisson_times(rng: random.Random, mean: float, start: float, end: float) -> Iterator[float]:

@@ -9,15 +9,14 @@ import copy
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.scenario.model import (
     CLIENT_TIMES, DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
     Offline, Scenario, SystemBehaviour, SystemSpec,
 )
 from harness.scenario.fixes import FIX_KEYS, apply_fixes, fix_overrides
 from harness.scenario.schema import validate
+from harness.yamlfile import key_lines, read_yaml
 from system.units import parse_duration, parse_rate
 
 # Short override names (the `stormbench run` flags) and what they set. `profile` names the
@@ -29,60 +28,6 @@ SHORT_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "clock": ("clock",),
     "profile": ("system.behaviour", "fleet.profile"),
 }
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys without a word; in a scenario the first one is
-    then silently ignored (`seed:` twice), so a repeated key is an error with its line."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice (first on line {seen[key].start_mark.line + 1})",
-                    key_node.start_mark)
-            if isinstance(key, (str, int, float, bool)):
-                seen[key] = key_node
-        return super().construct_mapping(node, deep)
-
-
-def read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UsageError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-
-
-def key_lines(path: Path) -> dict[tuple, int]:
-    """Each mapping key's path in the YAML file (`("fleet", "sim_clients")`, list items by index) and
-    its line, so a schema error can say where an unknown key is. Empty when the file does not compose."""
-    try:
-        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
-        return {}
-    lines: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node, where: tuple) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                here = where + (key.value,)
-                lines[here] = key.start_mark.line + 1
-                walk(value, here)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, where + (i,))
-
-    if root is not None:
-        walk(root, ())
-    return lines
 
 
 def apply_overrides(document: dict, overrides: Mapping[str, Any] | None) -> dict:
@@ -146,7 +91,8 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
     from harness.gates.spec import parse_gates
 
     gates_source = gates_file or f"{source}: $.gates"
-    check_metrics(parse_gates(gates_spec, source=gates_source), gates_source)
+    gates = parse_gates(gates_spec, source=gates_source)
+    check_metrics(gates, gates_source)
     scenario = Scenario(
         name=document["name"],
         description=document.get("description", ""),
@@ -158,6 +104,7 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
         fleet=_fleet(document["fleet"]),
         faults=tuple(_fault(f) for f in document.get("faults", [])),
         gates=tuple(dict(g) for g in gates_spec),
+        checked_gates=tuple(gates),
         gates_file=gates_file,
         source=source,
     )
@@ -178,6 +125,11 @@ def _check_server_traits(document: Mapping[str, Any], source: str) -> None:
             if trait not in LEGACY_TRAITS:
                 raise UsageError(f"{source}: $.system.behaviour.{side}[{i}]: expected a server trait "
                                  f"({', '.join(LEGACY_TRAITS)}), got {trait!r}")
+    fixed = list(behaviour.get("fixed") or ())
+    for i, trait in enumerate(behaviour.get("legacy") or ()):
+        if trait in fixed:  # the engines would have to guess which side wins
+            raise UsageError(f"{source}: $.system.behaviour.legacy[{i}]: {trait!r} is also listed in "
+                             f"$.system.behaviour.fixed[{fixed.index(trait)}]; expected each trait on one side only")
 
 
 def _system(doc: Mapping[str, Any]) -> SystemSpec:

@@ -8,47 +8,12 @@ emulation and in the simulation. `to_dict()` gives the canonical form written to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Mapping
 
-CLIENT_FIXES: tuple[str, ...] = (
-    "stable_socket", "refresh_before_reconnect", "exp_backoff", "jitter", "single_writer",
-    "dedup_resume", "close_code_hygiene", "network_awareness", "listener_cleanup", "client_metrics",
+# The fault kinds live in their registry (harness.faults); these names are read from here too.
+from harness.faults import (
+    CLIENT_TARGETED, DURATION_PARAMS, FAULT_KINDS, FAULT_PARAMS, NETWORK_FAULT_KINDS, SYSTEM_FAULT_KINDS,
 )
-
-FAULT_KINDS: tuple[str, ...] = (
-    "partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout", "proxy_down",
-    "server_restart", "auth_outage", "token_expiry", "load_spike", "ws_close", "ws_drop_pings",
-)
-
-# Kinds that act on the network path of the clients they target (through their proxies), and all
-# kinds that take `fraction` (those plus per-user token expiry); the others act on the whole system,
-# and the schema refuses a `fraction` below 1 for them.
-NETWORK_FAULT_KINDS: frozenset[str] = frozenset({
-    "partition", "latency", "bandwidth", "slicer", "reset_peer", "timeout", "proxy_down",
-    "ws_close", "ws_drop_pings",
-})
-CLIENT_TARGETED: frozenset[str] = NETWORK_FAULT_KINDS | {"token_expiry"}
-SYSTEM_FAULT_KINDS: frozenset[str] = frozenset(FAULT_KINDS) - CLIENT_TARGETED
-
-# Kind-specific parameters and their defaults (durations in seconds). A parameter
-# without a default is required by the schema.
-FAULT_PARAMS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "partition": {},
-    "latency": {"latency": None, "jitter": 0.0, "stream": "downstream"},
-    "bandwidth": {"rate": None, "stream": "downstream"},
-    "slicer": {"average_size": 64, "size_variation": 32, "delay": 0.01, "stream": "downstream"},
-    "reset_peer": {"timeout": 0.0, "stream": "downstream"},
-    "timeout": {"timeout": 0.0, "stream": "downstream"},
-    "proxy_down": {},
-    "server_restart": {"mode": "graceful"},
-    "auth_outage": {},
-    "token_expiry": {},
-    "load_spike": {"clients": None},
-    "ws_close": {"code": None},
-    "ws_drop_pings": {},
-})
-DURATION_PARAMS = frozenset({"latency", "jitter", "delay", "timeout"})
 
 
 #: the emulation's clocks: one event loop on scenario time, or real processes on the wall clock
@@ -197,7 +162,9 @@ class Scenario:
     clock: str = "wall"                         # the emulation's clock: "virtual" or "wall" (CLOCKS)
     system: SystemSpec = SystemSpec()
     faults: tuple[Fault, ...] = ()
-    gates: tuple[Mapping[str, Any], ...] = ()   # raw gate specs; `harness.gates.load_gates` parses them
+    gates: tuple[Mapping[str, Any], ...] = ()   # raw gate specs, as scenario.json keeps them
+    checked_gates: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # `harness.gates.Gate`s,
+    # parsed and checked once by the loader: every judge of this run reads these
     gates_file: str | None = None              # where `gates` came from, when a file
     source: str | None = None                  # the scenario file, for error messages
 

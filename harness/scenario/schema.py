@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from harness.cli import UsageError
+from system.errors import UsageError
 
 MAX_REPORTED = 8
 # A JSON type as a YAML writer thinks of it (for fields whose schema has no description).

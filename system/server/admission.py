@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TRY_AGAIN_LATER = 1013
+from system.wire import TRY_AGAIN_LATER
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,10 @@ from system.server.config import ServerConfig
 from system.server.fdlimit import accept_backlog, ceiling, guarded_connection, raise_soft_limit
 from system.server.flow import SendWatchdog
 from system.server.http_api import build_app
+from system.server.lifecycle import shutdown
 from system.server.logs import EventLog
 from system.server.state import ServerState
 from system.server.ws import ChatHandler
-
-SERVICE_RESTART = 1012
 
 
 class ChatServer:
@@ -71,17 +70,16 @@ class ChatServer:
         self._stopped = True
         if self._watch is not None:
             self._watch.cancel()
-        abrupt = crash or self.config.legacy("abrupt_shutdown")
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)
-            self.state.log.event("shutdown", connections=len(connections), abrupt=abrupt)
-            if abrupt:
-                for connection in connections:
+            outcome = shutdown(frozenset(self.config.legacy_traits), crash=crash)
+            self.state.log.event("shutdown", connections=len(connections), abrupt=outcome.kind == "abort")
+            for connection in connections:
+                if outcome.kind == "abort":
                     connection.transport.abort()
-            else:
-                for connection in connections:
-                    asyncio.get_running_loop().create_task(connection.close(SERVICE_RESTART, "service restart"))
+                else:
+                    asyncio.get_running_loop().create_task(connection.close(outcome.code, outcome.reason))
             try:
                 await asyncio.wait_for(self._ws.wait_closed(), self.config.shutdown_timeout)
             except TimeoutError:

@@ -16,87 +16,63 @@ bits, so a fast hash is enough), compared in constant time.
 Refresh tokens are opaque random strings stored only as SHA-256 digests, rotated on
 every use and grouped in families: presenting a spent one revokes the family (RFC 6819
 5.2.2.3, refresh token rotation with reuse detection), and with it every access token issued
-in that family (the `fam` claim, checked on every verify). Refresh tokens past their expiry are
-pruned (`prune`, at most once a `PRUNE_EVERY`), with families left without tokens.
+in that family (the `fam` claim, checked on every verify). Those rules are
+`system.server.tokens.TokenRules`, which the model drives too; this module adds the credentials,
+the signing and the upkeep: refresh tokens past their expiry are pruned (`prune`, at most once a
+`PRUNE_EVERY`), with families left without tokens.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 import secrets
 import uuid
-from dataclasses import dataclass
 from typing import Callable
 
 import jwt
 
 from system import clock as system_clock
 from system.server.store import Store
+from system.server.tokens import AccessClaims, AuthError, Grant, TokenRules, digest_of
 
 ALGORITHM = "HS256"
 AUDIENCE = "stormbench-chat"
 PRUNE_EVERY = 60.0  # seconds between sweeps of expired refresh tokens
 
-
-class AuthError(Exception):
-    """`code` is the error frame's code: auth_expired or auth_invalid."""
-
-    def __init__(self, code: str, message: str, result: str = "invalid", family: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.result = result  # the auth_refresh_total label: invalid | reused | revoked | expired
-        self.family = family  # the refresh family this call revoked (reuse detected)
-
-
-@dataclass(frozen=True)
-class Claims:
-    user: str
-    expires_at: float
-    token_id: str
-    family: str
+__all__ = ["ALGORITHM", "AUDIENCE", "AuthError", "TokenService"]
 
 
 class TokenService:
+    """`system.server.tokens.TokenRules` over the SQLite store, its tokens signed as JWTs."""
+
     def __init__(self, store: Store, *, secret: str | None, access_ttl: float, refresh_ttl: float,
                  clock: Callable[[], float] = system_clock.now) -> None:
         self.store = store
         self.secret = secret or store.secret()
-        self.access_ttl = access_ttl
-        self.refresh_ttl = refresh_ttl
         self.clock = clock
+        self.rules = TokenRules(store, access_ttl=access_ttl, refresh_ttl=refresh_ttl,
+                                new_secret=lambda: secrets.token_urlsafe(32), new_id=lambda: uuid.uuid4().hex)
         self._pruned_at = clock()
 
     def issue(self, user: str, secret: str) -> dict:
         """A new access token and the first refresh token of a new family, for the user's secret."""
         digest = self.store.user_digest(user)
-        if digest is None or not hmac.compare_digest(digest, _digest(secret)):
+        if digest is None or not hmac.compare_digest(digest, digest_of(secret)):
             raise AuthError("bad_credentials", "unknown user or wrong secret")
-        return self._pair(user, family=uuid.uuid4().hex)
+        return self._answer(self.rules.issue(user, self.clock()))
 
     def create_users(self, users: list[str]) -> dict[str, str]:
         """New secrets for `users` (created, or their old secret replaced): user -> secret."""
         issued = {user: secrets.token_urlsafe(32) for user in users}
-        self.store.set_users({user: _digest(secret) for user, secret in issued.items()})
+        self.store.set_users({user: digest_of(secret) for user, secret in issued.items()})
         return issued
 
     def refresh(self, refresh_token: str) -> dict:
-        digest = _digest(refresh_token)
-        record = self.store.refresh_record(digest)
-        if record is None:
-            raise AuthError("auth_invalid", "unknown refresh token")
-        if record.revoked:
-            raise AuthError("auth_invalid", "refresh token family revoked", "revoked")
-        if not self.store.mark_refresh_used(digest):
-            self.store.revoke_family(record.family)
-            raise AuthError("auth_invalid", "refresh token reused; family revoked", "reused", record.family)
-        if record.expires_at <= self.clock():
-            raise AuthError("auth_expired", "refresh token expired", "expired")
-        return self._pair(record.user, family=record.family)
+        return self._answer(self.rules.refresh(refresh_token, self.clock()))
 
     def owner(self, refresh_token: str) -> str | None:
         """The user a refresh token was issued to (None: unknown), for per-user rate limits."""
-        record = self.store.refresh_record(_digest(refresh_token))
+        record = self.store.refresh_record(digest_of(refresh_token))
         return record.user if record is not None else None
 
     def prune(self) -> int:
@@ -105,7 +81,7 @@ class TokenService:
         self._pruned_at = now
         return self.store.prune_refresh(now)
 
-    def verify(self, token: str | None) -> Claims:
+    def verify(self, token: str | None) -> AccessClaims:
         if not token:
             raise AuthError("auth_invalid", "no access token")
         if not token.isascii():  # a JWT is ASCII; a lone surrogate would not even encode
@@ -117,39 +93,22 @@ class TokenService:
                          "verify_exp": False, "verify_iat": False})
         except jwt.InvalidTokenError as exc:
             raise AuthError("auth_invalid", f"access token rejected: {exc}") from None
-        user = claims["sub"]
-        if min(claims["xp"], claims["exp"]) <= self.clock():
-            raise AuthError("auth_expired", "access token expired")
-        if claims["gg"] != self.store.global_generation() or claims["ug"] != self.store.user_generation(user):
-            raise AuthError("auth_expired", "access token expired by the server")
-        if self.store.family_revoked(claims["fam"]):
-            raise AuthError("auth_invalid", "access token revoked with its refresh family")
-        return Claims(user=user, expires_at=float(claims["xp"]), token_id=claims.get("jti", ""),
-                      family=claims["fam"])
+        # exp and xp judged against the service's clock (PyJWT's own exp check reads time.time())
+        expires_at = min(float(claims["xp"]), float(claims["exp"]))
+        return self.rules.check(AccessClaims(claims["sub"], float(claims["iat"]), expires_at, claims["gg"],
+                                             claims["ug"], claims.get("jti", ""), claims["fam"]), self.clock())
 
     def expire(self, user: str | None = None) -> None:
         """Expire every access token issued so far (of one user, or of everyone)."""
-        if user is None:
-            self.store.bump_global_generation()
-        else:
-            self.store.bump_user_generation(user)
+        self.rules.expire(user)
 
-    def _pair(self, user: str, family: str) -> dict:
-        now = self.clock()
-        expires_at = now + self.access_ttl
-        claims = {
-            "sub": user, "aud": AUDIENCE, "iat": int(now), "exp": math.ceil(expires_at),
-            "xp": expires_at, "jti": uuid.uuid4().hex,
-            "gg": self.store.global_generation(), "ug": self.store.user_generation(user), "fam": family,
-        }
-        access = jwt.encode(claims, self.secret, algorithm=ALGORITHM)
-        refresh = secrets.token_urlsafe(32)
-        if now - self._pruned_at >= PRUNE_EVERY:
+    def _answer(self, grant: Grant) -> dict:
+        c = grant.claims
+        access = jwt.encode({
+            "sub": c.user, "aud": AUDIENCE, "iat": int(c.issued_at), "exp": math.ceil(c.expires_at),
+            "xp": c.expires_at, "jti": c.token_id, "gg": c.global_gen, "ug": c.user_gen, "fam": c.family,
+        }, self.secret, algorithm=ALGORITHM)
+        if c.issued_at - self._pruned_at >= PRUNE_EVERY:
             self.prune()
-        self.store.add_refresh(_digest(refresh), family, user, now + self.refresh_ttl)
-        return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                "expires_in": self.access_ttl}
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+        return {"access_token": access, "refresh_token": grant.refresh_token, "token_type": "Bearer",
+                "expires_in": self.rules.access_ttl}

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from system.server.config import LEGACY_TRAITS, ServerConfig
+from system.server.lifecycle import EXPIRY_GRACE_S
 from system.units import duration_arg, optional_duration_arg, optional_rate_arg, positive_int_arg, rate_arg
 
 HELP = "run the chat server (WebSocket + HTTP auth/metrics/admin)"
@@ -68,7 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--live-expiry", action="store_true",
                       help="enforce token expiry on open connections: an auth_refresh frame must arrive "
                            "within --expiry-grace of expiry, else close 4401")
-    auth.add_argument("--expiry-grace", type=duration_arg, default=10.0, help="grace after expiry for --live-expiry (default 10s)")
+    auth.add_argument("--expiry-grace", type=duration_arg, default=EXPIRY_GRACE_S, help=f"grace after expiry for --live-expiry (default {EXPIRY_GRACE_S:g}s)")
     auth.add_argument("--auth-user-rate", type=optional_rate_arg, default=5.0,
                       help="token requests (/auth/token, /auth/refresh) per second per user; beyond: 429 "
                            "with Retry-After; 'off' for none (default 5/s)")

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from system.server.lifecycle import EXPIRY_GRACE_S
+
 # The legacy server's behaviours, each its own switch; `--legacy` turns on all of them.
 LEGACY_TRAITS: dict[str, str] = {
     "handshake_403": "answer a bad or expired token (and a forbidden Origin) with HTTP 403 at the handshake",
@@ -35,7 +37,7 @@ class ServerConfig:
     heartbeat_interval: float | None = 20.0
     heartbeat_timeout: float | None = 20.0
     live_expiry: bool = False
-    expiry_grace: float = 10.0
+    expiry_grace: float = EXPIRY_GRACE_S
     max_connections: int | None = None
     handshake_rate: float | None = None
     handshake_burst: int | None = None

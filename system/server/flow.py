@@ -25,7 +25,7 @@ from typing import Iterable
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-TRY_AGAIN_LATER = 1013
+from system.wire import TRY_AGAIN_LATER
 
 
 def backlog(ws: ServerConnection) -> int:

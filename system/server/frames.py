@@ -6,10 +6,11 @@ import json
 from jsonschema import ValidationError
 from jsonschema.exceptions import best_match
 
+from system import wire
 from system.contracts import validator
 
-VERSION = "1.0"
-ACK_VERSION = "1.1"  # v1.1 is v1.0 plus the server's `ack` of a stored user message (ws/1.1/ack.json)
+VERSION = wire.FRAME_VERSION
+ACK_VERSION = wire.ACK_VERSION  # v1.1 is v1.0 plus the server's `ack` of a stored user message (ws/1.1/ack.json)
 CLIENT_TYPES = ("user_message", "resume", "auth_refresh", "ping")
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from system import clock
-from system.server.auth import AuthError
+from system import clock, wire
 from system.server.ratelimit import retry_after
+from system.server.tokens import AuthError
 from system.server.state import ServerState
 
 STATE = web.AppKey("state", ServerState)
@@ -86,7 +86,7 @@ async def admin_guard(request: web.Request, handler):
 
 async def token(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    if state.auth_outage:
+    if state.tokens.rules.outage:  # before the body is read, as a down IdP answers
         return _error(503, "auth_outage", "the auth service is unavailable")
     body = await _body(request, {"user": (str,), "secret": (str,)}, ("user", "secret"))
     user = body["user"]
@@ -99,7 +99,7 @@ async def token(request: web.Request) -> web.Response:
         pair = state.tokens.issue(user, body["secret"])
     except AuthError as exc:
         state.log.event("token_refused", user=user, reason=exc.code)
-        return _error(401, exc.code, str(exc))
+        return _error(exc.status, exc.code, str(exc))
     state.metrics["auth_tokens_issued_total"].inc()
     state.log.event("token_issued", user=user)
     return web.json_response(pair)
@@ -107,7 +107,7 @@ async def token(request: web.Request) -> web.Response:
 
 async def refresh(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    if state.auth_outage:
+    if state.tokens.rules.outage:
         state.metrics["auth_refresh_total"].labels(result="outage").inc()
         return _error(503, "auth_outage", "the auth service is unavailable")
     body = await _body(request, {"refresh_token": (str,)}, ("refresh_token",))
@@ -121,7 +121,7 @@ async def refresh(request: web.Request) -> web.Response:
         state.metrics["auth_refresh_total"].labels(result=exc.result).inc()
         hit = state.family_revoked(exc.family) if exc.family is not None else 0
         state.log.event("refresh_rejected", result=exc.result, live_sessions_expired=hit)
-        return _error(401, exc.code, str(exc))
+        return _error(exc.status, exc.code, str(exc))
     state.metrics["auth_refresh_total"].labels(result="ok").inc()
     state.metrics["auth_tokens_issued_total"].inc()
     return web.json_response(pair)
@@ -148,9 +148,9 @@ async def expire_tokens(request: web.Request) -> web.Response:
 async def auth_outage(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = await _body(request, {"enabled": (bool,)}, ("enabled",))
-    state.auth_outage = body["enabled"]
-    state.log.event("admin_auth_outage", enabled=state.auth_outage)
-    return web.json_response({"enabled": state.auth_outage})
+    state.tokens.rules.outage = body["enabled"]
+    state.log.event("admin_auth_outage", enabled=state.tokens.rules.outage)
+    return web.json_response({"enabled": state.tokens.rules.outage})
 
 
 async def drop(request: web.Request) -> web.Response:
@@ -159,7 +159,7 @@ async def drop(request: web.Request) -> web.Response:
     fraction, code = float(body["fraction"]), body.get("code")
     if not 0.0 <= fraction <= 1.0:
         raise _bad("fraction", "a number from 0 to 1")
-    if code is not None and not (code in (1000, 1001, 1008, 1011, 1012, 1013) or 3000 <= code <= 4999):
+    if code is not None and not (code in wire.SENDABLE or 3000 <= code <= 4999):
         raise _bad("code", "a close code a server may send (1000-1013 or 3000-4999)")
     chosen = state.pick_for_drop(fraction, body.get("seed"))
     for session in chosen:

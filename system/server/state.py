@@ -16,6 +16,7 @@ from system.server.auth import TokenService
 from system.server.auth_limits import AuthLimits
 from system.server.config import ServerConfig
 from system.server.fdlimit import default_max_connections, open_files_limit
+from system.server.lifecycle import LiveExpiry
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
 from system.server.ratelimit import TokenBucket
@@ -62,7 +63,6 @@ class ServerState:
         self.opened = 0
         self.messages_sent = 0
         self.closes_by_code: dict[int, int] = {}
-        self.auth_outage = False
         self.started = clock.monotonic()
 
     def add(self, session: Session) -> None:
@@ -95,7 +95,7 @@ class ServerState:
         now = clock.now()
         hit = [s for s in self.sessions.values() if which(s)]
         for session in hit:
-            session.expires_at = min(session.expires_at, now)
+            session.expires_at = LiveExpiry.forced(session.expires_at, now)
             session.expiry_changed.set()
         return len(hit)
 
@@ -117,7 +117,7 @@ class ServerState:
             "closes_by_code": {str(k): v for k, v in sorted(self.closes_by_code.items())},
             "messages_sent": self.messages_sent,
             "conversations_active": len(self.by_conversation),
-            "auth_outage": self.auth_outage,
+            "auth_outage": self.tokens.rules.outage,
             "auth_rate_limited": self.auth_limits.refused,
             "refresh_tokens_stored": self.store.refresh_rows(),
             "legacy_traits": sorted(self.config.legacy_traits),

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
+
+from system.server.delivery import LoggedMessage, logged, replay
+from system.server.tokens import RefreshRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,24 +32,6 @@ CREATE TABLE IF NOT EXISTS user_messages (
     conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS user_messages_by_id ON user_messages (conversation_id, id);
 """
-
-
-@dataclass(frozen=True)
-class LoggedMessage:
-    conversation_id: str
-    seq: int
-    id: str
-    t: float
-    frame: dict
-
-
-@dataclass(frozen=True)
-class RefreshRecord:
-    family: str
-    user: str
-    expires_at: float
-    used: bool
-    revoked: bool
 
 
 class Store:
@@ -88,6 +72,10 @@ class Store:
         if None not in self._generations:
             self._generations[None] = int(self.setting("global_generation") or 0)
         return self._generations[None]
+
+    def generations(self, user: str) -> tuple[int, int]:
+        """(global, the user's): what an access token minted now carries (`system.server.tokens`)."""
+        return self.global_generation(), self.user_generation(user)
 
     def bump_global_generation(self) -> int:
         gen = self.global_generation() + 1
@@ -207,20 +195,19 @@ class Store:
 
     def append(self, conversation_id: str, message_id: str, t: float, body: dict) -> LoggedMessage:
         """Give the next seq of the conversation and log the frame; the frame gets its seq here."""
-        seq = self.last_seq(conversation_id) + 1
-        frame = {**body, "seq": seq}
+        m = logged(conversation_id, self.last_seq(conversation_id), message_id, t, body)
         self.db.execute(
             "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",
-            (conversation_id, seq, message_id, t, json.dumps(frame, separators=(",", ":"))))
-        self._last_seq[conversation_id] = seq
-        return LoggedMessage(conversation_id, seq, message_id, t, frame)
+            (conversation_id, m.seq, message_id, t, json.dumps(m.frame, separators=(",", ":"))))
+        self._last_seq[conversation_id] = m.seq
+        return m
 
     def messages_after(self, conversation_id: str, last_seq: int, limit: int = -1) -> list[LoggedMessage]:
         """The logged messages with seq > last_seq, in order; at most `limit` (-1: all)."""
         rows = self.db.execute(
             "SELECT conversation_id, seq, id, t, frame FROM messages "
             "WHERE conversation_id=? AND seq>? ORDER BY seq LIMIT ?", (conversation_id, last_seq, limit)).fetchall()
-        return [LoggedMessage(c, s, i, t, json.loads(f)) for c, s, i, t, f in rows]
+        return replay((LoggedMessage(c, s, i, t, json.loads(f)) for c, s, i, t, f in rows), last_seq)
 
     def delivery_log(self, since_seq: dict[str, int] | None = None) -> list[LoggedMessage]:
         """Every logged message (without frames), skipping seq <= since_seq[conversation]."""

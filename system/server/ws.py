@@ -20,15 +20,17 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from system import clock
-from system.server.auth import AuthError
+from system import clock, wire
+from system.server import delivery, handshake
 from system.server.flow import drained, keep_up
 from system.server.frames import ACK_VERSION, FrameError, encode, parse_client_frame
+from system.server.handshake import Outcome
+from system.server.lifecycle import LiveExpiry
 from system.server.ratelimit import Rate, TokenBucket
 from system.server.state import ServerState, Session
+from system.server.tokens import AuthError
 
 PATH = re.compile(r"^/ws/chat/([A-Za-z0-9._~-]{1,128})$")
-AUTH_FAILED, FORBIDDEN, POLICY, INTERNAL = 4401, 4403, 1008, 1011
 
 
 def parse_target(path: str) -> tuple[str | None, str | None]:
@@ -47,7 +49,7 @@ def close_code_of(ws: ServerConnection) -> int:
         return p.close_sent.code
     if p.close_rcvd is not None:
         return p.close_rcvd.code
-    return 1006
+    return wire.ABNORMAL
 
 
 class ChatHandler:
@@ -55,6 +57,8 @@ class ChatHandler:
         self.state = state
         self.cfg = state.config
         self.metrics = state.metrics
+        self.traits = frozenset(state.config.legacy_traits)
+        self.expiry = LiveExpiry(state.config.expiry_grace)
 
     # handshake ---------------------------------------------------------
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -62,18 +66,16 @@ class ChatHandler:
         forbidden Origins with 403 here (the fixed one upgrades and closes with 4401/4403)."""
         self.state.handshakes += 1
         conversation_id, token = parse_target(request.path)
-        if conversation_id is None:
-            return self._reject(connection, HTTPStatus.NOT_FOUND, "expected /ws/chat/{conversation_id}?token=...")
-        if self.cfg.legacy("handshake_403"):
-            if not self._origin_ok(request.headers):
-                return self._reject(connection, HTTPStatus.FORBIDDEN, "forbidden origin")
+        auth, owner_ok = None, True
+        if conversation_id is not None and "handshake_403" in self.traits:
             try:
-                claims = self.state.tokens.verify(token)
+                user = self.state.tokens.verify(token).user
+                owner_ok = self.state.store.owner(conversation_id) in (None, user)
             except AuthError as exc:
-                return self._reject(connection, HTTPStatus.FORBIDDEN, exc.code)
-            if self.state.store.owner(conversation_id) not in (None, claims.user):
-                return self._reject(connection, HTTPStatus.FORBIDDEN, "forbidden_conversation")
-        return None
+                auth = exc
+        outcome = handshake.before_upgrade(self.traits, path_ok=conversation_id is not None,
+                                           origin_ok=self._origin_ok(request.headers), auth=auth, owner_ok=owner_ok)
+        return None if outcome is None else self._reject(connection, HTTPStatus(outcome.status), outcome.reason)
 
     def _reject(self, connection: ServerConnection, status: HTTPStatus, reason: str) -> Response:
         self.metrics["ws_handshake_rejections_total"].labels(status=str(status.value)).inc()
@@ -91,25 +93,26 @@ class ChatHandler:
         conversation_id, token = parse_target(ws.request.path)
         admitted, session, watcher = False, None, None
         try:
-            if not self.cfg.legacy("no_shedding"):
-                decision = state.admission.admit(clock.monotonic())
-                if not decision.accepted:
-                    await ws.close(decision.code, "try again later")
-                    return
-                admitted = True
-            if not self._origin_ok(ws.request.headers):
-                await self._refuse(ws, FORBIDDEN, "forbidden_origin", "Origin not allowed")
-                return
+            admission = None
+            if handshake.sheds(self.traits):
+                admission = state.admission.admit(clock.monotonic())
+                admitted = admission.accepted
+            origin_ok = self._origin_ok(ws.request.headers)
+            claims, auth, owner_ok = None, None, True
             try:
                 claims = state.tokens.verify(token)
             except AuthError as exc:
-                await self._refuse(ws, AUTH_FAILED, exc.code, str(exc))
-                return
-            if state.store.claim(conversation_id, claims.user) != claims.user:
-                log.event("forbidden_conversation", conn=conn_id, user=claims.user,
-                          conversation=conversation_id, peer=_peer(ws))
-                await self._refuse(ws, FORBIDDEN, "forbidden_conversation",
-                                   "this conversation belongs to another user")
+                auth = exc
+            # claiming a conversation is a write: only for a connection the checks before it let through
+            if claims is not None and origin_ok and (admission is None or admitted):
+                owner_ok = state.store.claim(conversation_id, claims.user) == claims.user
+            outcome = handshake.after_upgrade(self.traits, admission=admission, origin_ok=origin_ok,
+                                              auth=auth, owner_ok=owner_ok)
+            if outcome.kind != "accept":
+                if not owner_ok:
+                    log.event("forbidden_conversation", conn=conn_id, user=claims.user,
+                              conversation=conversation_id, peer=_peer(ws))
+                await self._act(ws, outcome)
                 return
             session = Session(conn_id, ws, claims.user, conversation_id, clock.monotonic(), claims.expires_at,
                               resumes=TokenBucket(Rate(self.cfg.resume_rate, self.cfg.resume_burst), clock.monotonic()),
@@ -128,7 +131,7 @@ class ChatHandler:
             pass
         except Exception as exc:  # one connection's bug must not reach the others
             log.event("handler_error", conn=conn_id, error=f"{type(exc).__name__}: {exc}")
-            await self._error_close(ws, INTERNAL, "internal error")
+            await self._act(ws, handshake.refusal(self.traits, wire.INTERNAL_ERROR, None, "internal error"))
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -137,19 +140,14 @@ class ChatHandler:
             await ws.wait_closed()
             self._closed(ws, conn_id, session)
 
-    async def _refuse(self, ws: ServerConnection, code: int, error: str, message: str) -> None:
-        """An `error` frame saying why, then the close (the legacy server says nothing)."""
-        if not self.cfg.legacy("abrupt_errors"):
-            self._push([ws], "error", code=error, message=message)
-        await self._error_close(ws, code, error)
-
-    async def _error_close(self, ws: ServerConnection, code: int, reason: str) -> None:
-        """Close `code` on an error; the legacy server (`abrupt_errors`) drops the TCP connection
-        instead, so the client sees 1006 and can not tell an expired token from a network fault."""
-        if self.cfg.legacy("abrupt_errors"):
+    async def _act(self, ws: ServerConnection, outcome: Outcome) -> None:
+        """Carry out a refusal of the server core: its `error` frame, then its close, or an abort."""
+        if outcome.kind == "abort":
             ws.transport.abort()
             return
-        await ws.close(code, reason)
+        if outcome.error is not None:
+            self._push([ws], "error", code=outcome.error, message=outcome.reason)
+        await ws.close(outcome.code, outcome.error or outcome.reason)
 
     def _closed(self, ws: ServerConnection, conn_id: str, session: Session | None) -> None:
         code = close_code_of(ws)
@@ -170,11 +168,12 @@ class ChatHandler:
         """Live expiry: once the token has expired, a fresh one must arrive in-band within the grace."""
         while True:
             session.expiry_changed.clear()
-            remaining = session.expires_at + self.cfg.expiry_grace - clock.now()
-            if remaining <= 0:
+            now = clock.now()
+            if self.expiry.due(now, session.expires_at):
                 self.state.log.event("token_expired", conn=session.id, user=session.user)
-                await self._refuse(session.ws, AUTH_FAILED, "auth_expired", "access token expired; refresh and reconnect")
+                await self._act(session.ws, self.expiry.refuse(self.traits))
                 return
+            remaining = self.expiry.deadline(session.expires_at) - now
             try:
                 await asyncio.wait_for(session.expiry_changed.wait(), remaining)
             except TimeoutError:
@@ -189,7 +188,7 @@ class ChatHandler:
             session.invalid_frames += 1
             self._push([session.ws], "error", code=exc.code, message=str(exc), ref=exc.ref)
             if session.invalid_frames >= self.cfg.max_invalid_frames:
-                await self._error_close(session.ws, POLICY, "too many invalid frames")
+                await self._act(session.ws, handshake.refusal(self.traits, wire.POLICY_VIOLATION, None, "too many invalid frames"))
             return
         kind = frame["type"]
         self.metrics["ws_messages_total"].labels(direction="in", type=kind).inc()
@@ -240,7 +239,7 @@ class ChatHandler:
         """typing, then the agent's replies, each logged before it is fanned out to every
         open socket of the conversation."""
         conversation_id = session.conversation_id
-        acks = not self.cfg.legacy("no_acks")
+        acks = delivery.acks(self.traits)
         answer = self.state.store.receive(conversation_id, frame["id"], clock.now(), dedup=acks)
         if acks:  # stored: the client may forget it (contract v1.1 adds this frame)
             self._push([session.ws], "ack", v=ACK_VERSION, ref=frame["id"])
@@ -269,10 +268,9 @@ class ChatHandler:
             body.setdefault("agent", self.state.agent_name)
             agents.append(body["agent"])
             message_id = uuid.uuid4().hex
-            logged = self.state.store.append(
-                conversation_id, message_id, clock.now(),
-                {"v": "1.0", "type": "assistant_message", "id": message_id, **body})
-            self._send_logged(self._sockets(conversation_id), logged.frame)
+            logged = self.state.store.append(conversation_id, message_id, clock.now(),
+                                             delivery.assistant_message(message_id, body))
+            self._send_logged(delivery.fan_out(self._sockets(conversation_id)), logged.frame)
         agent = agents[0] if agents else self.state.agent_name
         self.metrics["agent_execution_seconds"].labels(agent=agent).observe(elapsed)
         self.metrics["agent_requests_total"].labels(agent=agent, tenure=tenure, outcome="ok").inc()

@@ -10,7 +10,7 @@ import pytest
 
 
 def seed_db(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "seed-db", *args],
+    return subprocess.run([sys.executable, "-m", "commands.cli", "seed-db", *args],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -42,8 +42,8 @@ def test_seed_db_help_documents_every_flag():
 
 
 def test_serve_with_a_missing_listings_database_exits_2_naming_it(tmp_path):
-    # the console script, as a user runs it (under `python -m harness.cli` the dispatcher is __main__
-    # and does not recognise harness.cli.UsageError raised by `serve`: exit 1 with a traceback)
+    # the console script, as a user runs it (under `python -m commands.cli` the dispatcher is __main__
+    # and does not recognise commands.cli.UsageError raised by `serve`: exit 1 with a traceback)
     script = Path(sys.executable).with_name("stormbench")
     if not script.exists():
         pytest.skip(f"no console script at {script}")

@@ -35,7 +35,7 @@ GRID = {"fleet.sim_clients": [200, 250, 300, 350, 400, 450, 500, 550]}
 def timed_sweep(path: Path, out: Path, workers: int) -> tuple[float, float, dict]:
     """Wall time of the sweep, and the sum of its points' own run times (each point's
     `meta.wall_time_s`, on its worker) over it: how many points ran at once on average."""
-    from sim.sweep_cli import sweep
+    from commands.sweep import sweep
 
     t0 = time.perf_counter()
     doc = sweep(path, GRID, out, echo=lambda *_: None, workers=workers)

@@ -41,7 +41,7 @@ async def main():
         await asyncio.Future()
 asyncio.run(main())
 """
-CHAT_SERVER = "import sys; from harness.cli import main; sys.exit(main())"
+CHAT_SERVER = "import sys; from commands.cli import main; sys.exit(main())"
 
 
 def _start(args: list[str]) -> tuple[subprocess.Popen, str]:

@@ -10,10 +10,10 @@ import pytest
 from distributed import Client, get_task_stream
 
 from cluster.executor import Job, run_jobs
-from harness.cli import main
+from commands.cli import main
 from harness.scenario import from_dict
 from sim.replicate import _seed, replicate
-from sim.sweep_cli import sweep
+from commands.sweep import sweep
 
 SMALL = """name: tiny
 seed: 3

@@ -7,7 +7,7 @@ import json
 
 import yaml
 
-from harness.cli import main
+from commands.cli import main
 from harness.emulate.topology import ServerControl, ServerOptions
 
 SCENARIO = {

@@ -8,12 +8,12 @@ import json
 import pytest
 import yaml
 
-from harness import main_job
+from commands import main_job
 from harness.emulate.engine import emulate
 from harness.gates.evaluate import evaluate
 from harness.gates.spec import load_gates
 from harness.record import RunRecord, finalize
-from harness.run_cli import resolve_scenario_path
+from commands.run import resolve_scenario_path
 from harness.scenario import load
 
 pytestmark = pytest.mark.slow

@@ -50,7 +50,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def stormbench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "commands.cli", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -119,7 +119,7 @@ def test_a_restart_keeps_the_server_down_for_its_downtime(runs):
 
 
 def test_virtual_clock_refuses_outside_processes_before_anything_runs(tmp_path, capsys):
-    from harness.cli import main
+    from commands.cli import main
 
     (tmp_path / "scenario.yaml").write_text(yaml.safe_dump(DOC))
     for command, flags, named in (("run", ["--target", "http://127.0.0.1:9"], "--target"),

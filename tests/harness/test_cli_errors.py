@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main as stormbench
+from commands.cli import main as stormbench
 from harness.record import files
 from tests.ctrl_c import interrupt_cli
 from tests.harness.synth import session, write_record
@@ -152,7 +152,7 @@ def test_ctrl_c_keeps_the_partial_record_and_says_where(tmp_path):
     assert f"stormbench run: interrupted: the partial record is in {out} (not finalized or judged)" in err
     assert "Traceback" not in err
     assert "interrupted (Ctrl-C)" in json.loads((out / files.META).read_text())[files.META_INCOMPLETE]
-    rerun = subprocess.run([sys.executable, "-m", "harness.cli", "run", "staging-day", "--engine", "simulate",
+    rerun = subprocess.run([sys.executable, "-m", "commands.cli", "run", "staging-day", "--engine", "simulate",
                             "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 2 and "already holds a run record" in rerun.stderr
 
@@ -211,7 +211,7 @@ def test_a_target_that_answers_anything_passes_the_check():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from harness.run_cli import check_target
+    from commands.run import check_target
 
     class NotFound(BaseHTTPRequestHandler):
         def do_GET(self):

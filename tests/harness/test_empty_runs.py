@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.cli import UsageError
+from commands.cli import UsageError
 from harness.gates import evaluate, parse_gates
 from harness.gates.verdict import PASS, UNKNOWN
 from harness.record import finalize

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import UsageError
+from commands.cli import UsageError
 from harness.emulate.plan import make_plan
 from harness.scenario import from_dict, realize_faults
 from harness.scenario.model import CLIENT_TARGETED, FAULT_KINDS, SYSTEM_FAULT_KINDS

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.cli import UsageError
+from commands.cli import UsageError
 from harness.record import RunRecord, finalize
 from tests.harness.synth import displayed, session, write_record
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.gates.report import Suite
 from harness.gates import (
     FAIL, PASS, UNKNOWN, Verdict, evaluate, exit_code, histogram_quantile, junit_xml, load_gates, parse_gate,

@@ -13,7 +13,7 @@ import pytest
 from harness.gates import evaluate, load_gates
 from harness.record import RunRecord
 from harness.record.presence import presence
-from harness.run_cli import resolve_scenario_path
+from commands.run import resolve_scenario_path
 from harness.scenario import load
 from tests.harness.test_scenario import LIBRARY_NAMES
 
@@ -56,7 +56,7 @@ def test_emulated_fractions_are_shares_of_the_fleet(name, profile, tmp_path):
     scale = max(base.time_scale, base.duration / QUICK_WALL_S)
     args = ["run", name, "--profile", profile, "--clients", "10", "--time-scale", f"{scale:g}",
             "--out", str(tmp_path / "run")]
-    done = subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "commands.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=280)
     assert (tmp_path / "run" / "summary.json").exists(), done.stderr[-3000:]
     check_fractions(tmp_path / "run", load(resolve_scenario_path(name), {"clients": 10, "profile": profile}))

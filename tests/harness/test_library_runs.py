@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def emulate(scenario: str, profile: str, out: Path) -> tuple[int, dict]:
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", scenario, "--profile", profile,
+    done = subprocess.run([sys.executable, "-m", "commands.cli", "run", scenario, "--profile", profile,
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=800)
     assert (out / "summary.json").exists(), done.stderr[-3000:]
     return done.returncode, json.loads((out / "summary.json").read_text())

@@ -34,7 +34,7 @@ def test_turned_away_clients_count_against_the_fleet(tmp_path):
 
     console = Console(record=True, width=200)
     console.print(verdict_table([v], "t"))
-    assert "2/4 clients at 129s" in console.export_text()  # the end of the 30-s window after 100 s
+    assert "2 of 4 clients connected at 2m09s" in console.export_text()  # the end of the 30-s window after 100 s
 
 
 def test_a_client_with_two_sockets_counts_once(tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import UsageError
+from commands.cli import UsageError
 from harness.scenario import from_dict, load
 from harness.scenario.model import FAULT_KINDS
 

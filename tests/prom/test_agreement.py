@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main as stormbench
+from commands.cli import main as stormbench
 from harness.gates.verdict import PASS, UNKNOWN, read_gates_json
 from harness.prom.in_run import PROMETHEUS_GATES
 from harness.prom.server import find_binary

@@ -83,11 +83,11 @@ def test_a_panel_per_staging_gate_showing_its_threshold():
 
 def test_stormbench_dashboard_subcommand_writes_the_file(tmp_path):
     out = tmp_path / "d.json"
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "dashboard", "--out", str(out)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "commands.cli", "dashboard", "--out", str(out)], capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["uid"] == "stormbench-chat-server" and f"wrote {out}" in done.stdout
-    helped = subprocess.run([sys.executable, "-m", "harness.cli", "dashboard", "--help"], capture_output=True,
+    helped = subprocess.run([sys.executable, "-m", "commands.cli", "dashboard", "--help"], capture_output=True,
                             text=True, timeout=60, cwd=tmp_path)
     assert helped.returncode == 0 and "--out FILE" in helped.stdout
     assert not (tmp_path / "--help").exists()

@@ -10,7 +10,7 @@ import time
 import pytest
 from prometheus_client import start_http_server
 
-from harness.cli import main as stormbench
+from commands.cli import main as stormbench
 from harness.gates import load_gates, parse_gates
 from harness.gates.verdict import FAIL, PASS, UNKNOWN
 from harness.prom import PrometheusAPI, PrometheusUnavailable, evaluate

@@ -90,7 +90,7 @@ def test_promtool_accepts_the_rules_and_the_alerts_fire_when_the_gates_fail(tmp_
 
 
 def test_the_command_names_the_gates_it_left_out_and_why(tmp_path, capsys):
-    from harness.cli import main as stormbench
+    from commands.cli import main as stormbench
 
     gate_file = tmp_path / "gates.yaml"
     gate_file.write_text(yaml.safe_dump([g.to_dict() for g in GATES]))
@@ -135,7 +135,7 @@ def test_the_spike_alert_stays_quiet_on_a_steady_rate_fires_on_a_spike_and_recov
 
 
 def test_window_and_for_reach_the_emitted_rules(tmp_path, capsys):
-    from harness.cli import main as stormbench
+    from commands.cli import main as stormbench
 
     gate_file, rules = tmp_path / "gates.yaml", tmp_path / "rules.yml"
     gate_file.write_text(yaml.safe_dump([g.to_dict() for g in SPIKES]))

@@ -74,7 +74,7 @@ def sampled(tmp_path_factory):
     root = tmp_path_factory.mktemp("sampled")
     (root / "s.yaml").write_text(SCENARIO)
     legacy = root / "legacy"
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(root / "s.yaml"), "--engine", "simulate",
+    done = subprocess.run([sys.executable, "-m", "commands.cli", "run", str(root / "s.yaml"), "--engine", "simulate",
                            "--out", str(legacy)], capture_output=True, text=True, timeout=240)
     assert done.returncode in (0, 1), done.stderr
     assert json.loads((legacy / "meta.json").read_text())["sampling"]["exact"] is False

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from harness.cli import main as stormbench
+from commands.cli import main as stormbench
 from reports import render
 from reports.record import RecordError
 from tests.reports.synthetic import SyntheticRun, write_run

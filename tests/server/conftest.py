@@ -23,7 +23,7 @@ from system.server.logs import EventLog
 ADMIN_KEY = "test-admin-key"
 REPO = Path(__file__).resolve().parents[2]
 # the console script's entry point, without depending on where the venv put `stormbench`
-STORMBENCH = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())"]
+STORMBENCH = [sys.executable, "-c", "import sys; from commands.cli import main; sys.exit(main())"]
 
 
 class Api:

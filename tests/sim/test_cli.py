@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from harness.cli import UsageError
+from commands.cli import UsageError
 from harness.scenario import from_dict
 from sim.replicate import interval, replicate
-from sim.sweep_cli import parse_vary, sweep
-from sim.validate_cli import agrees, error_table
+from commands.sweep import parse_vary, sweep
+from commands.validate import agrees, error_table
 
 SMALL = """name: tiny
 seed: 3
@@ -98,7 +98,7 @@ def test_sweep_with_a_gate_on_an_unknown_metric_runs_nothing(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_calibrate_measures_a_real_server(tmp_path):
-    from sim.calibrate_cli import calibrate
+    from commands.calibrate import calibrate
     from sim.calibration import load, save
 
     cal = calibrate(samples=8, burst=8, agent="echo")
@@ -124,7 +124,7 @@ def test_both_engines_unable_to_estimate_agree():
 def test_run_with_replications_and_a_calibration_file(tmp_path, capsys):
     """`stormbench run --engine simulate --replications 2 --calibration FILE`: both seeds run, the
     finalized summary keeps the intervals, and the record names the calibration file."""
-    from harness.cli import main
+    from commands.cli import main
     from sim.calibration import load, save
 
     scenario = tmp_path / "tiny.yaml"
@@ -150,7 +150,7 @@ def test_run_with_replications_and_a_calibration_file(tmp_path, capsys):
     (["--calibration", "cal.json"], "--calibration"),
 ])
 def test_run_refuses_model_flags_for_the_emulation(tmp_path, capsys, flags, named):
-    from harness.cli import main
+    from commands.cli import main
 
     code = main(["run", "token-expiry-403", "--out", str(tmp_path / "o"), *flags])
     assert code == 2
@@ -160,7 +160,7 @@ def test_run_refuses_model_flags_for_the_emulation(tmp_path, capsys, flags, name
 
 
 def test_run_names_a_bad_calibration_file_and_replication_count(tmp_path, capsys):
-    from harness.cli import main
+    from commands.cli import main
 
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(SMALL)
@@ -178,7 +178,7 @@ def test_run_names_a_bad_calibration_file_and_replication_count(tmp_path, capsys
 def test_calibrate_and_validate_refuse_bad_paths_before_measuring(tmp_path, capsys):
     """An unwritable calibration file and a missing emulated record are said before a minute of
     measurement or a whole emulation, not after."""
-    from harness.cli import main
+    from commands.cli import main
 
     nowhere = tmp_path / "no-such-dir" / "cal.json"
     assert main(["calibrate", "--out", str(nowhere)]) == 2
@@ -191,7 +191,7 @@ def test_calibrate_and_validate_refuse_bad_paths_before_measuring(tmp_path, caps
 
 
 def test_replication_verdicts_judge_the_interval():
-    from sim.sweep_cli import replication_verdicts
+    from commands.sweep import replication_verdicts
 
     def runs(values, verdicts=None):
         return [[{"name": "rec", "strict": True, "op": ">=", "threshold": 0.99, "observed": v,
@@ -233,7 +233,7 @@ def test_sweep_varies_one_fix_at_a_time_on_a_base_profile(tmp_path):
 
 
 def test_ablate_names_the_fix_that_removes_the_403s(tmp_path, capsys):
-    from harness.cli import main
+    from commands.cli import main
 
     code = main(["ablate", "token-expiry-403", "--clients", "100", "--fixes", "jitter,refresh_before_reconnect",
                  "--out", str(tmp_path / "ablate")])

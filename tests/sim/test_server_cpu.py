@@ -8,9 +8,12 @@ import json
 
 import pytest
 
+from harness.scenario.draws import client_id
+from harness.scenario.plan import Lifetime
+
 from harness.scenario import from_dict
 from sim.calibration import Calibration, Dist
-from sim.validate_cli import emulated_system
+from commands.validate import emulated_system
 from sim.world import EXPIRY_GRACE_S, World
 
 DOC = {"name": "cpu", "seed": 5, "duration": "1h", "time_scale": 720,
@@ -25,7 +28,7 @@ def answers(cal: Calibration, n: int, *, server_up: bool = True) -> list[tuple[f
     world.server.up = server_up
     got: list[tuple[float, bool]] = []
     for i in range(n):
-        client = world.add_client(i, start=1e9, stop=None)  # never starts on its own
+        client = world.add_client(Lifetime(i, client_id(i), 1e9, world.duration))  # never starts on its own
         world.tokens.fetch(client, lambda ok, *_rest: got.append((world.env.now, ok)))
     world.env.run(until=10)
     return got
@@ -171,7 +174,7 @@ def test_a_graceful_stop_answers_tokens_until_its_closes_are_done(tmp_path):
                           handshake_service=Dist("fixed", 0.001))
         w = World(from_dict({**DOC, "time_scale": 1, "fleet": {"clients": n, "profile": "fixed"}}), cal, clients=n)
         for i in range(n):
-            w.add_client(i, start=0.0, stop=None)
+            w.add_client(Lifetime(i, client_id(i), 0.0, w.duration))
         w.env.run(until=5)
         assert w.server.active == n
         return w

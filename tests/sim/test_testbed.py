@@ -8,6 +8,9 @@ import json
 
 import pytest
 
+from harness.scenario.draws import client_id
+from harness.scenario.plan import Lifetime
+
 from harness.scenario import from_dict
 from sim.calibration import Calibration, Dist
 from sim.calibration import Testbed as Bed  # (not a pytest class)
@@ -25,7 +28,7 @@ def opens(n: int, testbed: Bed | None, *, handshake: float = 0.0, token: float =
                       token_latency=Dist("fixed", 0.0), close_service=None)
     world = World(from_dict(DOC), cal, clients=n, testbed=testbed)
     for i in range(n):
-        world.add_client(i, start=0.0, stop=None)
+        world.add_client(Lifetime(i, client_id(i), 0.0, world.duration))
     world.env.run(until=60)
     return sorted(r["t"] for r in world.records if r["kind"] == "open")
 
@@ -106,7 +109,7 @@ def test_cpu_share_tells_the_emulations_cores_from_the_rest_of_the_machine():
 
 
 def test_validate_gives_the_testbed_the_cores_the_emulation_had(tmp_path):
-    from sim.validate_cli import free_cores
+    from commands.validate import free_cores
 
     cal = Calibration(testbed=Bed(2, Dist("fixed", 0.001), Dist("fixed", 0.001)))
     runs = []

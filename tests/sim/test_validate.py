@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from commands.cli import main
 
 TINY = """name: validate-tiny
 seed: 9

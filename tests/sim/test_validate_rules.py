@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.emulate.selfcheck import time_resolution
+from harness.record.resolution import time_resolution
 from sim.replicate import prediction_interval, spread
-from sim.validate_cli import (
+from commands.validate import (
     DISAGREE, INTERVAL, UNKNOWN, UNRESOLVED, WITHIN, error_table, format_table, judge, peak_resolution,
     time_scale_for,
 )
@@ -112,7 +112,7 @@ def test_an_unresolved_peak_is_compared_at_the_finest_bin_the_emulation_resolves
     """At x720 a 50 ms loop stall around the herd is 36 s of scenario time: neither the 1-s nor the
     5-s peak can be placed, nor any bin shorter than 360 s at a 10% tolerance; the row compares the
     highest mean rate over 600 s, named so, with the model's mean over its seeds."""
-    from sim.validate_cli import peak_over, resolved_peak_row
+    from commands.validate import peak_over, resolved_peak_row
 
     emu = tmp_path / "emulate"
     _timeseries(emu, {t: 10 for t in range(1000, 1060)}, 3000)  # 600 reconnects in one minute

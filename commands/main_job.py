@@ -29,15 +29,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli import EXIT_OK, UsageError, add_json_flag, set_document
+from commands.cli import EXIT_OK, UsageError, add_json_flag, set_document
 from harness.gates.evaluate import evaluate
 from harness.gates.report import outcome_line, output_console, write_verdicts
-from harness.gates.spec import load_gates
 from harness.gates.verdict import verdicts_document
 from harness.record.finalize import finalize
 from harness.record.run import RunRecord
 from harness.record.writer import merge_meta
-from harness.run_cli import (
+from commands.run import (
     add_clock_flag, check_out_dir, engine_guard, prepare_out_dir, refuse_flags_on_virtual_clock,
     require_prometheus_binary, resolve_scenario_path, scrape_interval,
 )
@@ -98,7 +97,7 @@ def plan_profile(path: Path, profile: str, out: Path, args: argparse.Namespace) 
     scenario = load(path, overrides)
     refuse_flags_on_virtual_clock(scenario, args)
     check_out_dir(out)
-    return ProfilePlan(profile, scenario, load_gates(scenario.gates), out)
+    return ProfilePlan(profile, scenario, list(scenario.checked_gates), out)
 
 
 def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -> ProfileRun:

@@ -2,7 +2,7 @@
 fixes move which gates and counts.
 
 "Which fix removes the 403s?" took one hand-written scenario per fix. This is a sweep over
-`fix=none,a,b,...` (`sim.sweep_cli`, so each point is a judged run record in `point-NNN/` and
+`fix=none,a,b,...` (`commands.sweep`, so each point is a judged run record in `point-NNN/` and
 `sweep.json` is written, also after a Ctrl-C), followed by the comparison with the base run.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.cli import UsageError
+from system.errors import UsageError
 from harness.scenario.fixes import check_fix, known_fixes
 from system.units import positive_int_arg
 
@@ -91,8 +91,8 @@ def report(doc: dict, echo=print) -> dict[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.run_cli import resolve_scenario_path
-    from sim.sweep_cli import sweep
+    from commands.run import resolve_scenario_path
+    from commands.sweep import sweep
 
     path = resolve_scenario_path(args.scenario)
     fixes = [check_fix(f.strip(), "--fixes") for f in args.fixes.split(",") if f.strip()] if args.fixes \

@@ -8,7 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cli import UsageError, add_json_flag, set_document
+from commands.cli import add_json_flag, set_document
+from system.errors import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import Suite, print_verdicts, write_verdicts
 from harness.gates.verdict import verdicts_document

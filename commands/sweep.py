@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from cluster import executor
-from harness.cli import UsageError
 from harness.scenario.fixes import FIX_KEYS, add_fix_flags, flag_overrides, profile_label
+from system.errors import UsageError
 from system.units import positive_int_arg
 
 HELP = "simulate a scenario over a parameter grid"
@@ -96,7 +96,11 @@ def plan(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, gates_fi
 
     names = list(grid)
     planned = []
-    for i, combo in enumerate(itertools.product(*(grid[n] for n in names))):
+    override = None
+    if gates_file:  # parsed and checked once for the grid: a typo must not cost it
+        override = load_gates(gates_file)
+        check_metrics(override, gates_file)
+    for i, combo in enumerate(itertools.product(*(grid[n] for n in names))):  # every point loads before any runs
         params = dict(zip(names, combo))
         overrides = {**(base or {}), **params}
         for key in FIX_KEYS:  # a varied fix adds to the fixes given with --fix
@@ -106,8 +110,7 @@ def plan(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, gates_fi
             scenario = load(scenario_path, overrides)
         except UsageError as exc:
             raise UsageError(f"--vary {', '.join(f'{k}={v}' for k, v in params.items())}: {exc}") from None
-        gates = load_gates(gates_file) if gates_file else load_gates(scenario.gates)
-        check_metrics(gates, gates_file or scenario.gates_file or str(scenario_path))  # a typo must not cost the grid
+        gates = override if override is not None else list(scenario.checked_gates)  # parsed by the loader
         planned.append(Planned(i, params, scenario, gates, out / f"point-{i:03d}"))
     return planned
 
@@ -296,7 +299,7 @@ def print_capacity(out: Path, echo: Callable[[str], None] = print) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.run_cli import resolve_scenario_path
+    from commands.run import resolve_scenario_path
 
     grid = parse_vary(args.vary)
     path = resolve_scenario_path(args.scenario)

@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from cluster import executor
-from harness.cli import CommandLineError, UsageError, add_json_flag, set_document
+from commands.cli import CommandLineError, add_json_flag, set_document
+from system.errors import UsageError
 from harness.gates.evaluate import check_metrics, evaluate
 from harness.gates.report import outcome_line, print_verdicts, write_verdicts
 from harness.gates.spec import load_gates
@@ -353,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     check_prometheus(args)
     keep = keep_dir(args)
     check_engine_flags(args)
-    gates = load_gates(scenario.gates)
+    gates = list(scenario.checked_gates)
     if args.gates:
         gates = load_gates(args.gates)
         check_metrics(gates, args.gates)

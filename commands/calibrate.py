@@ -12,7 +12,7 @@ Starts `stormbench serve` as a child on free loopback ports and measures, with r
 - the restart downtime (spawn to ready line of a second server process);
 - the emulation's load generator (`testbed`, used by `validate` only): the CPU a client and the
   proxy spend per token refresh and per connect, in bursts of --burst through a real proxy, and the
-  cores they share with the server (`sim.calibrate_testbed`).
+  cores they share with the server (`commands.calibrate_testbed`).
 The result is a `sim.calibration.Calibration` JSON file; `stormbench run --engine simulate`
 records in meta.json which file it used.
 """
@@ -29,8 +29,8 @@ import aiohttp
 import numpy as np
 import websockets
 
-from harness.cli import UsageError
 from system.client.credentials import provision
+from system.errors import UsageError
 
 HELP = "measure this machine's server for the model"
 SEARCH = "any 2-bedroom flats to rent in Camden under 2000 a month?"  # routed to the real-estate agent
@@ -141,7 +141,7 @@ def calibrate(samples: int = 200, burst: int = 200, agent: str = "supervisor"):
     """Measure a fresh `stormbench serve` child; returns the Calibration."""
     from harness.emulate.procs import ManagedProcess, stormbench_argv
     from harness.emulate.host import usable_cpus
-    from sim import calibrate_testbed
+    from commands import calibrate_testbed
     from sim.calibration import Calibration, Dist, Testbed
 
     # live expiry with a short grace: the close burst is a forced expiry of every live session

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cluster import executor
-from harness.cli import UsageError, add_json_flag, set_document
+from commands.cli import add_json_flag, set_document
+from system.errors import UsageError
 from harness.scenario.fixes import add_fix_flags, flag_overrides
 from system.units import positive_int_arg
 
@@ -56,6 +57,8 @@ AGREEING = (WITHIN, INTERVAL, UNKNOWN)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from commands.run import add_clock_flag
+
     parser.add_argument("scenario", metavar="SCENARIO", help="a scenario file, or the name of a library scenario")
     parser.add_argument("--out", metavar="DIR",
                         help="directory for both run records (default: runs/<scenario>-validate-<timestamp>)")
@@ -85,12 +88,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "shows the model's mean and the 95%% interval one run falls in, and a row also "
                              "agrees when the emulated value lies inside that interval")
     executor.add_argument(parser)
-
-
-def add_clock_flag(parser: argparse.ArgumentParser) -> None:
-    from harness.run_cli import add_clock_flag as add
-
-    add(parser)
 
 
 def relative_error(model: Any, emulated: Any) -> float | None:
@@ -203,7 +200,7 @@ def _fmt(value: Any) -> str:
 def duration_resolution(emu_dir: Path, time_scale: float) -> dict | None:
     """The emulation's time resolution over the whole run: a duration it measured is only known to
     about that (a connection shed with 1013 lasts one close round trip, a few ms of wall time)."""
-    from harness.emulate.selfcheck import time_resolution
+    from harness.record.resolution import time_resolution
 
     meta = emu_dir / "meta.json"
     if not meta.exists():
@@ -219,7 +216,7 @@ def time_scale_for(row: dict, tolerance: float) -> float:
 
 def peak_resolution(emu_dir: Path, metric: str, time_scale: float) -> dict | None:
     """Where the emulated run's `metric` peak lies and how far the emulation may have displaced
-    the records there (`harness.emulate.selfcheck.time_resolution` over the peak's bins and one
+    the records there (`harness.record.resolution.time_resolution` over the peak's bins and one
     bin either side); None without the tables to tell."""
     return _peak_window(emu_dir, PEAK_BINS[metric], time_scale)
 
@@ -232,7 +229,7 @@ def _reconnects(run_dir: Path):
 
 
 def _peak_window(emu_dir: Path, width: int, time_scale: float) -> dict | None:
-    from harness.emulate.selfcheck import time_resolution
+    from harness.record.resolution import time_resolution
 
     meta, reconnects = emu_dir / "meta.json", _reconnects(emu_dir)
     if not meta.exists() or reconnects is None or reconnects.empty:
@@ -426,7 +423,7 @@ def emulations(scenario: "Scenario", out: Path, k: int, cluster: str | None) -> 
 
 def run(args: argparse.Namespace) -> int:
     from harness.record.finalize import finalize
-    from harness.run_cli import resolve_scenario_path
+    from commands.run import resolve_scenario_path
     from harness.scenario import load
     from sim.engine import simulate
 

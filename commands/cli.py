@@ -31,12 +31,13 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Iterator, Sequence
 
-from system.errors import UsageError  # re-exported: subcommands raise harness.cli.UsageError
+from system.errors import UsageError  # re-exported: subcommands raise commands.cli.UsageError
 
 
 class CommandLineError(UsageError):
     """An error in the command line itself (a scenario name, a flag's value): said with the
     subcommand's usage, as argparse says its own errors."""
+
 
 # name -> (module, one-line help shown even when the module cannot be imported)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,15 +45,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "seed-db": ("system.agent.cli", "generate the listings database for the real-estate agent"),
     "client": ("system.client.cli", "run reference clients (legacy/fixed policy) against a server"),
     "proxy": ("harness.proxy.cli", "run the Toxiproxy-compatible fault proxy"),
-    "run": ("harness.run_cli", "run a scenario (emulate or simulate) and judge its gates"),
-    "gates": ("harness.gates.cli", "judge gates on a run record or a live Prometheus; emit alert rules"),
-    "validate": ("sim.validate_cli", "run both engines on a scenario and print the error table"),
-    "sweep": ("sim.sweep_cli", "simulate a scenario over a parameter grid"),
-    "ablate": ("sim.ablate_cli", "run the base profile with each fix added alone; which fixes move which gates"),
-    "calibrate": ("sim.calibrate_cli", "measure this machine's server for the model"),
+    "run": ("commands.run", "run a scenario (emulate or simulate) and judge its gates"),
+    "gates": ("commands.gates", "judge gates on a run record or a live Prometheus; emit alert rules"),
+    "validate": ("commands.validate", "run both engines on a scenario and print the error table"),
+    "sweep": ("commands.sweep", "simulate a scenario over a parameter grid"),
+    "ablate": ("commands.ablate", "run the base profile with each fix added alone; which fixes move which gates"),
+    "calibrate": ("commands.calibrate", "measure this machine's server for the model"),
     "dashboard": ("harness.prom.dashboard", "write the Grafana dashboard (server metrics and a panel per gate)"),
     "report": ("reports.cli", "render HTML/PNG/Markdown reports from run records"),
-    "main-job": ("harness.main_job", "the `make run` job: staging-day legacy vs fixed, before/after table"),
+    "main-job": ("commands.main_job", "the `make run` job: staging-day legacy vs fixed, before/after table"),
 }
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -186,8 +187,8 @@ def _dispatch(parser: argparse.ArgumentParser, chosen: str, args: argparse.Names
 
 
 if __name__ == "__main__":
-    # Run as `python -m harness.cli`: this module is __main__, so subcommands that raise
-    # harness.cli.UsageError would raise a different class than ours; dispatch through it.
-    from harness.cli import main as _main
+    # Run as `python -m commands.cli`: this module is __main__, so subcommands that raise
+    # commands.cli.UsageError would raise a different class than ours; dispatch through it.
+    from commands.cli import main as _main
 
     sys.exit(_main())

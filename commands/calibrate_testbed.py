@@ -19,8 +19,8 @@ import aiohttp
 import psutil
 import websockets
 
-from harness.cli import UsageError
 from system.client.credentials import provision
+from system.errors import UsageError
 
 QUIET_S = 0.3  # idle CPU of each party is measured over this long before a burst
 

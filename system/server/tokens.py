@@ -1,0 +1,203 @@
+"""The token service's rules, sans-IO: issue, refresh with rotation, reuse detection, forced expiry, outage.
+
+The asyncio server wraps these rules in signed JWTs over its SQLite store (`system/server/auth.py`);
+the SimPy model hands the `AccessClaims` themselves to its clients as tokens, over a `MemoryBook`.
+Both therefore refuse the same refresh for the same reason: a spent refresh token revokes its whole
+family (RFC 6819 5.2.2.3) and every access token issued in it, a forced expiry bumps a generation (global or per user) so every access
+token minted under an older one is expired, and an outage refuses everything with 503.
+
+The caller passes `now` (the token time base: wall seconds on the server, scenario seconds in the
+model) and the makers of secrets and ids, so nothing here reads a clock or a random source.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, NamedTuple, Protocol
+
+
+class AuthError(Exception):
+    """`code` is the error frame's (or HTTP body's) code: auth_expired, auth_invalid or auth_outage;
+    `result` the auth_refresh_total label: invalid | reused | revoked | expired | outage."""
+
+    def __init__(self, code: str, message: str, result: str = "invalid", family: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.result = result
+        self.family = family  # the refresh family this call revoked (reuse detected)
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of the token endpoints for this refusal."""
+        return 503 if self.result == "outage" else 401
+
+
+def _outage() -> AuthError:
+    return AuthError("auth_outage", "the auth service is unavailable", "outage")
+
+
+# Named tuples, not dataclasses: the model makes one of each per refresh of every client (a fleet's
+# day is hundreds of thousands), and a tuple is the cheapest immutable record Python builds.
+class RefreshRecord(NamedTuple):
+    family: str
+    user: str
+    expires_at: float
+    used: bool
+    revoked: bool
+
+
+class AccessClaims(NamedTuple):
+    """What an access token says: whose it is, until when, the generations it was minted under and
+    its refresh family (revoked with the family)."""
+
+    user: str
+    issued_at: float
+    expires_at: float
+    global_gen: int
+    user_gen: int
+    token_id: str
+    family: str
+
+
+class Grant(NamedTuple):
+    """A token endpoint's answer: an access token's claims and the next refresh token of its family."""
+
+    claims: AccessClaims
+    refresh_token: str
+    family: str
+
+
+class TokenBook(Protocol):
+    """Where the rules keep their state (`system.server.store.Store` on disk, `MemoryBook` in the model)."""
+
+    def generations(self, user: str) -> tuple[int, int]: ...  # (global, the user's)
+    def bump_global_generation(self) -> int: ...
+    def bump_user_generation(self, user: str) -> int: ...
+    def add_refresh(self, digest: str, family: str, user: str, expires_at: float) -> None: ...
+    def refresh_record(self, digest: str) -> RefreshRecord | None: ...
+    def mark_refresh_used(self, digest: str) -> bool: ...
+    def revoke_family(self, family: str) -> None: ...
+    def family_revoked(self, family: str) -> bool: ...
+
+
+def digest_of(token: str) -> str:
+    """Refresh tokens are kept only as their SHA-256 digest."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenRules:
+    def __init__(self, book: TokenBook, *, access_ttl: float, refresh_ttl: float,
+                 new_secret: Callable[[], str], new_id: Callable[[], str],
+                 digest: Callable[[str], str] | None = digest_of) -> None:
+        """`digest`: how the book keys a refresh token (SHA-256, so a stolen database holds no usable
+        token; None: the token itself, for the model's book, which lives in memory)."""
+        self.book = book
+        self.digest = digest
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self.new_secret = new_secret
+        self.new_id = new_id
+        self.outage = False  # the auth service answers 503 while on (the auth_outage fault)
+        self.issued = 0
+
+    def issue(self, user: str, now: float) -> Grant:
+        """A login: an access token and the first refresh token of a new family."""
+        if self.outage:
+            raise _outage()
+        return self._grant(user, self.new_id(), now)
+
+    def refresh(self, refresh_token: str, now: float) -> Grant:
+        """Rotate: the presented refresh token is spent and the family's next one issued. Presenting a
+        spent one (its answer was lost, or it was stolen) revokes the family: its holder must log in."""
+        if self.outage:
+            raise _outage()
+        digest = refresh_token if self.digest is None else self.digest(refresh_token)
+        record = self.book.refresh_record(digest)
+        if record is None:
+            raise AuthError("auth_invalid", "unknown refresh token")
+        if record.revoked:
+            raise AuthError("auth_invalid", "refresh token family revoked", "revoked")
+        if not self.book.mark_refresh_used(digest):
+            self.book.revoke_family(record.family)
+            raise AuthError("auth_invalid", "refresh token reused; family revoked", "reused", record.family)
+        if record.expires_at <= now:
+            raise AuthError("auth_expired", "refresh token expired", "expired")
+        return self._grant(record.user, record.family, now)
+
+    def check(self, claims: AccessClaims, now: float) -> AccessClaims:
+        """The claims of a token whose signature holds, if they are still good now."""
+        if claims.expires_at <= now:
+            raise AuthError("auth_expired", "access token expired")
+        if (claims.global_gen, claims.user_gen) != self.book.generations(claims.user):
+            raise AuthError("auth_expired", "access token expired by the server")
+        if self.book.family_revoked(claims.family):
+            raise AuthError("auth_invalid", "access token revoked with its refresh family")
+        return claims
+
+    def expire(self, user: str | None = None) -> None:
+        """Expire every access token issued so far (of one user, or of everyone)."""
+        if user is None:
+            self.book.bump_global_generation()
+        else:
+            self.book.bump_user_generation(user)
+
+    def _grant(self, user: str, family: str, now: float) -> Grant:
+        book = self.book
+        # tuple.__new__: the named tuples without their Python-level constructors (the model's hot path)
+        global_gen, user_gen = book.generations(user)
+        claims = tuple.__new__(AccessClaims, (user, now, now + self.access_ttl, global_gen, user_gen, self.new_id(),
+                                                 family))
+        refresh = self.new_secret()
+        book.add_refresh(refresh if self.digest is None else self.digest(refresh), family, user, now + self.refresh_ttl)
+        self.issued += 1
+        return tuple.__new__(Grant, (claims, refresh, family))
+
+
+class MemoryBook:
+    """A `TokenBook` in dicts, for the model. A family keeps its latest refresh token and the one
+    before (a client presents its latest, or the one before when an answer was lost), so a day of a
+    large fleet's rotations stays bounded; an older one is unknown (401) instead of a reuse."""
+
+    def __init__(self) -> None:
+        self._global = 0
+        self._users: dict[str, int] = {}
+        self._records: dict[str, RefreshRecord] = {}  # as added: unused, family not revoked
+        self._used: set[str] = set()
+        self._kept: dict[str, tuple[str, str | None]] = {}  # family -> (latest, previous)
+        self._revoked: set[str] = set()
+
+    def generations(self, user: str) -> tuple[int, int]:
+        return self._global, self._users.get(user, 0)
+
+    def bump_global_generation(self) -> int:
+        self._global += 1
+        return self._global
+
+    def bump_user_generation(self, user: str) -> int:
+        self._users[user] = self._users.get(user, 0) + 1
+        return self._users[user]
+
+    def add_refresh(self, digest: str, family: str, user: str, expires_at: float) -> None:
+        self._records[digest] = tuple.__new__(RefreshRecord, (family, user, expires_at, False, False))
+        kept = self._kept.get(family)
+        if kept is not None and kept[1] is not None:
+            del self._records[kept[1]]
+            self._used.discard(kept[1])
+        self._kept[family] = (digest, None if kept is None else kept[0])
+
+    def refresh_record(self, digest: str) -> RefreshRecord | None:
+        r = self._records.get(digest)
+        if r is None or not (digest in self._used or r.family in self._revoked):
+            return r
+        return r._replace(used=digest in self._used, revoked=r.family in self._revoked)
+
+    def mark_refresh_used(self, digest: str) -> bool:
+        if digest not in self._records or digest in self._used:
+            return False
+        self._used.add(digest)
+        return True
+
+    def revoke_family(self, family: str) -> None:
+        self._revoked.add(family)
+
+    def family_revoked(self, family: str) -> bool:
+        return family in self._revoked

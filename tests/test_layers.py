@@ -1,0 +1,133 @@
+"""The layering the README promises, read from the source: every import (function-local ones
+included) of every module is an edge, and an edge against the rules or a circle between packages
+fails with the modules that make it.
+
+Layers, bottom up: `system` (the system under test: imports nothing else), and `cluster` (many runs
+on Dask: imports only `system`, used by both engines and the commands) → the shared formats
+(`harness.scenario`, `.record`, `.gates`, `.faults`, `.yamlfile`, `.streams`: neither engine owns them) → the
+engines, `harness` (`emulate`, `proxy`, `prom`: the real-system side) and `sim` (the model), which
+never import each other, and `reports` (run records only) → `commands` (the CLI), which nothing
+imports. A `__main__.py` is an entry point like a command.
+"""
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("system", "cluster", "harness", "sim", "reports", "commands")
+FORMATS = {"harness.scenario", "harness.record", "harness.gates", "harness.faults", "harness.yamlfile",
+           "harness.streams"}
+REAL = {"harness.emulate", "harness.proxy", "harness.prom"}
+
+# what each layer may import (besides itself)
+ALLOWED = {
+    "system": {"system"},
+    "cluster": {"system", "cluster"},
+    "formats": {"system", "formats"},
+    "harness": {"system", "cluster", "formats", "harness"},
+    "sim": {"system", "cluster", "formats", "sim"},
+    "reports": {"system", "formats", "reports"},
+    "commands": {"system", "cluster", "formats", "harness", "sim", "reports", "commands"},
+}
+
+
+def unit(module: str) -> str | None:
+    """The package a module belongs to: a subpackage of `system` or `harness`, else the top level."""
+    parts = module.split(".")
+    if parts[0] not in PACKAGES:
+        return None
+    return ".".join(parts[:2]) if parts[0] in ("system", "harness") and len(parts) > 1 else parts[0]
+
+
+def layer(u: str) -> str:
+    if u in FORMATS:
+        return "formats"
+    if u in REAL or u == "harness":
+        return "harness"
+    return u.split(".")[0]
+
+
+def imports(root: Path = REPO) -> dict[str, set[str]]:
+    """module -> every project module it imports (`from a import b` counts a and a.b)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for package in PACKAGES:
+        for path in (root / package).rglob("*.py"):
+            module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    graph[module].update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    graph[module].add(node.module)
+                    graph[module].update(f"{node.module}.{a.name}" for a in node.names)
+    return graph
+
+
+def edges(root: Path = REPO) -> dict[tuple[str, str], set[str]]:
+    """(from package, to package) -> the modules making that edge."""
+    out: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for module, targets in imports(root).items():
+        for target in targets:
+            a, b = unit(module), unit(target)
+            if a and b and a != b and b.split(".")[0] in PACKAGES:
+                out[(a, b)].add(module)
+    return out
+
+
+def violations(root: Path = REPO) -> list[str]:
+    bad = []
+    for (a, b), modules in sorted(edges(root).items()):
+        modules = {m for m in modules if not m.endswith("__main__")}
+        if modules and layer(b) not in ALLOWED[layer(a)]:
+            bad.append(f"{a} -> {b} ({layer(a)} may not import {layer(b)}): {sorted(modules)}")
+        elif modules and layer(b) == "commands" and layer(a) != "commands":
+            bad.append(f"{a} -> {b}: nothing imports the commands: {sorted(modules)}")
+    return bad
+
+
+def circles(root: Path = REPO) -> list[str]:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for (a, b), modules in edges(root).items():
+        if not all(m.endswith("__main__") for m in modules):
+            graph[a].add(b)
+    found = []
+    for start in sorted(graph):  # a path from a package back to itself
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    found.append(" -> ".join([*path, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    return sorted(set(found))
+
+
+def test_every_import_points_down_the_layers() -> None:
+    bad = violations()
+    assert not bad, "\n".join(bad)
+
+
+def test_no_circle_between_packages() -> None:
+    found = circles()
+    assert not found, "\n".join(found)
+
+
+def test_the_checker_reports_a_forbidden_edge_and_a_circle(tmp_path) -> None:
+    """A model module importing the emulation (a function-local import), and two formats importing
+    each other, are both reported."""
+    files = {
+        "sim/world.py": "def build():\n    from harness.emulate.plan import make_plan\n",
+        "harness/emulate/plan.py": "from harness.scenario import draws\n",
+        "harness/scenario/draws.py": "import harness.gates.spec\n",
+        "harness/gates/spec.py": "from harness.scenario.model import FAULT_KINDS\n",
+        "commands/cli.py": "import sim.world\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert violations(tmp_path) == ["sim -> harness.emulate (sim may not import harness): ['sim.world']"]
+    assert circles(tmp_path) == ["harness.gates -> harness.scenario -> harness.gates",
+                                 "harness.scenario -> harness.gates -> harness.scenario"]
