@@ -9,17 +9,13 @@ from typing import Any
 
 import psutil
 
+from system.server.fdlimit import raise_soft_limit
+
 
 def fd_limit() -> int:
-    """This process's open-files limit, raised to the hard limit first (each proxied
-    connection costs two descriptors in the proxy and one in a worker)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
+    """This process's open-files limit, raised to the hard limit first as the server raises its
+    own (each proxied connection costs two descriptors in the proxy and one in a worker)."""
+    soft = raise_soft_limit()
     return int(soft if soft != resource.RLIM_INFINITY else 1 << 20)
 
 
