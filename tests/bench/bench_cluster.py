@@ -14,21 +14,10 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from tests.restart_scenario import restart_scenario
 
-SCENARIO = """name: bench-sweep
-seed: 11
-duration: 6h
-system: {behaviour: fixed, token_ttl: 15m, live_expiry: true}
-fleet:
-  clients: 300
-  profile: fixed
-  network: {drops: {every: 30m}}
-faults:
-  - {at: 1h, kind: server_restart}
-  - {at: 4h, kind: token_expiry, fraction: 1.0}
-gates:
-  - {name: p50 connection duration, metric: connection_duration, stat: p50, op: ">=", value: 5m}
-"""
+SCENARIO = restart_scenario("bench-sweep", seed=11, duration="6h", clients=300,
+                            extra_faults=("{at: 4h, kind: token_expiry, fraction: 1.0}",))
 GRID = {"fleet.sim_clients": [200, 250, 300, 350, 400, 450, 500, 550]}
 
 

@@ -5,20 +5,9 @@ from __future__ import annotations
 import json
 
 from tests.ctrl_c import interrupt_cli
+from tests.restart_scenario import restart_scenario
 
-SCENARIO = """name: longish
-seed: 3
-duration: 6h
-system: {behaviour: fixed, token_ttl: 15m, live_expiry: true}
-fleet:
-  clients: 300
-  profile: fixed
-  network: {drops: {every: 30m}}
-faults:
-  - {at: 1h, kind: server_restart}
-gates:
-  - {name: p50 connection duration, metric: connection_duration, stat: p50, op: ">=", value: 5m}
-"""
+SCENARIO = restart_scenario("longish", duration="6h", clients=300)
 
 
 def test_ctrl_c_cancels_the_rest_and_keeps_the_finished_points(tmp_path):

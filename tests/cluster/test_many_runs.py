@@ -14,20 +14,9 @@ from commands.cli import main
 from harness.scenario import from_dict
 from sim.replicate import _seed, replicate
 from commands.sweep import sweep
+from tests.restart_scenario import restart_scenario
 
-SMALL = """name: tiny
-seed: 3
-duration: 2h
-system: {behaviour: fixed, token_ttl: 15m, live_expiry: true}
-fleet:
-  clients: 40
-  profile: fixed
-  network: {drops: {every: 30m}}
-faults:
-  - {at: 1h, kind: server_restart}
-gates:
-  - {name: p50 connection duration, metric: connection_duration, stat: p50, op: ">=", value: 5m}
-"""
+SMALL = restart_scenario()
 GRID = {"fleet.sim_clients": [10, 30], "profile": ["legacy", "fixed"]}
 TABLES = ("summary.json", "connections.csv", "timeseries.csv", "events.jsonl", "gates.json")
 

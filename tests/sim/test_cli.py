@@ -10,20 +10,9 @@ from harness.scenario import from_dict
 from sim.replicate import interval, replicate
 from commands.sweep import parse_vary, sweep
 from commands.validate import agrees, error_table
+from tests.restart_scenario import restart_scenario
 
-SMALL = """name: tiny
-seed: 3
-duration: 2h
-system: {behaviour: fixed, token_ttl: 15m, live_expiry: true}
-fleet:
-  clients: 40
-  profile: fixed
-  network: {drops: {every: 30m}}
-faults:
-  - {at: 1h, kind: server_restart}
-gates:
-  - {name: p50 connection duration, metric: connection_duration, stat: p50, op: ">=", value: 5m}
-"""
+SMALL = restart_scenario()
 
 
 def test_parse_vary_names_the_bad_item():
