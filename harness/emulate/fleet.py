@@ -191,8 +191,25 @@ async def _offline(driver: Any, clock: Any, plan: ClientPlan) -> None:
         driver.set_online(True)
 
 
+class Shares:
+    """What the workers of a fleet (local processes or a cluster's workers) have reported, by
+    share index: the engine reads both kinds of fleet through these."""
+
+    specs: list[WorkerSpec]
+    tallies: dict[int, dict]
+    results: dict[int, dict]
+    failures: dict[int, str]
+
+    @property
+    def finished(self) -> bool:
+        return len(self.results) + len(self.failures) >= len(self.specs)
+
+    def tally(self) -> Tally:
+        return Tally.merge(list(self.tallies.values()))
+
+
 @dataclass
-class Fleet:
+class Fleet(Shares):
     """The parent's side: spawn, start together, collect tallies, join with a deadline."""
 
     specs: list[WorkerSpec]
@@ -252,13 +269,6 @@ class Fleet:
                 self.failures[index] = payload
             if time.monotonic() >= end and self.reports.empty():
                 return
-
-    @property
-    def finished(self) -> bool:
-        return len(self.results) + len(self.failures) >= len(self.specs)
-
-    def tally(self) -> Tally:
-        return Tally.merge(list(self.tallies.values()))
 
     def join(self, timeout: float) -> None:
         """Wait for every worker's result; whoever is late is terminated and marked failed."""

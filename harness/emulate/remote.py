@@ -24,8 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness.emulate.fleet import WorkerSpec, _run, split
-from harness.emulate.live import Tally
+from harness.emulate.fleet import Shares, WorkerSpec, _run, split
 
 READY_TIMEOUT_S = 60.0
 OFFSET_SAMPLES = 5
@@ -102,7 +101,7 @@ def clock_offset(client: Any, address: str, samples: int = OFFSET_SAMPLES) -> di
     return {"clock_offset_s": round(best[1], 6), "clock_offset_uncertainty_s": round(best[0] / 2, 6)}
 
 
-class RemoteFleet:
+class RemoteFleet(Shares):
     """The parent's side, as `fleet.Fleet`: start (place and wait for ready), go, poll, join, stop."""
 
     start_lead_s = 1.0  # from `go` to the origin: the start goes through the scheduler to every worker
@@ -197,13 +196,6 @@ class RemoteFleet:
             if kind == "tally":
                 self.tallies[index] = payload
         self._collect()
-
-    @property
-    def finished(self) -> bool:
-        return len(self.results) + len(self.failures) >= len(self.specs)
-
-    def tally(self) -> Tally:
-        return Tally.merge(list(self.tallies.values()))
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
