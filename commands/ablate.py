@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from system.errors import UsageError
-from harness.scenario.fixes import check_fix, known_fixes
+from formats.scenario.fixes import check_fix, known_fixes
 from system.units import positive_int_arg
 
 HELP = "run the base profile with each fix added alone; say which fixes move which gates"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from commands.cli import add_json_flag, set_document
 from system.errors import UsageError
-from harness.gates.evaluate import check_metrics, evaluate
-from harness.gates.report import Suite, print_verdicts, write_verdicts
-from harness.gates.verdict import verdicts_document
-from harness.gates.spec import Gate, load_gates
-from harness.record import files
-from harness.record.finalize import finalize
-from harness.record.run import RunRecord
+from formats.gates.evaluate import check_metrics, evaluate
+from formats.gates.report import Suite, print_verdicts, write_verdicts
+from formats.gates.verdict import verdicts_document
+from formats.gates.spec import Gate, load_gates
+from formats.record import files
+from formats.record.finalize import finalize
+from formats.record.run import RunRecord
 from system.units import parse_duration
 
 HELP = "judge gates on a run record or a live Prometheus; emit alert rules"

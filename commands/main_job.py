@@ -30,18 +30,18 @@ from rich.console import Console
 from rich.table import Table
 
 from commands.cli import EXIT_OK, UsageError, add_json_flag, set_document
-from harness.gates.evaluate import evaluate
-from harness.gates.report import outcome_line, output_console, write_verdicts
-from harness.gates.verdict import verdicts_document
-from harness.record.finalize import finalize
-from harness.record.run import RunRecord
-from harness.record.writer import merge_meta
+from formats.gates.evaluate import evaluate
+from formats.gates.report import outcome_line, output_console, write_verdicts
+from formats.gates.verdict import verdicts_document
+from formats.record.finalize import finalize
+from formats.record.run import RunRecord
+from formats.record.writer import merge_meta
 from commands.run import (
     add_clock_flag, check_out_dir, engine_guard, prepare_out_dir, refuse_flags_on_virtual_clock,
     require_prometheus_binary, resolve_scenario_path, scrape_interval,
 )
-from harness.scenario import Scenario, load
-from harness.scenario.fixes import add_fix_flags, flag_overrides
+from formats.scenario import Scenario, load
+from formats.scenario.fixes import add_fix_flags, flag_overrides
 
 HELP = "the `make run` job: staging-day legacy vs fixed, before/after table"
 PROFILES = ("legacy", "fixed")

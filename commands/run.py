@@ -26,17 +26,17 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from cluster import executor
 from commands.cli import CommandLineError, add_json_flag, set_document
 from system.errors import UsageError
-from harness.gates.evaluate import check_metrics, evaluate
-from harness.gates.report import outcome_line, print_verdicts, write_verdicts
-from harness.gates.spec import load_gates
-from harness.gates.verdict import verdicts_document
-from harness.record import files
-from harness.record.finalize import finalize
-from harness.record.run import RunRecord
-from harness.record.writer import merge_meta, write_scenario
-from harness.scenario import Scenario, load
-from harness.scenario.fixes import add_fix_flags, flag_overrides, profile_label
-from harness.scenario.model import CLOCKS
+from formats.gates.evaluate import check_metrics, evaluate
+from formats.gates.report import outcome_line, print_verdicts, write_verdicts
+from formats.gates.spec import load_gates
+from formats.gates.verdict import verdicts_document
+from formats.record import files
+from formats.record.finalize import finalize
+from formats.record.run import RunRecord
+from formats.record.writer import merge_meta, write_scenario
+from formats.scenario import Scenario, load
+from formats.scenario.fixes import add_fix_flags, flag_overrides, profile_label
+from formats.scenario.model import CLOCKS
 from system.units import format_duration, positive_int_arg
 
 if TYPE_CHECKING:

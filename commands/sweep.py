@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from cluster import executor
-from harness.scenario.fixes import FIX_KEYS, add_fix_flags, flag_overrides, profile_label
+from formats.scenario.fixes import FIX_KEYS, add_fix_flags, flag_overrides, profile_label
 from system.errors import UsageError
 from system.units import positive_int_arg
 
@@ -78,7 +78,7 @@ def _value(text: str) -> Any:
 class Planned:
     index: int
     params: dict[str, Any]
-    scenario: Any                # harness.scenario.Scenario
+    scenario: Any                # formats.scenario.Scenario
     gates: list
     run_dir: Path
 
@@ -90,9 +90,9 @@ class Planned:
 def plan(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, gates_file: str | None = None,
          base: dict[str, Any] | None = None) -> list[Planned]:
     """Every point loaded, its gates parsed and their metrics checked, before the first simulation."""
-    from harness.gates.evaluate import check_metrics
-    from harness.gates.spec import load_gates
-    from harness.scenario import load
+    from formats.gates.evaluate import check_metrics
+    from formats.gates.spec import load_gates
+    from formats.scenario import load
 
     names = list(grid)
     planned = []
@@ -142,9 +142,9 @@ def _point_job(out: Path, point: Planned, calibration: str | None) -> dict:
 def run_point(point: Planned, *, calibration: str | None = None, replications: int = 1,
               cluster: str | None = None) -> dict:
     """One point: simulated (with its replications), judged, its verdicts written next to it."""
-    from harness.gates.evaluate import evaluate
-    from harness.gates.report import write_verdicts
-    from harness.record.run import RunRecord
+    from formats.gates.evaluate import evaluate
+    from formats.gates.report import write_verdicts
+    from formats.record.run import RunRecord
     from sim.engine import simulate
     from sim.replicate import replicate
 
@@ -182,7 +182,7 @@ def replication_verdicts(block: dict, per_run: list[list[dict]]) -> dict:
     the interval (pass when the whole interval passes, fail when none of it does, unknown when it
     straddles the threshold or a run could not decide); and the share of runs in which every strict
     gate passed."""
-    from harness.gates.evaluate import compare
+    from formats.gates.evaluate import compare
     from sim.replicate import interval
 
     gates = []
@@ -214,8 +214,8 @@ def collect(planned: list[Planned], finished: Iterable[dict], out: Path, doc: di
             echo: Callable[[str], None] = print) -> dict:
     """`sweep.json` from the finished points, in grid order. A Ctrl-C while waiting writes what
     finished, names the point that was running (its record marked incomplete) and re-raises."""
-    from harness.record import files
-    from harness.record.writer import merge_meta
+    from formats.record import files
+    from formats.record.writer import merge_meta
 
     points: list[dict] = []
     started = time.monotonic()
@@ -241,7 +241,7 @@ def collect(planned: list[Planned], finished: Iterable[dict], out: Path, doc: di
 
 
 def _write(out: Path, doc: dict) -> dict:
-    from harness.record.writer import write_atomic
+    from formats.record.writer import write_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "sweep.json", json.dumps(doc, indent=2, default=str) + "\n")
@@ -261,7 +261,7 @@ def _row(entry: dict, names: list[str]) -> str:
 def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibration: str | None = None,
           gates_file: str | None = None, echo=print, base: dict[str, Any] | None = None,
           replications: int = 1, cluster: str | None = None, workers: int | None = None) -> dict:
-    from harness.scenario import load
+    from formats.scenario import load
 
     planned = plan(scenario_path, grid, out, gates_file=gates_file, base=base)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 from cluster import executor
 from commands.cli import add_json_flag, set_document
 from system.errors import UsageError
-from harness.scenario.fixes import add_fix_flags, flag_overrides
+from formats.scenario.fixes import add_fix_flags, flag_overrides
 from system.units import positive_int_arg
 
 if TYPE_CHECKING:
-    from harness.scenario import Scenario
+    from formats.scenario import Scenario
     from sim.calibration import Calibration
 
 HELP = "run both engines on a scenario and print the error table"
@@ -200,7 +200,7 @@ def _fmt(value: Any) -> str:
 def duration_resolution(emu_dir: Path, time_scale: float) -> dict | None:
     """The emulation's time resolution over the whole run: a duration it measured is only known to
     about that (a connection shed with 1013 lasts one close round trip, a few ms of wall time)."""
-    from harness.record.resolution import time_resolution
+    from formats.record.resolution import time_resolution
 
     meta = emu_dir / "meta.json"
     if not meta.exists():
@@ -216,7 +216,7 @@ def time_scale_for(row: dict, tolerance: float) -> float:
 
 def peak_resolution(emu_dir: Path, metric: str, time_scale: float) -> dict | None:
     """Where the emulated run's `metric` peak lies and how far the emulation may have displaced
-    the records there (`harness.record.resolution.time_resolution` over the peak's bins and one
+    the records there (`formats.record.resolution.time_resolution` over the peak's bins and one
     bin either side); None without the tables to tell."""
     return _peak_window(emu_dir, PEAK_BINS[metric], time_scale)
 
@@ -229,7 +229,7 @@ def _reconnects(run_dir: Path):
 
 
 def _peak_window(emu_dir: Path, width: int, time_scale: float) -> dict | None:
-    from harness.record.resolution import time_resolution
+    from formats.record.resolution import time_resolution
 
     meta, reconnects = emu_dir / "meta.json", _reconnects(emu_dir)
     if not meta.exists() or reconnects is None or reconnects.empty:
@@ -246,7 +246,7 @@ def _peak_window(emu_dir: Path, width: int, time_scale: float) -> dict | None:
 def peak_over(run_dir: Path, width: int) -> float | None:
     """The highest mean of reconnects per second over `width` consecutive seconds of a run
     (`peak_reconnects_per_s` at width 1, `peak_reconnects_per_s_5s` at 5)."""
-    from harness.record.finalize import rolling_peak  # as finalize computes the 5-s peak
+    from formats.record.finalize import rolling_peak  # as finalize computes the 5-s peak
 
     reconnects = _reconnects(run_dir)
     return None if reconnects is None else rolling_peak(reconnects["reconnects"], width)
@@ -378,7 +378,7 @@ def _emulate(out: Path, scenario: "Scenario") -> dict:
     its server, proxy and client workers."""
     import multiprocessing
 
-    from harness.record.finalize import finalize
+    from formats.record.finalize import finalize
 
     child = multiprocessing.get_context("spawn").Process(target=_emulate_child, args=(out, scenario),
                                                           name="stormbench-emulation")
@@ -422,9 +422,9 @@ def emulations(scenario: "Scenario", out: Path, k: int, cluster: str | None) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.record.finalize import finalize
+    from formats.record.finalize import finalize
     from commands.run import resolve_scenario_path
-    from harness.scenario import load
+    from formats.scenario import load
     from sim.engine import simulate
 
     path = resolve_scenario_path(args.scenario)

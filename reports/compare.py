@@ -1,6 +1,6 @@
 """The before/after table in the seed system's form, filled with measured values.
 
-Storms are counted by one rule (`harness.record.storms`); the row names it, and a pair
+Storms are counted by one rule (`formats.record.storms`); the row names it, and a pair
 counted by two different rules (records finalized by different versions) shows no change.
 
 Which run is "before": when the runs include exactly one legacy and one fixed run of the

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.record.tables import read_table
-from harness.scenario.fixes import profile_label
+from formats.record.tables import read_table
+from formats.scenario.fixes import profile_label
 from system.units import parse_duration
 
 RECORD_FILES = (

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.gates import wording
-from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code
-from harness.record.files import META_INCOMPLETE
+from formats.gates import wording
+from formats.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code
+from formats.record.files import META_INCOMPLETE
 from reports import figures, series
 from reports.compare import Comparison, compare
 from reports.document import Banner, Document, Image, Note, Section, Table

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.record.storms import StormRule, detect_storms, sampling_weight
+from formats.record.storms import StormRule, detect_storms, sampling_weight
 from reports.record import Run, number
-from harness.record.survival import Survival, kaplan_meier
+from formats.record.survival import Survival, kaplan_meier
 from system.units import parse_duration
 
 NICE_BINS_S = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -102,7 +102,7 @@ def fault_spans(run: Run) -> list[Span]:
 
 def storm_windows(run: Run) -> tuple[list[Span], str]:
     """The storms the record lists (summary `storm_windows`), else detected here by the same rule
-    (`harness.record.storms`, on `reconnects`); and which of the two, or why there are none."""
+    (`formats.record.storms`, on `reconnects`); and which of the two, or why there are none."""
     summary = run.summary or {}
     listed = summary.get("storm_windows")
     if isinstance(listed, list):

@@ -2,9 +2,9 @@
 
 Two sizes, one model:
 - up to `EXACT_LIMIT` clients every record goes to `events.jsonl` (and the delivery log to
-  `sent.csv`), and `harness.record.finalize` derives the tables exactly as for an emulation;
+  `sent.csv`), and `formats.record.finalize` derives the tables exactly as for an emulation;
 - above it, the engine derives `connections.csv` and `timeseries.csv` itself with the same
-  `harness.record.derive` code, from the records those tables need, and measures the ledger on
+  `formats.record.derive` code, from the records those tables need, and measures the ledger on
   a sample of clients (`ledger_summary.json`, scaled to the fleet).
 Above `max_agents` clients each simulated client (agent) stands for `weight` identical clients:
 the accept path's capacity and the admission limits are divided by the weight, so every queue
@@ -30,12 +30,12 @@ from typing import Callable
 
 import pandas as pd
 
-from harness.record import RecordWriter, finalize, files
-from harness.record.derive import Derived, derive, in_order, timeseries_columns, write_csv
-from harness.record.finalize import in_flight_window
-from harness.record.ledger import check
-from harness.record.writer import tool_version
-from harness.scenario.model import Admission, Scenario
+from formats.record import RecordWriter, finalize, files
+from formats.record.derive import Derived, derive, in_order, timeseries_columns, write_csv
+from formats.record.finalize import in_flight_window
+from formats.record.ledger import check
+from formats.record.writer import tool_version
+from formats.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Testbed, load as load_calibration
 from sim.world import ModelOptions, World
 from system.server.lifecycle import EXPIRY_GRACE_S
@@ -209,7 +209,7 @@ def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
 
 
 def _ledger(d: Derived, sent: list[tuple[str, str, int, float]], sample: int, clients: int) -> dict:
-    """The sampled clients' ledger judged by `harness.record.ledger.check`, scaled to the fleet.
+    """The sampled clients' ledger judged by `formats.record.ledger.check`, scaled to the fleet.
 
     The same Jepsen rule as a full ledger: a message counts as lost only when its client is
     connected when the run ends and it was sent before the in-flight window; a message to a

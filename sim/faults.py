@@ -1,6 +1,6 @@
 """Every fault kind of the scenario timeline, as the model reads it.
 
-One handler pair per kind of the registry (`harness.faults`), as `harness/emulate/faults.py`
+One handler pair per kind of the registry (`formats.faults`), as `harness/emulate/faults.py`
 has one for the emulation (what it does to the real system), in model terms: network faults act on the targeted clients' paths, system faults on the server, the
 token service or the fleet.
 """
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from harness.faults import lifted
+from formats.faults import lifted
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from harness.scenario.model import Fault
+    from formats.scenario.model import Fault
     from sim.client import SimClient
     from sim.world import World
 
@@ -226,7 +226,7 @@ def _nothing(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
 
 
 _Apply = Callable[["World", "Fault", list["SimClient"]], None]
-#: what the model does when each fault kind of the registry (`harness.faults`) starts and stops
+#: what the model does when each fault kind of the registry (`formats.faults`) starts and stops
 KINDS: dict[str, tuple[_Apply, _Apply]] = {
     "partition": (_each(_block), _each(_unblock)),
     "latency": (_latency_on, _latency_off),

@@ -16,9 +16,9 @@ from typing import Any, Iterable, Iterator
 
 from scipy import stats
 
-from harness.record import files
-from harness.record.writer import merge_meta
-from harness.scenario.model import Scenario
+from formats.record import files
+from formats.record.writer import merge_meta
+from formats.scenario.model import Scenario
 
 METRICS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s",
            "peak_reconnects_per_s_5s", "storms",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from harness.scenario.server import ServerProfile
+from formats.scenario.server import ServerProfile
 from sim.scrapes import AgentHistogram
 from system import wire
 from system.server import delivery, handshake

@@ -2,7 +2,7 @@
 
 Every random draw that the emulation also makes (arrivals, drops, offline periods, message times,
 fault targets, spike arrivals, each policy's rng) comes from the one plan of draws
-(`harness.scenario.plan.draw_plan`), so the model and the emulation of one scenario and seed face
+(`formats.scenario.plan.draw_plan`), so the model and the emulation of one scenario and seed face
 the same weather; the model's own draws (service times,
 heartbeat phases, agent latency) come from named numpy streams of the same seed.
 """
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 
-from harness.scenario import draws
-from harness.scenario.clients import client_config
-from harness.scenario.model import Fault, Scenario
-from harness.scenario.plan import Lifetime, draw_plan
+from formats.scenario import draws
+from formats.scenario.clients import client_config
+from formats.scenario.model import Fault, Scenario
+from formats.scenario.plan import Lifetime, draw_plan
 from sim import faults as fault_kinds
 from sim.calibration import Calibration, Testbed
 from sim.client import SimClient
 from sim.schedule import ModelEnvironment
-from harness.scenario.server import server_profile
+from formats.scenario.server import server_profile
 from sim.server import Draws, ModelServer, TokenService
 from system.server.lifecycle import EXPIRY_GRACE_S
 from sim.testbed import TestbedModel

@@ -69,7 +69,7 @@ def test_an_environment_error_is_one_line_and_exit_2(tmp_path):
                                                  ("sweep", ["deploy-storm"]), ("validate", ["deploy-storm"])])
 def test_fix_flags_on_every_command_that_loads_a_scenario(command, positional):
     from commands.cli import build_parser
-    from harness.scenario.fixes import flag_overrides
+    from formats.scenario.fixes import flag_overrides
 
     args = build_parser(only=command).parse_args([command, *positional, "--fix", "refresh_before_reconnect",
                                                   "--fix", "jitter", "--no-fix", "handshake_403"])

@@ -3,10 +3,10 @@ included) of every module is an edge, and an edge against the rules or a circle 
 fails with the modules that make it.
 
 Layers, bottom up: `system` (the system under test: imports nothing else), and `cluster` (many runs
-on Dask: imports only `system`, used by both engines and the commands) → the shared formats
-(`harness.scenario`, `.record`, `.gates`, `.faults`, `.yamlfile`, `.streams`: neither engine owns them) → the
-engines, `harness` (`emulate`, `proxy`, `prom`: the real-system side) and `sim` (the model), which
-never import each other, and `reports` (run records only) → `commands` (the CLI), which nothing
+on Dask: imports only `system`, used by both engines and the commands) → `formats`, the shared
+formats (scenario, record, gates, the fault registry: neither engine owns them) → the engines,
+`harness` (`emulate`, `proxy`, `prom`: the real-system side) and `sim` (the model), which never
+import each other, and `reports` (run records only) → `commands` (the CLI), which nothing
 imports. A `__main__.py` is an entry point like a command.
 """
 from __future__ import annotations
@@ -16,10 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("system", "cluster", "harness", "sim", "reports", "commands")
-FORMATS = {"harness.scenario", "harness.record", "harness.gates", "harness.faults", "harness.yamlfile",
-           "harness.streams"}
-REAL = {"harness.emulate", "harness.proxy", "harness.prom"}
+PACKAGES = ("system", "cluster", "formats", "harness", "sim", "reports", "commands")
 
 # what each layer may import (besides itself)
 ALLOWED = {
@@ -34,18 +31,14 @@ ALLOWED = {
 
 
 def unit(module: str) -> str | None:
-    """The package a module belongs to: a subpackage of `system` or `harness`, else the top level."""
+    """The package a module belongs to: a subpackage of `system`, `formats` or `harness`, else the top level."""
     parts = module.split(".")
     if parts[0] not in PACKAGES:
         return None
-    return ".".join(parts[:2]) if parts[0] in ("system", "harness") and len(parts) > 1 else parts[0]
+    return ".".join(parts[:2]) if parts[0] in ("system", "formats", "harness") and len(parts) > 1 else parts[0]
 
 
 def layer(u: str) -> str:
-    if u in FORMATS:
-        return "formats"
-    if u in REAL or u == "harness":
-        return "harness"
     return u.split(".")[0]
 
 
@@ -120,14 +113,14 @@ def test_the_checker_reports_a_forbidden_edge_and_a_circle(tmp_path) -> None:
     each other, are both reported."""
     files = {
         "sim/world.py": "def build():\n    from harness.emulate.plan import make_plan\n",
-        "harness/emulate/plan.py": "from harness.scenario import draws\n",
-        "harness/scenario/draws.py": "import harness.gates.spec\n",
-        "harness/gates/spec.py": "from harness.scenario.model import FAULT_KINDS\n",
+        "harness/emulate/plan.py": "from formats.scenario import draws\n",
+        "formats/scenario/draws.py": "import formats.gates.spec\n",
+        "formats/gates/spec.py": "from formats.scenario.model import FAULT_KINDS\n",
         "commands/cli.py": "import sim.world\n",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert violations(tmp_path) == ["sim -> harness.emulate (sim may not import harness): ['sim.world']"]
-    assert circles(tmp_path) == ["harness.gates -> harness.scenario -> harness.gates",
-                                 "harness.scenario -> harness.gates -> harness.scenario"]
+    assert circles(tmp_path) == ["formats.gates -> formats.scenario -> formats.gates",
+                                 "formats.scenario -> formats.gates -> formats.scenario"]

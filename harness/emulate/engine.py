@@ -45,11 +45,11 @@ from harness.emulate.topology import (
     Endpoints, ProxyControl, ServerControl, ServerOptions, start_proxy_process,
 )
 from system.errors import UsageError
-from harness.record import RecordWriter
-from harness.record.writer import tool_version
-from harness.scenario import Scenario, draws
-from harness.scenario.clients import client_config
-from harness.scenario.server import server_profile
+from formats.record import RecordWriter
+from formats.record.writer import tool_version
+from formats.scenario import Scenario, draws
+from formats.scenario.clients import client_config
+from formats.scenario.server import server_profile
 from system.client.credentials import ProvisionError, conversation_id, provision_once
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
@@ -68,7 +68,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def server_options(scenario: Scenario, scale: TimeScale, db: Path) -> tuple[ServerOptions, list[str]]:
-    """The server's flags for this scenario in wall time (`harness.scenario.server.server_profile`,
+    """The server's flags for this scenario in wall time (`formats.scenario.server.server_profile`,
     scaled), and warnings about floors that bit."""
     from system.server.config import ServerConfig
 

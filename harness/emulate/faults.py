@@ -38,8 +38,8 @@ from typing import Any, Awaitable, Callable
 import requests
 
 from harness.emulate.plan import NETWORK_FAULTS, Step
-from harness.faults import lifted
-from harness.scenario import RealizedFault
+from formats.faults import lifted
+from formats.scenario import RealizedFault
 from harness.emulate.timescale import TimeScale
 from system.units import parse_duration
 
@@ -253,7 +253,7 @@ async def run_timeline(steps: list[Step], applier: FaultApplier, clock: Callable
             on_applied(step, began, clock() - began)
 
 
-#: what the emulation does for each fault kind of the registry (`harness.faults`)
+#: what the emulation does for each fault kind of the registry (`formats.faults`)
 HANDLERS: dict[str, Callable[[FaultApplier, int, RealizedFault, bool], Awaitable[None]]] = {
     **{kind: FaultApplier._toxics for kind in NETWORK_FAULTS - {"proxy_down"}},
     "proxy_down": FaultApplier._proxy_down,

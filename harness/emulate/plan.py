@@ -1,6 +1,6 @@
 """Everything random about an emulated run, drawn from the one seed before it starts (no IO).
 
-The draws are `harness.scenario.plan`'s (the simulation reads the very same plan):
+The draws are `formats.scenario.plan`'s (the simulation reads the very same plan):
 arrivals, per-client drops, offline periods, message times, the client's policy
 rng, spike arrivals and the fault schedule with its target clients. What this module adds is the
 emulation's topology: clients are grouped by the set of network faults that
@@ -19,9 +19,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.scenario import RealizedFault, Scenario
-from harness.faults import NETWORK_FAULT_KINDS, lifted
-from harness.scenario.plan import DrawPlan, draw_plan
+from formats.scenario import RealizedFault, Scenario
+from formats.faults import NETWORK_FAULT_KINDS, lifted
+from formats.scenario.plan import DrawPlan, draw_plan
 
 #: faults that act on the network path of their target clients (through their group's proxies)
 NETWORK_FAULTS = NETWORK_FAULT_KINDS
@@ -78,7 +78,7 @@ class Plan:
 
 
 def make_plan(scenario: Scenario, *, clients: int | None = None) -> Plan:
-    """The run's plan of draws (`harness.scenario.plan.draw_plan`) for a fleet of `clients` (default: the
+    """The run's plan of draws (`formats.scenario.plan.draw_plan`) for a fleet of `clients` (default: the
     scenario's emulated fleet), materialised per client and grouped by the network faults that hit it."""
     drawn = draw_plan(scenario, clients)
     faults = drawn.faults

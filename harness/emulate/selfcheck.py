@@ -15,7 +15,7 @@ from typing import Callable
 
 import psutil
 
-from harness.record.resolution import SPIKE_FLOOR
+from formats.record.resolution import SPIKE_FLOOR
 
 #: loop lag (wall seconds, p99) above which the generator, not the system, dominates timing
 LAG_P99_LIMIT = 0.100
@@ -39,7 +39,7 @@ class LoopLagMonitor:
 
     Lags of at least `SPIKE_FLOOR` are also kept with the loop time they ended at: a herd makes
     the loop late exactly when it matters, and a record stamped during that lag may be late by
-    it, so the lag around a moment is the emulation's time resolution there (`harness.record.resolution.time_resolution`)."""
+    it, so the lag around a moment is the emulation's time resolution there (`formats.record.resolution.time_resolution`)."""
 
     interval: float = 0.05
     lags: list[float] = field(default_factory=list)

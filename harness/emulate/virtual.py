@@ -48,10 +48,10 @@ from harness.emulate.plan import Step, make_plan, timeline
 from harness.emulate.scrape import parse_metrics
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import Endpoints, ProxyControl, ServerOptions
-from harness.record import RecordWriter
-from harness.record.writer import tool_version
-from harness.scenario import Scenario, draws
-from harness.scenario.clients import client_config
+from formats.record import RecordWriter
+from formats.record.writer import tool_version
+from formats.scenario import Scenario, draws
+from formats.scenario.clients import client_config
 from system.client.credentials import conversation_id, provision_once
 from system.units import format_duration
 

@@ -106,7 +106,7 @@ def _text_panel(pid: int, slot: int, gate, threshold: str, why: str) -> dict[str
 
 def gate_panels(gates: list, window_s: float, first_id: int) -> tuple[list[dict], list[tuple[str, str]]]:
     """A panel per gate Prometheus can judge, and the gates left out with the reason."""
-    from harness.gates.wording import quantity
+    from formats.gates.wording import quantity
     from harness.prom.promql import NotDerivable, query_for
     from system.units import format_duration
 
@@ -176,7 +176,7 @@ def write_dashboard(path: str | Path, gates: list | None = None, window_s: float
 
 def run(args: argparse.Namespace) -> int:
     from system.errors import UsageError
-    from harness.gates.spec import load_gates
+    from formats.gates.spec import load_gates
     from system.units import parse_duration
 
     try:

@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from system.errors import UsageError
-from harness.gates.evaluate import compare
-from harness.gates.spec import Gate
-from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
+from formats.gates.evaluate import compare
+from formats.gates.spec import Gate
+from formats.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
 from harness.prom.api import PrometheusAPI, Sample
 from harness.prom.promql import NotDerivable, Query, query_for
 from system.units import parse_duration

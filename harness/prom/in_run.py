@@ -14,8 +14,8 @@ import math
 import time
 from pathlib import Path
 
-from harness.gates.spec import Gate
-from harness.gates.verdict import Verdict, write_gates_json
+from formats.gates.spec import Gate
+from formats.gates.verdict import Verdict, write_gates_json
 from harness.prom.api import PrometheusAPI, PrometheusUnavailable
 from harness.prom.evaluate import evaluate
 from harness.prom.server import PrometheusConfig, PrometheusServer

@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
-from harness.gates.names import ALIASES, CLIENT_SIDE
-from harness.gates.spec import Gate
+from formats.gates.names import ALIASES, CLIENT_SIDE
+from formats.gates.spec import Gate
 from system.server.metrics import EXPORTED, MetricSpec
 
 BY_NAME: dict[str, MetricSpec] = {m.name: m for m in EXPORTED}

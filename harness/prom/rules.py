@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from harness.gates.spec import Gate
+from formats.gates.spec import Gate
 from harness.prom.promql import NotDerivable, query_for
 
 GROUP = "stormbench-gates"

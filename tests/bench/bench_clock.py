@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from harness.emulate.engine import emulate
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 
 CLIENTS = 300
 HOURS = 1.0

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from harness.emulate.engine import emulate
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 
 SCHEDULE_WALL_S = 10.0
 

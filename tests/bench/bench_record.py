@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.gates import evaluate, load_gates
-from harness.record import RecordWriter, RunRecord, finalize
+from formats.gates import evaluate, load_gates
+from formats.record import RecordWriter, RunRecord, finalize
 
 CLIENTS = 2000
 DURATION = 86400.0

@@ -71,7 +71,7 @@ def _measure(clients: int, profile: str, mode: str) -> dict:
     import resource
     import tempfile
 
-    from harness.scenario import load
+    from formats.scenario import load
 
     scenario = load(SCENARIO, {"fleet.sim_clients": clients, "profile": profile})
     c0 = time.process_time()

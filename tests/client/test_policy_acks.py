@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.record.ledger import check_user_messages
+from formats.record.ledger import check_user_messages
 from system.client.policy import (
     FetchToken, FrameReceived, OpenSocket, Send, SocketClosed, SocketOpened, TimerFired, TokenResult, UserMessage,
 )

@@ -11,7 +11,7 @@ from distributed import Client, get_task_stream
 
 from cluster.executor import Job, run_jobs
 from commands.cli import main
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 from sim.replicate import _seed, replicate
 from commands.sweep import sweep
 from tests.restart_scenario import restart_scenario

@@ -13,8 +13,8 @@ import pytest
 
 from harness.emulate.engine import emulate, plan_digest
 from harness.emulate.plan import make_plan
-from harness.record import finalize
-from harness.scenario import from_dict
+from formats.record import finalize
+from formats.scenario import from_dict
 
 RESTART_AT, CLOSE_AT, CLOSE_FOR = 10.0, 24.0, 4.0
 

@@ -8,7 +8,7 @@ import requests
 
 from harness.emulate.engine import emulate
 from harness.emulate.topology import ServerControl, ServerOptions, start_proxy_process
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 
 
 def test_existing_system_and_toxiproxy(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from harness.emulate.faults import FaultApplier, toxics_for
 from harness.emulate.plan import Step
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import Endpoints, ProxyControl, ServerControl, ServerOptions, start_proxy_process
-from harness.scenario import RealizedFault
+from formats.scenario import RealizedFault
 
 
 def fault(kind: str, for_: float | None = None, targets=None, **params) -> RealizedFault:

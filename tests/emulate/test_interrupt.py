@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness.record import files
+from formats.record import files
 from tests.ctrl_c import interrupt_cli
 
 SCENARIO = """\

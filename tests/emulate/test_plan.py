@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from harness.emulate.plan import make_plan, timeline
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 
 DOC = {
     "name": "plan-test", "seed": 7, "duration": "20m", "time_scale": 10,

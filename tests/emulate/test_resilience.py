@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from harness.emulate.engine import emulate
-from harness.record import finalize
-from harness.scenario import from_dict
-from harness.scenario.model import FAULT_KINDS
+from formats.record import finalize
+from formats.scenario import from_dict
+from formats.scenario.model import FAULT_KINDS
 
 PARAMS = {
     "latency": {"latency": "400ms", "jitter": "100ms"}, "bandwidth": {"rate": 2},

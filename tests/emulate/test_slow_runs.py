@@ -10,11 +10,11 @@ import yaml
 
 from commands import main_job
 from harness.emulate.engine import emulate
-from harness.gates.evaluate import evaluate
-from harness.gates.spec import load_gates
-from harness.record import RunRecord, finalize
+from formats.gates.evaluate import evaluate
+from formats.gates.spec import load_gates
+from formats.record import RunRecord, finalize
 from commands.run import resolve_scenario_path
-from harness.scenario import load
+from formats.scenario import load
 
 pytestmark = pytest.mark.slow
 

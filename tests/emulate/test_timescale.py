@@ -69,7 +69,7 @@ def test_live_panel_shows_the_run_state():
     from harness.emulate.live import LiveView, Tally
 
     from harness.emulate.live import LiveCheck
-    from harness.gates.spec import load_gates
+    from formats.gates.spec import load_gates
 
     gates = load_gates([
         {"name": "no forced refresh", "metric": "manual_refreshes", "stat": "count", "op": "==", "value": 0},

@@ -11,10 +11,10 @@ import json
 import pytest
 
 from harness.emulate.engine import emulate
-from harness.gates.evaluate import evaluate
-from harness.gates.spec import load_gates
-from harness.record import RunRecord, finalize
-from harness.scenario import from_dict
+from formats.gates.evaluate import evaluate
+from formats.gates.spec import load_gates
+from formats.record import RunRecord, finalize
+from formats.scenario import from_dict
 
 GATES = [
     {"name": "no 403", "metric": "http_403", "stat": "count", "op": "==", "value": 0},

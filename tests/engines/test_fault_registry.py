@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from harness.emulate.faults import HANDLERS
-from harness.faults import FAULT_KINDS, REGISTRY
+from formats.faults import FAULT_KINDS, REGISTRY
 from sim.faults import KINDS
 
 SCHEMA = Path(__file__).resolve().parents[2] / "scenarios" / "scenario.schema.json"

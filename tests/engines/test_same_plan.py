@@ -1,5 +1,5 @@
 """Both engines read one plan of draws: for every library scenario the emulation's per-client plan and
-the model's schedule come from the same `harness.scenario.plan.draw_plan`, draw for draw."""
+the model's schedule come from the same `formats.scenario.plan.draw_plan`, draw for draw."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.emulate.plan import make_plan
-from harness.scenario import load
+from formats.scenario import load
 from sim import calibration
 from sim.world import World
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from harness.record import RecordWriter
+from formats.record import RecordWriter
 
 
 def scenario_doc(duration: float = 100.0, clients: int = 2, faults: list | None = None, gates: list | None = None,

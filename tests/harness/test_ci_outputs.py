@@ -82,8 +82,8 @@ def test_junit_names_scenario_profile_engine_with_time_and_human_numbers(tmp_pat
     """Two runs of one scenario (legacy, fixed) must not collide on a CI server; numbers read as counts."""
     import xml.etree.ElementTree as ET
 
-    from harness.gates import evaluate, load_gates, write_verdicts
-    from harness.record import RecordWriter, finalize
+    from formats.gates import evaluate, load_gates, write_verdicts
+    from formats.record import RecordWriter, finalize
     from tests.harness.synth import scenario_doc, session
 
     gates = load_gates([{"name": "no 403s", "metric": "http_403", "stat": "count", "op": "==", "value": 0},

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from commands.cli import main as stormbench
-from harness.record import files
+from formats.record import files
 from tests.ctrl_c import interrupt_cli
 from tests.harness.synth import session, write_record
 

@@ -1,6 +1,6 @@
 """The client a library scenario configures against that scenario's own auth outage.
 
-`harness.scenario.clients.client_config` gives both engines their client; staging-day's gate
+`formats.scenario.clients.client_config` gives both engines their client; staging-day's gate
 "no 4401 spikes" holds only if that client rides out staging-day's 5-min auth outage with its
 15-min tokens, wherever the outage falls in the refresh cycle. Played sans-IO against
 `tests/client/auth_world.AuthWorld` (a live-expiry server with the 10-s grace the model uses),
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import load
-from harness.scenario.clients import client_config
+from formats.scenario import load
+from formats.scenario.clients import client_config
 from system.client.policy import ClientPolicy
 from tests.client.auth_world import AuthWorld
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from harness.scenario import (
+from formats.scenario import (
     Fault, arrival_times, client_rng, drop_times, load, message_times, offline_periods, realize_faults,
 )
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from commands.cli import UsageError
-from harness.gates import evaluate, parse_gates
-from harness.gates.verdict import PASS, UNKNOWN
-from harness.record import finalize
+from formats.gates import evaluate, parse_gates
+from formats.gates.verdict import PASS, UNKNOWN
+from formats.record import finalize
 from tests.harness.synth import displayed, session, write_record
 
 GATES = parse_gates([

@@ -6,9 +6,9 @@ import pytest
 
 from commands.cli import UsageError
 from harness.emulate.plan import make_plan
-from harness.scenario import from_dict, realize_faults
-from harness.scenario.model import CLIENT_TARGETED, FAULT_KINDS, SYSTEM_FAULT_KINDS
-from harness.scenario.schema import scenario_schema
+from formats.scenario import from_dict, realize_faults
+from formats.scenario.model import CLIENT_TARGETED, FAULT_KINDS, SYSTEM_FAULT_KINDS
+from formats.scenario.schema import scenario_schema
 
 REQUIRED = {"latency": {"latency": "100ms"}, "bandwidth": {"rate": 8}, "load_spike": {"clients": 3},
             "ws_close": {"code": 4401}}

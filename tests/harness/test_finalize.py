@@ -7,7 +7,7 @@ import json
 import pytest
 
 from commands.cli import UsageError
-from harness.record import RunRecord, finalize
+from formats.record import RunRecord, finalize
 from tests.harness.synth import displayed, session, write_record
 
 
@@ -168,8 +168,8 @@ def test_integer_columns_load_as_integers_with_gaps_as_na(tmp_path):
     """Close codes and HTTP statuses stay 4401 and 403 in pandas (nullable Int64), not 4401.0."""
     import pandas as pd
 
-    from harness.record import RunRecord
-    from harness.record.tables import read_table
+    from formats.record import RunRecord
+    from formats.record.tables import read_table
     from tests.harness.synth import session, write_record
 
     out = write_record(tmp_path / "r", session("c0", "k0", [(0, None, 403, None), (1, 2, 30, 4401),

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.gates import FAIL, PASS, evaluate, load_gates
-from harness.record import RunRecord, finalize
-from harness.scenario import load
+from formats.gates import FAIL, PASS, evaluate, load_gates
+from formats.record import RunRecord, finalize
+from formats.scenario import load
 from tests.harness.synth import session, write_record
 
 ROOT = Path(__file__).resolve().parents[2]

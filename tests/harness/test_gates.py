@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from system.errors import UsageError
-from harness.gates.report import Suite
-from harness.gates import (
+from formats.gates.report import Suite
+from formats.gates import (
     FAIL, PASS, UNKNOWN, Verdict, evaluate, exit_code, histogram_quantile, junit_xml, load_gates, parse_gate,
 )
-from harness.record import RunRecord, finalize
+from formats.record import RunRecord, finalize
 from tests.harness.synth import session, write_record
 
 CLOSES_4401 = [10, 100, 310, 320, 330, 350]
@@ -279,7 +279,7 @@ def test_exit_codes_and_junit():
 def test_compare_is_the_one_comparison_both_evaluators_use():
     import importlib
 
-    from harness.gates.evaluate import compare
+    from formats.gates.evaluate import compare
 
     prom_evaluate = importlib.import_module("harness.prom.evaluate")  # the package exports a function of that name
 
@@ -289,8 +289,8 @@ def test_compare_is_the_one_comparison_both_evaluators_use():
 
 
 def test_the_outcome_line_names_the_exit_code_and_what_it_counts():
-    from harness.gates.report import outcome_line
-    from harness.gates.verdict import Verdict
+    from formats.gates.report import outcome_line
+    from formats.gates.verdict import Verdict
 
     def v(verdict, strict=True):
         return Verdict("g", verdict, strict, None, "<", 1)

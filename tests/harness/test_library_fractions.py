@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.gates import evaluate, load_gates
-from harness.record import RunRecord
-from harness.record.presence import presence
+from formats.gates import evaluate, load_gates
+from formats.record import RunRecord
+from formats.record.presence import presence
 from commands.run import resolve_scenario_path
-from harness.scenario import load
+from formats.scenario import load
 from tests.harness.test_scenario import LIBRARY_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]

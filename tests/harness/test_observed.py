@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.gates import FAIL, PASS, UNKNOWN
-from harness.record import RunRecord, finalize
-from harness.record.writer import merge_meta
+from formats.gates import FAIL, PASS, UNKNOWN
+from formats.record import RunRecord, finalize
+from formats.record.writer import merge_meta
 from tests.harness.synth import session, write_record
 from tests.harness.test_gates import judge
 
@@ -30,7 +30,7 @@ def test_turned_away_clients_count_against_the_fleet(tmp_path):
     assert summary["clients_never_connected"] == 2 and summary["turned_away"] == 20
     from rich.console import Console
 
-    from harness.gates.report import verdict_table
+    from formats.gates.report import verdict_table
 
     console = Console(record=True, width=200)
     console.print(verdict_table([v], "t"))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from commands.cli import UsageError
-from harness.scenario import from_dict, load
-from harness.scenario.model import FAULT_KINDS
+from formats.scenario import from_dict, load
+from formats.scenario.model import FAULT_KINDS
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 LIBRARY_NAMES = ["staging-day", "deploy-storm", "token-expiry-403", "network-flap", "slow-network", "half-open",
@@ -154,7 +154,7 @@ def test_a_field_of_the_wrong_shape_says_what_shape_is_expected(tmp_path, extra,
 def test_client_time_constants_are_stated_under_fleet(tmp_path):
     """`fleet.restart_window` and the other client time constants reach the one client config both
     engines use, and survive the run record's round trip; the others keep their defaults."""
-    from harness.scenario.clients import client_config
+    from formats.scenario.clients import client_config
     from system.client.config import ClientConfig
 
     s = load(write(tmp_path, "name: m\nduration: 1h\nfleet: {clients: 10, restart_window: 1m, max_delay: 2m}\n"))
@@ -187,7 +187,7 @@ def test_an_unknown_key_is_named_by_its_line_with_the_nearest_field(tmp_path):
 
 
 def test_fixes_on_top_of_a_profile_name_the_system():
-    from harness.scenario.fixes import profile_label
+    from formats.scenario.fixes import profile_label
 
     legacy = load(LIBRARY / "token-expiry-403.yaml", {"profile": "legacy", "fix": ["refresh_before_reconnect"]})
     assert legacy.fleet.profile.enable == ("refresh_before_reconnect",) and legacy.system.behaviour.base == "legacy"

@@ -1,4 +1,4 @@
-"""The storm rule (`harness.record.storms`) on hand-built series: every count below is worked out by hand.
+"""The storm rule (`formats.record.storms`) on hand-built series: every count below is worked out by hand.
 
 Series are built per 60-s bin (the rule's bin) and spread to seconds, so a test states
 the per-minute counts it means.
@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.record import StormRule, detect_storms
-from harness.record.storms import sampling_weight
+from formats.record import StormRule, detect_storms
+from formats.record.storms import sampling_weight
 
 
 def per_second(bins: list[float], at: int = 0) -> np.ndarray:
@@ -128,8 +128,8 @@ def test_the_count_is_stable_across_seeds_on_simulated_staging_days(tmp_path):
     count moves little from seed to seed and legacy's token-expiry waves stay far above fixed's
     fault-driven storms (restart, auth outage, partition). Measured over 12 seeds: legacy 110.8 ± 1.9
     a day, fixed 3.0 ± 0."""
-    from harness.record import finalize
-    from harness.scenario import load
+    from formats.record import finalize
+    from formats.scenario import load
     from sim.engine import simulate
 
     counts: dict[str, list[int]] = {}

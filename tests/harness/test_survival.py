@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.record.survival import kaplan_meier
+from formats.record.survival import kaplan_meier
 
 
 def test_without_censoring_it_is_the_empirical_distribution():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from commands.cli import main as stormbench
-from harness.gates.verdict import PASS, UNKNOWN, read_gates_json
+from formats.gates.verdict import PASS, UNKNOWN, read_gates_json
 from harness.prom.in_run import PROMETHEUS_GATES
 from harness.prom.server import find_binary
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 
-from harness.gates import load_gates
+from formats.gates import load_gates
 from harness.prom.dashboard import dashboard, write_dashboard
 from system.server.metrics import EXPORTED as METRICS
 

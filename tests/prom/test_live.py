@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import start_http_server
 
 from commands.cli import main as stormbench
-from harness.gates import load_gates, parse_gates
-from harness.gates.verdict import FAIL, PASS, UNKNOWN
+from formats.gates import load_gates, parse_gates
+from formats.gates.verdict import FAIL, PASS, UNKNOWN
 from harness.prom import PrometheusAPI, PrometheusUnavailable, evaluate
 from harness.prom.dashboard import RATE_WINDOW, dashboard
 from harness.prom.server import PrometheusConfig, PrometheusServer, find_binary, free_port

@@ -1,7 +1,7 @@
 """Gate → PromQL: derived from the server's metric list, or refused with the reason."""
 import pytest
 
-from harness.gates import parse_gates
+from formats.gates import parse_gates
 from harness.prom.promql import NotDerivable, duration, query_for
 
 

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import yaml
 
-from harness.gates import parse_gates
+from formats.gates import parse_gates
 from harness.prom.rules import alert_name, build_rules, emit_rules, record_name
 
 PROMTOOL = shutil.which("promtool")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness.record.storms import detect_storms
+from formats.record.storms import detect_storms
 from reports import series
 from reports.record import load_run
 from tests.reports.synthetic import SyntheticRun, write_run

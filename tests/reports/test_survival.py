@@ -3,7 +3,7 @@ reports read it: a censored flag per lifetime)."""
 import numpy as np
 import pytest
 
-from harness.record.survival import kaplan_meier as _km
+from formats.record.survival import kaplan_meier as _km
 
 
 def kaplan_meier(durations, censored):

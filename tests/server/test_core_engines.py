@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 from sim import calibration
 from sim.client import SimClient
 from sim.server import Sock

@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 from sim.calibration import load
 from sim.world import ModelOptions, World
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from commands.cli import UsageError
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 from sim.replicate import interval, replicate
 from commands.sweep import parse_vary, sweep
 from commands.validate import agrees, error_table
@@ -234,7 +234,7 @@ def test_ablate_names_the_fix_that_removes_the_403s(tmp_path, capsys):
 
 
 def test_a_weighted_simulation_reports_counts_for_the_whole_fleet(tmp_path):
-    from harness.record import RunRecord
+    from formats.record import RunRecord
     from sim.engine import simulate
 
     doc = __import__("yaml").safe_load(SMALL)

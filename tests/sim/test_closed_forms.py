@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.record import RunRecord
-from harness.scenario import draws
-from harness.scenario import from_dict
+from formats.record import RunRecord
+from formats.scenario import draws
+from formats.scenario import from_dict
 from sim import closed_form
 from sim.calibration import Calibration, Dist
 from sim.engine import simulate

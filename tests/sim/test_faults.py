@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.record import RunRecord
-from harness.scenario import FAULT_KINDS, from_dict
+from formats.record import RunRecord
+from formats.scenario import FAULT_KINDS, from_dict
 from sim.engine import simulate
 from sim.faults import KINDS
 
@@ -87,7 +87,7 @@ def test_a_one_way_blackhole_lets_refreshes_through_and_loses_their_answers(tmp_
     server and rotate its refresh token, the answers are lost, and the next refresh after the heal
     presents a rotated token: 401 (reuse; the family is revoked), then a fresh login. A partition
     stops both ways: nothing rotates, no 401."""
-    from harness.record.derive import read_events
+    from formats.record.derive import read_events
 
     START = 120  # every client connected and stable
 

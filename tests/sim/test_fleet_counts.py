@@ -12,7 +12,7 @@ import json
 import pandas as pd
 import pytest
 
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 from reports.page_markdown import to_markdown
 from reports.record import load_run
 from reports.render import build

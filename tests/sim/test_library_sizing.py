@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import load
+from formats.scenario import load
 from sim.engine import simulate
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 from sim.calibration import Calibration, Dist, load
 from sim.engine import Sizing, simulate
 from sim.world import EXPIRY_GRACE_S
@@ -99,7 +99,7 @@ def test_both_engines_configure_clients_from_the_one_function():
     """Not two copies that happen to agree: the emulation and the model call the same function."""
     import harness.emulate.engine as emulation
     import sim.world as model
-    from harness.scenario.clients import client_config
+    from formats.scenario.clients import client_config
 
     assert emulation.client_config is client_config and model.client_config is client_config
     for profile in ("legacy", "fixed"):
@@ -120,9 +120,9 @@ def test_a_run_is_bounded_in_wall_time(tmp_path):
 
 def test_scrapes_carry_the_agent_histogram(tmp_path):
     """Server-metric gates (agent p95) judge a simulated run from scrapes, as an emulated one."""
-    from harness.gates.evaluate import evaluate
-    from harness.gates.spec import load_gates
-    from harness.record import RunRecord
+    from formats.gates.evaluate import evaluate
+    from formats.gates.spec import load_gates
+    from formats.record import RunRecord
 
     cal = Calibration(agent_latency=Dist("fixed", 0.2))
     simulate(day("fixed", 20, messages={"every": "5m"}), tmp_path / "run", calibration=cal)

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from harness.scenario.draws import client_id
-from harness.scenario.plan import Lifetime
+from formats.scenario.draws import client_id
+from formats.scenario.plan import Lifetime
 
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 from sim.calibration import Calibration, Dist
 from commands.validate import emulated_system
 from sim.world import EXPIRY_GRACE_S, World
@@ -113,7 +113,7 @@ def test_a_live_expiry_close_comes_with_an_error_frame_that_starts_the_refresh(t
     mass expiry every refresh is requested at the close itself, not after the client's backoff: with
     a fixed token latency every client's token arrives exactly that long after its 4401, and its
     reconnect waits for it. Without the frame the refresh would start U(0, base_delay) later."""
-    from harness.record.derive import read_events
+    from formats.record.derive import read_events
     from sim.engine import simulate
 
     latency = 0.25
@@ -141,7 +141,7 @@ def test_a_mass_expirys_closes_complete_one_by_one_between_the_refreshes_they_st
     the error frame that came with it, so close k queues before refresh k: with one server the k-th
     close completes after k closes and k - 1 refreshes, and each client's refresh is answered after
     its close (the emulated mass expiries here: every client refreshed once, after its 4401)."""
-    from harness.record.derive import read_events
+    from formats.record.derive import read_events
     from sim.engine import simulate
 
     token, close, n = 0.01, 0.005, 20

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from harness.scenario.draws import client_id
-from harness.scenario.plan import Lifetime
+from formats.scenario.draws import client_id
+from formats.scenario.plan import Lifetime
 
-from harness.scenario import from_dict
+from formats.scenario import from_dict
 from sim.calibration import Calibration, Dist
 from sim.calibration import Testbed as Bed  # (not a pytest class)
 from sim.world import World

@@ -47,7 +47,7 @@ def test_the_rolling_peak_averages_a_burst_over_five_seconds(tmp_path):
     the 1-s peak reads 100 and 20; a run shorter than the window gives its mean."""
     import pandas as pd
 
-    from harness.record.finalize import PEAK_WINDOW_S, rolling_peak
+    from formats.record.finalize import PEAK_WINDOW_S, rolling_peak
 
     assert PEAK_WINDOW_S == 5
     spike = pd.Series([0, 0, 100, 0, 0, 0, 0, 0])
@@ -62,7 +62,7 @@ def test_validate_reuses_an_emulated_record_and_derives_a_newer_metric(tmp_path,
     """`--emulated DIR` whose summary predates a metric: it is derived again from the record, so the
     table compares like with like (here the model against its own record standing in for one)."""
     from sim.engine import simulate
-    from harness.scenario import from_dict
+    from formats.scenario import from_dict
     import yaml
 
     sc = from_dict(yaml.safe_load(TINY))
@@ -87,7 +87,7 @@ def test_several_emulated_records_are_compared_by_their_means(tmp_path, capsys):
 
     import yaml
 
-    from harness.scenario import from_dict
+    from formats.scenario import from_dict
     from sim.engine import simulate
     from sim.replicate import prediction_interval
 

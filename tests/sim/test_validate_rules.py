@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.record.resolution import time_resolution
+from formats.record.resolution import time_resolution
 from sim.replicate import prediction_interval, spread
 from commands.validate import (
     DISAGREE, INTERVAL, UNKNOWN, UNRESOLVED, WITHIN, error_table, format_table, judge, peak_resolution,

@@ -3,12 +3,12 @@
 Engines write raw material with `RecordWriter`; `finalize(run_dir)` derives the
 tables and `summary.json`; `RunRecord(run_dir)` reads any of it back.
 """
-from harness.record.finalize import finalize, summarize
-from harness.record.ledger import LedgerSummary
-from harness.record.run import RunRecord
-from harness.record.storms import Storm, StormRule, detect_storms
-from harness.record.survival import Survival, kaplan_meier
-from harness.record.writer import RecordWriter
+from formats.record.finalize import finalize, summarize
+from formats.record.ledger import LedgerSummary
+from formats.record.run import RunRecord
+from formats.record.storms import Storm, StormRule, detect_storms
+from formats.record.survival import Survival, kaplan_meier
+from formats.record.writer import RecordWriter
 
 __all__ = ["LedgerSummary", "RecordWriter", "RunRecord", "Storm", "StormRule", "Survival", "detect_storms",
            "finalize", "kaplan_meier", "summarize"]

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from system.errors import UsageError
-from harness.scenario.model import (
+from formats.scenario.model import (
     CLIENT_TIMES, DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
     Offline, Scenario, SystemBehaviour, SystemSpec,
 )
-from harness.scenario.fixes import FIX_KEYS, apply_fixes, fix_overrides
-from harness.scenario.schema import validate
-from harness.yamlfile import key_lines, read_yaml
+from formats.scenario.fixes import FIX_KEYS, apply_fixes, fix_overrides
+from formats.scenario.schema import validate
+from formats.yamlfile import key_lines, read_yaml
 from system.units import parse_duration, parse_rate
 
 # Short override names (the `stormbench run` flags) and what they set. `profile` names the
@@ -77,7 +77,7 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
     gates_spec = document.get("gates", [])
     gates_file = None
     if isinstance(gates_spec, str):
-        from harness.gates.spec import read_gate_file
+        from formats.gates.spec import read_gate_file
 
         gates_path = Path(gates_spec)
         if not gates_path.is_absolute():
@@ -87,8 +87,8 @@ def from_dict(document: Mapping[str, Any], source: str = "<scenario>", base_dir:
             raise UsageError(f"{source}: $.gates: expected a gate file (a path relative to the scenario file), "
                              f"but {gates_path} is not a file")
         gates_spec = read_gate_file(gates_path)
-    from harness.gates.evaluate import check_metrics  # checked now so a bad gate fails before a run starts
-    from harness.gates.spec import parse_gates
+    from formats.gates.evaluate import check_metrics  # checked now so a bad gate fails before a run starts
+    from formats.gates.spec import parse_gates
 
     gates_source = gates_file or f"{source}: $.gates"
     gates = parse_gates(gates_spec, source=gates_source)

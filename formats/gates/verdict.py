@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.record.writer import write_atomic
+from formats.record.writer import write_atomic
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 EXIT_OK, EXIT_FAIL, EXIT_UNKNOWN = 0, 1, 3

@@ -6,7 +6,7 @@ a difference of setup rather than of model.
 """
 from __future__ import annotations
 
-from harness.scenario.model import Scenario
+from formats.scenario.model import Scenario
 from system.client.config import ClientConfig, Fixes
 
 #: the longest the legacy client refreshes ahead of expiry, whatever the token's lifetime

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.faults import FAULT_KINDS
-from harness.yamlfile import read_yaml
+from formats.faults import FAULT_KINDS
+from formats.yamlfile import read_yaml
 from system.errors import UsageError
 from system.units import parse_duration, parse_rate
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.record import files
+from formats.record import files
 
 # by file: the columns that hold whole numbers (timeseries.csv: every column but `t`, the
 # `closes_<code>` ones included)

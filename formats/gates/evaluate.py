@@ -9,7 +9,7 @@ Where each metric comes from (every time in scenario seconds):
   `closes{code="N"}`, `http_403`, `handshake_rejections{status="N"}` (any status, from
   connections.csv), `manual_refreshes`, `displayed`, `duplicates_displayed`.
 - gauge, per second: `active_connections` (timeseries `active`).
-- `storms`: reconnect storms (`harness.record.storms`) whose busiest second is in the phase; count or rate
+- `storms`: reconnect storms (`formats.record.storms`) whose busiest second is in the phase; count or rate
   (a rate threshold may be written per day: `2/d`).
 - delivery, whole run only: `lost_messages`, `reordered_messages`, `unexpected_messages`,
   `messages_sent` (the ledger); the other direction, `lost_user_messages`,
@@ -29,7 +29,7 @@ back), else the schedule's `at` / `for`.
 Stats: count, rate (per second), mean, min, max, value (the last), pN, growth
 (median of the last quarter over the first, minus one), max_window_count (the most
 events in any rolling `window` inside the phase), min_fraction (distinct clients connected
-over the fleet whose arrival has come, `harness.record.presence`: fault-tied phases at the end
+over the fleet whose arrival has come, `formats.record.presence`: fault-tied phases at the end
 of each phase interval, the smallest over occurrences; otherwise the smallest second after the
 arrival ramp; a client turned away counts against the fleet, and the fraction is at most 1).
 
@@ -52,14 +52,14 @@ from typing import Any, Callable
 import numpy as np
 
 from system.errors import UsageError
-from harness.gates.names import ALIASES
-from harness.record.presence import presence
-from harness.gates.spec import Gate, Phase
-from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
-from harness.record.finalize import ledger_summary, user_ledger_summary
-from harness.record.run import RunRecord
-from harness.record.storms import StormRule, detect_storms, sampling_weight
-from harness.record.survival import kaplan_meier
+from formats.gates.names import ALIASES
+from formats.record.presence import presence
+from formats.gates.spec import Gate, Phase
+from formats.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
+from formats.record.finalize import ledger_summary, user_ledger_summary
+from formats.record.run import RunRecord
+from formats.record.storms import StormRule, detect_storms, sampling_weight
+from formats.record.survival import kaplan_meier
 
 Intervals = list[tuple[float, float]]
 MAX_EXAMPLES = 10
@@ -94,7 +94,7 @@ def scraped_metric_names() -> frozenset[str]:
 def check_metrics(gates: list[Gate], source: str) -> None:
     """Refuse, before a run, a gate whose metric no run record can hold (a typo would otherwise
     cost a whole run and come back `unknown`). A gate with its own `promql` may name anything:
-    it is meant for a Prometheus. The aliases of `harness.gates.names` pass too (judged from
+    it is meant for a Prometheus. The aliases of `formats.gates.names` pass too (judged from
     the scrapes as Prometheus would), so one gate file serves a run record and a staging Prometheus."""
     from system.server.metrics import METRICS
 
@@ -242,7 +242,7 @@ def _observe_counter(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observ
 
 
 def _observe_storms(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
-    """Reconnect storms (`harness.record.storms`, the rule finalize uses) whose busiest second is in the phase."""
+    """Reconnect storms (`formats.record.storms`, the rule finalize uses) whose busiest second is in the phase."""
     rule = StormRule()
     storms, rise = detect_storms(rec.timeseries["reconnects"].to_numpy(float), rec.clients, rule,
                                  weight=sampling_weight(rec.meta))
@@ -287,7 +287,7 @@ def _observe_gauge(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observat
 
 
 def _observe_min_fraction(gate: Gate, rec: RunRecord, intervals: Intervals, sockets: np.ndarray) -> Observation:
-    """Distinct clients connected over the fleet that should be connected (`harness.record.presence`):
+    """Distinct clients connected over the fleet that should be connected (`formats.record.presence`):
     at the end of each fault-tied interval, the smallest over occurrences; over a plain phase, the
     smallest second after the arrival ramp. Clients turned away count against the fleet."""
     if not rec.timeseries["attempts"].sum():  # a fleet turned away still tried: this is a record of nothing
@@ -502,7 +502,7 @@ def require_resolved(gate: Gate, rec: RunRecord, intervals: Intervals) -> None:
     lagged (times `time_scale`) by more than RESOLUTION_SHARE of the window a gate needs (`within`
     of its phase, or its rolling `window`), the run could not resolve it and the gate is unknown.
     The virtual clock and the model stamp every event at its time."""
-    from harness.record.resolution import time_resolution
+    from formats.record.resolution import time_resolution
 
     need = gate.phase.within or gate.window
     if not need or rec.engine != "emulate" or (rec.meta.get("clock") or {}).get("kind") == "virtual":

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from harness.gates.verdict import UNKNOWN, Verdict
+from formats.gates.verdict import UNKNOWN, Verdict
 from system.units import format_duration
 
 # what one event of a counted metric is called (plural)

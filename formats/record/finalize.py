@@ -15,16 +15,16 @@ from typing import Any
 import pandas as pd
 
 from system.errors import UsageError
-from harness.record import files
-from harness.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
-from harness.record.ledger import (
+from formats.record import files
+from formats.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
+from formats.record.ledger import (
     LedgerSummary, UserLedgerSummary, check, check_user_messages, read_received, typed_messages,
 )
-from harness.record.presence import presence
-from harness.record.run import RunRecord
-from harness.record.storms import StormRule, detect_storms, sampling_weight
-from harness.record.survival import kaplan_meier
-from harness.record.writer import merge_meta, write_atomic
+from formats.record.presence import presence
+from formats.record.run import RunRecord
+from formats.record.storms import StormRule, detect_storms, sampling_weight
+from formats.record.survival import kaplan_meier
+from formats.record.writer import merge_meta, write_atomic
 
 DAY = 86400.0
 

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.record.files import (
+from formats.record.files import (
     EVENTS, FAULTS, META, RECEIVED, RECEIVED_COLUMNS, SCENARIO, SCRAPES, SENT, SENT_COLUMNS,
 )
 

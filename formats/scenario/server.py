@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.scenario.model import Scenario
+from formats.scenario.model import Scenario
 from system.server.config import LEGACY_TRAITS
 from system.server.lifecycle import EXPIRY_GRACE_S
 

@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
-from harness.scenario.model import CLIENT_TARGETED, Fault, Scenario
-from harness.streams import numpy_stream, ramp_arrivals, stream  # noqa: F401 (numpy_stream: for the engines)
+from formats.scenario.model import CLIENT_TARGETED, Fault, Scenario
+from formats.streams import numpy_stream, ramp_arrivals, stream  # noqa: F401 (numpy_stream: for the engines)
 
 
 def client_id(index: int) -> str:

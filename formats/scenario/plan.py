@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterator
 
-from harness.scenario.draws import (
+from formats.scenario.draws import (
     RealizedFault, arrival_times, client_id, client_rng, drop_times, message_times, offline_periods,
     realize_faults, stream,
 )
-from harness.scenario.model import Scenario
+from formats.scenario.model import Scenario
 
 
 @dataclass(frozen=True)

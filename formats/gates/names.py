@@ -2,7 +2,7 @@
 
 Gate files speak the run record's vocabulary (`connection_duration`, `closes{code="4401"}`); the
 server exports `ws_connection_duration_seconds`, `ws_closes_total{code}`. Both the run-record
-evaluator (`harness.gates.evaluate`, judging `scrapes.jsonl`) and the Prometheus evaluator
+evaluator (`formats.gates.evaluate`, judging `scrapes.jsonl`) and the Prometheus evaluator
 (`harness.prom`) read these aliases, so one gate file means the same metric everywhere.
 """
 from __future__ import annotations

@@ -8,11 +8,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code, write_gates_json
-from harness.gates.wording import evidence, quantity, verdict_sentence, where
-from harness.record import files
-from harness.record.run import RunRecord
-from harness.record.writer import write_atomic
+from formats.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code, write_gates_json
+from formats.gates.wording import evidence, quantity, verdict_sentence, where
+from formats.record import files
+from formats.record.run import RunRecord
+from formats.record.writer import write_atomic
 
 STYLE = {PASS: "green", FAIL: "bold red", UNKNOWN: "yellow"}
 LOG_WIDTH = 120  # columns of a table printed into a file or CI log (rich would wrap it at 80)

@@ -29,9 +29,9 @@ from typing import Any, Iterator
 import pandas as pd
 
 from system.errors import UsageError
-from harness.record.files import LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
-from harness.record.jsonl import read_jsonl
-from harness.record.tables import keep_integers
+from formats.record.files import LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
+from formats.record.jsonl import read_jsonl
+from formats.record.tables import keep_integers
 
 ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
 STOP_REASON = "stop"  # the reason the client policy gives the closes of its Stop: censoring, not an end
@@ -41,7 +41,7 @@ def read_events(path: Path) -> list[dict]:
     """Every record of `events.jsonl`, sorted by `t` (workers interleave), records of one instant by
     client (each client's own order kept), so the tables do not depend on which of several clients
     the loop served first; a bad line names its number (a cut-off last line is left out:
-    `harness.record.jsonl`)."""
+    `formats.record.jsonl`)."""
     return in_order(list(read_jsonl(path, _check_event, "a JSON object with a numeric 't', a 'client' and a 'kind'")))
 
 

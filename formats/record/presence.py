@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.record.run import RunRecord
-from harness.record.storms import sampling_weight
-from harness.streams import ramp_arrivals
+from formats.record.run import RunRecord
+from formats.record.storms import sampling_weight
+from formats.streams import ramp_arrivals
 
 
 SHED = 1013  # "try again later": the admission policy's answer, given before any welcome

@@ -13,9 +13,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from system.errors import UsageError
-from harness.record import files
-from harness.record.jsonl import read_jsonl
-from harness.record.tables import keep_integers
+from formats.record import files
+from formats.record.jsonl import read_jsonl
+from formats.record.tables import keep_integers
 
 
 # Columns that hold numbers, checked when read (every column of timeseries.csv does).

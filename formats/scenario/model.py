@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# The fault kinds live in their registry (harness.faults); these names are read from here too.
-from harness.faults import (
+# The fault kinds live in their registry (formats.faults); these names are read from here too.
+from formats.faults import (
     CLIENT_TARGETED, DURATION_PARAMS, FAULT_KINDS, FAULT_PARAMS, NETWORK_FAULT_KINDS, SYSTEM_FAULT_KINDS,
 )
 
@@ -163,7 +163,7 @@ class Scenario:
     system: SystemSpec = SystemSpec()
     faults: tuple[Fault, ...] = ()
     gates: tuple[Mapping[str, Any], ...] = ()   # raw gate specs, as scenario.json keeps them
-    checked_gates: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # `harness.gates.Gate`s,
+    checked_gates: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # `formats.gates.Gate`s,
     # parsed and checked once by the loader: every judge of this run reads these
     gates_file: str | None = None              # where `gates` came from, when a file
     source: str | None = None                  # the scenario file, for error messages

@@ -2,12 +2,12 @@
 
 `load(path, overrides)` is the one entry point engines and commands use.
 """
-from harness.scenario.draws import (
+from formats.scenario.draws import (
     RealizedFault, arrival_times, client_id, client_rng, drop_times, message_times,
     numpy_stream, offline_periods, realize_faults, stream,
 )
-from harness.scenario.loader import from_dict, load
-from harness.scenario.model import (
+from formats.scenario.loader import from_dict, load
+from formats.scenario.model import (
     FAULT_KINDS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat, Offline,
     Scenario, SystemBehaviour, SystemSpec,
 )
