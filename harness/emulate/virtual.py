@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -225,6 +226,7 @@ class _VirtualRun:
         self.origin_unix = 0.0
         self.origin_loop = 0.0
         self.conversations: dict[str, str] = {}  # client id -> its conversation
+        self.interrupted_at: float | None = None  # scenario time of a Ctrl-C (see `emulate_virtual`)
 
     def clock(self) -> float:
         return asyncio.get_running_loop().time() - self.origin_loop
@@ -280,6 +282,9 @@ class _VirtualRun:
             watcher = loop.create_task(self._watch(tallies, stop))
             try:
                 result = await fleet
+            except asyncio.CancelledError:  # Ctrl-C: the fleet wrote its clients' records as it stopped;
+                asyncio.current_task().uncancel()  # the server still runs, so its logs are fetched below
+                self.interrupted_at, result = self.clock(), {}
             finally:
                 stop.set()
                 await asyncio.gather(faults, scraper, watcher, return_exceptions=True)
@@ -341,6 +346,24 @@ class _VirtualRun:
             return []
 
 
+def run_interruptibly(loop: asyncio.AbstractEventLoop, main: Any) -> Any:
+    """Run `main` with Ctrl-C cancelling it rather than raising KeyboardInterrupt inside whatever
+    callback happens to run: the cancellation reaches the fleet, whose clients write their records
+    as they stop, while the server still answers for its delivery logs. Off the main thread (no
+    signal handler can be set there) a Ctrl-C is the caller's as usual."""
+    task = loop.create_task(main)
+    try:
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+    except (RuntimeError, ValueError):
+        return loop.run_until_complete(task)
+    try:
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:  # before the fleet started or during the salvage: nothing to keep
+        raise KeyboardInterrupt("interrupted (Ctrl-C)") from None
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progress | None = None) -> Path:
     """Run `scenario` on the virtual clock and write its raw run record into `out_dir`
     (the same files as the wall-clock `emulate`; `meta.json` `clock` says which ran)."""
@@ -367,13 +390,17 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
                      "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
                      "host": host_facts(), "calibration": None,
                      "clock": {"kind": "virtual", "capacity_measured": False, "note": CAPACITY_NOTE}})
-        done = loop.run_until_complete(run.main(writer, plan))
+        done = run_interruptibly(loop, run.main(writer, plan))
         result = done["result"]
         events = merge_events(writer, [run.spec.events_path], run.fault_events)
         conversations = set(run.conversations.values())
         to_scenario = lambda t: round(round(t - run.origin_unix, 6), 3)  # noqa: E731
         sent = write_sent(writer, done["messages"], conversations, to_scenario)
         write_received(writer, done["received"], conversations, to_scenario)
+        if run.interrupted_at is not None:  # what was recorded is written, as a wall-clock run keeps it
+            writer.meta({"counts": {"events": events, "sent": sent}})
+            raise KeyboardInterrupt(f"interrupted at {format_duration(run.interrupted_at)} of scenario time; "
+                                    f"the partial record is in {out} (not finalized or judged)")
         if result.get("client_error_count"):
             run.warnings.append(f"{result['client_error_count']} client(s) ended with an error, e.g. "
                                 f"{result['client_errors'][0]}")
@@ -398,6 +425,10 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
         raise
     finally:
         try:
+            leftovers = asyncio.all_tasks(loop)  # an interrupted fleet's helpers: ended, not destroyed pending
+            for task in leftovers:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
             loop.close()
         finally:
             writer.close()

@@ -1,6 +1,6 @@
 """Ctrl-C in the middle of an emulation keeps what the clients recorded (events.jsonl) and the
 server's delivery log (sent.csv): the workers write their records when interrupted and the engine
-merges them, as a whole run does."""
+merges them, as a whole run does; on either clock."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,8 @@ from tests.ctrl_c import interrupt_cli
 SCENARIO = """\
 name: interrupted
 seed: 5
-duration: 20m
+duration: {duration}
+clock: {clock}
 time_scale: 20
 system: {behaviour: fixed, token_ttl: 10m}
 fleet:
@@ -26,14 +27,18 @@ fleet:
 
 
 @pytest.mark.timeout(150)
-def test_ctrl_c_during_an_emulation_keeps_the_clients_records(tmp_path):
+@pytest.mark.parametrize("clock, duration, under_way", [
+    ("wall", "20m", "active=20 "),               # the live view: the whole fleet is connected
+    ("virtual", "12h", "of 12h (virtual clock)"),  # a progress line: hours of scenario time have passed
+])
+def test_ctrl_c_during_an_emulation_keeps_the_clients_records(tmp_path, clock, duration, under_way):
     path, out = tmp_path / "interrupted.yaml", tmp_path / "out"
-    path.write_text(SCENARIO)
+    path.write_text(SCENARIO.replace("{clock}", clock).replace("{duration}", duration))
 
     def fleet_connected(proc) -> None:
         deadline = time.monotonic() + 90
-        for line in proc.stdout:  # the live view's lines: interrupt once the whole fleet is connected
-            if "active=20 " in line:
+        for line in proc.stdout:
+            if under_way in line:
                 return
             assert time.monotonic() < deadline, "the fleet never connected"
         pytest.fail(f"the run ended before its fleet connected: {proc.stderr.read()}")
@@ -45,4 +50,6 @@ def test_ctrl_c_during_an_emulation_keeps_the_clients_records(tmp_path):
     assert len(opened) == 20  # every client's records survived, not only some worker's
     meta = json.loads((out / files.META).read_text())
     assert meta["counts"]["events"] == len(events)
+    sent = (out / files.SENT).read_text().splitlines()
+    assert meta["counts"]["sent"] == len(sent) - 1 > 0  # the server's delivery log, fetched after the Ctrl-C
     assert "interrupted" in meta[files.META_INCOMPLETE]
