@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="override the fleet size (fleet.clients and fleet.sim_clients): a smaller fleet is faster")
     parser.add_argument("--out", metavar="DIR", help="ablation directory (default: runs/<scenario>-ablate-<timestamp>)")
     parser.add_argument("--calibration", metavar="FILE",
-                        help="model calibration file (default: the built-in sim/calibration_default.json)")
+                        help="model calibration file (default: the built-in formats/calibration_default.json)")
 
 
 def moves(base: dict, entry: dict) -> tuple[list[str], list[str]]:

@@ -89,7 +89,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "95%% confidence intervals (replication 0 is the main record; default 1)")
     parser.add_argument("--calibration", metavar="FILE",
                         help="simulate only: model calibration file from `stormbench calibrate` "
-                             "(default: the built-in sim/calibration_default.json)")
+                             "(default: the built-in formats/calibration_default.json)")
     executor.add_argument(parser, also="; with --engine emulate and --target (this flag only): the client "
                                        "fleet runs on the scheduler's workers, one share each")
     add_json_flag(parser)

@@ -42,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "fixes=a+b,c several at once")
     parser.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<scenario>-sweep-<timestamp>)")
     parser.add_argument("--calibration", metavar="FILE",
-                        help="model calibration file (default: the built-in sim/calibration_default.json)")
+                        help="model calibration file (default: the built-in formats/calibration_default.json)")
     parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
     parser.add_argument("--profile", choices=("legacy", "fixed"),
                         help="the base system of every point (default: the scenario's)")

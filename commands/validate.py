@@ -66,7 +66,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=float, default=0.10, metavar="X",
                         help="largest acceptable relative error of the model (default 0.10)")
     parser.add_argument("--calibration", metavar="FILE",
-                        help="model calibration file (default: the built-in sim/calibration_default.json)")
+                        help="model calibration file (default: the built-in formats/calibration_default.json)")
     parser.add_argument("--clients", type=int, metavar="N", help="override the fleet size for both engines")
     parser.add_argument("--profile", choices=("legacy", "fixed"),
                         help="name the whole system for both engines (default: the scenario's)")

@@ -60,6 +60,7 @@ METRICS = (
     _metric("duplicates_displayed", "duplicate messages", True),
     _metric("manual_refreshes", "manual refreshes", True),
     _metric("lost_messages", "lost messages", True),
+    _metric("lost_user_messages", "typed messages lost (client to server)", True),
     _metric("messages_indeterminate", "messages indeterminate (fate unknown at the end)", True),
     _metric("reconnect_attempts", "reconnect attempts", True),
 )

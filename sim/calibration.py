@@ -1,7 +1,7 @@
 """The model's parameters that depend on the machine and the server: measured, not guessed.
 
 `stormbench calibrate` measures them on this machine (see `commands.calibrate`) and writes a
-JSON file of this shape; `sim/calibration_default.json` ships a measured default. The run
+JSON file of this shape (`formats.calibration`, which ships a measured default). The run
 record's meta names the file used, so a prediction can always be traced to its inputs.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_PATH = Path(__file__).with_name("calibration_default.json")
+from formats.calibration import read
 _KINDS = ("lognormal", "exponential", "fixed")
 
 
@@ -230,14 +230,8 @@ class Calibration:
 
 def load(path: str | Path | None = None) -> tuple[Calibration, str]:
     """The calibration in `path` (the shipped default when None) and the name to record for it."""
-    p = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{p}: calibration file not found (make one with `stormbench calibrate --out {p}`)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON ({exc})") from None
-    return Calibration.from_json(data, where=str(p)), str(p)
+    data, where = read(path)
+    return Calibration.from_json(data, where=where), where
 
 
 def save(calibration: Calibration, path: str | Path) -> None:

@@ -33,7 +33,7 @@ import pandas as pd
 from formats.record import RecordWriter, finalize, files
 from formats.record.derive import Derived, derive, in_order, timeseries_columns, write_csv
 from formats.record.finalize import in_flight_window
-from formats.record.ledger import check
+from formats.record.ledger import check, check_user_messages, typed_messages
 from formats.record.writer import tool_version
 from formats.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Testbed, load as load_calibration
@@ -134,14 +134,17 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         else:
             sample = min(size.agents, LEDGER_SAMPLE)
             sent: list[tuple[str, str, int, float]] = []
+            received: list[tuple[str, str, float, bool]] = []
             world = World(model_scenario, model_cal, clients=size.agents,
                           options=ModelOptions(message_clients=sample, keep_all_records=False),
                           on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace,
                           testbed=testbed)
+            world.server.on_received = lambda *row: received.append(row)
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
-            derived = derive(in_order(world.records), end)
-            ledger = _ledger(derived, sent, sample, size.clients)
+            records = in_order(world.records)
+            derived = derive(records, end)
+            ledger = _ledger(derived, records, sent, received, sample, size.clients)
             _write_tables(out, derived, size, message_scale(size.clients, sample))
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
         if end < scenario.duration:
@@ -208,8 +211,10 @@ def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
 
-def _ledger(d: Derived, sent: list[tuple[str, str, int, float]], sample: int, clients: int) -> dict:
-    """The sampled clients' ledger judged by `formats.record.ledger.check`, scaled to the fleet.
+def _ledger(d: Derived, records: list[dict], sent: list[tuple[str, str, int, float]],
+            received: list[tuple[str, str, float, bool]], sample: int, clients: int) -> dict:
+    """The sampled clients' ledger in both directions, judged by `formats.record.ledger` as a full
+    record is, scaled to the fleet (`user_messages`: what they typed against what the server stored).
 
     The same Jepsen rule as a full ledger: a message counts as lost only when its client is
     connected when the run ends and it was sent before the in-flight window; a message to a
@@ -221,5 +226,8 @@ def _ledger(d: Derived, sent: list[tuple[str, str, int, float]], sample: int, cl
     table = pd.concat([sent_rows, shown], ignore_index=True)
     connections = pd.DataFrame.from_records(d.connections, columns=list(files.CONNECTION_COLUMNS))
     judged = check(table, connections, in_flight_window(1.0))
+    stored = pd.DataFrame.from_records(received, columns=list(files.RECEIVED_COLUMNS))
+    typed = check_user_messages(typed_messages(records), stored, connections, in_flight_window(1.0))
     scale = message_scale(clients, sample)
-    return {k: round(v * scale) for k, v in judged.to_dict().items()}
+    return {**{k: round(v * scale) for k, v in judged.to_dict().items()},
+            files.LEDGER_USER: {k: round(v * scale) for k, v in typed.to_dict().items()}}

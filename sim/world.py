@@ -26,7 +26,8 @@ from system.server.lifecycle import EXPIRY_GRACE_S
 from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
 
-TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed"})
+# "sent": what the message sample typed, for the user-message ledger (only those clients type)
+TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent"})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from system.units import format_duration
 # what one event of a counted metric is called (plural)
 NOUNS = {
     "http_403": "HTTP 403s", "manual_refreshes": "manual refreshes", "lost_messages": "lost messages",
+    "lost_user_messages": "typed messages lost", "duplicated_user_messages": "typed messages duplicated",
     "duplicates_displayed": "duplicates displayed", "duplicates": "duplicates displayed",
     "reordered_messages": "reordered messages", "unexpected_messages": "unexpected messages",
     "attempts": "connection attempts", "reconnects": "reconnects", "opens": "connections opened",

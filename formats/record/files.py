@@ -29,3 +29,5 @@ TIMESERIES_COLUMNS = ("t", "attempts", "reconnects", "opens", "closes", "active"
                       "manual_refreshes", "displayed", "duplicates")
 LEDGER_COLUMNS = ("kind", "client", "conversation", "msg_id", "seq", "t")
 LEDGER_SUMMARY_KEYS = ("sent", "displayed", "lost", "duplicates", "reordered")
+# ledger_summary.json's object for the other direction (a sampled model: no received.csv to judge)
+LEDGER_USER = "user_messages"

@@ -100,8 +100,11 @@ def ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> LedgerSu
 
 
 def user_ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> UserLedgerSummary | None:
-    """User messages lost or duplicated on the way to the server; None without `received.csv` or
-    the clients' events (a model sampled above its exact size records neither)."""
+    """User messages lost or duplicated on the way to the server; a model sampled above its exact
+    size judged its message sample itself (`ledger_summary.json`); None without either."""
+    judged = (rec.ledger_summary or {}).get(files.LEDGER_USER)
+    if isinstance(judged, dict):
+        return UserLedgerSummary(**judged)
     received = read_received(rec.path(files.RECEIVED))
     if received is None or not rec.has(files.EVENTS):
         return None

@@ -9,6 +9,7 @@ import copy
 from pathlib import Path
 from typing import Any, Mapping
 
+from formats import calibration
 from system.errors import UsageError
 from formats.scenario.model import (
     CLIENT_TIMES, DURATION_PARAMS, FAULT_PARAMS, Admission, ClientProfile, Fault, FleetSpec, Heartbeat,
@@ -155,7 +156,8 @@ def _system(doc: Mapping[str, Any]) -> SystemSpec:
             handshake_rate=parse_rate(admission["handshake_rate"]) if "handshake_rate" in admission else None,
         ),
         live_expiry=bool(doc.get("live_expiry", defaults.live_expiry)),
-        restart_downtime=parse_duration(doc.get("restart_downtime", defaults.restart_downtime)),
+        restart_downtime=(parse_duration(doc["restart_downtime"]) if "restart_downtime" in doc
+                          else calibration.restart_downtime()),
     )
 
 

@@ -6,7 +6,9 @@ import json
 import pytest
 
 from commands.cli import UsageError
+from formats.calibration import restart_downtime
 from formats.scenario import from_dict
+from formats.scenario import load as load_scenario
 from sim.replicate import interval, replicate
 from commands.sweep import parse_vary, sweep
 from commands.validate import agrees, error_table
@@ -103,6 +105,16 @@ def test_calibrate_measures_a_real_server(tmp_path):
     save(cal, tmp_path / "cal.json")
     again, name = load(tmp_path / "cal.json")
     assert again == cal and name.endswith("cal.json")
+    # what a scenario that states no restart downtime takes, read from the file calibrate wrote
+    assert restart_downtime(tmp_path / "cal.json") == cal.restart_downtime_s
+
+
+def test_a_scenario_without_a_restart_downtime_takes_the_calibrated_one(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nduration: 1h\nfleet: {clients: 2}\n")
+    assert load_scenario(path).system.restart_downtime == restart_downtime() > 0
+    path.write_text("name: s\nduration: 1h\nsystem: {restart_downtime: 7s}\nfleet: {clients: 2}\n")
+    assert load_scenario(path).system.restart_downtime == 7
 
 
 def test_both_engines_unable_to_estimate_agree():

@@ -56,3 +56,31 @@ def test_duplicates_agree_across_summary_ledger_timeseries_and_report(tmp_path, 
     assert (f"each simulated client stood for {weight}" in report) == (weight > 1)
     # sent messages are scaled the same way: about one per client every 5 min over the 2 h
     assert ledger["sent"] == pytest.approx(clients * 2 * 60 / 5, rel=0.15)
+
+
+def partitioned_chat(profile: str, clients: int):
+    """A partition blackholes a third of the fleet for two minutes while its users type: the legacy
+    client sends into the dead socket and never resends; the fixed one resends what was not acked."""
+    return from_dict({
+        "name": "typed-lost", "seed": 3, "duration": "1h",
+        "system": {"behaviour": profile, "token_ttl": "15m"},
+        "fleet": {"clients": clients, "profile": profile, "arrival": {"ramp": "1m"},
+                  "messages": {"every": "1m"}},
+        "faults": [{"at": "30m", "for": "2m", "kind": "partition", "fraction": 0.3}],
+    })
+
+
+@pytest.mark.parametrize("profile", ["legacy", "fixed"])
+def test_a_sampled_run_judges_the_messages_users_typed(tmp_path, profile):
+    """Above its exact size the model still judges the client-to-server direction, on its message
+    sample scaled to the fleet, as a full record is judged from received.csv."""
+    sampled = simulate(partitioned_chat(profile, 2 * LEDGER_SAMPLE), tmp_path / "sampled", exact_limit=0)
+    exact = simulate(partitioned_chat(profile, 2 * LEDGER_SAMPLE), tmp_path / "exact")
+    assert sampled["user_messages_sent"] > 0 and exact["user_messages_sent"] > 0
+    if profile == "legacy":
+        assert sampled["lost_user_messages"] > 0 and exact["lost_user_messages"] > 0
+    else:
+        assert sampled["lost_user_messages"] == exact["lost_user_messages"] == 0
+    scale = 2  # fleet clients per sampled client
+    assert sampled["user_messages_sent"] % scale == 0
+    assert abs(sampled["user_messages_sent"] - exact["user_messages_sent"]) <= 0.1 * exact["user_messages_sent"]
