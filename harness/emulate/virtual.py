@@ -428,7 +428,8 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
             leftovers = asyncio.all_tasks(loop)  # an interrupted fleet's helpers: ended, not destroyed pending
             for task in leftovers:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+            if leftovers:
+                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
             loop.close()
         finally:
             writer.close()
