@@ -147,8 +147,8 @@ class Calibration:
     # The server is one process: its token endpoint and its handshakes queue for the same CPU, so a
     # herd that refreshes before it reconnects (a mass expiry) is spread by both service times. A token
     # request holds one of the accept path's servers for `token_service` (measured as 1 / the throughput
-    # of a refresh burst); None models the token service as pure `token_latency` beside the accept
-    # path (an external identity provider).
+    # of a refresh burst); None models its cost as pure `token_latency` beside the accept path (the
+    # virtual clock, where CPU takes no time). Either way the endpoint is the server's: down with it.
     token_service: Dist | None = None
     # A close the server makes (4401 after an error frame, 1013 shed, 1012 restart, 1011 keepalive)
     # ends when the server has read the client's close reply, which queues on the same CPU: a mass

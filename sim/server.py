@@ -160,11 +160,11 @@ class TokenService:
     def fetch(self, client: "SimClient", done: Callable[..., None], refresh: bool = False) -> None:
         """A login (`refresh` False) or a refresh presenting the client's refresh token; `done(ok,
         status, token, expires, refresh_token)` gets the answer."""
-        if self.cpu is None:
-            self.env.call_in(self.latency(), self._answer, client, done, refresh)
-            return
         if not self.server_up():  # the token endpoint is down with the server: refused at once
             self.env.call_in(self.refused_after, done, False, None, None, None)
+            return
+        if self.cpu is None:
+            self.env.call_in(self.latency(), self._answer, client, done, refresh)
             return
         self.cpu.serve(self.service, self._answer, client, done, refresh)
 
@@ -188,11 +188,14 @@ class TokenService:
         (or the token latency of an external service). The calm path (`SimClient.wake`) uses it."""
         return self.latency() if self.cpu is None else self.service()
 
-    def serve_on(self, cpu: Slots, service: Callable[[], float], server_up: Callable[[], bool],
-                 refused_after: float) -> None:
-        """Requests queue for the server's `cpu` slots and hold one for `service` (not pure latency),
-        and are refused while the server is down (a restart takes the token endpoint with it)."""
-        self.cpu, self.service, self.server_up, self.refused_after = cpu, service, server_up, refused_after
+    def served_by(self, server_up: Callable[[], bool], refused_after: float) -> None:
+        """The endpoints are the server's own: refused while it is down (a restart takes them with
+        it), whatever their cost."""
+        self.server_up, self.refused_after = server_up, refused_after
+
+    def serve_on(self, cpu: Slots, service: Callable[[], float]) -> None:
+        """Requests queue for the server's `cpu` slots and hold one for `service` (not pure latency)."""
+        self.cpu, self.service = cpu, service
 
     def verify(self, token: AccessClaims | None, user: str) -> AccessClaims | AuthError:
         """As the server's `verify`: the token's claims if they hold now, else why not."""

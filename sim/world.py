@@ -70,10 +70,10 @@ class World:
         if testbed is not None:  # validate: the emulation's load generator shares the server's CPUs
             self.testbed = TestbedModel(self.env, testbed, draws.numpy_stream(seed, "sim:testbed"))
             self.server.handshake = self.testbed.on_cores(self.server.handshake)
+        self.tokens.served_by(lambda: self.server.up, calibration.refused_after_s)
         if calibration.token_service is not None:  # one server process: refreshes queue with handshakes
             self.tokens.serve_on(self.server.handshake,
-                                 Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")),
-                                 lambda: self.server.up, calibration.refused_after_s)
+                                 Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")))
         self.config = client_config(scenario)
         self.records: list[dict] = []
         self._sink = sink

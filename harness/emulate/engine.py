@@ -38,7 +38,7 @@ from harness.emulate.host import fd_limit, host_facts
 from harness.emulate.live import LiveView
 from harness.emulate.plan import Plan, Step, make_plan, timeline
 from harness.emulate.procs import ManagedProcess
-from harness.emulate.scrape import parse_metrics
+from harness.emulate.scrape import scrape_until
 from harness.emulate.selfcheck import CpuShare, merge as merge_self_check
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import (
@@ -309,17 +309,8 @@ class _Run:
     async def _scrape(self, writer: RecordWriter, stop: asyncio.Event, wall_end: float) -> None:
         every = max(1.0, (wall_end - self.origin_unix) / SCRAPES_PER_RUN)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            while not stop.is_set() and time.time() <= wall_end + every:
-                try:
-                    async with http.get(f"{self.endpoints.http_url}/metrics") as r:
-                        text = await r.text()
-                    writer.scrape(round(self.clock(), 3), self._with_memory(parse_metrics(text)))
-                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-                    pass  # the server is restarting: a gap in the scrapes is the truth
-                try:
-                    await asyncio.wait_for(stop.wait(), every)
-                except asyncio.TimeoutError:
-                    pass
+            await scrape_until(http, lambda: f"{self.endpoints.http_url}/metrics", writer, self.clock, every,
+                               lambda: time.time() <= wall_end + every, stop, self._with_memory)
 
     def _with_memory(self, samples: list[dict]) -> list[dict]:
         """Add the server process's resident memory when its own exposition lacks it (a

@@ -46,7 +46,7 @@ from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import WorkerSpec, run_clients
 from harness.emulate.host import fd_limit, host_facts
 from harness.emulate.plan import Step, make_plan, timeline
-from harness.emulate.scrape import parse_metrics
+from harness.emulate.scrape import parse_metrics, scrape_until
 from harness.emulate.timescale import TimeScale
 from harness.emulate.topology import Endpoints, ProxyControl, ServerOptions
 from formats.record import RecordWriter
@@ -278,7 +278,9 @@ class _VirtualRun:
             fleet = loop.create_task(run_clients(spec, Clock(self.origin_loop, 1.0), tallies))
             faults = loop.create_task(run_timeline(timeline(plan.faults, scenario.duration), applier, self.clock,
                                                    stop, self._fault_error, self._fault_applied))
-            scraper = loop.create_task(self._scrape(http, endpoints, writer, stop))
+            scraper = loop.create_task(scrape_until(  # the harness's in-loop scraper, on scenario time
+                http, lambda: f"{endpoints.http_url}/metrics", writer, self.clock,
+                scenario.duration / SCRAPES_PER_RUN, lambda: self.clock() <= scenario.duration, stop))
             watcher = loop.create_task(self._watch(tallies, stop))
             try:
                 result = await fleet
@@ -298,22 +300,6 @@ class _VirtualRun:
     def _fault_applied(self, step: Step, began: float, took: float) -> None:
         self.fault_events.append({"t": began, "client": "harness", "kind": f"fault_{step.action}",
                                   "fault": step.fault.kind, "index": step.index, "applied_in_s": round(took, 3)})
-
-    async def _scrape(self, http: aiohttp.ClientSession, endpoints: Endpoints, writer: RecordWriter,
-                      stop: asyncio.Event) -> None:
-        """The harness's in-loop scraper: /metrics every duration / SCRAPES_PER_RUN scenario seconds."""
-        every = self.scenario.duration / SCRAPES_PER_RUN
-        while not stop.is_set() and self.clock() <= self.scenario.duration:
-            try:
-                async with http.get(f"{endpoints.http_url}/metrics") as r:
-                    text = await r.text()
-                writer.scrape(round(self.clock(), 3), parse_metrics(text))
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-                pass  # the server is restarting: a gap in the scrapes is the truth
-            try:
-                await asyncio.wait_for(stop.wait(), every)
-            except asyncio.TimeoutError:
-                pass
 
     async def _watch(self, tallies: _Tallies, stop: asyncio.Event) -> None:
         """Progress for the caller every TALLY_EVERY_S of scenario time; without a caller, a

@@ -1,6 +1,8 @@
 """Every fault kind of the scenario schema, as the model reads it, leaves its own mark."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from formats.record import RunRecord
@@ -107,3 +109,26 @@ def test_a_one_way_blackhole_lets_refreshes_through_and_loses_their_answers(tmp_
     for r in rejected:  # each such client then logs in anew, successfully
         assert any(e["client"] == r["client"] and e["t"] > r["t"] and not e["refresh"] and e["ok"] for e in one_way)
     assert not [e for e in tokens({"kind": "partition"}) if e["status"] == 401]
+
+
+@pytest.mark.parametrize("virtual", [False, True])
+def test_token_requests_fail_while_the_server_restarts(tmp_path, virtual):
+    """The token endpoints are the server's own, so a restart takes them down with it, whether a
+    refresh costs a slot of the server's CPU (the wall clock's calibration) or nothing (the virtual
+    clock's): a client that refreshes before it reconnects during the downtime is refused there, as
+    the real server refuses it, and never reaches a handshake with a token the server did not give."""
+    from sim.calibration import load
+
+    cal = load()[0]
+    cal = cal.on_virtual_clock(5.0) if virtual else cal
+    sc = from_dict({
+        "name": "restart-tokens", "seed": 4, "duration": "30m",
+        "system": {"behaviour": "fixed", "token_ttl": "2h"},
+        "fleet": {"clients": 60, "profile": "fixed", "restart_window": "2s"},
+        "faults": [{"at": AT, "for": "5s", "kind": "server_restart", "mode": "graceful"}],
+    })
+    simulate(sc, tmp_path / "run", calibration=cal)
+    events = RunRecord(tmp_path / "run").path("events.jsonl").read_text().splitlines()
+    down = [e for e in map(json.loads, events) if AT < e["t"] < AT + 5 and e["kind"] in ("token", "attempt")]
+    assert any(e["kind"] == "token" and not e["ok"] for e in down)
+    assert not any(e["kind"] == "token" and e["ok"] for e in down)
