@@ -30,6 +30,7 @@ class ChatServer:
         self._runner: web.AppRunner | None = None
         self._stopped = False
         self._watch: asyncio.Task | None = None
+        self._owed: asyncio.Task | None = None
         self.ws_url = self.http_url = ""
 
     async def start(self) -> None:
@@ -55,6 +56,8 @@ class ChatServer:
             self._watchdog.run(lambda: [s.ws for s in self.state.sessions.values()]))
         self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,
                              legacy_traits=sorted(cfg.legacy_traits))
+        # what a previous run acked and never answered, answered before or beside the reconnects
+        self._owed = asyncio.get_running_loop().create_task(self.handler.answer_unanswered(cfg.answer_unanswered))
 
     def _reset(self) -> None:
         """A connection reset before its handshake: the descriptors are spoken for."""
@@ -68,8 +71,9 @@ class ChatServer:
         if self._stopped:
             return
         self._stopped = True
-        if self._watch is not None:
-            self._watch.cancel()
+        for task in (self._watch, self._owed):
+            if task is not None:
+                task.cancel()
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)

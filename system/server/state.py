@@ -58,6 +58,7 @@ class ServerState:
         self.metrics = ServerMetrics(agent=self.agent_name)
         self.sessions: dict[str, Session] = {}
         self.by_conversation: dict[str, set[Session]] = {}
+        self.answering: set[tuple[str, str]] = set()  # (conversation, message id) the agent is answering now
         self.handshakes = 0
         self.descriptor_resets = 0  # TCP connections reset before a handshake (descriptors spoken for)
         self.opened = 0

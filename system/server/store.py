@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from system.server.delivery import LoggedMessage, logged, replay
 from system.server.tokens import RefreshRecord
@@ -29,9 +31,24 @@ CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER 
 CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, digest TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS user_messages (
-    conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL);
+    conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL,
+    text TEXT, v TEXT);
 CREATE INDEX IF NOT EXISTS user_messages_by_id ON user_messages (conversation_id, id);
 """
+#: columns added to a table after its first release: (table, column, declaration), added to an older file
+_ADDED_COLUMNS = (("user_messages", "text", "TEXT"), ("user_messages", "v", "TEXT"))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One receipt of a user message: what the agent needs to answer it (`text`, `v`) and the row
+    (`rowid`) its answer marks."""
+
+    rowid: int
+    conversation_id: str
+    id: str
+    text: str
+    v: str
 
 
 class Store:
@@ -42,6 +59,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        for table, column, declaration in _ADDED_COLUMNS:
+            if column not in {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self._last_seq: dict[str, int] = {}
         self._generations: dict[str | None, int] = {}  # None: the global one; this process is the only writer
         self._owners: dict[str, str] = {}  # read through: a reconnect costs no write transaction
@@ -170,15 +190,46 @@ class Store:
         return owner
 
     # user messages (the other direction of the ledger) ----------------------
-    def receive(self, conversation_id: str, message_id: str, t: float, dedup: bool) -> bool:
-        """Log the receipt of a user message (committed before this returns: it survives a crash);
-        True when it is to be answered, False for a resend of one already answered (with `dedup`)."""
-        answer = not dedup or self.db.execute(
+    def receive(self, conversation_id: str, message_id: str, t: float, text: str, version: str) -> Receipt:
+        """Log the receipt of a user message, unanswered (committed before this returns: it survives
+        a crash, and a server started on this file answers it: `unanswered`)."""
+        cur = self.db.execute(
+            "INSERT INTO user_messages(conversation_id, id, t, answered, text, v) VALUES (?, ?, ?, 0, ?, ?)",
+            (conversation_id, message_id, t, text, version))
+        return Receipt(cur.lastrowid, conversation_id, message_id, text, version)
+
+    def answered(self, conversation_id: str, message_id: str) -> bool:
+        """Whether some receipt of this message id has been answered (a resend of it is not)."""
+        return self.db.execute(
             "SELECT 1 FROM user_messages WHERE conversation_id=? AND id=? AND answered=1 LIMIT 1",
-            (conversation_id, message_id)).fetchone() is None
-        self.db.execute("INSERT INTO user_messages(conversation_id, id, t, answered) VALUES (?, ?, ?, ?)",
-                        (conversation_id, message_id, t, int(answer)))
-        return answer
+            (conversation_id, message_id)).fetchone() is not None
+
+    def answer(self, receipt: Receipt, replies: Iterable[tuple[str, float, dict]]) -> list[LoggedMessage]:
+        """Log the replies `(message_id, t, body)` to `receipt` and mark it answered, in one
+        transaction: a crash leaves the message either answered or still to be answered, never
+        half of it, nor answered twice."""
+        conversation_id, out = receipt.conversation_id, []
+        last = self.last_seq(conversation_id)
+        with self.db:
+            for message_id, t, body in replies:  # each takes the next seq, which its frame carries
+                m = logged(conversation_id, last, message_id, t, body)
+                self.db.execute(
+                    "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",
+                    (conversation_id, m.seq, message_id, t, json.dumps(m.frame, separators=(",", ":"))))
+                out.append(m)
+                last = m.seq
+            self.db.execute("UPDATE user_messages SET answered=1 WHERE rowid=?", (receipt.rowid,))
+        self._last_seq[conversation_id] = last  # after the commit: a rolled-back seq is given again
+        return out
+
+    def unanswered(self, limit: int) -> list[Receipt]:
+        """Up to `limit` messages received and never answered, oldest first (each by its first
+        receipt): what a server that crashed between `ack` and answer still owes."""
+        rows = self.db.execute(
+            "SELECT u.rowid, u.conversation_id, u.id, u.text, u.v FROM user_messages u JOIN ("
+            " SELECT MIN(rowid) AS first FROM user_messages WHERE text IS NOT NULL GROUP BY conversation_id, id"
+            " HAVING MAX(answered) = 0 ORDER BY first LIMIT ?) ON u.rowid = first ORDER BY u.rowid", (limit,))
+        return [Receipt(*row) for row in rows]
 
     def user_messages(self) -> list[tuple[str, str, float, bool]]:
         """Every receipt: (conversation_id, id, t, answered), in the order received."""
@@ -192,15 +243,6 @@ class Store:
                 "SELECT MAX(seq) FROM messages WHERE conversation_id=?", (conversation_id,)).fetchone()
             self._last_seq[conversation_id] = row[0] or 0
         return self._last_seq[conversation_id]
-
-    def append(self, conversation_id: str, message_id: str, t: float, body: dict) -> LoggedMessage:
-        """Give the next seq of the conversation and log the frame; the frame gets its seq here."""
-        m = logged(conversation_id, self.last_seq(conversation_id), message_id, t, body)
-        self.db.execute(
-            "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",
-            (conversation_id, m.seq, message_id, t, json.dumps(m.frame, separators=(",", ":"))))
-        self._last_seq[conversation_id] = m.seq
-        return m
 
     def messages_after(self, conversation_id: str, last_seq: int, limit: int = -1) -> list[LoggedMessage]:
         """The logged messages with seq > last_seq, in order; at most `limit` (-1: all)."""
