@@ -6,13 +6,14 @@ import asyncio
 import signal
 
 from aiohttp import web
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, serve
 
 from system.server.agent_port import AgentBackend
 from system.server.config import ServerConfig
 from system.server.fdlimit import accept_backlog, ceiling, guarded_connection, raise_soft_limit
 from system.server.flow import SendWatchdog
 from system.server.http_api import build_app
+from system.server.keepalive import keepalive_connection
 from system.server.lifecycle import shutdown
 from system.server.logs import EventLog
 from system.server.state import ServerState
@@ -41,8 +42,9 @@ class ChatServer:
             max_size=cfg.max_frame_bytes, compression=None,
             ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
             close_timeout=cfg.close_timeout, server_header=None, backlog=accept_backlog(self.fd_limit),
-            create_connection=guarded_connection(ceiling(self.fd_limit), self._reset,
-                                                 _counting_pings(self.state.metrics)))
+            create_connection=guarded_connection(ceiling(self.fd_limit), self._reset, keepalive_connection(
+                self.state.metrics["ws_messages_total"].labels(direction="out", type="keepalive_ping"),
+                cfg.close_timeout)))
         ws_port = self._ws.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -98,20 +100,6 @@ class ChatServer:
 
     async def __aexit__(self, *exc) -> None:
         await self.shutdown()
-
-
-def _counting_pings(metrics) -> type[ServerConnection]:
-    """Connections that count the keepalive pings they send (`ws_messages_total{direction="out",
-    type="keepalive_ping"}`), so a run shows the heartbeat's real rate."""
-    counter = metrics["ws_messages_total"].labels(direction="out", type="keepalive_ping")
-
-    class KeepaliveCounting(ServerConnection):
-        async def ping(self, data=None):
-            waiter = await super().ping(data)
-            counter.inc()
-            return waiter
-
-    return KeepaliveCounting
 
 
 async def serve_until_signalled(server: ChatServer, announce) -> None:
