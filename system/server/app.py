@@ -42,9 +42,10 @@ class ChatServer:
             max_size=cfg.max_frame_bytes, compression=None,
             ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
             close_timeout=cfg.close_timeout, server_header=None, backlog=accept_backlog(self.fd_limit),
-            create_connection=guarded_connection(ceiling(self.fd_limit), self._reset, keepalive_connection(
+            create_connection=guarded_connection(ceiling(self.fd_limit), self.state.accepting, keepalive_connection(
                 self.state.metrics["ws_messages_total"].labels(direction="out", type="keepalive_ping"),
                 cfg.close_timeout)))
+        self.state.accepting.server = self._ws.server
         ws_port = self._ws.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -60,11 +61,6 @@ class ChatServer:
                              legacy_traits=sorted(cfg.legacy_traits))
         # what a previous run acked and never answered, answered before or beside the reconnects
         self._owed = asyncio.get_running_loop().create_task(self.handler.answer_unanswered(cfg.answer_unanswered))
-
-    def _reset(self) -> None:
-        """A connection reset before its handshake: the descriptors are spoken for."""
-        self.state.descriptor_resets += 1
-        self.state.metrics["ws_handshake_rejections_total"].labels(status="reset").inc()
 
     async def shutdown(self, crash: bool = False) -> None:
         """Stop accepting, then close every connection with 1012 (fixed) or drop them

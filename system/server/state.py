@@ -15,7 +15,7 @@ from system.server.agent_port import AgentBackend, load_backend
 from system.server.auth import TokenService
 from system.server.auth_limits import AuthLimits
 from system.server.config import ServerConfig
-from system.server.fdlimit import default_max_connections, open_files_limit
+from system.server.fdlimit import AcceptGate, default_max_connections, open_files_limit
 from system.server.lifecycle import LiveExpiry
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
@@ -60,7 +60,7 @@ class ServerState:
         self.by_conversation: dict[str, set[Session]] = {}
         self.answering: set[tuple[str, str]] = set()  # (conversation, message id) the agent is answering now
         self.handshakes = 0
-        self.descriptor_resets = 0  # TCP connections reset before a handshake (descriptors spoken for)
+        self.accepting = AcceptGate()  # paused while the descriptors' share for WebSockets is taken
         self.opened = 0
         self.messages_sent = 0
         self.closes_by_code: dict[int, int] = {}
@@ -113,7 +113,7 @@ class ServerState:
             "pid": os.getpid(),
             "admitted_active": self.admission.active,
             "max_connections": self.admission.config.max_connections,
-            "descriptor_resets": self.descriptor_resets,
+            "accept_pauses": self.accepting.pauses,
             "admission_rejected": self.admission.rejected,
             "closes_by_code": {str(k): v for k, v in sorted(self.closes_by_code.items())},
             "messages_sent": self.messages_sent,
