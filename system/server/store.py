@@ -208,18 +208,13 @@ class Store:
         """Log the replies `(message_id, t, body)` to `receipt` and mark it answered, in one
         transaction: a crash leaves the message either answered or still to be answered, never
         half of it, nor answered twice."""
-        conversation_id, out = receipt.conversation_id, []
-        last = self.last_seq(conversation_id)
-        with self.db:
-            for message_id, t, body in replies:  # each takes the next seq, which its frame carries
-                m = logged(conversation_id, last, message_id, t, body)
-                self.db.execute(
-                    "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",
-                    (conversation_id, m.seq, message_id, t, json.dumps(m.frame, separators=(",", ":"))))
-                out.append(m)
-                last = m.seq
-            self.db.execute("UPDATE user_messages SET answered=1 WHERE rowid=?", (receipt.rowid,))
-        self._last_seq[conversation_id] = last  # after the commit: a rolled-back seq is given again
+        try:
+            with self.db:
+                out = [self.append(receipt.conversation_id, message_id, t, body) for message_id, t, body in replies]
+                self.db.execute("UPDATE user_messages SET answered=1 WHERE rowid=?", (receipt.rowid,))
+        except BaseException:
+            self._last_seq.pop(receipt.conversation_id, None)  # read again: a rolled-back seq is given again
+            raise
         return out
 
     def unanswered(self, limit: int) -> list[Receipt]:
@@ -243,6 +238,16 @@ class Store:
                 "SELECT MAX(seq) FROM messages WHERE conversation_id=?", (conversation_id,)).fetchone()
             self._last_seq[conversation_id] = row[0] or 0
         return self._last_seq[conversation_id]
+
+    def append(self, conversation_id: str, message_id: str, t: float, body: dict) -> LoggedMessage:
+        """Give the next seq of the conversation and log the frame (in the caller's transaction,
+        if any); the frame gets its seq here."""
+        m = logged(conversation_id, self.last_seq(conversation_id), message_id, t, body)
+        self.db.execute(
+            "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",
+            (conversation_id, m.seq, message_id, t, json.dumps(m.frame, separators=(",", ":"))))
+        self._last_seq[conversation_id] = m.seq
+        return m
 
     def messages_after(self, conversation_id: str, last_seq: int, limit: int = -1) -> list[LoggedMessage]:
         """The logged messages with seq > last_seq, in order; at most `limit` (-1: all)."""
