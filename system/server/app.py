@@ -88,7 +88,7 @@ class ChatServer:
                 self.state.log.event("shutdown_timeout", pending=len(self._ws.connections))
         if self._runner is not None:
             await self._runner.cleanup()
-        self.state.store.close()
+        self.state.close(crash)
 
     async def __aenter__(self) -> "ChatServer":
         await self.start()

@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS user_messages (
     conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL,
     text TEXT, v TEXT);
 CREATE INDEX IF NOT EXISTS user_messages_by_id ON user_messages (conversation_id, id);
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    limiter TEXT NOT NULL, key TEXT NOT NULL, tokens REAL NOT NULL, last REAL NOT NULL,
+    full_at REAL NOT NULL, PRIMARY KEY (limiter, key));
 """
 #: columns added to a table after its first release: (table, column, declaration), added to an older file
 _ADDED_COLUMNS = (("user_messages", "text", "TEXT"), ("user_messages", "v", "TEXT"))
@@ -230,6 +233,21 @@ class Store:
         """Every receipt: (conversation_id, id, t, answered), in the order received."""
         rows = self.db.execute("SELECT conversation_id, id, t, answered FROM user_messages ORDER BY rowid")
         return [(c, i, t, bool(a)) for c, i, t, a in rows]
+
+    # rate limits ------------------------------------------------------------
+    def save_buckets(self, limiter: str, rows: list[tuple[str, float, float, float]], now: float) -> None:
+        """Store `(key, tokens, last, full_at)` buckets and delete those full by `now`."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO rate_buckets(limiter, key, tokens, last, full_at) VALUES (?, ?, ?, ?, ?)",
+                [(limiter, *row) for row in rows])
+            self.db.execute("DELETE FROM rate_buckets WHERE limiter=? AND full_at <= ?", (limiter, now))
+
+    def buckets(self, limiter: str, now: float) -> list[tuple[str, float, float]]:
+        """The stored buckets of `limiter` not full by `now`: (key, tokens, last)."""
+        return [tuple(row) for row in self.db.execute(
+            "SELECT key, tokens, last FROM rate_buckets WHERE limiter=? AND full_at > ? ORDER BY last",
+            (limiter, now))]
 
     # delivery log ---------------------------------------------------------
     def last_seq(self, conversation_id: str) -> int:
