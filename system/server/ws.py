@@ -244,8 +244,7 @@ class ChatHandler:
         receipt = self.state.store.receive(conversation_id, frame["id"], clock.now(), frame["text"], frame["v"])
         if acks:  # stored: the client may forget it (contract v1.1 adds this frame)
             self._push([session.ws], "ack", v=ACK_VERSION, ref=frame["id"])
-            if (conversation_id, frame["id"]) in self.state.answering or \
-                    self.state.store.answered(conversation_id, frame["id"]):
+            if self._taken(conversation_id, frame["id"]):
                 self.state.log.event("duplicate_dropped", conn=session.id, ref=frame["id"])
                 return
         await self._answer(receipt, [session.ws], conn=session.id)
@@ -256,18 +255,24 @@ class ChatHandler:
         acks nothing and answers what it gets). Returns how many were answered."""
         if limit < 1 or not delivery.acks(self.traits):
             return 0
-        owed = self.state.store.unanswered(limit)
-        for receipt in owed:
-            if (receipt.conversation_id, receipt.id) in self.state.answering:
-                continue  # a resend that arrived since the start is being answered already
+        answered = 0
+        for receipt in self.state.store.unanswered(limit):
+            if self._taken(receipt.conversation_id, receipt.id):
+                continue  # resent since the start, and answered (or being answered) as such
             try:
                 await self._answer(receipt, self._sockets(receipt.conversation_id), conn=None)
+                answered += 1
             except Exception as exc:  # one message's failure must not keep the others unanswered
                 self.state.log.event("handler_error", conversation=receipt.conversation_id,
                                      error=f"{type(exc).__name__}: {exc}")
-        if owed:
-            self.state.log.event("answered_unanswered", messages=len(owed), limit=limit)
-        return len(owed)
+        if answered:
+            self.state.log.event("answered_unanswered", messages=answered, limit=limit)
+        return answered
+
+    def _taken(self, conversation_id: str, message_id: str) -> bool:
+        """Whether this message is answered, or being answered: a resend of it is not answered."""
+        return (conversation_id, message_id) in self.state.answering or \
+            self.state.store.answered(conversation_id, message_id)
 
     async def _answer(self, receipt: Receipt, asker: list[ServerConnection], conn: str | None) -> None:
         """typing, then the agent's replies, logged with the receipt marked answered in one

@@ -46,8 +46,10 @@ class Gate:
     def __init__(self):
         self.entered = threading.Event()
         self.release = threading.Event()
+        self.calls = threading.Semaphore(0)  # one release per call: await each with acquire()
 
     def respond(self, conversation_id, text, request_version):
+        self.calls.release()
         self.entered.set()
         self.release.wait(10)
         return [{"agent": "gate", "text": text}]

@@ -12,12 +12,13 @@ import signal
 
 import aiohttp
 
+from system.server.store import Store
 from tests.server.backends import Gate
 from tests.server.conftest import Api, recv_json, recv_until
 
 
-def user_message(msg_id: str) -> str:
-    return json.dumps({"v": "1.0", "type": "user_message", "id": msg_id, "text": "hello"})
+def user_message(msg_id: str, text: str = "hello") -> str:
+    return json.dumps({"v": "1.0", "type": "user_message", "id": msg_id, "text": text})
 
 
 async def test_a_stored_message_is_acked_and_a_resend_answered_once(make_server):
@@ -91,6 +92,34 @@ async def test_a_resend_while_the_first_is_being_answered_is_acked_not_answered(
     assert len(log["messages"]) == 1
     _, received = await api.get("/admin/user-messages", admin=True)
     assert [m["answered"] for m in received["messages"]] == [True, False]
+
+
+async def test_what_a_start_owes_is_answered_once_even_when_resent_meanwhile(make_server, tmp_path):
+    """Two messages acked and never answered by a previous process: while the start answers the
+    first, the client resends both; each is answered exactly once."""
+    db = tmp_path / "owed.db"
+    store = Store(db)
+    store.claim("conv", "alice")
+    for msg_id in ("u1", "u2"):
+        store.receive("conv", msg_id, 1.0, f"text of {msg_id}", "1.0")
+    store.close()
+    gate = Gate()
+    _, api = await make_server(agent=gate, db_path=db)
+    assert await asyncio.to_thread(gate.calls.acquire, timeout=10)  # the start is answering u1
+    async with api.connect("conv", (await api.token())["access_token"]) as ws:
+        assert (await recv_json(ws))["type"] == "welcome"
+        for msg_id in ("u1", "u2"):  # the client's resends after its reconnect
+            await ws.send(user_message(msg_id, f"text of {msg_id}"))
+            assert await recv_until(ws, "ack") == {"v": "1.1", "type": "ack", "ref": msg_id}
+        assert await asyncio.to_thread(gate.calls.acquire, timeout=10)  # u2, answered as a resend
+        gate.release.set()
+        answers = [(await recv_until(ws, "assistant_message"))["text"] for _ in range(2)]
+    assert sorted(answers) == ["text of u1", "text of u2"]
+    _, log = await api.get("/admin/messages", admin=True)
+    assert len(log["messages"]) == 2  # the start, reaching u2, found it answered
+    _, received = await api.get("/admin/user-messages", admin=True)
+    assert sorted((m["id"], m["answered"]) for m in received["messages"]) == [
+        ("u1", False), ("u1", True), ("u2", False), ("u2", True)]
 
 
 def _agent_asked(fifo: int, timeout: float = 15.0) -> str:
