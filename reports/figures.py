@@ -23,7 +23,7 @@ MAX_CENSORED_MARKS = 500
 MARK_GAP = 0.04  # share of the time axis between two busiest-second marks
 LABEL_GAP = 0.025  # share of the time axis between two fault names (7-pt text turned upright is ~1.2%)
 LIFETIME_TICKS_S = (1, 10, 60, 600, 1800, 3600, 7200, 6 * 3600, 86400, 7 * 86400)
-CODE_COLOURS = {"1000": "#2da44e", "1006": "#8250df", "1011": "#cf222e", "1012": "#0969da",
+CODE_COLOURS = {"1000": "#2da44e", "1001": "#1a7f37", "1006": "#8250df", "1011": "#cf222e", "1012": "#0969da",
                 "1013": "#bf8700", "4401": "#fb8500", "4403": "#6e7781"}
 
 

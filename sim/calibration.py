@@ -150,7 +150,7 @@ class Calibration:
     # of a refresh burst); None models its cost as pure `token_latency` beside the accept path (the
     # virtual clock, where CPU takes no time). Either way the endpoint is the server's: down with it.
     token_service: Dist | None = None
-    # A close the server makes (4401 after an error frame, 1013 shed, 1012 restart, 1011 keepalive)
+    # A close the server makes (4401 after an error frame, 1013 shed, 1012 restart, 1001 keepalive)
     # ends when the server has read the client's close reply, which queues on the same CPU: a mass
     # expiry's closes complete one by one, between the refreshes their error frames started. Each
     # holds one of the accept path's servers for `close_service` (1 / the throughput of a close

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from system.client import events as ev
 from system.client.policy import REFRESH
-from sim.server import ABNORMAL, INTERNAL, Sock
+from sim.server import ABNORMAL, KEEPALIVE_TIMEOUT, Sock
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.world import World
@@ -348,13 +348,13 @@ class SimClient:
             fail()
 
     def watch_pings(self, s: Sock) -> None:
-        """Pings are dropped but data flows: the server's keepalive fails and it closes with 1011.
+        """Pings are dropped but data flows: the server's keepalive fails and it closes with 1001.
         A ping dropped before the fault ends still times out after it (its pong never comes)."""
         server = self.world.server
 
         def timed_out() -> None:
             if s.server_open:
-                server.close(s, INTERNAL, "keepalive ping timeout")
+                server.close(s, KEEPALIVE_TIMEOUT, "keepalive ping timeout")
 
         def ping() -> None:
             if self.pings_dropped and s.server_open:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sim.client import SimClient
     from sim.schedule import ModelEnvironment
 
-ABNORMAL, INTERNAL = wire.ABNORMAL, wire.INTERNAL_ERROR
+ABNORMAL, KEEPALIVE_TIMEOUT = wire.ABNORMAL, wire.KEEPALIVE_TIMEOUT
 AGENT = "real_estate"  # the agent the model's replies come from
 
 

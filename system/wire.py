@@ -11,6 +11,9 @@ ACK_VERSION = "1.1"  # v1.1 is v1.0 plus the server's `ack` of a stored user mes
 
 NORMAL = 1000
 GOING_AWAY = 1001
+#: a peer that answered no keepalive ping within the heartbeat timeout: gone, as far as the server
+#: knows (its fault or its network's, never the server's: not websockets' own 1011)
+KEEPALIVE_TIMEOUT = GOING_AWAY
 ABNORMAL = 1006  # no close frame was exchanged: never sent on the wire
 POLICY_VIOLATION = 1008  # repeated invalid frames
 TOO_BIG = 1009

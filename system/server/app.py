@@ -6,13 +6,14 @@ import asyncio
 import signal
 
 from aiohttp import web
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, serve
 
 from system.server.agent_port import AgentBackend
 from system.server.config import ServerConfig
 from system.server.fdlimit import accept_backlog, ceiling, guarded_connection, raise_soft_limit
 from system.server.flow import SendWatchdog
 from system.server.http_api import build_app
+from system.server.keepalive import keepalive_connection
 from system.server.lifecycle import shutdown
 from system.server.logs import EventLog
 from system.server.state import ServerState
@@ -30,6 +31,7 @@ class ChatServer:
         self._runner: web.AppRunner | None = None
         self._stopped = False
         self._watch: asyncio.Task | None = None
+        self._owed: asyncio.Task | None = None
         self.ws_url = self.http_url = ""
 
     async def start(self) -> None:
@@ -40,8 +42,10 @@ class ChatServer:
             max_size=cfg.max_frame_bytes, compression=None,
             ping_interval=cfg.heartbeat_interval, ping_timeout=cfg.heartbeat_timeout,
             close_timeout=cfg.close_timeout, server_header=None, backlog=accept_backlog(self.fd_limit),
-            create_connection=guarded_connection(ceiling(self.fd_limit), self._reset,
-                                                 _counting_pings(self.state.metrics)))
+            create_connection=guarded_connection(ceiling(self.fd_limit), self.state.accepting, keepalive_connection(
+                self.state.metrics["ws_messages_total"].labels(direction="out", type="keepalive_ping"),
+                cfg.close_timeout)))
+        self.state.accepting.server = self._ws.server
         ws_port = self._ws.sockets[0].getsockname()[1]
         self._runner = web.AppRunner(build_app(self.state), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -55,11 +59,8 @@ class ChatServer:
             self._watchdog.run(lambda: [s.ws for s in self.state.sessions.values()]))
         self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,
                              legacy_traits=sorted(cfg.legacy_traits))
-
-    def _reset(self) -> None:
-        """A connection reset before its handshake: the descriptors are spoken for."""
-        self.state.descriptor_resets += 1
-        self.state.metrics["ws_handshake_rejections_total"].labels(status="reset").inc()
+        # what a previous run acked and never answered, answered before or beside the reconnects
+        self._owed = asyncio.get_running_loop().create_task(self.handler.answer_unanswered(cfg.answer_unanswered))
 
     async def shutdown(self, crash: bool = False) -> None:
         """Stop accepting, then close every connection with 1012 (fixed) or drop them
@@ -68,8 +69,9 @@ class ChatServer:
         if self._stopped:
             return
         self._stopped = True
-        if self._watch is not None:
-            self._watch.cancel()
+        for task in (self._watch, self._owed):
+            if task is not None:
+                task.cancel()
         if self._ws is not None:
             self._ws.close(close_connections=False)
             connections = list(self._ws.connections)
@@ -86,7 +88,7 @@ class ChatServer:
                 self.state.log.event("shutdown_timeout", pending=len(self._ws.connections))
         if self._runner is not None:
             await self._runner.cleanup()
-        self.state.store.close()
+        self.state.close(crash)
 
     async def __aenter__(self) -> "ChatServer":
         await self.start()
@@ -94,20 +96,6 @@ class ChatServer:
 
     async def __aexit__(self, *exc) -> None:
         await self.shutdown()
-
-
-def _counting_pings(metrics) -> type[ServerConnection]:
-    """Connections that count the keepalive pings they send (`ws_messages_total{direction="out",
-    type="keepalive_ping"}`), so a run shows the heartbeat's real rate."""
-    counter = metrics["ws_messages_total"].labels(direction="out", type="keepalive_ping")
-
-    class KeepaliveCounting(ServerConnection):
-        async def ping(self, data=None):
-            waiter = await super().ping(data)
-            counter.inc()
-            return waiter
-
-    return KeepaliveCounting
 
 
 async def serve_until_signalled(server: ChatServer, announce) -> None:

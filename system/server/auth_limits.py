@@ -4,11 +4,19 @@ Issuing a token costs a signature and a stored refresh row, so a client hammerin
 or `/auth/refresh` (a credential-stuffing loop, a client stuck refreshing) is held to a rate:
 beyond it the endpoint answers 429 with `Retry-After`. A request counts against its address
 before its user is known, so guessing users from one address is bounded too.
+
+The buckets live on `clock.now()` (unix seconds) and are kept in the server's SQLite (`save`
+at most `SAVE_EVERY_S` after a request, and at shutdown; `load` at start), so a restart does not
+hand a client a full burst again: a crash forgets at most the last `SAVE_EVERY_S` of requests. A
+stored bucket is deleted once it would be full again.
 """
 from __future__ import annotations
 
 from system.server.config import ServerConfig
 from system.server.ratelimit import KeyedLimiter, Rate
+from system.server.store import Store
+
+SAVE_EVERY_S = 1.0
 
 
 class AuthLimits:
@@ -28,3 +36,19 @@ class AuthLimits:
             wait = self.users.take(user, now)
         self.refused += bool(wait)
         return wait
+
+    def _limiters(self) -> dict[str, KeyedLimiter]:
+        return {name: limiter for name, limiter in (("user", self.users), ("address", self.addresses))
+                if limiter is not None}
+
+    def save(self, store: Store, now: float) -> None:
+        """Store the buckets taken from since the last save; drop stored ones full by `now`."""
+        for name, limiter in self._limiters().items():
+            rows = limiter.changed()
+            store.save_buckets(name, [(key, tokens, last, limiter.full_at(tokens, last))
+                                      for key, tokens, last in rows], now)
+
+    def load(self, store: Store, now: float) -> None:
+        """Take back the buckets a previous process stored and that are not full by `now`."""
+        for name, limiter in self._limiters().items():
+            limiter.restore(store.buckets(name, now))

@@ -92,6 +92,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     store.add_argument("--agent", default="supervisor",
                        help="who answers user messages: supervisor (the real-estate supervisor), echo, "
                             "or module:Factory (default supervisor)")
+    store.add_argument("--answer-unanswered", type=int, default=100, metavar="N",
+                       help="at start, answer up to N stored user messages that were acked and never answered "
+                            "(the server died in between), oldest first; 0 for none (default 100)")
     store.add_argument("--agent-db", "--listings-db", type=Path, default=None,
                        help="listings database for --agent supervisor (`stormbench seed-db`; default: a small "
                             "5,000-listing database built once in ~/.cache/stormbench)")
@@ -114,7 +117,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, bool]:
         max_send_buffer=args.max_send_buffer, send_timeout=args.send_timeout, replay_page=args.replay_page,
         resume_rate=args.resume_rate, resume_burst=args.resume_burst, auth_user_rate=args.auth_user_rate,
         auth_user_burst=args.auth_user_burst, auth_address_rate=args.auth_address_rate,
-        auth_address_burst=args.auth_address_burst)
+        auth_address_burst=args.auth_address_burst, answer_unanswered=args.answer_unanswered)
     return config, generated
 
 

@@ -55,6 +55,9 @@ class ServerConfig:
     replay_page: int = 100           # messages per page of a `resume` replay, each page drained first
     resume_rate: float = 1.0         # `resume` frames per second per connection ...
     resume_burst: int = 5            # ... at most this many at once; beyond: error frame rate_limited
+    # stored user messages never answered (the server died between `ack` and answer) that a start
+    # answers through the agent, oldest first; the rest wait for the next start (0: none)
+    answer_unanswered: int = 100
     # /auth/token and /auth/refresh per user and per client address (None: unlimited); beyond: 429
     auth_user_rate: float | None = 5.0
     auth_user_burst: int = 20
@@ -77,6 +80,8 @@ class ServerConfig:
         for name in ("send_timeout", "resume_rate", "auth_user_rate", "auth_address_rate"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+        if self.answer_unanswered < 0:
+            raise ValueError(f"answer_unanswered: expected >= 0, got {self.answer_unanswered}")
         if self.max_invalid_frames < 1:
             raise ValueError(f"max_invalid_frames: expected >= 1, got {self.max_invalid_frames}")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from system import clock, wire
+from system import wire
 from system.server.ratelimit import retry_after
 from system.server.tokens import AuthError
 from system.server.state import ServerState
@@ -65,7 +65,7 @@ def _bad(field: str, expected: str) -> web.HTTPBadRequest:
 def _limited(request: web.Request, user: str | None) -> web.Response | None:
     """429 with Retry-After when this address or user asks for tokens too often."""
     state = request.app[STATE]
-    wait = state.auth_limits.check(request.remote, user, clock.monotonic())
+    wait = state.auth_limited(request.remote, user)
     if not wait:
         return None
     state.log.event("auth_rate_limited", path=request.path, user=user, peer=request.remote)

@@ -35,7 +35,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("ws_connections_opened_total", "counter", (), "WebSocket sessions opened (welcome sent)"),
     MetricSpec("ws_closes_total", "counter", ("code",),
                "WebSocket connections closed after the handshake, by close code (1006: no close frame)",
-               known=("1000", "1006", "1011", "1012", "1013", "4401", "4403")),
+               known=("1000", "1001", "1006", "1011", "1012", "1013", "4401", "4403")),
     MetricSpec("ws_connection_duration_seconds", "histogram", (),
                "Lifetime of WebSocket sessions, from welcome to close", DURATION_BUCKETS),
     MetricSpec("ws_handshake_rejections_total", "counter", ("status",),

@@ -44,22 +44,48 @@ class TokenBucket:
 class KeyedLimiter:
     """One bucket per key (a user, an address), remembering at most `max_keys` of them: the least
     recently used is forgotten first, so an attacker cycling keys costs bounded memory (a
-    forgotten key starts with a full bucket again)."""
+    forgotten key starts with a full bucket again).
+
+    The buckets can outlive the process: `changed()` hands out the buckets taken from since it was
+    last called (to be stored), `restore()` takes stored ones back (their times must then be on a
+    clock that survives a restart)."""
 
     def __init__(self, rate: Rate, max_keys: int = 10_000) -> None:
         self.rate = rate
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._changed: set[str] = set()
 
     def take(self, key: str, now: float) -> float:
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self.rate, now)
-            if len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
+            bucket = self._bucket(key, TokenBucket(self.rate, now))
         else:
             self._buckets.move_to_end(key)
+        self._changed.add(key)
         return bucket.take(now)
+
+    def _bucket(self, key: str, bucket: TokenBucket) -> TokenBucket:
+        self._buckets[key] = bucket
+        if len(self._buckets) > self.max_keys:
+            self._changed.discard(self._buckets.popitem(last=False)[0])
+        return bucket
+
+    def changed(self) -> list[tuple[str, float, float]]:
+        """(key, tokens, last) of every bucket taken from since the previous call."""
+        rows = [(k, self._buckets[k].tokens, self._buckets[k].last) for k in self._changed if k in self._buckets]
+        self._changed.clear()
+        return rows
+
+    def restore(self, rows: list[tuple[str, float, float]]) -> None:
+        """Take back buckets `changed()` handed out (by a previous process, say)."""
+        for key, tokens, last in rows:
+            bucket = self._bucket(key, TokenBucket(self.rate, last))
+            bucket.tokens = min(float(self.rate.burst), tokens)
+
+    def full_at(self, tokens: float, last: float) -> float:
+        """When a bucket left with `tokens` at `last` is full again (then it need not be kept)."""
+        return last + (self.rate.burst - tokens) / self.rate.per_s
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -13,9 +13,9 @@ from system import clock
 from system.server.admission import AdmissionConfig, AdmissionPolicy
 from system.server.agent_port import AgentBackend, load_backend
 from system.server.auth import TokenService
-from system.server.auth_limits import AuthLimits
+from system.server.auth_limits import SAVE_EVERY_S, AuthLimits
 from system.server.config import ServerConfig
-from system.server.fdlimit import default_max_connections, open_files_limit
+from system.server.fdlimit import AcceptGate, default_max_connections, open_files_limit
 from system.server.lifecycle import LiveExpiry
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
@@ -48,6 +48,8 @@ class ServerState:
         self.tokens = TokenService(self.store, secret=config.secret, access_ttl=config.token_ttl,
                                    refresh_ttl=config.refresh_ttl)
         self.auth_limits = AuthLimits(config)
+        self.auth_limits.load(self.store, clock.now())
+        self._limits_save: asyncio.TimerHandle | None = None
         self.admission = AdmissionPolicy(AdmissionConfig(
             max_connections=(config.max_connections if config.max_connections is not None
                              else default_max_connections(open_files_limit())),
@@ -58,12 +60,33 @@ class ServerState:
         self.metrics = ServerMetrics(agent=self.agent_name)
         self.sessions: dict[str, Session] = {}
         self.by_conversation: dict[str, set[Session]] = {}
+        self.answering: set[tuple[str, str]] = set()  # (conversation, message id) the agent is answering now
         self.handshakes = 0
-        self.descriptor_resets = 0  # TCP connections reset before a handshake (descriptors spoken for)
+        self.accepting = AcceptGate()  # paused while the descriptors' share for WebSockets is taken
         self.opened = 0
         self.messages_sent = 0
         self.closes_by_code: dict[int, int] = {}
         self.started = clock.monotonic()
+
+    def auth_limited(self, address: str | None, user: str | None) -> float:
+        """The auth rate limits' verdict on a token request (0.0: go ahead, else seconds to wait);
+        the buckets it moved are stored within `SAVE_EVERY_S`."""
+        wait = self.auth_limits.check(address, user, clock.now())
+        if self._limits_save is None:
+            self._limits_save = asyncio.get_running_loop().call_later(SAVE_EVERY_S, self._save_limits)
+        return wait
+
+    def _save_limits(self) -> None:
+        self._limits_save = None
+        self.auth_limits.save(self.store, clock.now())
+
+    def close(self, crash: bool = False) -> None:
+        """Store what is pending (unless this stop stands for a crash) and close the database."""
+        if self._limits_save is not None:
+            self._limits_save.cancel()
+            if not crash:
+                self._save_limits()
+        self.store.close()
 
     def add(self, session: Session) -> None:
         self.sessions[session.id] = session
@@ -112,7 +135,7 @@ class ServerState:
             "pid": os.getpid(),
             "admitted_active": self.admission.active,
             "max_connections": self.admission.config.max_connections,
-            "descriptor_resets": self.descriptor_resets,
+            "accept_pauses": self.accepting.pauses,
             "admission_rejected": self.admission.rejected,
             "closes_by_code": {str(k): v for k, v in sorted(self.closes_by_code.items())},
             "messages_sent": self.messages_sent,

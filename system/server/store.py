@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from system.server.delivery import LoggedMessage, logged, replay
 from system.server.tokens import RefreshRecord
@@ -29,9 +31,27 @@ CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER 
 CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, digest TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS user_messages (
-    conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL);
+    conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL,
+    text TEXT, v TEXT);
 CREATE INDEX IF NOT EXISTS user_messages_by_id ON user_messages (conversation_id, id);
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    limiter TEXT NOT NULL, key TEXT NOT NULL, tokens REAL NOT NULL, last REAL NOT NULL,
+    full_at REAL NOT NULL, PRIMARY KEY (limiter, key));
 """
+#: columns added to a table after its first release: (table, column, declaration), added to an older file
+_ADDED_COLUMNS = (("user_messages", "text", "TEXT"), ("user_messages", "v", "TEXT"))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One receipt of a user message: what the agent needs to answer it (`text`, `v`) and the row
+    (`rowid`) its answer marks."""
+
+    rowid: int
+    conversation_id: str
+    id: str
+    text: str
+    v: str
 
 
 class Store:
@@ -42,6 +62,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        for table, column, declaration in _ADDED_COLUMNS:
+            if column not in {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self._last_seq: dict[str, int] = {}
         self._generations: dict[str | None, int] = {}  # None: the global one; this process is the only writer
         self._owners: dict[str, str] = {}  # read through: a reconnect costs no write transaction
@@ -170,20 +193,61 @@ class Store:
         return owner
 
     # user messages (the other direction of the ledger) ----------------------
-    def receive(self, conversation_id: str, message_id: str, t: float, dedup: bool) -> bool:
-        """Log the receipt of a user message (committed before this returns: it survives a crash);
-        True when it is to be answered, False for a resend of one already answered (with `dedup`)."""
-        answer = not dedup or self.db.execute(
+    def receive(self, conversation_id: str, message_id: str, t: float, text: str, version: str) -> Receipt:
+        """Log the receipt of a user message, unanswered (committed before this returns: it survives
+        a crash, and a server started on this file answers it: `unanswered`)."""
+        cur = self.db.execute(
+            "INSERT INTO user_messages(conversation_id, id, t, answered, text, v) VALUES (?, ?, ?, 0, ?, ?)",
+            (conversation_id, message_id, t, text, version))
+        return Receipt(cur.lastrowid, conversation_id, message_id, text, version)
+
+    def answered(self, conversation_id: str, message_id: str) -> bool:
+        """Whether some receipt of this message id has been answered (a resend of it is not)."""
+        return self.db.execute(
             "SELECT 1 FROM user_messages WHERE conversation_id=? AND id=? AND answered=1 LIMIT 1",
-            (conversation_id, message_id)).fetchone() is None
-        self.db.execute("INSERT INTO user_messages(conversation_id, id, t, answered) VALUES (?, ?, ?, ?)",
-                        (conversation_id, message_id, t, int(answer)))
-        return answer
+            (conversation_id, message_id)).fetchone() is not None
+
+    def answer(self, receipt: Receipt, replies: Iterable[tuple[str, float, dict]]) -> list[LoggedMessage]:
+        """Log the replies `(message_id, t, body)` to `receipt` and mark it answered, in one
+        transaction: a crash leaves the message either answered or still to be answered, never
+        half of it, nor answered twice."""
+        try:
+            with self.db:
+                out = [self.append(receipt.conversation_id, message_id, t, body) for message_id, t, body in replies]
+                self.db.execute("UPDATE user_messages SET answered=1 WHERE rowid=?", (receipt.rowid,))
+        except BaseException:
+            self._last_seq.pop(receipt.conversation_id, None)  # read again: a rolled-back seq is given again
+            raise
+        return out
+
+    def unanswered(self, limit: int) -> list[Receipt]:
+        """Up to `limit` messages received and never answered, oldest first (each by its first
+        receipt): what a server that crashed between `ack` and answer still owes."""
+        rows = self.db.execute(
+            "SELECT u.rowid, u.conversation_id, u.id, u.text, u.v FROM user_messages u JOIN ("
+            " SELECT MIN(rowid) AS first FROM user_messages WHERE text IS NOT NULL GROUP BY conversation_id, id"
+            " HAVING MAX(answered) = 0 ORDER BY first LIMIT ?) ON u.rowid = first ORDER BY u.rowid", (limit,))
+        return [Receipt(*row) for row in rows]
 
     def user_messages(self) -> list[tuple[str, str, float, bool]]:
         """Every receipt: (conversation_id, id, t, answered), in the order received."""
         rows = self.db.execute("SELECT conversation_id, id, t, answered FROM user_messages ORDER BY rowid")
         return [(c, i, t, bool(a)) for c, i, t, a in rows]
+
+    # rate limits ------------------------------------------------------------
+    def save_buckets(self, limiter: str, rows: list[tuple[str, float, float, float]], now: float) -> None:
+        """Store `(key, tokens, last, full_at)` buckets and delete those full by `now`."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO rate_buckets(limiter, key, tokens, last, full_at) VALUES (?, ?, ?, ?, ?)",
+                [(limiter, *row) for row in rows])
+            self.db.execute("DELETE FROM rate_buckets WHERE limiter=? AND full_at <= ?", (limiter, now))
+
+    def buckets(self, limiter: str, now: float) -> list[tuple[str, float, float]]:
+        """The stored buckets of `limiter` not full by `now`: (key, tokens, last)."""
+        return [tuple(row) for row in self.db.execute(
+            "SELECT key, tokens, last FROM rate_buckets WHERE limiter=? AND full_at > ? ORDER BY last",
+            (limiter, now))]
 
     # delivery log ---------------------------------------------------------
     def last_seq(self, conversation_id: str) -> int:
@@ -194,7 +258,8 @@ class Store:
         return self._last_seq[conversation_id]
 
     def append(self, conversation_id: str, message_id: str, t: float, body: dict) -> LoggedMessage:
-        """Give the next seq of the conversation and log the frame; the frame gets its seq here."""
+        """Give the next seq of the conversation and log the frame (in the caller's transaction,
+        if any); the frame gets its seq here."""
         m = logged(conversation_id, self.last_seq(conversation_id), message_id, t, body)
         self.db.execute(
             "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",

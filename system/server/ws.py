@@ -28,6 +28,7 @@ from system.server.handshake import Outcome
 from system.server.lifecycle import LiveExpiry
 from system.server.ratelimit import Rate, TokenBucket
 from system.server.state import ServerState, Session
+from system.server.store import Receipt
 from system.server.tokens import AuthError
 
 PATH = re.compile(r"^/ws/chat/([A-Za-z0-9._~-]{1,128})$")
@@ -236,41 +237,78 @@ class ChatHandler:
         self.state.log.event("auth_refreshed", conn=session.id, user=session.user)
 
     async def _converse(self, session: Session, frame: dict) -> None:
-        """typing, then the agent's replies, each logged before it is fanned out to every
-        open socket of the conversation."""
+        """Store the message, ack it (fixed), then answer it unless it is a resend of one answered
+        or being answered (fixed: dropped by its id)."""
         conversation_id = session.conversation_id
         acks = delivery.acks(self.traits)
-        answer = self.state.store.receive(conversation_id, frame["id"], clock.now(), dedup=acks)
+        receipt = self.state.store.receive(conversation_id, frame["id"], clock.now(), frame["text"], frame["v"])
         if acks:  # stored: the client may forget it (contract v1.1 adds this frame)
             self._push([session.ws], "ack", v=ACK_VERSION, ref=frame["id"])
-        if not answer:
-            self.state.log.event("duplicate_dropped", conn=session.id, ref=frame["id"])
-            return
-        self._push(self._sockets(conversation_id), "chat_status", status="typing")
+            if self._taken(conversation_id, frame["id"]):
+                self.state.log.event("duplicate_dropped", conn=session.id, ref=frame["id"])
+                return
+        await self._answer(receipt, [session.ws], conn=session.id)
+
+    async def answer_unanswered(self, limit: int) -> int:
+        """Answer up to `limit` stored messages that were never answered, oldest first: a server
+        killed between a message's `ack` and its answer owes them (fixed only: a legacy server
+        acks nothing and answers what it gets). Returns how many were answered."""
+        if limit < 1 or not delivery.acks(self.traits):
+            return 0
+        answered = 0
+        for receipt in self.state.store.unanswered(limit):
+            if self._taken(receipt.conversation_id, receipt.id):
+                continue  # resent since the start, and answered (or being answered) as such
+            try:
+                await self._answer(receipt, self._sockets(receipt.conversation_id), conn=None)
+                answered += 1
+            except Exception as exc:  # one message's failure must not keep the others unanswered
+                self.state.log.event("handler_error", conversation=receipt.conversation_id,
+                                     error=f"{type(exc).__name__}: {exc}")
+        if answered:
+            self.state.log.event("answered_unanswered", messages=answered, limit=limit)
+        return answered
+
+    def _taken(self, conversation_id: str, message_id: str) -> bool:
+        """Whether this message is answered, or being answered: a resend of it is not answered."""
+        return (conversation_id, message_id) in self.state.answering or \
+            self.state.store.answered(conversation_id, message_id)
+
+    async def _answer(self, receipt: Receipt, asker: list[ServerConnection], conn: str | None) -> None:
+        """typing, then the agent's replies, logged with the receipt marked answered in one
+        transaction, then fanned out to every open socket of the conversation; an agent failure
+        is answered to `asker` with an error frame."""
+        conversation_id, key = receipt.conversation_id, (receipt.conversation_id, receipt.id)
+        self.state.answering.add(key)
         try:
-            replies, elapsed = await asyncio.to_thread(
-                _cpu_timed, self.state.agent.respond, conversation_id, frame["text"], frame["v"])
-        except Exception as exc:
-            agent = self.state.agent_name
-            self.metrics["agent_errors_total"].labels(agent=agent).inc()
-            self.metrics["agent_requests_total"].labels(agent=agent, tenure="none", outcome="error").inc()
-            self.state.log.event("agent_error", conn=session.id, error=f"{type(exc).__name__}: {exc}")
-            self._push([session.ws], "error", code="agent_error", message="the agent failed to answer", ref=frame["id"])
-            return
-        if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
-            raise TypeError(f"agent returned {type(replies).__name__}, expected a list of dicts")
-        agents, tenure, results = [], "none", 0
-        for reply in replies:
-            body = dict(reply)
-            meta = body.pop("meta", None) or {}
-            tenure = str(meta.get("tenure", tenure))
-            results += int(meta.get("results", 0))
-            body.setdefault("agent", self.state.agent_name)
-            agents.append(body["agent"])
-            message_id = uuid.uuid4().hex
-            logged = self.state.store.append(conversation_id, message_id, clock.now(),
-                                             delivery.assistant_message(message_id, body))
-            self._send_logged(delivery.fan_out(self._sockets(conversation_id)), logged.frame)
+            self._push(self._sockets(conversation_id), "chat_status", status="typing")
+            try:
+                replies, elapsed = await asyncio.to_thread(
+                    _cpu_timed, self.state.agent.respond, conversation_id, receipt.text, receipt.v)
+            except Exception as exc:
+                agent = self.state.agent_name
+                self.metrics["agent_errors_total"].labels(agent=agent).inc()
+                self.metrics["agent_requests_total"].labels(agent=agent, tenure="none", outcome="error").inc()
+                self.state.log.event("agent_error", conn=conn, error=f"{type(exc).__name__}: {exc}")
+                self.state.store.answer(receipt, [])  # answered, with an apology: not owed after a restart
+                self._push(asker, "error", code="agent_error", message="the agent failed to answer", ref=receipt.id)
+                return
+            if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
+                raise TypeError(f"agent returned {type(replies).__name__}, expected a list of dicts")
+            agents, tenure, results, bodies = [], "none", 0, []
+            for reply in replies:
+                body = dict(reply)
+                meta = body.pop("meta", None) or {}
+                tenure = str(meta.get("tenure", tenure))
+                results += int(meta.get("results", 0))
+                body.setdefault("agent", self.state.agent_name)
+                agents.append(body["agent"])
+                message_id = uuid.uuid4().hex
+                bodies.append((message_id, clock.now(), delivery.assistant_message(message_id, body)))
+            for logged in self.state.store.answer(receipt, bodies):
+                self._send_logged(delivery.fan_out(self._sockets(conversation_id)), logged.frame)
+        finally:
+            self.state.answering.discard(key)
         agent = agents[0] if agents else self.state.agent_name
         self.metrics["agent_execution_seconds"].labels(agent=agent).observe(elapsed)
         self.metrics["agent_requests_total"].labels(agent=agent, tenure=tenure, outcome="ok").inc()

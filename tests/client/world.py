@@ -17,7 +17,7 @@ from system.client.policy import (
     TimerFired, TokenResult, UserMessage,
 )
 
-CLOSE_CODES = (1000, 1006, 1011, 1012, 1013, 4401, 4403)
+CLOSE_CODES = (1000, 1001, 1006, 1011, 1012, 1013, 4401, 4403)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Agent backends for tests (loadable by `--agent tests.server.backends:NAME` too)."""
 from __future__ import annotations
 
+import os
 import threading
 
 
@@ -45,8 +46,22 @@ class Gate:
     def __init__(self):
         self.entered = threading.Event()
         self.release = threading.Event()
+        self.calls = threading.Semaphore(0)  # one release per call: await each with acquire()
 
     def respond(self, conversation_id, text, request_version):
+        self.calls.release()
         self.entered.set()
         self.release.wait(10)
         return [{"agent": "gate", "text": text}]
+
+
+class Stall:
+    """Says that it was asked (a line into the FIFO named by $STORMBENCH_TEST_AGENT_FIFO), then
+    never answers: a test kills the server while a stored, acked message waits for its answer."""
+
+    name = "stall"
+
+    def respond(self, conversation_id, text, request_version):
+        with open(os.environ["STORMBENCH_TEST_AGENT_FIFO"], "w") as fifo:
+            fifo.write(f"{conversation_id}\n")
+        threading.Event().wait()

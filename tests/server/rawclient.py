@@ -1,11 +1,13 @@
-"""A WebSocket client that never reads: websockets' sans-IO client protocol over a plain socket
-with a small receive buffer, so the server's send buffer is what fills up."""
+"""A WebSocket client that never answers: websockets' sans-IO client protocol over a plain socket
+with a small receive buffer. It either never reads (the server's send buffer is what fills up) or
+reads everything and never writes what its protocol queues in reply: no pong, no close reply."""
 from __future__ import annotations
 
 import json
 import socket
 
 from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
@@ -35,6 +37,20 @@ class DeafClient:
         for data in self.protocol.data_to_send():
             if data:
                 self.sock.sendall(data)
+
+    def read_until_closed(self, timeout: float) -> tuple[Close | None, int]:
+        """Read until the server ends the connection, answering nothing: (the close frame the
+        server sent, or None; how many pings it sent)."""
+        self.sock.settimeout(timeout)
+        pings = 0
+        try:
+            while chunk := self.sock.recv(1 << 16):
+                self.protocol.receive_data(chunk)
+                pings += sum(isinstance(e, Frame) and e.opcode is Opcode.PING
+                             for e in self.protocol.events_received())
+        except ConnectionResetError:
+            pass
+        return self.protocol.close_rcvd, pings
 
     def closed_by_server(self) -> bool:
         """True once the server has closed the TCP connection (reads whatever is left)."""

@@ -1,12 +1,15 @@
 """Tokens: a revoked refresh family takes its access tokens with it, token requests are rate
-limited per user and per address, and expired refresh rows do not pile up."""
+limited per user and per address (across a restart too), and expired refresh rows do not pile up."""
 from __future__ import annotations
 
 import json
 
+import aiohttp
+
 from system.server.auth import PRUNE_EVERY, TokenService
+from system.server.ratelimit import KeyedLimiter, Rate
 from system.server.store import Store
-from tests.server.conftest import closed_code, recv_json
+from tests.server.conftest import Api, closed_code, recv_json
 from tests.server.test_auth import Clock, login
 
 
@@ -100,3 +103,39 @@ def test_pruning_keeps_what_is_still_valid_and_revoked(tmp_path):
     assert tokens.prune() == 1  # old's; bob's spent one lives on until it expires (reuse detection)
     assert tokens.owner(old["refresh_token"]) is None
     assert tokens.refresh(fresh["refresh_token"])["access_token"]
+
+
+async def test_a_restart_does_not_hand_a_limited_user_a_fresh_burst(spawn_serve, tmp_path):
+    """The auth buckets are kept in the server's SQLite: limited before a restart, limited after."""
+    db, flags = tmp_path / "s.db", ("--auth-user-rate", "0.01", "--auth-user-burst", "2")
+    first = spawn_serve("--admin-key", "k", "--db", str(db), *flags)
+    async with aiohttp.ClientSession() as http:
+        api = Api(first.http_url, first.ws_url, http, "k")
+        secret = await api.secret("alice")
+        statuses = [(await api.post("/auth/token", {"user": "alice", "secret": secret}))[0] for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        first.proc.terminate()
+        first.proc.wait(10)
+        again = spawn_serve("--admin-key", "k", "--db", str(db), *flags)
+        api = Api(again.http_url, again.ws_url, http, "k")
+        assert (await api.post("/auth/token", {"user": "alice", "secret": secret}))[0] == 429
+        assert (await api.post("/auth/token", {"user": "bob", "secret": await api.secret("bob")}))[0] == 200
+
+
+def test_stored_buckets_are_restored_and_dropped_once_full(tmp_path):
+    limits = KeyedLimiter(Rate(per_s=1.0, burst=2))
+    store = Store(tmp_path / "s.db")
+    for _ in range(3):
+        limits.take("alice", 100.0)  # drained: full again at 102
+    limits.take("bob", 100.0)  # one left: full again at 101
+    store.save_buckets("user", [(k, tokens, last, limits.full_at(tokens, last)) for k, tokens, last in limits.changed()],
+                       now=100.0)
+    assert limits.changed() == []  # nothing taken since
+    assert sorted(k for k, *_ in store.buckets("user", 100.5)) == ["alice", "bob"]
+    assert [k for k, *_ in store.buckets("user", 101.5)] == ["alice"]
+    again = KeyedLimiter(Rate(per_s=1.0, burst=2))
+    again.restore(store.buckets("user", 100.5))
+    assert again.take("alice", 100.5) == 0.5  # still drained: half a token back
+    store.save_buckets("user", [], now=102.0)
+    assert store.buckets("user", 0.0) == []  # both full by 102: forgotten
+    store.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -10,6 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from system.contracts import validator
 from tests.server.backends import Failing, Gate, Malformed, TwoReplies
 from tests.server.conftest import closed_code, eventually, recv_json, recv_until
+from tests.server.rawclient import DeafClient
 
 
 def user_message(i: int | str, text: str = "hello") -> str:
@@ -346,15 +348,24 @@ async def test_agent_runs_off_the_event_loop(make_server):
         gate.release.set()
 
 
-async def test_heartbeat_timeout_closes_a_silent_client(make_server):
-    server, api = await make_server(heartbeat_interval=0.1, heartbeat_timeout=0.2)
+async def test_a_client_that_never_answers_pings_is_closed_with_1001_not_1011(make_server):
+    """A client that reads every frame and writes nothing back (no pong, no close reply) is gone
+    within interval + timeout + close_timeout, with 1001: its fault, never an internal error."""
+    interval, timeout, close_timeout = 0.2, 0.3, 0.5
+    server, api = await make_server(heartbeat_interval=interval, heartbeat_timeout=timeout, close_timeout=close_timeout)
     tok = (await api.token())["access_token"]
-    async with api.connect("c", tok, ping_interval=None) as ws:
-        await recv_json(ws)
-        ws.transport.pause_reading()  # the client stops answering pings
-        stats = await eventually(lambda: _closes(api, "1011"), timeout=5)
-        assert stats == 1
-        ws.transport.resume_reading()
+    started = time.monotonic()
+    client = await asyncio.to_thread(DeafClient, api.ws_url, f"/ws/chat/c?token={tok}")
+    try:
+        close, pings = await asyncio.to_thread(client.read_until_closed, 10)
+    finally:
+        client.close()
+    took = time.monotonic() - started
+    assert pings == 1 and close is not None, (pings, close)
+    assert (close.code, close.reason) == (1001, "keepalive ping timeout")
+    assert took < interval + timeout + close_timeout + 2.0, took  # + slack for a busy machine
+    stats = await eventually(lambda: _closes(api, "1001"))
+    assert stats == 1 and "1011" not in (await api.stats())["closes_by_code"]
 
 
 async def _closes(api, code: str) -> int:

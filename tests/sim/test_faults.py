@@ -49,7 +49,7 @@ def test_quiet_run_has_no_closes(tmp_path):
     ({"kind": "token_expiry"}, 4401),
     ({"kind": "auth_outage", "for": "20m"}, 4401),  # refreshes fail, the tokens (20 min) run out
     ({"kind": "ws_close", "for": "1m", "code": 4000}, 4000),
-    ({"kind": "ws_drop_pings", "for": "5m"}, 1011),
+    ({"kind": "ws_drop_pings", "for": "5m"}, 1001),
 ])
 def test_fault_closes_sockets_with_its_code(tmp_path, fault, code):
     summary, rec = run(tmp_path, fault, ttl="20m" if fault["kind"] == "auth_outage" else "2h")

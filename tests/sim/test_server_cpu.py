@@ -93,7 +93,7 @@ def test_keepalive_pings_each_socket_from_its_open(tmp_path):
     for e in events:
         if e["kind"] == "open":
             opens.setdefault(e["client"], []).append(e["t"])
-        elif e["kind"] == "close" and e.get("code") == 1011:
+        elif e["kind"] == "close" and e.get("code") == 1001:
             closes.setdefault(e["client"], []).append(e["t"])
     assert len(closes) == 40
     after_fault = 0
