@@ -33,6 +33,7 @@ from commands.cli import EXIT_OK, UsageError, add_json_flag, set_document
 from formats.gates.evaluate import evaluate
 from formats.gates.report import outcome_line, output_console, write_verdicts
 from formats.gates.verdict import verdicts_document
+from formats.gates.wording import quantity
 from formats.record.finalize import finalize
 from formats.record.run import RunRecord
 from formats.record.writer import merge_meta
@@ -152,7 +153,9 @@ def before_after_table(run_dirs: list[Path]) -> Table:
 
 
 def verdicts_table(results: dict[str, list]) -> Table:
-    """Gates down, one column per judged run (a profile, or a profile as Prometheus saw it)."""
+    """Gates down, one column per judged run (a profile, or a profile as Prometheus saw it); each
+    cell the verdict and the observed value with its unit, in the words of JUnit and the report
+    (`formats.gates.wording.quantity`: `9h03m`, `0.96 ms`, `1,140`, never `3.263e+04`)."""
     t = Table(title="gate verdicts")
     t.add_column("gate")
     for label in results:
@@ -166,7 +169,8 @@ def verdicts_table(results: dict[str, list]) -> Table:
             if v is None:
                 cells.append("—")
                 continue
-            observed = "n/a" if v.observed is None else f"{v.observed:.4g}"
+            metric, stat = str(v.provenance.get("metric", "")), str(v.provenance.get("stat", ""))
+            observed = quantity(metric, stat, v.observed, with_noun=False)
             tag = "" if v.strict else " (advisory)"
             cells.append(f"[{style.get(v.verdict, 'white')}]{v.verdict}[/] {observed}{tag}")
         t.add_row(name, *cells)

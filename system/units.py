@@ -42,9 +42,12 @@ def parse_rate(value: str | int | float) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Short human form for tables: 42ms, 12.5s, 15m, 2h03m."""
+    """Short human form for tables: 0.96ms, 42ms, 12.5s, 15m, 2h03m (two significant digits below
+    10 ms, so a sub-millisecond latency does not read as 1ms or 0ms)."""
     if seconds != seconds:  # NaN
         return "n/a"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.2g}ms"
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:

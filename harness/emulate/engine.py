@@ -256,7 +256,12 @@ class _Run:
             self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at "
                                  f"{step.at:g}s failed: {exc}")
 
+        view = LiveView(self.scenario.name, self.scenario.duration,
+                        live=False if self.progress is not None else None, gates=self.live_gates())
+
         def on_applied(step: Step, began: float, took: float) -> None:
+            if step.action == "start":
+                view.saw(step.fault.kind)
             self.fault_events.append({"t": began, "client": "harness", "kind": f"fault_{step.action}",
                                       "fault": step.fault.kind, "index": step.index,
                                       "applied_in_s": round(took, 3)})
@@ -271,8 +276,6 @@ class _Run:
         wall_end = self.origin_unix + self.scale.to_wall(self.scenario.duration)
         faults = asyncio.create_task(run_timeline(steps, self.applier, self.clock, stop, on_fault_error, on_applied))
         scraper = asyncio.create_task(self._scrape(writer, stop, wall_end))
-        view = LiveView(self.scenario.name, self.scenario.duration,
-                        live=False if self.progress is not None else None, gates=self.live_gates())
         psutil.cpu_percent(None)
         try:
             with view:
