@@ -35,7 +35,7 @@ from harness.emulate import probe
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import Fleet, WorkerSpec, fleet_bound, split, worker_count
 from harness.emulate.host import fd_limit, host_facts
-from harness.emulate.live import LiveView
+from harness.emulate.live import view_of
 from harness.emulate.plan import Plan, Step, make_plan, timeline
 from harness.emulate.procs import ManagedProcess
 from harness.emulate.scrape import parse_metrics
@@ -51,6 +51,7 @@ from formats.scenario import Scenario, draws
 from formats.scenario.clients import client_config
 from formats.scenario.server import server_profile
 from system.client.credentials import ProvisionError, conversation_id, provision_once
+from system.units import format_duration
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
 HEARTBEAT_FLOOR_WALL = 0.25
@@ -61,6 +62,9 @@ OPEN_TIMEOUT_FLOOR_WALL = 2.0
 EXPIRY_GRACE_FLOOR_WALL = 0.25
 #: a restart whose downtime (scenario seconds) exceeds this gets a warning
 RESTART_WARN_S = 30.0
+#: a worker that began later than this after the origin (scenario seconds, or this share of the
+#: run) gets a warning: the clients it planned before then started late
+LATE_START_S, LATE_START_SHARE = 1.0, 0.01
 #: scrapes per run (at most one per wall second)
 SCRAPES_PER_RUN = 120
 
@@ -256,8 +260,7 @@ class _Run:
             self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at "
                                  f"{step.at:g}s failed: {exc}")
 
-        view = LiveView(self.scenario.name, self.scenario.duration,
-                        live=False if self.progress is not None else None, gates=self.live_gates())
+        view = view_of(self.scenario, self.progress, self.warnings)
 
         def on_applied(step: Step, began: float, took: float) -> None:
             if step.action == "start":
@@ -300,14 +303,6 @@ class _Run:
             if proc is not None and not proc.alive():
                 self.warnings.append(f"the {name} process exited during the run (code {proc.proc.returncode}); "
                                      f"see {proc.log_path}")
-
-    def live_gates(self) -> list:
-        """The scenario's gates (as the loader parsed them), for the live view (it judges those it can as the run goes)."""
-        try:
-            return list(self.scenario.checked_gates)
-        except Exception as exc:  # the run's verdict will name the problem; the view just shows less
-            self.warnings.append(f"live view: gates not shown ({exc})")
-            return []
 
     async def _scrape(self, writer: RecordWriter, stop: asyncio.Event, wall_end: float) -> None:
         every = max(1.0, (wall_end - self.origin_unix) / SCRAPES_PER_RUN)
@@ -457,6 +452,13 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         if client_errors:
             run.warnings.append(f"{client_errors} client(s) ended with an error, e.g. "
                                 f"{next(e for r in results.values() for e in r.get('client_errors', []))}")
+        late = {i: r["self_check"].get("started_late_s") or 0.0 for i, r in results.items()}
+        if late and max(late.values()) > max(LATE_START_S, LATE_START_SHARE * scenario.duration):
+            i = max(late, key=late.get)
+            run.warnings.append(
+                f"worker {i} began {format_duration(late[i])} of scenario time after the run's origin "
+                f"({run.scale.to_wall(late[i]):.1f}s wall at ×{run.scale.factor:g}): its clients planned before then "
+                f"started late; the machine was too busy for this time_scale")
         self_check = merge_self_check([r["self_check"] for r in results.values()], fd_limit=fd_limit(),
                                       fleet_bound=run.bound, host_cpu=run.host_cpu,
                                       cpu_share=run.cpu_share.report())

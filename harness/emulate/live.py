@@ -265,3 +265,16 @@ class LiveView:
         for name, state, detail in self._gate_states(tally):
             t.add_row(f"  {name}", f"[{style[state]}]{state}[/{style[state]}] ({detail})")
         return t
+
+
+def view_of(scenario: Any, progress: Any, warnings: list[str]) -> LiveView:
+    """The live view of a run of `scenario` (either clock) with every gate it names; off (plain
+    lines never printed) when the caller watches through its own `progress` callable. A gate
+    file that does not load costs the view its gates, not the run: the verdict names the problem."""
+    try:
+        gates = list(scenario.checked_gates)
+    except Exception as exc:
+        warnings.append(f"live view: gates not shown ({exc})")
+        gates = []
+    return LiveView(scenario.name, scenario.duration, live=False if progress is not None else None, gates=gates)
+

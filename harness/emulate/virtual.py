@@ -43,6 +43,7 @@ from harness.emulate.engine import (
 )
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import WorkerSpec, run_clients
+from harness.emulate.live import Tally, view_of
 from harness.emulate.host import fd_limit, host_facts
 from harness.emulate.plan import Step, make_plan, timeline
 from harness.emulate.scrape import parse_metrics
@@ -53,14 +54,11 @@ from formats.record.writer import tool_version
 from formats.scenario import Scenario, draws
 from formats.scenario.clients import client_config
 from system.client.credentials import conversation_id, provision_once
-from system.units import format_duration
 
 #: scrapes of /metrics per run, as on the wall clock
 SCRAPES_PER_RUN = 120
 #: how often the fleet's tally is taken, in scenario seconds (the live view's refresh)
 TALLY_EVERY_S = 60.0
-#: wall seconds between plain progress lines
-PLAIN_EVERY_S = 15.0
 #: what a record says of this clock's limits
 CAPACITY_NOTE = ("virtual clock: handshakes and token requests cost no scenario time, so server capacity "
                  "(handshake rate, shedding under a herd) is not measured; use the wall clock at time_scale 1 "
@@ -273,6 +271,7 @@ class _VirtualRun:
             self.origin_loop = loop.time()
             self.origin_unix = system_clock.now()
             tallies = _Tallies()
+            self.view = view_of(scenario, self.progress, self.warnings)
             fleet = loop.create_task(run_clients(spec, Clock(self.origin_loop, 1.0), tallies))
             faults = loop.create_task(run_timeline(timeline(plan.faults, scenario.duration), applier, self.clock,
                                                    stop, self._fault_error, self._fault_applied))
@@ -291,6 +290,8 @@ class _VirtualRun:
         self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at {step.at:g}s failed: {exc}")
 
     def _fault_applied(self, step: Step, began: float, took: float) -> None:
+        if step.action == "start":
+            self.view.saw(step.fault.kind)
         self.fault_events.append({"t": began, "client": "harness", "kind": f"fault_{step.action}",
                                   "fault": step.fault.kind, "index": step.index, "applied_in_s": round(took, 3)})
 
@@ -311,23 +312,24 @@ class _VirtualRun:
                 pass
 
     async def _watch(self, tallies: _Tallies, stop: asyncio.Event) -> None:
-        """Progress for the caller every TALLY_EVERY_S of scenario time; without a caller, a
-        plain line at most every PLAIN_EVERY_S of wall time."""
-        from harness.emulate.live import Tally
-
-        last = time.monotonic()
-        while not stop.is_set():
-            t = min(self.clock(), self.scenario.duration)
-            if self.progress is not None and tallies.latest:
-                self.progress({"t": t, "faults": self.applier.labels(), **Tally.merge([tallies.latest]).snapshot()})
-            elif self.progress is None and time.monotonic() - last >= PLAIN_EVERY_S:
-                last = time.monotonic()
-                print(f"{self.scenario.name} ({self.scenario.fleet.profile.base}): {format_duration(t)} of {format_duration(self.scenario.duration)} "
-                      f"(virtual clock)", flush=True)
-            try:
-                await asyncio.wait_for(stop.wait(), TALLY_EVERY_S)
-            except asyncio.TimeoutError:
-                pass
+        """Every TALLY_EVERY_S of scenario time: a snapshot for the caller's `progress`, else the
+        live view (the panel on a terminal, a plain line every 10 wall seconds otherwise), its
+        last state the fleet's final tally at the run's end."""
+        with self.view:
+            while True:
+                t = min(self.clock(), self.scenario.duration)
+                tally = Tally.merge([tallies.latest]) if tallies.latest else Tally()
+                if self.progress is not None:
+                    if tallies.latest:
+                        self.progress({"t": t, "faults": self.applier.labels(), **tally.snapshot()})
+                else:
+                    self.view.update(t, tally, self.applier.labels())
+                if stop.is_set():
+                    return
+                try:
+                    await asyncio.wait_for(stop.wait(), TALLY_EVERY_S)
+                except asyncio.TimeoutError:
+                    pass
 
     async def _admin_log(self, http: aiohttp.ClientSession, endpoints: Endpoints, admin_key: str,
                          path: str, file: str) -> list[dict]:
