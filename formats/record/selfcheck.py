@@ -87,6 +87,11 @@ def _wall(check: dict[str, Any]) -> list[str]:
                    f"machine {_cores(check.get('other_cpu_cores') or 0.0)} meanwhile")
     elif check.get("host_cpu_mean_pct") is not None:
         out.append(f"the machine's CPUs were {check['host_cpu_mean_pct']:.0f}% busy on average")
+    worst = worst_worker(workers, "started_late_s")
+    if worst is not None and worst[1]["started_late_s"] > 0:
+        i, w = worst
+        out.append(f"{worker_name(i, w)} began {format_duration(w['started_late_s'])} of scenario time after "
+                   "the run's origin (the latest to start)")
     fds = [w["fds_max"] for w in workers if w.get("fds_max") is not None]
     if fds:
         limit = check.get("fd_limit_per_process")

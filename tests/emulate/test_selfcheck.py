@@ -41,7 +41,8 @@ def _workers() -> list[dict]:
 def test_a_saturated_generator_says_why_in_sentences_with_units():
     from formats.record.selfcheck import describe
 
-    check = merge(_workers(), fd_limit=1024, fleet_bound=250, host_cpu=[50.0],
+    check = merge([*_workers()[:1], dict(_workers()[1], started_late_s=155.0)], fd_limit=1024, fleet_bound=250,
+                  host_cpu=[50.0],
                   cpu_share={"emulation_cpu_cores": 1.234, "other_cpu_cores": 0.4})
     assert check["load_generator_bottleneck"]
     assert check["bottleneck_reasons"] == [
@@ -53,6 +54,7 @@ def test_a_saturated_generator_says_why_in_sentences_with_units():
     assert "2 stalls of the event loop of at least 2 ms; the longest 300 ms at 12m34s of scenario time" in text
     assert "the emulation's processes took 1.23 cores and the rest of the machine 0.4 cores meanwhile" in text
     assert "at most 81 descriptors were open in a worker (limit 1,024 per process, enough for 250 clients)" in text
+    assert "worker 1 began 2m35s of scenario time after the run's origin (the latest to start)" in text
     assert not any(c in " ".join(text) for c in "{}[]_")  # sentences, not the JSON block or its keys
 
 
