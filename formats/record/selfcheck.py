@@ -3,7 +3,7 @@ bottleneck, and what did it measure of itself.
 
 The block is machine-readable (wall seconds, percent of one core, lists of lag spikes); a
 person reads it in the report and the CLI as sentences with units, in the words of the gate
-evidence (`formats.gates.wording`): "the event loop lagged 62 ms at p99 (worker 0), under the
+evidence (`formats.gates.wording`, whose `human_number` it shares): "the event loop lagged 62 ms at p99 (worker 0), under the
 100 ms limit". One function per engine's block: a wall-clock emulation (per-worker loop lag,
 CPU, descriptors), the virtual clock (lag takes no scenario time) and the model (how far the
 simulated time got).
@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from formats.gates.wording import human_number
-from system.units import format_duration
+from system.units import format_duration, human_number
 
 
 def lag_finding(p99_s: float, worker: str, limit_s: float | None = None) -> str:
