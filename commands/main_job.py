@@ -118,7 +118,9 @@ def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -
 
             watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
         with engine_guard(out, "emulate"):
-            emulate(scenario, out, **(watch.hooks() if watch else {}))
+            # the panel only where this console draws on a terminal: the profiles of a virtual-clock
+            # job run at once in two processes, and two panels on one terminal overwrite each other
+            emulate(scenario, out, live=console.is_terminal, **(watch.hooks() if watch else {}))
         finalize(out)
         verdicts = evaluate(plan.gates, RunRecord(out))
         result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, scenario.name))
@@ -155,7 +157,7 @@ def before_after_table(run_dirs: list[Path]) -> Table:
 def verdicts_table(results: dict[str, list]) -> Table:
     """Gates down, one column per judged run (a profile, or a profile as Prometheus saw it); each
     cell the verdict and the observed value with its unit, in the words of JUnit and the report
-    (`formats.gates.wording.quantity`: `9h03m`, `0.96 ms`, `1,140`, never `3.263e+04`)."""
+    (`formats.gates.wording.quantity`: `9h03m`, `0.96ms`, `1,140`, never `3.263e+04`)."""
     t = Table(title="gate verdicts")
     t.add_column("gate")
     for label in results:

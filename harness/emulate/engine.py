@@ -124,8 +124,9 @@ class _Run:
     """One emulation: owns every process and file it starts, so teardown is one place."""
 
     def __init__(self, scenario: Scenario, out_dir: Path, target: str | None, toxiproxy_url: str | None,
-                 progress: Progress | None, cluster: str | None = None) -> None:
+                 progress: Progress | None, cluster: str | None = None, live: bool | None = None) -> None:
         self.scenario = scenario
+        self.live = live
         self.out = Path(out_dir)
         self.target = target
         self.toxiproxy_url = toxiproxy_url
@@ -260,7 +261,7 @@ class _Run:
             self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at "
                                  f"{step.at:g}s failed: {exc}")
 
-        view = view_of(self.scenario, self.progress, self.warnings)
+        view = view_of(self.scenario, self.progress, self.warnings, self.live)
 
         def on_applied(step: Step, began: float, took: float) -> None:
             if step.action == "start":
@@ -399,13 +400,14 @@ class _Run:
 def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = None,
             toxiproxy_url: str | None = None, progress: Progress | None = None, cluster: str | None = None,
             on_system_ready: Callable[[Endpoints], None] | None = None,
-            on_scenario_end: Callable[[float, float], None] | None = None) -> Path:
+            on_scenario_end: Callable[[float, float], None] | None = None, live: bool | None = None) -> Path:
     """Run `scenario` for real and write the raw run record into `out_dir` (README "Engines").
 
     `target`: an existing system ("ws://H:P,http://H:P" or its HTTP URL; admin key from
     STORMBENCH_ADMIN_KEY) instead of a `stormbench serve` subprocess; `toxiproxy_url`: a
     Toxiproxy server instead of the embedded proxy; `progress`: called with a snapshot
-    dict about four times a second instead of the live terminal view; `cluster`: a Dask
+    dict about four times a second instead of the live terminal view; `live`: the view as a
+    panel (True), as plain lines (False), or as a panel only on a TTY (None); `cluster`: a Dask
     scheduler whose workers run the client fleet (`harness.emulate.remote`) instead of worker
     processes here.
 
@@ -419,10 +421,10 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
                                 prometheus=on_system_ready is not None or on_scenario_end is not None)
         from harness.emulate.virtual import emulate_virtual
 
-        return emulate_virtual(scenario, out_dir, progress=progress)
+        return emulate_virtual(scenario, out_dir, progress=progress, live=live)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = _Run(scenario, out, target, toxiproxy_url, progress, cluster)
+    run = _Run(scenario, out, target, toxiproxy_url, progress, cluster, live)
     started = time.time()
     wall0 = time.monotonic()
     writer = RecordWriter(out)

@@ -267,14 +267,16 @@ class LiveView:
         return t
 
 
-def view_of(scenario: Any, progress: Any, warnings: list[str]) -> LiveView:
+def view_of(scenario: Any, progress: Any, warnings: list[str], live: bool | None = None) -> LiveView:
     """The live view of a run of `scenario` (either clock) with every gate it names; off (plain
-    lines never printed) when the caller watches through its own `progress` callable. A gate
-    file that does not load costs the view its gates, not the run: the verdict names the problem."""
+    lines never printed) when the caller watches through its own `progress` callable. `live`:
+    the panel (True), plain lines (False: several runs share one terminal), or the panel only on a
+    TTY (None). A gate file that does not load costs the view its gates, not the run: the verdict
+    names the problem."""
     try:
         gates = list(scenario.checked_gates)
     except Exception as exc:
         warnings.append(f"live view: gates not shown ({exc})")
         gates = []
-    return LiveView(scenario.name, scenario.duration, live=False if progress is not None else None, gates=gates)
+    return LiveView(scenario.name, scenario.duration, live=False if progress is not None else live, gates=gates)
 

@@ -213,8 +213,9 @@ class _Tallies:
 
 
 class _VirtualRun:
-    def __init__(self, scenario: Scenario, out: Path, progress: Progress | None) -> None:
+    def __init__(self, scenario: Scenario, out: Path, progress: Progress | None, live: bool | None = None) -> None:
         self.scenario = scenario
+        self.live = live
         self.out = out
         self.progress = progress
         self.tmp = Path(tempfile.mkdtemp(prefix="stormbench-virtual-"))
@@ -271,7 +272,7 @@ class _VirtualRun:
             self.origin_loop = loop.time()
             self.origin_unix = system_clock.now()
             tallies = _Tallies()
-            self.view = view_of(scenario, self.progress, self.warnings)
+            self.view = view_of(scenario, self.progress, self.warnings, self.live)
             fleet = loop.create_task(run_clients(spec, Clock(self.origin_loop, 1.0), tallies))
             faults = loop.create_task(run_timeline(timeline(plan.faults, scenario.duration), applier, self.clock,
                                                    stop, self._fault_error, self._fault_applied))
@@ -343,7 +344,8 @@ class _VirtualRun:
             return []
 
 
-def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progress | None = None) -> Path:
+def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progress | None = None,
+                    live: bool | None = None) -> Path:
     """Run `scenario` on the virtual clock and write its raw run record into `out_dir`
     (the same files as the wall-clock `emulate`; `meta.json` `clock` says which ran)."""
     from harness.emulate.fleet import fleet_bound
@@ -351,7 +353,7 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started, wall0, cpu0 = time.time(), time.monotonic(), time.process_time()
-    run = _VirtualRun(scenario, out, progress)
+    run = _VirtualRun(scenario, out, progress, live)
     writer = RecordWriter(out)
     loop = new_loop()
     try:

@@ -135,3 +135,17 @@ def test_the_live_view_of_a_real_run_on_a_terminal(tmp_path, clock, drawings):
     rates = [float(row(f, "attempts per scenario second")) for f in shown]
     assert max(rates) > 0, rates
     assert max(rates) <= 2 * busiest_scenario_second(events), (rates, busiest_scenario_second(events))
+
+
+@pytest.mark.timeout(240)
+def test_the_main_job_on_a_terminal_prints_plain_lines_not_two_panels(tmp_path):
+    """On the virtual clock the main job runs both profiles at once in two processes sharing one
+    terminal: two panels would overwrite each other, so each prints plain lines."""
+    (tmp_path / "live.yaml").write_text(SCENARIO)
+    code, drawn = run_on_a_terminal(["main-job", "--scenario", "live.yaml", "--clock", "virtual", "--no-report",
+                                     "--out", "job"], tmp_path, timeout=200)
+    assert code in (0, 1, 3), drawn[-3000:]
+    text = ANSI.sub("", drawn)
+    assert TITLE not in text
+    assert text.count("[live-demo] t=4m/4m [####################] 100%") == 2, text[-3000:]  # each profile's last
+    assert "gate verdicts" in text
