@@ -460,7 +460,7 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
             run.warnings.append(
                 f"worker {i} began {format_duration(late[i])} of scenario time after the run's origin "
                 f"({run.scale.to_wall(late[i]):.1f}s wall at ×{run.scale.factor:g}): its clients planned before then "
-                f"started late; the machine was too busy for this time_scale")
+                f"started late (a busy machine; a lower time_scale leaves more room)")
         self_check = merge_self_check([r["self_check"] for r in results.values()], fd_limit=fd_limit(),
                                       fleet_bound=run.bound, host_cpu=run.host_cpu,
                                       cpu_share=run.cpu_share.report())

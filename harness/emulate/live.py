@@ -279,4 +279,3 @@ def view_of(scenario: Any, progress: Any, warnings: list[str], live: bool | None
         warnings.append(f"live view: gates not shown ({exc})")
         gates = []
     return LiveView(scenario.name, scenario.duration, live=False if progress is not None else live, gates=gates)
-
