@@ -33,6 +33,7 @@ from commands.cli import EXIT_OK, UsageError, add_json_flag, set_document
 from formats.gates.evaluate import evaluate
 from formats.gates.report import outcome_line, output_console, write_verdicts
 from formats.gates.verdict import verdicts_document
+from formats.gates.wording import quantity
 from formats.record.finalize import finalize
 from formats.record.run import RunRecord
 from formats.record.writer import merge_meta
@@ -117,7 +118,9 @@ def run_profile(plan: ProfilePlan, args: argparse.Namespace, console: Console) -
 
             watch = stack.enter_context(RunWatch(scrape_interval(scenario)))
         with engine_guard(out, "emulate"):
-            emulate(scenario, out, **(watch.hooks() if watch else {}))
+            # the panel only where this console draws on a terminal: the profiles of a virtual-clock
+            # job run at once in two processes, and two panels on one terminal overwrite each other
+            emulate(scenario, out, live=console.is_terminal, **(watch.hooks() if watch else {}))
         finalize(out)
         verdicts = evaluate(plan.gates, RunRecord(out))
         result = ProfileRun(out, verdicts, write_verdicts(verdicts, out, scenario.name))
@@ -152,7 +155,9 @@ def before_after_table(run_dirs: list[Path]) -> Table:
 
 
 def verdicts_table(results: dict[str, list]) -> Table:
-    """Gates down, one column per judged run (a profile, or a profile as Prometheus saw it)."""
+    """Gates down, one column per judged run (a profile, or a profile as Prometheus saw it); each
+    cell the verdict and the observed value with its unit, in the words of JUnit and the report
+    (`formats.gates.wording.quantity`: `9h03m`, `0.96ms`, `1,140`, never `3.263e+04`)."""
     t = Table(title="gate verdicts")
     t.add_column("gate")
     for label in results:
@@ -166,7 +171,8 @@ def verdicts_table(results: dict[str, list]) -> Table:
             if v is None:
                 cells.append("—")
                 continue
-            observed = "n/a" if v.observed is None else f"{v.observed:.4g}"
+            metric, stat = str(v.provenance.get("metric", "")), str(v.provenance.get("stat", ""))
+            observed = quantity(metric, stat, v.observed, with_noun=False)
             tag = "" if v.strict else " (advisory)"
             cells.append(f"[{style.get(v.verdict, 'white')}]{v.verdict}[/] {observed}{tag}")
         t.add_row(name, *cells)

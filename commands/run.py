@@ -33,6 +33,7 @@ from formats.gates.verdict import verdicts_document
 from formats.record import files
 from formats.record.finalize import finalize
 from formats.record.run import RunRecord
+from formats.record.selfcheck import describe as describe_self_check
 from formats.record.writer import merge_meta, write_scenario
 from formats.scenario import Scenario, load
 from formats.scenario.fixes import add_fix_flags, flag_overrides, profile_label
@@ -399,6 +400,9 @@ def run(args: argparse.Namespace) -> int:
           f"duplicates {summary['duplicates_displayed']}, storms {summary['storms']}"
           + (f" (counts for all {summary['clients']:,} clients: each simulated client stood for "
              f"{summary['sampling_weight']})" if summary.get("sampling_weight", 1) > 1 else ""))
+    check = describe_self_check(RunRecord(out).meta.get("self_check"))
+    if check:
+        print(f"self-check: {'; '.join(check)}")
     if "replications" in summary:
         _print_intervals(summary["replications"])
     if args.report:

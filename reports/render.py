@@ -6,7 +6,6 @@ storms" from "no data".
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 from formats.gates import wording
 from formats.gates.verdict import FAIL, PASS, UNKNOWN, Verdict, exit_code
 from formats.record.files import META_INCOMPLETE
+from formats.record.selfcheck import describe as describe_self_check
 from reports import figures, series
 from reports.compare import Comparison, compare
 from reports.document import Banner, Document, Image, Note, Section, Table
@@ -27,7 +27,6 @@ from system.units import format_duration
 
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
 SEED_CITATION = "scenarios/expectations/seed.yaml"
-PROVENANCE_CHARS = 400
 BUSIEST_ROWS = 3
 
 
@@ -98,7 +97,7 @@ def _overview(runs: list[Run]) -> Section:
             section.blocks.append(Note(f"{run.label}: warning: {warning}"))
         check = (run.meta or {}).get("self_check")
         if isinstance(check, dict) and check:
-            section.blocks.append(Note(f"{run.label}: self-check: {_compact(check)}"))
+            section.blocks.append(Note(f"{run.label}: self-check: {'; '.join(describe_self_check(check))}"))
         for note in run.notes:
             section.blocks.append(Note(f"{run.label}: {note} — sections that need it are skipped"))
     return section
@@ -444,13 +443,6 @@ def _capacity(sweep: Sweep, index: int) -> Section:
 def _slug(paths: list[Path]) -> str:
     text = "+".join(p.resolve().name for p in paths)
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text)[:120] or "report"
-
-
-def _compact(value: Any) -> str:
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(", ", ": "))
-    return text if len(text) <= PROVENANCE_CHARS else text[:PROVENANCE_CHARS] + f"… ({len(text)} chars)"
 
 
 def _clients(run: Run) -> str:

@@ -6,6 +6,7 @@ and `token_ttl: 15m` mean the same thing.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -41,10 +42,27 @@ def parse_rate(value: str | int | float) -> float:
     return float(m.group(1)) / _UNITS[m.group(2)]
 
 
+def human_number(x: float) -> str:
+    """Thousands separated, at most 3 significant decimals, never an exponent."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    digits = max(0, 2 - int(math.floor(math.log10(abs(x))))) if x else 0
+    return f"{x:,.{digits}f}".rstrip("0").rstrip(".")
+
+
 def format_duration(seconds: float) -> str:
-    """Short human form for tables: 42ms, 12.5s, 15m, 2h03m."""
+    """Short human form for tables: 0.96ms, 42ms, 12.5s, 15m, 2h03m (two significant digits below
+    10 ms, so a sub-millisecond latency does not read as 1ms or 0ms)."""
     if seconds != seconds:  # NaN
         return "n/a"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.2g}ms"
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:

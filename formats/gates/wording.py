@@ -8,12 +8,11 @@ the HTML report say the same thing in the same words.
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from formats.gates.verdict import UNKNOWN, Verdict
-from system.units import format_duration
+from system.units import format_duration, human_number
 
 # what one event of a counted metric is called (plural)
 NOUNS = {
@@ -32,20 +31,6 @@ COUNT_STATS = ("count", "max_window_count")
 # provenance keys `evidence` words itself (or leaves to the machine-readable gates.json: `intervals`)
 SAID = frozenset({"metric", "stat", "phase", "window_s", "baseline", "fleet", "where", "reason", "intervals",
                   "promql", "bucket", "caveat", "lower_bound", "source", "url"})
-
-
-def human_number(x: float) -> str:
-    """Thousands separated, at most 3 significant decimals, never an exponent."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if isinstance(x, float) and math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if float(x).is_integer():
-        return f"{int(x):,}"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    digits = max(0, 2 - int(math.floor(math.log10(abs(x))))) if x else 0
-    return f"{x:,.{digits}f}".rstrip("0").rstrip(".")
 
 
 def noun(metric: str) -> str:

@@ -35,7 +35,7 @@ from harness.emulate import probe
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import Fleet, WorkerSpec, fleet_bound, split, worker_count
 from harness.emulate.host import fd_limit, host_facts
-from harness.emulate.live import LiveView
+from harness.emulate.live import view_of
 from harness.emulate.plan import Plan, Step, make_plan, timeline
 from harness.emulate.procs import ManagedProcess
 from harness.emulate.scrape import scrape_until
@@ -51,6 +51,7 @@ from formats.scenario import Scenario, draws
 from formats.scenario.clients import client_config
 from formats.scenario.server import server_profile
 from system.client.credentials import ProvisionError, conversation_id, provision_once
+from system.units import format_duration
 
 #: the shortest heartbeat interval/timeout handed to the server, in wall seconds
 HEARTBEAT_FLOOR_WALL = 0.25
@@ -61,6 +62,9 @@ OPEN_TIMEOUT_FLOOR_WALL = 2.0
 EXPIRY_GRACE_FLOOR_WALL = 0.25
 #: a restart whose downtime (scenario seconds) exceeds this gets a warning
 RESTART_WARN_S = 30.0
+#: a worker that began later than this after the origin (scenario seconds, or this share of the
+#: run) gets a warning: the clients it planned before then started late
+LATE_START_S, LATE_START_SHARE = 1.0, 0.01
 #: scrapes per run (at most one per wall second)
 SCRAPES_PER_RUN = 120
 
@@ -120,8 +124,9 @@ class _Run:
     """One emulation: owns every process and file it starts, so teardown is one place."""
 
     def __init__(self, scenario: Scenario, out_dir: Path, target: str | None, toxiproxy_url: str | None,
-                 progress: Progress | None, cluster: str | None = None) -> None:
+                 progress: Progress | None, cluster: str | None = None, live: bool | None = None) -> None:
         self.scenario = scenario
+        self.live = live
         self.out = Path(out_dir)
         self.target = target
         self.toxiproxy_url = toxiproxy_url
@@ -256,7 +261,11 @@ class _Run:
             self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at "
                                  f"{step.at:g}s failed: {exc}")
 
+        view = view_of(self.scenario, self.progress, self.warnings, self.live)
+
         def on_applied(step: Step, began: float, took: float) -> None:
+            if step.action == "start":
+                view.saw(step.fault.kind)
             self.fault_events.append({"t": began, "client": "harness", "kind": f"fault_{step.action}",
                                       "fault": step.fault.kind, "index": step.index,
                                       "applied_in_s": round(took, 3)})
@@ -271,8 +280,6 @@ class _Run:
         wall_end = self.origin_unix + self.scale.to_wall(self.scenario.duration)
         faults = asyncio.create_task(run_timeline(steps, self.applier, self.clock, stop, on_fault_error, on_applied))
         scraper = asyncio.create_task(self._scrape(writer, stop, wall_end))
-        view = LiveView(self.scenario.name, self.scenario.duration,
-                        live=False if self.progress is not None else None, gates=self.live_gates())
         psutil.cpu_percent(None)
         try:
             with view:
@@ -297,14 +304,6 @@ class _Run:
             if proc is not None and not proc.alive():
                 self.warnings.append(f"the {name} process exited during the run (code {proc.proc.returncode}); "
                                      f"see {proc.log_path}")
-
-    def live_gates(self) -> list:
-        """The scenario's gates (as the loader parsed them), for the live view (it judges those it can as the run goes)."""
-        try:
-            return list(self.scenario.checked_gates)
-        except Exception as exc:  # the run's verdict will name the problem; the view just shows less
-            self.warnings.append(f"live view: gates not shown ({exc})")
-            return []
 
     async def _scrape(self, writer: RecordWriter, stop: asyncio.Event, wall_end: float) -> None:
         every = max(1.0, (wall_end - self.origin_unix) / SCRAPES_PER_RUN)
@@ -392,13 +391,14 @@ class _Run:
 def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = None,
             toxiproxy_url: str | None = None, progress: Progress | None = None, cluster: str | None = None,
             on_system_ready: Callable[[Endpoints], None] | None = None,
-            on_scenario_end: Callable[[float, float], None] | None = None) -> Path:
+            on_scenario_end: Callable[[float, float], None] | None = None, live: bool | None = None) -> Path:
     """Run `scenario` for real and write the raw run record into `out_dir` (README "Engines").
 
     `target`: an existing system ("ws://H:P,http://H:P" or its HTTP URL; admin key from
     STORMBENCH_ADMIN_KEY) instead of a `stormbench serve` subprocess; `toxiproxy_url`: a
     Toxiproxy server instead of the embedded proxy; `progress`: called with a snapshot
-    dict about four times a second instead of the live terminal view; `cluster`: a Dask
+    dict about four times a second instead of the live terminal view; `live`: the view as a
+    panel (True), as plain lines (False), or as a panel only on a TTY (None); `cluster`: a Dask
     scheduler whose workers run the client fleet (`harness.emulate.remote`) instead of worker
     processes here.
 
@@ -412,10 +412,10 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
                                 prometheus=on_system_ready is not None or on_scenario_end is not None)
         from harness.emulate.virtual import emulate_virtual
 
-        return emulate_virtual(scenario, out_dir, progress=progress)
+        return emulate_virtual(scenario, out_dir, progress=progress, live=live)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = _Run(scenario, out, target, toxiproxy_url, progress, cluster)
+    run = _Run(scenario, out, target, toxiproxy_url, progress, cluster, live)
     started = time.time()
     wall0 = time.monotonic()
     writer = RecordWriter(out)
@@ -445,6 +445,13 @@ def emulate(scenario: Scenario, out_dir: str | Path, *, target: str | None = Non
         if client_errors:
             run.warnings.append(f"{client_errors} client(s) ended with an error, e.g. "
                                 f"{next(e for r in results.values() for e in r.get('client_errors', []))}")
+        late = {i: r["self_check"].get("started_late_s") or 0.0 for i, r in results.items()}
+        if late and max(late.values()) > max(LATE_START_S, LATE_START_SHARE * scenario.duration):
+            i = max(late, key=late.get)
+            run.warnings.append(
+                f"worker {i} began {format_duration(late[i])} of scenario time after the run's origin "
+                f"({run.scale.to_wall(late[i]):.1f}s wall at ×{run.scale.factor:g}): its clients planned before then "
+                f"started late (a busy machine; a lower time_scale leaves more room)")
         self_check = merge_self_check([r["self_check"] for r in results.values()], fd_limit=fd_limit(),
                                       fleet_bound=run.bound, host_cpu=run.host_cpu,
                                       cpu_share=run.cpu_share.report())

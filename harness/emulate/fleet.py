@@ -72,7 +72,11 @@ def worker_main(spec: WorkerSpec, commands: Connection, reports: Any) -> None:
         runner = asyncio.run
     from harness.emulate.host import fd_limit
     fd_limit()
-    import system.client.driver  # noqa: F401  (pay the import before the clock starts)
+    # pay the imports before the clock starts: after "go" they delayed every client of the worker
+    # by seconds of wall time on a busy machine (the self-check's imports pull in the record format)
+    import aiohttp  # noqa: F401
+    import harness.emulate.selfcheck  # noqa: F401
+    import system.client.fleet  # noqa: F401
     reports.put(("ready", spec.index, None))
     msg = commands.recv()
     if msg[0] != "go":
@@ -103,6 +107,7 @@ async def run_clients(spec: WorkerSpec, clock: Any, reports: Any) -> dict:
     from system.client.policy import ClientPolicy
 
     loop = asyncio.get_running_loop()
+    started_late_s = max(0.0, clock.now())  # scenario seconds between the origin and this worker's start
     options = DriverOptions(open_timeout=spec.open_timeout_wall, http_timeout=spec.http_timeout_wall,
                             ping_interval=None, ping_timeout=None)  # browsers never ping: the server does
     tally = Tally()
@@ -162,7 +167,8 @@ async def run_clients(spec: WorkerSpec, clock: Any, reports: Any) -> dict:
     await asyncio.gather(lag_task, reporter, return_exceptions=True)
     res.sample()
     reports.put(("tally", spec.index, tally.snapshot()))
-    check = worker_report(lag, res, to_scenario=lambda t: (t - clock.origin) * clock.scale)
+    check = {**worker_report(lag, res, to_scenario=lambda t: (t - clock.origin) * clock.scale),
+             "started_late_s": round(started_late_s, 3)}
     return {"self_check": check, "clients": len(spec.clients), "records": len(records),
             "client_errors": errors[:20], "client_error_count": len(errors)}
 

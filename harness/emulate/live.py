@@ -118,6 +118,7 @@ class LiveCheck:
 
 
 BAR_WIDTH = 20
+REFRESH_S = 0.25  # wall seconds between two drawings of the panel on a terminal
 
 
 class LiveView:
@@ -125,9 +126,12 @@ class LiveView:
 
     Rates are per second of scenario time (the clock the gates and the scenario speak), never
     per wall second beside a scenario clock. A fault shows as in force when it was in force at
-    any update since the state was last shown: at x720 a 20 s partition lasts 1.7 wall seconds,
-    less than a progress line's interval. Every gate of the run is listed: whole-run counts
-    with an upper bound are judged as the run goes, the others say they are judged at the end."""
+    any update, or was applied (`saw`), since the state was last shown: at x720 a 20 s partition
+    lasts 28 wall milliseconds, less than the interval between two updates, let alone two
+    progress lines. The panel is drawn by `update` itself (at most every `REFRESH_S`), never by
+    a timer of its own, so no state that collected a fault is replaced before it was drawn.
+    Every gate of the run is listed: whole-run counts with an upper bound are judged as the run
+    goes, the others say they are judged at the end."""
 
     def __init__(self, title: str, duration: float, *, stream: TextIO | None = None,
                  live: bool | None = None, line_every: float = 10.0, gates: list[Any] = ()) -> None:
@@ -140,6 +144,8 @@ class LiveView:
         self.use_live = self.stream.isatty() if live is None else live
         self.line_every = line_every
         self._live: Live | None = None
+        self._drawn_at: float | None = None                        # wall time the panel was last drawn
+        self._latest: tuple[float, Tally] | None = None            # the last state given, for the final drawing
         self._last_line: tuple[float, float, int] | None = None  # (wall, clock, attempts) at the last line
         self._pending: tuple[float, Tally, list[str], float] | None = None  # the last state not printed
         self._prev: tuple[float, int] | None = None                # (clock, attempts) about a scenario second ago
@@ -150,13 +156,14 @@ class LiveView:
 
     def __enter__(self) -> "LiveView":
         if self.use_live:
-            self._live = Live(Table(), console=Console(file=self.stream), refresh_per_second=4,
-                              transient=False)
+            self._live = Live(Table(), console=Console(file=self.stream), auto_refresh=False, transient=False)
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
+            if self._latest is not None:  # the final state, with any fault not drawn yet
+                self._draw(*self._latest)
             self._live.__exit__(None, None, None)
             self._live = None
         elif self._pending is not None:  # the final state, so a log never ends on a stale line
@@ -175,12 +182,24 @@ class LiveView:
         if self._prev is None or clock - self._prev[0] >= 1.0:
             self._prev = (clock, tally.attempts)
         if self._live is not None:
-            self._live.update(self.render(clock, tally, self._shown_faults()))
+            self._latest = (clock, Tally.merge([tally.snapshot()]))  # the caller's tally keeps changing
+            if self._drawn_at is None or wall - self._drawn_at >= REFRESH_S:
+                self._drawn_at = wall
+                self._draw(*self._latest)
         elif self._last_line is None or wall - self._last_line[0] >= self.line_every:
             self._print_line(clock, tally, faults, wall)
         else:
             snap = Tally.merge([tally.snapshot()])  # the caller's tally keeps changing
             self._pending = (clock, snap, list(faults), wall)
+
+    def saw(self, fault: str) -> None:
+        """A fault was applied: shown as in force at the next drawing or line, even when it was
+        lifted before the next `update` (or is instant: a restart, a token expiry)."""
+        self._faults_seen[fault] = None
+
+    def _draw(self, clock: float, tally: Tally) -> None:
+        assert self._live is not None
+        self._live.update(self.render(clock, tally, self._shown_faults()), refresh=True)
 
     def _shown_faults(self) -> list[str]:
         """The faults in force at any update since the last time they were shown; resets."""
@@ -246,3 +265,17 @@ class LiveView:
         for name, state, detail in self._gate_states(tally):
             t.add_row(f"  {name}", f"[{style[state]}]{state}[/{style[state]}] ({detail})")
         return t
+
+
+def view_of(scenario: Any, progress: Any, warnings: list[str], live: bool | None = None) -> LiveView:
+    """The live view of a run of `scenario` (either clock) with every gate it names; off (plain
+    lines never printed) when the caller watches through its own `progress` callable. `live`:
+    the panel (True), plain lines (False: several runs share one terminal), or the panel only on a
+    TTY (None). A gate file that does not load costs the view its gates, not the run: the verdict
+    names the problem."""
+    try:
+        gates = list(scenario.checked_gates)
+    except Exception as exc:
+        warnings.append(f"live view: gates not shown ({exc})")
+        gates = []
+    return LiveView(scenario.name, scenario.duration, live=False if progress is not None else live, gates=gates)

@@ -16,6 +16,7 @@ from typing import Callable
 import psutil
 
 from formats.record.resolution import SPIKE_FLOOR
+from formats.record.selfcheck import cpu_finding, lag_finding, worker_name, worst_worker
 
 #: loop lag (wall seconds, p99) above which the generator, not the system, dominates timing
 LAG_P99_LIMIT = 0.100
@@ -29,8 +30,6 @@ def percentile(values: list[float], q: float) -> float | None:
     s = sorted(values)
     k = min(len(s) - 1, max(0, int(round(q / 100.0 * (len(s) - 1)))))
     return s[k]
-
-
 
 
 @dataclass
@@ -143,10 +142,11 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
     cpu = [w["cpu_mean_pct"] for w in workers if w.get("cpu_mean_pct") is not None]
     reasons = []
     if lag99 and max(lag99) > LAG_P99_LIMIT:
-        reasons.append(f"{_worst(workers, 'loop_lag_p99_s')} event-loop lag p99 {max(lag99) * 1000:.0f}ms > "
-                       f"{LAG_P99_LIMIT * 1000:.0f}ms")
+        i, w = worst_worker(workers, "loop_lag_p99_s")
+        reasons.append(lag_finding(w["loop_lag_p99_s"], worker_name(i, w), LAG_P99_LIMIT))
     if cpu and max(cpu) > CPU_LIMIT:
-        reasons.append(f"{_worst(workers, 'cpu_mean_pct')} CPU mean {max(cpu):.0f}% > {CPU_LIMIT:.0f}% of a core")
+        i, w = worst_worker(workers, "cpu_mean_pct")
+        reasons.append(cpu_finding(w["cpu_mean_pct"], worker_name(i, w), CPU_LIMIT))
     spikes = sorted(s for w in workers for s in w.get("lag_spikes") or ())
     workers = [{k: v for k, v in w.items() if k != "lag_spikes"} for w in workers]
     return {
@@ -162,9 +162,3 @@ def merge(workers: list[dict], *, fd_limit: int, fleet_bound: int, host_cpu: lis
         "load_generator_bottleneck": bool(reasons),
         "bottleneck_reasons": reasons,
     }
-
-
-def _worst(workers: list[dict], key: str) -> str:
-    """The worker with the highest `key`, by its place in the list and, on a cluster, its address."""
-    i = max(range(len(workers)), key=lambda k: workers[k].get(key) or 0.0)
-    return f"worker {i}" + (f" ({workers[i]['address']})" if workers[i].get("address") else "")

@@ -44,6 +44,7 @@ from harness.emulate.engine import (
 )
 from harness.emulate.faults import FaultApplier, run_timeline
 from harness.emulate.fleet import WorkerSpec, run_clients
+from harness.emulate.live import Tally, view_of
 from harness.emulate.host import fd_limit, host_facts
 from harness.emulate.plan import Step, make_plan, timeline
 from harness.emulate.scrape import parse_metrics, scrape_until
@@ -60,8 +61,6 @@ from system.units import format_duration
 SCRAPES_PER_RUN = 120
 #: how often the fleet's tally is taken, in scenario seconds (the live view's refresh)
 TALLY_EVERY_S = 60.0
-#: wall seconds between plain progress lines
-PLAIN_EVERY_S = 15.0
 #: what a record says of this clock's limits
 CAPACITY_NOTE = ("virtual clock: handshakes and token requests cost no scenario time, so server capacity "
                  "(handshake rate, shedding under a herd) is not measured; use the wall clock at time_scale 1 "
@@ -216,8 +215,9 @@ class _Tallies:
 
 
 class _VirtualRun:
-    def __init__(self, scenario: Scenario, out: Path, progress: Progress | None) -> None:
+    def __init__(self, scenario: Scenario, out: Path, progress: Progress | None, live: bool | None = None) -> None:
         self.scenario = scenario
+        self.live = live
         self.out = out
         self.progress = progress
         self.tmp = Path(tempfile.mkdtemp(prefix="stormbench-virtual-"))
@@ -275,6 +275,7 @@ class _VirtualRun:
             self.origin_loop = loop.time()
             self.origin_unix = system_clock.now()
             tallies = _Tallies()
+            self.view = view_of(scenario, self.progress, self.warnings, self.live)
             fleet = loop.create_task(run_clients(spec, Clock(self.origin_loop, 1.0), tallies))
             faults = loop.create_task(run_timeline(timeline(plan.faults, scenario.duration), applier, self.clock,
                                                    stop, self._fault_error, self._fault_applied))
@@ -298,27 +299,30 @@ class _VirtualRun:
         self.warnings.append(f"fault {step.index} ({step.fault.kind}) {step.action} at {step.at:g}s failed: {exc}")
 
     def _fault_applied(self, step: Step, began: float, took: float) -> None:
+        if step.action == "start":
+            self.view.saw(step.fault.kind)
         self.fault_events.append({"t": began, "client": "harness", "kind": f"fault_{step.action}",
                                   "fault": step.fault.kind, "index": step.index, "applied_in_s": round(took, 3)})
 
     async def _watch(self, tallies: _Tallies, stop: asyncio.Event) -> None:
-        """Progress for the caller every TALLY_EVERY_S of scenario time; without a caller, a
-        plain line at most every PLAIN_EVERY_S of wall time."""
-        from harness.emulate.live import Tally
-
-        last = time.monotonic()
-        while not stop.is_set():
-            t = min(self.clock(), self.scenario.duration)
-            if self.progress is not None and tallies.latest:
-                self.progress({"t": t, "faults": self.applier.labels(), **Tally.merge([tallies.latest]).snapshot()})
-            elif self.progress is None and time.monotonic() - last >= PLAIN_EVERY_S:
-                last = time.monotonic()
-                print(f"{self.scenario.name} ({self.scenario.fleet.profile.base}): {format_duration(t)} of {format_duration(self.scenario.duration)} "
-                      f"(virtual clock)", flush=True)
-            try:
-                await asyncio.wait_for(stop.wait(), TALLY_EVERY_S)
-            except asyncio.TimeoutError:
-                pass
+        """Every TALLY_EVERY_S of scenario time: a snapshot for the caller's `progress`, else the
+        live view (the panel on a terminal, a plain line every 10 wall seconds otherwise), its
+        last state the fleet's final tally at the run's end."""
+        with self.view:
+            while True:
+                t = min(self.clock(), self.scenario.duration)
+                tally = Tally.merge([tallies.latest]) if tallies.latest else Tally()
+                if self.progress is not None:
+                    if tallies.latest:
+                        self.progress({"t": t, "faults": self.applier.labels(), **tally.snapshot()})
+                else:
+                    self.view.update(t, tally, self.applier.labels())
+                if stop.is_set():
+                    return
+                try:
+                    await asyncio.wait_for(stop.wait(), TALLY_EVERY_S)
+                except asyncio.TimeoutError:
+                    pass
 
     async def _admin_log(self, http: aiohttp.ClientSession, endpoints: Endpoints, admin_key: str,
                          path: str, file: str) -> list[dict]:
@@ -350,7 +354,8 @@ def run_interruptibly(loop: asyncio.AbstractEventLoop, main: Any) -> Any:
         loop.remove_signal_handler(signal.SIGINT)
 
 
-def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progress | None = None) -> Path:
+def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progress | None = None,
+                    live: bool | None = None) -> Path:
     """Run `scenario` on the virtual clock and write its raw run record into `out_dir`
     (the same files as the wall-clock `emulate`; `meta.json` `clock` says which ran)."""
     from harness.emulate.fleet import fleet_bound
@@ -358,7 +363,7 @@ def emulate_virtual(scenario: Scenario, out_dir: str | Path, *, progress: Progre
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started, wall0, cpu0 = time.time(), time.monotonic(), time.process_time()
-    run = _VirtualRun(scenario, out, progress)
+    run = _VirtualRun(scenario, out, progress, live)
     writer = RecordWriter(out)
     loop = new_loop()
     try:

@@ -27,18 +27,15 @@ fleet:
 
 
 @pytest.mark.timeout(150)
-@pytest.mark.parametrize("clock, duration, under_way", [
-    ("wall", "20m", "active=20 "),               # the live view: the whole fleet is connected
-    ("virtual", "12h", "of 12h (virtual clock)"),  # a progress line: hours of scenario time have passed
-])
-def test_ctrl_c_during_an_emulation_keeps_the_clients_records(tmp_path, clock, duration, under_way):
+@pytest.mark.parametrize("clock, duration", [("wall", "20m"), ("virtual", "12h")])
+def test_ctrl_c_during_an_emulation_keeps_the_clients_records(tmp_path, clock, duration):
     path, out = tmp_path / "interrupted.yaml", tmp_path / "out"
     path.write_text(SCENARIO.replace("{clock}", clock).replace("{duration}", duration))
 
     def fleet_connected(proc) -> None:
         deadline = time.monotonic() + 90
-        for line in proc.stdout:
-            if under_way in line:
+        for line in proc.stdout:  # the live view's lines: interrupt once the whole fleet is connected
+            if "active=20 " in line:
                 return
             assert time.monotonic() < deadline, "the fleet never connected"
         pytest.fail(f"the run ended before its fleet connected: {proc.stderr.read()}")

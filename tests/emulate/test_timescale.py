@@ -122,7 +122,7 @@ def test_progress_lines_off_a_tty_every_10s_averaged_and_a_final_one():
 
 
 def test_a_fault_shorter_than_a_line_interval_shows_on_the_next_line():
-    """At x720 a 20 s partition lasts 1.7 wall seconds: between two progress lines, yet it was in force."""
+    """At x12 a 20 s partition lasts 1.7 wall seconds: between two progress lines, yet it was in force."""
     import io
 
     from harness.emulate.live import LiveView, Tally

@@ -109,3 +109,27 @@ def test_junit_names_scenario_profile_engine_with_time_and_human_numbers(tmp_pat
     assert failure.get("message") == "1,200 HTTP 403s; gate == 0"
     assert "e+" not in ET.tostring(legacy, encoding="unicode")
     assert "busiest seconds:" in failure.text and not failure.text.lstrip().startswith("{")  # sentences, not JSON
+
+
+def test_main_job_gate_table_prints_numbers_with_units():
+    """The `make run` verdict table says `9h03m`, `0.96ms`, `1,140`, as JUnit does; never `3.263e+04`."""
+    from rich.console import Console
+
+    from commands.main_job import verdicts_table
+    from formats.gates.verdict import FAIL, PASS, Verdict
+
+    def verdict(name, verdict, metric, stat, observed):
+        return Verdict(name, verdict, True, observed, ">=", 0, {"metric": metric, "stat": stat})
+
+    results = {"legacy (virtual clock)": [verdict("p95 lifetime", PASS, "connection_duration", "p95", 32630.0),
+                                          verdict("agent p95", PASS, "agent_execution", "p95", 0.0009644),
+                                          verdict("403s", FAIL, "http_403", "count", 1140.0)],
+               "fixed (virtual clock)": [verdict("p95 lifetime", PASS, "connection_duration", "p95", 7500.0),
+                                         verdict("agent p95", PASS, "agent_execution", "p95", 0.042),
+                                         verdict("403s", PASS, "http_403", "count", 0.0)]}
+    console = Console(width=160, record=True, force_terminal=False)
+    console.print(verdicts_table(results))
+    text = console.export_text()
+    for cell in ("pass 9h03m", "pass 0.96ms", "fail 1,140", "pass 2h05m", "pass 42ms", "pass 0"):
+        assert cell in text, (cell, text)
+    assert "e+" not in text and "e-" not in text and "0.0009644" not in text

@@ -1,21 +1,25 @@
 """`stormbench run SCENARIO --prometheus`: one emulated run judged twice, from its run record
 and through a real Prometheus that scraped the real server, and the two must agree.
 
-Stated resolution: a quantile from Prometheus is known only to its bucket of
-`ws_connection_duration_seconds` (bounds 1, 5, 15, 30, 60 s, ...); the run record's
-Kaplan–Meier estimate must fall inside that bucket. The histogram holds closed
-connections only, so the slow run is built with frequent drops to keep censoring small.
-Not comparable by design: counts the server makes while it shuts down (the 1012 closes of
-a graceful restart) die with the process before Prometheus can scrape them.
+Stated resolution: a quantile from Prometheus is known only to its histogram bucket
+(`ws_connection_duration_seconds`: bounds 1, 5, 15, 30, 60 s, ...; `agent_execution_seconds`:
+1, 2.5, 5, 10, 25, 50, 100 ms, ...); the run record's estimate (Kaplan–Meier for lifetimes, the
+scraped histogram for the agent) must fall inside that bucket, and the verdicts must be the
+same. The lifetime histogram holds closed connections only, so the runs are built with
+frequent drops to keep censoring small. Not comparable by design: counts the server makes
+while it shuts down (the 1012 closes of a graceful restart) die with the process before
+Prometheus can scrape them.
 """
 import json
+import math
 import time
 from pathlib import Path
 
 import pytest
 
 from commands.cli import main as stormbench
-from formats.gates.verdict import PASS, UNKNOWN, read_gates_json
+from formats.gates.spec import load_gates
+from formats.gates.verdict import FAIL, PASS, UNKNOWN, read_gates_json
 from harness.prom.in_run import PROMETHEUS_GATES
 from harness.prom.server import find_binary
 
@@ -24,25 +28,30 @@ pytestmark = [
     pytest.mark.skipif(find_binary() is None, reason="prometheus not installed (Debian package `prometheus`)"),
 ]
 
-AGREEMENT = """
+STAGING_GATES = Path(__file__).resolve().parents[2] / "scenarios" / "gates" / "staging.yaml"
+
+def agreement(duration: str, messages: str, drops: str) -> str:
+    """A short fixed-profile run with frequent drops, scraped by Prometheus."""
+    return f"""
 name: prom-agreement
 description: a short fixed-profile run with frequent drops, scraped by Prometheus
 seed: 7
-duration: 40s
+duration: {duration}
 time_scale: 1
-system: {behaviour: fixed, token_ttl: 15m, heartbeat: {interval: 5s, timeout: 5s}}
+system: {{behaviour: fixed, token_ttl: 15m, heartbeat: {{interval: 5s, timeout: 5s}}}}
 fleet:
   clients: 20
   profile: fixed
-  arrival: {ramp: 2s}
-  messages: {every: 10s}
-  network: {drops: {every: 12s}}
+  arrival: {{ramp: 2s}}
+  messages: {{every: {messages}}}
+  network: {{drops: {{every: {drops}}}}}
 faults: []
 gates:
-  - {name: p50 lifetime, metric: connection_duration, stat: p50, op: ">=", value: 2s}
-  - {name: p95 lifetime, metric: connection_duration, stat: p95, op: ">=", value: 2h}
-  - {name: no 4401, metric: 'closes{code="4401"}', stat: count, op: "==", value: 0}
+  - {{name: p50 lifetime, metric: connection_duration, stat: p50, op: ">=", value: 2s}}
+  - {{name: p95 lifetime, metric: connection_duration, stat: p95, op: ">=", value: 2h}}
+  - {{name: no 4401, metric: 'closes{{code="4401"}}', stat: count, op: "==", value: 0}}
 """
+
 
 RESTART = """
 name: prom-restart
@@ -67,11 +76,11 @@ gates:
 """
 
 
-def run_with_prometheus(tmp_path: Path, text: str, exit_code: int) -> Path:
+def run_with_prometheus(tmp_path: Path, text: str, exit_code: int, *args: str) -> Path:
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(text)
     out = tmp_path / "run"
-    assert stormbench(["run", str(scenario), "--prometheus", "--out", str(out)]) == exit_code
+    assert stormbench(["run", str(scenario), "--prometheus", "--out", str(out), *args]) == exit_code
     return out
 
 
@@ -97,9 +106,27 @@ def test_run_with_prometheus_across_a_server_restart(tmp_path, capsys):
     assert "via Prometheus" in capsys.readouterr().out
 
 
+def test_staging_gates_with_promql_agree_with_the_run_record(tmp_path: Path):
+    """Every staging gate that states its `promql` gives one verdict through Prometheus and through
+    the run record of the same 20-second run, within histogram-bucket resolution: the record's
+    value (Kaplan–Meier lifetime quantile; the agent's p95 from the scraped histogram) lies in the
+    bucket Prometheus read its quantile from (lifetimes: (1, 5], (5, 15] s, ...; agent: (0, 1],
+    (1, 2.5] ms, ...), and no gate is undecided because its threshold falls inside that bucket."""
+    out = run_with_prometheus(tmp_path, agreement("20s", "2s", "4s"), 1,
+                              "--gates", str(STAGING_GATES))  # lifetimes of seconds: p95 >= 2h fails
+    record, scraped = verdicts(out / "gates.json"), verdicts(out / PROMETHEUS_GATES)
+    with_promql = [g.name for g in load_gates(STAGING_GATES) if g.promql]
+    assert with_promql == ["p95 connection duration", "p50 connection duration", "agent p95"]
+    for name in with_promql:
+        assert scraped[name].verdict == record[name].verdict != UNKNOWN, (name, record[name], scraped[name])
+        lo, hi = scraped[name].provenance["bucket"]
+        assert lo <= record[name].observed <= (math.inf if hi == "+Inf" else hi), (name, record[name], [lo, hi])
+    assert record["p95 connection duration"].verdict == FAIL and record["agent p95"].verdict == PASS
+
+
 @pytest.mark.slow
 def test_prometheus_and_run_record_verdicts_agree(tmp_path: Path):
-    out = run_with_prometheus(tmp_path, AGREEMENT, 1)  # "p95 lifetime >= 2h" fails, in both
+    out = run_with_prometheus(tmp_path, agreement("40s", "10s", "12s"), 1)  # "p95 lifetime >= 2h" fails, in both
     record, scraped = verdicts(out / "gates.json"), verdicts(out / PROMETHEUS_GATES)
     assert {n: v.verdict for n, v in scraped.items()} == {n: v.verdict for n, v in record.items()}
     for name in ("p50 lifetime", "p95 lifetime"):

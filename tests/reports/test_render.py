@@ -210,3 +210,18 @@ def test_a_weighted_run_says_how_many_clients_each_agent_stood_for(tmp_path):
     (run / "summary.json").write_text(json.dumps({"clients": 1000000, "reconnect_attempts": 200000}))
     html = render([run], tmp_path / "out").read_text()
     assert "1,000,000 (each simulated client stood for 200)" in html
+
+
+def test_the_self_check_reads_as_sentences_not_json(tmp_path):
+    run = write_run(tmp_path / "run", SyntheticRun())
+    meta = json.loads((run / "meta.json").read_text())
+    check = {"workers": [{"pid": 1, "loop_lag_p99_s": 0.0123, "loop_lag_max_s": 0.05, "cpu_mean_pct": 31.0,
+                          "fds_max": 70}], "lag_spikes": [[754.0, 0.05]], "lag_spike_floor_s": 0.002,
+             "fd_limit_per_process": 1024, "fleet_bound_by_fds": 250, "load_generator_bottleneck": False,
+             "bottleneck_reasons": []}
+    (run / "meta.json").write_text(json.dumps({**meta, "self_check": check}))
+    html = render([run], tmp_path / "out").read_text()
+    assert ("self-check: the load generator was not the bottleneck (1 worker); the event loop lagged 12.3 ms at "
+            "p99 (worker 0); 1 stall of the event loop of at least 2 ms; the longest 50 ms at 12m34s of scenario "
+            "time; worker 0 used 31% of a core on average") in html
+    assert "loop_lag_p99_s" not in html and "lag_spikes" not in html
