@@ -282,7 +282,7 @@ def _fmt(value: Any) -> str:
 def print_capacity(out: Path, echo: Callable[[str], None] = print) -> None:
     """The capacity table of a sweep directory, as the report renders it (a grid without a fleet
     size has none)."""
-    from reports.record import RecordError
+    from formats.record.run import RecordError
     from reports.sweep import CAPACITY_HEADERS, capacity_table, load_sweep
 
     try:

@@ -20,13 +20,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from system.errors import UsageError
-    from reports.record import RecordError, expand
+    from reports.record import expand
     from reports.render import render
 
-    try:
+    try:  # a path that holds no run record is a RecordError, a UsageError the dispatcher prints
         index = render(expand(args.run_dirs), args.out)
-    except RecordError as exc:
-        raise UsageError(str(exc)) from exc
     except OSError as exc:
         where = f"--out {args.out}" if args.out else str(exc.filename or "the report directory")
         raise UsageError(f"{where}: cannot write the report there ({exc.strerror or exc})") from None

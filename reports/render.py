@@ -21,7 +21,8 @@ from reports.compare import Comparison, compare
 from reports.document import Banner, Document, Image, Note, Section, Table
 from reports.page_html import to_html
 from reports.page_markdown import to_markdown
-from reports.record import RecordError, Run, is_sweep, load_run, number
+from formats.record.run import RecordError
+from reports.record import Run, is_sweep, load_run, number
 from reports.sweep import CAPACITY_HEADERS, Sweep, capacity_table, load_sweep
 from system.units import format_duration
 

@@ -65,11 +65,11 @@ def survival_of(run: Run) -> SurvivalData | None:
     conns = run.connections
     if conns is None:
         return None
-    lived = conns[pd.to_numeric(conns["duration_s"], errors="coerce").notna()]  # failed handshakes have none
+    lived = conns[conns["duration_s"].notna()]  # failed handshakes have none (the reader made it numeric)
     if lived.empty:
         return None
-    durations = pd.to_numeric(lived["duration_s"]).to_numpy(dtype=float)
-    censored = pd.to_numeric(lived["censored"], errors="coerce").fillna(0).to_numpy() != 0
+    durations = lived["duration_s"].to_numpy(dtype=float)
+    censored = lived["censored"].to_numpy() != 0
     curve = kaplan_meier(durations, ~censored)
     return SurvivalData(run.label, curve, curve.quantile(0.50), curve.quantile(0.95))
 
@@ -115,7 +115,7 @@ def storm_windows(run: Run) -> tuple[list[Span], str]:
     clients = run.clients if run.clients is not None else _fleet(run)
     if clients is None:
         return [], "none (fleet size unknown)"
-    storms, _ = detect_storms(pd.to_numeric(ts["reconnects"], errors="coerce").fillna(0).to_numpy(float),
+    storms, _ = detect_storms(ts["reconnects"].fillna(0).to_numpy(float),
                               clients, STORM_RULE, weight=sampling_weight(run.meta or {}))
     return [Span(s.start_s, s.end_s, f"storm (peak {s.peak_per_s:.0f}/s)") for s in storms], "detected"
 
@@ -248,7 +248,7 @@ def _binned(ts: pd.DataFrame, columns: dict[str, str], max_bins: int) -> Binned:
     index = np.floor(t / width).astype(int)
     n = int(index.max()) + 1 if len(index) else 0
     counts = {
-        name: np.bincount(index, weights=pd.to_numeric(ts[col], errors="coerce").fillna(0).to_numpy(float),
+        name: np.bincount(index, weights=ts[col].fillna(0).to_numpy(float),
                           minlength=n)
         for name, col in columns.items()
     }

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from reports.record import RecordError, number, read_json
+from formats.record import files
+from formats.record.run import RecordError, read_json
+from reports.record import number
 
 FLEET_PARAMS = ("fleet.sim_clients", "fleet.clients")
 PROFILE_PARAMS = ("profile", "fix", "fixes", "no_fix", "fleet.profile", "system.behaviour")
@@ -110,10 +112,10 @@ class Sweep:
 
 
 def load_sweep(path: Path) -> Sweep:
-    notes: list[str] = []
-    data = read_json(path / "sweep.json", dict, notes)
+    data = read_json(path / "sweep.json")
     if data is None:
-        raise RecordError(f"{path / 'sweep.json'}: {notes[-1].split(': ', 1)[1]}")
+        raise RecordError(f"{path / 'sweep.json'}: missing (expected a sweep directory)")
+    notes: list[str] = []
     points = data.get("points")
     if not isinstance(points, list) or not points:
         raise RecordError(f"{path / 'sweep.json'}: field 'points' must be a non-empty list of sweep points")
@@ -177,20 +179,16 @@ def _point(root: Path, index: int, point: Any, fleet_param: str, notes: list[str
         return None
     summary, gates = point.get("summary"), point.get("gates")
     if (summary is None or gates is None) and point.get("run_dir"):
-        run_dir = root / str(point["run_dir"])
-        summary = summary if summary is not None else _read(run_dir / "summary.json", dict, notes)
-        gates = gates if gates is not None else _read(run_dir / "gates.json", list, notes)
+        run_dir, found = root / str(point["run_dir"]), []
+        summary = summary if summary is not None else read_json(run_dir / files.SUMMARY, dict, found)
+        gates = gates if gates is not None else read_json(run_dir / files.GATES, list, found)
+        notes.extend(f"{where}: {note}" for note in found)
     settings = {k: v for k, v in point["params"].items() if k != fleet_param and k not in PROFILE_PARAMS}
     if isinstance(point.get("profile"), str) and any(k in PROFILE_PARAMS for k in point["params"]):
         settings = {"profile": point["profile"], **settings}  # named by its fixes: legacy+refresh_before_reconnect
     extra = {k: point[k] for k in ("replications", "incomplete") if point.get(k)}
     return settings, fleet, summary if isinstance(summary, dict) else {}, \
         [g for g in gates if isinstance(g, dict)] if isinstance(gates, list) else [], extra
-
-
-def _read(path: Path, expected: type, notes: list[str]) -> Any:
-    return read_json(path, expected, notes) if path.exists() else None
-
 
 
 CAPACITY_HEADERS = ("setting", "capacity (every client served, every strict gate holds)", "limited by",

@@ -7,7 +7,8 @@ on Dask: imports only `system`, used by both engines and the commands) → `form
 formats (scenario, record, gates, the fault registry: neither engine owns them) → the engines,
 `harness` (`emulate`, `proxy`, `prom`: the real-system side) and `sim` (the model), which never
 import each other, and `reports` (run records only) → `commands` (the CLI), which nothing
-imports. A `__main__.py` is an entry point like a command.
+imports. A `__main__.py` is an entry point like a command. `reports` reads run records through
+the shared reader only (`formats.record.run`): it parses no file itself.
 """
 from __future__ import annotations
 
@@ -68,6 +69,23 @@ def edges(root: Path = REPO) -> dict[tuple[str, str], set[str]]:
     return out
 
 
+# calls that parse a file's text: in `reports` only the shared reader's `read_json` may
+PARSERS = {"read_csv", "read_table", "read_jsonl", "load", "loads", "DictReader"}
+
+
+def own_parsing(root: Path = REPO, package: str = "reports") -> list[str]:
+    """Each call in `package` that parses a file itself instead of through the shared record reader."""
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if name in PARSERS:
+                    found.append(f"{path.relative_to(root)}:{node.lineno}: {name}()")
+    return found
+
+
 def violations(root: Path = REPO) -> list[str]:
     bad = []
     for (a, b), modules in sorted(edges(root).items()):
@@ -106,6 +124,18 @@ def test_every_import_points_down_the_layers() -> None:
 def test_no_circle_between_packages() -> None:
     found = circles()
     assert not found, "\n".join(found)
+
+
+def test_reports_parse_no_record_file_themselves() -> None:
+    found = own_parsing()
+    assert not found, "\n".join(found)
+
+
+def test_the_parsing_check_finds_a_report_reading_a_table_itself(tmp_path) -> None:
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "series.py").write_text(
+        "import json\nimport pandas as pd\n\ndef rows(path):\n    json.dumps({})\n    return pd.read_csv(path)\n")
+    assert own_parsing(tmp_path) == ["reports/series.py:6: read_csv()"]
 
 
 def test_the_checker_reports_a_forbidden_edge_and_a_circle(tmp_path) -> None:

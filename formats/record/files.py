@@ -13,9 +13,13 @@ TIMESERIES = "timeseries.csv"
 LEDGER = "ledger.csv"
 LEDGER_SUMMARY = "ledger_summary.json"
 GATES = "gates.json"
+PROMETHEUS_GATES = "prometheus_gates.json"  # the gates.json shape, judged from a Prometheus that scraped the run
 SUMMARY = "summary.json"
 JUNIT = "junit.xml"
 ENGINE_ERROR = "engine-error.txt"  # the traceback of an engine that stopped, next to its partial record
+
+# What a finalized and judged record holds: a lenient reader notes each one that is missing.
+FINISHED = (SUMMARY, GATES, CONNECTIONS, TIMESERIES, LEDGER, LEDGER_SUMMARY, FAULTS, META, SCENARIO)
 
 # meta.json key: why the run did not finish (interrupted, or its engine stopped); absent when it did.
 META_INCOMPLETE = "incomplete"

@@ -1,7 +1,11 @@
-"""Reading a run record directory: the one loader that finalize, gates and commands share.
+"""Reading a run record directory: the one reader that finalize, gates, commands and reports share.
 
-Each table is read on first use and checked for its columns, so a hand-edited or
-truncated record fails with the file and the missing column, not a KeyError.
+Each table is read on first use, checked for its columns and its numbers, and each JSON file for
+its shape, once, here. Strict (the default: finalize, gates, commands) a hand-edited or truncated
+record fails with the file, line and column, not a KeyError deep in a gate. Lenient (the report,
+which is most wanted when a run went wrong) the same checks make a note in `notes` instead: a
+missing or damaged file reads as absent (None), a non-numeric cell as a gap, a row without its
+time is left out; only a directory holding none of the record's files is an error.
 """
 from __future__ import annotations
 
@@ -18,26 +22,88 @@ from formats.record.jsonl import read_jsonl
 from formats.record.tables import keep_integers
 
 
-# Columns that hold numbers, checked when read (every column of timeseries.csv does).
+class RecordError(UsageError):
+    """A run record, or one of its files, that cannot be read: names the file and what was expected."""
+
+
+# by table: every column of the format (what strict reading wants), the ones a lenient reader
+# cannot do without (a table lacking one is left out with a note; the others are optional), the
+# columns that hold numbers (every column of timeseries.csv does) and those read as text
+COLUMNS = {files.CONNECTIONS: files.CONNECTION_COLUMNS, files.TIMESERIES: files.TIMESERIES_COLUMNS,
+           files.LEDGER: files.LEDGER_COLUMNS}
+LENIENT_COLUMNS = {files.CONNECTIONS: ("duration_s", "censored"), files.TIMESERIES: ("t",),
+                   files.LEDGER: files.LEDGER_COLUMNS}
 NUMERIC_COLUMNS = {
     files.CONNECTIONS: ("opened_s", "closed_s", "duration_s", "close_code", "http_status", "censored"),
     files.LEDGER: ("seq", "t"),
 }
+TEXT_COLUMNS = {files.CONNECTIONS: ("client", "conn", "closed_by"),
+                files.LEDGER: ("client", "conversation", "msg_id", "kind")}
+
+
+def present(path: Path) -> list[str]:
+    """The files of a finished record (`files.FINISHED`) that the directory `path` holds."""
+    return [name for name in files.FINISHED if (Path(path) / name).is_file()]
+
+
+def _problem(path: Path, message: str, notes: list[str] | None) -> None:
+    """Strict (`notes` is None): raise, naming the file; lenient: a note naming the file."""
+    if notes is None:
+        raise RecordError(f"{path}: {message}")
+    notes.append(f"{path.name}: {message}")
+
+
+def read_json(path: Path, expected: type = dict, notes: list[str] | None = None) -> Any:
+    """The file's JSON, checked to be of the `expected` top-level type (a list: of objects); None
+    when the file is absent. A damaged or hand-edited file fails with its name, not an
+    AttributeError deep in a gate; given `notes` (lenient), it is a note there and reads as None."""
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        return _problem(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", notes)
+    except (OSError, UnicodeDecodeError) as exc:
+        return _problem(path, f"unreadable ({exc})", notes)
+    if value is not None and not isinstance(value, expected):
+        kind = "an object {...}" if expected is dict else "a list [...]"
+        return _problem(path, f"expected {kind} at the top level, got {type(value).__name__}", notes)
+    if expected is list and not all(isinstance(item, dict) for item in value or []):
+        return _problem(path, "expected a list of objects {...}", notes)
+    return value
 
 
 class RunRecord:
-    def __init__(self, run_dir: str | Path):
+    """One run record directory. `lenient`: problems are notes in `notes` (see the module doc) and
+    `scenario.json` is not required; the views derived from the scenario (`end`, `clients`, `faults`
+    ...) still need it."""
+
+    def __init__(self, run_dir: str | Path, lenient: bool = False):
         self.dir = Path(run_dir)
+        self.lenient = lenient
+        self.notes: list[str] = []
         if not self.dir.exists():
-            raise UsageError(f"{self.dir}: not a run record directory (it does not exist)")
+            raise RecordError(f"{self.dir}: not a directory (it does not exist; expected a run record directory)")
         if not self.dir.is_dir():
-            raise UsageError(f"{self.dir}: is a file, expected a run record directory")
-        if not (self.dir / files.SCENARIO).exists():
+            raise RecordError(f"{self.dir}: is a file, expected a run record directory")
+        found = present(self.dir)
+        if lenient and not found:
+            raise RecordError(f"{self.dir}: no run-record files found (expected some of {', '.join(files.FINISHED)})")
+        if not lenient and files.SCENARIO not in found:
             inside = sorted(c.name for c in self.dir.iterdir() if (c / files.SCENARIO).is_file())
             hint = f" (the run records are in its folders {', '.join(inside[:6])}{', ...' if len(inside) > 6 else ''})" \
                 if inside else ""
-            raise UsageError(f"{self.dir}: not a run record: {files.SCENARIO} is missing{hint}")
+            raise RecordError(f"{self.dir}: not a run record: {files.SCENARIO} is missing{hint}")
+        if lenient:
+            ledgers = (files.LEDGER, files.LEDGER_SUMMARY)  # a sampled simulation writes only the summary
+            self.notes = [f"{name}: missing" for name in files.FINISHED if name not in found
+                          and not (name in ledgers and set(ledgers) & set(found))]
         self._memo: dict[str, Any] = {}
+
+    @property
+    def _notes(self) -> list[str] | None:
+        """Where a problem goes: the notes when lenient, else nowhere (it raises)."""
+        return self.notes if self.lenient else None
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """A value derived from this record, computed once (several gates share one ledger check)."""
@@ -51,33 +117,20 @@ class RunRecord:
     def has(self, name: str) -> bool:
         return (self.dir / name).exists()
 
-    def _json(self, name: str, default: Any = None, expected: type = dict) -> Any:
-        """The file's JSON, checked to be of the `expected` top-level type (a hand-edited or damaged
-        file fails with its name, not an AttributeError deep in a gate)."""
-        path = self.dir / name
-        if not path.exists():
-            return default
-        try:
-            value = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}: not valid JSON: {exc}") from None
-        if value is not None and not isinstance(value, expected):
-            kind = "an object {...}" if expected is dict else "a list [...]"
-            raise UsageError(f"{path}: expected {kind} at the top level, got {type(value).__name__}")
-        if expected is list and not all(isinstance(item, dict) for item in value or []):
-            raise UsageError(f"{path}: expected a list of objects {{...}}")
-        return value
+    def document(self, name: str, expected: type = dict) -> Any:
+        """The JSON of the record's file `name` (see `read_json`), read once; None when absent."""
+        return self.memo(f"file:{name}", lambda: read_json(self.dir / name, expected, self._notes))
 
     @cached_property
     def scenario(self) -> dict:
-        doc = self._json(files.SCENARIO)
+        doc = self.document(files.SCENARIO)
         if not isinstance(doc, dict) or "duration" not in doc:
-            raise UsageError(f"{self.path(files.SCENARIO)}: expected the resolved scenario with a 'duration'")
+            raise RecordError(f"{self.path(files.SCENARIO)}: expected the resolved scenario with a 'duration'")
         return doc
 
     @cached_property
     def meta(self) -> dict:
-        return self._json(files.META, {}) or {}
+        return self.document(files.META) or {}
 
     @property
     def engine(self) -> str:
@@ -121,7 +174,7 @@ class RunRecord:
 
     @cached_property
     def faults(self) -> list[dict]:
-        faults = self._json(files.FAULTS, expected=list)
+        faults = self.document(files.FAULTS, list)
         if faults is None:
             faults = [{"at": f["at"], "for": f.get("for"), "kind": f["kind"], "params": {}, "targets": None}
                       for f in self.scenario.get("faults", [])]
@@ -152,54 +205,77 @@ class RunRecord:
             out.append({**f, "start_s": start, "end_s": max(end, start)})
         return out
 
-    def _csv(self, name: str, columns: tuple[str, ...], dtype: dict | None = None) -> pd.DataFrame:
+    def _csv(self, name: str) -> pd.DataFrame | None:
+        """The table `name`: columns checked, numbers coerced, integer columns `Int64`; None when
+        absent (or, lenient, damaged: with a note)."""
         path = self.dir / name
         if not path.exists():
-            raise UsageError(f"{path}: missing (run `finalize` on the record first)")
+            if self.lenient:
+                return None
+            raise RecordError(f"{path}: missing (run `finalize` on the record first)")
         try:
-            df = pd.read_csv(path, dtype=dtype)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise UsageError(f"{path}: not a readable CSV table: {exc}") from None
+            df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS.get(name, ())})
+        except pd.errors.EmptyDataError:
+            return _problem(path, "empty file (expected a header row)", self._notes)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+            return _problem(path, f"not a readable CSV table ({exc})", self._notes)
+        columns = (LENIENT_COLUMNS if self.lenient else COLUMNS)[name]
         missing = [c for c in columns if c not in df.columns]
         if missing:
-            raise UsageError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
-        numeric = [c for c in df.columns if name == files.TIMESERIES or c in NUMERIC_COLUMNS.get(name, ())]
-        for col in numeric:
+            return _problem(path, f"missing column(s) {', '.join(missing)} (expected {', '.join(columns)})",
+                            self._notes)
+        return keep_integers(self._numbers(path, df), name)
+
+    def _numbers(self, path: Path, df: pd.DataFrame) -> pd.DataFrame:
+        """Numbers where the format has numbers, and a time in every row that has a `t`. Strict, the
+        first bad cell is an error naming its line; lenient, a bad cell becomes a gap and a row
+        without its time is left out, each with a note, rather than one bad value stopping the report."""
+        name = path.name
+        for col in [c for c in df.columns if name == files.TIMESERIES or c in NUMERIC_COLUMNS.get(name, ())]:
             if df[col].dtype.kind in "biuf":
                 continue
             values = pd.to_numeric(df[col], errors="coerce")
             bad = (values.isna() & df[col].notna()).to_numpy().nonzero()[0]
             if bad.size:
-                row = int(bad[0])
-                raise UsageError(f"{path}:{row + 2}: column {col!r}: expected a number, got {df[col].iloc[row]!r}")
+                if not self.lenient:
+                    raise RecordError(f"{path}:{bad[0] + 2}: column {col!r}: expected a number, "
+                                      f"got {df[col].iloc[bad[0]]!r}")
+                self.notes.append(f"{name}: {bad.size} non-numeric value(s) in column {col} read as missing")
             df[col] = values
-        return keep_integers(df, name)
-
-    @cached_property
-    def connections(self) -> pd.DataFrame:
-        df = self._csv(files.CONNECTIONS, files.CONNECTION_COLUMNS, {"client": str, "conn": str, "closed_by": str})
-        df["censored"] = df["censored"].fillna(0).astype(int)
+        if "t" in df.columns:
+            untimed = df["t"].isna().to_numpy().nonzero()[0]
+            if untimed.size:
+                if not self.lenient:
+                    raise RecordError(f"{path}:{untimed[0] + 2}: column 't': expected a time, the cell is empty")
+                self.notes.append(f"{name}: {untimed.size} row(s) without a time (column t) left out")
+                df = df[df["t"].notna()].reset_index(drop=True)
         return df
 
     @cached_property
-    def timeseries(self) -> pd.DataFrame:
-        return self._csv(files.TIMESERIES, files.TIMESERIES_COLUMNS)
+    def connections(self) -> pd.DataFrame | None:
+        """Strict: never None. Lenient: None when absent or damaged."""
+        df = self._csv(files.CONNECTIONS)
+        if df is not None:
+            df["censored"] = df["censored"].fillna(0).astype(int)
+        return df
+
+    @cached_property
+    def timeseries(self) -> pd.DataFrame | None:
+        """Strict: never None. Lenient: None when absent or damaged."""
+        return self._csv(files.TIMESERIES)
 
     @cached_property
     def ledger(self) -> pd.DataFrame | None:
-        if not self.has(files.LEDGER):
-            return None
-        return self._csv(files.LEDGER, files.LEDGER_COLUMNS,
-                         {"client": str, "conversation": str, "msg_id": str, "kind": str})
+        """None without a ledger (a sampled simulation keeps only `ledger_summary.json`)."""
+        return self._csv(files.LEDGER) if self.has(files.LEDGER) else None
 
     @cached_property
     def ledger_summary(self) -> dict | None:
-        summary = self._json(files.LEDGER_SUMMARY)
-        if summary is not None:
-            missing = [k for k in files.LEDGER_SUMMARY_KEYS if k not in summary]
-            if missing:
-                raise UsageError(f"{self.path(files.LEDGER_SUMMARY)}: missing key(s) {missing}; "
-                                 f"expected {list(files.LEDGER_SUMMARY_KEYS)}")
+        summary = self.document(files.LEDGER_SUMMARY)
+        missing = [k for k in files.LEDGER_SUMMARY_KEYS if k not in summary] if summary is not None else []
+        if missing:  # lenient: the keys it has are still counts, the missing ones are gaps
+            _problem(self.path(files.LEDGER_SUMMARY), f"missing key(s) {', '.join(missing)} "
+                     f"(expected {', '.join(files.LEDGER_SUMMARY_KEYS)})", self._notes)
         return summary
 
     @cached_property
@@ -213,4 +289,4 @@ class RunRecord:
 
     @cached_property
     def summary(self) -> dict:
-        return self._json(files.SUMMARY, {}) or {}
+        return self.document(files.SUMMARY) or {}

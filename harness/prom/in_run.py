@@ -16,11 +16,11 @@ from pathlib import Path
 
 from formats.gates.spec import Gate
 from formats.gates.verdict import Verdict, write_gates_json
+from formats.record.files import PROMETHEUS_GATES
 from harness.prom.api import PrometheusAPI, PrometheusUnavailable
 from harness.prom.evaluate import evaluate
 from harness.prom.server import PrometheusConfig, PrometheusServer
 
-PROMETHEUS_GATES = "prometheus_gates.json"
 REPLAY_CONFIG = "replay.yml"
 KEPT_RETENTION = "10y"  # a kept TSDB reopened months later must still hold the run
 

@@ -7,7 +7,7 @@ import pytest
 
 from commands.cli import main as stormbench
 from reports import render
-from reports.record import RecordError
+from formats.record.run import RecordError
 from tests.reports.synthetic import SyntheticRun, write_run
 
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'

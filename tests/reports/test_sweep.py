@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from reports.record import RecordError
+from formats.record.run import RecordError
 from reports.sweep import load_sweep
 
 
