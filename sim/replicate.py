@@ -111,13 +111,15 @@ def collect(jobs: list[SeedJob], finished: Iterable[tuple[int, dict]], out: Path
             if k not in summaries and Path(job.out).is_dir():
                 merge_meta(Path(job.out), {files.META_INCOMPLETE: why})
         if summaries:
-            _write(jobs, summaries, out, why)
+            write_replications(jobs, summaries, out, why)
         raise KeyboardInterrupt(f"{why}; their summary is in {out / files.SUMMARY}" if summaries
                                 else f"{why}; nothing was kept") from None
-    return _write(jobs, summaries, out, None)
+    return write_replications(jobs, summaries, out, None)
 
 
-def _write(jobs: list[SeedJob], summaries: dict[int, dict], out: Path, incomplete: str | None) -> dict:
+def write_replications(jobs: list[SeedJob], summaries: dict[int, dict], out: Path, incomplete: str | None) -> dict:
+    """The main `summary.json` in `out` with the `replications` block of the finished seeds (`sweep` writes
+    one per point from its own jobs)."""
     done = sorted(summaries)
     block = {"n": len(done), "seeds": [jobs[k].scenario.seed for k in done], "level": 0.95,
              "runs": [str(Path(jobs[k].out).relative_to(out)) if k else "." for k in done],
