@@ -70,7 +70,10 @@ class Table:
 
     def _check(self, old: dict) -> None:
         differs = [f"{key}: {old.get(key)!r} there, {self.header.get(key)!r} now" for key in IDENTITY
-                   if old.get(key) != self.header.get(key)]
+                   if key != "fingerprint" and old.get(key) != self.header.get(key)]
+        if not differs and old.get("fingerprint") != self.header["fingerprint"]:  # then it is what says why
+            differs = ["the points' scenarios or gates (an edited scenario or gate file): fingerprint "
+                       f"{old.get('fingerprint')!r} there, {self.header['fingerprint']!r} now"]
         if differs:
             raise UsageError(f"--out {self.out}: holds a different sweep ({'; '.join(differs)}); resume it with the "
                              f"same scenario, --vary and options, or choose another directory")

@@ -82,7 +82,8 @@ def test_ctrl_c_on_a_sweep_writes_what_finished(tmp_path):
 
     def first_point_kept(proc) -> None:  # the points run as Dask jobs, side by side
         seen["pgid"] = proc.pid
-        wait_for(lambda: (out / "sweep.json").exists(), proc, "the first finished point")
+        table = out / "sweep.csv"  # its first row: a point finished
+        wait_for(lambda: table.exists() and len(table.read_text().splitlines()) > 1, proc, "the first finished point")
 
     code, err = interrupt_cli(["sweep", str(tmp_path / "s.yaml"), "--vary", "fleet.sim_clients=50,200,400",
                                "--out", str(out)], tmp_path, first_point_kept, timeout=30)
