@@ -42,7 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "repeat for a grid, e.g. --vary fleet.sim_clients=1000,10000 --vary profile=legacy,fixed; "
                              "fix=a,b,c tries one fix at a time on the profile (none: the profile alone), "
                              "fixes=a+b,c several at once")
-    parser.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<scenario>-sweep-<timestamp>)")
+    parser.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<scenario>-sweep-<timestamp>); "
+                             "one holding the same sweep is resumed: the point x seed runs already in its "
+                             "sweep.csv are skipped")
     parser.add_argument("--calibration", metavar="FILE",
                         help="model calibration file (default: the built-in sim/calibration_default.json)")
     parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
