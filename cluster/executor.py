@@ -200,7 +200,7 @@ def as_finished(jobs: Sequence[Job], *, cluster: str | None = None, workers: int
                 finished += 1
                 display.finished(done)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(f"{finished} of {len(jobs)} {title} finished and kept, "
+            raise KeyboardInterrupt(f"{title}: {finished} of {len(jobs)} jobs finished and kept, "
                                     f"{len(jobs) - finished} cancelled") from None
         finally:
             if index_of:

@@ -280,10 +280,10 @@ def collect(results: Results, finished: Iterable[Run]) -> dict:
         for run in finished:
             results.arrived(run)
             results.write(f"running or stopped: {progress()}")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: {progress()}"
         results.write(why)
-        raise KeyboardInterrupt(f"{why}; {results.out / sweep_table.JSON} holds them (marked incomplete), "
+        raise KeyboardInterrupt(f"{why}{f' ({exc})' if str(exc) else ''}; {results.out / sweep_table.JSON} holds them (marked incomplete), "
                                 f"{results.out / sweep_table.CSV} every finished run; the same command resumes "
                                 f"the sweep") from None
     unfinished = total - len(results.entries)

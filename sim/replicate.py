@@ -104,7 +104,7 @@ def collect(jobs: list[SeedJob], finished: Iterable[tuple[int, dict]], out: Path
     try:
         for k, summary in finished:
             summaries[k] = summary
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: " \
               f"{len(summaries)} of {len(jobs)} replications finished"
         for k, job in enumerate(jobs):
@@ -112,8 +112,9 @@ def collect(jobs: list[SeedJob], finished: Iterable[tuple[int, dict]], out: Path
                 merge_meta(Path(job.out), {files.META_INCOMPLETE: why})
         if summaries:
             write_replications(jobs, summaries, out, why)
-        raise KeyboardInterrupt(f"{why}; their summary is in {out / files.SUMMARY}" if summaries
-                                else f"{why}; nothing was kept") from None
+        cancelled = f" ({exc})" if str(exc) else ""
+        raise KeyboardInterrupt(f"{why}{cancelled}; their summary is in {out / files.SUMMARY}" if summaries
+                                else f"{why}{cancelled}; nothing was kept") from None
     return write_replications(jobs, summaries, out, None)
 
 
