@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -28,3 +29,19 @@ def interrupt_cli(args: list[str], cwd: Path, under_way: Callable[[subprocess.Po
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return proc.returncode, err
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 150) -> None:
+    """Poll `condition` (a file the run writes when it gets there: the event waited for) until it
+    holds, failing if the run ends first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None and time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.05)
+
+
+def table_rows(table: Path) -> int:
+    """Finished runs in a sweep's `sweep.csv` so far (a torn last line is not one)."""
+    if not table.exists():
+        return 0
+    return sum(1 for line in table.read_text().splitlines(keepends=True)[1:] if line.endswith("\n"))

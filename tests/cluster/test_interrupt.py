@@ -6,7 +6,7 @@ import csv
 import json
 import time
 
-from tests.ctrl_c import interrupt_cli
+from tests.ctrl_c import interrupt_cli, table_rows, wait_for
 from tests.restart_scenario import restart_scenario
 
 SCENARIO = restart_scenario("longish", duration="6h", clients=300)
@@ -43,11 +43,7 @@ def test_ctrl_c_on_a_named_cluster_cancels_its_tasks_and_keeps_the_finished_runs
     table = out / "sweep.csv"
 
     def some_finished(proc) -> None:  # the table's first row: polled with a deadline, not slept on
-        deadline = time.monotonic() + 150
-        while not (table.exists() and len(table.read_text().splitlines()) > 1):
-            assert proc.poll() is None, "the sweep ended before a run finished"
-            assert time.monotonic() < deadline, "no run finished within 150 s"
-            time.sleep(0.05)
+        wait_for(lambda: table_rows(table) >= 1, proc, "a finished run")
 
     with Client(dask_cluster) as client:
         code, err = interrupt_cli(["sweep", "s.yaml", "--vary", "fleet.sim_clients=200,250,300,350,400,450",

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from commands.cli import main
 from commands.sweep import sweep
-from tests.ctrl_c import interrupt_cli
+from tests.ctrl_c import interrupt_cli, table_rows, wait_for
 from tests.restart_scenario import restart_scenario
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,13 +24,6 @@ def rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def data_rows(out: Path) -> int:
-    """Finished runs in the table so far (a torn last line is not one)."""
-    path = out / "sweep.csv"
-    return sum(1 for line in path.read_text().splitlines(keepends=True)[1:] if line.endswith("\n")) \
-        if path.exists() else 0
-
-
 def canonical(out: Path) -> str:
     return json.dumps(json.loads((out / "sweep.json").read_text()), sort_keys=True)
 
@@ -42,11 +34,7 @@ def test_an_interrupted_sweep_resumes_and_ends_as_an_uninterrupted_one(tmp_path,
     out = tmp_path / "sweep"
 
     def one_row(proc) -> None:  # the table's first row is the event: polled with a deadline
-        deadline = time.monotonic() + 150
-        while data_rows(out) < 1:
-            assert proc.poll() is None, "the sweep ended before a run finished"
-            assert time.monotonic() < deadline, "no run finished within 150 s"
-            time.sleep(0.05)
+        wait_for(lambda: table_rows(out / "sweep.csv") >= 1, proc, "a finished run")
 
     code, err = interrupt_cli(["sweep", "s.yaml", *GRID, "--out", str(out)], tmp_path, one_row, timeout=60)
     assert code == 130, err
