@@ -216,7 +216,9 @@ class Results:
 
     def __init__(self, out: Path, planned: list[Planned], runs: list[Run], table: Any, echo: Callable[[str], None]):
         self.out, self.planned, self.table, self.echo = out, planned, table, echo
-        self.seeds = {p.index: [r for r in runs if r.point is p] for p in planned}
+        self.seeds: dict[int, list[Run]] = {p.index: [] for p in planned}
+        for r in runs:
+            self.seeds[r.point.index].append(r)
         self.finished: dict[int, dict[int, tuple[dict, list]]] = {p.index: {} for p in planned}
         self.entries: dict[int, dict] = {}
 
@@ -225,14 +227,12 @@ class Results:
         gates = json.loads((run.run_dir / "gates.json").read_text())
         self.finished[run.point.index][run.k] = (summary, gates)
         if new:
-            failed = [g["name"] for g in gates if g["verdict"] == "fail" and g.get("strict", True)]
             self.table.append({"run_dir": run.name(self.out), "point": run.point.run_dir.name,
                                "seed": run.scenario.seed, **run.point.params, "label": run.point.label,
-                               **{c: summary.get(c) for c in COLUMNS},
-                               "failed_gates": ";".join(failed)})
+                               **{c: summary.get(c) for c in COLUMNS}, "failed_gates": ";".join(failures(gates))})
         if len(self.finished[run.point.index]) == len(self.seeds[run.point.index]):
             self.entries[run.point.index] = entry = self._entry(run.point)
-            self.echo(_row(entry, [n for n in run.point.params]))
+            self.echo(_row(entry, list(run.point.params)))
 
     def _entry(self, point: Planned) -> dict:
         """The point's entry of `sweep.json`; with replications its main summary gets the
@@ -283,7 +283,8 @@ def collect(results: Results, finished: Iterable[Run]) -> dict:
     except KeyboardInterrupt as exc:
         why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: {progress()}"
         results.write(why)
-        raise KeyboardInterrupt(f"{why}{f' ({exc})' if str(exc) else ''}; {results.out / sweep_table.JSON} holds them (marked incomplete), "
+        cancelled = f" ({exc})" if str(exc) else ""
+        raise KeyboardInterrupt(f"{why}{cancelled}; {results.out / sweep_table.JSON} holds them (marked incomplete), "
                                 f"{results.out / sweep_table.CSV} every finished run; the same command resumes "
                                 f"the sweep") from None
     unfinished = total - len(results.entries)
@@ -291,9 +292,14 @@ def collect(results: Results, finished: Iterable[Run]) -> dict:
                          f"command retries them" if unfinished else None)
 
 
+def failures(gates: list[dict]) -> list[str]:
+    """The strict gates that failed."""
+    return [v["name"] for v in gates if v["verdict"] == "fail" and v.get("strict", True)]
+
+
 def _row(entry: dict, names: list[str]) -> str:
     summary = entry["summary"]
-    failed = [v["name"] for v in entry["gates"] if v["verdict"] == "fail" and v.get("strict", True)]
+    failed = failures(entry["gates"])
     weight = summary.get("sampling_weight") or 1
     return ("  ".join(f"{str(entry['params'][n]):>18}" for n in names) + "  " +
             "  ".join(f"{_fmt(summary.get(c)):>14}" for c in COLUMNS) + "  " +
