@@ -12,9 +12,10 @@ from typing import Callable
 
 
 def interrupt_cli(args: list[str], cwd: Path, under_way: Callable[[subprocess.Popen], None],
-                  timeout: float = 60) -> tuple[int, str]:
+                  timeout: float = 60, sig: int = signal.SIGINT) -> tuple[int, str]:
     """`under_way(proc)` returns once the run is where the test wants it interrupted (it may read
-    the process's stdout); returns the exit code and stderr. The child gets a foreground SIGINT:
+    the process's stdout); returns the exit code and stderr. `sig`: SIGKILL for a run killed
+    outright (nothing of it gets to clean up). The child gets a foreground SIGINT:
     a suite started in the background (`&`) passes SIGINT ignored to its children, and Python
     then never raises KeyboardInterrupt."""
     proc = subprocess.Popen([sys.executable, "-m", "commands.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
@@ -22,7 +23,7 @@ def interrupt_cli(args: list[str], cwd: Path, under_way: Callable[[subprocess.Po
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         under_way(proc)
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
         _, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,30 @@ def test_a_different_sweep_in_the_directory_is_named(tmp_path, capsys):
     assert main(["sweep", str(path), "--vary", "fleet.sim_clients=10", "--out", str(out)]) == 2
     assert "the points' scenarios or gates (an edited scenario or gate file)" in capsys.readouterr().err
     assert len(rows(out)) == 1
+
+
+def test_a_killed_sweep_leaves_a_readable_table_and_resumes(tmp_path, capsys):
+    """SIGKILL to the command and its local workers: no handler runs, yet every row written is whole,
+    the report says the sweep is incomplete, and the same command finishes it."""
+    path = tmp_path / "s.yaml"
+    path.write_text(restart_scenario("killed", duration="6h", clients=300))
+    out = tmp_path / "sweep"
+    vary = ["--vary", "fleet.sim_clients=200,250,300,350"]
+
+    code, _ = interrupt_cli(["sweep", "s.yaml", *vary, "--out", str(out)], tmp_path,
+                            lambda proc: wait_for(lambda: table_rows(out / "sweep.csv") >= 1, proc, "a finished run"),
+                            sig=signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    kept = rows(out)
+    assert 1 <= len(kept) < 4 and all(r["failed_gates"] in ("", "p50 connection duration") for r in kept)
+
+    from reports.sweep import capacity_table, load_sweep
+
+    _rows, lines = capacity_table(load_sweep(out))
+    assert any(line.startswith("INCOMPLETE sweep: running or stopped:") for line in lines), lines
+
+    assert main(["sweep", str(path), *vary, "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"{len(kept)} of 4 runs (point x seed) already done, skipped; {4 - len(kept)} to run" in said
+    assert sorted(r["run_dir"] for r in rows(out)) == [f"point-00{i}" for i in range(4)]
+    assert "incomplete" not in json.loads((out / "sweep.json").read_text())
