@@ -110,3 +110,21 @@ def test_a_killed_sweep_leaves_a_readable_table_and_resumes(tmp_path, capsys):
     assert f"{len(kept)} of 4 runs (point x seed) already done, skipped; {4 - len(kept)} to run" in said
     assert sorted(r["run_dir"] for r in rows(out)) == [f"point-00{i}" for i in range(4)]
     assert "incomplete" not in json.loads((out / "sweep.json").read_text())
+
+
+def test_failed_runs_leave_the_sweep_incomplete_and_the_same_command_retries_them(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(restart_scenario("retried", clients=10))
+    calibration, out = tmp_path / "cal.json", tmp_path / "sweep"
+    args = ["sweep", str(path), "--vary", "fleet.sim_clients=10,20", "--calibration", str(calibration),
+            "--out", str(out)]
+    assert main(args) == 1  # the file is read on the workers: every run fails there
+    err = capsys.readouterr().err
+    assert "FAILED point 0 (fleet.sim_clients=10, seed 3): ValueError" in err
+    assert "2 of 2 points did not finish (a run failed, named above); the same command retries them" in err
+    assert rows(out) == [] and json.loads((out / "sweep.json").read_text())["incomplete"]
+
+    calibration.write_text((Path(__file__).parents[2] / "sim" / "calibration_default.json").read_text())
+    assert main(args) == 0
+    assert [r["run_dir"] for r in sorted(rows(out), key=lambda r: r["run_dir"])] == ["point-000", "point-001"]
+    assert "incomplete" not in json.loads((out / "sweep.json").read_text())
