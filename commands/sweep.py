@@ -7,23 +7,25 @@ client is served and every strict gate holds, the gate that limits it and the fi
 the server turned clients away.
 
 Three steps, so the executor can change without touching the rest: `plan` loads and checks every
-point before anything runs, `run_points` yields finished points (here one after another, each with
-its replications in parallel processes), and `collect` writes `sweep.json` from whatever iterable of
-finished points it is given, also when a Ctrl-C stops it (the finished points, marked incomplete).
+point before anything runs, `run_points` yields each finished run (a point under one seed; every
+run a Dask job), and `collect` records whatever iterable of finished runs it is given, also when a
+Ctrl-C stops it. Results stream into `sweep.csv` and `sweep.json` as they arrive and a re-run with
+the same `--out` runs only what is missing (`commands.sweep_table`).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from cluster import executor
+from commands import sweep_table
 from formats.scenario.fixes import FIX_KEYS, add_fix_flags, flag_overrides, profile_label
 from system.errors import UsageError
 from system.units import positive_int_arg
@@ -40,7 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "repeat for a grid, e.g. --vary fleet.sim_clients=1000,10000 --vary profile=legacy,fixed; "
                              "fix=a,b,c tries one fix at a time on the profile (none: the profile alone), "
                              "fixes=a+b,c several at once")
-    parser.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<scenario>-sweep-<timestamp>)")
+    parser.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<scenario>-sweep-<timestamp>); "
+                             "one holding the same sweep is resumed: the point x seed runs already in its "
+                             "sweep.csv are skipped")
     parser.add_argument("--calibration", metavar="FILE",
                         help="model calibration file (default: the built-in formats/calibration_default.json)")
     parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
@@ -115,66 +119,60 @@ def plan(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, gates_fi
     return planned
 
 
-def run_points(planned: list[Planned], *, calibration: str | None = None, replications: int = 1,
-               cluster: str | None = None, workers: int | None = None) -> Iterator[dict]:
-    """Each point's entry of `sweep.json` as it finishes: each point a Dask job (`cluster.executor`;
-    a failed one is named by the progress display and left out), or with replications the points
-    in turn, each point's seeds the jobs."""
+@dataclass(frozen=True)
+class Run:
+    """One point under one seed: a job of the sweep and a row of its table. Replication `k` runs
+    seed `seed + k`; 0 is the point's own record (`point-NNN/`), the others go below it
+    (`point-NNN/replications/seed-N`, as `sim.replicate` lays them out)."""
+
+    point: Planned
+    k: int
+    scenario: Any                # the point's scenario with this run's seed
+    run_dir: Path
+
+    def name(self, out: Path) -> str:
+        return self.run_dir.relative_to(out).as_posix()
+
+
+def runs_of(planned: list[Planned], replications: int) -> list[Run]:
+    from sim.replicate import seed_jobs
+
+    return [Run(p, k, job.scenario, Path(job.out)) for p in planned
+            for k, job in enumerate(seed_jobs(p.scenario, p.run_dir, replications))]
+
+
+def run_points(runs: list[Run], *, calibration: str | None = None, cluster: str | None = None,
+               workers: int | None = None) -> Iterator[Run]:
+    """Each run as it finishes, its record (judged) unpacked into its folder: every run a Dask job
+    (`cluster.executor`), all at once, so replications spread over the workers like points do. A
+    failed run is named by the progress display and left out (a re-run retries it)."""
     from cluster.executor import Job, as_finished
 
-    if replications > 1:
-        for point in planned:
-            yield run_point(point, calibration=calibration, replications=replications, cluster=cluster)
-        return
-    jobs = [Job(f"point {p.index} ({', '.join(f'{k}={v}' for k, v in p.params.items())}, seed {p.scenario.seed})",
-                _point_job, (p, calibration), dest=p.run_dir, tag=p) for p in planned]
-    for done in as_finished(jobs, cluster=cluster, workers=workers, title=f"sweep of {planned[0].scenario.name}"
-                            if planned else "sweep"):
+    jobs = [Job(f"point {r.point.index} ({', '.join(f'{k}={v}' for k, v in r.point.params.items())}, "
+                f"seed {r.scenario.seed})", _run_job, (r.scenario, r.point.gates, calibration), dest=r.run_dir,
+                tag=r) for r in runs]
+    title = f"sweep of {runs[0].scenario.name}" if runs else "sweep"
+    for done in as_finished(jobs, cluster=cluster, workers=workers, title=title):
         if done.ok:
-            yield {**done.value, "run_dir": done.job.tag.run_dir.name}
+            yield done.job.tag
 
 
-def _point_job(out: Path, point: Planned, calibration: str | None) -> dict:
-    """One point on a worker: its record in `out`, which the client unpacks into the point's folder."""
-    return run_point(dataclasses.replace(point, run_dir=out), calibration=calibration)
+def _run_job(out: Path, scenario: Any, gates: list, calibration: str | None) -> None:
+    """One run on a worker: simulated and judged into `out`, which the client unpacks into its folder."""
+    from sim.engine import simulate
+
+    simulate(scenario, out, calibration=calibration)
+    _judge(gates, out, scenario.name)
 
 
-def run_point(point: Planned, *, calibration: str | None = None, replications: int = 1,
-              cluster: str | None = None) -> dict:
-    """One point: simulated (with its replications), judged, its verdicts written next to it."""
+def _judge(gates: list, run_dir: Path, name: str) -> list[dict]:
     from formats.gates.evaluate import evaluate
     from formats.gates.report import write_verdicts
     from formats.record.run import RunRecord
-    from sim.engine import simulate
-    from sim.replicate import replicate
 
-    try:
-        if replications > 1:
-            summary = replicate(point.scenario, point.run_dir, replications, calibration=calibration,
-                                cluster=cluster)
-        else:
-            summary = simulate(point.scenario, point.run_dir, calibration=calibration)
-    except KeyboardInterrupt as exc:
-        raise PointInterrupted(point, str(exc)) from None
-    judged = evaluate(point.gates, RunRecord(point.run_dir))
-    write_verdicts(judged, point.run_dir, point.scenario.name)
-    verdicts = [v.to_dict() for v in judged]
-    entry = {"params": point.params, "profile": point.label, "run_dir": point.run_dir.name,
-             "summary": summary, "gates": verdicts}
-    block = summary.get("replications")
-    if block:
-        runs = [point.run_dir / r for r in block["runs"]]
-        per_run = [[v.to_dict() for v in evaluate(point.gates, RunRecord(r))] for r in runs]
-        entry["replications"] = replication_verdicts(block, per_run)
-    return entry
-
-
-class PointInterrupted(KeyboardInterrupt):
-    """A Ctrl-C while a point ran: which point, and what its replications kept."""
-
-    def __init__(self, point: Planned, detail: str) -> None:
-        super().__init__(detail)
-        self.point = point
+    judged = evaluate(gates, RunRecord(run_dir))
+    write_verdicts(judged, run_dir, name)
+    return [v.to_dict() for v in judged]
 
 
 def replication_verdicts(block: dict, per_run: list[list[dict]]) -> dict:
@@ -210,47 +208,98 @@ def _threshold(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def collect(planned: list[Planned], finished: Iterable[dict], out: Path, doc: dict,
-            echo: Callable[[str], None] = print) -> dict:
-    """`sweep.json` from the finished points, in grid order. A Ctrl-C while waiting writes what
-    finished, names the point that was running (its record marked incomplete) and re-raises."""
-    from formats.record import files
-    from formats.record.writer import merge_meta
+class Results:
+    """The finished runs of a sweep, per point; a point is done when all its seeds are. Every run
+    is read back from its record on disk (`summary.json`, `gates.json`), whether it finished just
+    now or in an earlier, interrupted run of the same sweep: one path, so a resumed table is the
+    table an uninterrupted sweep writes."""
 
-    points: list[dict] = []
+    def __init__(self, out: Path, planned: list[Planned], runs: list[Run], table: Any, echo: Callable[[str], None]):
+        self.out, self.planned, self.table, self.echo = out, planned, table, echo
+        self.seeds: dict[int, list[Run]] = {p.index: [] for p in planned}
+        for r in runs:
+            self.seeds[r.point.index].append(r)
+        self.finished: dict[int, dict[int, tuple[dict, list]]] = {p.index: {} for p in planned}
+        self.entries: dict[int, dict] = {}
+
+    def arrived(self, run: Run, *, new: bool = True) -> None:
+        summary = json.loads((run.run_dir / "summary.json").read_text())
+        gates = json.loads((run.run_dir / "gates.json").read_text())
+        self.finished[run.point.index][run.k] = (summary, gates)
+        if new:
+            self.table.append({"run_dir": run.name(self.out), "point": run.point.run_dir.name,
+                               "seed": run.scenario.seed, **run.point.params, "label": run.point.label,
+                               **{c: summary.get(c) for c in COLUMNS}, "failed_gates": ";".join(failures(gates))})
+        if len(self.finished[run.point.index]) == len(self.seeds[run.point.index]):
+            self.entries[run.point.index] = entry = self._entry(run.point)
+            self.echo(_row(entry, list(run.point.params)))
+
+    def _entry(self, point: Planned) -> dict:
+        """The point's entry of `sweep.json`; with replications its main summary gets the
+        `replications` block and each gate its interval verdict (`replication_verdicts`)."""
+        from sim.replicate import SeedJob, write_replications
+
+        done = self.finished[point.index]
+        entry = {"params": point.params, "profile": point.label, "run_dir": point.run_dir.name,
+                 "summary": done[0][0], "gates": done[0][1]}
+        if len(done) > 1:
+            jobs = [SeedJob(r.scenario, str(r.run_dir), None, {}) for r in self.seeds[point.index]]
+            summary = write_replications(jobs, {k: s for k, (s, _) in done.items()}, point.run_dir, None)
+            entry.update(summary=summary, gates=_judge(point.gates, point.run_dir, point.scenario.name))
+            entry["replications"] = replication_verdicts(summary["replications"], [done[k][1] for k in sorted(done)])
+        return entry
+
+    def points(self) -> list[dict]:
+        """The finished points in grid order, then each point with only some seeds finished
+        (marked incomplete: it never counts as holding)."""
+        points = [self.entries[i] for i in sorted(self.entries)]
+        for p in self.planned:
+            got = len(self.finished[p.index])
+            if got and p.index not in self.entries:
+                points.append({"params": p.params, "profile": p.label, "run_dir": p.run_dir.name,
+                               "incomplete": f"{got} of {len(self.seeds[p.index])} seeds finished"})
+        return points
+
+    def write(self, incomplete: str | None = None) -> dict:
+        return self.table.write(self.points(), incomplete=incomplete,
+                                planned=len(self.planned) if incomplete else None)
+
+
+def collect(results: Results, finished: Iterable[Run]) -> dict:
+    """`sweep.json` rewritten as each run of `finished` arrives (marked incomplete until the grid is
+    done, so a report drawn mid-way or after a kill says so). A Ctrl-C while waiting writes what
+    finished, marked incomplete, and re-raises saying so."""
+    total = len(results.planned)
     started = time.monotonic()
-    echo("  ".join(f"{n:>18}" for n in doc["vary"]) + "  " + "  ".join(f"{c:>14}" for c in COLUMNS) + "  gates")
+
+    def progress() -> str:
+        return f"{len(results.entries)} of {total} points finished"
+
+    results.write(f"running or stopped: {progress()}")
     try:
-        for entry in finished:
-            points.append(entry)
-            points.sort(key=lambda p: p["run_dir"])  # grid order, whatever order they finish in
-            _write(out, {**doc, "points": points})  # a report can be drawn while the grid runs
-            echo(_row(entry, list(doc["vary"])))
+        for run in finished:
+            results.arrived(run)
+            results.write(f"running or stopped: {progress()}")
     except KeyboardInterrupt as exc:
-        why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: {len(points)} of {len(planned)} " \
-              f"points finished"
-        running = getattr(exc, "point", None)
-        if running is not None:
-            if running.run_dir.is_dir():
-                merge_meta(running.run_dir, {files.META_INCOMPLETE: why})
-            points.append({"params": running.params, "profile": running.label, "run_dir": running.run_dir.name,
-                           "incomplete": f"{why}{'; ' + str(exc) if str(exc) else ''}"})
-        _write(out, {**doc, "points": points, "incomplete": why, "planned": len(planned)})
-        raise KeyboardInterrupt(f"{why}; {out / 'sweep.json'} holds them (marked incomplete)") from None
-    return _write(out, {**doc, "points": points})
+        why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: {progress()}"
+        results.write(why)
+        cancelled = f" ({exc})" if str(exc) else ""
+        raise KeyboardInterrupt(f"{why}{cancelled}; {results.out / sweep_table.JSON} holds them (marked incomplete), "
+                                f"{results.out / sweep_table.CSV} every finished run; the same command resumes "
+                                f"the sweep") from None
+    unfinished = total - len(results.entries)
+    return results.write(f"{unfinished} of {total} points did not finish (a run failed, named above); the same "
+                         f"command retries them" if unfinished else None)
 
 
-def _write(out: Path, doc: dict) -> dict:
-    from formats.record.writer import write_atomic
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "sweep.json", json.dumps(doc, indent=2, default=str) + "\n")
-    return doc
+def failures(gates: list[dict]) -> list[str]:
+    """The strict gates that failed."""
+    return [v["name"] for v in gates if v["verdict"] == "fail" and v.get("strict", True)]
 
 
 def _row(entry: dict, names: list[str]) -> str:
     summary = entry["summary"]
-    failed = [v["name"] for v in entry["gates"] if v["verdict"] == "fail" and v.get("strict", True)]
+    failed = failures(entry["gates"])
     weight = summary.get("sampling_weight") or 1
     return ("  ".join(f"{str(entry['params'][n]):>18}" for n in names) + "  " +
             "  ".join(f"{_fmt(summary.get(c)):>14}" for c in COLUMNS) + "  " +
@@ -261,14 +310,29 @@ def _row(entry: dict, names: list[str]) -> str:
 def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibration: str | None = None,
           gates_file: str | None = None, echo=print, base: dict[str, Any] | None = None,
           replications: int = 1, cluster: str | None = None, workers: int | None = None) -> dict:
+    """Run every point x seed of the grid not already in `out`'s table (README "Sweeps")."""
     from formats.scenario import load
 
     planned = plan(scenario_path, grid, out, gates_file=gates_file, base=base)
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"scenario": str(load(scenario_path).name), "vary": grid, "replications": replications,
-           **({"base": {k: v for k, v in base.items() if v}} if base and any(base.values()) else {})}
-    return collect(planned, run_points(planned, calibration=calibration, replications=replications, cluster=cluster,
-                                       workers=workers), out, doc, echo)
+    runs = runs_of(planned, replications)
+    header = {"scenario": str(load(scenario_path).name), "vary": grid, "replications": replications,
+              **({"base": {k: v for k, v in base.items() if v}} if base and any(base.values()) else {}),
+              "gates_file": gates_file, "calibration": calibration, "fingerprint": sweep_table.fingerprint(planned)}
+    names = list(grid)
+    table = sweep_table.Table(out, header, ["run_dir", "point", "seed", *names, "label", *COLUMNS, "failed_gates"])
+    try:
+        results = Results(out, planned, runs, table, echo)
+        todo = [r for r in runs if r.name(out) not in table.done]
+        if len(todo) < len(runs):
+            echo(f"sweep: resuming {out}: {len(runs) - len(todo)} of {len(runs)} runs (point x seed) already "
+                 f"done, skipped; {len(todo)} to run")
+        echo("  ".join(f"{n:>18}" for n in names) + "  " + "  ".join(f"{c:>14}" for c in COLUMNS) + "  gates")
+        for run in runs:
+            if run.name(out) in table.done:
+                results.arrived(run, new=False)
+        return collect(results, run_points(todo, calibration=calibration, cluster=cluster, workers=workers))
+    finally:
+        table.close()
 
 
 def _fmt(value: Any) -> str:
@@ -304,14 +368,15 @@ def run(args: argparse.Namespace) -> int:
     grid = parse_vary(args.vary)
     path = resolve_scenario_path(args.scenario)
     out = Path(args.out) if args.out else Path("runs") / f"{path.stem}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "sweep.json").exists():
-        raise UsageError(f"--out {out}: already holds a sweep; choose another directory")
     base = {"profile": args.profile, **flag_overrides(args)}
     try:
-        sweep(path, grid, out, calibration=args.calibration, gates_file=args.gates, base=base,
-              replications=args.replications, cluster=executor.address(args.cluster))
+        doc = sweep(path, grid, out, calibration=args.calibration, gates_file=args.gates, base=base,
+                    replications=args.replications, cluster=executor.address(args.cluster))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print_capacity(out)
-    print(f"sweep: {out / 'sweep.json'}")
+    print(f"sweep: {out / sweep_table.JSON} and {out / sweep_table.CSV}")
+    if doc.get("incomplete"):
+        print(f"sweep: {doc['incomplete']}", file=sys.stderr)
+        return 1
     return 0

@@ -104,20 +104,23 @@ def collect(jobs: list[SeedJob], finished: Iterable[tuple[int, dict]], out: Path
     try:
         for k, summary in finished:
             summaries[k] = summary
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: " \
               f"{len(summaries)} of {len(jobs)} replications finished"
         for k, job in enumerate(jobs):
             if k not in summaries and Path(job.out).is_dir():
                 merge_meta(Path(job.out), {files.META_INCOMPLETE: why})
         if summaries:
-            _write(jobs, summaries, out, why)
-        raise KeyboardInterrupt(f"{why}; their summary is in {out / files.SUMMARY}" if summaries
-                                else f"{why}; nothing was kept") from None
-    return _write(jobs, summaries, out, None)
+            write_replications(jobs, summaries, out, why)
+        cancelled = f" ({exc})" if str(exc) else ""
+        raise KeyboardInterrupt(f"{why}{cancelled}; their summary is in {out / files.SUMMARY}" if summaries
+                                else f"{why}{cancelled}; nothing was kept") from None
+    return write_replications(jobs, summaries, out, None)
 
 
-def _write(jobs: list[SeedJob], summaries: dict[int, dict], out: Path, incomplete: str | None) -> dict:
+def write_replications(jobs: list[SeedJob], summaries: dict[int, dict], out: Path, incomplete: str | None) -> dict:
+    """The main `summary.json` in `out` with the `replications` block of the finished seeds (`sweep` writes
+    one per point from its own jobs)."""
     done = sorted(summaries)
     block = {"n": len(done), "seeds": [jobs[k].scenario.seed for k in done], "level": 0.95,
              "runs": [str(Path(jobs[k].out).relative_to(out)) if k else "." for k in done],

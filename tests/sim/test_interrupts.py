@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ctrl_c import interrupt_cli
+from tests.ctrl_c import interrupt_cli, table_rows, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -29,13 +29,6 @@ gates:
   - {name: recovers, metric: active_connections, stat: min_fraction, phase: {after: server_restart, within: 5m},
      op: ">=", value: 0.9}
 """
-
-
-def wait_for(condition, proc, what: str, timeout: float = 150) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # a file the run writes when it gets there: the event we wait for
-        assert proc.poll() is None and time.monotonic() < deadline, f"{what} never happened"
-        time.sleep(0.05)
 
 
 def group_gone(pgid: int, within: float = 5.0) -> bool:
@@ -82,7 +75,7 @@ def test_ctrl_c_on_a_sweep_writes_what_finished(tmp_path):
 
     def first_point_kept(proc) -> None:  # the points run as Dask jobs, side by side
         seen["pgid"] = proc.pid
-        wait_for(lambda: (out / "sweep.json").exists(), proc, "the first finished point")
+        wait_for(lambda: table_rows(out / "sweep.csv") >= 1, proc, "the first finished point")
 
     code, err = interrupt_cli(["sweep", str(tmp_path / "s.yaml"), "--vary", "fleet.sim_clients=50,200,400",
                                "--out", str(out)], tmp_path, first_point_kept, timeout=30)
