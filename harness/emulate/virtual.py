@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -105,10 +106,12 @@ def server_config(options: ServerOptions, port: int = 0, http_port: int = 0):
 
 class LoopServer:
     """The server object on this loop: stopped (gracefully, or as a crash: sockets dropped
-    without close frames) and started anew on the same database and ports by a restart."""
+    without close frames) and started anew on the same database and ports by a restart. Each
+    generation draws its message ids from the run's seed, so a run's delivery log repeats."""
 
-    def __init__(self, options: ServerOptions, log_path: Path) -> None:
+    def __init__(self, options: ServerOptions, log_path: Path, seed: int) -> None:
         self.options = options
+        self.seed = seed
         self.log_path = log_path
         self.server: Any = None
         self.endpoints: Endpoints | None = None
@@ -127,7 +130,8 @@ class LoopServer:
         if self._log_stream is None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_stream = open(self.log_path, "a", encoding="utf-8")
-        self.server = ChatServer(server_config(self.options, *ports), EventLog(self._log_stream))
+        ids = draws.stream(self.seed, f"server ids {self.generation}").getrandbits(63)
+        self.server = ChatServer(replace(server_config(self.options, *ports), id_seed=ids), EventLog(self._log_stream))
         await self.server.start()
         self.generation += 1
         self.endpoints = Endpoints(self.server.ws_url, self.server.http_url)
@@ -235,7 +239,7 @@ class _VirtualRun:
         """The run on this loop; the server and the proxies are stopped whatever happens."""
         options, warns = server_options(self.scenario, TimeScale(1.0), self.tmp / "server.db")
         self.warnings += warns
-        self.server = LoopServer(options, self.out / "logs" / "server.log")
+        self.server = LoopServer(options, self.out / "logs" / "server.log", self.scenario.seed)
         self.proxies = LoopProxies(self.scenario.seed, plan.groups)
         try:
             return await self._drive(writer, plan, options)

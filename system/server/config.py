@@ -58,6 +58,9 @@ class ServerConfig:
     # stored user messages never answered (the server died between `ack` and answer) that a start
     # answers through the agent, oldest first; the rest wait for the next start (0: none)
     answer_unanswered: int = 100
+    # message and connection ids: random (None), or drawn from a generator seeded with this, so a
+    # repeatable run (the virtual clock) writes the same delivery log twice; not secrets either way
+    id_seed: int | None = None
     # /auth/token and /auth/refresh per user and per client address (None: unlimited); beyond: 429
     auth_user_rate: float | None = 5.0
     auth_user_burst: int = 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import uuid
 from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
@@ -44,6 +45,7 @@ class ServerState:
     def __init__(self, config: ServerConfig, log: EventLog, agent: AgentBackend | None = None) -> None:
         self.config = config
         self.log = log
+        self._ids = None if config.id_seed is None else random.Random(config.id_seed)
         self.store = Store(config.db_path)
         self.tokens = TokenService(self.store, secret=config.secret, access_ttl=config.token_ttl,
                                    refresh_ttl=config.refresh_ttl)
@@ -67,6 +69,10 @@ class ServerState:
         self.messages_sent = 0
         self.closes_by_code: dict[int, int] = {}
         self.started = clock.monotonic()
+
+    def new_id(self) -> str:
+        """A 32-hex-digit id for a message or a connection (`ServerConfig.id_seed`)."""
+        return uuid.uuid4().hex if self._ids is None else f"{self._ids.getrandbits(128):032x}"
 
     def auth_limited(self, address: str | None, user: str | None) -> float:
         """The auth rate limits' verdict on a token request (0.0: go ahead, else seconds to wait);

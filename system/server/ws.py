@@ -11,7 +11,6 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -90,7 +89,7 @@ class ChatHandler:
     # connection --------------------------------------------------------
     async def handler(self, ws: ServerConnection) -> None:
         state, log = self.state, self.state.log
-        conn_id = uuid.uuid4().hex[:12]
+        conn_id = state.new_id()[:12]
         conversation_id, token = parse_target(ws.request.path)
         admitted, session, watcher = False, None, None
         try:
@@ -303,7 +302,7 @@ class ChatHandler:
                 results += int(meta.get("results", 0))
                 body.setdefault("agent", self.state.agent_name)
                 agents.append(body["agent"])
-                message_id = uuid.uuid4().hex
+                message_id = self.state.new_id()
                 bodies.append((message_id, clock.now(), delivery.assistant_message(message_id, body)))
             for logged in self.state.store.answer(receipt, bodies):
                 self._send_logged(delivery.fan_out(self._sockets(conversation_id)), logged.frame)

@@ -2,13 +2,12 @@
 
 A small scenario with every kind of fault runs twice through the real CLI, each in its own
 process, the second while two busy loops hold both cores: the run-record tables must be
-byte-identical (the delivery log's message ids are the server's random uuids, so sent.csv is
-compared without them) and so must the verdicts.
+byte-identical (the delivery log too: each server generation draws its message ids from the
+run's seed) and so must the verdicts.
 """
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import subprocess
 import sys
@@ -43,7 +42,7 @@ DOC = {
         {"name": "no forced refresh", "metric": "manual_refreshes", "stat": "count", "op": "==", "value": 0},
     ],
 }
-TABLES = ("connections.csv", "timeseries.csv")
+TABLES = ("connections.csv", "timeseries.csv", "sent.csv", "received.csv")
 # two emulations of ~3 s of CPU each, one while both cores are taken: on a shared machine their
 # wall time is mostly waiting for a core
 pytestmark = pytest.mark.timeout(900)
@@ -73,12 +72,6 @@ def run_virtual(tmp: Path, name: str) -> Path:
     return out
 
 
-def sent_without_ids(run: Path) -> list[list[str]]:
-    with open(run / "sent.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [[r["conversation"], r["seq"], r["t"]] for r in rows]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("virtual")
@@ -93,8 +86,7 @@ def test_same_seed_gives_identical_tables_and_verdicts_with_busy_cores(runs):
     quiet, busy = runs
     for table in TABLES:
         assert (quiet / table).read_bytes() == (busy / table).read_bytes(), table
-    assert sent_without_ids(quiet) == sent_without_ids(busy)
-    assert len(sent_without_ids(quiet)) > 20  # the clients chatted and the agent answered
+    assert len((quiet / "sent.csv").read_text().splitlines()) > 20  # the clients chatted and the agent answered
     verdicts = [json.loads((r / "gates.json").read_text()) for r in runs]
     assert [(v["name"], v["verdict"], v["observed"]) for v in verdicts[0]] == \
            [(v["name"], v["verdict"], v["observed"]) for v in verdicts[1]]
