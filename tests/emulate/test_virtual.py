@@ -2,7 +2,7 @@
 
 A small scenario with every kind of fault runs twice through the real CLI, each in its own
 process, the second while two busy loops hold both cores: the run-record tables must be
-byte-identical (the delivery log too: each server generation draws its message ids from the
+byte-identical (events.jsonl and the delivery log too: each server generation draws its message ids from the
 run's seed) and so must the verdicts.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ DOC = {
         {"name": "no forced refresh", "metric": "manual_refreshes", "stat": "count", "op": "==", "value": 0},
     ],
 }
-TABLES = ("connections.csv", "timeseries.csv", "sent.csv", "received.csv")
+TABLES = ("connections.csv", "timeseries.csv", "sent.csv", "received.csv", "events.jsonl")
 # two emulations of ~3 s of CPU each, one while both cores are taken: on a shared machine their
 # wall time is mostly waiting for a core
 pytestmark = pytest.mark.timeout(900)
