@@ -2,8 +2,8 @@
 
 A small scenario with every kind of fault runs twice through the real CLI, each in its own
 process, the second while two busy loops hold both cores: the run-record tables must be
-byte-identical (events.jsonl and the delivery log too: each server generation draws its message ids from the
-run's seed) and so must the verdicts.
+byte-identical (events.jsonl and the delivery log too: each server generation draws its message
+ids from the run's seed) and so must the verdicts.
 """
 from __future__ import annotations
 
