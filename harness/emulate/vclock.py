@@ -14,6 +14,10 @@ timeout), so those passes cost a fifth more CPU for the same run (same records) 
 looptime than with this loop. Here the only peers are
 sockets of this same process over loopback, where a write is in the peer's receive queue
 before `send` returns, so one non-blocking poll is enough to know that nothing is in flight.
+One thing on loopback does take real time: a connect that finds its listener's accept queue
+full (a herd of reconnects at one instant) is retried by the kernel a real second later. While
+such a connect is pending the loop waits for it in real time instead of jumping, or the
+client's open timeout would fire in virtual time and a busy machine would change the run.
 
 Determinism: the clock starts at `START` (not at the machine's monotonic time), so every
 timer's `when` is the same float in every run of the same scenario and seed.
@@ -22,12 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import time
 from typing import Any
 
 #: where the virtual clock starts: a power of two, so a run's first 12 days share one float exponent
 START = float(2 ** 20)
 #: how long (real seconds) the loop may have neither a timer nor I/O before it calls itself stuck
 IDLE_LIMIT_S = 30.0
+#: how long (real seconds) the loop waits for pending connects before it jumps anyway (the
+#: kernel retries a dropped handshake after 1 s, then 3 s: a connect still pending after that
+#: is not the kernel catching up, and its timeout is the scenario's)
+CONNECT_PATIENCE_S = 5.0
 
 
 class VirtualClockLoop(asyncio.SelectorEventLoop):
@@ -37,14 +46,32 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self._poll = self._selector.select
         self._selector.select = self._select  # type: ignore[method-assign]
         self.jumps = 0
+        self._connecting = 0  # connects the kernel has not finished
+        self._waited_since: float | None = None  # real time the loop began waiting for them
 
     def time(self) -> float:
         return self._virtual_now
 
+    def _sock_connect(self, fut: asyncio.Future, sock: Any, address: Any) -> None:
+        super()._sock_connect(fut, sock, address)  # type: ignore[misc]
+        if not fut.done():
+            self._connecting += 1
+            fut.add_done_callback(self._connected)
+
+    def _connected(self, _fut: asyncio.Future) -> None:
+        self._connecting -= 1
+
     def _select(self, timeout: float | None) -> list[tuple[Any, int]]:
         ready = self._poll(0)
         if ready or timeout == 0:
+            self._waited_since = None
             return ready
+        if self._connecting:  # the kernel is still at it: wait in real time, not in scenario time
+            now = time.monotonic()
+            self._waited_since = self._waited_since or now
+            if now - self._waited_since < CONNECT_PATIENCE_S:
+                return self._poll(0.05)
+        self._waited_since = None
         if not self._scheduled:  # nothing to jump to: only I/O from outside can go on
             ready = self._poll(IDLE_LIMIT_S)
             if not ready:

@@ -145,3 +145,34 @@ def test_the_loop_clock_jumps_over_idle_time_and_keeps_order():
     assert elapsed == pytest.approx(7200.0)
     assert fired == [("early", pytest.approx(30.0)), ("late", pytest.approx(3600.0))]
     assert time.monotonic() - wall < 5.0  # two hours of loop time, not of the wall's
+
+
+def test_a_connect_the_kernel_retries_takes_no_scenario_time():
+    """A herd connecting at one instant overflows a listener's accept queue: the kernel drops the
+    handshakes beyond it and retries them a real second later. The loop waits for them in real
+    time, so the clients' open timeouts (here 10 s) do not fire in scenario time meanwhile."""
+    loop = VirtualClockLoop()
+    herd = 64
+
+    async def main() -> tuple[int, float]:
+        accepted: list[asyncio.StreamWriter] = []
+        server = await asyncio.start_server(lambda r, w: accepted.append(w), "127.0.0.1", 0, backlog=1)
+        port = server.sockets[0].getsockname()[1]
+        start = loop.time()
+        results = await asyncio.gather(*(asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10.0)
+                                         for _ in range(herd)), return_exceptions=True)
+        took = loop.time() - start
+        for r in results:
+            if not isinstance(r, BaseException):
+                r[1].close()
+        for w in accepted:
+            w.close()
+        server.close()
+        return sum(not isinstance(r, BaseException) for r in results), took
+
+    try:
+        connected, took = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert connected == herd
+    assert took < 1.0  # scenario seconds: the kernel's retries took real time only
