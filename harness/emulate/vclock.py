@@ -39,6 +39,10 @@ IDLE_LIMIT_S = 30.0
 CONNECT_PATIENCE_S = 5.0
 
 
+def _fd(event: tuple[Any, int]) -> int:
+    return event[0].fd
+
+
 class VirtualClockLoop(asyncio.SelectorEventLoop):
     def __init__(self, start: float = START) -> None:
         super().__init__(selectors.EpollSelector() if hasattr(selectors, "EpollSelector") else None)
@@ -65,7 +69,9 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         ready = self._poll(0)
         if ready or timeout == 0:
             self._waited_since = None
-            return ready
+            # in descriptor order, not the kernel's: two sockets ready at once (a message fanned out
+            # to both of a legacy client's sockets) are then read in the same order in every run
+            return sorted(ready, key=_fd) if len(ready) > 1 else ready
         if self._connecting:  # the kernel is still at it: wait in real time, not in scenario time
             now = time.monotonic()
             self._waited_since = self._waited_since or now

@@ -8,6 +8,7 @@ ids from the run's seed) and so must the verdicts.
 from __future__ import annotations
 
 import asyncio
+import socket
 import json
 import subprocess
 import sys
@@ -176,3 +177,26 @@ def test_a_connect_the_kernel_retries_takes_no_scenario_time():
         loop.close()
     assert connected == herd
     assert took < 1.0  # scenario seconds: the kernel's retries took real time only
+
+
+def test_sockets_ready_at_once_are_read_in_descriptor_order():
+    """The kernel reports ready sockets in the order their data arrived, which a busy machine can
+    change (a message fanned out to both of a legacy client's sockets): the loop reads them in
+    descriptor order instead, so every run reads them alike."""
+    loop = VirtualClockLoop()
+    pairs = [socket.socketpair() for _ in range(3)]
+    fds = sorted(r.fileno() for r, _ in pairs)
+    order: list[int] = []
+    try:
+        for reader, _ in pairs:
+            reader.setblocking(False)
+            loop.add_reader(reader.fileno(), lambda r=reader: (order.append(r.fileno()), r.recv(16)))
+        for _, writer in reversed(pairs):  # data arrives on the highest descriptor first
+            writer.send(b"x")
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+    assert order == fds
