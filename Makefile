@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/stormbench main-job
 
+# one pytest worker per core; a test file stays on one worker (its module fixtures run once)
 test: $(STAMP)
-	$(PYTEST) -m "not slow" -q
+	$(PYTEST) -m "not slow" -q -n auto --dist loadfile
 
 test-all: $(STAMP)
 	$(PYTEST) -q

@@ -12,6 +12,7 @@ import pytest
 
 from commands.cli import main
 from commands.sweep import sweep
+from formats.calibration import DEFAULT_PATH
 from tests.ctrl_c import interrupt_cli, table_rows, wait_for
 from tests.restart_scenario import restart_scenario
 
@@ -124,7 +125,7 @@ def test_failed_runs_leave_the_sweep_incomplete_and_the_same_command_retries_the
     assert "2 of 2 points did not finish (a run failed, named above); the same command retries them" in err
     assert rows(out) == [] and json.loads((out / "sweep.json").read_text())["incomplete"]
 
-    calibration.write_text((Path(__file__).parents[2] / "sim" / "calibration_default.json").read_text())
+    calibration.write_text(DEFAULT_PATH.read_text())
     assert main(args) == 0
     assert [r["run_dir"] for r in sorted(rows(out), key=lambda r: r["run_dir"])] == ["point-000", "point-001"]
     assert "incomplete" not in json.loads((out / "sweep.json").read_text())
