@@ -114,3 +114,8 @@ def positive_int_arg(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
+
+
+def optional_positive_int_arg(text: str) -> int | None:
+    """A whole number of at least 1, or off / none for no limit."""
+    return None if text.strip().lower() in ("off", "none") else positive_int_arg(text)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from system.server.config import LEGACY_TRAITS, ServerConfig
 from system.server.lifecycle import EXPIRY_GRACE_S
-from system.units import duration_arg, optional_duration_arg, optional_rate_arg, positive_int_arg, rate_arg
+from system.units import (duration_arg, optional_duration_arg, optional_positive_int_arg, optional_rate_arg,
+                          positive_int_arg, rate_arg)
 
 HELP = "run the chat server (WebSocket + HTTP auth/metrics/admin)"
 
@@ -95,6 +96,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     store.add_argument("--answer-unanswered", type=int, default=100, metavar="N",
                        help="at start, answer up to N stored user messages that were acked and never answered "
                             "(the server died in between), oldest first; 0 for none (default 100)")
+    store.add_argument("--history-limit", type=optional_positive_int_arg, default=10_000, metavar="N",
+                       help="messages kept per conversation (older ones, and their answered receipts, are "
+                            "pruned; a resume from before them replays what is kept); 'off' for all (default 10000)")
+    store.add_argument("--conversations-per-user", type=optional_positive_int_arg, default=1_000, metavar="N",
+                       help="conversations one user may open; beyond: error conversation_limit and close 4403; "
+                            "'off' for no limit (default 1000)")
     store.add_argument("--agent-db", "--listings-db", type=Path, default=None,
                        help="listings database for --agent supervisor (`stormbench seed-db`; default: a small "
                             "5,000-listing database built once in ~/.cache/stormbench)")
@@ -117,7 +124,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServerConfig, bool]:
         max_send_buffer=args.max_send_buffer, send_timeout=args.send_timeout, replay_page=args.replay_page,
         resume_rate=args.resume_rate, resume_burst=args.resume_burst, auth_user_rate=args.auth_user_rate,
         auth_user_burst=args.auth_user_burst, auth_address_rate=args.auth_address_rate,
-        auth_address_burst=args.auth_address_burst, answer_unanswered=args.answer_unanswered)
+        auth_address_burst=args.auth_address_burst, answer_unanswered=args.answer_unanswered,
+        history_limit=args.history_limit, conversations_per_user=args.conversations_per_user)
     return config, generated
 
 

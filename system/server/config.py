@@ -58,6 +58,10 @@ class ServerConfig:
     # stored user messages never answered (the server died between `ack` and answer) that a start
     # answers through the agent, oldest first; the rest wait for the next start (0: none)
     answer_unanswered: int = 100
+    # rows one user can make the server keep: messages (and receipts) per conversation, and
+    # conversations per user (system.server.store.Store); None: unbounded
+    history_limit: int | None = 10_000
+    conversations_per_user: int | None = 1_000
     # message and connection ids: random (None), or drawn from a generator seeded with this, so a
     # repeatable run (the virtual clock) writes the same delivery log twice; not secrets either way
     id_seed: int | None = None
@@ -83,6 +87,9 @@ class ServerConfig:
         for name in ("send_timeout", "resume_rate", "auth_user_rate", "auth_address_rate"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+        for name in ("history_limit", "conversations_per_user"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if self.answer_unanswered < 0:
             raise ValueError(f"answer_unanswered: expected >= 0, got {self.answer_unanswered}")
         if self.max_invalid_frames < 1:

@@ -41,6 +41,14 @@ def replay(messages: Iterable[LoggedMessage], last_seq: int) -> list[LoggedMessa
     return sorted((m for m in messages if m.seq > last_seq), key=lambda m: m.seq)
 
 
+def kept_after(last_seq: int, history_limit: int) -> int:
+    """The seq at and below which a conversation's log is pruned once it reaches `last_seq`: a
+    conversation keeps its last `history_limit` messages (and their receipts), so a client can make
+    the server hold only so many rows however long it talks; a `resume` from before them replays what
+    is kept, and the client's ledger shows the rest as lost, which it is."""
+    return max(0, last_seq - history_limit)
+
+
 def acks(traits: frozenset[str]) -> bool:
     """Whether a stored user message is acknowledged (`ack`, contract v1.1) and a resend of it (same
     id) dropped: not on a server with the legacy `no_acks` trait."""

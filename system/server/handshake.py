@@ -8,7 +8,7 @@ no socket, no clock and no store is touched here.
 
 Order (README "Server behaviour"): path (HTTP 404) → under `handshake_403` the Origin, token and
 conversation checks before the upgrade (HTTP 403) → upgrade → admission (close 1013) → Origin
-(4403) → token (error frame, then 4401) → conversation (4403) → accept. A refusal after the upgrade
+(4403) → token (error frame, then 4401) → conversation (4403) → conversation limit (4403) → accept. A refusal after the upgrade
 is an `error` frame and a close, except under `abrupt_errors`, where the connection is dropped
 without either (the client sees 1006). A shed (1013) is a plain close under every trait.
 """
@@ -73,9 +73,10 @@ def before_upgrade(traits: frozenset[str], *, path_ok: bool, origin_ok: bool,
 
 
 def after_upgrade(traits: frozenset[str], *, admission: Decision | None, origin_ok: bool,
-                  auth: AuthError | None, owner_ok: bool) -> Outcome:
+                  auth: AuthError | None, owner_ok: bool, quota_ok: bool = True) -> Outcome:
     """Accept the upgraded connection or refuse it. `admission` is None when the server does not
-    consult its admission policy (`no_shedding`)."""
+    consult its admission policy (`no_shedding`); `quota_ok` is False for a new conversation of a
+    user who has opened as many as the server keeps (a retry cannot help: 4403)."""
     if admission is not None and not admission.accepted:
         return Outcome("close", code=admission.code or wire.TRY_AGAIN_LATER, reason="try again later")
     if not origin_ok:
@@ -84,6 +85,8 @@ def after_upgrade(traits: frozenset[str], *, admission: Decision | None, origin_
         return refusal(traits, wire.AUTH_FAILED, auth.code, str(auth))
     if not owner_ok:
         return refusal(traits, wire.FORBIDDEN, "forbidden_conversation", "this conversation belongs to another user")
+    if not quota_ok:
+        return refusal(traits, wire.FORBIDDEN, "conversation_limit", "this user has opened as many conversations as the server keeps")
     return ACCEPT
 
 

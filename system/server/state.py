@@ -46,7 +46,8 @@ class ServerState:
         self.config = config
         self.log = log
         self._ids = None if config.id_seed is None else random.Random(config.id_seed)
-        self.store = Store(config.db_path)
+        self.store = Store(config.db_path, history_limit=config.history_limit,
+                           conversations_per_user=config.conversations_per_user)
         self.tokens = TokenService(self.store, secret=config.secret, access_ttl=config.token_ttl,
                                    refresh_ttl=config.refresh_ttl)
         self.auth_limits = AuthLimits(config)

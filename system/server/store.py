@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from system.server.delivery import LoggedMessage, logged, replay
+from system.server.delivery import LoggedMessage, kept_after, logged, replay
 from system.server.tokens import RefreshRecord
 
 _SCHEMA = """
@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS user_generations (user TEXT PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS conversations (conversation_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations (owner);
 CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, digest TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS user_messages (
     conversation_id TEXT NOT NULL, id TEXT NOT NULL, t REAL NOT NULL, answered INTEGER NOT NULL,
@@ -55,7 +56,12 @@ class Receipt:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    """`history_limit`: messages (and user-message receipts) kept per conversation
+    (`system.server.delivery.kept_after`); `conversations_per_user`: conversations one user may open.
+    The two bound the rows one user can make the server keep (None: unbounded)."""
+
+    def __init__(self, path: Path, *, history_limit: int | None = None,
+                 conversations_per_user: int | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -68,6 +74,9 @@ class Store:
         self._last_seq: dict[str, int] = {}
         self._generations: dict[str | None, int] = {}  # None: the global one; this process is the only writer
         self._owners: dict[str, str] = {}  # read through: a reconnect costs no write transaction
+        self._owned: dict[str, int] = {}  # conversations per user, read through
+        self.history_limit = history_limit
+        self.conversations_per_user = conversations_per_user
         self._revoked: set[str] = set()  # refresh families known revoked (revocation is final)
 
     def close(self) -> None:
@@ -184,12 +193,23 @@ class Store:
             self._owners[conversation_id] = row[0]
         return self._owners[conversation_id]
 
-    def claim(self, conversation_id: str, user: str) -> str:
-        """The conversation's owner: `user` when this call opened it first, else whoever did."""
+    def owned(self, user: str) -> int:
+        """How many conversations `user` has opened."""
+        if user not in self._owned:
+            self._owned[user] = self.db.execute("SELECT COUNT(*) FROM conversations WHERE owner=?",
+                                                (user,)).fetchone()[0]
+        return self._owned[user]
+
+    def claim(self, conversation_id: str, user: str) -> str | None:
+        """The conversation's owner: `user` when this call opened it first, else whoever did; None
+        when it is new and `user` has already opened `conversations_per_user` (nothing is written)."""
         owner = self.owner(conversation_id)
         if owner is None:
+            if self.conversations_per_user is not None and self.owned(user) >= self.conversations_per_user:
+                return None
             self.db.execute("INSERT INTO conversations(conversation_id, owner) VALUES (?, ?)", (conversation_id, user))
             owner = self._owners[conversation_id] = user
+            self._owned[user] = self.owned(user) + 1
         return owner
 
     # user messages (the other direction of the ledger) ----------------------
@@ -215,6 +235,11 @@ class Store:
             with self.db:
                 out = [self.append(receipt.conversation_id, message_id, t, body) for message_id, t, body in replies]
                 self.db.execute("UPDATE user_messages SET answered=1 WHERE rowid=?", (receipt.rowid,))
+                if self.history_limit is not None:  # the last answered receipts; an unanswered one is owed
+                    self.db.execute(
+                        "DELETE FROM user_messages WHERE rowid IN (SELECT rowid FROM user_messages WHERE"
+                        " conversation_id=? AND answered=1 ORDER BY rowid DESC LIMIT -1 OFFSET ?)",
+                        (receipt.conversation_id, self.history_limit))
         except BaseException:
             self._last_seq.pop(receipt.conversation_id, None)  # read again: a rolled-back seq is given again
             raise
@@ -265,6 +290,8 @@ class Store:
             "INSERT INTO messages(conversation_id, seq, id, t, frame) VALUES (?, ?, ?, ?, ?)",
             (conversation_id, m.seq, message_id, t, json.dumps(m.frame, separators=(",", ":"))))
         self._last_seq[conversation_id] = m.seq
+        if self.history_limit is not None and (pruned := kept_after(m.seq, self.history_limit)):
+            self.db.execute("DELETE FROM messages WHERE conversation_id=? AND seq<=?", (conversation_id, pruned))
         return m
 
     def messages_after(self, conversation_id: str, last_seq: int, limit: int = -1) -> list[LoggedMessage]:

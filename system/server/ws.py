@@ -98,20 +98,21 @@ class ChatHandler:
                 admission = state.admission.admit(clock.monotonic())
                 admitted = admission.accepted
             origin_ok = self._origin_ok(ws.request.headers)
-            claims, auth, owner_ok = None, None, True
+            claims, auth, owner_ok, quota_ok = None, None, True, True
             try:
                 claims = state.tokens.verify(token)
             except AuthError as exc:
                 auth = exc
             # claiming a conversation is a write: only for a connection the checks before it let through
             if claims is not None and origin_ok and (admission is None or admitted):
-                owner_ok = state.store.claim(conversation_id, claims.user) == claims.user
+                owner = state.store.claim(conversation_id, claims.user)
+                owner_ok, quota_ok = owner in (None, claims.user), owner is not None
             outcome = handshake.after_upgrade(self.traits, admission=admission, origin_ok=origin_ok,
-                                              auth=auth, owner_ok=owner_ok)
+                                              auth=auth, owner_ok=owner_ok, quota_ok=quota_ok)
             if outcome.kind != "accept":
-                if not owner_ok:
-                    log.event("forbidden_conversation", conn=conn_id, user=claims.user,
-                              conversation=conversation_id, peer=_peer(ws))
+                if not (owner_ok and quota_ok):
+                    log.event("forbidden_conversation" if not owner_ok else "conversation_limit", conn=conn_id,
+                              user=claims.user, conversation=conversation_id, peer=_peer(ws))
                 await self._act(ws, outcome)
                 return
             session = Session(conn_id, ws, claims.user, conversation_id, clock.monotonic(), claims.expires_at,
