@@ -32,7 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"the fixes to try, one at a time (default: every one: {', '.join(known_fixes())})")
     parser.add_argument("--clients", type=positive_int_arg, metavar="N",
                         help="override the fleet size (fleet.clients and fleet.sim_clients): a smaller fleet is faster")
-    parser.add_argument("--out", metavar="DIR", help="ablation directory (default: runs/<scenario>-ablate-<timestamp>)")
+    parser.add_argument("--out", metavar="DIR", help="ablation directory (default: runs/<scenario>-ablate-<timestamp>); one holding the "
+                             "same ablation is resumed (the fixes already run are skipped), one holding "
+                             "another sweep is refused")
     parser.add_argument("--calibration", metavar="FILE",
                         help="model calibration file (default: the built-in formats/calibration_default.json)")
 
@@ -100,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
     if not fixes:
         raise UsageError("--fixes: name at least one fix")
     out = Path(args.out) if args.out else Path("runs") / f"{path.stem}-ablate-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "sweep.json").exists():
-        raise UsageError(f"--out {out}: already holds a sweep; choose another directory")
     base = {"profile": args.profile, "clients": args.clients}
     try:
         doc = sweep(path, {"fix": ["none", *fixes]}, out, calibration=args.calibration, base=base)

@@ -141,11 +141,12 @@ def runs_of(planned: list[Planned], replications: int) -> list[Run]:
             for k, job in enumerate(seed_jobs(p.scenario, p.run_dir, replications))]
 
 
-def run_points(runs: list[Run], *, calibration: str | None = None, cluster: str | None = None,
+def run_points(runs: list[Run], *, calibration: tuple[Any, str] | None = None, cluster: str | None = None,
                workers: int | None = None) -> Iterator[Run]:
     """Each run as it finishes, its record (judged) unpacked into its folder: every run a Dask job
     (`cluster.executor`), all at once, so replications spread over the workers like points do. A
-    failed run is named by the progress display and left out (a re-run retries it)."""
+    failed run is named by the progress display and left out (a re-run retries it). `calibration`:
+    (the calibration read, the file it came from), None for the shipped one."""
     from cluster.executor import Job, as_finished
 
     jobs = [Job(f"point {r.point.index} ({', '.join(f'{k}={v}' for k, v in r.point.params.items())}, "
@@ -157,11 +158,12 @@ def run_points(runs: list[Run], *, calibration: str | None = None, cluster: str 
             yield done.job.tag
 
 
-def _run_job(out: Path, scenario: Any, gates: list, calibration: str | None) -> None:
+def _run_job(out: Path, scenario: Any, gates: list, calibration: tuple[Any, str] | None) -> None:
     """One run on a worker: simulated and judged into `out`, which the client unpacks into its folder."""
     from sim.engine import simulate
 
-    simulate(scenario, out, calibration=calibration)
+    cal, name = calibration or (None, None)
+    simulate(scenario, out, calibration=cal, calibration_name=name)
     _judge(gates, out, scenario.name)
 
 
@@ -313,6 +315,11 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
     """Run every point x seed of the grid not already in `out`'s table (README "Sweeps")."""
     from formats.scenario import load
 
+    from sim.calibration import load as load_calibration
+
+    # read here, not on a worker: a missing or bad file is the user's error before anything runs, and
+    # a worker on another host gets the calibration itself, not a path it may not have
+    model_cal = None if calibration is None else load_calibration(calibration)
     planned = plan(scenario_path, grid, out, gates_file=gates_file, base=base)
     runs = runs_of(planned, replications)
     header = {"scenario": str(load(scenario_path).name), "vary": grid, "replications": replications,
@@ -330,7 +337,7 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
         for run in runs:
             if run.name(out) in table.done:
                 results.arrived(run, new=False)
-        return collect(results, run_points(todo, calibration=calibration, cluster=cluster, workers=workers))
+        return collect(results, run_points(todo, calibration=model_cal, cluster=cluster, workers=workers))
     finally:
         table.close()
 

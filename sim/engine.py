@@ -93,8 +93,12 @@ def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
 def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path | Calibration | None = None,
              progress: Callable[[float], None] | None = None, max_agents: int = MAX_AGENTS,
              exact_limit: int = EXACT_LIMIT, max_wall_s: float | None = MAX_WALL_S,
-             expiry_grace: float = EXPIRY_GRACE_S, testbed: Testbed | None = None) -> dict:
+             expiry_grace: float = EXPIRY_GRACE_S, testbed: Testbed | None = None,
+             calibration_name: str | None = None) -> dict:
     """Run the model on `scenario` at `fleet.sim_clients`, write the run record, return its summary.
+
+    `calibration`: a file (None: the shipped one), or one already read, which the record names by
+    `calibration_name` (the file it came from) or else by its source.
 
     `expiry_grace` is the server's live-expiry grace in scenario seconds (`validate` passes the
     value the emulation really ran with, which is floored at high time scales). `testbed` models the
@@ -106,7 +110,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if isinstance(calibration, Calibration):
-        cal, cal_name = calibration, calibration.source
+        cal, cal_name = calibration, calibration_name or calibration.source
     else:
         cal, cal_name = load_calibration(calibration)
     size = Sizing.plan(scenario.fleet.sim_clients, max_agents, exact_limit)

@@ -261,3 +261,30 @@ def test_a_weighted_simulation_reports_counts_for_the_whole_fleet(tmp_path):
         assert 0.7 * exact[key] <= weighted[key] <= 1.3 * exact[key], key
     assert weighted["closes_by_code"]["1012"] == exact["closes_by_code"]["1012"] == 200
     assert RunRecord(tmp_path / "weighted").timeseries["attempts"].sum() == weighted["attempts"]
+
+
+def test_a_missing_calibration_file_is_a_usage_error_before_a_sweep_runs(tmp_path, capsys):
+    from commands.cli import main
+
+    out = tmp_path / "sweep"
+    code = main(["sweep", "token-expiry-403", "--vary", "fleet.sim_clients=50,60", "--out", str(out),
+                 "--calibration", str(tmp_path / "nowhere.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nowhere.json" in err and "calibration file not found" in err, err
+    assert not (out / "sweep.csv").exists()
+
+
+def test_an_ablation_run_again_resumes_and_names_its_calibration_file(tmp_path, capsys):
+    from commands.cli import main
+    from formats.calibration import DEFAULT_PATH
+
+    args = ["ablate", "token-expiry-403", "--clients", "50", "--fixes", "jitter", "--out", str(tmp_path / "a"),
+            "--calibration", str(DEFAULT_PATH)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    assert "resuming" in again and "2 of 2 runs" in again, again
+    assert first.splitlines()[-3:] == again.splitlines()[-3:]  # the same ablation, none of it run twice
+    meta = json.loads(next((tmp_path / "a").rglob("meta.json")).read_text())
+    assert meta["calibration"]["name"] == str(DEFAULT_PATH)
