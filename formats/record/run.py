@@ -249,6 +249,8 @@ class RunRecord:
                     raise RecordError(f"{path}:{untimed[0] + 2}: column 't': expected a time, the cell is empty")
                 self.notes.append(f"{name}: {untimed.size} row(s) without a time (column t) left out")
                 df = df[df["t"].notna()].reset_index(drop=True)
+                if (df["t"] % 1 == 0).all():  # whole seconds read as the intact file's integers, not floats
+                    df["t"] = df["t"].astype("int64")
         return df
 
     @cached_property
