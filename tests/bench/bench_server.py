@@ -131,7 +131,8 @@ async def measure(target: Target) -> dict:
 
 async def chat_target(db: Path) -> Target:
     proc, line = _start([sys.executable, "-c", CHAT_SERVER, "serve", "--db", str(db), "--admin-key", "bench",
-                         "--log-file", os.devnull, "--heartbeat-interval", "20s", "--agent", "echo"])
+                         "--log-file", os.devnull, "--heartbeat-interval", "20s", "--agent", "echo",
+                         "--conversations-per-user", "off"])  # one user opens a conversation per socket
     ready = json.loads(line)
     async with aiohttp.ClientSession() as session:
         secrets = await provision(session, ready["http_url"], "bench", ["bench"])
