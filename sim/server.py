@@ -18,6 +18,9 @@ times from the calibration) and how the network carries them:
 - a broken network path (partition, offline, blackhole) leaves a half-open socket: the server's
   heartbeat drops its end (the first ping after the break, plus the timeout, if the path is still
   broken then); the client, which does not ping, learns when the path heals (see sim.client).
+The core's send-buffer bounds (`system.server.backpressure`: shedding a client that does not read,
+the pages of a replay) are not driven here: a model socket holds no bytes, so they decide nothing
+(that module says why).
 """
 from __future__ import annotations
 
