@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 import time
@@ -225,8 +224,11 @@ class Results:
         self.entries: dict[int, dict] = {}
 
     def arrived(self, run: Run, *, new: bool = True) -> None:
-        summary = json.loads((run.run_dir / "summary.json").read_text())
-        gates = json.loads((run.run_dir / "gates.json").read_text())
+        from formats.record import files
+        from formats.record.run import RunRecord
+
+        record = RunRecord(run.run_dir)
+        summary, gates = record.summary, record.document(files.GATES, list)
         self.finished[run.point.index][run.k] = (summary, gates)
         if new:
             self.table.append({"run_dir": run.name(self.out), "point": run.point.run_dir.name,

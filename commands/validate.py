@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from cluster import executor
 from commands.cli import add_json_flag, set_document
 from system.errors import UsageError
+from formats.record import files
+from formats.record.run import RunRecord
 from formats.scenario.fixes import add_fix_flags, flag_overrides
 from system.units import positive_int_arg
 
@@ -197,15 +199,23 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
+def record(run_dir: Path) -> RunRecord:
+    """A run record as `validate` reads what it needs beside the summary (the self-check, the
+    reconnects per second, the measured fault windows): through the one reader, leniently, so a
+    record without one of them gives no resolution or no shift rather than an error."""
+    return RunRecord(run_dir, lenient=True)
+
+
+def self_check(run_dir: Path) -> dict:
+    return record(run_dir).meta.get("self_check") or {}
+
+
 def duration_resolution(emu_dir: Path, time_scale: float) -> dict | None:
     """The emulation's time resolution over the whole run: a duration it measured is only known to
     about that (a connection shed with 1013 lasts one close round trip, a few ms of wall time)."""
     from formats.record.resolution import time_resolution
 
-    meta = emu_dir / "meta.json"
-    if not meta.exists():
-        return None
-    res = time_resolution(json.loads(meta.read_text()).get("self_check") or {}, time_scale)
+    res = time_resolution(self_check(emu_dir), time_scale)
     return None if res is None else {"resolution_s": res, "bin_s": None, "time_scale": time_scale}
 
 
@@ -222,22 +232,19 @@ def peak_resolution(emu_dir: Path, metric: str, time_scale: float) -> dict | Non
 
 
 def _reconnects(run_dir: Path):
-    import pandas as pd
-
-    ts = run_dir / "timeseries.csv"
-    return pd.read_csv(ts, usecols=["t", "reconnects"]) if ts.exists() else None
+    ts = record(run_dir).timeseries
+    return None if ts is None or "reconnects" not in ts.columns else ts[["t", "reconnects"]]
 
 
 def _peak_window(emu_dir: Path, width: int, time_scale: float) -> dict | None:
     from formats.record.resolution import time_resolution
 
-    meta, reconnects = emu_dir / "meta.json", _reconnects(emu_dir)
-    if not meta.exists() or reconnects is None or reconnects.empty:
+    reconnects = _reconnects(emu_dir)
+    if reconnects is None or reconnects.empty:
         return None
-    check = json.loads(meta.read_text()).get("self_check") or {}
     sums = reconnects["reconnects"].rolling(width, min_periods=1).sum()
     start = max(0.0, float(reconnects["t"].iloc[int(sums.to_numpy().argmax())]) - (width - 1))
-    res = time_resolution(check, time_scale, (start - width, start + 2 * width))
+    res = time_resolution(self_check(emu_dir), time_scale, (start - width, start + 2 * width))
     if res is None:
         return None
     return {"resolution_s": res, "bin_s": width, "peak_t": start, "time_scale": time_scale}
@@ -323,18 +330,14 @@ def emulated_system(scenario: "Scenario", emu_dir: Path, time_scale: float | Non
         notes.append(f"live-expiry grace 10s as the emulation floored it: {grace:g}s")
     restarts = []
     applied: dict[tuple[str, int], float] = {}  # (fault_start|fault_stop, index) -> when the call returned
-    events = emu_dir / "events.jsonl"
-    if events.exists():
-        with events.open() as fh:
-            for line in fh:
-                if '"fault_start"' not in line and '"fault_stop"' not in line:
-                    continue
-                r = json.loads(line)
-                took = float(r.get("applied_in_s") or 0.0)
-                if r["kind"] == "fault_start" and r.get("fault") == "server_restart":
-                    restarts.append(took)
-                if r.get("index") is not None:
-                    applied[(r["kind"], int(r["index"]))] = float(r["t"]) + took
+    for w in record(emu_dir).summary.get("fault_windows") or ():  # the harness's fault_start/fault_stop
+        i = int(w["index"])
+        if w.get("start_s") is not None:
+            applied[("fault_start", i)] = float(w["start_s"]) + float(w.get("applied_s") or 0.0)
+            if w.get("kind") == "server_restart":
+                restarts.append(float(w.get("applied_s") or 0.0))
+        if w.get("stop_s") is not None:
+            applied[("fault_stop", i)] = float(w["stop_s"]) + float(w.get("lifted_s") or 0.0)
     restart_s = sum(restarts) / len(restarts) if restarts else None
     if restart_s is not None:
         notes.append(f"restart (stop and start) {restart_s:g}s as the emulated ones took")
@@ -358,12 +361,7 @@ def free_cores(cal: "Calibration", emu_dirs: list[Path]) -> tuple["Calibration",
     """`cal` with its testbed on the cores the emulation had: the calibrated ones less what the
     rest of the machine took meanwhile (`self_check.other_cpu_cores`, the median run's), rounded,
     at least one; and that load (None: not recorded, the calibrated cores stand)."""
-    busy = []
-    for d in emu_dirs:
-        meta = d / "meta.json"
-        other = (json.loads(meta.read_text()).get("self_check") or {}).get("other_cpu_cores") if meta.exists() else None
-        if other is not None:
-            busy.append(float(other))
+    busy = [float(other) for other in (self_check(d).get("other_cpu_cores") for d in emu_dirs) if other is not None]
     if not busy:
         return cal, None
     load = sorted(busy)[(len(busy) - 1) // 2]
@@ -441,13 +439,13 @@ def run(args: argparse.Namespace) -> int:
         if not emu_dir.is_dir():
             raise UsageError(f"--emulated {emu_dir}: {'is a file' if emu_dir.exists() else 'does not exist'}, "
                              f"expected the directory of a finished emulation run record")
-        if not (emu_dir / "summary.json").exists():
-            raise UsageError(f"--emulated {emu_dir}: no summary.json (expected a finished emulation run record)")
+        if not (emu_dir / files.SUMMARY).exists():
+            raise UsageError(f"--emulated {emu_dir}: no {files.SUMMARY} (expected a finished emulation run record)")
     if emu_dirs and args.emulations > 1:
         raise UsageError("--emulations: not with --emulated (repeat --emulated DIR to compare several finished runs)")
     summaries = []
     for emu_dir in emu_dirs:
-        found = json.loads((emu_dir / "summary.json").read_text())
+        found = RunRecord(emu_dir).summary
         if any(m not in found for m in METRICS):  # finalized before a metric existed: derive it again
             found = finalize(emu_dir)
         summaries.append(found)
@@ -502,8 +500,7 @@ def run(args: argparse.Namespace) -> int:
                        for m in DURATIONS})
     bottleneck = []
     for d in emu_dirs:
-        meta = d / "meta.json"
-        check = (json.loads(meta.read_text()).get("self_check") or {}) if meta.exists() else {}
+        check = self_check(d)
         if check.get("load_generator_bottleneck"):
             bottleneck += [f"{d}: {reason}" if len(emu_dirs) > 1 else reason for reason in check.get("bottleneck_reasons") or ()]
     bottleneck = bottleneck or None

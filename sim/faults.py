@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from formats.faults import lifted
+from system.server.lifecycle import Revocation
 
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -210,11 +211,11 @@ def _outage(on: bool) -> Callable[["World", "Fault", list["SimClient"]], None]:
 def _token_expiry(world: "World", f: "Fault", targets: list["SimClient"]) -> None:
     if f.fraction >= 1.0:
         world.tokens.expire(None)
-        world.server.expire_live(None)
+        world.server.expire_live(Revocation())
     else:
         users = [c.client_id for c in targets]
         world.tokens.expire(users)
-        world.server.expire_live(set(users))
+        world.server.expire_live(Revocation(frozenset(users)))
 
 
 def _load_spike(world: "World", f: "Fault", targets: list["SimClient"]) -> None:

@@ -18,6 +18,9 @@ times from the calibration) and how the network carries them:
 - a broken network path (partition, offline, blackhole) leaves a half-open socket: the server's
   heartbeat drops its end (the first ping after the break, plus the timeout, if the path is still
   broken then); the client, which does not ping, learns when the path heals (see sim.client).
+The core's send-buffer bounds (`system.server.backpressure`: shedding a client that does not read,
+the pages of a replay) are not driven here: a model socket holds no bytes, so they decide nothing
+(that module says why).
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from system import wire
 from system.server import delivery, handshake
 from system.server.admission import AdmissionConfig, AdmissionPolicy
 from system.server.handshake import Outcome
-from system.server.lifecycle import LiveExpiry, shutdown
+from system.server.lifecycle import LiveExpiry, Revocation, shutdown
 from system.server.tokens import AccessClaims, AuthError, Grant, MemoryBook, TokenRules
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,7 +119,7 @@ class Slots:
 class Sock:
     """One WebSocket as both ends see it; `client_open` and `server_open` part when it half-opens."""
 
-    __slots__ = ("client", "sock", "conv", "state", "server_open", "client_open", "expires",
+    __slots__ = ("client", "sock", "conv", "state", "server_open", "client_open", "expires", "family",
                  "broken_at", "gen", "admitted", "opened_at")
 
     def __init__(self, client: "SimClient", sock: Any) -> None:
@@ -124,6 +127,7 @@ class Sock:
         self.state = "connecting"
         self.server_open = self.client_open = False
         self.expires = float("inf")
+        self.family = ""  # the refresh family of the socket's current token (revoked with it)
         self.broken_at: float | None = None
         self.gen = 0  # bumped whenever a scheduled check about this socket becomes stale
         self.admitted = False
@@ -141,6 +145,7 @@ class TokenService:
         self.service: Callable[[], float] = latency
         self.server_up: Callable[[], bool] = lambda: True
         self.refused_after = 0.0
+        self.on_revoked: Callable[[Revocation], None] = lambda revocation: None  # the server's live sockets
         serial = itertools.count(1).__next__  # ids and refresh tokens need only be unique here
         self.rules = TokenRules(MemoryBook(), access_ttl=profile.token_ttl, refresh_ttl=profile.refresh_ttl,
                                 new_secret=serial, new_id=serial, digest=None)  # in memory: no digest
@@ -172,6 +177,8 @@ class TokenService:
         try:
             grant = self.issue(client, self.env.now, refresh)
         except AuthError as exc:
+            if exc.family is not None:  # a spent refresh token presented again: its family is revoked
+                self.on_revoked(Revocation(family=exc.family))
             done(False, exc.status, None, None)
             return
         done(True, 200, grant.claims, grant.claims.expires_at, grant.refresh_token)
@@ -242,6 +249,7 @@ class ModelServer:
         self.on_received: Callable[[str, str, float, bool], None] = lambda *row: None
         self._answered: set[str] = set()  # user message ids answered (acks: a resend is dropped)
         self.agent_seconds = AgentHistogram()
+        tokens.on_revoked = self.expire_live
 
     # ---- accept path -------------------------------------------------------------------
     def connect(self, s: Sock, token: AccessClaims | None, last_seq: int | None) -> None:
@@ -278,7 +286,7 @@ class ModelServer:
         if outcome.kind != "accept":
             self.act(s, outcome)
             return
-        s.expires = checked.expires_at
+        s.expires, s.family = checked.expires_at, checked.family
         if self.profile.live_expiry:
             self._watch_expiry(s)
         s.client.frame(s, {"v": wire.FRAME_VERSION, "type": "welcome", "session_id": f"{s.client.index}:{s.sock}",
@@ -393,18 +401,15 @@ class ModelServer:
         """An in-band auth_refresh arrived: a valid token moves the socket's expiry."""
         checked = self.tokens.verify(token, s.client.client_id)
         if not isinstance(checked, AuthError):
-            s.expires = checked.expires_at  # the pending expiry check sees it and re-arms
+            s.expires, s.family = checked.expires_at, checked.family  # the pending expiry check sees it and re-arms
 
-    def expire_live(self, users: set[str] | None) -> None:
-        """Tokens were revoked: with live expiry the affected sockets must refresh within the grace."""
-        if not self.profile.live_expiry:
-            return
-        now = self.env.now
-        for peers in list(self.live.values()):
-            for s in list(peers):
-                if users is None or s.client.client_id in users:
-                    s.expires = LiveExpiry.forced(s.expires, now)
-                    self._watch_expiry(s)
+    def expire_live(self, revocation: Revocation) -> None:
+        """Tokens were revoked: the core says which live sockets must refresh within the grace."""
+        hit = revocation.expire(self.profile.live_expiry, ((s, s.client.client_id, s.family, s.expires)
+                                                           for peers in self.live.values() for s in peers), self.env.now)
+        for s, expires in hit:
+            s.expires = expires
+            self._watch_expiry(s)
 
     # ---- restarts ----------------------------------------------------------------------
     def go_down(self, crash: bool) -> None:

@@ -8,7 +8,12 @@ formats (scenario, record, gates, the fault registry: neither engine owns them) 
 `harness` (`emulate`, `proxy`, `prom`: the real-system side) and `sim` (the model), which never
 import each other, and `reports` (run records only) → `commands` (the CLI), which nothing
 imports. A `__main__.py` is an entry point like a command. `reports` reads run records through
-the shared reader only (`formats.record.run`): it parses no file itself.
+the shared reader only (`formats.record.run`): it parses no file itself. `commands` parses other
+files (scenarios, calibrations, a sweep's own table, server frames), but no table at all, and no
+run-record file: a read of a path built from a record file's name (a literal such as
+"summary.json" or a `formats.record.files` constant, directly or through a local name assigned
+from one) is found. A path that reaches a read through a function's parameter is not: the check
+reads one module at a time.
 """
 from __future__ import annotations
 
@@ -86,6 +91,54 @@ def own_parsing(root: Path = REPO, package: str = "reports") -> list[str]:
     return found
 
 
+# the tables' parsers: `commands` calls none of them (a table is read through `RunRecord`)
+TABLE_PARSERS = {"read_csv", "read_table", "read_jsonl", "DictReader", "read_events"}
+# calls that read a file's text or parse it; in `commands`, one naming a run-record file is reported
+READERS = PARSERS | {"read_text", "read_bytes", "open"}
+
+
+def record_file_names() -> set[str]:
+    """The file names of the run record format (`formats.record.files`), read from its source."""
+    tree = ast.parse((REPO / "formats" / "record" / "files.py").read_text())
+    return {node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+            and node.value.value.endswith((".json", ".jsonl", ".csv"))}
+
+
+def _call_name(node: ast.Call) -> str | None:
+    return node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+
+
+def record_reading(root: Path = REPO, package: str = "commands") -> list[str]:
+    """Each call in `package` that parses a table, or reads a run-record file, itself."""
+    names = record_file_names()
+    found: list[tuple[str, int, str]] = []
+    for path in sorted((root / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+
+        def names_a_record_file(node: ast.AST, tainted: set[str]) -> bool:
+            return any((isinstance(n, ast.Constant) and n.value in names)
+                       or (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "files"
+                           and n.attr.isupper())
+                       or (isinstance(n, ast.Name) and n.id in tainted) for n in ast.walk(node))
+
+        tainted: set[str] = set()  # local names bound to a path built from a record file's name
+        for _ in range(2):  # a name bound from a name bound from a file name
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
+                        and names_a_record_file(node.value, tainted):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    tainted.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _call_name(node)
+            reads_record = name in READERS and names_a_record_file(node, tainted)
+            if name in TABLE_PARSERS or reads_record:
+                found.append((str(path.relative_to(root)), node.lineno, name))
+    return [f"{path}:{line}: {name}()" for path, line, name in sorted(found)]
+
+
 def violations(root: Path = REPO) -> list[str]:
     bad = []
     for (a, b), modules in sorted(edges(root).items()):
@@ -129,6 +182,34 @@ def test_no_circle_between_packages() -> None:
 def test_reports_parse_no_record_file_themselves() -> None:
     found = own_parsing()
     assert not found, "\n".join(found)
+
+
+def test_commands_read_no_table_nor_record_file_themselves() -> None:
+    found = record_reading()
+    assert not found, "\n".join(found)
+
+
+def test_the_record_check_finds_a_command_reading_a_record_itself(tmp_path) -> None:
+    """Each way the old `validate` read a record is reported; a command writing a record file, or
+    reading a file of its own (a sweep's table), is not."""
+    (tmp_path / "commands").mkdir()
+    (tmp_path / "commands" / "validate.py").write_text(
+        "import json\nimport pandas as pd\nfrom formats.record import files\n\n"
+        "def peak(run_dir):\n"
+        "    ts = run_dir / 'timeseries.csv'\n"
+        "    return pd.read_csv(ts)\n\n"
+        "def check(emu_dir):\n"
+        "    meta = emu_dir / 'meta.json'\n"
+        "    return json.loads(meta.read_text())\n\n"
+        "def summary(d):\n"
+        "    return json.loads((d / files.SUMMARY).read_text())\n\n"
+        "def write(out, doc):\n"
+        "    (out / files.SUMMARY).write_text(json.dumps(doc))\n"
+        "    return json.loads((out / 'sweep.json').read_text())\n")
+    assert record_reading(tmp_path) == [
+        "commands/validate.py:7: read_csv()", "commands/validate.py:11: loads()",
+        "commands/validate.py:11: read_text()", "commands/validate.py:14: loads()",
+        "commands/validate.py:14: read_text()"]
 
 
 def test_the_parsing_check_finds_a_report_reading_a_table_itself(tmp_path) -> None:

@@ -54,7 +54,7 @@ class ChatServer:
         http_port = self._runner.addresses[0][1]
         self.ws_url = f"ws://{cfg.host}:{ws_port}"
         self.http_url = f"http://{cfg.host}:{http_port}"
-        self._watchdog = SendWatchdog(cfg.send_timeout, cfg.close_timeout)
+        self._watchdog = SendWatchdog(self.handler.buffers, cfg.close_timeout)
         self._watch = asyncio.get_running_loop().create_task(
             self._watchdog.run(lambda: [s.ws for s in self.state.sessions.values()]))
         self.state.log.event("listening", ws_url=self.ws_url, http_url=self.http_url,

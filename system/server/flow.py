@@ -1,16 +1,10 @@
-"""Bounded per-connection memory: what one client can make the server hold for it.
+"""Bounded per-connection memory, the asyncio side: the rules are `system.server.backpressure`'s.
 
 websockets' `broadcast` writes into a socket's send buffer without waiting, and its keepalive
 ping waits for that buffer to drain before its pong timeout even starts, so a client that stops
-reading would make the server hold every frame meant for it, and never be closed. The bounds:
-
-- a send buffer above `max_send_buffer` bytes sheds the client with 1013 (it fell too far
-  behind; a fixed client reconnects and resumes);
-- a send buffer that has not shrunk for `send_timeout` seconds sheds it too (`SendWatchdog`:
-  a client that does not read is closed within `send_timeout` plus one tick, whatever the
-  keepalive is doing);
-- `resume` replays in pages of `replay_page` messages, each page awaited until the buffer has
-  drained, and `resume` frames are rate limited per connection (`system.server.ratelimit`).
+reading would make the server hold every frame meant for it, and never be closed. This module
+feeds the sans-IO `SendBuffers` what the transports report (each socket's write-buffer size,
+before every push and on every watchdog tick, on the loop's clock) and carries out its decisions.
 
 Shedding can not use `close()`: that waits for the buffer to drain before its own timeout
 starts. It queues the close frame behind the backlog and aborts the socket `abort_after`
@@ -19,12 +13,13 @@ seconds later unless the peer has read it all by then.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from system.server.backpressure import SendBuffers
+from system.server.handshake import Outcome
 from system.wire import TRY_AGAIN_LATER
 
 
@@ -47,15 +42,22 @@ def shed(ws: ServerConnection, reason: str, abort_after: float, code: int = TRY_
         asyncio.get_running_loop().call_later(abort_after, ws.transport.abort)
 
 
-def keep_up(sockets: Iterable[ServerConnection], limit: int, abort_after: float) -> list[ServerConnection]:
-    """The sockets whose backlog is within `limit`; the others are shed with 1013."""
+def keep_up(buffers: SendBuffers[ServerConnection], sockets: Iterable[ServerConnection], now: float,
+            abort_after: float) -> list[ServerConnection]:
+    """The sockets the core lets a frame be pushed to; the others are shed as it decides (1013)."""
     kept = []
     for ws in sockets:
-        if backlog(ws) > limit:
-            shed(ws, "too far behind", abort_after)
-        else:
+        buffers.measured(ws, backlog(ws), now)
+        outcome = buffers.before_send(ws)
+        if outcome is None:
             kept.append(ws)
+        else:
+            _shed_as(ws, outcome, abort_after)
     return kept
+
+
+def _shed_as(ws: ServerConnection, outcome: Outcome, abort_after: float) -> None:
+    shed(ws, outcome.reason, abort_after, code=outcome.code or TRY_AGAIN_LATER)
 
 
 async def drained(ws: ServerConnection, timeout: float | None) -> bool:
@@ -68,44 +70,29 @@ async def drained(ws: ServerConnection, timeout: float | None) -> bool:
     return ws.protocol.state is State.OPEN
 
 
-@dataclass
-class _Progress:
-    backlog: int
-    since: float  # when the backlog was last empty or last shrank
-
-
 class SendWatchdog:
-    """Sheds a connection whose send buffer has neither emptied nor shrunk for `timeout` seconds.
+    """Sheds the connections the core finds not reading (`SendBuffers.tick`): every quarter of
+    its stall timeout, each live socket's buffer is measured and the core's decisions carried out,
+    so a client that does not read is closed within the timeout plus one tick."""
 
-    `tick(now, sockets)` is the whole policy (the caller passes the time); `run` drives it every
-    quarter of the timeout on the event loop's clock."""
-
-    def __init__(self, timeout: float, abort_after: float) -> None:
-        self.timeout = timeout
+    def __init__(self, buffers: SendBuffers[ServerConnection], abort_after: float) -> None:
+        self.buffers = buffers
         self.abort_after = abort_after
-        self._progress: dict[ServerConnection, _Progress] = {}
         self.shed = 0
 
     def tick(self, now: float, sockets: Iterable[ServerConnection]) -> list[ServerConnection]:
-        progress, stalled = {}, []
-        for ws in sockets:
-            size, seen = backlog(ws), self._progress.get(ws)
-            if seen is None or size == 0 or size < seen.backlog:
-                progress[ws] = _Progress(size, now)
-                continue
-            progress[ws] = _Progress(size, seen.since)
-            if now - seen.since >= self.timeout:
-                stalled.append(ws)
-        self._progress = progress
-        for ws in stalled:
-            shed(ws, "not reading", self.abort_after)
-            self._progress.pop(ws, None)
-        self.shed += len(stalled)
-        return stalled
+        live = list(sockets)
+        for ws in live:
+            self.buffers.measured(ws, backlog(ws), now)
+        decided = self.buffers.tick(now, live)
+        for ws, outcome in decided:
+            _shed_as(ws, outcome, self.abort_after)
+        self.shed += len(decided)
+        return [ws for ws, _ in decided]
 
-    async def run(self, sockets) -> None:
+    async def run(self, sockets: Callable[[], Iterable[ServerConnection]]) -> None:
         """`sockets()` returns the live connections; runs until cancelled."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.timeout / 4)
+            await asyncio.sleep(self.buffers.limits.stall_timeout / 4)
             self.tick(loop.time(), sockets())

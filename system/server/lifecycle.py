@@ -6,6 +6,7 @@ for the server, scenario seconds for the model).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Hashable, Iterable, TypeVar
 
 from system import wire
 from system.server.handshake import Outcome, refusal
@@ -36,6 +37,37 @@ class LiveExpiry:
     def forced(expires_at: float, now: float) -> float:
         """A session whose token the server expired now (admin API, token-expiry fault)."""
         return min(expires_at, now)
+
+
+S = TypeVar("S", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """Access tokens the server stops honouring while sessions may hold them: every one (a forced
+    expiry of everyone: `users` and `family` None), those of `users` (a forced expiry of some), or
+    those of one refresh `family` (a spent refresh token presented again revokes its family,
+    RFC 6819 5.2.2.3, `system.server.tokens`)."""
+
+    users: frozenset[str] | None = None
+    family: str | None = None
+
+    def hits(self, user: str, family: str) -> bool:
+        if self.family is not None:
+            return family == self.family
+        return self.users is None or user in self.users
+
+    def expire(self, live_expiry: bool, sessions: Iterable[tuple[S, str, str, float]],
+               now: float) -> list[tuple[S, float]]:
+        """The live sessions it hits (each given as (session, user, family, expires_at)), each with
+        its expiry moved to `now` (`LiveExpiry.forced`): it must present a token of a family still
+        honoured in-band within the grace, or `LiveExpiry.refuse` ends it (4401 after an
+        `auth_expired` error frame, dropped under `abrupt_errors`). Without live expiry a live
+        session's token is never checked again: none is hit."""
+        if not live_expiry:
+            return []
+        return [(s, LiveExpiry.forced(expires_at, now)) for s, user, family, expires_at in sessions
+                if self.hits(user, family)]
 
 
 def shutdown(traits: frozenset[str], *, crash: bool = False) -> Outcome:

@@ -17,7 +17,7 @@ from system.server.auth import TokenService
 from system.server.auth_limits import SAVE_EVERY_S, AuthLimits
 from system.server.config import ServerConfig
 from system.server.fdlimit import AcceptGate, default_max_connections, open_files_limit
-from system.server.lifecycle import LiveExpiry
+from system.server.lifecycle import Revocation
 from system.server.logs import EventLog
 from system.server.metrics import ServerMetrics
 from system.server.ratelimit import TokenBucket
@@ -112,20 +112,20 @@ class ServerState:
         """Expire access tokens; with live expiry on, the affected live sessions must
         present a fresh token within the grace period. Returns how many sessions were hit."""
         self.tokens.expire(user)
-        return self._expire_sessions(lambda s: user is None or s.user == user)
+        return self._expire_sessions(Revocation(None if user is None else frozenset({user})))
 
     def family_revoked(self, family: str) -> int:
         """A refresh family was revoked, and with it its access tokens: with live expiry on, the
         sessions holding one must present a token of another family within the grace period."""
-        return self._expire_sessions(lambda s: s.family == family)
+        return self._expire_sessions(Revocation(family=family))
 
-    def _expire_sessions(self, which) -> int:
-        if not self.config.live_expiry:
-            return 0
-        now = clock.now()
-        hit = [s for s in self.sessions.values() if which(s)]
-        for session in hit:
-            session.expires_at = LiveExpiry.forced(session.expires_at, now)
+    def _expire_sessions(self, revocation: Revocation) -> int:
+        """The core decides which sessions the revocation hits (`lifecycle.Revocation`); their
+        expiry watchers see the new expiry at once."""
+        hit = revocation.expire(self.config.live_expiry, ((s, s.user, s.family, s.expires_at)
+                                                          for s in self.sessions.values()), clock.now())
+        for session, expires_at in hit:
+            session.expires_at = expires_at
             session.expiry_changed.set()
         return len(hit)
 

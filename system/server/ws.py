@@ -21,6 +21,7 @@ from websockets.http11 import Request, Response
 
 from system import clock, wire
 from system.server import delivery, handshake
+from system.server.backpressure import SendBuffers, SendLimits
 from system.server.flow import drained, keep_up
 from system.server.frames import ACK_VERSION, FrameError, encode, parse_client_frame
 from system.server.handshake import Outcome
@@ -59,6 +60,8 @@ class ChatHandler:
         self.metrics = state.metrics
         self.traits = frozenset(state.config.legacy_traits)
         self.expiry = LiveExpiry(state.config.expiry_grace)
+        self.buffers: SendBuffers[ServerConnection] = SendBuffers(SendLimits(
+            self.cfg.max_send_buffer, self.cfg.send_timeout, self.cfg.replay_page))
 
     # handshake ---------------------------------------------------------
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -151,6 +154,7 @@ class ChatHandler:
         await ws.close(outcome.code, outcome.error or outcome.reason)
 
     def _closed(self, ws: ServerConnection, conn_id: str, session: Session | None) -> None:
+        self.buffers.closed(ws)
         code = close_code_of(ws)
         self.state.closes_by_code[code] = self.state.closes_by_code.get(code, 0) + 1
         self.metrics["ws_closes_total"].labels(code=str(code)).inc()
@@ -208,21 +212,20 @@ class ChatHandler:
             await self._converse(session, frame)
 
     async def _replay(self, session: Session, last_seq: int) -> None:
-        """`seq > last_seq` in pages, each drained before the next is read from the log, until the
-        log has no more (live messages logged meanwhile included)."""
-        cursor, replayed, complete = last_seq, 0, True
+        """`seq > last_seq` in the core's pages (`SendBuffers.replay`), each drained before the next
+        is read from the log, until the log has no more (live messages logged meanwhile included)."""
+        pages = self.buffers.replay(last_seq)
         session.replaying = True
         try:
-            while page := self.state.store.messages_after(session.conversation_id, cursor, self.cfg.replay_page):
+            while page := self.state.store.messages_after(session.conversation_id, pages.cursor, pages.size):
                 for message in page:
                     self._send_logged([session.ws], message.frame)
-                cursor, replayed = page[-1].seq, replayed + len(page)
-                if not await drained(session.ws, self.cfg.send_timeout):
-                    complete = False
+                if not pages.page_done(page[-1].seq, len(page), await drained(session.ws, pages.drain_timeout)):
                     break
         finally:
             session.replaying = False
-        self.state.log.event("resume", conn=session.id, last_seq=last_seq, replayed=replayed, complete=complete)
+        self.state.log.event("resume", conn=session.id, last_seq=last_seq, replayed=pages.replayed,
+                             complete=pages.complete)
 
     def _auth_refresh(self, session: Session, frame: dict) -> None:
         try:
@@ -321,13 +324,13 @@ class ChatHandler:
 
     def _push(self, sockets: list[ServerConnection], type_: str, **fields) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
-        sockets = keep_up(sockets, self.cfg.max_send_buffer, self.cfg.close_timeout)
+        sockets = keep_up(self.buffers, sockets, clock.monotonic(), self.cfg.close_timeout)
         if sockets:
             broadcast(sockets, encode(type_, **fields))
             self.metrics["ws_messages_total"].labels(direction="out", type=type_).inc(len(sockets))
 
     def _send_logged(self, sockets: list[ServerConnection], frame: dict) -> None:
-        sockets = keep_up(sockets, self.cfg.max_send_buffer, self.cfg.close_timeout)
+        sockets = keep_up(self.buffers, sockets, clock.monotonic(), self.cfg.close_timeout)
         if sockets:
             broadcast(sockets, json.dumps(frame, separators=(",", ":")))
             self.metrics["ws_messages_total"].labels(direction="out", type="assistant_message").inc(len(sockets))

@@ -22,7 +22,7 @@ from system.client import events as ev
 from system.server import handshake
 from system.server.admission import ACCEPT, Decision
 from system.server.config import LEGACY_TRAITS
-from system.server.lifecycle import LiveExpiry, shutdown
+from system.server.lifecycle import LiveExpiry, Revocation, shutdown
 from system.server.tokens import AuthError
 from tests.server.conftest import recv_json
 
@@ -158,3 +158,67 @@ async def test_both_engines_close_alike(make_server, traits: frozenset[str], cas
         assert real == (None, True, [], None)
     elif case == "over_limit" and "no_shedding" not in traits:
         assert real == (None, False, [], wire.TRY_AGAIN_LATER)
+
+
+# ---- a refresh family revoked under a live socket -------------------------------------------------
+REVOKE_COMBOS = [frozenset(), frozenset({"abrupt_errors"})]
+
+
+def test_a_revocation_hits_the_sessions_of_its_family_or_users_and_only_with_live_expiry() -> None:
+    sessions = [("a1", "alice", "f1", 500.0), ("a2", "alice", "f2", 50.0), ("b1", "bob", "f3", 500.0)]
+    assert Revocation(family="f1").expire(True, sessions, 100.0) == [("a1", 100.0)]
+    assert Revocation(frozenset({"alice"})).expire(True, sessions, 100.0) == [("a1", 100.0), ("a2", 50.0)]
+    assert [s for s, _ in Revocation().expire(True, sessions, 100.0)] == ["a1", "a2", "b1"]
+    assert Revocation(family="f1").expire(False, sessions, 100.0) == []  # no live expiry: never checked again
+
+
+async def _real_reuse(make_server, traits: frozenset[str]) -> tuple:
+    server, api = await make_server(legacy_traits=traits, live_expiry=True, expiry_grace=0.3)
+    pair = await api.token("c00000")
+    async with api.connect("c00000", pair["access_token"]) as ws:
+        frames = [await recv_json(ws)]
+        assert (await api.post("/auth/refresh", {"refresh_token": pair["refresh_token"]}))[0] == 200
+        status, body = await api.post("/auth/refresh", {"refresh_token": pair["refresh_token"]})  # spent: reused
+        assert (status, body["error"]) == (401, "auth_invalid")
+        try:
+            while True:
+                frames.append(await recv_json(ws))
+        except ConnectionClosed:
+            pass
+        return _summary(None, frames, ws.close_code if ws.close_code is not None else wire.ABNORMAL)
+
+
+def _model_reuse(traits: frozenset[str]) -> tuple:
+    doc = {"name": "reuse", "seed": 1, "duration": "2m",
+           "system": {"behaviour": {"base": "fixed", "legacy": sorted(traits)}, "live_expiry": True},
+           "fleet": {"clients": 1}}
+    world = World(from_dict(doc), calibration.load()[0], clients=1)
+    client = Observer(world, 0, "c00000", None)
+    client.seen = []
+    grant = world.tokens.rules.issue("c00000", 0.0)
+    client.refresh_handle = grant.refresh_token
+    s = Sock(client, 0)
+    client.socks[0] = s
+    world.server.connect(s, grant.claims, None)
+    world.env.run(until=10.0)
+    answers: list[int] = []
+    for _ in range(2):  # the same refresh token twice: rotated, then reused
+        world.tokens.fetch(client, lambda ok, status, *_rest: answers.append(status), refresh=True)
+        world.env.run(until=world.env.now + 5.0)
+    assert answers == [200, 401]
+    world.env.run(until=100.0)
+    frames = [e.frame for e in client.seen if isinstance(e, ev.FrameReceived)]
+    codes = [e.code for e in client.seen if isinstance(e, ev.SocketClosed)]
+    return _summary(None, frames, codes[0] if codes else None)
+
+
+@pytest.mark.parametrize("traits", REVOKE_COMBOS, ids=lambda t: "+".join(sorted(t)) or "fixed")
+async def test_both_engines_close_a_live_socket_of_a_revoked_family_alike(make_server, traits: frozenset[str]) -> None:
+    """A spent refresh token presented again revokes its family: the live socket holding an access
+    token of that family is refused when the live-expiry grace runs out, in both engines."""
+    real = await _real_reuse(make_server, traits)
+    assert _model_reuse(traits) == real
+    if "abrupt_errors" in traits:
+        assert real == (None, True, [], wire.ABNORMAL)
+    else:
+        assert real == (None, True, ["auth_expired"], wire.AUTH_FAILED)

@@ -60,17 +60,20 @@ def test_calibration_round_trips_the_token_service(tmp_path):
 def test_validate_models_the_emulations_floors_and_restart_time(tmp_path):
     """At x720 the emulation floors heartbeat and expiry grace at 250 ms wall (180 s of scenario
     time); the model of that run uses those values and the restart time the emulation measured."""
-    (tmp_path / "events.jsonl").write_text("\n".join(json.dumps(e) for e in (
-        {"t": 100.0, "client": "harness", "kind": "fault_start", "fault": "server_restart", "applied_in_s": 500.0},
-        {"t": 900.0, "client": "harness", "kind": "fault_start", "fault": "server_restart", "applied_in_s": 700.0},
-        {"t": 950.0, "client": "harness", "kind": "fault_start", "fault": "latency", "applied_in_s": 3.0},
-    )) + "\n")
+    windows = [  # as finalize measures them from the harness's fault_start records
+        {"index": 0, "kind": "server_restart", "start_s": 100.0, "applied_s": 500.0, "stop_s": None, "lifted_s": 0.0},
+        {"index": 1, "kind": "server_restart", "start_s": 900.0, "applied_s": 700.0, "stop_s": None, "lifted_s": 0.0},
+        {"index": 2, "kind": "latency", "start_s": 950.0, "applied_s": 3.0, "stop_s": None, "lifted_s": 0.0},
+    ]
+    (tmp_path / "summary.json").write_text(json.dumps({"fault_windows": windows}))
     system = emulated_system(from_dict(DOC), tmp_path)
     hb = system.scenario.system.heartbeat
     assert (hb.interval, hb.timeout) == pytest.approx((180.0, 180.0))
     assert system.expiry_grace_s == pytest.approx(180.0)
     assert system.restart_s == pytest.approx(600.0)
     assert len(system.notes) == 3
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "summary.json").write_text("{}")  # no fault measured
     slow = emulated_system(from_dict({**DOC, "time_scale": 1}), tmp_path / "none")
     assert (slow.scenario.system.heartbeat.interval, slow.expiry_grace_s) == (30.0, EXPIRY_GRACE_S)
     assert slow.restart_s is None and slow.notes == ()
