@@ -6,16 +6,21 @@ Two sizes, one model:
 - above it, the engine derives `connections.csv` and `timeseries.csv` itself with the same
   `formats.record.derive` code, from the records those tables need, and measures the ledger on
   a sample of clients (`ledger_summary.json`, scaled to the fleet).
-Above `max_agents` clients each simulated client (agent) stands for `weight` identical clients:
+Above `max_agents` clients each simulated client (agent) stands for `weight` clients:
 the accept path's capacity and the admission limits are divided by the weight, so every queue
-sees the load it would see at full size, and the tables are scaled back up. The run record's
-meta says so (`sampling`), and the tests check this path against the plain model. Why at all:
+sees the load it would see at full size, and the tables count clients: each connection row
+carries its `weight` (never `weight` copies of it), and each timeseries count is of clients, an
+agent's jittered attempt spread over its clients by the jitter's own law
+(`formats.record.derive`), so a weighted herd's 1-s peaks are those of independent clients. The
+run record's meta says so (`sampling`), and the tests check this path against the plain model. Why at all:
 a fixed client refreshes its token about 200 times a day; calm clients play those refreshes in
 batches (`sim.client.SimClient.wake`) instead of a timer, a queued token request and an expiry
 check each, but every reconnect still runs through the policy and the server's queues, so one
 agent per client costs a few ms of CPU per client-day: minutes for 100,000 clients, where 5,000
-agents keep a run near a minute. Weighted agents act in lockstep (a herd's 1-s peaks are then
-higher than one agent per client would show); the run record and the report state the weight.
+agents keep a run near a minute. What the spread does not undo: the model's server still meets an
+agent's `weight` handshakes at one instant (a queue sees a burst where independent clients would
+trickle), and what ends a connection happens to all of an agent's clients at once; the run
+record and the report state the weight.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from formats.record.derive import Derived, derive, in_order, timeseries_columns,
 from formats.record.finalize import in_flight_window
 from formats.record.ledger import check, check_user_messages, typed_messages
 from formats.record.writer import tool_version
+from formats.scenario import draws
 from formats.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Testbed, load as load_calibration
 from sim.world import ModelOptions, World
@@ -143,7 +149,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
             records = in_order(world.records)
-            derived = derive(records, end)
+            derived = derive(records, end, weight=size.weight, rng=draws.numpy_stream(scenario.seed, "sim:spread"))
             ledger = _ledger(derived, records, sent, received, sample, size.clients)
             _write_tables(out, derived, size, message_scale(size.clients, sample))
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
@@ -195,19 +201,18 @@ def message_scale(clients: int, sample: int) -> float:
 
 def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
     """connections.csv and timeseries.csv from the derived tables, each count scaled by what it was
-    measured on: connection counts by the agents' weight, message counts (displays, duplicates) by
-    fleet clients per sampled message client, as `ledger_summary.json` is."""
-    rows = d.connections
-    w = size.weight
-    if w > 1:
-        rows = [{**r, "client": f"{r['client']}.{k}"} for r in rows for k in range(w)]
+    measured on: connection counts are of clients already (`derive` with the agents' weight), each
+    row of connections.csv carries its weight (one row per agent connection, however many clients
+    it stands for), and message counts (displays, duplicates) are scaled by fleet clients per sampled
+    message client, as `ledger_summary.json` is."""
+    columns = files.CONNECTION_COLUMNS + ((files.WEIGHT,) if size.weight > 1 else ())
+    connections = pd.DataFrame.from_records(d.connections, columns=list(files.CONNECTION_COLUMNS))
+    if size.weight > 1:
+        connections[files.WEIGHT] = size.weight
     for row in d.timeseries:
-        for key, value in row.items():
-            if key in MESSAGE_COLUMNS:
-                row[key] = value * messages
-            elif key != "t" and w > 1:
-                row[key] = value * w
-    write_csv(out / files.CONNECTIONS, files.CONNECTION_COLUMNS, rows)
+        for key in MESSAGE_COLUMNS:
+            row[key] = row[key] * messages
+    write_csv(out / files.CONNECTIONS, columns, connections)
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
 

@@ -27,7 +27,9 @@ from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
 
 # "sent": what the message sample typed, for the user-message ledger (only those clients type)
-TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent"})
+# "backoff": the law of a jittered delay, which a weighted agent's clients draw theirs from (derive)
+TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent",
+                     "backoff"})
 
 
 @dataclass(frozen=True)

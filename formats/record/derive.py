@@ -17,6 +17,13 @@ Conventions (README "Run records", "Client event records"):
 - Harness records `fault_start` / `fault_stop` `{index, fault, applied_in_s}` say when a fault
   was really applied and lifted (a server restart takes wall time, which compression makes long);
   they become `summary.json`'s `fault_windows`, and gate phases follow them.
+- A model whose agents stand for `weight` clients each (`derive(..., weight=w)`) counts each agent
+  record `weight` times. Its clients do not act in lockstep: an attempt that followed a jittered
+  backoff (`backoff {jitter: [low, high, cap]}`) stands for `weight` independent draws from that
+  law, so the attempt and its answer (open or failed handshake) of the agent's k-th client are
+  counted at the agent's time plus (draw k - the agent's own delay); draw 0 is the agent's own.
+  What ends a connection (a restart, a drop, an expiry) does not follow the jitter, so closes stay
+  at the agent's time, and a client's connection is active from its own open to that close.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 
 from system.errors import UsageError
@@ -68,6 +76,7 @@ class _Conn:
     by: str | None = None
     status: int | None = None
     censored_at: float | None = None
+    shifts: np.ndarray | None = None  # per client of a weighted agent: its attempt's offset from the agent's
 
 
 @dataclass
@@ -80,7 +89,10 @@ class Derived:
     fault_windows: list[dict]                   # when each fault was applied and lifted, measured
 
 
-def derive(events: list[dict], end: float) -> Derived:
+def derive(events: list[dict], end: float, *, weight: int = 1, rng: np.random.Generator | None = None) -> Derived:
+    """The tables from `events` up to `end`. `weight` > 1: each client of the records is a model agent
+    standing for `weight` clients (every count but displays is of clients; `rng` draws the spread of
+    their jittered attempts, see the module doc)."""
     conns: dict[tuple[str, str], _Conn] = {}
     order: list[_Conn] = []
     stop_at: dict[str, float] = {}
@@ -92,6 +104,19 @@ def derive(events: list[dict], end: float) -> Derived:
     in_session: set[str] = set()
     shown: set[tuple[str, str, str]] = set()
     displayed_rows: list[dict] = []
+    jittered: dict[str, tuple[float, list[float]]] = {}  # client -> its pending backoff's (delay, law)
+    spread = weight > 1 and rng is not None
+
+    def count(column: str, t: float, c: _Conn | None = None) -> None:
+        """`weight` clients' worth at `t`, or one per client at its own shifted time."""
+        if c is None or c.shifts is None:
+            if t < end:
+                series[column][min(int(t), bins - 1) if t >= 0 else 0] += weight
+            return
+        column_bins = series[column]
+        for u in c.shifts:
+            if t + u < end:
+                column_bins[min(int(t + u), bins - 1)] += 1
 
     def conn(r: dict) -> _Conn:
         key = (str(r["client"]), str(r.get("sock")))
@@ -110,22 +135,27 @@ def derive(events: list[dict], end: float) -> Derived:
         b = min(int(t), bins - 1) if t >= 0 else 0
         in_run = t < end
         if kind == "attempt":
-            conn(r)
+            c = conn(r)
             clients.add(client)
-            if in_run:
-                series["attempts"][b] += 1
-                if client in in_session:
-                    series["reconnects"][b] += 1
+            law = jittered.pop(client, None)
+            if law is not None and spread:
+                c.shifts = _shifts(rng, weight, *law)
+            count("attempts", t, c)
+            if client in in_session:
+                count("reconnects", t, c)
             in_session.add(client)
+        elif kind == "backoff":
+            if r.get("jitter") is not None:
+                jittered[client] = (float(r["delay"]), r["jitter"])
+            else:
+                jittered.pop(client, None)
         elif kind == "give_up":
             in_session.discard(client)
-            if in_run:
-                series["manual_refreshes"][b] += 1
+            count("manual_refreshes", t)
         elif kind == "open":
             c = conn(r)
             c.opened = t
-            if in_run:
-                series["opens"][b] += 1
+            count("opens", t, c)
         elif kind == "close":
             c = conn(r)
             if c.closed is None:
@@ -138,8 +168,8 @@ def derive(events: list[dict], end: float) -> Derived:
             if status is not None:
                 c = conn(r)
                 c.opened, c.status = t, int(status)
-                if in_run and int(status) == 403:
-                    series["http_403"][b] += 1
+                if int(status) == 403:
+                    count("http_403", t, c)
         elif kind in ("fault_start", "fault_stop") and r.get("index") is not None:
             w = faults.setdefault(int(r["index"]), {"index": int(r["index"]), "kind": r.get("fault"),
                                                    "start_s": None, "applied_s": 0.0,
@@ -161,7 +191,7 @@ def derive(events: list[dict], end: float) -> Derived:
             displayed_rows.append({"kind": "displayed", "client": client, "conversation": r.get("conversation"),
                                    "msg_id": r.get("msg_id"), "seq": r.get("seq"), "t": t})
 
-    rows, active_delta, closes_by_code = _connection_rows(order, stop_at, end, bins)
+    rows, active_delta, closes_by_code = _connection_rows(order, stop_at, end, bins, weight)
     active, level = [], 0
     for delta in active_delta:
         level += delta
@@ -184,7 +214,15 @@ def derive(events: list[dict], end: float) -> Derived:
     return Derived(rows, timeseries, displayed_rows, owner, clients, windows)
 
 
-def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int
+def _shifts(rng: np.random.Generator, weight: int, delay: float, law: list[float]) -> np.ndarray:
+    """Offsets of a weighted agent's clients from its own attempt: 0 for the agent, then `weight` - 1
+    independent draws of min(cap, U(low, high)) minus the agent's own delay."""
+    low, high, cap = (float(x) for x in law)
+    others = np.minimum(cap, rng.uniform(low, high, weight - 1)) - delay
+    return np.concatenate(([0.0], others))
+
+
+def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int, weight: int = 1
                      ) -> tuple[list[dict], list[int], dict[int, list[int]]]:
     rows = []
     active_delta = [0] * (bins + 1)
@@ -205,12 +243,20 @@ def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, 
                      "closed_s": None if censored else closed, "duration_s": closed - c.opened,
                      "close_code": None if censored else c.code, "closed_by": None if censored else c.by,
                      "http_status": None, "censored": int(censored)})
-        if c.opened < end:
-            active_delta[min(int(c.opened), bins)] += 1
+        if c.shifts is None:
+            active_delta[min(int(c.opened), bins)] += weight
             if closed < end:
-                active_delta[min(int(closed), bins)] -= 1
+                active_delta[min(int(closed), bins)] -= weight
+        else:  # each client from its own open (never after the close) to the agent's close
+            ended = closed < end
+            for u in c.shifts:
+                start = min(c.opened + u, closed)
+                if start < end:
+                    active_delta[min(int(start), bins)] += 1
+                    if ended:
+                        active_delta[min(int(closed), bins)] -= 1
         if not censored and c.closed < end:
-            closes_by_code[c.code][min(int(c.closed), bins - 1)] += 1
+            closes_by_code[c.code][min(int(c.closed), bins - 1)] += weight
     return rows, active_delta[:bins], closes_by_code
 
 
