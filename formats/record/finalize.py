@@ -179,7 +179,34 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         **_served(rec, closes_by_code),
         "per_day": {k: round(v * scale_to_day, 3) for k, v in counts.items()},
     }
-    return out
+    return {**out, **_scaled(rec)}
+
+
+#: summary figures counted on weighted agents (each agent's connection stands for `weight` clients'),
+#: and those measured on the message sample (scaled by fleet clients per sampled client)
+WEIGHTED_FIGURES = ("connections", "censored_connections", "handshake_failures", "duration_p50_s", "duration_p95_s",
+                    "duration_p99_s", "duration_mean_s", "attempts", "storms", "http_403", "manual_refreshes",
+                    "reconnect_attempts", "closes_by_code", "peak_reconnects_per_s", "peak_reconnects_per_s_5s",
+                    "peak_active", "clients_never_connected", "clients_connected_at_end", "turned_away", "per_day")
+MESSAGE_FIGURES = ("duplicates_displayed", "lost_messages", "messages_sent", "messages_displayed",
+                   "messages_indeterminate", "reordered_messages", "unexpected_messages", "user_messages_sent",
+                   "lost_user_messages", "duplicated_user_messages", "user_messages_indeterminate")
+
+
+def _scaled(rec: RunRecord) -> dict[str, Any]:
+    """A model run that did not follow every client says, next to its figures, which ones it scaled
+    and by what: `scaled.weight` (clients per agent) and `scaled.message_sample` (the clients whose
+    chat it followed); nothing for a run that followed every client."""
+    sampling = rec.meta.get("sampling") or {}
+    weight = int(sampling_weight(rec.meta))
+    sample = sampling.get("ledger_clients")
+    scaled: dict[str, Any] = {}
+    if weight > 1:
+        scaled["weight"] = {"clients_per_agent": weight, "figures": list(WEIGHTED_FIGURES)}
+    if sample and sample < int(sampling.get("agents") or rec.clients):
+        scaled["message_sample"] = {"clients": int(sample), "scale": round(rec.clients / sample, 6),
+                                    "figures": list(MESSAGE_FIGURES)}
+    return {"scaled": scaled} if scaled else {}
 
 
 def _served(rec: RunRecord, closes_by_code: dict[str, int]) -> dict[str, Any]:
