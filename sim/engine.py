@@ -36,7 +36,7 @@ from typing import Callable
 import pandas as pd
 
 from formats.record import RecordWriter, finalize, files
-from formats.record.derive import Derived, derive, in_order, timeseries_columns, write_csv
+from formats.record.derive import Derivation, Derived, timeseries_columns, write_csv
 from formats.record.finalize import in_flight_window
 from formats.record.ledger import check, check_user_messages, typed_messages
 from formats.record.writer import tool_version
@@ -141,16 +141,17 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             sample = min(size.agents, LEDGER_SAMPLE)
             sent: list[tuple[str, str, int, float]] = []
             received: list[tuple[str, str, float, bool]] = []
+            stream = InOrder(Derivation(scenario.duration, weight=size.weight,
+                                        rng=draws.numpy_stream(scenario.seed, "sim:spread")))
             world = World(model_scenario, model_cal, clients=size.agents,
-                          options=ModelOptions(message_clients=sample, keep_all_records=False),
+                          options=ModelOptions(message_clients=sample, keep_all_records=False), sink=stream,
                           on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace,
                           testbed=testbed)
             world.server.on_received = lambda *row: received.append(row)
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
-            records = in_order(world.records)
-            derived = derive(records, end, weight=size.weight, rng=draws.numpy_stream(scenario.seed, "sim:spread"))
-            ledger = _ledger(derived, records, sent, received, sample, size.clients)
+            derived = stream.result(end)
+            ledger = _ledger(derived, stream.typed, sent, received, sample, size.clients)
             _write_tables(out, derived, size, message_scale(size.clients, sample))
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
         if end < scenario.duration:
@@ -181,6 +182,43 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
     return finalize(out)
 
 
+class InOrder:
+    """The model's records handed to a `Derivation` as the model makes them, in the order
+    `formats.record.derive.in_order` gives a file (by time, one instant's by client), so the tables
+    equal those `finalize` derives from the same records written out, and memory holds one
+    instant's records, not the run's. The model makes the records it keeps at fleet scale in time
+    order (`sim.world.TALLIED`: a calm client's late-tallied refreshes are not among them); one out
+    of order is a bug in the model, and stops the run rather than reorder silently."""
+
+    def __init__(self, derivation: Derivation) -> None:
+        self.derivation = derivation
+        self.typed: list[dict] = []  # the message sample's `sent` records, for the user-message ledger
+        self._t: float | None = None
+        self._instant: list[dict] = []
+
+    def __call__(self, records: list[dict]) -> None:
+        for r in records:
+            t = r["t"]
+            if t != self._t:
+                if self._t is not None and t < self._t:
+                    raise RuntimeError(f"model record out of time order: {r} after t={self._t}")
+                self._flush()
+                self._t = t
+            self._instant.append(r)
+            if r["kind"] == "sent":
+                self.typed.append(r)
+
+    def _flush(self) -> None:
+        self._instant.sort(key=lambda r: str(r["client"]))
+        for r in self._instant:
+            self.derivation.feed(r)
+        self._instant = []
+
+    def result(self, end: float) -> Derived:
+        self._flush()
+        return self.derivation.result(end)
+
+
 def _fault_record(r) -> dict:
     d = r.to_dict()
     if d["targets"] is not None and len(d["targets"]) > 1000:
@@ -206,7 +244,7 @@ def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
     it stands for), and message counts (displays, duplicates) are scaled by fleet clients per sampled
     message client, as `ledger_summary.json` is."""
     columns = files.CONNECTION_COLUMNS + ((files.WEIGHT,) if size.weight > 1 else ())
-    connections = pd.DataFrame.from_records(d.connections, columns=list(files.CONNECTION_COLUMNS))
+    connections = d.connections
     if size.weight > 1:
         connections[files.WEIGHT] = size.weight
     for row in d.timeseries:
@@ -216,7 +254,7 @@ def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
 
-def _ledger(d: Derived, records: list[dict], sent: list[tuple[str, str, int, float]],
+def _ledger(d: Derived, typed_records: list[dict], sent: list[tuple[str, str, int, float]],
             received: list[tuple[str, str, float, bool]], sample: int, clients: int) -> dict:
     """The sampled clients' ledger in both directions, judged by `formats.record.ledger` as a full
     record is, scaled to the fleet (`user_messages`: what they typed against what the server stored).
@@ -229,10 +267,10 @@ def _ledger(d: Derived, records: list[dict], sent: list[tuple[str, str, int, flo
         [("sent", conv, conv, msg_id, seq, t) for conv, msg_id, seq, t in sent], columns=list(files.LEDGER_COLUMNS))
     shown = pd.DataFrame.from_records(d.ledger_displayed, columns=list(files.LEDGER_COLUMNS))
     table = pd.concat([sent_rows, shown], ignore_index=True)
-    connections = pd.DataFrame.from_records(d.connections, columns=list(files.CONNECTION_COLUMNS))
+    connections = d.connections
     judged = check(table, connections, in_flight_window(1.0))
     stored = pd.DataFrame.from_records(received, columns=list(files.RECEIVED_COLUMNS))
-    typed = check_user_messages(typed_messages(records), stored, connections, in_flight_window(1.0))
+    typed = check_user_messages(typed_messages(typed_records), stored, connections, in_flight_window(1.0))
     scale = message_scale(clients, sample)
     return {**{k: round(v * scale) for k, v in judged.to_dict().items()},
             files.LEDGER_USER: {k: round(v * scale) for k, v in typed.to_dict().items()}}

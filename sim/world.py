@@ -87,7 +87,7 @@ class World:
         self.by_id: dict[str, SimClient] = {}
         self.plan = draw_plan(scenario, self.n)
         self.realized = self.plan.faults
-        self._record_kinds = None if sink is not None or options.keep_all_records else TALLIED
+        self._record_kinds = None if options.keep_all_records else TALLIED
         self._message_limit = self.n if options.message_clients is None else min(self.n, options.message_clients)
 
     # ---- records -----------------------------------------------------------------------

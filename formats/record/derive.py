@@ -31,13 +31,13 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from system.errors import UsageError
-from formats.record.files import LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
+from formats.record.files import CONNECTION_COLUMNS, LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
 from formats.record.jsonl import read_jsonl
 from formats.record.tables import keep_integers
 
@@ -66,7 +66,7 @@ def _check_event(record: Any) -> None:
     record["client"], record["kind"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Conn:
     client: str
     conn: str
@@ -81,7 +81,7 @@ class _Conn:
 
 @dataclass
 class Derived:
-    connections: list[dict]
+    connections: pd.DataFrame                   # connections.csv's columns
     timeseries: list[dict]
     ledger_displayed: list[dict]
     conversation_owner: dict[str, str]
@@ -89,75 +89,89 @@ class Derived:
     fault_windows: list[dict]                   # when each fault was applied and lifted, measured
 
 
-def derive(events: list[dict], end: float, *, weight: int = 1, rng: np.random.Generator | None = None) -> Derived:
-    """The tables from `events` up to `end`. `weight` > 1: each client of the records is a model agent
-    standing for `weight` clients (every count but displays is of clients; `rng` draws the spread of
-    their jittered attempts, see the module doc)."""
-    conns: dict[tuple[str, str], _Conn] = {}
-    order: list[_Conn] = []
-    stop_at: dict[str, float] = {}
-    owner: dict[str, str] = {}
-    clients: set[str] = set()
-    faults: dict[int, dict] = {}
-    bins = max(1, math.ceil(end))
-    series: dict[str, list[int]] = {c: [0] * bins for c in TIMESERIES_COLUMNS if c not in ("t", "active", "closes")}
-    in_session: set[str] = set()
-    shown: set[tuple[str, str, str]] = set()
-    displayed_rows: list[dict] = []
-    jittered: dict[str, tuple[float, list[float]]] = {}  # client -> its pending backoff's (delay, law)
-    spread = weight > 1 and rng is not None
+def derive(events: Iterable[dict], end: float, *, weight: int = 1, rng: np.random.Generator | None = None) -> Derived:
+    """The tables from `events` (in `in_order`) up to `end`. `weight` > 1: each client of the records
+    is a model agent standing for `weight` clients (every count but displays is of clients; `rng`
+    draws the spread of their jittered attempts, see the module doc)."""
+    d = Derivation(end, weight=weight, rng=rng)
+    for r in events:
+        d.feed(r)
+    return d.result(end)
 
-    def count(column: str, t: float, c: _Conn | None = None) -> None:
+
+class Derivation:
+    """`derive` one record at a time, so a model can hand its records over as it makes them (in
+    `in_order`) instead of holding them all: what it keeps is per connection and per second, not
+    per record. `horizon`: no record is later (the scenario's end); `result(end)` may end earlier."""
+
+    def __init__(self, horizon: float, *, weight: int = 1, rng: np.random.Generator | None = None) -> None:
+        self.horizon, self.weight, self.rng = horizon, weight, rng
+        self.spread = weight > 1 and rng is not None
+        self.conns: dict[tuple[str, str], _Conn] = {}
+        self.order: list[_Conn] = []
+        self.stop_at: dict[str, float] = {}
+        self.owner: dict[str, str] = {}
+        self.clients: set[str] = set()
+        self.faults: dict[int, dict] = {}
+        self.bins = max(1, math.ceil(horizon))
+        self.series: dict[str, list[int]] = {c: [0] * self.bins for c in TIMESERIES_COLUMNS
+                                             if c not in ("t", "active", "closes")}
+        self.in_session: set[str] = set()
+        self.shown: set[tuple[str, str, str]] = set()
+        self.displayed_rows: list[dict] = []
+        self.jittered: dict[str, tuple[float, list[float]]] = {}  # client -> its pending backoff's (delay, law)
+
+    def _count(self, column: str, t: float, c: _Conn | None = None) -> None:
         """`weight` clients' worth at `t`, or one per client at its own shifted time."""
+        end, bins = self.horizon, self.bins
         if c is None or c.shifts is None:
             if t < end:
-                series[column][min(int(t), bins - 1) if t >= 0 else 0] += weight
+                self.series[column][min(int(t), bins - 1) if t >= 0 else 0] += self.weight
             return
-        column_bins = series[column]
+        column_bins = self.series[column]
         for u in c.shifts:
             if t + u < end:
                 column_bins[min(int(t + u), bins - 1)] += 1
 
-    def conn(r: dict) -> _Conn:
+    def _conn(self, r: dict) -> _Conn:
         key = (str(r["client"]), str(r.get("sock")))
-        c = conns.get(key)
+        c = self.conns.get(key)
         if c is None:
-            c = conns[key] = _Conn(*key)
-            order.append(c)
+            c = self.conns[key] = _Conn(*key)
+            self.order.append(c)
         return c
 
-    for r in events:
+    def feed(self, r: dict) -> None:
         t = float(r["t"])
         kind = r.get("kind")
         client = str(r.get("client", ""))
         if "conversation" in r and client and r["conversation"] is not None:
-            owner.setdefault(str(r["conversation"]), client)
-        b = min(int(t), bins - 1) if t >= 0 else 0
-        in_run = t < end
+            self.owner.setdefault(str(r["conversation"]), client)
+        count = self._count
         if kind == "attempt":
-            c = conn(r)
-            clients.add(client)
-            law = jittered.pop(client, None)
-            if law is not None and spread:
-                c.shifts = _shifts(rng, weight, *law)
+            c = self._conn(r)
+            self.clients.add(client)
+            law = self.jittered.pop(client, None)
+            if law is not None and self.spread:
+                c.shifts = _shifts(self.rng, self.weight, *law)
             count("attempts", t, c)
-            if client in in_session:
+            if client in self.in_session:
                 count("reconnects", t, c)
-            in_session.add(client)
+            self.in_session.add(client)
         elif kind == "backoff":
             if r.get("jitter") is not None:
-                jittered[client] = (float(r["delay"]), r["jitter"])
+                self.jittered[client] = (float(r["delay"]), r["jitter"])
             else:
-                jittered.pop(client, None)
+                self.jittered.pop(client, None)
         elif kind == "give_up":
-            in_session.discard(client)
+            self.in_session.discard(client)
             count("manual_refreshes", t)
         elif kind == "open":
-            c = conn(r)
+            c = self._conn(r)
             c.opened = t
             count("opens", t, c)
         elif kind == "close":
-            c = conn(r)
+            c = self._conn(r)
             if c.closed is None:
                 c.closed, c.by = t, r.get("by")
                 c.code = int(r["code"]) if r.get("code") is not None else ABNORMAL
@@ -166,52 +180,58 @@ def derive(events: list[dict], end: float, *, weight: int = 1, rng: np.random.Ge
         elif kind == "handshake_failed":
             status = r.get("status")
             if status is not None:
-                c = conn(r)
+                c = self._conn(r)
                 c.opened, c.status = t, int(status)
                 if int(status) == 403:
                     count("http_403", t, c)
         elif kind in ("fault_start", "fault_stop") and r.get("index") is not None:
-            w = faults.setdefault(int(r["index"]), {"index": int(r["index"]), "kind": r.get("fault"),
-                                                   "start_s": None, "applied_s": 0.0,
-                                                   "stop_s": None, "lifted_s": 0.0})
+            w = self.faults.setdefault(int(r["index"]), {"index": int(r["index"]), "kind": r.get("fault"),
+                                                        "start_s": None, "applied_s": 0.0,
+                                                        "stop_s": None, "lifted_s": 0.0})
             took = float(r.get("applied_in_s") or 0.0)
             if kind == "fault_start":
                 w["start_s"], w["applied_s"] = t, took
             else:
                 w["stop_s"], w["lifted_s"] = t, took
         elif kind == "stop":
-            stop_at.setdefault(client, t)
+            self.stop_at.setdefault(client, t)
         elif kind == "displayed":
             key = (client, str(r.get("conversation")), str(r.get("msg_id")))
-            if in_run:
-                series["displayed"][b] += 1
-                if key in shown:
-                    series["duplicates"][b] += 1
-            shown.add(key)
-            displayed_rows.append({"kind": "displayed", "client": client, "conversation": r.get("conversation"),
-                                   "msg_id": r.get("msg_id"), "seq": r.get("seq"), "t": t})
+            if t < self.horizon:
+                b = min(int(t), self.bins - 1) if t >= 0 else 0
+                self.series["displayed"][b] += 1
+                if key in self.shown:
+                    self.series["duplicates"][b] += 1
+            self.shown.add(key)
+            self.displayed_rows.append({"kind": "displayed", "client": client, "conversation": r.get("conversation"),
+                                        "msg_id": r.get("msg_id"), "seq": r.get("seq"), "t": t})
 
-    rows, active_delta, closes_by_code = _connection_rows(order, stop_at, end, bins, weight)
-    active, level = [], 0
-    for delta in active_delta:
-        level += delta
-        active.append(level)
-    codes = sorted(closes_by_code)
-    timeseries = []
-    for i in range(bins):
-        row: dict[str, Any] = {"t": i}
-        for col in TIMESERIES_COLUMNS[1:]:
-            if col == "active":
-                row[col] = active[i]
-            elif col == "closes":
-                row[col] = sum(closes_by_code[c][i] for c in codes)
-            else:
-                row[col] = series[col][i]
-        for code in codes:
-            row[f"closes_{code}"] = closes_by_code[code][i]
-        timeseries.append(row)
-    windows = [faults[i] for i in sorted(faults) if faults[i]["start_s"] is not None]
-    return Derived(rows, timeseries, displayed_rows, owner, clients, windows)
+    def result(self, end: float) -> Derived:
+        """The tables of what was fed, observed up to `end` (at most the horizon)."""
+        bins = max(1, math.ceil(end))
+        rows, active_delta, closes_by_code = _connection_rows(self.order, self.stop_at, end, bins, self.weight)
+        active, level = [], 0
+        for delta in active_delta:
+            level += delta
+            active.append(level)
+        codes = sorted(closes_by_code)
+        series = self.series
+        timeseries = []
+        for i in range(bins):
+            row: dict[str, Any] = {"t": i}
+            for col in TIMESERIES_COLUMNS[1:]:
+                if col == "active":
+                    row[col] = active[i]
+                elif col == "closes":
+                    row[col] = sum(closes_by_code[c][i] for c in codes)
+                else:
+                    row[col] = series[col][i]
+            for code in codes:
+                row[f"closes_{code}"] = closes_by_code[code][i]
+            timeseries.append(row)
+        faults = self.faults
+        windows = [faults[i] for i in sorted(faults) if faults[i]["start_s"] is not None]
+        return Derived(rows, timeseries, self.displayed_rows, self.owner, self.clients, windows)
 
 
 def _shifts(rng: np.random.Generator, weight: int, delay: float, law: list[float]) -> np.ndarray:
@@ -223,26 +243,24 @@ def _shifts(rng: np.random.Generator, weight: int, delay: float, law: list[float
 
 
 def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int, weight: int = 1
-                     ) -> tuple[list[dict], list[int], dict[int, list[int]]]:
-    rows = []
+                     ) -> tuple[pd.DataFrame, list[int], dict[int, list[int]]]:
+    """connections.csv's rows (a tuple each until the table is made: a fleet has millions), the
+    change of `active` per second, and closes per code per second."""
+    rows: list[tuple] = []
     active_delta = [0] * (bins + 1)
     closes_by_code: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
     for c in order:
         if c.opened is None or c.opened >= end:
             continue  # no answer to the attempt (refused or timed-out TCP connect), or after the run: no row
         if c.status is not None:
-            rows.append({"client": c.client, "conn": c.conn, "opened_s": c.opened, "closed_s": None,
-                         "duration_s": None, "close_code": None, "closed_by": None, "http_status": c.status,
-                         "censored": 0})
+            rows.append((c.client, c.conn, c.opened, None, None, None, None, c.status, 0))
             continue
         horizon = min(stop_at.get(c.client, end), end, c.censored_at if c.censored_at is not None else end)
         censored = c.closed is None or c.closed >= horizon
         closed = min(horizon, c.closed if c.closed is not None else horizon) if censored else c.closed
         closed = max(closed, c.opened)
-        rows.append({"client": c.client, "conn": c.conn, "opened_s": c.opened,
-                     "closed_s": None if censored else closed, "duration_s": closed - c.opened,
-                     "close_code": None if censored else c.code, "closed_by": None if censored else c.by,
-                     "http_status": None, "censored": int(censored)})
+        rows.append((c.client, c.conn, c.opened, None if censored else closed, closed - c.opened,
+                     None if censored else c.code, None if censored else c.by, None, int(censored)))
         if c.shifts is None:
             active_delta[min(int(c.opened), bins)] += weight
             if closed < end:
@@ -257,7 +275,8 @@ def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, 
                         active_delta[min(int(closed), bins)] -= 1
         if not censored and c.closed < end:
             closes_by_code[c.code][min(int(c.closed), bins - 1)] += weight
-    return rows, active_delta[:bins], closes_by_code
+    table = pd.DataFrame.from_records(rows, columns=list(CONNECTION_COLUMNS))
+    return table, active_delta[:bins], closes_by_code
 
 
 def read_sent(path: Path) -> pd.DataFrame:

@@ -49,7 +49,7 @@ def test_a_jittered_attempt_is_spread_over_the_agents_clients_by_its_law():
     assert active[50] == WEIGHT and active[105] == opens[100:106].sum() and active[150] == WEIGHT
     assert active[250] == 0
     assert len(d.connections) == 2  # one row per agent connection, as it happened to the agent
-    assert d.connections[1]["opened_s"] == 104.6
+    assert d.connections["opened_s"].iloc[1] == 104.6
 
 
 def test_a_fixed_delay_stays_in_lockstep_and_weight_one_is_the_plain_derive():
