@@ -36,7 +36,9 @@ from typing import Callable
 import pandas as pd
 
 from formats.record import RecordWriter, finalize, files
-from formats.record.derive import Derivation, Derived, timeseries_columns, write_csv
+from formats.record.derive import (
+    ROWS_CHUNK, ConnectionWriter, Derivation, Derived, timeseries_columns, write_csv,
+)
 from formats.record.finalize import in_flight_window
 from formats.record.ledger import check, check_user_messages, typed_messages
 from formats.record.writer import tool_version
@@ -141,8 +143,9 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             sample = min(size.agents, LEDGER_SAMPLE)
             sent: list[tuple[str, str, int, float]] = []
             received: list[tuple[str, str, float, bool]] = []
+            rows = ConnectionWriter(out / files.CONNECTIONS, size.weight)
             stream = InOrder(Derivation(scenario.duration, weight=size.weight,
-                                        rng=draws.numpy_stream(scenario.seed, "sim:spread")))
+                                        rng=draws.numpy_stream(scenario.seed, "sim:spread"), on_rows=rows))
             world = World(model_scenario, model_cal, clients=size.agents,
                           options=ModelOptions(message_clients=sample, keep_all_records=False), sink=stream,
                           on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace,
@@ -151,8 +154,10 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
             derived = stream.result(end)
-            ledger = _ledger(derived, stream.typed, sent, received, sample, size.clients)
-            _write_tables(out, derived, size, message_scale(size.clients, sample))
+            rows.close()
+            ledger = _ledger(derived, _still_open(out / files.CONNECTIONS), stream.typed, sent, received, sample,
+                             size.clients)
+            _write_timeseries(out, derived, message_scale(size.clients, sample))
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
         if end < scenario.duration:
             warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
@@ -237,24 +242,26 @@ def message_scale(clients: int, sample: int) -> float:
     return int(scale) if scale.is_integer() else scale
 
 
-def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
-    """connections.csv and timeseries.csv from the derived tables, each count scaled by what it was
-    measured on: connection counts are of clients already (`derive` with the agents' weight), each
-    row of connections.csv carries its weight (one row per agent connection, however many clients
-    it stands for), and message counts (displays, duplicates) are scaled by fleet clients per sampled
-    message client, as `ledger_summary.json` is."""
-    columns = files.CONNECTION_COLUMNS + ((files.WEIGHT,) if size.weight > 1 else ())
-    connections = d.connections
-    if size.weight > 1:
-        connections[files.WEIGHT] = size.weight
+def _write_timeseries(out: Path, d: Derived, messages: float) -> None:
+    """timeseries.csv, each count scaled by what it was measured on: connection counts are of
+    clients already (derived with the agents' weight, as connections.csv's `weight` column says),
+    message counts (displays, duplicates) are scaled by fleet clients per sampled message client,
+    as `ledger_summary.json` is."""
     for row in d.timeseries:
         for key in MESSAGE_COLUMNS:
             row[key] = row[key] * messages
-    write_csv(out / files.CONNECTIONS, columns, connections)
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
 
-def _ledger(d: Derived, typed_records: list[dict], sent: list[tuple[str, str, int, float]],
+def _still_open(path: Path) -> pd.DataFrame:
+    """The rows of connections.csv the ledger judges by (connections still open when a client's
+    observation ended: `formats.record.ledger.connected_at_end`), read back a chunk at a time."""
+    columns = ["client", "opened_s", "duration_s", "http_status", "censored"]
+    chunks = pd.read_csv(path, usecols=columns, dtype={"client": str}, chunksize=ROWS_CHUNK)
+    return pd.concat([pd.DataFrame(columns=columns)] + [c[c["censored"] == 1] for c in chunks], ignore_index=True)
+
+
+def _ledger(d: Derived, connections: pd.DataFrame, typed_records: list[dict], sent: list[tuple[str, str, int, float]],
             received: list[tuple[str, str, float, bool]], sample: int, clients: int) -> dict:
     """The sampled clients' ledger in both directions, judged by `formats.record.ledger` as a full
     record is, scaled to the fleet (`user_messages`: what they typed against what the server stored).
@@ -267,7 +274,6 @@ def _ledger(d: Derived, typed_records: list[dict], sent: list[tuple[str, str, in
         [("sent", conv, conv, msg_id, seq, t) for conv, msg_id, seq, t in sent], columns=list(files.LEDGER_COLUMNS))
     shown = pd.DataFrame.from_records(d.ledger_displayed, columns=list(files.LEDGER_COLUMNS))
     table = pd.concat([sent_rows, shown], ignore_index=True)
-    connections = d.connections
     judged = check(table, connections, in_flight_window(1.0))
     stored = pd.DataFrame.from_records(received, columns=list(files.RECEIVED_COLUMNS))
     typed = check_user_messages(typed_messages(typed_records), stored, connections, in_flight_window(1.0))

@@ -31,17 +31,18 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from system.errors import UsageError
-from formats.record.files import CONNECTION_COLUMNS, LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
+from formats.record.files import CONNECTION_COLUMNS, LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS, WEIGHT
 from formats.record.jsonl import read_jsonl
 from formats.record.tables import keep_integers
 
 ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
+ROWS_CHUNK = 100_000  # connection rows handed to a Derivation's `on_rows` at a time
 STOP_REASON = "stop"  # the reason the client policy gives the closes of its Stop: censoring, not an end
 
 
@@ -81,7 +82,7 @@ class _Conn:
 
 @dataclass
 class Derived:
-    connections: pd.DataFrame                   # connections.csv's columns
+    connections: pd.DataFrame | None            # connections.csv's columns; None: streamed (Derivation)
     timeseries: list[dict]
     ledger_displayed: list[dict]
     conversation_owner: dict[str, str]
@@ -101,14 +102,23 @@ def derive(events: Iterable[dict], end: float, *, weight: int = 1, rng: np.rando
 
 class Derivation:
     """`derive` one record at a time, so a model can hand its records over as it makes them (in
-    `in_order`) instead of holding them all: what it keeps is per connection and per second, not
-    per record. `horizon`: no record is later (the scenario's end); `result(end)` may end earlier."""
+    `in_order`) instead of holding them all. What it keeps is per second, per client and per
+    connection still open: a connection's row is settled once the records have moved past the
+    instant it ended (a `stop` of that instant still censors it), and goes to `on_rows` in chunks
+    when given (connections.csv streamed to disk, `ConnectionWriter`), so a fleet's millions of
+    rows are never all in memory. Rows come in the order the connections ended (a failed handshake:
+    when it was answered), then those still open at the end in the order they were attempted.
+    `horizon`: no record is later (the scenario's end); `result(end)` may end earlier."""
 
-    def __init__(self, horizon: float, *, weight: int = 1, rng: np.random.Generator | None = None) -> None:
+    def __init__(self, horizon: float, *, weight: int = 1, rng: np.random.Generator | None = None,
+                 on_rows: Callable[[list[tuple]], None] | None = None) -> None:
         self.horizon, self.weight, self.rng = horizon, weight, rng
         self.spread = weight > 1 and rng is not None
-        self.conns: dict[tuple[str, str], _Conn] = {}
-        self.order: list[_Conn] = []
+        self.conns: dict[tuple[str, str], _Conn] = {}  # not yet settled, in the order first seen
+        self.on_rows = on_rows
+        self.rows: list[tuple] = []  # settled rows not yet handed to `on_rows`
+        self._ending: list[_Conn] = []  # ended at the current instant: settled when the records move on
+        self._now = -math.inf
         self.stop_at: dict[str, float] = {}
         self.owner: dict[str, str] = {}
         self.clients: set[str] = set()
@@ -120,6 +130,8 @@ class Derivation:
         self.shown: set[tuple[str, str, str]] = set()
         self.displayed_rows: list[dict] = []
         self.jittered: dict[str, tuple[float, list[float]]] = {}  # client -> its pending backoff's (delay, law)
+        self.active_delta = [0] * (self.bins + 1)
+        self.closes_by_code: dict[int, list[int]] = defaultdict(lambda: [0] * self.bins)
 
     def _count(self, column: str, t: float, c: _Conn | None = None) -> None:
         """`weight` clients' worth at `t`, or one per client at its own shifted time."""
@@ -138,11 +150,13 @@ class Derivation:
         c = self.conns.get(key)
         if c is None:
             c = self.conns[key] = _Conn(*key)
-            self.order.append(c)
         return c
 
     def feed(self, r: dict) -> None:
         t = float(r["t"])
+        if t > self._now:
+            self._settle(math.inf)
+            self._now = t
         kind = r.get("kind")
         client = str(r.get("client", ""))
         if "conversation" in r and client and r["conversation"] is not None:
@@ -177,13 +191,19 @@ class Derivation:
                 c.code = int(r["code"]) if r.get("code") is not None else ABNORMAL
                 if c.by == "client" and r.get("reason") == STOP_REASON:
                     c.censored_at = t
+                self._ending.append(c)
         elif kind == "handshake_failed":
             status = r.get("status")
-            if status is not None:
+            if status is None:  # refused or timed out: no answer, no row
+                c = self.conns.get((client, str(r.get("sock"))))
+                if c is not None and c.opened is None:
+                    del self.conns[(client, c.conn)]
+            else:
                 c = self._conn(r)
                 c.opened, c.status = t, int(status)
                 if int(status) == 403:
                     count("http_403", t, c)
+                self._ending.append(c)
         elif kind in ("fault_start", "fault_stop") and r.get("index") is not None:
             w = self.faults.setdefault(int(r["index"]), {"index": int(r["index"]), "kind": r.get("fault"),
                                                         "start_s": None, "applied_s": 0.0,
@@ -206,12 +226,28 @@ class Derivation:
             self.displayed_rows.append({"kind": "displayed", "client": client, "conversation": r.get("conversation"),
                                         "msg_id": r.get("msg_id"), "seq": r.get("seq"), "t": t})
 
+    def _settle(self, end: float) -> None:
+        """Settle the connections that ended before the current instant (all of them at `end`)."""
+        ending, self._ending = self._ending, []
+        if end < math.inf:
+            ending = list(self.conns.values())
+        for c in ending:
+            if self.conns.pop((c.client, c.conn), None) is not None:
+                row = _settle(c, self.stop_at, end, self.bins, self.weight, self.active_delta, self.closes_by_code)
+                if row is not None:
+                    self.rows.append(row)
+        if self.on_rows is not None and (len(self.rows) >= ROWS_CHUNK or end < math.inf):
+            self.on_rows(self.rows)
+            self.rows = []
+
     def result(self, end: float) -> Derived:
-        """The tables of what was fed, observed up to `end` (at most the horizon)."""
+        """The tables of what was fed, observed up to `end` (at most the horizon); `connections` is
+        None when the rows went to `on_rows`."""
         bins = max(1, math.ceil(end))
-        rows, active_delta, closes_by_code = _connection_rows(self.order, self.stop_at, end, bins, self.weight)
+        self._settle(end)
+        closes_by_code = self.closes_by_code
         active, level = [], 0
-        for delta in active_delta:
+        for delta in self.active_delta[:bins]:
             level += delta
             active.append(level)
         codes = sorted(closes_by_code)
@@ -231,6 +267,7 @@ class Derivation:
             timeseries.append(row)
         faults = self.faults
         windows = [faults[i] for i in sorted(faults) if faults[i]["start_s"] is not None]
+        rows = None if self.on_rows is not None else pd.DataFrame.from_records(self.rows, columns=list(CONNECTION_COLUMNS))
         return Derived(rows, timeseries, self.displayed_rows, self.owner, self.clients, windows)
 
 
@@ -242,41 +279,35 @@ def _shifts(rng: np.random.Generator, weight: int, delay: float, law: list[float
     return np.concatenate(([0.0], others))
 
 
-def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int, weight: int = 1
-                     ) -> tuple[pd.DataFrame, list[int], dict[int, list[int]]]:
-    """connections.csv's rows (a tuple each until the table is made: a fleet has millions), the
-    change of `active` per second, and closes per code per second."""
-    rows: list[tuple] = []
-    active_delta = [0] * (bins + 1)
-    closes_by_code: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
-    for c in order:
-        if c.opened is None or c.opened >= end:
-            continue  # no answer to the attempt (refused or timed-out TCP connect), or after the run: no row
-        if c.status is not None:
-            rows.append((c.client, c.conn, c.opened, None, None, None, None, c.status, 0))
-            continue
-        horizon = min(stop_at.get(c.client, end), end, c.censored_at if c.censored_at is not None else end)
-        censored = c.closed is None or c.closed >= horizon
-        closed = min(horizon, c.closed if c.closed is not None else horizon) if censored else c.closed
-        closed = max(closed, c.opened)
-        rows.append((c.client, c.conn, c.opened, None if censored else closed, closed - c.opened,
-                     None if censored else c.code, None if censored else c.by, None, int(censored)))
-        if c.shifts is None:
-            active_delta[min(int(c.opened), bins)] += weight
-            if closed < end:
-                active_delta[min(int(closed), bins)] -= weight
-        else:  # each client from its own open (never after the close) to the agent's close
-            ended = closed < end
-            for u in c.shifts:
-                start = min(c.opened + u, closed)
-                if start < end:
-                    active_delta[min(int(start), bins)] += 1
-                    if ended:
-                        active_delta[min(int(closed), bins)] -= 1
-        if not censored and c.closed < end:
-            closes_by_code[c.code][min(int(c.closed), bins - 1)] += weight
-    table = pd.DataFrame.from_records(rows, columns=list(CONNECTION_COLUMNS))
-    return table, active_delta[:bins], closes_by_code
+def _settle(c: _Conn, stop_at: dict[str, float], end: float, bins: int, weight: int, active_delta: list[int],
+            closes_by_code: dict[int, list[int]]) -> tuple | None:
+    """A connection's row of connections.csv (None: the attempt got no answer before `end`), its
+    change of `active` and its close, counted. `end` is infinite for one settled while the run goes
+    on (it ended before the records' current instant, so before any end)."""
+    if c.opened is None or c.opened >= end:
+        return None  # no answer to the attempt (refused or timed-out TCP connect), or after the run: no row
+    if c.status is not None:
+        return c.client, c.conn, c.opened, None, None, None, None, c.status, 0
+    horizon = min(stop_at.get(c.client, end), end, c.censored_at if c.censored_at is not None else end)
+    censored = c.closed is None or c.closed >= horizon
+    closed = min(horizon, c.closed if c.closed is not None else horizon) if censored else c.closed
+    closed = max(closed, c.opened)
+    if c.shifts is None:
+        active_delta[min(int(c.opened), bins)] += weight
+        if closed < end:
+            active_delta[min(int(closed), bins)] -= weight
+    else:  # each client from its own open (never after the close) to the agent's close
+        ended = closed < end
+        for u in c.shifts:
+            start = min(c.opened + u, closed)
+            if start < end:
+                active_delta[min(int(start), bins)] += 1
+                if ended:
+                    active_delta[min(int(closed), bins)] -= 1
+    if not censored and c.closed < end:
+        closes_by_code[c.code][min(int(c.closed), bins - 1)] += weight
+    return (c.client, c.conn, c.opened, None if censored else closed, closed - c.opened,
+            None if censored else c.code, None if censored else c.by, None, int(censored))
 
 
 def read_sent(path: Path) -> pd.DataFrame:
@@ -330,6 +361,31 @@ def write_csv(path: Path, columns: tuple[str, ...] | list[str],
     tmp = path.with_suffix(path.suffix + ".tmp")  # whole or not at all: finalize skips a table that exists
     df.to_csv(tmp, index=False)
     tmp.replace(path)
+
+
+class ConnectionWriter:
+    """connections.csv written a chunk of rows at a time (a `Derivation`'s `on_rows`), each chunk as
+    `write_csv` writes a whole table, so the file is the one `write_csv` would write of all the rows;
+    with a `weight` column when each row stands for `weight` clients. Whole or not at all: the rows
+    go to a temporary file, renamed on `close`."""
+
+    def __init__(self, path: Path, weight: int = 1) -> None:
+        self.path, self.weight = path, weight
+        self._tmp = path.with_suffix(path.suffix + ".tmp")
+        self._file = self._tmp.open("w", newline="")
+        self._header = True
+
+    def __call__(self, rows: list[tuple]) -> None:
+        df = pd.DataFrame.from_records(rows, columns=list(CONNECTION_COLUMNS))
+        if self.weight > 1:
+            df[WEIGHT] = self.weight
+        keep_integers(df, self.path.name)
+        df.to_csv(self._file, index=False, header=self._header)
+        self._header = False
+
+    def close(self) -> None:
+        self._file.close()
+        self._tmp.replace(self.path)
 
 
 def timeseries_columns(rows: list[dict]) -> list[str]:
