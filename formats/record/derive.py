@@ -232,7 +232,8 @@ class Derivation:
         if end < math.inf:
             ending = list(self.conns.values())
         for c in ending:
-            if self.conns.pop((c.client, c.conn), None) is not None:
+            if self.conns.get((c.client, c.conn)) is c:
+                del self.conns[(c.client, c.conn)]
                 row = _settle(c, self.stop_at, end, self.bins, self.weight, self.active_delta, self.closes_by_code)
                 if row is not None:
                     self.rows.append(row)
