@@ -121,7 +121,7 @@ def _gates(runs: list[Run]) -> Section:
         elif not run.gates:
             section.blocks.append(Note(f"{run.label}: gates.json lists no gates"))
         else:
-            section.blocks.append(_verdict_table(f"{run.label} ({clock_of(run)})", run.gates))
+            section.blocks.append(_verdict_table(f"{run.label} ({clock_of(run)}){_sampling(run)}", run.gates))
             busiest = _busiest_table(run.label, run.gates)
             if busiest is not None:
                 section.blocks.append(busiest)
@@ -260,7 +260,7 @@ def _line_style(run: Run) -> str:
 
 def _survival(runs: list[Run]) -> Section:
     section = Section("Connection lifetimes", "survival")
-    curves, styles = [], []
+    curves, styles, labels = [], [], []
     for run in runs:
         data = series.survival_of(run)
         if data is None:
@@ -268,6 +268,7 @@ def _survival(runs: list[Run]) -> Section:
             continue
         curves.append(data)
         styles.append(_line_style(run))
+        labels.append(f"{run.label}{_sampling(run)}")
     if curves:
         lines = {(g.stat, g.op, g.seconds): g for r in runs for g in series.lifetime_gate_lines(r)}
         fig = figures.survival(curves, list(lines.values()), styles)
@@ -275,7 +276,8 @@ def _survival(runs: list[Run]) -> Section:
                                        "Kaplan–Meier survival of connection lifetimes"))
         section.blocks.insert(1, Table(
             ["run", "connections", "censored", "p50 (KM)", "p95 (KM)"],
-            [[d.label, _fmt(d.curve.n), _fmt(len(d.curve.censored_times)), _q(d.p50), _q(d.p95)] for d in curves]))
+            [[label, _fmt(d.curve.n), _fmt(d.curve.n - d.curve.events), _q(d.p50), _q(d.p95)]
+             for label, d in zip(labels, curves)]))
     return section
 
 
@@ -296,7 +298,7 @@ def _attempts(runs: list[Run]) -> Section:
         ramp = [r for r in (series.arrival_ramp(run),) if r is not None]
         if run.faults is None:
             section.blocks.append(Note(f"{run.label}: faults.json missing — fault timeline not shaded"))
-        panels.append((f"{run.label} — storms: {len(storms)} ({source})", t, y, storms, faults, ramp))
+        panels.append((f"{run.label}{_sampling(run)} — storms: {len(storms)} ({source})", t, y, storms, faults, ramp))
         storm_rows += [[run.label, "arrival ramp", _dur(r.start), _dur(r.end - r.start),
                         "the fleet's first connects (not reconnects, never a storm)"] for r in ramp]
         storm_rows += [[run.label, "storm", _dur(s.start), _dur(s.end - s.start), s.label] for s in storms]
@@ -334,7 +336,7 @@ def _timeline(runs: list[Run]) -> Section:
                                                              for k, (t, name) in enumerate(busiest))))
         totals = [[key, _fmt(counts.sum())] for key, counts in binned.counts.items()]
         section.blocks.append(Table(["what", f"count in {_dur(run.duration_s)}"], totals,
-                                    f"{run.label}: totals of the timeline"))
+                                    f"{run.label}{_sampling(run)}: totals of the timeline"))
     section.blocks.append(Note("a 403 is a refused handshake, not a close: the legacy server answers an expired "
                                "token with HTTP 403 before the WebSocket opens, which a browser sees as close 1006"))
     return section
@@ -348,7 +350,7 @@ def _closes(runs: list[Run]) -> Section:
         if binned is None:
             section.blocks.append(Note(f"{run.label}: no closes_<code> columns in timeseries.csv — not shown"))
             continue
-        panels.append((run.label, binned))
+        panels.append((f"{run.label}{_sampling(run)}", binned))
     if panels:
         section.blocks.insert(0, _image("closes.png", figures.closes(panels), "Closes by code over time"))
         codes = sorted({c for _, b in panels for c in b.counts}, key=lambda c: (not c.isdigit(), c))
@@ -367,7 +369,7 @@ def _active(runs: list[Run]) -> Section:
             section.blocks.append(Note(f"{run.label}: no active column in timeseries.csv — not shown"))
             continue
         shown.append(run)
-        lines.append((f"{run.label} ({run.engine})", data[0], data[1], _line_style(run)))
+        lines.append((f"{run.label} ({run.engine}){_sampling(run)}", data[0], data[1], _line_style(run)))
     if lines:
         fig = figures.lines(lines, series.fault_spans(shown[0]), "active connections", "Active connections")
         section.blocks.insert(0, _image("active.png", fig, "Active connections over time"))
@@ -382,7 +384,7 @@ def _delivery(runs: list[Run]) -> Section:
         if data is None:
             section.blocks.append(Note(f"{run.label}: no ledger (ledger.csv, ledger_summary.json) — not shown"))
             continue
-        rows.append((run.label, data[0], data[1]))
+        rows.append((f"{run.label}{_sampling(run)}", data[0], data[1]))
     if rows:
         keys = series.DELIVERY_KEYS
         fig = figures.delivery([(label, counts) for label, counts, _ in rows], keys)
@@ -410,7 +412,7 @@ def _overlay(runs: list[Run]) -> Section:
         if len(curves) == 2:
             fig = figures.survival(curves, series.lifetime_gate_lines(emu), ["-", "--"])
             section.blocks.append(_image(f"overlay_survival_{i}.png", fig,
-                                        f"Lifetimes: {emu.label} (emulated) vs {sim.label} (simulated)"))
+                                        f"Lifetimes: {emu.label} (emulated) vs {sim.label} (simulated{_sampling(sim)})"))
         rates = [series.rate_per_1000(r) for r in (emu, sim)]
         if all(r is not None for r in rates):
             lines = [(f"{r.label} ({r.engine})", t, y, style)
@@ -418,7 +420,7 @@ def _overlay(runs: list[Run]) -> Section:
             fig = figures.lines(lines, series.fault_spans(emu), "attempts/s per 1000 clients",
                                 "Reconnect attempts per 1000 clients: simulated over emulated")
             section.blocks.append(_image(f"overlay_attempts_{i}.png", fig,
-                                        f"Attempts per 1000 clients: {emu.label} vs {sim.label}"))
+                                        f"Attempts per 1000 clients: {emu.label} vs {sim.label}{_sampling(sim)}"))
         else:
             section.blocks.append(Note(f"{emu.label} / {sim.label}: attempts or clients missing — rate overlay "
                                        "not shown"))

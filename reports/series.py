@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from formats.record import files
 from formats.record.storms import StormRule, detect_storms, sampling_weight
 from reports.record import Run, number
 from formats.record.survival import Survival, kaplan_meier
@@ -70,7 +71,8 @@ def survival_of(run: Run) -> SurvivalData | None:
         return None
     durations = lived["duration_s"].to_numpy(dtype=float)
     censored = lived["censored"].to_numpy() != 0
-    curve = kaplan_meier(durations, ~censored)
+    weights = lived[files.WEIGHT].to_numpy(float) if files.WEIGHT in lived.columns else None
+    curve = kaplan_meier(durations, ~censored, weights)
     return SurvivalData(run.label, curve, curve.quantile(0.50), curve.quantile(0.95))
 
 

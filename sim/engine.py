@@ -6,16 +6,21 @@ Two sizes, one model:
 - above it, the engine derives `connections.csv` and `timeseries.csv` itself with the same
   `formats.record.derive` code, from the records those tables need, and measures the ledger on
   a sample of clients (`ledger_summary.json`, scaled to the fleet).
-Above `max_agents` clients each simulated client (agent) stands for `weight` identical clients:
+Above `max_agents` clients each simulated client (agent) stands for `weight` clients:
 the accept path's capacity and the admission limits are divided by the weight, so every queue
-sees the load it would see at full size, and the tables are scaled back up. The run record's
-meta says so (`sampling`), and the tests check this path against the plain model. Why at all:
+sees the load it would see at full size, and the tables count clients: each connection row
+carries its `weight` (never `weight` copies of it), and each timeseries count is of clients, an
+agent's jittered attempt spread over its clients by the jitter's own law
+(`formats.record.derive`), so a weighted herd's 1-s peaks are those of independent clients. The
+run record's meta says so (`sampling`), and the tests check this path against the plain model. Why at all:
 a fixed client refreshes its token about 200 times a day; calm clients play those refreshes in
 batches (`sim.client.SimClient.wake`) instead of a timer, a queued token request and an expiry
 check each, but every reconnect still runs through the policy and the server's queues, so one
 agent per client costs a few ms of CPU per client-day: minutes for 100,000 clients, where 5,000
-agents keep a run near a minute. Weighted agents act in lockstep (a herd's 1-s peaks are then
-higher than one agent per client would show); the run record and the report state the weight.
+agents keep a run near a minute. What the spread does not undo: the model's server still meets an
+agent's `weight` handshakes at one instant (a queue sees a burst where independent clients would
+trickle), and what ends a connection happens to all of an agent's clients at once; the run
+record and the report state the weight.
 """
 from __future__ import annotations
 
@@ -31,10 +36,13 @@ from typing import Callable
 import pandas as pd
 
 from formats.record import RecordWriter, finalize, files
-from formats.record.derive import Derived, derive, in_order, timeseries_columns, write_csv
+from formats.record.derive import (
+    ROWS_CHUNK, ConnectionWriter, Derivation, Derived, timeseries_columns, write_csv,
+)
 from formats.record.finalize import in_flight_window
 from formats.record.ledger import check, check_user_messages, typed_messages
 from formats.record.writer import tool_version
+from formats.scenario import draws
 from formats.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Testbed, load as load_calibration
 from sim.world import ModelOptions, World
@@ -139,17 +147,21 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             sample = min(size.agents, LEDGER_SAMPLE)
             sent: list[tuple[str, str, int, float]] = []
             received: list[tuple[str, str, float, bool]] = []
+            rows = ConnectionWriter(out / files.CONNECTIONS, size.weight)
+            stream = InOrder(Derivation(scenario.duration, weight=size.weight,
+                                        rng=draws.numpy_stream(scenario.seed, "sim:spread"), on_rows=rows))
             world = World(model_scenario, model_cal, clients=size.agents,
-                          options=ModelOptions(message_clients=sample, keep_all_records=False),
+                          options=ModelOptions(message_clients=sample, keep_all_records=False), sink=stream,
                           on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace,
                           testbed=testbed)
             world.server.on_received = lambda *row: received.append(row)
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)
-            records = in_order(world.records)
-            derived = derive(records, end)
-            ledger = _ledger(derived, records, sent, received, sample, size.clients)
-            _write_tables(out, derived, size, message_scale(size.clients, sample))
+            derived = stream.result(end)
+            rows.close()
+            ledger = _ledger(derived, _still_open(out / files.CONNECTIONS), stream.typed, sent, received, sample,
+                             size.clients)
+            _write_timeseries(out, derived, message_scale(size.clients, sample))
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
         if end < scenario.duration:
             warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
@@ -179,6 +191,43 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
     return finalize(out)
 
 
+class InOrder:
+    """The model's records handed to a `Derivation` as the model makes them, in the order
+    `formats.record.derive.in_order` gives a file (by time, one instant's by client), so the tables
+    equal those `finalize` derives from the same records written out, and memory holds one
+    instant's records, not the run's. The model makes the records it keeps at fleet scale in time
+    order (`sim.world.TALLIED`: a calm client's late-tallied refreshes are not among them); one out
+    of order is a bug in the model, and stops the run rather than reorder silently."""
+
+    def __init__(self, derivation: Derivation) -> None:
+        self.derivation = derivation
+        self.typed: list[dict] = []  # the message sample's `sent` records, for the user-message ledger
+        self._t: float | None = None
+        self._instant: list[dict] = []
+
+    def __call__(self, records: list[dict]) -> None:
+        for r in records:
+            t = r["t"]
+            if t != self._t:
+                if self._t is not None and t < self._t:
+                    raise RuntimeError(f"model record out of time order: {r} after t={self._t}")
+                self._flush()
+                self._t = t
+            self._instant.append(r)
+            if r["kind"] == "sent":
+                self.typed.append(r)
+
+    def _flush(self) -> None:
+        self._instant.sort(key=lambda r: str(r["client"]))
+        for r in self._instant:
+            self.derivation.feed(r)
+        self._instant = []
+
+    def result(self, end: float) -> Derived:
+        self._flush()
+        return self.derivation.result(end)
+
+
 def _fault_record(r) -> dict:
     d = r.to_dict()
     if d["targets"] is not None and len(d["targets"]) > 1000:
@@ -197,25 +246,26 @@ def message_scale(clients: int, sample: int) -> float:
     return int(scale) if scale.is_integer() else scale
 
 
-def _write_tables(out: Path, d: Derived, size: Sizing, messages: float) -> None:
-    """connections.csv and timeseries.csv from the derived tables, each count scaled by what it was
-    measured on: connection counts by the agents' weight, message counts (displays, duplicates) by
-    fleet clients per sampled message client, as `ledger_summary.json` is."""
-    rows = d.connections
-    w = size.weight
-    if w > 1:
-        rows = [{**r, "client": f"{r['client']}.{k}"} for r in rows for k in range(w)]
+def _write_timeseries(out: Path, d: Derived, messages: float) -> None:
+    """timeseries.csv, each count scaled by what it was measured on: connection counts are of
+    clients already (derived with the agents' weight, as connections.csv's `weight` column says),
+    message counts (displays, duplicates) are scaled by fleet clients per sampled message client,
+    as `ledger_summary.json` is."""
     for row in d.timeseries:
-        for key, value in row.items():
-            if key in MESSAGE_COLUMNS:
-                row[key] = value * messages
-            elif key != "t" and w > 1:
-                row[key] = value * w
-    write_csv(out / files.CONNECTIONS, files.CONNECTION_COLUMNS, rows)
+        for key in MESSAGE_COLUMNS:
+            row[key] = row[key] * messages
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
 
-def _ledger(d: Derived, records: list[dict], sent: list[tuple[str, str, int, float]],
+def _still_open(path: Path) -> pd.DataFrame:
+    """The rows of connections.csv the ledger judges by (connections still open when a client's
+    observation ended: `formats.record.ledger.connected_at_end`), read back a chunk at a time."""
+    columns = ["client", "opened_s", "duration_s", "http_status", "censored"]
+    chunks = pd.read_csv(path, usecols=columns, dtype={"client": str}, chunksize=ROWS_CHUNK)
+    return pd.concat([pd.DataFrame(columns=columns)] + [c[c["censored"] == 1] for c in chunks], ignore_index=True)
+
+
+def _ledger(d: Derived, connections: pd.DataFrame, typed_records: list[dict], sent: list[tuple[str, str, int, float]],
             received: list[tuple[str, str, float, bool]], sample: int, clients: int) -> dict:
     """The sampled clients' ledger in both directions, judged by `formats.record.ledger` as a full
     record is, scaled to the fleet (`user_messages`: what they typed against what the server stored).
@@ -228,10 +278,9 @@ def _ledger(d: Derived, records: list[dict], sent: list[tuple[str, str, int, flo
         [("sent", conv, conv, msg_id, seq, t) for conv, msg_id, seq, t in sent], columns=list(files.LEDGER_COLUMNS))
     shown = pd.DataFrame.from_records(d.ledger_displayed, columns=list(files.LEDGER_COLUMNS))
     table = pd.concat([sent_rows, shown], ignore_index=True)
-    connections = pd.DataFrame.from_records(d.connections, columns=list(files.CONNECTION_COLUMNS))
     judged = check(table, connections, in_flight_window(1.0))
     stored = pd.DataFrame.from_records(received, columns=list(files.RECEIVED_COLUMNS))
-    typed = check_user_messages(typed_messages(records), stored, connections, in_flight_window(1.0))
+    typed = check_user_messages(typed_messages(typed_records), stored, connections, in_flight_window(1.0))
     scale = message_scale(clients, sample)
     return {**{k: round(v * scale) for k, v in judged.to_dict().items()},
             files.LEDGER_USER: {k: round(v * scale) for k, v in typed.to_dict().items()}}

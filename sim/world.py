@@ -27,7 +27,9 @@ from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
 
 # "sent": what the message sample typed, for the user-message ledger (only those clients type)
-TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent"})
+# "backoff": the law of a jittered delay, which a weighted agent's clients draw theirs from (derive)
+TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent",
+                     "backoff"})
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class World:
         self.by_id: dict[str, SimClient] = {}
         self.plan = draw_plan(scenario, self.n)
         self.realized = self.plan.faults
-        self._record_kinds = None if sink is not None or options.keep_all_records else TALLIED
+        self._record_kinds = None if options.keep_all_records else TALLIED
         self._message_limit = self.n if options.message_clients is None else min(self.n, options.message_clients)
 
     # ---- records -----------------------------------------------------------------------

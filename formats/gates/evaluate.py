@@ -53,6 +53,7 @@ import numpy as np
 
 from system.errors import UsageError
 from formats.gates.names import ALIASES
+from formats.record import files
 from formats.record.presence import presence
 from formats.gates.spec import Gate, Phase
 from formats.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
@@ -187,9 +188,10 @@ def counter_series(gate: Gate, rec: RunRecord) -> np.ndarray:
         if gate.metric == "http_403" or status == 403:
             return ts["http_403"].to_numpy(float)
         conns = rec.connections
-        times = conns.loc[conns["http_status"] == status, "opened_s"].to_numpy(float)
+        rejected = conns[conns["http_status"] == status]
+        times = rejected["opened_s"].to_numpy(float)
         out = np.zeros(len(ts))
-        np.add.at(out, np.clip(times.astype(int), 0, max(len(ts) - 1, 0)), 1)
+        np.add.at(out, np.clip(times.astype(int), 0, max(len(ts) - 1, 0)), rejected[files.WEIGHT].to_numpy(float))
         return out
     return ts[COUNTERS[gate.metric]].to_numpy(float)
 
@@ -336,14 +338,14 @@ def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Obser
     conns = conns[mask]
     durations = conns["duration_s"].to_numpy(float)
     ended = conns["censored"].to_numpy(int) == 0
-    km = kaplan_meier(durations, ended)
+    km = kaplan_meier(durations, ended, conns[files.WEIGHT].to_numpy(float))
     prov = {"connections": km.n, "censored": km.n - km.events, "observed_max_s": km.t_max}
     if km.n == 0:
         raise Undecidable("no connection opened in the phase")
 
     def failing(threshold: float) -> dict[str, Any]:
         short = conns[conns["duration_s"] < threshold].sort_values("duration_s")
-        return {"connections_below_threshold": int(len(short)),
+        return {"connections_below_threshold": int(short[files.WEIGHT].sum()),
                 "examples": short[["client", "conn", "opened_s", "duration_s", "close_code"]]
                 .head(MAX_EXAMPLES).to_dict("records")}
 

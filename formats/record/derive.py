@@ -17,6 +17,13 @@ Conventions (README "Run records", "Client event records"):
 - Harness records `fault_start` / `fault_stop` `{index, fault, applied_in_s}` say when a fault
   was really applied and lifted (a server restart takes wall time, which compression makes long);
   they become `summary.json`'s `fault_windows`, and gate phases follow them.
+- A model whose agents stand for `weight` clients each (`derive(..., weight=w)`) counts each agent
+  record `weight` times. Its clients do not act in lockstep: an attempt that followed a jittered
+  backoff (`backoff {jitter: [low, high, cap]}`) stands for `weight` independent draws from that
+  law, so the attempt and its answer (open or failed handshake) of the agent's k-th client are
+  counted at the agent's time plus (draw k - the agent's own delay); draw 0 is the agent's own.
+  What ends a connection (a restart, a drop, an expiry) does not follow the jitter, so closes stay
+  at the agent's time, and a client's connection is active from its own open to that close.
 """
 from __future__ import annotations
 
@@ -24,16 +31,18 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from system.errors import UsageError
-from formats.record.files import LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS
+from formats.record.files import CONNECTION_COLUMNS, LEDGER_COLUMNS, SENT, SENT_COLUMNS, TIMESERIES_COLUMNS, WEIGHT
 from formats.record.jsonl import read_jsonl
 from formats.record.tables import keep_integers
 
 ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
+ROWS_CHUNK = 100_000  # connection rows handed to a Derivation's `on_rows` at a time
 STOP_REASON = "stop"  # the reason the client policy gives the closes of its Stop: censoring, not an end
 
 
@@ -58,7 +67,7 @@ def _check_event(record: Any) -> None:
     record["client"], record["kind"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Conn:
     client: str
     conn: str
@@ -68,11 +77,12 @@ class _Conn:
     by: str | None = None
     status: int | None = None
     censored_at: float | None = None
+    shifts: np.ndarray | None = None  # per client of a weighted agent: its attempt's offset from the agent's
 
 
 @dataclass
 class Derived:
-    connections: list[dict]
+    connections: pd.DataFrame | None            # connections.csv's columns; None: streamed (Derivation)
     timeseries: list[dict]
     ledger_displayed: list[dict]
     conversation_owner: dict[str, str]
@@ -80,138 +90,225 @@ class Derived:
     fault_windows: list[dict]                   # when each fault was applied and lifted, measured
 
 
-def derive(events: list[dict], end: float) -> Derived:
-    conns: dict[tuple[str, str], _Conn] = {}
-    order: list[_Conn] = []
-    stop_at: dict[str, float] = {}
-    owner: dict[str, str] = {}
-    clients: set[str] = set()
-    faults: dict[int, dict] = {}
-    bins = max(1, math.ceil(end))
-    series: dict[str, list[int]] = {c: [0] * bins for c in TIMESERIES_COLUMNS if c not in ("t", "active", "closes")}
-    in_session: set[str] = set()
-    shown: set[tuple[str, str, str]] = set()
-    displayed_rows: list[dict] = []
+def derive(events: Iterable[dict], end: float, *, weight: int = 1, rng: np.random.Generator | None = None) -> Derived:
+    """The tables from `events` (in `in_order`) up to `end`. `weight` > 1: each client of the records
+    is a model agent standing for `weight` clients (every count but displays is of clients; `rng`
+    draws the spread of their jittered attempts, see the module doc)."""
+    d = Derivation(end, weight=weight, rng=rng)
+    for r in events:
+        d.feed(r)
+    return d.result(end)
 
-    def conn(r: dict) -> _Conn:
+
+class Derivation:
+    """`derive` one record at a time, so a model can hand its records over as it makes them (in
+    `in_order`) instead of holding them all. What it keeps is per second, per client and per
+    connection still open: a connection's row is settled once the records have moved past the
+    instant it ended (a `stop` of that instant still censors it), and goes to `on_rows` in chunks
+    when given (connections.csv streamed to disk, `ConnectionWriter`), so a fleet's millions of
+    rows are never all in memory. Rows come in the order the connections ended (a failed handshake:
+    when it was answered), then those still open at the end in the order they were attempted.
+    `horizon`: no record is later (the scenario's end); `result(end)` may end earlier."""
+
+    def __init__(self, horizon: float, *, weight: int = 1, rng: np.random.Generator | None = None,
+                 on_rows: Callable[[list[tuple]], None] | None = None) -> None:
+        self.horizon, self.weight, self.rng = horizon, weight, rng
+        self.spread = weight > 1 and rng is not None
+        self.conns: dict[tuple[str, str], _Conn] = {}  # not yet settled, in the order first seen
+        self.on_rows = on_rows
+        self.rows: list[tuple] = []  # settled rows not yet handed to `on_rows`
+        self._ending: list[_Conn] = []  # ended at the current instant: settled when the records move on
+        self._now = -math.inf
+        self.stop_at: dict[str, float] = {}
+        self.owner: dict[str, str] = {}
+        self.clients: set[str] = set()
+        self.faults: dict[int, dict] = {}
+        self.bins = max(1, math.ceil(horizon))
+        self.series: dict[str, list[int]] = {c: [0] * self.bins for c in TIMESERIES_COLUMNS
+                                             if c not in ("t", "active", "closes")}
+        self.in_session: set[str] = set()
+        self.shown: set[tuple[str, str, str]] = set()
+        self.displayed_rows: list[dict] = []
+        self.jittered: dict[str, tuple[float, list[float]]] = {}  # client -> its pending backoff's (delay, law)
+        self.active_delta = [0] * (self.bins + 1)
+        self.closes_by_code: dict[int, list[int]] = defaultdict(lambda: [0] * self.bins)
+
+    def _count(self, column: str, t: float, c: _Conn | None = None) -> None:
+        """`weight` clients' worth at `t`, or one per client at its own shifted time."""
+        end, bins = self.horizon, self.bins
+        if c is None or c.shifts is None:
+            if t < end:
+                self.series[column][min(int(t), bins - 1) if t >= 0 else 0] += self.weight
+            return
+        column_bins = self.series[column]
+        for u in c.shifts:
+            if t + u < end:
+                column_bins[min(int(t + u), bins - 1)] += 1
+
+    def _conn(self, r: dict) -> _Conn:
         key = (str(r["client"]), str(r.get("sock")))
-        c = conns.get(key)
+        c = self.conns.get(key)
         if c is None:
-            c = conns[key] = _Conn(*key)
-            order.append(c)
+            c = self.conns[key] = _Conn(*key)
         return c
 
-    for r in events:
+    def feed(self, r: dict) -> None:
         t = float(r["t"])
+        if t > self._now:
+            self._settle(math.inf)
+            self._now = t
         kind = r.get("kind")
         client = str(r.get("client", ""))
         if "conversation" in r and client and r["conversation"] is not None:
-            owner.setdefault(str(r["conversation"]), client)
-        b = min(int(t), bins - 1) if t >= 0 else 0
-        in_run = t < end
+            self.owner.setdefault(str(r["conversation"]), client)
+        count = self._count
         if kind == "attempt":
-            conn(r)
-            clients.add(client)
-            if in_run:
-                series["attempts"][b] += 1
-                if client in in_session:
-                    series["reconnects"][b] += 1
-            in_session.add(client)
+            c = self._conn(r)
+            self.clients.add(client)
+            law = self.jittered.pop(client, None)
+            if law is not None and self.spread:
+                c.shifts = _shifts(self.rng, self.weight, *law)
+            count("attempts", t, c)
+            if client in self.in_session:
+                count("reconnects", t, c)
+            self.in_session.add(client)
+        elif kind == "backoff":
+            if r.get("jitter") is not None:
+                self.jittered[client] = (float(r["delay"]), r["jitter"])
+            else:
+                self.jittered.pop(client, None)
         elif kind == "give_up":
-            in_session.discard(client)
-            if in_run:
-                series["manual_refreshes"][b] += 1
+            self.in_session.discard(client)
+            count("manual_refreshes", t)
         elif kind == "open":
-            c = conn(r)
+            c = self._conn(r)
             c.opened = t
-            if in_run:
-                series["opens"][b] += 1
+            count("opens", t, c)
         elif kind == "close":
-            c = conn(r)
+            c = self._conn(r)
             if c.closed is None:
                 c.closed, c.by = t, r.get("by")
                 c.code = int(r["code"]) if r.get("code") is not None else ABNORMAL
                 if c.by == "client" and r.get("reason") == STOP_REASON:
                     c.censored_at = t
+                self._ending.append(c)
         elif kind == "handshake_failed":
             status = r.get("status")
-            if status is not None:
-                c = conn(r)
+            if status is None:  # refused or timed out: no answer, no row
+                c = self.conns.get((client, str(r.get("sock"))))
+                if c is not None and c.opened is None:
+                    del self.conns[(client, c.conn)]
+            else:
+                c = self._conn(r)
                 c.opened, c.status = t, int(status)
-                if in_run and int(status) == 403:
-                    series["http_403"][b] += 1
+                if int(status) == 403:
+                    count("http_403", t, c)
+                self._ending.append(c)
         elif kind in ("fault_start", "fault_stop") and r.get("index") is not None:
-            w = faults.setdefault(int(r["index"]), {"index": int(r["index"]), "kind": r.get("fault"),
-                                                   "start_s": None, "applied_s": 0.0,
-                                                   "stop_s": None, "lifted_s": 0.0})
+            w = self.faults.setdefault(int(r["index"]), {"index": int(r["index"]), "kind": r.get("fault"),
+                                                        "start_s": None, "applied_s": 0.0,
+                                                        "stop_s": None, "lifted_s": 0.0})
             took = float(r.get("applied_in_s") or 0.0)
             if kind == "fault_start":
                 w["start_s"], w["applied_s"] = t, took
             else:
                 w["stop_s"], w["lifted_s"] = t, took
         elif kind == "stop":
-            stop_at.setdefault(client, t)
+            self.stop_at.setdefault(client, t)
         elif kind == "displayed":
             key = (client, str(r.get("conversation")), str(r.get("msg_id")))
-            if in_run:
-                series["displayed"][b] += 1
-                if key in shown:
-                    series["duplicates"][b] += 1
-            shown.add(key)
-            displayed_rows.append({"kind": "displayed", "client": client, "conversation": r.get("conversation"),
-                                   "msg_id": r.get("msg_id"), "seq": r.get("seq"), "t": t})
+            if t < self.horizon:
+                b = min(int(t), self.bins - 1) if t >= 0 else 0
+                self.series["displayed"][b] += 1
+                if key in self.shown:
+                    self.series["duplicates"][b] += 1
+            self.shown.add(key)
+            self.displayed_rows.append({"kind": "displayed", "client": client, "conversation": r.get("conversation"),
+                                        "msg_id": r.get("msg_id"), "seq": r.get("seq"), "t": t})
 
-    rows, active_delta, closes_by_code = _connection_rows(order, stop_at, end, bins)
-    active, level = [], 0
-    for delta in active_delta:
-        level += delta
-        active.append(level)
-    codes = sorted(closes_by_code)
-    timeseries = []
-    for i in range(bins):
-        row: dict[str, Any] = {"t": i}
-        for col in TIMESERIES_COLUMNS[1:]:
-            if col == "active":
-                row[col] = active[i]
-            elif col == "closes":
-                row[col] = sum(closes_by_code[c][i] for c in codes)
-            else:
-                row[col] = series[col][i]
-        for code in codes:
-            row[f"closes_{code}"] = closes_by_code[code][i]
-        timeseries.append(row)
-    windows = [faults[i] for i in sorted(faults) if faults[i]["start_s"] is not None]
-    return Derived(rows, timeseries, displayed_rows, owner, clients, windows)
+    def _settle(self, end: float) -> None:
+        """Settle the connections that ended before the current instant (all of them at `end`)."""
+        ending, self._ending = self._ending, []
+        if end < math.inf:
+            ending = list(self.conns.values())
+        for c in ending:
+            if self.conns.get((c.client, c.conn)) is c:
+                del self.conns[(c.client, c.conn)]
+                row = _settle(c, self.stop_at, end, self.bins, self.weight, self.active_delta, self.closes_by_code)
+                if row is not None:
+                    self.rows.append(row)
+        if self.on_rows is not None and (len(self.rows) >= ROWS_CHUNK or end < math.inf):
+            self.on_rows(self.rows)
+            self.rows = []
+
+    def result(self, end: float) -> Derived:
+        """The tables of what was fed, observed up to `end` (at most the horizon); `connections` is
+        None when the rows went to `on_rows`."""
+        bins = max(1, math.ceil(end))
+        self._settle(end)
+        closes_by_code = self.closes_by_code
+        active, level = [], 0
+        for delta in self.active_delta[:bins]:
+            level += delta
+            active.append(level)
+        codes = sorted(closes_by_code)
+        series = self.series
+        timeseries = []
+        for i in range(bins):
+            row: dict[str, Any] = {"t": i}
+            for col in TIMESERIES_COLUMNS[1:]:
+                if col == "active":
+                    row[col] = active[i]
+                elif col == "closes":
+                    row[col] = sum(closes_by_code[c][i] for c in codes)
+                else:
+                    row[col] = series[col][i]
+            for code in codes:
+                row[f"closes_{code}"] = closes_by_code[code][i]
+            timeseries.append(row)
+        faults = self.faults
+        windows = [faults[i] for i in sorted(faults) if faults[i]["start_s"] is not None]
+        rows = None if self.on_rows is not None else pd.DataFrame.from_records(self.rows, columns=list(CONNECTION_COLUMNS))
+        return Derived(rows, timeseries, self.displayed_rows, self.owner, self.clients, windows)
 
 
-def _connection_rows(order: list[_Conn], stop_at: dict[str, float], end: float, bins: int
-                     ) -> tuple[list[dict], list[int], dict[int, list[int]]]:
-    rows = []
-    active_delta = [0] * (bins + 1)
-    closes_by_code: dict[int, list[int]] = defaultdict(lambda: [0] * bins)
-    for c in order:
-        if c.opened is None or c.opened >= end:
-            continue  # no answer to the attempt (refused or timed-out TCP connect), or after the run: no row
-        if c.status is not None:
-            rows.append({"client": c.client, "conn": c.conn, "opened_s": c.opened, "closed_s": None,
-                         "duration_s": None, "close_code": None, "closed_by": None, "http_status": c.status,
-                         "censored": 0})
-            continue
-        horizon = min(stop_at.get(c.client, end), end, c.censored_at if c.censored_at is not None else end)
-        censored = c.closed is None or c.closed >= horizon
-        closed = min(horizon, c.closed if c.closed is not None else horizon) if censored else c.closed
-        closed = max(closed, c.opened)
-        rows.append({"client": c.client, "conn": c.conn, "opened_s": c.opened,
-                     "closed_s": None if censored else closed, "duration_s": closed - c.opened,
-                     "close_code": None if censored else c.code, "closed_by": None if censored else c.by,
-                     "http_status": None, "censored": int(censored)})
-        if c.opened < end:
-            active_delta[min(int(c.opened), bins)] += 1
-            if closed < end:
-                active_delta[min(int(closed), bins)] -= 1
-        if not censored and c.closed < end:
-            closes_by_code[c.code][min(int(c.closed), bins - 1)] += 1
-    return rows, active_delta[:bins], closes_by_code
+def _shifts(rng: np.random.Generator, weight: int, delay: float, law: list[float]) -> np.ndarray:
+    """Offsets of a weighted agent's clients from its own attempt: 0 for the agent, then `weight` - 1
+    independent draws of min(cap, U(low, high)) minus the agent's own delay."""
+    low, high, cap = (float(x) for x in law)
+    others = np.minimum(cap, rng.uniform(low, high, weight - 1)) - delay
+    return np.concatenate(([0.0], others))
+
+
+def _settle(c: _Conn, stop_at: dict[str, float], end: float, bins: int, weight: int, active_delta: list[int],
+            closes_by_code: dict[int, list[int]]) -> tuple | None:
+    """A connection's row of connections.csv (None: the attempt got no answer before `end`), its
+    change of `active` and its close, counted. `end` is infinite for one settled while the run goes
+    on (it ended before the records' current instant, so before any end)."""
+    if c.opened is None or c.opened >= end:
+        return None  # no answer to the attempt (refused or timed-out TCP connect), or after the run: no row
+    if c.status is not None:
+        return c.client, c.conn, c.opened, None, None, None, None, c.status, 0
+    horizon = min(stop_at.get(c.client, end), end, c.censored_at if c.censored_at is not None else end)
+    censored = c.closed is None or c.closed >= horizon
+    closed = min(horizon, c.closed if c.closed is not None else horizon) if censored else c.closed
+    closed = max(closed, c.opened)
+    if c.shifts is None:
+        active_delta[min(int(c.opened), bins)] += weight
+        if closed < end:
+            active_delta[min(int(closed), bins)] -= weight
+    else:  # each client from its own open (never after the close) to the agent's close
+        ended = closed < end
+        for u in c.shifts:
+            start = min(c.opened + u, closed)
+            if start < end:
+                active_delta[min(int(start), bins)] += 1
+                if ended:
+                    active_delta[min(int(closed), bins)] -= 1
+    if not censored and c.closed < end:
+        closes_by_code[c.code][min(int(c.closed), bins - 1)] += weight
+    return (c.client, c.conn, c.opened, None if censored else closed, closed - c.opened,
+            None if censored else c.code, None if censored else c.by, None, int(censored))
 
 
 def read_sent(path: Path) -> pd.DataFrame:
@@ -265,6 +362,31 @@ def write_csv(path: Path, columns: tuple[str, ...] | list[str],
     tmp = path.with_suffix(path.suffix + ".tmp")  # whole or not at all: finalize skips a table that exists
     df.to_csv(tmp, index=False)
     tmp.replace(path)
+
+
+class ConnectionWriter:
+    """connections.csv written a chunk of rows at a time (a `Derivation`'s `on_rows`), each chunk as
+    `write_csv` writes a whole table, so the file is the one `write_csv` would write of all the rows;
+    with a `weight` column when each row stands for `weight` clients. Whole or not at all: the rows
+    go to a temporary file, renamed on `close`."""
+
+    def __init__(self, path: Path, weight: int = 1) -> None:
+        self.path, self.weight = path, weight
+        self._tmp = path.with_suffix(path.suffix + ".tmp")
+        self._file = self._tmp.open("w", newline="")
+        self._header = True
+
+    def __call__(self, rows: list[tuple]) -> None:
+        df = pd.DataFrame.from_records(rows, columns=list(CONNECTION_COLUMNS))
+        if self.weight > 1:
+            df[WEIGHT] = self.weight
+        keep_integers(df, self.path.name)
+        df.to_csv(self._file, index=False, header=self._header)
+        self._header = False
+
+    def close(self) -> None:
+        self._file.close()
+        self._tmp.replace(self.path)
 
 
 def timeseries_columns(rows: list[dict]) -> list[str]:

@@ -28,6 +28,9 @@ SENT_COLUMNS = ("conversation", "msg_id", "seq", "t")
 RECEIVED_COLUMNS = ("conversation", "msg_id", "t", "answered")
 CONNECTION_COLUMNS = ("client", "conn", "opened_s", "closed_s", "duration_s", "close_code", "closed_by",
                       "http_status", "censored")
+# connections.csv's optional last column: the clients a row stands for (a weighted model agent's
+# connection is one row of weight w, not w copies); absent means 1, as in every emulation record
+WEIGHT = "weight"
 # timeseries.csv: these columns, then one `closes_<code>` column per close code seen.
 TIMESERIES_COLUMNS = ("t", "attempts", "reconnects", "opens", "closes", "active", "http_403",
                       "manual_refreshes", "displayed", "duplicates")

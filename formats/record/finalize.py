@@ -42,7 +42,8 @@ def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_fli
     summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
     pings = (rec.meta.get("heartbeat") or {}).get("pings")
     if pings is not None:  # the server's keepalive pings per hour of connection (120 at a 30 s heartbeat)
-        hours = float(rec.connections["duration_s"].fillna(0).sum()) / 3600.0
+        conns = rec.connections
+        hours = float((conns["duration_s"].fillna(0) * conns[files.WEIGHT]).sum()) / 3600.0
         summary["pings_per_connection_hour"] = round(pings / hours, 2) if hours > 0 else None
     if windows is not None:
         summary["fault_windows"] = windows
@@ -116,12 +117,15 @@ def user_ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> Use
 def lifetimes(rec: RunRecord):
     """The Kaplan–Meier estimate over connections that opened (failed handshakes have no lifetime)."""
     conns = rec.connections[rec.connections["http_status"].isna() & rec.connections["duration_s"].notna()]
-    return kaplan_meier(conns["duration_s"].to_numpy(float), conns["censored"].to_numpy(int) == 0)
+    return kaplan_meier(conns["duration_s"].to_numpy(float), conns["censored"].to_numpy(int) == 0,
+                        conns[files.WEIGHT].to_numpy(float))
 
 
 def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_s: float | None = None) -> dict:
     ts = rec.timeseries
     conns = rec.connections
+    weight = conns[files.WEIGHT]
+    failed = conns["http_status"].notna()
     km = lifetimes(rec)
     mean, mean_exact = km.restricted_mean()
     storms, rise = detect_storms(ts["reconnects"].to_numpy(float), rec.clients, storm_rule,
@@ -144,9 +148,9 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "seed": rec.scenario.get("seed"),
         "duration_s": rec.end,
         "clients": rec.clients,
-        "connections": int(conns["http_status"].isna().sum()),
-        "censored_connections": int(conns["censored"].sum()),
-        "handshake_failures": int(conns["http_status"].notna().sum()),
+        "connections": int(weight[~failed].sum()),
+        "censored_connections": int((conns["censored"] * weight).sum()),
+        "handshake_failures": int(weight[failed].sum()),
         "duration_p50_s": _opt(km.quantile(0.50)),
         "duration_p95_s": _opt(km.quantile(0.95)),
         "duration_p99_s": _opt(km.quantile(0.99)),
@@ -175,7 +179,34 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         **_served(rec, closes_by_code),
         "per_day": {k: round(v * scale_to_day, 3) for k, v in counts.items()},
     }
-    return out
+    return {**out, **_scaled(rec)}
+
+
+#: summary figures counted on weighted agents (each agent's connection stands for `weight` clients'),
+#: and those measured on the message sample (scaled by fleet clients per sampled client)
+WEIGHTED_FIGURES = ("connections", "censored_connections", "handshake_failures", "duration_p50_s", "duration_p95_s",
+                    "duration_p99_s", "duration_mean_s", "attempts", "storms", "http_403", "manual_refreshes",
+                    "reconnect_attempts", "closes_by_code", "peak_reconnects_per_s", "peak_reconnects_per_s_5s",
+                    "peak_active", "clients_never_connected", "clients_connected_at_end", "turned_away", "per_day")
+MESSAGE_FIGURES = ("duplicates_displayed", "lost_messages", "messages_sent", "messages_displayed",
+                   "messages_indeterminate", "reordered_messages", "unexpected_messages", "user_messages_sent",
+                   "lost_user_messages", "duplicated_user_messages", "user_messages_indeterminate")
+
+
+def _scaled(rec: RunRecord) -> dict[str, Any]:
+    """A model run that did not follow every client says, next to its figures, which ones it scaled
+    and by what: `scaled.weight` (clients per agent) and `scaled.message_sample` (the clients whose
+    chat it followed); nothing for a run that followed every client."""
+    sampling = rec.meta.get("sampling") or {}
+    weight = int(sampling_weight(rec.meta))
+    sample = sampling.get("ledger_clients")
+    scaled: dict[str, Any] = {}
+    if weight > 1:
+        scaled["weight"] = {"clients_per_agent": weight, "figures": list(WEIGHTED_FIGURES)}
+    if sample and sample < int(sampling.get("agents") or rec.clients):
+        scaled["message_sample"] = {"clients": int(sample), "scale": round(rec.clients / sample, 6),
+                                    "figures": list(MESSAGE_FIGURES)}
+    return {"scaled": scaled} if scaled else {}
 
 
 def _served(rec: RunRecord, closes_by_code: dict[str, int]) -> dict[str, Any]:
@@ -185,9 +216,10 @@ def _served(rec: RunRecord, closes_by_code: dict[str, int]) -> dict[str, Any]:
     count is for the whole fleet; `sampling_weight` says how many clients each simulated agent
     stood for (1 when every client was followed)."""
     seen = presence(rec)
+    conns = rec.connections
     return {"clients_never_connected": seen.never_connected(),
             "clients_connected_at_end": int(seen.connected[-1]) if len(seen.connected) else 0,
-            "turned_away": int(closes_by_code.get("1013", 0)) + int(rec.connections["http_status"].notna().sum()),
+            "turned_away": int(closes_by_code.get("1013", 0)) + int(conns[files.WEIGHT][conns["http_status"].notna()].sum()),
             "sampling_weight": int(sampling_weight(rec.meta))}
 
 

@@ -11,8 +11,8 @@ fraction never exceeds 1. A connection the server shed with 1013 was refused bef
 it does not make its client connected.
 
 Clients a load spike adds (indices after the base fleet) are not the fleet: they are left out of
-both sides. In a weighted simulation each agent's rows are repeated `weight` times
-(`c00017.0`..`c00017.19`): the first copy is followed and counts for `weight` clients.
+both sides. In a weighted simulation each agent's rows carry its `weight` (connections.csv's
+`weight` column): the agent is followed and counts for that many clients.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from formats.record import files
 from formats.record.run import RunRecord
 from formats.record.storms import sampling_weight
 from formats.streams import ramp_arrivals
@@ -56,7 +57,7 @@ def _agents(rec: RunRecord) -> tuple[int, int]:
 
 
 def _fleet_index(ids: pd.Series) -> np.ndarray:
-    """The client index of `c00017` / `c00017.3`; -1 where an id is not of that shape (kept)."""
+    """The client index of `c00017`; -1 where an id is not of that shape (kept)."""
     digits = ids.str.extract(r"^c(\d+)", expand=False)
     return pd.to_numeric(digits, errors="coerce").fillna(-1).to_numpy(int)
 
@@ -79,9 +80,6 @@ def _presence(rec: RunRecord) -> Presence:
     shed = conns["close_code"].eq(SHED).fillna(False)  # an open (censored) connection has no code: not shed
     conns = conns[conns["http_status"].isna() & conns["duration_s"].notna() & ~shed]
     ids = conns["client"].astype(str)
-    if weight > 1:  # the `weight` copies of an agent's rows are identical: follow the agent, count its clients
-        copy0 = ids.str.endswith(".0")
-        conns, ids = conns[copy0], ids[copy0].str.slice(stop=-2)
     index = _fleet_index(ids)
     conns, ids = conns[index < agents], ids[index < agents]
     delta = np.zeros(bins + 1)
@@ -89,18 +87,20 @@ def _presence(rec: RunRecord) -> Presence:
     if len(conns):
         frame = pd.DataFrame({"client": ids.to_numpy(),
                               "start": conns["opened_s"].to_numpy(float),
-                              "stop": (conns["opened_s"] + conns["duration_s"]).to_numpy(float)})
+                              "stop": (conns["opened_s"] + conns["duration_s"]).to_numpy(float),
+                              "weight": conns[files.WEIGHT].to_numpy(int)})
         frame = frame.sort_values(["client", "start"], kind="mergesort").reset_index(drop=True)
         reach = frame.groupby("client", sort=False)["stop"].cummax()
         before = reach.groupby(frame["client"], sort=False).shift(1)
         starts = (before.isna() | (frame["start"] > before)).to_numpy()
         seg_start = frame["start"].to_numpy()[starts]
         seg_stop = np.maximum.reduceat(frame["stop"].to_numpy(), np.flatnonzero(starts))
-        ever = int(frame["client"].nunique()) * weight
+        ever = int(frame.groupby("client", sort=False)["weight"].max().sum())
+        seg_weight = frame["weight"].to_numpy()[starts]
         # the convention of the `active` column: open in second i when int(start) <= i < int(stop)
         lo = np.clip(seg_start.astype(int), 0, bins)
         hi = np.clip(seg_stop.astype(int), 0, bins)
-        np.add.at(delta, lo, weight)
-        np.add.at(delta, hi, -weight)
+        np.add.at(delta, lo, seg_weight)
+        np.add.at(delta, hi, -seg_weight)
     connected = np.cumsum(delta)[:bins]
     return Presence(connected, expected, ever)

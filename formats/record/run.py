@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from system.errors import UsageError
@@ -34,7 +35,7 @@ COLUMNS = {files.CONNECTIONS: files.CONNECTION_COLUMNS, files.TIMESERIES: files.
 LENIENT_COLUMNS = {files.CONNECTIONS: ("duration_s", "censored"), files.TIMESERIES: ("t",),
                    files.LEDGER: files.LEDGER_COLUMNS}
 NUMERIC_COLUMNS = {
-    files.CONNECTIONS: ("opened_s", "closed_s", "duration_s", "close_code", "http_status", "censored"),
+    files.CONNECTIONS: ("opened_s", "closed_s", "duration_s", "close_code", "http_status", "censored", files.WEIGHT),
     files.LEDGER: ("seq", "t"),
 }
 TEXT_COLUMNS = {files.CONNECTIONS: ("client", "conn", "closed_by"),
@@ -255,10 +256,20 @@ class RunRecord:
 
     @cached_property
     def connections(self) -> pd.DataFrame | None:
-        """Strict: never None. Lenient: None when absent or damaged."""
+        """Strict: never None. Lenient: None when absent or damaged. Always with a `weight` column
+        (the clients each row stands for: 1 where the file has none), which every count honours."""
         df = self._csv(files.CONNECTIONS)
         if df is not None:
             df["censored"] = df["censored"].fillna(0).astype(int)
+            if files.WEIGHT in df.columns:
+                weight = df[files.WEIGHT].to_numpy(float)
+                if not (weight >= 1).all():
+                    bad = int((~(weight >= 1)).nonzero()[0][0])
+                    _problem(self.path(files.CONNECTIONS), f"line {bad + 2}: column {files.WEIGHT!r}: expected a "
+                             f"whole number >= 1, got {df[files.WEIGHT].iloc[bad]!r} (read as 1)", self._notes)
+                df[files.WEIGHT] = np.where(weight >= 1, np.nan_to_num(weight, nan=1.0), 1.0).astype(int)
+            else:
+                df[files.WEIGHT] = 1
         return df
 
     @cached_property

@@ -20,7 +20,7 @@ class Survival:
 
     times: np.ndarray       # distinct times at which at least one connection ended
     survival: np.ndarray    # S(t) just after each of those times
-    n: int                  # connections observed
+    n: int                  # connections observed (their weights' sum)
     events: int             # connections that ended (not censored)
     t_max: float            # longest observation, ended or censored
     censored_times: np.ndarray = field(default_factory=lambda: np.empty(0))  # sorted
@@ -49,25 +49,29 @@ class Survival:
         return area, exact
 
 
-def kaplan_meier(durations: np.ndarray, ended: np.ndarray) -> Survival:
+def kaplan_meier(durations: np.ndarray, ended: np.ndarray, weights: np.ndarray | None = None) -> Survival:
     """The product-limit estimate from lifetimes and a flag per lifetime: True ended, False censored.
 
     At tied times, ends are counted before censorings (the usual convention: a censoring tied with an
     end was still at risk then). Lifetimes that are not finite (no handshake) are left out.
+    `weights`: the connections each lifetime stands for (a weighted model agent's row), so the
+    estimate is that of the table with each row repeated that many times.
     """
     durations = np.asarray(durations, dtype=float)
     ended = np.asarray(ended, dtype=bool)
-    if durations.shape != ended.shape:
-        raise ValueError("durations and ended flags must have the same length")
+    weights = np.ones(durations.shape) if weights is None else np.asarray(weights, dtype=float)
+    if durations.shape != ended.shape or durations.shape != weights.shape:
+        raise ValueError("durations, ended flags and weights must have the same length")
     keep = np.isfinite(durations)
-    durations, ended = durations[keep], ended[keep]
+    durations, ended, weights = durations[keep], ended[keep], weights[keep]
     if durations.size == 0:
         return Survival(np.empty(0), np.empty(0), 0, 0, 0.0)
     order = np.lexsort((~ended, durations))  # by time, ends first at ties
-    d, e = durations[order], ended[order]
+    d, e, w = durations[order], ended[order], weights[order]
     times, first = np.unique(d, return_index=True)
-    ends_at = np.add.reduceat(e.astype(int), first)
-    at_risk = d.size - first                    # still observed just before each time
+    ends_at = np.add.reduceat(np.where(e, w, 0.0), first)
+    before = np.concatenate(([0.0], np.cumsum(w)))[first]
+    at_risk = w.sum() - before                  # still observed just before each time
     keep = ends_at > 0
     factors = 1.0 - ends_at[keep] / at_risk[keep]
     times, survival = times[keep], np.cumprod(factors)
@@ -75,4 +79,4 @@ def kaplan_meier(durations: np.ndarray, ended: np.ndarray) -> Survival:
     steps = np.searchsorted(times, c_times, side="right")
     c_surv = survival[np.maximum(steps - 1, 0)] if times.size else np.ones(c_times.size)
     c_surv = np.where(steps == 0, 1.0, c_surv)
-    return Survival(times, survival, int(d.size), int(e.sum()), float(d.max()), c_times, c_surv)
+    return Survival(times, survival, int(round(w.sum())), int(round(w[e].sum())), float(d.max()), c_times, c_surv)

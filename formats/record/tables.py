@@ -16,7 +16,7 @@ from formats.record import files
 # by file: the columns that hold whole numbers (timeseries.csv: every column but `t`, the
 # `closes_<code>` ones included)
 INTEGER_COLUMNS = {
-    files.CONNECTIONS: frozenset({"close_code", "http_status", "censored"}),
+    files.CONNECTIONS: frozenset({"close_code", "http_status", "censored", files.WEIGHT}),
     files.LEDGER: frozenset({"seq"}),
     files.SENT: frozenset({"seq"}),
 }

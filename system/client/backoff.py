@@ -16,6 +16,9 @@ class Backoff:
         self._config = config
         self._rng = rng
         self._previous = config.base_delay  # decorrelated jitter's memory
+        # the law of the last delay: (low, high, cap) when it was min(cap, U(low, high)), None when it was
+        # fixed; a model whose agent stands for several clients draws theirs from it (formats.record.derive)
+        self.drawn: tuple[float, float, float] | None = None
 
     def reset(self) -> None:
         self._previous = self._config.base_delay
@@ -33,13 +36,17 @@ class Backoff:
         c = self._config
         ceiling = self.ceiling(failures, cap)
         if not c.fixes.jitter:
+            self.drawn = None
             return ceiling
         if c.jitter == "equal":
+            self.drawn = (ceiling / 2, ceiling, ceiling)
             return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
         if c.jitter == "decorrelated" and c.fixes.exp_backoff:
             if failures == 0:
                 self.reset()
             top = c.max_delay if cap is None else cap
+            self.drawn = (c.base_delay, 3 * self._previous, top)
             self._previous = min(top, self._rng.uniform(c.base_delay, 3 * self._previous))
             return self._previous
+        self.drawn = (0.0, ceiling, ceiling)
         return self._rng.uniform(0, ceiling)  # full (and decorrelated without exponential growth)

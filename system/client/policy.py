@@ -269,9 +269,13 @@ class ClientPolicy:
         if hygiene and code == 4403:
             return self._give_up(e.now, "forbidden")
         if hygiene and code == 1012:
-            return self._retry(e.now, "close_1012", self._rng.uniform(0, self.config.restart_window))
+            window = self.config.restart_window
+            return self._retry(e.now, "close_1012", self._rng.uniform(0, window), (0.0, window, window))
         if hygiene and code == 1013:
-            return self._retry(e.now, "close_1013", self.config.overload_base + self._backoff.delay(self._failures))
+            base, delay = self.config.overload_base, self._backoff.delay(self._failures)
+            drawn = self._backoff.drawn
+            return self._retry(e.now, "close_1013", base + delay,
+                               None if drawn is None else tuple(base + x for x in drawn))
         if hygiene and code == 4401:
             self._need_refresh = True
         return self._retry(e.now, f"close_{code}")
@@ -355,8 +359,10 @@ class ClientPolicy:
             return []
         self._reconnect_pending = False
         self._reset_attempts()
-        delay = self._rng.uniform(0, self._backoff.ceiling(0)) if self.fixes.jitter else 0.0
-        return self._retry(e.now, "online", delay)
+        if not self.fixes.jitter:
+            return self._retry(e.now, "online", 0.0, None)
+        ceiling = self._backoff.ceiling(0)
+        return self._retry(e.now, "online", self._rng.uniform(0, ceiling), (0.0, ceiling, ceiling))
 
     def _on_user_message(self, e: UserMessage) -> list[Action]:
         if not self._active:
@@ -395,8 +401,12 @@ class ClientPolicy:
         self._fetch_refresh = self._token is not None and not self._refresh_broken
         return [FetchToken(refresh=self._fetch_refresh)]
 
-    def _retry(self, now: float, reason: str, delay: float | None = None) -> list[Action]:
-        """Schedule the next attempt after a failure or a close, or give up (legacy)."""
+    def _retry(self, now: float, reason: str, delay: float | None = None,
+               drawn: tuple[float, ...] | None = None) -> list[Action]:
+        """Schedule the next attempt after a failure or a close, or give up (legacy). `drawn`: the
+        law the given `delay` was drawn from, min(cap, U(low, high)) (None: a fixed delay); the
+        record carries it as `jitter: [low, high, cap]`, so a model whose agent stands for several
+        clients can draw theirs from the same law (`formats.record.derive`)."""
         if not self.fixes.exp_backoff and self._failures >= self.config.max_retries:
             return self._give_up(now, "max_retries")
         if self.fixes.network_awareness and not self._online:
@@ -404,7 +414,11 @@ class ClientPolicy:
             return []
         if delay is None:
             delay = self._backoff.delay(self._failures)
-        self._record(now, "backoff", delay=delay, reason=reason)
+            drawn = self._backoff.drawn
+        if drawn is None:
+            self._record(now, "backoff", delay=delay, reason=reason)
+        else:
+            self._record(now, "backoff", delay=delay, reason=reason, jitter=list(drawn))
         return [self._set_timer(RECONNECT, now + delay)]
 
     def _reconnect(self, now: float) -> list[Action]:

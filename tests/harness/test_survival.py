@@ -52,3 +52,20 @@ def test_uncensored_quantiles_are_the_inverted_cdf(durations, q):
     d = np.asarray(durations, dtype=float)
     km = kaplan_meier(d, np.ones(d.size, bool))
     assert km.quantile(q) == np.quantile(d, q, method="inverted_cdf")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.booleans(), st.integers(1, 5)), min_size=1, max_size=40))
+def test_a_weighted_row_counts_as_that_many_rows(rows):
+    """A weighted model agent's connection is one row of weight w (connections.csv's `weight`): the
+    estimate must be that of the table with the row repeated w times, ties and censoring included."""
+    durations = np.array([float(d) for d, _, _ in rows])
+    ended = np.array([e for _, e, _ in rows])
+    weights = np.array([w for _, _, w in rows])
+    weighted = kaplan_meier(durations, ended, weights)
+    repeated = kaplan_meier(np.repeat(durations, weights), np.repeat(ended, weights))
+    assert (weighted.n, weighted.events, weighted.t_max) == (repeated.n, repeated.events, repeated.t_max)
+    np.testing.assert_array_equal(weighted.times, repeated.times)
+    np.testing.assert_allclose(weighted.survival, repeated.survival, rtol=1e-12)
+    for q in (0.5, 0.95):
+        assert weighted.quantile(q) == repeated.quantile(q)

@@ -17,6 +17,7 @@ from reports.page_markdown import to_markdown
 from reports.record import load_run
 from reports.render import build
 from reports.series import delivery
+from formats.record.finalize import MESSAGE_FIGURES, WEIGHTED_FIGURES
 from sim.engine import LEDGER_SAMPLE, simulate
 
 
@@ -56,6 +57,41 @@ def test_duplicates_agree_across_summary_ledger_timeseries_and_report(tmp_path, 
     assert (f"each simulated client stood for {weight}" in report) == (weight > 1)
     # sent messages are scaled the same way: about one per client every 5 min over the 2 h
     assert ledger["sent"] == pytest.approx(clients * 2 * 60 / 5, rel=0.15)
+    assert summary["scaled"]["message_sample"] == {"clients": sample, "scale": clients / sample,
+                                                   "figures": list(MESSAGE_FIGURES)}
+
+
+@pytest.mark.parametrize("clients, max_agents, weight", [(1200, 10**6, 1), (2000, 500, 4)])
+def test_connection_counts_agree_across_connections_timeseries_summary_and_report(tmp_path, clients, max_agents,
+                                                                                  weight):
+    """A weighted agent's connection is one row of connections.csv with its weight (not `weight`
+    copies): the summary's counts are the weighted sums, the timeseries counts clients, and the
+    report shows the summary's figures with the weight next to them."""
+    out = tmp_path / "run"
+    summary = simulate(legacy_chat(clients), out, max_agents=max_agents, exact_limit=0)
+    conns = pd.read_csv(out / "connections.csv")
+    ts = pd.read_csv(out / "timeseries.csv")
+    assert ("weight" in conns.columns) == (weight > 1)  # an unweighted record keeps the emulation's columns
+    w = conns["weight"] if weight > 1 else pd.Series(1, index=conns.index)
+    assert set(w) == {weight} and conns["client"].nunique() <= clients // weight
+    failed = conns["http_status"].notna()
+    assert summary["connections"] == w[~failed].sum() > 0
+    assert summary["handshake_failures"] == w[failed].sum()
+    assert summary["censored_connections"] == (w * conns["censored"]).sum()
+    assert summary["attempts"] == ts["attempts"].sum() and summary["reconnect_attempts"] == ts["reconnects"].sum()
+    assert ts["opens"].sum() == summary["connections"]  # every open in the run is a connection row's
+    closed = conns[conns["close_code"].notna()]
+    assert summary["closes_by_code"]
+    for code, n in summary["closes_by_code"].items():
+        assert n == ts[f"closes_{code}"].sum() == w[closed.index][closed["close_code"] == int(code)].sum()
+    assert ("scaled" in summary and "weight" in summary["scaled"]) == (weight > 1)
+    if weight > 1:
+        assert summary["scaled"]["weight"] == {"clients_per_agent": weight, "figures": list(WEIGHTED_FIGURES)}
+    report = to_markdown(build([load_run(out)], []))
+    survival = next(line for line in report.splitlines() if line.startswith("| run ") and "censored" in line)
+    rows = report.splitlines()[report.splitlines().index(survival) + 2]
+    assert f"| {summary['connections']:,} | {summary['censored_connections']:,} |" in rows
+    assert ("weight 4" in rows) == (weight > 1)
 
 
 def partitioned_chat(profile: str, clients: int):
