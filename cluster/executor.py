@@ -187,9 +187,12 @@ def as_finished(jobs: Sequence[Job], *, cluster: str | None = None, workers: int
                 job = jobs[index_of.pop(future)]
                 if future.status == "finished":
                     value, packed = future.result()
-                    if packed is not None and job.dest is not None:
-                        unpack(packed, job.dest)
-                    done = Done(job, value)
+                    try:
+                        if packed is not None and job.dest is not None:
+                            unpack(packed, job.dest)
+                        done = Done(job, value)
+                    except OSError as exc:  # the record came back but cannot land here (disk, a file in the way)
+                        done = Done(job, error=f"{type(exc).__name__}: {job.dest}: {exc.strerror or exc}")
                 else:
                     exc = future.exception()
                     done = Done(job, error=f"{type(exc).__name__}: {exc}")

@@ -116,16 +116,19 @@ def test_a_killed_sweep_leaves_a_readable_table_and_resumes(tmp_path, capsys):
 def test_failed_runs_leave_the_sweep_incomplete_and_the_same_command_retries_them(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(restart_scenario("retried", clients=10))
-    calibration, out = tmp_path / "cal.json", tmp_path / "sweep"
-    args = ["sweep", str(path), "--vary", "fleet.sim_clients=10,20", "--calibration", str(calibration),
-            "--out", str(out)]
-    assert main(args) == 1  # the file is read on the workers: every run fails there
-    err = capsys.readouterr().err
-    assert "FAILED point 0 (fleet.sim_clients=10, seed 3): ValueError" in err
+    out = tmp_path / "sweep"
+    args = ["sweep", str(path), "--vary", "fleet.sim_clients=10,20", "--out", str(out)]
+    out.mkdir()
+    for point in ("point-000", "point-001"):  # a file where each run's record must land: both runs fail
+        (out / point).write_text("in the way")
+    assert main(args) == 1
+    err = " ".join(capsys.readouterr().err.split())  # unwrapped
+    assert "FAILED point 0 (fleet.sim_clients=10, seed 3): FileExistsError" in err, err
     assert "2 of 2 points did not finish (a run failed, named above); the same command retries them" in err
     assert rows(out) == [] and json.loads((out / "sweep.json").read_text())["incomplete"]
 
-    calibration.write_text(DEFAULT_PATH.read_text())
+    for point in ("point-000", "point-001"):
+        (out / point).unlink()
     assert main(args) == 0
     assert [r["run_dir"] for r in sorted(rows(out), key=lambda r: r["run_dir"])] == ["point-000", "point-001"]
     assert "incomplete" not in json.loads((out / "sweep.json").read_text())
