@@ -178,10 +178,15 @@ class TokenService:
 
     def issue(self, client: "SimClient", now: float, refresh: bool = True) -> Grant:
         """The rules' answer at `now` to `client`'s refresh (presenting its refresh handle) or login;
-        an `AuthError` is a refusal. The calm path (`SimClient.wake`) calls it at each refresh's answer time."""
+        an `AuthError` is a refusal."""
         if refresh:
             return self.rules.refresh(client.refresh_handle, now)
         return self.rules.issue(client.client_id, now)
+
+    def refresh_chain(self, client: "SimClient", times: list[float]) -> Grant:
+        """`issue` of a refresh at each of `times`, each presenting the last one's refresh token (a
+        calm client's batch, `SimClient.wake`): the last grant."""
+        return self.rules.refresh_chain(client.refresh_handle, times)
 
     def answer_time(self) -> float:
         """How long a refresh takes when nothing queues with it: a service draw on the server's CPU
