@@ -73,7 +73,8 @@ class World:
         self.tokens.served_by(lambda: self.server.up, calibration.refused_after_s)
         if calibration.token_service is not None:  # one server process: refreshes queue with handshakes
             self.tokens.serve_on(self.server.handshake,
-                                 Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")))
+                                 Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")),
+                                 calibration.connect_timeout_s)
         self.config = client_config(scenario)
         self.records: list[dict] = []
         self._sink = sink
