@@ -441,18 +441,16 @@ class ModelServer:
     def _watch_expiry(self, s: Sock) -> None:
         """One pending check per socket: a refresh moves `s.expires` and the check re-arms itself."""
         s.gen += 1
-        gen = s.gen
+        self.env.call_in(self.expiry.deadline(s.expires) - self.env.now, self._check_expiry, s, s.gen)
+
+    def _check_expiry(self, s: Sock, gen: int) -> None:
+        if gen != s.gen or not s.server_open:
+            return
         expiry = self.expiry
-
-        def check() -> None:
-            if gen != s.gen or not s.server_open:
-                return
-            if expiry.due(self.env.now, s.expires):
-                self.act(s, expiry.refuse(self.traits))
-            else:
-                self.env.call_in(expiry.deadline(s.expires) - self.env.now, check)
-
-        self.env.call_in(expiry.deadline(s.expires) - self.env.now, check)
+        if expiry.due(self.env.now, s.expires):
+            self.act(s, expiry.refuse(self.traits))
+        else:
+            self.env.call_in(expiry.deadline(s.expires) - self.env.now, self._check_expiry, s, gen)
 
     def rest(self, s: Sock) -> None:
         """A calm client's socket (sim.client.SimClient.wake): its token is refreshed in time until
