@@ -201,27 +201,33 @@ class SimClient:
         model in tests/sim/test_calm.py). What the policy asks for is what the plain model would
         do: the in-band auth_refresh moves the socket's expiry on the server; the next refresh
         time is read back from the policy and returned. A refresh due before now whose answer
-        would come after now is sent now, the normal way (None returned: no refresh pending)."""
+        would come after now is sent now, the normal way (None returned: no refresh pending).
+        The policy plays the batch without tokens and the token service then answers it in one
+        call (`TokenRules.refresh_chain`: the same tokens, ids and book); the policy is told the
+        last token (`ClientPolicy.settle_token`)."""
         s, self.calm = self.calm, None
         policy, world, now = self.policy, self.world, self.env.now
-        tokens, server = world.tokens, world.server
+        tokens = world.tokens
         due = policy.refresh_due
-        answer_time = tokens.answer_time
-        played, token, in_flight = 0, None, None
+        answer_time, ride, ttl = tokens.answer_time, policy.refresh_in_band, tokens.rules.access_ttl
+        answers: list[float] = []
+        in_flight = None
         while due is not None and due < now:
             answered = due + answer_time()
             if answered >= now:  # in flight now: the driver sends it (within one answer time of its due)
                 in_flight, due = due, None
                 break
+            answers.append(answered)
+            due = ride(answered, None, answered + ttl)
+        if answers:
             # never refused: no outage while calm, and the model's refresh TTL outlives the run
-            grant = tokens.issue(self, answered)
+            grant = tokens.refresh_chain(self, answers)
             self.refresh_handle = grant.refresh_token  # the next refresh presents it
             token = grant.claims
-            due = policy.refresh_in_band(answered, token, token.expires_at)
-            played += 1
-        if token is not None and s.server_open:  # its auth_refresh moves the socket's expiry (the last one counts)
-            server.refreshed(s, token)
-        world.policy_events += 2 * played  # a timer and a token answer each, as the plain model counts
+            policy.settle_token(token, token.expires_at)
+            if s.server_open:  # its auth_refresh moves the socket's expiry (the last one counts)
+                world.server.refreshed(s, token)
+        world.policy_events += 2 * len(answers)  # a timer and a token answer each, as the plain model counts
         if in_flight is not None:
             world.policy_events += 1
             self._tally_and_do(policy.handle(ev.TimerFired(in_flight, REFRESH)))

@@ -5,8 +5,8 @@ every event is "call this function then". A `Timeout` plus a closure per such ca
 of a large run's time, and SimPy's `step` another fifth (a callbacks list per event, a failure
 check, one `run` iteration per event through an exception-driven loop). `ModelEnvironment`
 keeps SimPy's queue, clock and ordering (time, then priority, then insertion) and runs its own
-`_Call` entries directly; any ordinary SimPy event in the queue still goes through SimPy's own
-`step`, so processes and resources keep working where a model needs them.
+call entries directly (no object per call); any ordinary SimPy event in the queue still goes
+through SimPy's own `step`, so processes and resources keep working where a model needs them.
 """
 from __future__ import annotations
 
@@ -17,26 +17,19 @@ import simpy
 from simpy.events import NORMAL, URGENT, Event
 
 
-class _Call:
-    """`fn(*args)`, due at a time on the environment's queue."""
-
-    __slots__ = ("fn", "args")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
-        self.fn, self.args = fn, args
-
-
 class ModelEnvironment(simpy.Environment):
     def call_in(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call fn(*args) `delay` simulated seconds from now (at once for a delay <= 0, after the
-        calls already due now), at NORMAL priority as a SimPy `Timeout` would fire."""
-        heappush(self._queue, (self._now + (delay if delay > 0.0 else 0.0), NORMAL, next(self._eid),
-                               _Call(fn, args)))
+        calls already due now), at NORMAL priority as a SimPy `Timeout` would fire. The entry is
+        SimPy's (time, priority, serial, ...) with the call in place of an event: five fields, where
+        SimPy's own entries have four (the serial is unique, so nothing past it is ever compared)."""
+        heappush(self._queue, (self._now + (delay if delay > 0.0 else 0.0), NORMAL, next(self._eid), fn, args))
 
     def step(self) -> None:
-        if self._queue and type(self._queue[0][3]) is _Call:
-            self._now, _, _, call = heappop(self._queue)
-            call.fn(*call.args)
+        queue = self._queue
+        if queue and len(queue[0]) == 5:
+            self._now, _, _, fn, args = heappop(queue)
+            fn(*args)
         else:
             super().step()
 
@@ -51,17 +44,17 @@ class ModelEnvironment(simpy.Environment):
             raise ValueError(f"until ({at}) must be greater than the current simulation time")
         stop = (URGENT, next(self._eid))
         queue = self._queue
+        step = super().step
         while queue:
             entry = queue[0]
             t = entry[0]
             if t > at or (t == at and (entry[1], entry[2]) > stop):
                 break
-            if type(entry[3]) is _Call:
+            if len(entry) == 5:
                 heappop(queue)
                 self._now = t
-                call = entry[3]
-                call.fn(*call.args)
+                entry[3](*entry[4])
             else:
-                super().step()
+                step()
         self._now = at
         return None

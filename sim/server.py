@@ -35,6 +35,7 @@ from sim.scrapes import AgentHistogram
 from system import wire
 from system.server import delivery, handshake
 from system.server.admission import AdmissionConfig, AdmissionPolicy
+from system.server.fdlimit import accept_backlog
 from system.server.handshake import Outcome
 from system.server.lifecycle import LiveExpiry, Revocation, shutdown
 from system.server.tokens import AccessClaims, AuthError, Grant, MemoryBook, TokenRules
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ABNORMAL, KEEPALIVE_TIMEOUT = wire.ABNORMAL, wire.KEEPALIVE_TIMEOUT
 AGENT = "real_estate"  # the agent the model's replies come from
+FLEET_DESCRIPTORS = 1 << 20  # the modelled server's open-files limit: sized for its fleet, never the bound
 
 
 class Draws:
@@ -116,6 +118,52 @@ class Slots:
         return len(self._waiting)
 
 
+#: Linux sends a SYN that got no answer again 1, 3, 7, ... s after the first (initial RTO 1 s,
+#: doubled each time, `tcp_syn_retries` 6): when a connect comes back to a full listen queue
+SYN_AT = (1.0, 3.0, 7.0, 15.0, 31.0, 63.0)
+#: aiohttp's `TCPSite` listen backlog (the server's token endpoints); the WebSocket listener's is
+#: `system.server.fdlimit.accept_backlog`, 100 for a server sized for a fleet
+HTTP_BACKLOG = 128
+
+
+def next_syn_in(attempt: int, give_up: float) -> float | None:
+    """Seconds from SYN number `attempt` (0: the first) to the next, or None if the next comes at or
+    after `give_up` seconds from the first (the client's open timeout ends the connect first)."""
+    if attempt >= len(SYN_AT) or SYN_AT[attempt] >= give_up:
+        return None
+    return SYN_AT[attempt] - (SYN_AT[attempt - 1] if attempt else 0.0)
+
+
+class Listener:
+    """A listening socket in front of the server's CPU: it holds at most `limit` requests that wait
+    for (or hold) the CPU. That is the kernel's listen queue plus what asyncio has accepted and not
+    yet served, at most two accept rounds of the backlog each (`system.server.fdlimit`), so
+    `limit` is three backlogs. A connect that finds it full is not taken: the kernel drops its SYN
+    and the client's kernel sends it again (`SYN_AT`) until the client's open timeout gives up. A
+    request the server never took costs it nothing, and a request it took waits at most `limit`
+    service times, well within the timeout: so a herd larger than the queue is served at the CPU's
+    pace, instead of the CPU spending itself on connects whose clients have already given up
+    (with no bound, a herd that outgrows the timeout's worth of queue is never served again)."""
+
+    __slots__ = ("limit", "held")
+
+    def __init__(self, backlog: int) -> None:
+        self.limit = 3 * backlog
+        self.held = 0
+
+    def take(self, cpu: "Slots", service: Callable[[], float], fn: Callable[..., None], *args: Any) -> bool:
+        """Queue `fn(*args)` on `cpu` for a `service()` if there is room; False if the SYN is dropped."""
+        if self.held >= self.limit:
+            return False
+        self.held += 1
+        cpu.serve(service, self._served, fn, args)
+        return True
+
+    def _served(self, fn: Callable[..., None], args: tuple) -> None:
+        self.held -= 1
+        fn(*args)
+
+
 class Sock:
     """One WebSocket as both ends see it; `client_open` and `server_open` part when it half-opens."""
 
@@ -142,6 +190,8 @@ class TokenService:
     def __init__(self, env: "ModelEnvironment", profile: ServerProfile, latency: Callable[[], float]) -> None:
         self.env, self.latency = env, latency
         self.cpu: Slots | None = None
+        self.listener = Listener(HTTP_BACKLOG)
+        self.give_up = float("inf")  # the client's request timeout, from `serve_on`
         self.service: Callable[[], float] = latency
         self.server_up: Callable[[], bool] = lambda: True
         self.refused_after = 0.0
@@ -162,16 +212,24 @@ class TokenService:
     def outage(self, on: bool) -> None:
         self.rules.outage = on
 
-    def fetch(self, client: "SimClient", done: Callable[..., None], refresh: bool = False) -> None:
+    def fetch(self, client: "SimClient", done: Callable[..., None], refresh: bool = False, syn: int = 0) -> None:
         """A login (`refresh` False) or a refresh presenting the client's refresh token; `done(ok,
-        status, token, expires, refresh_token)` gets the answer."""
+        status, token, expires, refresh_token)` gets the answer. On the server's CPU its connect
+        may find the listen queue full (`Listener`): sent again as TCP does (`syn`: the attempt), it
+        fails when the client's request timeout comes first."""
         if not self.server_up():  # the token endpoint is down with the server: refused at once
             self.env.call_in(self.refused_after, done, False, None, None, None)
             return
         if self.cpu is None:
             self.env.call_in(self.latency(), self._answer, client, done, refresh)
             return
-        self.cpu.serve(self.service, self._answer, client, done, refresh)
+        if self.listener.take(self.cpu, self.service, self._answer, client, done, refresh):
+            return
+        wait = next_syn_in(syn, self.give_up)
+        if wait is None:
+            self.env.call_in(self.give_up - (SYN_AT[syn - 1] if syn else 0.0), done, False, None, None, None)
+        else:
+            self.env.call_in(wait, self.fetch, client, done, refresh, syn + 1)
 
     def _answer(self, client: "SimClient", done: Callable[..., None], refresh: bool) -> None:
         try:
@@ -185,10 +243,15 @@ class TokenService:
 
     def issue(self, client: "SimClient", now: float, refresh: bool = True) -> Grant:
         """The rules' answer at `now` to `client`'s refresh (presenting its refresh handle) or login;
-        an `AuthError` is a refusal. The calm path (`SimClient.wake`) calls it at each refresh's answer time."""
+        an `AuthError` is a refusal."""
         if refresh:
             return self.rules.refresh(client.refresh_handle, now)
         return self.rules.issue(client.client_id, now)
+
+    def refresh_chain(self, client: "SimClient", times: list[float]) -> Grant:
+        """`issue` of a refresh at each of `times`, each presenting the last one's refresh token (a
+        calm client's batch, `SimClient.wake`): the last grant."""
+        return self.rules.refresh_chain(client.refresh_handle, times)
 
     def answer_time(self) -> float:
         """How long a refresh takes when nothing queues with it: a service draw on the server's CPU
@@ -200,9 +263,10 @@ class TokenService:
         it), whatever their cost."""
         self.server_up, self.refused_after = server_up, refused_after
 
-    def serve_on(self, cpu: Slots, service: Callable[[], float]) -> None:
-        """Requests queue for the server's `cpu` slots and hold one for `service` (not pure latency)."""
-        self.cpu, self.service = cpu, service
+    def serve_on(self, cpu: Slots, service: Callable[[], float], give_up: float) -> None:
+        """Requests queue for the server's `cpu` slots and hold one for `service` (not pure latency),
+        behind the HTTP listener (`Listener`); a client gives a request up after `give_up` s."""
+        self.cpu, self.service, self.give_up = cpu, service, give_up
 
     def verify(self, token: AccessClaims | None, user: str) -> AccessClaims | AuthError:
         """As the server's `verify`: the token's claims if they hold now, else why not."""
@@ -230,6 +294,7 @@ class ModelServer:
         self.traits = profile.traits
         self.expiry = LiveExpiry(profile.expiry_grace)
         self.handshake = Slots(env, calibration.handshake_servers)
+        self.listener = Listener(accept_backlog(FLEET_DESCRIPTORS))
         self.service = Draws(calibration.handshake_service, rng)
         self.close_service = None if calibration.close_service is None else Draws(calibration.close_service, rng)
         self.agent = Draws(calibration.agent_latency, rng)
@@ -252,12 +317,22 @@ class ModelServer:
         tokens.on_revoked = self.expire_live
 
     # ---- accept path -------------------------------------------------------------------
-    def connect(self, s: Sock, token: AccessClaims | None, last_seq: int | None) -> None:
-        """A TCP connect has reached the server: queue for a handshake slot, then the server's decision."""
+    def connect(self, s: Sock, token: AccessClaims | None, last_seq: int | None, syn: int = 0) -> None:
+        """A TCP connect has reached the server: queue for a handshake slot, then the server's
+        decision; when the listen queue is full (`Listener`) its SYN comes again later (`syn`: the
+        attempt), until the client's open timeout fails it."""
         if not self.accepting:
             self.env.call_in(self.cal.refused_after_s, s.client.handshake_failed, s, None)
             return
-        self.handshake.serve(self.service, self._handshake_done, s, token, last_seq, self.epoch)
+        if self.listener.take(self.handshake, self.service, self._handshake_done, s, token, last_seq, self.epoch):
+            return
+        wait = next_syn_in(syn, self.cal.connect_timeout_s)
+        if wait is not None:
+            self.env.call_in(wait, self._syn_again, s, token, last_seq, syn + 1)
+
+    def _syn_again(self, s: Sock, token: AccessClaims | None, last_seq: int | None, syn: int) -> None:
+        if s.state == "connecting":  # not yet given up by its client
+            self.connect(s, token, last_seq, syn)
 
     def _handshake_done(self, s: Sock, token: AccessClaims | None, last_seq: int | None, epoch: int) -> None:
         if epoch != self.epoch or s.state != "connecting":
@@ -374,18 +449,16 @@ class ModelServer:
     def _watch_expiry(self, s: Sock) -> None:
         """One pending check per socket: a refresh moves `s.expires` and the check re-arms itself."""
         s.gen += 1
-        gen = s.gen
+        self.env.call_in(self.expiry.deadline(s.expires) - self.env.now, self._check_expiry, s, s.gen)
+
+    def _check_expiry(self, s: Sock, gen: int) -> None:
+        if gen != s.gen or not s.server_open:
+            return
         expiry = self.expiry
-
-        def check() -> None:
-            if gen != s.gen or not s.server_open:
-                return
-            if expiry.due(self.env.now, s.expires):
-                self.act(s, expiry.refuse(self.traits))
-            else:
-                self.env.call_in(expiry.deadline(s.expires) - self.env.now, check)
-
-        self.env.call_in(expiry.deadline(s.expires) - self.env.now, check)
+        if expiry.due(self.env.now, s.expires):
+            self.act(s, expiry.refuse(self.traits))
+        else:
+            self.env.call_in(expiry.deadline(s.expires) - self.env.now, self._check_expiry, s, gen)
 
     def rest(self, s: Sock) -> None:
         """A calm client's socket (sim.client.SimClient.wake): its token is refreshed in time until

@@ -8,6 +8,8 @@ heartbeat phases, agent latency) come from named numpy streams of the same seed.
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -75,7 +77,8 @@ class World:
         self.tokens.served_by(lambda: self.server.up, calibration.refused_after_s)
         if calibration.token_service is not None:  # one server process: refreshes queue with handshakes
             self.tokens.serve_on(self.server.handshake,
-                                 Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")))
+                                 Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")),
+                                 calibration.connect_timeout_s)
         self.config = client_config(scenario)
         self.records: list[dict] = []
         self._sink = sink
@@ -118,39 +121,35 @@ class World:
     def _weather(self, c: SimClient, life: Lifetime) -> None:
         sc, plan = self.scenario, self.plan
         if sc.fleet.drop_every is not None:
-            self._chain(c, plan.drops(life), lambda _t: c.drop())
+            self._chain(plan.drops(life), lambda _t: c.drop())
         if sc.fleet.offline is not None:
             self._chain_offline(c, plan.offline(life))
         if sc.fleet.message_every is not None and c.index < self._message_limit:
             from system.client.events import UserMessage
-            self._chain(c, plan.messages(life),
+            self._chain(plan.messages(life),
                         lambda t: c.feed(UserMessage(self.env.now, "any 2-bedroom flats to rent in Camden under 2000 a month?")))
 
-    def _chain(self, c: SimClient, times: Iterator[float], fn: Callable[[float], Any]) -> None:
-        """Schedule one event of a lazily drawn series at a time (a fleet has millions of them)."""
-        def step() -> None:
-            fn(self.env.now)
-            arm()
+    def _chain(self, times: Iterator[float], fn: Callable[[float], Any]) -> None:
+        """Schedule the next event of a lazily drawn series (a fleet has millions of them), one at a
+        time, through methods rather than closures that call each other: those would make a reference
+        cycle per series, left for a full collection (`_few_full_collections`)."""
+        t = next(times, None)
+        if t is not None:
+            self.env.call_in(t - self.env.now, self._step, times, fn)
 
-        def arm() -> None:
-            t = next(times, None)
-            if t is not None:
-                self.env.call_in(t - self.env.now, step)
-
-        arm()
+    def _step(self, times: Iterator[float], fn: Callable[[float], Any]) -> None:
+        fn(self.env.now)
+        self._chain(times, fn)
 
     def _chain_offline(self, c: SimClient, periods: Iterator[tuple[float, float]]) -> None:
-        def arm() -> None:
-            p = next(periods, None)
-            if p is not None:
-                self.env.call_in(p[0] - self.env.now, c.go_offline)
-                self.env.call_in(p[1] - self.env.now, back)
+        p = next(periods, None)
+        if p is not None:
+            self.env.call_in(p[0] - self.env.now, c.go_offline)
+            self.env.call_in(p[1] - self.env.now, self._back_online, c, periods)
 
-        def back() -> None:
-            c.go_online()
-            arm()
-
-        arm()
+    def _back_online(self, c: SimClient, periods: Iterator[tuple[float, float]]) -> None:
+        c.go_online()
+        self._chain_offline(c, periods)
 
     def spike(self, f: Fault) -> None:
         """A load spike: its clients (from the plan, scaled to this fleet) arrive from now."""
@@ -187,6 +186,10 @@ class World:
             steps: int = 96) -> float:
         """Run to the scenario's end, or stop early after `max_wall_s` of wall time (a bounded run);
         returns the scenario time reached."""
+        with _few_full_collections():
+            return self._run(progress, max_wall_s, steps)
+
+    def _run(self, progress: Callable[[float], None] | None, max_wall_s: float | None, steps: int) -> float:
         import time
 
         self.build()
@@ -204,3 +207,23 @@ class World:
                 return self.env.now
         self.wake_all()
         return self.duration
+
+
+#: CPython's collector thresholds while a model runs (young, middle, old generation)
+RUN_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@contextmanager
+def _few_full_collections() -> Iterator[None]:
+    """A fleet holds millions of long-lived objects (policies, sockets, pending calls), and with
+    CPython's default thresholds the collector walks all of them every few hundred thousand
+    allocations: a large part of a large run's CPU, for nothing, since the model's few reference
+    cycles (closures of scheduled calls) die young and the young generations still collect them.
+    Fewer young collections make far fewer full ones, at the same memory (tests/sim/test_gc.py);
+    the thresholds are restored afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(*RUN_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

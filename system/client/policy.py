@@ -160,7 +160,7 @@ class ClientPolicy:
                 and current is not None and self._live.get(current) is not None
                 and self._sock_tokens.get(current) == self._token and not self._held and not self._outbox)
 
-    def refresh_in_band(self, now: float, token: str, expires_at: float) -> float:
+    def refresh_in_band(self, now: float, token: str | None, expires_at: float) -> float:
         """A calm client's refresh in one call: exactly the state, records and random draws of
         handling `TimerFired(refresh)` and then a successful `TokenResult(now, ...)` while `calm()`
         (tests/client/test_policy_calm.py compares the two), without the events and actions. The
@@ -176,6 +176,13 @@ class ClientPolicy:
         self._sock_tokens[self._current] = token
         self._frame_ids += 1
         return at
+
+    def settle_token(self, token: str, expires_at: float) -> None:
+        """The token of the last refresh `refresh_in_band` played, for a driver that plays a batch
+        with no token (None) and asks the token service once, for the whole batch, afterwards (the
+        SimPy model: `sim.client.SimClient.wake`): the policy is then as if it had been given each."""
+        self._token, self._expires_at = token, expires_at
+        self._sock_tokens[self._current] = token
 
     # ---- event handlers ----
 

@@ -80,4 +80,6 @@ class MemoryLog:
         return m
 
     def messages_after(self, conversation_id: str, last_seq: int) -> list[LoggedMessage]:
+        if last_seq >= self._last.get(conversation_id, 0):
+            return []  # the common resume: nothing after it (every client resumes on each reconnect)
         return replay(self._log.get(conversation_id, ()), last_seq)

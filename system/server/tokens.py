@@ -123,6 +123,37 @@ class TokenRules:
             raise AuthError("auth_expired", "refresh token expired", "expired")
         return self._grant(record.user, record.family, now)
 
+    def refresh_chain(self, refresh_token: str, times: list[float]) -> Grant:
+        """`refresh` at each of `times` (in order), each presenting the refresh token the one before
+        was given: the last grant, and the book, ids and count those refreshes leave, as one call.
+
+        A calm client's refreshes in a batch (the SimPy model). A book that keeps only a family's
+        latest two refresh tokens (`MemoryBook.KEPT`) never sees the middle ones: each is issued
+        and spent before the next, and forgotten two rotations later, so only the first refresh
+        and the last two go through the book (the skipped ones still take their ids and secrets,
+        so every later id is as if they had not been skipped). Each is checked as `refresh` would
+        check it: the book is not touched between them, so the first refresh's checks hold for all
+        but expiry, which holds when no two are a refresh TTL apart (else they run one by one)."""
+        n = len(times)
+        if n < 3 or getattr(self.book, "KEPT", None) != 2 or any(
+                b - a >= self.refresh_ttl for a, b in zip(times, times[1:])):
+            grant = None
+            for now in times:
+                grant = self.refresh(refresh_token, now)
+                refresh_token = grant.refresh_token
+            if grant is None:
+                raise ValueError("refresh_chain needs at least one time")
+            return grant
+        first = self.refresh(refresh_token, times[0])
+        self.book.mark_refresh_used(first.refresh_token if self.digest is None else self.digest(first.refresh_token))
+        new_id, new_secret = self.new_id, self.new_secret
+        for _ in range(n - 3):  # the middle ones: an id and a secret each, as `_grant` takes them
+            new_id()
+            new_secret()
+        self.issued += n - 3
+        before_last = self._grant(first.claims.user, first.family, times[-2])
+        return self.refresh(before_last.refresh_token, times[-1])
+
     def check(self, claims: AccessClaims, now: float) -> AccessClaims:
         """The claims of a token whose signature holds, if they are still good now."""
         if claims.expires_at <= now:
@@ -156,6 +187,8 @@ class MemoryBook:
     """A `TokenBook` in dicts, for the model. A family keeps its latest refresh token and the one
     before (a client presents its latest, or the one before when an answer was lost), so a day of a
     large fleet's rotations stays bounded; an older one is unknown (401) instead of a reuse."""
+
+    KEPT = 2  # refresh tokens a family keeps (`TokenRules.refresh_chain` relies on it)
 
     def __init__(self) -> None:
         self._global = 0

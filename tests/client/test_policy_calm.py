@@ -74,3 +74,21 @@ def test_a_client_with_anything_else_ahead_is_not_calm():
     assert not p.calm()  # a reconnect is ahead
     legacy = opened(ClientConfig(fixes=Fixes.profile("legacy"), token_ttl=TTL), 1)
     assert not legacy.calm()  # each token change opens a socket
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12))
+def test_a_batch_told_its_token_afterwards_is_the_batch_told_each(seed, n):
+    """The model plays a batch without tokens (None) and settles the last one afterwards
+    (`settle_token`): the same state and records as being told each token as it came."""
+    config = ClientConfig(fixes=Fixes.profile("fixed"), token_ttl=TTL)
+    told = opened(config, seed)
+    later = copy.deepcopy(told)
+    for k in range(n):
+        answered = told.refresh_due + 0.25
+        assert later.refresh_in_band(answered, None, answered + TTL) == told.refresh_in_band(answered, f"t{k}",
+                                                                                             answered + TTL)
+    later.settle_token(f"t{n - 1}", answered + TTL)
+    assert state(later) == state(told)
+    assert later.drain_records() == told.drain_records()
+    assert later.calm()

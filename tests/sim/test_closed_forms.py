@@ -86,13 +86,15 @@ def test_queued_connects_time_out_and_retry():
     """N clients arrive over W at one FIFO server answering C handshakes/s (C < N/W): a connect
     still unanswered after the driver's open timeout fails, and its client retries, as real
     clients do; the ones answered in time open at once. The timed-out clients retry only after
-    every first arrival (W < timeout), so the first pass is exactly the closed form."""
+    every first arrival (W < timeout), so the first pass is exactly the closed form. The listen
+    queue here has room for every arrival (a full one: the next test)."""
     n, window, rate, timeout = 2000, 1.0, 800.0, 1.0
     cal = Calibration(handshake_servers=1, handshake_service=Dist("fixed", 1 / rate),
                       token_latency=Dist("fixed", 0.0), token_service=None, close_service=None,
                       connect_timeout_s=timeout)
     sc = scenario(duration="2m", fleet={"clients": n, "arrival": {"ramp": window}})
     world = World(sc, cal, clients=n)
+    world.server.listener.limit = n
     world.run()
     late = {draws.client_id(i) for i in closed_form.fifo_timeouts(draws.arrival_times(sc, n), rate, timeout)}
     assert 400 < len(late) < n - 400  # both kinds are there: the last third of the herd waits too long
@@ -105,6 +107,39 @@ def test_queued_connects_time_out_and_retry():
     assert opened_first == {draws.client_id(i) for i in range(n)} - late
     opened = {r["client"] for r in world.records if r["kind"] == "open"}
     assert opened == {draws.client_id(i) for i in range(n)}  # the retries got through, later
+
+
+def test_a_full_listen_queue_drops_syns_and_the_cpu_serves_only_live_connects():
+    """N connects at once at one FIFO server of C handshakes/s behind a listen queue of L (three
+    backlogs, `sim.server.Listener`), L/C < 1 s: L are taken, the rest are dropped and come back at
+    the SYN retransmissions 1, 3 and 7 s after the first, L each time (the queue has drained), and
+    those still out at the 10-s open timeout fail and back off. The server never spends a handshake
+    on a connect its client gave up (without the bound it spent nearly all of them so in a restart
+    herd larger than the timeout's worth of queue, and never recovered)."""
+    n, rate, timeout = 2000, 800.0, 10.0
+    cal = Calibration(handshake_servers=1, handshake_service=Dist("fixed", 1 / rate),
+                      token_latency=Dist("fixed", 0.0), token_service=None, close_service=None,
+                      connect_timeout_s=timeout)
+    sc = scenario(duration="40s", fleet={"clients": n, "arrival": {"ramp": "1ms"}})  # within one service time
+    world = World(sc, cal, clients=n)
+    limit = world.server.listener.limit
+    assert limit == 300 and limit / rate < 1.0
+    wasted = []
+    done = world.server._handshake_done
+    world.server._handshake_done = lambda s, *rest: (wasted.append(s) if s.state != "connecting" else None,
+                                                     done(s, *rest))
+    world.run()
+    first_open = sorted(r["t"] for r in world.records if r["kind"] == "open" and r["sock"] == 1)
+    waves = [0.0, 1.0, 3.0, 7.0]
+    assert len(first_open) == len(waves) * limit
+    for k, at in enumerate(waves):  # each wave is served within its queue's worth of handshakes
+        wave = first_open[k * limit:(k + 1) * limit]
+        assert at <= wave[0] and wave[-1] <= at + 0.001 + limit / rate
+    timed_out = [r for r in world.records if r["kind"] == "handshake_failed" and r["sock"] == 1]
+    assert len(timed_out) == n - len(waves) * limit
+    assert all(timeout <= r["t"] <= timeout + 0.001 for r in timed_out)
+    assert wasted == []
+    assert {r["client"] for r in world.records if r["kind"] == "open"} == {draws.client_id(i) for i in range(n)}
 
 
 @pytest.mark.parametrize("clients, agents, weight", [
