@@ -350,13 +350,16 @@ def _closes(runs: list[Run]) -> Section:
         if binned is None:
             section.blocks.append(Note(f"{run.label}: no closes_<code> columns in timeseries.csv — not shown"))
             continue
-        panels.append((f"{run.label}{_sampling(run)}", binned))
+        panels.append((run.label, binned))
     if panels:
         section.blocks.insert(0, _image("closes.png", figures.closes(panels), "Closes by code over time"))
         codes = sorted({c for _, b in panels for c in b.counts}, key=lambda c: (not c.isdigit(), c))
         section.blocks.insert(1, Table(["run"] + codes, [
             [label] + [_fmt(b.counts[c].sum()) if c in b.counts else "0" for c in codes] for label, b in panels
         ], "total closes by code"))
+        weighted = [f"{run.label}{_sampling(run)}" for run in runs if _sampling(run)]
+        if weighted:
+            section.blocks.append(Note("closes of the whole fleet, counted on weighted agents: " + "; ".join(weighted)))
     return section
 
 
@@ -384,7 +387,7 @@ def _delivery(runs: list[Run]) -> Section:
         if data is None:
             section.blocks.append(Note(f"{run.label}: no ledger (ledger.csv, ledger_summary.json) — not shown"))
             continue
-        rows.append((f"{run.label}{_sampling(run)}", data[0], data[1]))
+        rows.append((run.label, data[0], f"{data[1]}{_sampling(run)}"))
     if rows:
         keys = series.DELIVERY_KEYS
         fig = figures.delivery([(label, counts) for label, counts, _ in rows], keys)
