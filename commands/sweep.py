@@ -230,12 +230,16 @@ class Results:
         record = RunRecord(run.run_dir)
         summary, gates = record.summary, record.document(files.GATES, list)
         self.finished[run.point.index][run.k] = (summary, gates)
+        entry = None
+        if len(self.finished[run.point.index]) == len(self.seeds[run.point.index]):
+            self.entries[run.point.index] = entry = self._entry(run.point)
+        # the table's row last: a Ctrl-C before it leaves the run to the next, resumed sweep; after it,
+        # sweep.json (written from `entries`) holds every run the table does
         if new:
             self.table.append({"run_dir": run.name(self.out), "point": run.point.run_dir.name,
                                "seed": run.scenario.seed, **run.point.params, "label": run.point.label,
                                **{c: summary.get(c) for c in COLUMNS}, "failed_gates": ";".join(failures(gates))})
-        if len(self.finished[run.point.index]) == len(self.seeds[run.point.index]):
-            self.entries[run.point.index] = entry = self._entry(run.point)
+        if entry is not None:
             self.echo(_row(entry, list(run.point.params)))
 
     def _entry(self, point: Planned) -> dict:
@@ -287,7 +291,9 @@ def collect(results: Results, finished: Iterable[Run]) -> dict:
     except KeyboardInterrupt as exc:
         why = f"interrupted (Ctrl-C) after {time.monotonic() - started:.0f} s: {progress()}"
         results.write(why)
-        cancelled = f" ({exc})" if str(exc) else ""
+        if not str(exc) and hasattr(finished, "close"):  # it came while a finished run was being kept:
+            finished.close()  # the executor cancels the rest now, not when the generator is collected
+        cancelled = f" ({exc or 'the runs not finished are cancelled'})"
         raise KeyboardInterrupt(f"{why}{cancelled}; {results.out / sweep_table.JSON} holds them (marked incomplete), "
                                 f"{results.out / sweep_table.CSV} every finished run; the same command resumes "
                                 f"the sweep") from None
