@@ -327,7 +327,7 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
 
     # read here, not on a worker: a missing or bad file is the user's error before anything runs, and
     # a worker on another host gets the calibration itself, not a path it may not have
-    model_cal = None if calibration is None else load_calibration(calibration)
+    calibration_read = None if calibration is None else load_calibration(calibration)
     planned = plan(scenario_path, grid, out, gates_file=gates_file, base=base)
     runs = runs_of(planned, replications)
     header = {"scenario": str(load(scenario_path).name), "vary": grid, "replications": replications,
@@ -345,7 +345,7 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
         for run in runs:
             if run.name(out) in table.done:
                 results.arrived(run, new=False)
-        return collect(results, run_points(todo, calibration=model_cal, cluster=cluster, workers=workers))
+        return collect(results, run_points(todo, calibration=calibration_read, cluster=cluster, workers=workers))
     finally:
         table.close()
 
