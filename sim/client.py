@@ -48,12 +48,30 @@ class SimClient:
 
     # ---- the policy loop ---------------------------------------------------------------
     def feed(self, event: Any) -> None:
-        if self.calm is not None:
-            self.wake()
-        if self.stopped and not isinstance(event, ev.Stop):
-            return
-        self.world.policy_events += 1
-        self._tally_and_do(self.policy.handle(event))
+        woke = None
+        if self.calm is not None:  # its refreshes up to now first; what follows is settled after the event
+            woke = self.calm
+            self._ride()
+        if not self.stopped or isinstance(event, ev.Stop):
+            self.world.policy_events += 1
+            self._tally_and_do(self.policy.handle(event))
+        self._settle(woke)
+
+    def _settle(self, woke: Sock | None) -> None:
+        """After an event: a client calm again rests with its refresh still pending (after a
+        reconnect, a frame, a message); otherwise its refresh timer is armed, unless the event
+        already did that, and the socket it woke from gets its server's expiry check back.
+        Settling after the event, not at the wake, arms no timer and no check that resting again
+        would make stale at once."""
+        if self.calm is None:
+            due = self.policy.refresh_due
+            if due is not None:
+                if self._may_rest():
+                    self._rest()
+                elif REFRESH not in self._timers:  # pending since the batch, not yet armed
+                    self._arm(REFRESH, due)
+        if woke is not None and self.calm is not woke:
+            self.world.server.wake(woke)
 
     def start(self) -> None:
         self.feed(ev.Start(self.env.now))
@@ -162,11 +180,14 @@ class SimClient:
 
     def _set_timer(self, a: ev.SetTimer) -> None:
         if a.name == REFRESH and self._may_rest():
-            self._timers.pop(a.name, None)  # any pending firing is stale
-            self.calm = self.socks[self.policy.live_sockets[0]]
-            self.world.server.rest(self.calm)
+            self._rest()
             return  # no timer: `wake` plays the refreshes when something happens to this client
         self._arm(a.name, a.at)
+
+    def _rest(self) -> None:
+        self._timers.pop(REFRESH, None)  # any pending firing is stale
+        self.calm = self.socks[self.policy.live_sockets[0]]
+        self.world.server.rest(self.calm)
 
     # ---- calm periods ------------------------------------------------------------------
     def _may_rest(self) -> bool:
@@ -188,37 +209,27 @@ class SimClient:
         s = self.calm
         if s is None:
             return
-        due = self._ride()
+        self._ride()
+        due = self.policy.refresh_due
         self.world.server.wake(s)
-        if due is not None:
+        if due is not None and REFRESH not in self._timers:
             self._arm(REFRESH, due)
 
-    def _ride(self) -> float | None:
-        """Play the refreshes a calm client made since it went calm, up to now, through its policy:
-        each refresh's timer and its answer, issued by the token service at its due time plus a
-        service time (`TokenService.answer_time`), as the plain model would without the queue
-        (a refresh then waits for no handshake: the price of the batch, checked against the plain
-        model in tests/sim/test_calm.py). What the policy asks for is what the plain model would
-        do: the in-band auth_refresh moves the socket's expiry on the server; the next refresh
-        time is read back from the policy and returned. A refresh due before now whose answer
-        would come after now is sent now, the normal way (None returned: no refresh pending).
-        The policy plays the batch without tokens and the token service then answers it in one
-        call (`TokenRules.refresh_chain`: the same tokens, ids and book); the policy is told the
-        last token (`ClientPolicy.settle_token`)."""
+    def _ride(self) -> None:
+        """Play the refreshes a calm client made since it went calm, up to now, through its policy
+        (`ClientPolicy.refresh_in_band`): each refresh's timer and its answer, issued by the token
+        service at its due time plus a service time (`TokenService.answer_time`), as the plain model
+        would without the queue (a refresh then waits for no handshake: the price of the batch,
+        checked against the plain model in tests/sim/test_calm.py). What the policy asks for is
+        what the plain model would do: the in-band auth_refresh moves the socket's expiry on the
+        server. A refresh due before now whose answer would come after now is sent now, the normal
+        way; otherwise the next one stays pending in the policy (`refresh_due`) for the caller to arm
+        or to rest with. The token service answers the batch in one call (`TokenRules.refresh_chain`: the same tokens,
+        ids and book) and the policy is told the last token (`ClientPolicy.settle_token`)."""
         s, self.calm = self.calm, None
-        policy, world, now = self.policy, self.world, self.env.now
+        policy, world = self.policy, self.world
         tokens = world.tokens
-        due = policy.refresh_due
-        answer_time, ride, ttl = tokens.answer_time, policy.refresh_in_band, tokens.rules.access_ttl
-        answers: list[float] = []
-        in_flight = None
-        while due is not None and due < now:
-            answered = due + answer_time()
-            if answered >= now:  # in flight now: the driver sends it (within one answer time of its due)
-                in_flight, due = due, None
-                break
-            answers.append(answered)
-            due = ride(answered, None, answered + ttl)
+        answers, in_flight = policy.refresh_in_band(self.env.now, tokens.answer_time, tokens.rules.access_ttl)
         if answers:
             # never refused: no outage while calm, and the model's refresh TTL outlives the run
             grant = tokens.refresh_chain(self, answers)
@@ -231,11 +242,10 @@ class SimClient:
         if in_flight is not None:
             world.policy_events += 1
             self._tally_and_do(policy.handle(ev.TimerFired(in_flight, REFRESH)))
-        else:
-            records = policy.drain_records()
-            if records:
-                world.tally(records)
-        return due
+            return
+        records = policy.drain_records()
+        if records:
+            world.tally(records)
 
     def _arm(self, name: str, at: float) -> None:
         self._armed += 1

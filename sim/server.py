@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -50,24 +50,20 @@ AGENT = "real_estate"  # the agent the model's replies come from
 FLEET_DESCRIPTORS = 1 << 20  # the modelled server's open-files limit: sized for its fleet, never the bound
 
 
-class Draws:
-    """Pre-drawn blocks of one distribution: per-event numpy calls cost more than the event."""
+def draw_stream(dist: "Dist | Callable[[np.random.Generator, int], np.ndarray]", rng: np.random.Generator,
+                block: int = 8192) -> Callable[[], float]:
+    """A callable giving the next draw of `dist`, drawn from `rng` a block at a time (a numpy call
+    per event costs more than the event). A block is drawn when the one before is used up, so
+    streams sharing one generator interleave their blocks in the order they need them. The call
+    is an iterator's `__next__` over the blocks chained: no Python frame per draw, and a calm
+    client's batch makes one per refresh."""
+    sample = dist if callable(dist) else dist.sample
 
-    __slots__ = ("_dist", "_rng", "_block", "_buf", "_i")
+    def blocks() -> Iterator[list[float]]:
+        while True:
+            yield sample(rng, block).tolist()
 
-    def __init__(self, dist: "Dist | Callable[[np.random.Generator, int], np.ndarray]",
-                 rng: np.random.Generator, block: int = 8192) -> None:
-        self._dist = dist if callable(dist) else dist.sample
-        self._rng, self._block = rng, block
-        self._buf: list[float] = []
-        self._i = 0
-
-    def __call__(self) -> float:
-        if self._i >= len(self._buf):
-            self._buf = self._dist(self._rng, self._block).tolist()
-            self._i = 0
-        self._i += 1
-        return self._buf[self._i - 1]
+    return itertools.chain.from_iterable(blocks()).__next__
 
 
 class Slots:
@@ -295,9 +291,9 @@ class ModelServer:
         self.expiry = LiveExpiry(profile.expiry_grace)
         self.handshake = Slots(env, calibration.handshake_servers)
         self.listener = Listener(accept_backlog(FLEET_DESCRIPTORS))
-        self.service = Draws(calibration.handshake_service, rng)
-        self.close_service = None if calibration.close_service is None else Draws(calibration.close_service, rng)
-        self.agent = Draws(calibration.agent_latency, rng)
+        self.service = draw_stream(calibration.handshake_service, rng)
+        self.close_service = None if calibration.close_service is None else draw_stream(calibration.close_service, rng)
+        self.agent = draw_stream(calibration.agent_latency, rng)
         self.admission = AdmissionPolicy(AdmissionConfig(profile.max_connections, profile.handshake_rate))
         self.up = True  # the process runs: its token endpoint answers
         self.accepting = True  # its WebSocket listener accepts (a graceful stop closes it first)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from sim.server import Draws, Slots
+from sim.server import draw_stream, Slots
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -54,10 +54,10 @@ class TestbedModel:
     def __init__(self, env: "ModelEnvironment", testbed: "Testbed", rng: "np.random.Generator") -> None:
         self.env = env
         self.cores = Slots(env, testbed.cores)
-        self.token = Draws(testbed.token_cost, rng)
-        self.connect = Draws(testbed.connect_cost, rng)
+        self.token = draw_stream(testbed.token_cost, rng)
+        self.connect = draw_stream(testbed.connect_cost, rng)
 
-    def request(self, cost: Draws, fn: Callable[..., Any], *args: Any) -> None:
+    def request(self, cost: Callable[[], float], fn: Callable[..., Any], *args: Any) -> None:
         self.cores.serve(cost, fn, *args)
 
     def on_cores(self, slots: Slots) -> OnCores:

@@ -23,7 +23,7 @@ from sim.calibration import Calibration, Testbed
 from sim.client import SimClient
 from sim.schedule import ModelEnvironment
 from formats.scenario.server import server_profile
-from sim.server import Draws, ModelServer, TokenService
+from sim.server import draw_stream, ModelServer, TokenService
 from system.server.lifecycle import EXPIRY_GRACE_S
 from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
@@ -67,7 +67,7 @@ class World:
         seed = scenario.seed
         profile = server_profile(scenario, expiry_grace)
         self.tokens = TokenService(self.env, profile,
-                                   Draws(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
+                                   draw_stream(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
         self.server = ModelServer(self.env, profile, calibration,
                                   draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent)
         self.testbed: TestbedModel | None = None
@@ -77,7 +77,7 @@ class World:
         self.tokens.served_by(lambda: self.server.up, calibration.refused_after_s)
         if calibration.token_service is not None:  # one server process: refreshes queue with handshakes
             self.tokens.serve_on(self.server.handshake,
-                                 Draws(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")),
+                                 draw_stream(calibration.token_service, draws.numpy_stream(seed, "sim:token-service")),
                                  calibration.connect_timeout_s)
         self.config = client_config(scenario)
         self.records: list[dict] = []

@@ -160,27 +160,61 @@ class ClientPolicy:
                 and current is not None and self._live.get(current) is not None
                 and self._sock_tokens.get(current) == self._token and not self._held and not self._outbox)
 
-    def refresh_in_band(self, now: float, token: str | None, expires_at: float) -> float:
-        """A calm client's refresh in one call: exactly the state, records and random draws of
-        handling `TimerFired(refresh)` and then a successful `TokenResult(now, ...)` while `calm()`
+    def refresh_in_band(self, now: float, answer_time: Callable[[], float],
+                        ttl: float) -> tuple[list[float], float | None]:
+        """A calm client's refreshes due before `now`, played in one call: exactly the state, records
+        and random draws of handling, for each, `TimerFired(refresh)` and then a successful
+        `TokenResult` `answer_time()` later with a token of `ttl` seconds, while `calm()`
         (tests/client/test_policy_calm.py compares the two), without the events and actions. The
-        driver that batches calm periods does what those actions ask: it fetched `token` and tells
-        the server in-band (the auth_refresh frame, whose id is taken here). Returns when the next
-        refresh is due."""
-        del self._timers[REFRESH]
-        self._fetch_refresh = True
-        self._record(now, "token", refresh=True, ok=True, status=200)
-        self._token, self._expires_at = token, expires_at
-        self._refresh_backoff.reset()
-        at = self._timers[REFRESH] = self._refresh_time(now, expires_at)
-        self._sock_tokens[self._current] = token
-        self._frame_ids += 1
-        return at
+        driver that batches calm periods does what those actions ask: it fetches the tokens (the
+        policy holds None until `settle_token`) and tells the server in-band (the auth_refresh
+        frames, whose ids are taken here). Returns the answer times, and the due time of a refresh
+        whose answer would come at or after `now` (None if none): that one is in flight now, still
+        pending here, for the driver to fire the normal way.
+
+        One loop with the draws and the arithmetic of `_refresh_time` inline, because a fleet's
+        day is tens of millions of these: the same float operations in the same order, so the
+        times are bit for bit those of the events."""
+        timers, rnd = self._timers, self._rng.random
+        due = timers.get(REFRESH)
+        answers: list[float] = []
+        if due is None or due >= now:
+            return answers, None
+        c = self.config
+        lo, hi = c.refresh_at - c.refresh_jitter, c.refresh_at
+        jittered = self.fixes.jitter and c.refresh_jitter != 0
+        in_flight = None
+        while due < now:
+            answered = due + answer_time()
+            if answered >= now:
+                in_flight = due
+                break
+            answers.append(answered)
+            expires_at = answered + ttl
+            life = max(0.0, expires_at - answered)
+            # `_refresh_time` of the fixed client (calm() implies refresh_before_reconnect), with
+            # random.uniform(lo, hi) spelt out as the library computes it
+            due = answered + life * (lo + (hi - lo) * rnd()) if jittered else answered + life * c.refresh_at
+        n = len(answers)
+        if n:
+            timers[REFRESH] = due
+            self._fetch_refresh = True
+            self._token, self._expires_at = None, answers[-1] + ttl
+            self._refresh_backoff.reset()
+            self._sock_tokens[self._current] = None
+            self._frame_ids += n
+            if self.fixes.client_metrics:
+                self._metrics["token"] += n
+            if self._record_kinds is None or "token" in self._record_kinds:
+                cid = self.client_id
+                self._records.extend({"t": t, "client": cid, "kind": "token", "refresh": True, "ok": True,
+                                      "status": 200} for t in answers)
+        return answers, in_flight
 
     def settle_token(self, token: str, expires_at: float) -> None:
-        """The token of the last refresh `refresh_in_band` played, for a driver that plays a batch
-        with no token (None) and asks the token service once, for the whole batch, afterwards (the
-        SimPy model: `sim.client.SimClient.wake`): the policy is then as if it had been given each."""
+        """The token of the last refresh `refresh_in_band` played: a driver that plays a batch asks
+        the token service once, for the whole batch, afterwards (the SimPy model:
+        `sim.client.SimClient.wake`); the policy is then as if it had been given each."""
         self._token, self._expires_at = token, expires_at
         self._sock_tokens[self._current] = token
 
