@@ -160,6 +160,27 @@ class Listener:
         fn(*args)
 
 
+class Pending:
+    """A token request the server has taken: its client hears the answer, or the failure at its
+    request timeout (the driver's HTTP timeout), whichever comes first. A request that waited too
+    long in the server's queue is still served when its turn comes (the server does not know the
+    client left): a refresh it answers is rotated all the same, so the client presents the spent
+    token next time, as a real client whose request timed out does."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, done: Callable[..., None]) -> None:
+        self.done: Callable[..., None] | None = done
+
+    def answer(self, *result: Any) -> None:
+        done, self.done = self.done, None
+        if done is not None:
+            done(*result)
+
+    def time_out(self) -> None:
+        self.answer(False, None, None, None)
+
+
 class Sock:
     """One WebSocket as both ends see it; `client_open` and `server_open` part when it half-opens."""
 
@@ -212,18 +233,22 @@ class TokenService:
         """A login (`refresh` False) or a refresh presenting the client's refresh token; `done(ok,
         status, token, expires, refresh_token)` gets the answer. On the server's CPU its connect
         may find the listen queue full (`Listener`): sent again as TCP does (`syn`: the attempt), it
-        fails when the client's request timeout comes first."""
+        fails when the client's request timeout comes first, in the listen queue or in the
+        server's (`Pending`)."""
         if not self.server_up():  # the token endpoint is down with the server: refused at once
             self.env.call_in(self.refused_after, done, False, None, None, None)
             return
         if self.cpu is None:
             self.env.call_in(self.latency(), self._answer, client, done, refresh)
             return
-        if self.listener.take(self.cpu, self.service, self._answer, client, done, refresh):
+        pending = Pending(done)
+        left = self.give_up - (SYN_AT[syn - 1] if syn else 0.0)  # of the client's timeout, from the first SYN
+        if self.listener.take(self.cpu, self.service, self._answer, client, pending.answer, refresh):
+            self.env.call_in(left, pending.time_out)
             return
         wait = next_syn_in(syn, self.give_up)
         if wait is None:
-            self.env.call_in(self.give_up - (SYN_AT[syn - 1] if syn else 0.0), done, False, None, None, None)
+            self.env.call_in(left, done, False, None, None, None)
         else:
             self.env.call_in(wait, self.fetch, client, done, refresh, syn + 1)
 

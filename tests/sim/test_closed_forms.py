@@ -142,6 +142,36 @@ def test_a_full_listen_queue_drops_syns_and_the_cpu_serves_only_live_connects():
     assert {r["client"] for r in world.records if r["kind"] == "open"} == {draws.client_id(i) for i in range(n)}
 
 
+def test_a_token_request_the_server_holds_past_the_clients_timeout_fails_then():
+    """N logins at once at a token endpoint that serves one at a time in S s each, with a request
+    timeout of T: the k-th is answered at k·S from the first, so those with k·S within T of their
+    own send succeed and the rest fail at exactly T (the driver's HTTP timeout), though the listen
+    queue took them all. The server still serves every one when its turn comes: it cannot know
+    the client left. (Before, a request the server had taken waited for its answer however long.)"""
+    n, service, timeout = 30, 1.0, 10.0
+    cal = Calibration(handshake_servers=1, handshake_service=Dist("fixed", 0.001), token_latency=Dist("fixed", 0.0),
+                      token_service=Dist("fixed", service), close_service=None, connect_timeout_s=timeout)
+    sc = scenario(duration="31s", fleet={"clients": n, "arrival": {"ramp": "1ms"}})
+    world = World(sc, cal, clients=n)
+    assert world.tokens.listener.limit >= n  # no SYN is dropped: only the server's own queue delays them
+    world.build()
+    world.env.run(until=n * service + 0.01)
+    served = world.tokens.issued
+    starts = {life.client_id: life.start for life in world.plan.lifetimes}
+    first: dict[str, dict] = {}
+    for r in world.records:
+        if r["kind"] == "token":
+            first.setdefault(r["client"], r)
+    answered = sorted(r["t"] for r in first.values() if r["ok"])
+    failed = [r for r in first.values() if not r["ok"]]
+    t0 = min(starts.values())
+    within = int(timeout // service)
+    assert answered == pytest.approx([t0 + k * service for k in range(1, within + 1)], abs=1e-9)
+    assert len(failed) == n - within
+    assert all(r["t"] == pytest.approx(starts[r["client"]] + timeout, abs=1e-9) for r in failed)
+    assert served >= n  # every login was served, the late ones after their clients had gone
+
+
 @pytest.mark.parametrize("clients, agents, weight", [
     pytest.param(100_000, 100_000, 1, marks=[pytest.mark.slow, pytest.mark.timeout(1800)]),  # minutes of CPU
     (100_000, 5_000, 20),
