@@ -212,7 +212,8 @@ class TokenService:
         self.service: Callable[[], float] = latency
         self.server_up: Callable[[], bool] = lambda: True
         self.refused_after = 0.0
-        self.on_revoked: Callable[[Revocation], None] = lambda revocation: None  # the server's live sockets
+        # the server's live sockets: a revoked family and the one client whose sockets can carry it
+        self.on_revoked: Callable[[Revocation, "SimClient"], None] = lambda revocation, holder: None
         serial = itertools.count(1).__next__  # ids and refresh tokens need only be unique here
         self.rules = TokenRules(MemoryBook(), access_ttl=profile.token_ttl, refresh_ttl=profile.refresh_ttl,
                                 new_secret=serial, new_id=serial, digest=None)  # in memory: no digest
@@ -257,7 +258,7 @@ class TokenService:
             grant = self.issue(client, self.env.now, refresh)
         except AuthError as exc:
             if exc.family is not None:  # a spent refresh token presented again: its family is revoked
-                self.on_revoked(Revocation(family=exc.family))
+                self.on_revoked(Revocation(family=exc.family), client)
             done(False, exc.status, None, None)
             return
         done(True, 200, grant.claims, grant.claims.expires_at, grant.refresh_token)
@@ -497,10 +498,14 @@ class ModelServer:
         if not isinstance(checked, AuthError):
             s.expires, s.family = checked.expires_at, checked.family  # the pending expiry check sees it and re-arms
 
-    def expire_live(self, revocation: Revocation) -> None:
-        """Tokens were revoked: the core says which live sockets must refresh within the grace."""
+    def expire_live(self, revocation: Revocation, holder: "SimClient | None" = None) -> None:
+        """Tokens were revoked: the core says which live sockets must refresh within the grace.
+        `holder`: the one client whose sockets can hold the revoked family (a family is one login's,
+        and a model user has one client and one conversation), so a reuse looks at its sockets, not
+        at the fleet's: in a herd of timed-out refreshes that scan was most of the run."""
+        fleet = self.live.values() if holder is None else (self.live.get(holder.conversation, ()),)
         hit = revocation.expire(self.profile.live_expiry, ((s, s.client.client_id, s.family, s.expires)
-                                                           for peers in self.live.values() for s in peers), self.env.now)
+                                                           for peers in fleet for s in peers), self.env.now)
         for s, expires in hit:
             s.expires = expires
             self._watch_expiry(s)
