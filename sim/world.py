@@ -132,7 +132,7 @@ class World:
     def _chain(self, times: Iterator[float], fn: Callable[[float], Any]) -> None:
         """Schedule the next event of a lazily drawn series (a fleet has millions of them), one at a
         time, through methods rather than closures that call each other: those would make a reference
-        cycle per series, left for a full collection (`_few_full_collections`)."""
+        cycle per series, left for the cyclic collector, which is off while a model runs (`_no_cyclic_collection`)."""
         t = next(times, None)
         if t is not None:
             self.env.call_in(t - self.env.now, self._step, times, fn)
@@ -186,7 +186,7 @@ class World:
             steps: int = 96) -> float:
         """Run to the scenario's end, or stop early after `max_wall_s` of wall time (a bounded run);
         returns the scenario time reached."""
-        with _few_full_collections():
+        with _no_cyclic_collection():
             return self._run(progress, max_wall_s, steps)
 
     def _run(self, progress: Callable[[float], None] | None, max_wall_s: float | None, steps: int) -> float:
@@ -209,21 +209,19 @@ class World:
         return self.duration
 
 
-#: CPython's collector thresholds while a model runs (young, middle, old generation)
-RUN_GC_THRESHOLDS = (50_000, 20, 100)
-
-
 @contextmanager
-def _few_full_collections() -> Iterator[None]:
-    """A fleet holds millions of long-lived objects (policies, sockets, pending calls), and with
-    CPython's default thresholds the collector walks all of them every few hundred thousand
-    allocations: a large part of a large run's CPU, for nothing, since the model's few reference
-    cycles (closures of scheduled calls) die young and the young generations still collect them.
-    Fewer young collections make far fewer full ones, at the same memory (tests/sim/test_gc.py);
-    the thresholds are restored afterwards."""
-    before = gc.get_threshold()
-    gc.set_threshold(*RUN_GC_THRESHOLDS)
+def _no_cyclic_collection() -> Iterator[None]:
+    """A fleet holds millions of long-lived objects (policies, sockets, pending calls). CPython's
+    cyclic collector runs every few tens of thousands of allocations, and even a young collection
+    follows each young object's references into that old heap (cache misses all the way): at
+    100,000 clients it cost about as much as the fault periods' own work, more the larger the
+    fleet. The model makes no reference cycles (tests/sim/test_gc.py checks that a run leaves next
+    to nothing for the collector), so reference counting frees all it makes, and the collector
+    is off while it runs and back on afterwards (as it was)."""
+    was = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        if was:
+            gc.enable()
