@@ -29,9 +29,10 @@ from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
 
 # "sent": what the message sample typed, for the user-message ledger (only those clients type)
-# "backoff": the law of a jittered delay, which a weighted agent's clients draw theirs from (derive)
+# "backoff": the law of a jittered delay, which a weighted agent's clients draw theirs from (derive);
+# "arrival": likewise the law of a client's arrival on the ramp
 TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent",
-                     "backoff"})
+                     "backoff", "arrival"})
 
 
 @dataclass(frozen=True)
@@ -165,9 +166,16 @@ class World:
 
     # ---- running -----------------------------------------------------------------------
     def build(self) -> None:
+        ramp = self.scenario.fleet.ramp
+        arrivals = []
         for life in self.plan.lifetimes:
             if not life.spike:
                 self.add_client(life)
+                if ramp > 0:
+                    arrivals.append({"t": self.env.now, "client": life.client_id, "kind": "arrival",
+                                     "delay": life.start, "jitter": [0.0, ramp, ramp]})
+        if arrivals and self._record_kinds is not None and "arrival" in self._record_kinds:
+            self.tally(arrivals)  # at fleet scale, where an agent may stand for several clients
         for i, (f, r) in enumerate(zip(self.scenario.faults, self.realized)):
             targets = self.clients if r.targets is None else [self.by_id[t] for t in r.targets]
             fault_kinds.schedule(self, i, f, targets)

@@ -22,6 +22,9 @@ Conventions (README "Run records", "Client event records"):
   backoff (`backoff {jitter: [low, high, cap]}`) stands for `weight` independent draws from that
   law, so the attempt and its answer (open or failed handshake) of the agent's k-th client are
   counted at the agent's time plus (draw k - the agent's own delay); draw 0 is the agent's own.
+  A first attempt follows the client's arrival on the ramp likewise: an `arrival {delay, jitter:
+  [0, ramp, ramp]}` record says the agent arrived `delay` into a ramp over which each of its clients
+  arrives uniformly on its own.
   What ends a connection (a restart, a drop, an expiry) does not follow the jitter, so closes stay
   at the agent's time, and a client's connection is active from its own open to that close.
 """
@@ -172,7 +175,7 @@ class Derivation:
             if client in self.in_session:
                 count("reconnects", t, c)
             self.in_session.add(client)
-        elif kind == "backoff":
+        elif kind == "backoff" or kind == "arrival":
             if r.get("jitter") is not None:
                 self.jittered[client] = (float(r["delay"]), r["jitter"])
             else:
