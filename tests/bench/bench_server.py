@@ -29,6 +29,7 @@ HANDSHAKES = 600
 CONCURRENCY = 20
 CONNECTIONS = 500
 ROUND_TRIPS = 500
+ROUND_TRIP_TIMEOUT_S = 30.0  # a reply that never comes fails the benchmark instead of hanging it
 BARE_SERVER = """
 import asyncio
 from websockets.asyncio.server import serve
@@ -67,8 +68,11 @@ class Target:
     """How to open a connection to one server and what its first frame is."""
 
     def __init__(self, name: str, proc: subprocess.Popen, url: str, hello: str | None, request: str):
+        """`request` may hold {k}: each round trip its own message id (the chat server answers a
+        message id it already stored with an ack alone, as it must for a client's resend)."""
         self.name, self.proc, self.url, self.hello, self.request = name, proc, url, hello, request
         self.opened = 0
+        self.sent = 0
 
     async def open(self):
         """`url` may hold {n}: each connection its own conversation, so nothing fans out."""
@@ -80,11 +84,18 @@ class Target:
         return ws
 
     async def round_trip(self, ws) -> None:
-        await ws.send(self.request)
-        while True:
-            frame = await ws.recv()
-            if self.hello is None or json.loads(frame)["type"] == "assistant_message":
-                return
+        self.sent += 1
+        await ws.send(self.request.replace("{k}", str(self.sent)))
+        async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+            while True:
+                frame = await ws.recv()
+                if self.hello is None:
+                    return
+                kind = json.loads(frame)["type"]
+                if kind == "assistant_message":
+                    return
+                if kind == "error":
+                    raise RuntimeError(f"{self.name}: the round trip got an error frame: {frame}")
 
 
 async def handshake_rate(target: Target) -> float:
@@ -138,7 +149,7 @@ async def chat_target(db: Path) -> Target:
         secrets = await provision(session, ready["http_url"], "bench", ["bench"])
         async with session.post(ready["http_url"] + "/auth/token", json={"user": "bench", "secret": secrets["bench"]}) as r:
             token = (await r.json())["access_token"]
-    request = json.dumps({"v": "1.0", "type": "user_message", "id": "b1", "text": "hello"})
+    request = json.dumps({"v": "1.0", "type": "user_message", "id": "b{k}", "text": "hello"})
     return Target("chat", proc, f"{ready['ws_url']}/ws/chat/bench-{{n}}?token={token}", "welcome", request)
 
 
