@@ -293,7 +293,7 @@ def collect(results: Results, finished: Iterable[Run]) -> dict:
         results.write(why)
         if not str(exc) and hasattr(finished, "close"):  # it came while a finished run was being kept:
             finished.close()  # the executor cancels the rest now, not when the generator is collected
-        cancelled = f" ({exc or 'the runs not finished are cancelled'})"
+        cancelled = f" ({str(exc) or 'the runs not finished are cancelled'})"
         raise KeyboardInterrupt(f"{why}{cancelled}; {results.out / sweep_table.JSON} holds them (marked incomplete), "
                                 f"{results.out / sweep_table.CSV} every finished run; the same command resumes "
                                 f"the sweep") from None
