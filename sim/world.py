@@ -30,7 +30,7 @@ from system.client.policy import ClientPolicy
 
 # "sent": what the message sample typed, for the user-message ledger (only those clients type)
 # "backoff": the law of a jittered delay, which a weighted agent's clients draw theirs from (derive);
-# "arrival": likewise the law of a client's arrival on the ramp
+# "arrival": likewise the law of a client's arrival (on the ramp, or in a load spike)
 TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent",
                      "backoff", "arrival"})
 
@@ -155,8 +155,20 @@ class World:
     def spike(self, f: Fault) -> None:
         """A load spike: its clients (from the plan, scaled to this fleet) arrive from now."""
         index = next(i for i, g in enumerate(self.scenario.faults) if g is f)
-        for life in self.plan.spike(index):
+        self._arrive(self.plan.spike(index))
+
+    def _arrive(self, lives: list[Lifetime]) -> None:
+        """Add these clients; at fleet scale (where an agent may stand for several clients) tally
+        the law each one's arrival was drawn from (the ramp's, or a spike's), which
+        `formats.record.derive` spreads an agent's clients over."""
+        arrivals = []
+        for life in lives:
             self.add_client(life)
+            if life.spread > 0:
+                arrivals.append({"t": self.env.now, "client": life.client_id, "kind": "arrival",
+                                 "delay": life.start - life.origin, "jitter": [0.0, life.spread, life.spread]})
+        if arrivals and self._record_kinds is not None and "arrival" in self._record_kinds:
+            self.tally(arrivals)
 
     def wake_all(self) -> None:
         """Bring every calm client up to now (before a fault changes what a refresh would meet)."""
@@ -166,16 +178,7 @@ class World:
 
     # ---- running -----------------------------------------------------------------------
     def build(self) -> None:
-        ramp = self.scenario.fleet.ramp
-        arrivals = []
-        for life in self.plan.lifetimes:
-            if not life.spike:
-                self.add_client(life)
-                if ramp > 0:
-                    arrivals.append({"t": self.env.now, "client": life.client_id, "kind": "arrival",
-                                     "delay": life.start, "jitter": [0.0, ramp, ramp]})
-        if arrivals and self._record_kinds is not None and "arrival" in self._record_kinds:
-            self.tally(arrivals)  # at fleet scale, where an agent may stand for several clients
+        self._arrive([life for life in self.plan.lifetimes if not life.spike])
         for i, (f, r) in enumerate(zip(self.scenario.faults, self.realized)):
             targets = self.clients if r.targets is None else [self.by_id[t] for t in r.targets]
             fault_kinds.schedule(self, i, f, targets)

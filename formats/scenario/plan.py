@@ -34,6 +34,9 @@ class Lifetime:
     stop: float
     spike: bool = False
     fault: int | None = None  # the load spike's position in the schedule
+    # the law `start` was drawn from: U(origin, origin + spread) (the ramp, or a spike's); 0: fixed
+    origin: float = 0.0
+    spread: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,9 @@ def draw_plan(scenario: Scenario, clients: int | None = None) -> DrawPlan:
     """The plan for a base fleet of `clients` (default: the scenario's emulated fleet)."""
     n = scenario.fleet.clients if clients is None else clients
     faults = tuple(realize_faults(scenario, n))
-    lifetimes = [Lifetime(i, client_id(i), t, scenario.duration) for i, t in enumerate(arrival_times(scenario, n))]
+    ramp = scenario.fleet.ramp
+    lifetimes = [Lifetime(i, client_id(i), t, scenario.duration, spread=ramp)
+                 for i, t in enumerate(arrival_times(scenario, n))]
     for i, f in enumerate(faults):
         if f.kind != "load_spike":
             continue
@@ -96,5 +101,5 @@ def draw_plan(scenario: Scenario, clients: int | None = None) -> DrawPlan:
         for _ in range(spike_size(scenario, f, n)):
             index = len(lifetimes)
             lifetimes.append(Lifetime(index, client_id(index), f.at + (rng.uniform(0.0, spread) if spread else 0.0),
-                                      end, spike=True, fault=i))
+                                      end, spike=True, fault=i, origin=f.at, spread=spread))
     return DrawPlan(scenario, n, faults, tuple(lifetimes))

@@ -27,27 +27,36 @@ def scenario(**over):
 
 
 @pytest.mark.parametrize("spread", [True, False])
-def test_a_weighted_fleet_arrives_on_its_ramp_as_independent_clients_do(tmp_path, monkeypatch, spread):
-    """The herd oracle on the arrival ramp: 100,000 clients each arriving at U(0, 60 s), as 5,000
-    agents of 20. Each agent's clients arrive on their own (its `arrival` record's law, spread by
+@pytest.mark.parametrize("herd", ["ramp", "spike"])
+def test_a_weighted_fleet_arrives_as_independent_clients_do(tmp_path, monkeypatch, herd, spread):
+    """The herd oracle on an arrival window: 100,000 clients each arriving at U(0, 60 s) of it, as
+    5,000 agents of 20: the fleet on its arrival ramp, or a load spike's clients (after the fleet
+    has arrived). Each agent's clients arrive on their own (its `arrival` record's law, spread by
     `formats.record.derive`), so the first attempts' 1-s maximum is that of 100,000 independent
     draws in 60 bins (`closed_form.herd_peak_band`); counted at their agents' 5,000 times (the
     `arrival` records left out) it lands far above the band, which is what the spread removes."""
     window, clients = 60, 100_000
     cal = Calibration(handshake_servers=64, handshake_service=Dist("fixed", 0.001), token_latency=Dist("fixed", 0.0),
                       token_service=None, close_service=None)
-    sc = scenario(duration="2m", fleet={"clients": 100, "sim_clients": clients, "arrival": {"ramp": f"{window}s"}})
+    if herd == "ramp":
+        sc = scenario(duration="2m", fleet={"clients": 100, "sim_clients": clients, "arrival": {"ramp": f"{window}s"}})
+        start = 0
+    else:  # a spike as large as the fleet, arriving over the ramp's length, a window after the fleet
+        start = 2 * window
+        sc = scenario(duration="4m", fleet={"clients": 100, "sim_clients": clients, "arrival": {"ramp": f"{window}s"}},
+                      faults=[{"at": f"{start}s", "kind": "load_spike", "clients": 100}])
     if not spread:
         import sim.world
         monkeypatch.setattr(sim.world, "TALLIED", sim.world.TALLIED - {"arrival"})
     simulate(sc, tmp_path / "run", calibration=cal, max_agents=5_000, max_wall_s=None)
     assert json.loads((tmp_path / "run" / "meta.json").read_text())["sampling"]["weight"] == 20
     ts = RunRecord(tmp_path / "run").timeseries.set_index("t")
-    ramp = ts.loc[0:window - 1, "attempts"].to_numpy(float)
-    assert ramp.sum() == clients
+    herd_ = ts.loc[start:start + window - 1]
+    assert herd_["attempts"].sum() == clients
+    assert ts.loc[start + window:start + window + 10, "attempts"].sum() == 0  # nothing else in the window
     low, high = closed_form.herd_peak_band(clients, window)
-    assert (low <= ramp.max() <= high) == spread
-    assert (low <= ts.loc[0:window - 1, "opens"].max() <= high) == spread  # each client's open follows its attempt
+    assert (low <= herd_["attempts"].max() <= high) == spread
+    assert (low <= herd_["opens"].max() <= high) == spread  # each client's open follows its attempt
 
 
 def test_capped_exponential_lifetimes(tmp_path):
