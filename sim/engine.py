@@ -25,6 +25,7 @@ record and the report state the weight.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import math
 import platform
@@ -188,6 +189,10 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
                            "faults_applied": world.fault_log},
             **({} if end >= scenario.duration else {"end_s": end}),
         })
+    # the model's memory back before finalize reads the tables: a fleet's clients and the world
+    # refer to each other, so it takes the cyclic collector (off while the model ran)
+    world = stream = derived = sent = received = None  # noqa: F841
+    gc.collect()
     return finalize(out)
 
 

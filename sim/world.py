@@ -11,7 +11,8 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from itertools import chain, islice
+from typing import Any, Callable, Iterator, TypeVar
 
 
 from formats.scenario import draws
@@ -31,6 +32,8 @@ from system.client.policy import ClientPolicy
 # "sent": what the message sample typed, for the user-message ledger (only those clients type)
 # "backoff": the law of a jittered delay, which a weighted agent's clients draw theirs from (derive);
 # "arrival": likewise the law of a client's arrival (on the ramp, or in a load spike)
+T = TypeVar("T")
+
 TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent",
                      "backoff", "arrival"})
 
@@ -122,9 +125,9 @@ class World:
     def _weather(self, c: SimClient, life: Lifetime) -> None:
         sc, plan = self.scenario, self.plan
         if sc.fleet.drop_every is not None:
-            self._chain(plan.drops(life), lambda _t: c.drop())
+            self._chain(_compact(plan.drops(life)), lambda _t: c.drop())
         if sc.fleet.offline is not None:
-            self._chain_offline(c, plan.offline(life))
+            self._chain_offline(c, _compact(plan.offline(life)))
         if sc.fleet.message_every is not None and c.index < self._message_limit:
             from system.client.events import UserMessage
             self._chain(plan.messages(life),
@@ -218,6 +221,15 @@ class World:
                 return self.env.now
         self.wake_all()
         return self.duration
+
+
+def _compact(series: Iterator[T], ahead: int = 16) -> Iterator[T]:
+    """A lazily drawn series, its draws made now when it has few: a series holds its own seeded
+    generator (a Mersenne Twister's state, kilobytes) until its last draw, while a client's day
+    usually has a handful of drops and offline periods, which take less room than the generator
+    that draws them (the draws are the same either way)."""
+    head = list(islice(series, ahead))
+    return iter(head) if len(head) < ahead else chain(head, series)
 
 
 @contextmanager
