@@ -63,13 +63,11 @@ class SimClient:
         already did that, and the socket it woke from gets its server's expiry check back.
         Settling after the event, not at the wake, arms no timer and no check that resting again
         would make stale at once."""
-        if self.calm is None:
-            due = self.policy.refresh_due
-            if due is not None:
-                if self._may_rest():
-                    self._rest()
-                elif REFRESH not in self._timers:  # pending since the batch, not yet armed
-                    self._arm(REFRESH, due)
+        if self.calm is None and self.policy.refresh_due is not None:
+            if self._may_rest():
+                self._rest()
+            else:
+                self._arm_refresh()
         if woke is not None and self.calm is not woke:
             self.world.server.wake(woke)
 
@@ -210,8 +208,12 @@ class SimClient:
         if s is None:
             return
         self._ride()
-        due = self.policy.refresh_due
         self.world.server.wake(s)
+        self._arm_refresh()
+
+    def _arm_refresh(self) -> None:
+        """The refresh timer, for a refresh pending since a batch (`_ride`) and not yet armed."""
+        due = self.policy.refresh_due
         if due is not None and REFRESH not in self._timers:
             self._arm(REFRESH, due)
 

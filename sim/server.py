@@ -35,6 +35,7 @@ from sim.scrapes import AgentHistogram
 from system import wire
 from system.server import delivery, handshake
 from system.server.admission import AdmissionConfig, AdmissionPolicy
+from system.server.config import ANSWER_UNANSWERED
 from system.server.fdlimit import accept_backlog
 from system.server.handshake import Outcome
 from system.server.lifecycle import LiveExpiry, Revocation, shutdown
@@ -324,6 +325,10 @@ class ModelServer:
         self.up = True  # the process runs: its token endpoint answers
         self.accepting = True  # its WebSocket listener accepts (a graceful stop closes it first)
         self._stopping = False  # a graceful stop waits for its closes before the process is gone
+        # conversations whose acked message a restart left unanswered, oldest first (`_turn_done`)
+        self._owed: deque[str] = deque()
+        self._owed_budget = 0  # of them, how many this start still answers
+        self._answering_owed = False
         self._closing = 0  # server closes still waiting for the CPU
         self.epoch = 0  # bumped by every restart: handshakes in flight across one are lost
         self.live: dict[str, list[Sock]] = {}  # conversation -> server-open sockets
@@ -536,6 +541,8 @@ class ModelServer:
     def come_up(self) -> None:
         self.up = self.accepting = True
         self._stopping = False
+        self._owed_budget = ANSWER_UNANSWERED
+        self._answer_owed()
 
     # ---- messages ----------------------------------------------------------------------
     def user_message(self, s: Sock, frame: dict) -> None:
@@ -553,7 +560,35 @@ class ModelServer:
             return
         took = self.agent()
         self.agent_seconds.observe(took)
-        self.env.call_in(took, self.publish, s.conv)
+        self.env.call_in(took, self._turn_done, s.conv, self.epoch)
+
+    def _turn_done(self, conv: str, epoch: int) -> None:
+        """The agent's answer, unless the server restarted meanwhile: the turn died with its
+        process. An acked message is then owed (fixed; a legacy server acked nothing and its
+        message is lost), and a start answers what is owed, as the server's `answer_unanswered`
+        does: oldest first, one at a time, up to `ANSWER_UNANSWERED` per start."""
+        if epoch == self.epoch:
+            self.publish(conv)
+        elif delivery.acks(self.traits):
+            self._owed.append(conv)
+            self._answer_owed()
+
+    def _answer_owed(self) -> None:
+        if self._answering_owed or not (self.accepting and self._owed and self._owed_budget > 0):
+            return
+        self._answering_owed = True
+        self._owed_budget -= 1
+        took = self.agent()
+        self.agent_seconds.observe(took)
+        self.env.call_in(took, self._owed_done, self._owed.popleft(), self.epoch)
+
+    def _owed_done(self, conv: str, epoch: int) -> None:
+        self._answering_owed = False
+        if epoch == self.epoch:
+            self.publish(conv)
+        else:  # restarted again: still owed, first in line
+            self._owed.appendleft(conv)
+        self._answer_owed()
 
     def publish(self, conv: str) -> None:
         self._msg += 1

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from system.server.lifecycle import EXPIRY_GRACE_S
 
+# stored user messages a start answers (the model's restart does the same: sim.server)
+ANSWER_UNANSWERED = 100
+
 # The legacy server's behaviours, each its own switch; `--legacy` turns on all of them.
 LEGACY_TRAITS: dict[str, str] = {
     "handshake_403": "answer a bad or expired token (and a forbidden Origin) with HTTP 403 at the handshake",
@@ -57,7 +60,7 @@ class ServerConfig:
     resume_burst: int = 5            # ... at most this many at once; beyond: error frame rate_limited
     # stored user messages never answered (the server died between `ack` and answer) that a start
     # answers through the agent, oldest first; the rest wait for the next start (0: none)
-    answer_unanswered: int = 100
+    answer_unanswered: int = ANSWER_UNANSWERED
     # rows one user can make the server keep: messages (and receipts) per conversation, and
     # conversations per user (system.server.store.Store); None: unbounded
     history_limit: int | None = 10_000

@@ -181,3 +181,39 @@ def test_the_sampled_ledger_calls_messages_to_shed_clients_indeterminate(tmp_pat
     assert plain["messages_indeterminate"] > 0
     assert fast["messages_indeterminate"] == pytest.approx(plain["messages_indeterminate"], rel=0.25)
     assert fast["lost_messages"] == plain["lost_messages"] == 0
+
+
+@pytest.mark.parametrize("profile", ["fixed", "legacy"])
+def test_a_turn_in_flight_at_a_crash_dies_with_the_server(profile):
+    """The agent's turn runs in the server process: a crash takes the turns in flight with it, and
+    nothing is answered while the server is down. The fixed server acked those messages, so its
+    next start answers them (`answer_unanswered`): each message is answered exactly once. The
+    legacy server acked nothing, and those messages go unanswered."""
+    from sim.world import ModelOptions, World
+
+    at, down = 600.0, 10.0
+    sc = from_dict({
+        "name": "crash-turns", "seed": 5, "duration": "20m",
+        "system": {"behaviour": profile, "token_ttl": "1h"},
+        "fleet": {"clients": 300, "profile": profile, "arrival": {"ramp": "1m"}, "messages": {"every": "20s"}},
+        "faults": [{"at": f"{at}s", "for": f"{down}s", "kind": "server_restart", "mode": "crash"}],
+    })
+    agent = 4.0  # every turn takes this long: the crash lands on a few dozen of them
+    cal = Calibration(handshake_servers=8, handshake_service=Dist("fixed", 0.001), token_latency=Dist("fixed", 0.0),
+                      token_service=None, close_service=None, agent_latency=Dist("fixed", agent))
+    sent: list[tuple] = []
+    world = World(sc, cal, options=ModelOptions(keep_all_records=False), sink=lambda records: None,
+                  on_sent=lambda *row: sent.append(row))
+    received: list[tuple] = []
+    world.server.on_received = lambda *row: received.append(row)
+    world.run()
+    assert not [row for row in sent if at <= row[3] < at + down]  # nothing published while down
+    asked = [r for r in received if r[3] and r[2] < sc.duration - 2 * agent]  # answered on receipt, in time
+    in_flight = [r for r in asked if at - agent < r[2] < at]
+    assert len(in_flight) > 20
+    replies = len([row for row in sent if row[3] < sc.duration - agent])
+    if profile == "fixed":
+        assert replies == len(asked)
+        assert [row for row in sent if at + down <= row[3] < at + down + agent + 1]  # answered after the start
+    else:
+        assert replies == len(asked) - len(in_flight)
