@@ -88,12 +88,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
                         help="simulate only: run seeds SEED..SEED+N-1 in parallel on Dask (--cluster); summary.json gains "
                              "95%% confidence intervals (replication 0 is the main record; default 1)")
+    parser.add_argument("--agents", type=agents_arg, metavar="N|all",
+                        help="simulate only: follow at most N clients one by one; a larger fleet is simulated by N "
+                             "agents, each standing for several clients (`weight`, stated in the record and the "
+                             "report); `all`: one agent per client, whose CPU time grows with the fleet "
+                             "(default 5,000: sim.engine.MAX_AGENTS)")
     parser.add_argument("--calibration", metavar="FILE",
                         help="simulate only: model calibration file from `stormbench calibrate` "
                              "(default: the built-in formats/calibration_default.json)")
     executor.add_argument(parser, also="; with --engine emulate and --target (this flag only): the client "
                                        "fleet runs on the scheduler's workers, one share each")
     add_json_flag(parser)
+
+
+def agents_arg(text: str) -> int:
+    """`--agents`: a whole number of at least 1, or `all` (no limit: one agent per client)."""
+    return sys.maxsize if text.strip().lower() == "all" else positive_int_arg(text)
 
 
 def add_clock_flag(parser: argparse.ArgumentParser) -> None:
@@ -218,6 +228,7 @@ def check_engine_flags(args: argparse.Namespace) -> None:
             raise UsageError(f"{' and '.join(given)}: for --engine emulate only (the model starts no system)")
         return
     given = [flag for flag, on in (("--replications", args.replications > 1),
+                                   ("--agents", args.agents is not None),
                                    ("--calibration", args.calibration is not None)) if on]
     if given:
         raise UsageError(f"{' and '.join(given)}: for --engine simulate only (the emulation measures "
@@ -279,12 +290,13 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
     except ValueError as exc:
         raise UsageError(f"--calibration: {exc}") from None
     calibration = args.calibration  # by path, so the record names the file
+    agents = {} if args.agents is None else {"max_agents": args.agents}
     if args.replications > 1:  # cluster.executor shows each seed as it finishes
         return replicate(scenario, out, args.replications, calibration=calibration,
-                         cluster=executor.address(args.cluster))["replications"]
+                         cluster=executor.address(args.cluster), **agents)["replications"]
     # the emulation draws its own live view; the model only reports how far it is
     with model_progress(f"simulating {scenario.name}") as progress:
-        simulate(scenario, out, calibration=calibration, progress=progress)
+        simulate(scenario, out, calibration=calibration, progress=progress, **agents)
     return None
 
 

@@ -166,7 +166,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
         if end < scenario.duration:
             warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
-                            f"bound ({max_wall_s:.0f} s); fewer clients or agents (sim.engine.MAX_AGENTS) run faster")
+                            f"bound ({max_wall_s:.0f} s); fewer clients or agents (`stormbench run --agents`) run faster")
         rec.faults([_fault_record(r) for r in world.realized])
         rec.meta({
             "engine": "simulate",

@@ -87,6 +87,33 @@ def test_run_rejects_emulate_flags_for_the_simulation(tmp_path):
     assert done.returncode == 2 and "--target" in done.stderr
 
 
+@pytest.mark.parametrize("agents, weight", [(None, 3), ("all", 1), ("4", 3)])
+def test_run_chooses_how_many_clients_the_model_follows_one_by_one(tmp_path, agents, weight):
+    """`--agents`: at most N agents (the default `sim.engine.MAX_AGENTS`), or one per client."""
+    from sim.engine import MAX_AGENTS
+
+    scenario = tmp_path / "fleet.yaml"
+    scenario.write_text(f"""
+name: fleet
+seed: 3
+duration: 1m
+fleet: {{clients: 10, sim_clients: {MAX_AGENTS * 2 + 1 if agents is None else 12}, profile: fixed, arrival: {{ramp: 30s}}}}
+""")
+    out = tmp_path / "out"
+    flags = [] if agents is None else ["--agents", agents]
+    done = stormbench("run", str(scenario), "--engine", "simulate", "--out", str(out), *flags)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "meta.json").read_text())["sampling"]["weight"] == weight
+    assert f"default {MAX_AGENTS:,}:" in stormbench("run", "--help").stdout.replace("\n", " ")
+
+
+def test_run_refuses_agents_for_the_emulation_and_a_bad_count(tmp_path):
+    done = stormbench("run", "token-expiry-403", "--agents", "all", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "--agents: for --engine simulate only" in done.stderr
+    done = stormbench("run", "token-expiry-403", "--engine", "simulate", "--agents", "0", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "--agents" in done.stderr and "at least 1" in done.stderr
+
+
 def test_run_simulates_a_small_scenario_end_to_end(tmp_path):
     pytest.importorskip("sim.engine")
     scenario = tmp_path / "tiny.yaml"
