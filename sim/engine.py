@@ -223,9 +223,12 @@ class InOrder:
                 self.typed.append(r)
 
     def _flush(self) -> None:
-        self._instant.sort(key=lambda r: str(r["client"]))
-        for r in self._instant:
-            self.derivation.feed(r)
+        instant = self._instant
+        if len(instant) > 1:
+            instant.sort(key=lambda r: str(r["client"]))
+        feed = self.derivation.feed
+        for r in instant:
+            feed(r)
         self._instant = []
 
     def result(self, end: float) -> Derived:

@@ -158,7 +158,8 @@ class Derivation:
     def feed(self, r: dict) -> None:
         t = float(r["t"])
         if t > self._now:
-            self._settle(math.inf)
+            if self._ending:  # (rows reach a chunk only in a settle, which hands them on)
+                self._settle(math.inf)
             self._now = t
         kind = r.get("kind")
         client = str(r.get("client", ""))
