@@ -38,7 +38,7 @@ from formats.record.writer import merge_meta, write_scenario
 from formats.scenario import Scenario, load
 from formats.scenario.fixes import add_fix_flags, flag_overrides, profile_label
 from formats.scenario.model import CLOCKS
-from system.units import format_duration, positive_int_arg
+from system.units import format_duration, positive_int_arg, positive_int_or_all_arg
 
 if TYPE_CHECKING:
     from harness.prom.in_run import RunWatch
@@ -88,7 +88,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replications", type=positive_int_arg, default=1, metavar="N",
                         help="simulate only: run seeds SEED..SEED+N-1 in parallel on Dask (--cluster); summary.json gains "
                              "95%% confidence intervals (replication 0 is the main record; default 1)")
-    parser.add_argument("--agents", type=agents_arg, metavar="N|all",
+    parser.add_argument("--agents", type=positive_int_or_all_arg, metavar="N|all",
                         help="simulate only: follow at most N clients one by one; a larger fleet is simulated by N "
                              "agents, each standing for several clients (`weight`, stated in the record and the "
                              "report); `all`: one agent per client, whose CPU time grows with the fleet "
@@ -99,11 +99,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     executor.add_argument(parser, also="; with --engine emulate and --target (this flag only): the client "
                                        "fleet runs on the scheduler's workers, one share each")
     add_json_flag(parser)
-
-
-def agents_arg(text: str) -> int:
-    """`--agents`: a whole number of at least 1, or `all` (no limit: one agent per client)."""
-    return sys.maxsize if text.strip().lower() == "all" else positive_int_arg(text)
 
 
 def add_clock_flag(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ from cluster import executor
 from commands import sweep_table
 from formats.scenario.fixes import FIX_KEYS, add_fix_flags, flag_overrides, profile_label
 from system.errors import UsageError
-from system.units import positive_int_arg
+from system.units import positive_int_arg, positive_int_or_all_arg
 
 HELP = "simulate a scenario over a parameter grid"
 COLUMNS = ("duration_p50_s", "duration_p95_s", "reconnect_attempts", "peak_reconnects_per_s", "storms",
@@ -47,6 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", metavar="FILE",
                         help="model calibration file (default: the built-in formats/calibration_default.json)")
     parser.add_argument("--gates", metavar="FILE", help="judge with this gate file instead of the scenario's gates")
+    parser.add_argument("--agents", type=positive_int_or_all_arg, metavar="N|all",
+                        help="follow at most N clients of each point one by one (each agent then stands for several "
+                             "clients); all: one agent per client (default: as `run`)")
     parser.add_argument("--profile", choices=("legacy", "fixed"),
                         help="the base system of every point (default: the scenario's)")
     add_fix_flags(parser)
@@ -141,7 +144,7 @@ def runs_of(planned: list[Planned], replications: int) -> list[Run]:
 
 
 def run_points(runs: list[Run], *, calibration: tuple[Any, str] | None = None, cluster: str | None = None,
-               workers: int | None = None) -> Iterator[Run]:
+               workers: int | None = None, agents: int | None = None) -> Iterator[Run]:
     """Each run as it finishes, its record (judged) unpacked into its folder: every run a Dask job
     (`cluster.executor`), all at once, so replications spread over the workers like points do. A
     failed run is named by the progress display and left out (a re-run retries it). `calibration`:
@@ -149,7 +152,7 @@ def run_points(runs: list[Run], *, calibration: tuple[Any, str] | None = None, c
     from cluster.executor import Job, as_finished
 
     jobs = [Job(f"point {r.point.index} ({', '.join(f'{k}={v}' for k, v in r.point.params.items())}, "
-                f"seed {r.scenario.seed})", _run_job, (r.scenario, r.point.gates, calibration), dest=r.run_dir,
+                f"seed {r.scenario.seed})", _run_job, (r.scenario, r.point.gates, calibration, agents), dest=r.run_dir,
                 tag=r) for r in runs]
     title = f"sweep of {runs[0].scenario.name}" if runs else "sweep"
     for done in as_finished(jobs, cluster=cluster, workers=workers, title=title):
@@ -157,12 +160,13 @@ def run_points(runs: list[Run], *, calibration: tuple[Any, str] | None = None, c
             yield done.job.tag
 
 
-def _run_job(out: Path, scenario: Any, gates: list, calibration: tuple[Any, str] | None) -> None:
+def _run_job(out: Path, scenario: Any, gates: list, calibration: tuple[Any, str] | None,
+             agents: int | None) -> None:
     """One run on a worker: simulated and judged into `out`, which the client unpacks into its folder."""
     from sim.engine import simulate
 
     cal, name = calibration or (None, None)
-    simulate(scenario, out, calibration=cal, calibration_name=name)
+    simulate(scenario, out, calibration=cal, calibration_name=name, **({} if agents is None else {"max_agents": agents}))
     _judge(gates, out, scenario.name)
 
 
@@ -319,7 +323,8 @@ def _row(entry: dict, names: list[str]) -> str:
 
 def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibration: str | None = None,
           gates_file: str | None = None, echo=print, base: dict[str, Any] | None = None,
-          replications: int = 1, cluster: str | None = None, workers: int | None = None) -> dict:
+          replications: int = 1, cluster: str | None = None, workers: int | None = None,
+          agents: int | None = None) -> dict:
     """Run every point x seed of the grid not already in `out`'s table (README "Sweeps")."""
     from formats.scenario import load
 
@@ -332,7 +337,8 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
     runs = runs_of(planned, replications)
     header = {"scenario": str(load(scenario_path).name), "vary": grid, "replications": replications,
               **({"base": {k: v for k, v in base.items() if v}} if base and any(base.values()) else {}),
-              "gates_file": gates_file, "calibration": calibration, "fingerprint": sweep_table.fingerprint(planned)}
+              "gates_file": gates_file, "calibration": calibration,
+              **({} if agents is None else {"agents": "all" if agents == sys.maxsize else agents}), "fingerprint": sweep_table.fingerprint(planned)}
     names = list(grid)
     table = sweep_table.Table(out, header, ["run_dir", "point", "seed", *names, "label", *COLUMNS, "failed_gates"])
     try:
@@ -345,7 +351,8 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
         for run in runs:
             if run.name(out) in table.done:
                 results.arrived(run, new=False)
-        return collect(results, run_points(todo, calibration=calibration_read, cluster=cluster, workers=workers))
+        return collect(results, run_points(todo, calibration=calibration_read, cluster=cluster, workers=workers,
+                                             agents=agents))
     finally:
         table.close()
 
@@ -386,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
     base = {"profile": args.profile, **flag_overrides(args)}
     try:
         doc = sweep(path, grid, out, calibration=args.calibration, gates_file=args.gates, base=base,
-                    replications=args.replications, cluster=executor.address(args.cluster))
+                    replications=args.replications, cluster=executor.address(args.cluster), agents=args.agents)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print_capacity(out)

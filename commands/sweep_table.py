@@ -25,7 +25,7 @@ from system.errors import UsageError
 
 CSV = "sweep.csv"
 JSON = "sweep.json"
-IDENTITY = ("scenario", "vary", "replications", "base", "gates_file", "calibration", "fingerprint")
+IDENTITY = ("scenario", "vary", "replications", "base", "gates_file", "calibration", "agents", "fingerprint")
 
 
 def fingerprint(points: Iterable[Any]) -> str:

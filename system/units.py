@@ -6,6 +6,7 @@ and `token_ttl: 15m` mean the same thing.
 from __future__ import annotations
 
 import argparse
+import sys
 import math
 import re
 
@@ -114,6 +115,11 @@ def positive_int_arg(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
+
+
+def positive_int_or_all_arg(text: str) -> int:
+    """A whole number of at least 1, or `all` (no limit: `sys.maxsize`)."""
+    return sys.maxsize if text.strip().lower() == "all" else positive_int_arg(text)
 
 
 def optional_positive_int_arg(text: str) -> int | None:

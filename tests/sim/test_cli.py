@@ -64,6 +64,20 @@ def test_sweep_writes_a_capacity_directory(tmp_path):
     assert load_sweep(tmp_path / "sweep").fleet_param == "fleet.sim_clients"
 
 
+def test_sweep_follows_as_many_agents_as_asked(tmp_path):
+    """`--agents`: every point's model follows at most that many clients one by one; the sweep's
+    header says so, and resuming it with another count is refused (the points would not compare)."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SMALL)
+    doc = sweep(path, {"fleet.sim_clients": [12, 30]}, tmp_path / "sweep", echo=lambda *_: None, agents=10)
+    weights = {p["params"]["fleet.sim_clients"]: json.loads((tmp_path / "sweep" / p["run_dir"] / "meta.json")
+                                                            .read_text())["sampling"]["weight"] for p in doc["points"]}
+    assert weights == {12: 2, 30: 3}
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["agents"] == 10
+    with pytest.raises(UsageError, match="agents"):
+        sweep(path, {"fleet.sim_clients": [12, 30]}, tmp_path / "sweep", echo=lambda *_: None)
+
+
 def test_error_table_is_relative_to_the_emulation():
     rows = error_table({"a": 110, "b": 0, "c": None}, {"a": 100, "b": 0, "c": 5}, metrics=("a", "b", "c"))
     assert [r["error"] for r in rows] == [pytest.approx(0.10), 0.0, None]
