@@ -29,11 +29,11 @@ from system.server.lifecycle import EXPIRY_GRACE_S
 from sim.testbed import TestbedModel
 from system.client.policy import ClientPolicy
 
+T = TypeVar("T")
+
 # "sent": what the message sample typed, for the user-message ledger (only those clients type)
 # "backoff": the law of a jittered delay, which a weighted agent's clients draw theirs from (derive);
 # "arrival": likewise the law of a client's arrival (on the ramp, or in a load spike)
-T = TypeVar("T")
-
 TALLIED = frozenset({"attempt", "give_up", "open", "close", "handshake_failed", "stop", "displayed", "sent",
                      "backoff", "arrival"})
 
