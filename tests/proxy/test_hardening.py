@@ -53,12 +53,16 @@ def test_one_proxy_holds_a_bounded_number_of_connections(echo) -> None:
         for sock in held:
             sock.sendall(b"hi")
             assert sock.recv(2) == b"hi"
-        extra = connect(proxy)
-        with pytest.raises((ConnectionResetError, ConnectionAbortedError)):
+        extra = None
+        with pytest.raises((ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+            # the proxy resets it as soon as it accepts it: on a busy machine that can be before
+            # connect() has seen its own handshake through, so the reset may come from connect()
+            extra = connect(proxy)
             extra.sendall(b"hi")
             if not extra.recv(2):
                 raise ConnectionResetError("closed")
-        extra.close()
+        if extra is not None:
+            extra.close()
         held.pop().close()  # a slot frees up
         for _ in range(50):  # the freed slot shows once the proxy has seen the close: until then, a reset
             try:
