@@ -18,6 +18,10 @@ from tests.server.conftest import Api
 LIMIT = 256  # the server's hard (and soft) open-files limit
 FLOOD = 420
 ANSWER_WITHIN = 5.0  # s: a stalled listener never answers; a busy shared machine may take a few seconds
+# s a flood connect may wait for its handshake: past the ceiling each waits for descriptors that
+# shed connections free, one close at a time, which on a busy 2-core machine took over 20 s for a
+# few of 420; a listener that never accepts again still times out
+OPEN_WITHIN = 60.0
 
 
 def _limit_descriptors(soft: int, hard: int):
@@ -29,12 +33,12 @@ def _limit_descriptors(soft: int, hard: int):
 async def _hold(url: str, held: list, results: list) -> None:
     """Open a connection and keep it; record how it ended up."""
     try:
-        ws = await connect(url, open_timeout=20, close_timeout=2, ping_interval=None)
+        ws = await connect(url, open_timeout=OPEN_WITHIN, close_timeout=2, ping_interval=None)
     except (InvalidStatus, InvalidHandshake, InvalidMessage, OSError, TimeoutError) as exc:
         results.append(type(exc).__name__)
         return
     try:
-        frame = await asyncio.wait_for(ws.recv(), 20)
+        frame = await asyncio.wait_for(ws.recv(), OPEN_WITHIN)
         results.append("welcome" if '"welcome"' in frame else "error")
         held.append(ws)
     except Exception:
