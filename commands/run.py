@@ -285,13 +285,12 @@ def run_engine(engine: str, scenario: Scenario, out: Path, args: argparse.Namesp
     except ValueError as exc:
         raise UsageError(f"--calibration: {exc}") from None
     calibration = args.calibration  # by path, so the record names the file
-    agents = {} if args.agents is None else {"max_agents": args.agents}
     if args.replications > 1:  # cluster.executor shows each seed as it finishes
         return replicate(scenario, out, args.replications, calibration=calibration,
-                         cluster=executor.address(args.cluster), **agents)["replications"]
+                         cluster=executor.address(args.cluster), max_agents=args.agents)["replications"]
     # the emulation draws its own live view; the model only reports how far it is
     with model_progress(f"simulating {scenario.name}") as progress:
-        simulate(scenario, out, calibration=calibration, progress=progress, **agents)
+        simulate(scenario, out, calibration=calibration, progress=progress, max_agents=args.agents)
     return None
 
 

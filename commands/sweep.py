@@ -166,7 +166,7 @@ def _run_job(out: Path, scenario: Any, gates: list, calibration: tuple[Any, str]
     from sim.engine import simulate
 
     cal, name = calibration or (None, None)
-    simulate(scenario, out, calibration=cal, calibration_name=name, **({} if agents is None else {"max_agents": agents}))
+    simulate(scenario, out, calibration=cal, calibration_name=name, max_agents=agents)
     _judge(gates, out, scenario.name)
 
 
@@ -338,7 +338,8 @@ def sweep(scenario_path: Path, grid: dict[str, list[Any]], out: Path, *, calibra
     header = {"scenario": str(load(scenario_path).name), "vary": grid, "replications": replications,
               **({"base": {k: v for k, v in base.items() if v}} if base and any(base.values()) else {}),
               "gates_file": gates_file, "calibration": calibration,
-              **({} if agents is None else {"agents": "all" if agents == sys.maxsize else agents}), "fingerprint": sweep_table.fingerprint(planned)}
+              **({} if agents is None else {"agents": "all" if agents == sys.maxsize else agents}),
+              "fingerprint": sweep_table.fingerprint(planned)}
     names = list(grid)
     table = sweep_table.Table(out, header, ["run_dir", "point", "seed", *names, "label", *COLUMNS, "failed_gates"])
     try:

@@ -100,7 +100,7 @@ def scaled_calibration(cal: Calibration, weight: int) -> Calibration:
 
 
 def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path | Calibration | None = None,
-             progress: Callable[[float], None] | None = None, max_agents: int = MAX_AGENTS,
+             progress: Callable[[float], None] | None = None, max_agents: int | None = None,
              exact_limit: int = EXACT_LIMIT, max_wall_s: float | None = MAX_WALL_S,
              expiry_grace: float = EXPIRY_GRACE_S, testbed: Testbed | None = None,
              calibration_name: str | None = None) -> dict:
@@ -108,6 +108,9 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
 
     `calibration`: a file (None: the shipped one), or one already read, which the record names by
     `calibration_name` (the file it came from) or else by its source.
+
+    `max_agents`: clients followed one by one at most (None: `MAX_AGENTS`), beyond which agents
+    stand for several clients each.
 
     `expiry_grace` is the server's live-expiry grace in scenario seconds (`validate` passes the
     value the emulation really ran with, which is floored at high time scales). `testbed` models the
@@ -122,7 +125,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         cal, cal_name = calibration, calibration_name or calibration.source
     else:
         cal, cal_name = load_calibration(calibration)
-    size = Sizing.plan(scenario.fleet.sim_clients, max_agents, exact_limit)
+    size = Sizing.plan(scenario.fleet.sim_clients, MAX_AGENTS if max_agents is None else max_agents, exact_limit)
     model_scenario = scaled_scenario(scenario, size.weight)
     model_cal = scaled_calibration(cal, size.weight)
     if testbed is not None:  # validate: the server's own CPU per request, the rest on the testbed
