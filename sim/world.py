@@ -164,13 +164,14 @@ class World:
         """Add these clients; at fleet scale (where an agent may stand for several clients) tally
         the law each one's arrival was drawn from (the ramp's, or a spike's), which
         `formats.record.derive` spreads an agent's clients over."""
+        tallied = self._record_kinds is not None and "arrival" in self._record_kinds
         arrivals = []
         for life in lives:
             self.add_client(life)
-            if life.spread > 0:
+            if tallied and life.spread > 0:
                 arrivals.append({"t": self.env.now, "client": life.client_id, "kind": "arrival",
                                  "delay": life.start - life.origin, "jitter": [0.0, life.spread, life.spread]})
-        if arrivals and self._record_kinds is not None and "arrival" in self._record_kinds:
+        if arrivals:
             self.tally(arrivals)
 
     def wake_all(self) -> None:
