@@ -57,6 +57,10 @@ class SimClient:
             self._tally_and_do(self.policy.handle(event))
         self._settle(woke)
 
+    def settle(self) -> None:
+        """Rest now if calm (`_settle` without an event: nothing woke it)."""
+        self._settle(None)
+
     def _settle(self, woke: Sock | None) -> None:
         """After an event: a client calm again rests with its refresh still pending (after a
         reconnect, a frame, a message); otherwise its refresh timer is armed, unless the event

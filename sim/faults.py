@@ -46,6 +46,8 @@ def schedule(world: "World", index: int, f: "Fault", targets: list["SimClient"])
         world.wake_all()
         stop(world, f, targets)
         world.faults_holding -= 1
+        if not world.faults_holding:
+            world.rest_all()
         world.fault_log.append({"index": index, "kind": f.kind, "action": "stop", "t": env.now})
 
     env.call_in(f.at, begin)

@@ -180,6 +180,14 @@ class World:
             if c.calm is not None:
                 c.wake()
 
+    def rest_all(self) -> None:
+        """The last fault in force is lifted: every client calm again rests now, rather than at its
+        next event (most often its next refresh, which would otherwise be played in full, queue and
+        all, by each client of the fleet after every fault)."""
+        for c in self.clients:
+            if c.calm is None:
+                c.settle()
+
     # ---- running -----------------------------------------------------------------------
     def build(self) -> None:
         self._arrive([life for life in self.plan.lifetimes if not life.spike])

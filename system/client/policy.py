@@ -200,6 +200,7 @@ class ClientPolicy:
             timers[REFRESH] = due
             self._fetch_refresh = True
             self._token, self._expires_at = None, answers[-1] + ttl
+            self._refresh_failures = 0
             self._refresh_backoff.reset()
             self._sock_tokens[self._current] = None
             self._frame_ids += n

@@ -37,6 +37,14 @@ def opened(config: ClientConfig, seed: int) -> ClientPolicy:
     return p
 
 
+def refused(p: ClientPolicy, times: int) -> None:
+    """`times` refreshes refused (an auth outage): the policy retries later, still calm."""
+    for _ in range(times):
+        due = p.refresh_due
+        assert p.handle(TimerFired(due, "refresh")) == [FetchToken(refresh=True)]
+        p.handle(TokenResult(due + 0.01, False, 503))
+
+
 def by_events(p: ClientPolicy, latencies: list[float]) -> list[float]:
     """Each refresh as its timer firing and its token answer `latency` later: the answer times."""
     answers = []
@@ -54,12 +62,14 @@ def by_events(p: ClientPolicy, latencies: list[float]) -> list[float]:
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), latencies=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=30),
        disable=st.sets(st.sampled_from(["jitter", "dedup_resume", "client_metrics", "listener_cleanup"])),
-       keep=st.sampled_from([None, frozenset({"open"}), frozenset({"token"})]))
-def test_refresh_in_band_is_the_timers_and_the_token_answers(seed, latencies, disable, keep):
+       keep=st.sampled_from([None, frozenset({"open"}), frozenset({"token"})]), failed=st.integers(0, 3))
+def test_refresh_in_band_is_the_timers_and_the_token_answers(seed, latencies, disable, keep, failed):
     """The batch up to the next refresh's due time, told its last token afterwards (`settle_token`),
-    against the events: the same answer times, state, records and draws."""
+    against the events: the same answer times, state, records and draws; also for a client whose
+    last refreshes were refused (it rests again as soon as an auth outage ends, its retry pending)."""
     config = ClientConfig(fixes=Fixes.profile("fixed").with_changes(disable=sorted(disable)), token_ttl=TTL)
     events = opened(config, seed)
+    refused(events, failed)
     events._record_kinds = keep
     events.drain_records()
     assert events.calm()

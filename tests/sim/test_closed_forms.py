@@ -26,7 +26,7 @@ def scenario(**over):
     return from_dict(doc)
 
 
-@pytest.mark.parametrize("spread", [True, False])
+@pytest.mark.parametrize("spread", [True, pytest.param(False, marks=pytest.mark.slow)])  # (without: the control)
 @pytest.mark.parametrize("herd", ["ramp", "spike"])
 def test_a_weighted_fleet_arrives_as_independent_clients_do(tmp_path, monkeypatch, herd, spread):
     """The herd oracle on an arrival window: 100,000 clients each arriving at U(0, 60 s) of it, as
@@ -59,6 +59,7 @@ def test_a_weighted_fleet_arrives_as_independent_clients_do(tmp_path, monkeypatc
     assert (low <= herd_["opens"].max() <= high) == spread  # each client's open follows its attempt
 
 
+@pytest.mark.slow
 def test_capped_exponential_lifetimes(tmp_path):
     """Drops at rate λ and a token that ends every socket at T: lifetime ~ min(Exp(λ), T).
 

@@ -30,6 +30,7 @@ def canonical(out: Path) -> str:
     return json.dumps(json.loads((out / "sweep.json").read_text()), sort_keys=True)
 
 
+@pytest.mark.slow  # (a killed sweep's resume, below, is in the fast suite)
 def test_an_interrupted_sweep_resumes_and_ends_as_an_uninterrupted_one(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(restart_scenario("resume", duration="6h", clients=300))
