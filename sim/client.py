@@ -21,7 +21,7 @@ class SimClient:
 
     __slots__ = ("world", "env", "index", "client_id", "conversation", "policy", "socks", "_timers",
                  "_armed", "online", "blocked", "sealed", "refresh_handle", "refused", "extra_latency", "reset_after",
-                 "close_code", "pings_dropped", "stopped", "_stuck", "calm")
+                 "close_code", "pings_dropped", "stopped", "_stuck", "calm", "_rests")
 
     def __init__(self, world: "World", index: int, client_id: str, policy: Any) -> None:
         self.world = world
@@ -45,6 +45,9 @@ class SimClient:
         self.stopped = False
         self._stuck: list[Callable[[], None]] = []  # requests and connects stuck in a blackhole
         self.calm: Sock | None = None  # the open socket while the client is calm (see `wake`)
+        # whether it can ever rest: a client that cannot (legacy, or a plain model) arms its refresh
+        # timer through its policy's actions alone, so nothing is settled after its events
+        self._rests = world.options.calm_batches and policy.can_be_calm
 
     # ---- the policy loop ---------------------------------------------------------------
     def feed(self, event: Any) -> None:
@@ -55,11 +58,13 @@ class SimClient:
         if not self.stopped or isinstance(event, ev.Stop):
             self.world.policy_events += 1
             self._tally_and_do(self.policy.handle(event))
-        self._settle(woke)
+        if self._rests:
+            self._settle(woke)
 
     def settle(self) -> None:
         """Rest now if calm (`_settle` without an event: nothing woke it)."""
-        self._settle(None)
+        if self._rests:
+            self._settle(None)
 
     def _settle(self, woke: Sock | None) -> None:
         """After an event: a client calm again rests with its refresh still pending (after a
@@ -181,7 +186,7 @@ class SimClient:
             handler(self.world.server, s, a.frame)
 
     def _set_timer(self, a: ev.SetTimer) -> None:
-        if a.name == REFRESH and self._may_rest():
+        if a.name == REFRESH and self._rests and self._may_rest():
             self._rest()
             return  # no timer: `wake` plays the refreshes when something happens to this client
         self._arm(a.name, a.at)

@@ -147,14 +147,20 @@ class ClientPolicy:
         """When the pending proactive refresh is due (None: none is pending)."""
         return self._timers.get(REFRESH)
 
+    @property
+    def can_be_calm(self) -> bool:
+        """Whether `calm` can ever hold: only for a client that keeps one socket across token changes
+        and refreshes before it reconnects."""
+        return self.fixes.stable_socket and self.fixes.refresh_before_reconnect
+
     def calm(self) -> bool:
         """Whether, until something happens to it, all this client will do is refresh its token
         in-band on its one open socket: a driver that hears of every such thing (a close, a frame,
         the network) may then play its refreshes later, in a batch, without a timer each (the SimPy
         model does, `sim.client.SimClient.wake`). The legacy client is never calm: each token
         change opens a socket."""
-        f, current = self.fixes, self._current
-        return (self._active and f.stable_socket and f.refresh_before_reconnect and self._fetching is None
+        current = self._current
+        return (self._active and self.can_be_calm and self._fetching is None
                 and self._token is not None and not self._refresh_broken and not self._need_refresh
                 and len(self._timers) == 1 and REFRESH in self._timers and len(self._live) == 1
                 and current is not None and self._live.get(current) is not None
