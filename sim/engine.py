@@ -136,7 +136,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
     warnings: list[str] = []
     if size.weight > 1:
         warnings.append(f"{size.agents} simulated clients each stand for {size.weight} "
-                        f"(fleet {size.clients}); accept capacity and admission limits scaled by 1/{size.weight}")
+                        f"(fleet {size.clients}); accept capacity, listen queues and admission limits scaled by 1/{size.weight}")
 
     with RecordWriter(out) as rec:
         rec.scenario(scenario)
@@ -157,7 +157,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
             world = World(model_scenario, model_cal, clients=size.agents,
                           options=ModelOptions(message_clients=sample, keep_all_records=False), sink=stream,
                           on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace,
-                          testbed=testbed)
+                          testbed=testbed, weight=size.weight)
             world.server.on_received = lambda *row: received.append(row)
             world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
             end = world.run(progress, max_wall_s=max_wall_s)

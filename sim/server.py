@@ -144,8 +144,11 @@ class Listener:
 
     __slots__ = ("limit", "held")
 
-    def __init__(self, backlog: int) -> None:
-        self.limit = 3 * backlog
+    def __init__(self, backlog: int, weight: int = 1) -> None:
+        # an agent standing for `weight` clients queues `weight` requests at once: the queue holds as
+        # many requests' worth of service as the real one, not `weight` times more (which a herd would
+        # wait through past its open timeout)
+        self.limit = max(1, -(-3 * backlog // weight))
         self.held = 0
 
     def take(self, cpu: "Slots", service: Callable[[], float], fn: Callable[..., None], *args: Any) -> bool:
@@ -205,10 +208,11 @@ class TokenService:
     model's costs (a latency, or a slot of the server's CPU) and its availability. A model token is
     the `AccessClaims` themselves (the signature is the only part the model leaves out)."""
 
-    def __init__(self, env: "ModelEnvironment", profile: ServerProfile, latency: Callable[[], float]) -> None:
+    def __init__(self, env: "ModelEnvironment", profile: ServerProfile, latency: Callable[[], float],
+                 weight: int = 1) -> None:
         self.env, self.latency = env, latency
         self.cpu: Slots | None = None
-        self.listener = Listener(HTTP_BACKLOG)
+        self.listener = Listener(HTTP_BACKLOG, weight)
         self.give_up = float("inf")  # the client's request timeout, from `serve_on`
         self.service: Callable[[], float] = latency
         self.server_up: Callable[[], bool] = lambda: True
@@ -312,12 +316,13 @@ class TokenService:
 
 class ModelServer:
     def __init__(self, env: "ModelEnvironment", profile: ServerProfile, calibration: "Calibration",
-                 rng: np.random.Generator, tokens: TokenService, on_sent: Callable[[str, str, int, float], None] | None) -> None:
+                 rng: np.random.Generator, tokens: TokenService, on_sent: Callable[[str, str, int, float], None] | None,
+                 weight: int = 1) -> None:
         self.env, self.profile, self.cal, self.tokens = env, profile, calibration, tokens
         self.traits = profile.traits
         self.expiry = LiveExpiry(profile.expiry_grace)
         self.handshake = Slots(env, calibration.handshake_servers)
-        self.listener = Listener(accept_backlog(FLEET_DESCRIPTORS))
+        self.listener = Listener(accept_backlog(FLEET_DESCRIPTORS), weight)
         self.service = draw_stream(calibration.handshake_service, rng)
         self.close_service = None if calibration.close_service is None else draw_stream(calibration.close_service, rng)
         self.agent = draw_stream(calibration.agent_latency, rng)

@@ -61,7 +61,7 @@ class World:
                  options: ModelOptions = ModelOptions(),
                  sink: Callable[[list[dict]], None] | None = None,
                  on_sent: Callable[[str, str, int, float], None] | None = None,
-                 expiry_grace: float = EXPIRY_GRACE_S, testbed: "Testbed | None" = None) -> None:
+                 expiry_grace: float = EXPIRY_GRACE_S, testbed: "Testbed | None" = None, weight: int = 1) -> None:
         self.scenario = scenario
         self.cal = calibration
         self.options = options
@@ -71,9 +71,9 @@ class World:
         seed = scenario.seed
         profile = server_profile(scenario, expiry_grace)
         self.tokens = TokenService(self.env, profile,
-                                   draw_stream(calibration.token_latency, draws.numpy_stream(seed, "sim:token")))
+                                   draw_stream(calibration.token_latency, draws.numpy_stream(seed, "sim:token")), weight)
         self.server = ModelServer(self.env, profile, calibration,
-                                  draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent)
+                                  draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent, weight)
         self.testbed: TestbedModel | None = None
         if testbed is not None:  # validate: the emulation's load generator shares the server's CPUs
             self.testbed = TestbedModel(self.env, testbed, draws.numpy_stream(seed, "sim:testbed"))

@@ -13,7 +13,7 @@ from formats.scenario import draws
 from formats.scenario import from_dict
 from sim import closed_form
 from sim.calibration import Calibration, Dist
-from sim.engine import simulate
+from sim.engine import scaled_calibration, simulate
 from sim.world import EXPIRY_GRACE_S, ModelOptions, World
 
 
@@ -143,21 +143,26 @@ def test_queued_connects_time_out_and_retry():
     assert opened == {draws.client_id(i) for i in range(n)}  # the retries got through, later
 
 
-def test_a_full_listen_queue_drops_syns_and_the_cpu_serves_only_live_connects():
+@pytest.mark.parametrize("weight", [1, 4])
+def test_a_full_listen_queue_drops_syns_and_the_cpu_serves_only_live_connects(weight):
     """N connects at once at one FIFO server of C handshakes/s behind a listen queue of L (three
     backlogs, `sim.server.Listener`), L/C < 1 s: L are taken, the rest are dropped and come back at
     the SYN retransmissions 1, 3 and 7 s after the first, L each time (the queue has drained), and
     those still out at the 10-s open timeout fail and back off. The server never spends a handshake
     on a connect its client gave up (without the bound it spent nearly all of them so in a restart
-    herd larger than the timeout's worth of queue, and never recovered)."""
-    n, rate, timeout = 2000, 800.0, 10.0
-    cal = Calibration(handshake_servers=1, handshake_service=Dist("fixed", 1 / rate),
-                      token_latency=Dist("fixed", 0.0), token_service=None, close_service=None,
-                      connect_timeout_s=timeout)
+    herd larger than the timeout's worth of queue, and never recovered).
+    Agents standing for `weight` clients each (a handshake's service `weight` times longer) meet a
+    queue of L / `weight` agents: the same clients' worth in each wave, served in the same time
+    (a queue of L agents held `weight` times the work, past the open timeout in a large herd)."""
+    n, rate, timeout = 2000 // weight, 800.0, 10.0
+    cal = scaled_calibration(Calibration(handshake_servers=1, handshake_service=Dist("fixed", 1 / rate),
+                                         token_latency=Dist("fixed", 0.0), token_service=None, close_service=None,
+                                         connect_timeout_s=timeout), weight)
+    rate /= weight
     sc = scenario(duration="40s", fleet={"clients": n, "arrival": {"ramp": "1ms"}})  # within one service time
-    world = World(sc, cal, clients=n)
+    world = World(sc, cal, clients=n, weight=weight)
     limit = world.server.listener.limit
-    assert limit == 300 and limit / rate < 1.0
+    assert limit * weight == 300 and limit / rate < 1.0
     wasted = []
     done = world.server._handshake_done
     world.server._handshake_done = lambda s, *rest: (wasted.append(s) if s.state != "connecting" else None,
