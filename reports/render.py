@@ -24,7 +24,7 @@ from reports.page_markdown import to_markdown
 from formats.record.run import RecordError
 from reports.record import Run, is_sweep, load_run, number
 from reports.sweep import CAPACITY_HEADERS, Sweep, capacity_table, load_sweep
-from system.units import format_duration
+from system.units import format_duration, format_instant
 
 DEFAULT_OUT_ROOT = Path(__file__).resolve().parent / "out"
 SEED_CITATION = "scenarios/expectations/seed.yaml"
@@ -191,7 +191,7 @@ def _busiest_table(label: str, verdicts: list[Any]) -> Table | None:
     for v in (_as_verdict(g) for g in verdicts):
         where = v.provenance.get("where") or {}
         for t, n in (where.get("busiest_seconds") or [])[:BUSIEST_ROWS]:
-            rows.append([v.name, f"second {_dur(number(t))}", _fmt(n)])
+            rows.append([v.name, f"second {_at(number(t))}", _fmt(n)])
         window = where.get("window")
         if isinstance(window, dict):
             rows.append([v.name, f"{_dur(number(window.get('start_s')))}–{_dur(number(window.get('end_s')))}",
@@ -332,7 +332,7 @@ def _timeline(runs: list[Run]) -> Section:
         section.blocks.append(_image(f"timeline_{i}.png", fig, f"{run.label}: refused handshakes (403), manual "
                                                                 "refreshes and closes by code, faults shaded"))
         if busiest:
-            section.blocks.append(Note("marked: " + "; ".join(f"{k + 1}: busiest second of '{name}' at {_dur(t)}"
+            section.blocks.append(Note("marked: " + "; ".join(f"{k + 1}: busiest second of '{name}' at {_at(t)}"
                                                              for k, (t, name) in enumerate(busiest))))
         totals = [[key, _fmt(counts.sum())] for key, counts in binned.counts.items()]
         section.blocks.append(Table(["what", f"count in {_dur(run.duration_s)}"], totals,
@@ -465,6 +465,10 @@ def _fmt(value: Any) -> str:
 
 def _dur(value: float | None) -> str:
     return "n/a" if value is None else format_duration(value)
+
+
+def _at(value: float | None) -> str:
+    return "n/a" if value is None else format_instant(value)
 
 
 def _q(value: float | None) -> str:

@@ -75,6 +75,18 @@ def format_duration(seconds: float) -> str:
     return f"{h}h" if rem < 60 else f"{h}h{rem // 60:02d}m"
 
 
+def format_instant(seconds: float) -> str:
+    """An instant of a run, to the second: 59s, 12m03s, 6h00m59s (`format_duration` rounds an hour
+    to its minute, which would put the second a gate was judged at a minute early)."""
+    if seconds != seconds:  # NaN
+        return "n/a"
+    total = round(seconds)
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m:02d}m{s:02d}s"
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
 
 # argparse `type=` converters, so every command reads durations and rates alike and a bad
 # value is reported by argparse as "argument --token-ttl: expected a duration such as ...".

@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from system.units import format_duration, parse_duration, parse_rate
+from system.units import format_duration, format_instant, parse_duration, parse_rate
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,15 @@ def test_parse_rate():
 def test_format_then_parse_is_close(seconds):
     # the short form rounds to the minute above an hour; never off by more than that
     assert abs(parse_duration(format_duration(seconds).replace("ms", "ms")) - seconds) <= 60
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0s"), (59.4, "59s"), (129, "2m09s"), (3600, "1h00m00s"),
+                                           (21659, "6h00m59s"), (86399.6, "24h00m00s")])
+def test_an_instant_is_written_to_the_second(seconds, text):
+    """A gate's worst second after a restart is at 6h00m59s, not at 6h (format_duration's hour form)."""
+    assert format_instant(seconds) == text
+
+
+@given(st.integers(0, 10 * 86400))
+def test_an_instant_reads_back_as_itself(seconds):
+    assert parse_duration(format_instant(seconds)) == seconds

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from formats.gates.verdict import UNKNOWN, Verdict
-from system.units import format_duration, human_number
+from system.units import format_duration, format_instant, human_number
 
 # what one event of a counted metric is called (plural)
 NOUNS = {
@@ -89,17 +89,17 @@ def where(v: Verdict) -> str:
     w = p.get("where", {})
     if "window" in w:
         win = w["window"]
-        return (f"busiest window {format_duration(win['start_s'])}–{format_duration(win['end_s'])}: "
+        return (f"busiest window {format_instant(win['start_s'])}–{format_instant(win['end_s'])}: "
                 f"{human_number(win['count'])}")
     if "connections_below_threshold" in w:
         return f"{human_number(w['connections_below_threshold'])} connections below the threshold"
     if "worst" in w:
         worst = w["worst"]
         return (f"{human_number(worst['connected_clients'])} of {human_number(worst['fleet_expected'])} clients "
-                f"connected at {format_duration(worst['at_s'])}")
+                f"connected at {format_instant(worst['at_s'])}")
     if w.get("busiest_seconds"):
         t, n = w["busiest_seconds"][0]
-        return f"busiest second {format_duration(t)}: {human_number(n)}"
+        return f"busiest second {format_instant(t)}: {human_number(n)}"
     if "lower_bound" in p:
         return f"> {format_duration(p['lower_bound'])} (censored)"
     if "baseline" in p:
@@ -125,7 +125,7 @@ def evidence(v: Verdict) -> list[str]:
         lines.append(f"fleet: {human_number(p['fleet']['clients'])} clients")
     w = p.get("where", {})
     if w.get("busiest_seconds"):
-        busiest = ", ".join(f"{format_duration(t)}: {human_number(n)}" for t, n in w["busiest_seconds"][:5])
+        busiest = ", ".join(f"{format_instant(t)}: {human_number(n)}" for t, n in w["busiest_seconds"][:5])
         lines.append(f"busiest seconds: {busiest}")
     elif where(v) and v.verdict != UNKNOWN:
         lines.append(f"where: {where(v)}")
