@@ -187,7 +187,7 @@ def counter_series(gate: Gate, rec: RunRecord) -> np.ndarray:
         status = int(tags.get("status", 403))
         if gate.metric == "http_403" or status == 403:
             return ts["http_403"].to_numpy(float)
-        conns = rec.connections
+        conns = rec.connection_numbers
         rejected = conns[conns["http_status"] == status]
         times = rejected["opened_s"].to_numpy(float)
         out = np.zeros(len(ts))
@@ -208,7 +208,7 @@ def require_observed(gate: Gate, rec: RunRecord, total: float) -> None:
     A non-zero count is evidence whatever else happened (a refused fleet's manual refreshes)."""
     if total:
         return
-    if gate.metric in NEEDS_ANSWERS and rec.connections.empty:
+    if gate.metric in NEEDS_ANSWERS and rec.connection_numbers.empty:
         raise Undecidable("no connection attempt got an answer in this run: nothing was observed")
     if gate.metric in NEEDS_DISPLAYS and not rec.timeseries["displayed"].sum():
         raise Undecidable("no message was displayed in this run: duplicates cannot be observed")
@@ -329,13 +329,12 @@ def _observe_min_fraction(gate: Gate, rec: RunRecord, intervals: Intervals, sock
 
 
 def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
-    conns = rec.connections
-    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna()]
+    conns = rec.connection_numbers
     opened = conns["opened_s"].to_numpy(float)
-    mask = np.zeros(len(conns), dtype=bool)
+    in_phase = np.zeros(len(conns), dtype=bool)
     for a, b in intervals:
-        mask |= (opened >= a) & (opened < b)
-    conns = conns[mask]
+        in_phase |= (opened >= a) & (opened < b)
+    conns = conns[in_phase & (conns["http_status"].isna() & conns["duration_s"].notna()).to_numpy(bool)]
     durations = conns["duration_s"].to_numpy(float)
     ended = conns["censored"].to_numpy(int) == 0
     km = kaplan_meier(durations, ended, conns[files.WEIGHT].to_numpy(float))
@@ -344,10 +343,11 @@ def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Obser
         raise Undecidable("no connection opened in the phase")
 
     def failing(threshold: float) -> dict[str, Any]:
-        short = conns[conns["duration_s"] < threshold].sort_values("duration_s")
-        return {"connections_below_threshold": int(short[files.WEIGHT].sum()),
-                "examples": short[["client", "conn", "opened_s", "duration_s", "close_code"]]
-                .head(MAX_EXAMPLES).to_dict("records")}
+        below = conns["duration_s"] < threshold
+        shortest = conns["duration_s"][below].sort_values().index[:MAX_EXAMPLES]
+        return {"connections_below_threshold": int(conns[files.WEIGHT][below].sum()),
+                "examples": rec.connection_rows(shortest)[["client", "conn", "opened_s", "duration_s", "close_code"]]
+                .to_dict("records")}
 
     if gate.stat == "quantile":
         value = km.quantile(gate.quantile)

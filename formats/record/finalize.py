@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from system.errors import UsageError
@@ -42,7 +43,7 @@ def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_fli
     summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
     pings = (rec.meta.get("heartbeat") or {}).get("pings")
     if pings is not None:  # the server's keepalive pings per hour of connection (120 at a 30 s heartbeat)
-        conns = rec.connections
+        conns = rec.connection_numbers
         hours = float((conns["duration_s"].fillna(0) * conns[files.WEIGHT]).sum()) / 3600.0
         summary["pings_per_connection_hour"] = round(pings / hours, 2) if hours > 0 else None
     if windows is not None:
@@ -116,14 +117,15 @@ def user_ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> Use
 
 def lifetimes(rec: RunRecord):
     """The Kaplan–Meier estimate over connections that opened (failed handshakes have no lifetime)."""
-    conns = rec.connections[rec.connections["http_status"].isna() & rec.connections["duration_s"].notna()]
-    return kaplan_meier(conns["duration_s"].to_numpy(float), conns["censored"].to_numpy(int) == 0,
-                        conns[files.WEIGHT].to_numpy(float))
+    conns = rec.connection_numbers
+    lived = (conns["http_status"].isna() & conns["duration_s"].notna()).to_numpy(bool)
+    return kaplan_meier(conns["duration_s"].to_numpy(float)[lived], conns["censored"].to_numpy()[lived] == 0,
+                        conns[files.WEIGHT].to_numpy(float)[lived])
 
 
 def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_s: float | None = None) -> dict:
     ts = rec.timeseries
-    conns = rec.connections
+    conns = rec.connection_numbers
     weight = conns[files.WEIGHT]
     failed = conns["http_status"].notna()
     km = lifetimes(rec)
@@ -149,7 +151,7 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "duration_s": rec.end,
         "clients": rec.clients,
         "connections": int(weight[~failed].sum()),
-        "censored_connections": int((conns["censored"] * weight).sum()),
+        "censored_connections": int(np.dot(conns["censored"].to_numpy(np.int64), weight.to_numpy(np.int64))),
         "handshake_failures": int(weight[failed].sum()),
         "duration_p50_s": _opt(km.quantile(0.50)),
         "duration_p95_s": _opt(km.quantile(0.95)),
@@ -216,7 +218,7 @@ def _served(rec: RunRecord, closes_by_code: dict[str, int]) -> dict[str, Any]:
     count is for the whole fleet; `sampling_weight` says how many clients each simulated agent
     stood for (1 when every client was followed)."""
     seen = presence(rec)
-    conns = rec.connections
+    conns = rec.connection_numbers
     return {"clients_never_connected": seen.never_connected(),
             "clients_connected_at_end": int(seen.connected[-1]) if len(seen.connected) else 0,
             "turned_away": int(closes_by_code.get("1013", 0)) + int(conns[files.WEIGHT][conns["http_status"].notna()].sum()),

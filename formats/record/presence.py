@@ -16,6 +16,7 @@ both sides. In a weighted simulation each agent's rows carry its `weight` (conne
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,32 +76,50 @@ def _presence(rec: RunRecord) -> Presence:
     seconds = np.arange(bins, dtype=float)
     expected = np.searchsorted(arrivals, seconds + 1.0, side="left").astype(float) * weight
 
-    conns = rec.connections
+    conns = rec.connection_numbers
     # a 1013 is the server shedding the socket before its welcome: that client was turned away
     shed = conns["close_code"].eq(SHED).fillna(False)  # an open (censored) connection has no code: not shed
-    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna() & ~shed]
-    ids = conns["client"].astype(str)
-    index = _fleet_index(ids)
-    conns, ids = conns[index < agents], ids[index < agents]
+    lived = (conns["http_status"].isna() & conns["duration_s"].notna() & ~shed).to_numpy(bool)
+    fleet = _fleet_index(pd.Series(conns["client"].cat.categories, dtype=object).astype(str))
+    codes = conns["client"].cat.codes.to_numpy()  # -1: no id, read as the id "nan" (not of the fleet's shape)
+    index = np.where(codes < 0, -1, fleet[codes]) if len(fleet) else np.full(len(codes), -1)
+    rows = np.flatnonzero(lived & (index < agents))
     delta = np.zeros(bins + 1)
     ever = 0
-    if len(conns):
-        frame = pd.DataFrame({"client": ids.to_numpy(),
-                              "start": conns["opened_s"].to_numpy(float),
-                              "stop": (conns["opened_s"] + conns["duration_s"]).to_numpy(float),
-                              "weight": conns[files.WEIGHT].to_numpy(int)})
-        frame = frame.sort_values(["client", "start"], kind="mergesort").reset_index(drop=True)
-        reach = frame.groupby("client", sort=False)["stop"].cummax()
-        before = reach.groupby(frame["client"], sort=False).shift(1)
-        starts = (before.isna() | (frame["start"] > before)).to_numpy()
-        seg_start = frame["start"].to_numpy()[starts]
-        seg_stop = np.maximum.reduceat(frame["stop"].to_numpy(), np.flatnonzero(starts))
-        ever = int(frame.groupby("client", sort=False)["weight"].max().sum())
-        seg_weight = frame["weight"].to_numpy()[starts]
-        # the convention of the `active` column: open in second i when int(start) <= i < int(stop)
-        lo = np.clip(seg_start.astype(int), 0, bins)
-        hi = np.clip(seg_stop.astype(int), 0, bins)
-        np.add.at(delta, lo, seg_weight)
-        np.add.at(delta, hi, -seg_weight)
+    # clients a block at a time: the sorts and group-bys below hold a block's rows, not the fleet's
+    row_codes = codes[rows] + 1
+    blocks = max(1, math.ceil(len(rows) / BLOCK_ROWS))
+    edges = np.linspace(0, len(fleet) + 1, blocks + 1).round().astype(int)
+    opened, duration, weight = (conns[c].to_numpy() for c in ("opened_s", "duration_s", files.WEIGHT))
+    for lo, hi in zip(edges, edges[1:]):
+        block = rows[(row_codes >= lo) & (row_codes < hi)]
+        if not len(block):
+            continue
+        frame = pd.DataFrame({"client": codes[block], "start": opened[block].astype(float),
+                              "stop": (opened[block] + duration[block]).astype(float),
+                              "weight": weight[block].astype(int)})
+        ever += _add_segments(frame, delta, bins)
     connected = np.cumsum(delta)[:bins]
     return Presence(connected, expected, ever)
+
+
+#: connections whose segments are found at once (a block of clients' rows)
+BLOCK_ROWS = 1_000_000
+
+
+def _add_segments(frame: pd.DataFrame, delta: np.ndarray, bins: int) -> int:
+    """Add each client's spans of being connected (its connections merged where they overlap) to
+    `delta`, the per-second change of the count; returns the clients (their weight) ever connected."""
+    frame = frame.sort_values(["client", "start"], kind="mergesort").reset_index(drop=True)
+    reach = frame.groupby("client", sort=False)["stop"].cummax()
+    before = reach.groupby(frame["client"], sort=False).shift(1)
+    starts = (before.isna() | (frame["start"] > before)).to_numpy()
+    seg_start = frame["start"].to_numpy()[starts]
+    seg_stop = np.maximum.reduceat(frame["stop"].to_numpy(), np.flatnonzero(starts))
+    seg_weight = frame["weight"].to_numpy()[starts]
+    # the convention of the `active` column: open in second i when int(start) <= i < int(stop)
+    lo = np.clip(seg_start.astype(int), 0, bins)
+    hi = np.clip(seg_stop.astype(int), 0, bins)
+    np.add.at(delta, lo, seg_weight)
+    np.add.at(delta, hi, -seg_weight)
+    return int(frame.groupby("client", sort=False)["weight"].max().sum())
