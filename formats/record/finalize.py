@@ -120,7 +120,7 @@ def lifetimes(rec: RunRecord):
     conns = rec.connection_numbers
     lived = (conns["http_status"].isna() & conns["duration_s"].notna()).to_numpy(bool)
     return kaplan_meier(conns["duration_s"].to_numpy(float)[lived], conns["censored"].to_numpy()[lived] == 0,
-                        conns[files.WEIGHT].to_numpy(float)[lived])
+                        conns[files.WEIGHT].to_numpy()[lived])
 
 
 def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_s: float | None = None) -> dict:

@@ -80,16 +80,18 @@ def _presence(rec: RunRecord) -> Presence:
     # a 1013 is the server shedding the socket before its welcome: that client was turned away
     shed = conns["close_code"].eq(SHED).fillna(False)  # an open (censored) connection has no code: not shed
     lived = (conns["http_status"].isna() & conns["duration_s"].notna() & ~shed).to_numpy(bool)
-    fleet = _fleet_index(pd.Series(conns["client"].cat.categories, dtype=object).astype(str))
-    codes = conns["client"].cat.codes.to_numpy()  # -1: no id, read as the id "nan" (not of the fleet's shape)
-    index = np.where(codes < 0, -1, fleet[codes]) if len(fleet) else np.full(len(codes), -1)
-    rows = np.flatnonzero(lived & (index < agents))
+    ids = conns["client"].cat.categories
+    of_fleet = _fleet_index(pd.Series(ids, dtype=object).astype(str)) < agents  # by id
+    codes = conns["client"].cat.codes.to_numpy()  # -1: no id, read as the id "nan" (kept: not of the fleet's shape)
+    if len(ids):
+        lived &= (codes < 0) | of_fleet[np.maximum(codes, 0)]
+    rows = np.flatnonzero(lived)
     delta = np.zeros(bins + 1)
     ever = 0
     # clients a block at a time: the sorts and group-bys below hold a block's rows, not the fleet's
     row_codes = codes[rows] + 1
     blocks = max(1, math.ceil(len(rows) / BLOCK_ROWS))
-    edges = np.linspace(0, len(fleet) + 1, blocks + 1).round().astype(int)
+    edges = np.linspace(0, len(ids) + 1, blocks + 1).round().astype(int)
     opened, duration, weight = (conns[c].to_numpy() for c in ("opened_s", "duration_s", files.WEIGHT))
     for lo, hi in zip(edges, edges[1:]):
         block = rows[(row_codes >= lo) & (row_codes < hi)]
@@ -104,7 +106,7 @@ def _presence(rec: RunRecord) -> Presence:
 
 
 #: connections whose segments are found at once (a block of clients' rows)
-BLOCK_ROWS = 1_000_000
+BLOCK_ROWS = 250_000
 
 
 def _add_segments(frame: pd.DataFrame, delta: np.ndarray, bins: int) -> int:

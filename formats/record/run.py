@@ -328,7 +328,7 @@ class RunRecord:
             return _problem(path, f"not a readable CSV table ({exc})", self._notes)
         table = {name: clients.categorical(columns.join(name)) if name == "client" else columns.join(name)
                  for name in names if name in columns.names()}
-        df = pd.DataFrame(table, columns=names)
+        df = pd.DataFrame(table, columns=names, copy=False)
         if files.WEIGHT not in df.columns:
             df[files.WEIGHT] = np.ones(len(df), np.int8)
         return df
