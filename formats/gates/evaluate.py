@@ -50,6 +50,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
 from system.errors import UsageError
 from formats.gates.names import ALIASES
@@ -331,23 +332,24 @@ def _observe_min_fraction(gate: Gate, rec: RunRecord, intervals: Intervals, sock
 def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
     conns = rec.connection_numbers
     opened = conns["opened_s"].to_numpy(float)
-    in_phase = np.zeros(len(conns), dtype=bool)
+    rows = np.zeros(len(conns), dtype=bool)
     for a, b in intervals:
-        in_phase |= (opened >= a) & (opened < b)
-    conns = conns[in_phase & (conns["http_status"].isna() & conns["duration_s"].notna()).to_numpy(bool)]
-    durations = conns["duration_s"].to_numpy(float)
-    ended = conns["censored"].to_numpy(int) == 0
-    km = kaplan_meier(durations, ended, conns[files.WEIGHT].to_numpy(float))
+        rows |= (opened >= a) & (opened < b)
+    rows &= (conns["http_status"].isna() & conns["duration_s"].notna()).to_numpy(bool)  # those that opened
+    durations = conns["duration_s"].to_numpy(float)[rows]
+    ended = conns["censored"].to_numpy()[rows] == 0
+    weights = conns[files.WEIGHT].to_numpy()[rows]
+    km = kaplan_meier(durations, ended, weights)
     prov = {"connections": km.n, "censored": km.n - km.events, "observed_max_s": km.t_max}
     if km.n == 0:
         raise Undecidable("no connection opened in the phase")
 
     def failing(threshold: float) -> dict[str, Any]:
-        below = conns["duration_s"] < threshold
-        shortest = conns["duration_s"][below].sort_values().index[:MAX_EXAMPLES]
-        return {"connections_below_threshold": int(conns[files.WEIGHT][below].sum()),
-                "examples": rec.connection_rows(shortest)[["client", "conn", "opened_s", "duration_s", "close_code"]]
-                .to_dict("records")}
+        below = durations < threshold
+        shortest = pd.Series(durations[below]).sort_values().index[:MAX_EXAMPLES]
+        examples = rec.connection_rows(conns.index[rows][below][shortest])
+        return {"connections_below_threshold": int(weights[below].sum()),
+                "examples": examples[["client", "conn", "opened_s", "duration_s", "close_code"]].to_dict("records")}
 
     if gate.stat == "quantile":
         value = km.quantile(gate.quantile)
