@@ -99,7 +99,10 @@ class ClientPolicy:
         self._attempt = 0                        # attempt number since the last stable connection
         self._failures = 0                       # consecutive failures since then
         self._reconnect_pending = False          # deferred while offline (network awareness)
+        # the sockets whose handlers are held: removed when cleaned up (`listener_cleanup`); without the
+        # fix a handler is never removed, so only their number is kept (a day's connections of a fleet)
         self._listeners: list[int] = []
+        self._leaked_listeners = 0
         self._outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
         self._unacked: OrderedDict[str, dict] = OrderedDict()  # sent, not yet acknowledged (dedup_resume)
         # dedup state outlives sessions: a hard refresh reloads history, it does not re-display it
@@ -122,7 +125,7 @@ class ClientPolicy:
     @property
     def listener_count(self) -> int:
         """Per-connection handlers held; grows with every connection when listener_cleanup is off."""
-        return len(self._listeners)
+        return len(self._listeners) + self._leaked_listeners
 
     @property
     def metrics(self) -> dict[str, int]:
@@ -431,6 +434,7 @@ class ClientPolicy:
         self._backoff.reset()
         self._refresh_backoff.reset()
         self._listeners = list(self._live)  # a page load starts with no handlers but its live sockets'
+        self._leaked_listeners = 0
         return self._fetch("connect")
 
     def _fetch(self, purpose: str) -> list[Action]:
@@ -481,7 +485,10 @@ class ClientPolicy:
         self._live[sock] = None
         self._sock_tokens[sock] = self._token
         self._current = sock
-        self._listeners.append(sock)
+        if self.fixes.listener_cleanup:
+            self._listeners.append(sock)
+        else:
+            self._leaked_listeners += 1
         self._record(now, "attempt", sock=sock, n=self._attempt)
         self._attempt += 1
         last_seq = (self._last_seq or 0) if self.fixes.dedup_resume else None
