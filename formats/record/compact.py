@@ -58,6 +58,3 @@ class Columns:
         if len(dtypes) > 1 and any(isinstance(d, pd.api.extensions.ExtensionDtype) for d in dtypes):
             pieces = [p.astype(float) for p in pieces]
         return pd.concat(pieces, ignore_index=True)
-
-    def names(self) -> list[str]:
-        return list(self._pieces)

@@ -291,7 +291,7 @@ class RunRecord:
         path = self.path(files.CONNECTIONS)
         wanted = pd.Index(rows)
         chunks = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS[files.CONNECTIONS]}, chunksize=ROWS_CHUNK)
-        found = pd.concat([pd.read_csv(path, nrows=0)] + [c[c.index.isin(wanted)] for c in chunks])
+        found = pd.concat([c[c.index.isin(wanted)] for c in chunks])  # (a file with a header has a chunk)
         return self._connection_values(keep_integers(self._numbers(path, found.loc[wanted]), files.CONNECTIONS))
 
     @cached_property
@@ -327,7 +327,7 @@ class RunRecord:
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
             return _problem(path, f"not a readable CSV table ({exc})", self._notes)
         table = {name: clients.categorical(columns.join(name)) if name == "client" else columns.join(name)
-                 for name in names if name in columns.names()}
+                 for name in names}
         df = pd.DataFrame(table, columns=names, copy=False)
         if files.WEIGHT not in df.columns:
             df[files.WEIGHT] = np.ones(len(df), np.int8)

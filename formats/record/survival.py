@@ -49,6 +49,9 @@ class Survival:
         return area, exact
 
 
+LOOKUP_CHUNK = 1 << 20  # times looked up among the censorings at once
+
+
 def kaplan_meier(durations: np.ndarray, ended: np.ndarray, weights: np.ndarray | None = None) -> Survival:
     """The product-limit estimate from lifetimes and a flag per lifetime: True ended, False censored.
 
@@ -82,7 +85,8 @@ def kaplan_meier(durations: np.ndarray, ended: np.ndarray, weights: np.ndarray |
     before = _weight_of(ended_by, first)  # of the ends before each time, then of every lifetime
     del first
     ends_at = np.diff(before, append=ends)
-    before += _weight_of(censored_by, np.searchsorted(c_times, times, side="left"))
+    for lo in range(0, times.size, LOOKUP_CHUNK):  # the censorings before each time, a chunk of times at a time
+        before[lo:lo + LOOKUP_CHUNK] += _weight_of(censored_by, np.searchsorted(c_times, times[lo:lo + LOOKUP_CHUNK]))
     at_risk = np.subtract(total, before, out=before)  # still observed just before each time
     keep = ends_at > 0
     if not keep.all():
