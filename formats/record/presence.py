@@ -84,7 +84,7 @@ def _presence(rec: RunRecord) -> Presence:
     of_fleet = _fleet_index(pd.Series(ids, dtype=object).astype(str)) < agents  # by id
     codes = conns["client"].cat.codes.to_numpy()  # -1: no id, read as the id "nan" (kept: not of the fleet's shape)
     if len(ids):
-        lived &= (codes < 0) | of_fleet[np.maximum(codes, 0)]
+        lived = lived & ((codes < 0) | of_fleet[np.maximum(codes, 0)])
     rows = np.flatnonzero(lived)
     delta = np.zeros(bins + 1)
     ever = 0
