@@ -151,7 +151,7 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "duration_s": rec.end,
         "clients": rec.clients,
         "connections": int(weight[~failed].sum()),
-        "censored_connections": int(np.dot(conns["censored"].to_numpy(np.int64), weight.to_numpy(np.int64))),
+        "censored_connections": int(np.einsum("i,i->", conns["censored"].to_numpy(), weight.to_numpy(), dtype=np.int64)),
         "handshake_failures": int(weight[failed].sum()),
         "duration_p50_s": _opt(km.quantile(0.50)),
         "duration_p95_s": _opt(km.quantile(0.95)),

@@ -76,6 +76,7 @@ def kaplan_meier(durations: np.ndarray, ended: np.ndarray, weights: np.ndarray |
     # a fleet's table has tens of millions of lifetimes, nearly each a time of its own
     end_times, ended_by = _by_time(durations, ended, weights)
     c_times, censored_by = _by_time(durations, ~ended, weights)
+    del durations, ended, weights, keep  # (freed when the caller passed arrays made for the call)
     ends = _weight_of(ended_by, end_times.size)
     total = ends + _weight_of(censored_by, c_times.size)
     t_max = max(end_times[-1] if end_times.size else -np.inf, c_times[-1] if c_times.size else -np.inf)
@@ -92,8 +93,8 @@ def kaplan_meier(durations: np.ndarray, ended: np.ndarray, weights: np.ndarray |
     if not keep.all():
         times, ends_at, at_risk = times[keep], ends_at[keep], at_risk[keep]
     factors = np.subtract(1.0, np.divide(ends_at, at_risk, out=ends_at), out=ends_at)
-    survival = np.cumprod(factors)
-    del factors, at_risk, before
+    del at_risk, before
+    survival = np.cumprod(factors, out=factors)
     steps = np.searchsorted(times, c_times, side="right")
     c_surv = survival[np.maximum(steps - 1, 0)] if times.size else np.ones(c_times.size)
     c_surv = np.where(steps == 0, 1.0, c_surv)
