@@ -25,9 +25,13 @@ class ClientCodes:
         known = np.fromiter((codes.setdefault(u, len(codes)) for u in uniques), np.int32, len(uniques))
         return np.where(local < 0, np.int32(-1), known[local]) if len(known) else np.full(len(local), -1, np.int32)
 
+    def ids(self) -> list[str]:
+        """The ids seen, by code."""
+        return list(self._codes)
+
     def categorical(self, codes: np.ndarray) -> pd.Categorical:
         """The column of these codes: each row a small integer, each id once among the categories."""
-        return pd.Categorical.from_codes(codes, categories=pd.Index(list(self._codes), dtype=object))
+        return pd.Categorical.from_codes(codes, categories=pd.Index(self.ids(), dtype=object))
 
 
 def nullable_integers(values: pd.Series) -> pd.Series:

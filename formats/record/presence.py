@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from formats.record import files
+from formats.record.compact import ClientCodes, Columns
 from formats.record.run import RunRecord
 from formats.record.storms import sampling_weight
 from formats.streams import ramp_arrivals
@@ -76,31 +77,35 @@ def _presence(rec: RunRecord) -> Presence:
     seconds = np.arange(bins, dtype=float)
     expected = np.searchsorted(arrivals, seconds + 1.0, side="left").astype(float) * weight
 
-    conns = rec.connection_numbers
-    # a 1013 is the server shedding the socket before its welcome: that client was turned away
-    shed = conns["close_code"].eq(SHED).fillna(False)  # an open (censored) connection has no code: not shed
-    lived = (conns["http_status"].isna() & conns["duration_s"].notna() & ~shed).to_numpy(bool)
-    ids = conns["client"].cat.categories
-    of_fleet = _fleet_index(pd.Series(ids, dtype=object).astype(str)) < agents  # by id
-    codes = conns["client"].cat.codes.to_numpy()  # -1: no id, read as the id "nan" (kept: not of the fleet's shape)
-    if len(ids):
-        lived = lived & ((codes < 0) | of_fleet[np.maximum(codes, 0)])
-    rows = np.flatnonzero(lived)
+    clients = ClientCodes()
+    columns = Columns()
+    for chunk in rec.connection_chunks(("client", "opened_s", "duration_s", "close_code", "http_status", files.WEIGHT),
+                                       clients):
+        # a 1013 is the server shedding the socket before its welcome: that client was turned away
+        shed = chunk["close_code"].eq(SHED).fillna(False)  # an open (censored) connection has no code: not shed
+        lived = (chunk["http_status"].isna() & chunk["duration_s"].notna() & ~shed).to_numpy(bool)
+        opened = chunk["opened_s"].to_numpy(float)[lived]
+        columns.add("client", chunk["client"].to_numpy()[lived])
+        columns.add("start", opened)
+        columns.add("stop", opened + chunk["duration_s"].to_numpy(float)[lived])
+        columns.add("weight", chunk[files.WEIGHT].to_numpy()[lived])
+    codes, start, stop, weight = (columns.join(name) for name in ("client", "start", "stop", "weight"))
+    ids = clients.ids()
+    of_fleet = _fleet_index(pd.Series(ids, dtype=object)) < agents  # by id
+    # -1: no id, read as the id "nan" (kept: not of the fleet's shape)
+    kept = ((codes < 0) | of_fleet[np.maximum(codes, 0)]) if len(ids) else None
     delta = np.zeros(bins + 1)
     ever = 0
     # clients a block at a time: the sorts and group-bys below hold a block's rows, not the fleet's
-    row_codes = codes[rows] + 1
-    blocks = max(1, math.ceil(len(rows) / BLOCK_ROWS))
-    edges = np.linspace(0, len(ids) + 1, blocks + 1).round().astype(int)
-    opened, duration, weight = (conns[c].to_numpy() for c in ("opened_s", "duration_s", files.WEIGHT))
+    blocks = max(1, math.ceil(len(codes) / BLOCK_ROWS))
+    edges = np.linspace(-1, len(ids), blocks + 1).round().astype(int)
     for lo, hi in zip(edges, edges[1:]):
-        block = rows[(row_codes >= lo) & (row_codes < hi)]
-        if not len(block):
-            continue
-        frame = pd.DataFrame({"client": codes[block], "start": opened[block].astype(float),
-                              "stop": (opened[block] + duration[block]).astype(float),
-                              "weight": weight[block].astype(int)})
-        ever += _add_segments(frame, delta, bins)
+        in_block = (codes >= lo) & (codes < hi)
+        block = np.flatnonzero(in_block if kept is None else in_block & kept)
+        if len(block):
+            frame = pd.DataFrame({"client": codes[block], "start": start[block], "stop": stop[block],
+                                  "weight": weight[block].astype(int)})
+            ever += _add_segments(frame, delta, bins)
     connected = np.cumsum(delta)[:bins]
     return Presence(connected, expected, ever)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ NUMERIC_COLUMNS = {
 }
 TEXT_COLUMNS = {files.CONNECTIONS: ("client", "conn", "closed_by"),
                 files.LEDGER: ("client", "conversation", "msg_id", "kind")}
-#: the columns of connections.csv that `RunRecord.connection_numbers` keeps: what the counts need
+#: the columns of connections.csv that `RunRecord.connection_chunks` reads: what the counts need
 NUMBER_COLUMNS = ("client", "opened_s", "duration_s", "close_code", "http_status", "censored", files.WEIGHT)
 
 
@@ -275,7 +275,7 @@ class RunRecord:
         """Strict: never None. Lenient: None when absent or damaged. Always with a `weight` column
         (the clients each row stands for: 1 where the file has none), which every count honours.
         Every column, the text ones as Python strings: counts over a fleet's table read
-        `connection_numbers`."""
+        `connection_chunks` (`formats.record.passes`)."""
         df = self._csv(files.CONNECTIONS)
         return None if df is None else self._connection_values(df)
 
@@ -285,7 +285,7 @@ class RunRecord:
         return df
 
     def connection_rows(self, rows: pd.Index | list[int]) -> pd.DataFrame:
-        """The rows of connections.csv at these places in the file (`connection_numbers`' index),
+        """The rows of connections.csv at these places in the file (`connection_chunks`' index),
         in this order, every column as `connections` reads it: the few a gate names as examples,
         read a chunk at a time rather than the whole table."""
         path = self.path(files.CONNECTIONS)
@@ -294,44 +294,55 @@ class RunRecord:
         found = pd.concat([c[c.index.isin(wanted)] for c in chunks])  # (a file with a header has a chunk)
         return self._connection_values(keep_integers(self._numbers(path, found.loc[wanted]), files.CONNECTIONS))
 
-    @cached_property
-    def connection_numbers(self) -> pd.DataFrame | None:
-        """connections.csv for counting: the columns of `NUMBER_COLUMNS`, checked and valued as
-        `connections` reads them, but compact, since a fleet's table has tens of millions of rows:
-        `client` a categorical (an integer code a row, each id once), the codes nullable `Int32`,
-        `censored` and `weight` the smallest integers that hold them. Read a chunk at a time, so
-        the rows never stand as Python strings. The index is the row's place in the file
-        (`connection_rows` reads a few rows whole). None as for `connections`."""
+    def connection_chunks(self, names: tuple[str, ...], clients: ClientCodes | None = None) -> Iterator[pd.DataFrame]:
+        """connections.csv a chunk of rows at a time, only the columns `names` (of `NUMBER_COLUMNS`),
+        checked and valued as `connections` reads them, but compact: `client` as integer codes from
+        `clients` (one `ClientCodes` a pass, which then names the ids), the codes nullable `Int32`,
+        `censored` and `weight` the smallest integers that hold them (`weight` 1 where the file has
+        none). The index is the row's place in the file (`connection_rows` reads a few rows whole).
+        A fleet's table has tens of millions of rows: a reader keeps what it counts, never the
+        table, and never its text. For strict readers: nothing when the table is absent (lenient)."""
         path = self.path(files.CONNECTIONS)
         header = self._header(files.CONNECTIONS)
         if header is None:
-            return None
-        names = [c for c in NUMBER_COLUMNS if c in header]
-        clients, columns, noted = ClientCodes(), Columns(), False
+            return
+        usecols = [c for c in names if c in header]
+        clients = ClientCodes() if clients is None else clients
+        noted = False
         try:
-            for chunk in pd.read_csv(path, usecols=names, dtype={"client": str}, chunksize=ROWS_CHUNK):
+            for chunk in pd.read_csv(path, usecols=usecols, dtype={"client": str}, chunksize=ROWS_CHUNK):
                 chunk = self._numbers(path, chunk)
+                out = {}
                 for name in names:
+                    if name not in usecols:  # only `weight` may be absent
+                        out[name] = np.ones(len(chunk), np.int8)
+                        continue
                     values = chunk[name]
                     if name == "client":
-                        columns.add(name, clients(values))
+                        out[name] = clients(values)
                     elif name in ("close_code", "http_status"):
-                        columns.add(name, nullable_integers(values))
+                        out[name] = nullable_integers(values)
                     elif name == "censored":
-                        columns.add(name, pd.to_numeric(values.fillna(0).astype(int), downcast="integer").to_numpy())
+                        out[name] = pd.to_numeric(values.fillna(0).astype(int), downcast="integer").to_numpy()
                     elif name == files.WEIGHT:
-                        columns.add(name, pd.to_numeric(self._weights(values, quiet=noted), downcast="integer"))
+                        out[name] = pd.to_numeric(self._weights(values, quiet=noted), downcast="integer")
                         noted = noted or not (values.to_numpy(float) >= 1).all()
                     else:
-                        columns.add(name, values.to_numpy(float))
+                        out[name] = values.to_numpy(float)
+                yield pd.DataFrame(out, index=chunk.index, copy=False)
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
-            return _problem(path, f"not a readable CSV table ({exc})", self._notes)
-        table = {name: clients.categorical(columns.join(name)) if name == "client" else columns.join(name)
+            _problem(path, f"not a readable CSV table ({exc})", self._notes)
+
+    def connection_numbers(self, names: tuple[str, ...] = NUMBER_COLUMNS) -> pd.DataFrame:
+        """The columns `names` of every row (`connection_chunks`, joined a column at a time), `client`
+        a categorical (an integer code a row, each id once)."""
+        clients, columns = ClientCodes(), Columns()
+        for chunk in self.connection_chunks(names, clients):
+            for name in names:
+                columns.add(name, chunk[name])
+        table = {name: clients.categorical(columns.join(name).to_numpy()) if name == "client" else columns.join(name)
                  for name in names}
-        df = pd.DataFrame(table, columns=names, copy=False)
-        if files.WEIGHT not in df.columns:
-            df[files.WEIGHT] = np.ones(len(df), np.int8)
-        return df
+        return pd.DataFrame(table, columns=list(names), copy=False)
 
     def _weights(self, column: pd.Series, quiet: bool = False) -> np.ndarray:
         """The clients each row stands for: a whole number >= 1; another value is an error

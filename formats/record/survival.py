@@ -76,7 +76,6 @@ def kaplan_meier(durations: np.ndarray, ended: np.ndarray, weights: np.ndarray |
     # a fleet's table has tens of millions of lifetimes, nearly each a time of its own
     end_times, ended_by = _by_time(durations, ended, weights)
     c_times, censored_by = _by_time(durations, ~ended, weights)
-    del durations, ended, weights, keep  # (freed when the caller passed arrays made for the call)
     ends = _weight_of(ended_by, end_times.size)
     total = ends + _weight_of(censored_by, c_times.size)
     t_max = max(end_times[-1] if end_times.size else -np.inf, c_times[-1] if c_times.size else -np.inf)

@@ -1,6 +1,7 @@
-"""`RunRecord.connection_numbers`: connections.csv read a chunk at a time, without its text but the
-client (a code), for the counts over a fleet's table. It must hold the values `connections` holds,
-and every figure counted from it must not depend on the chunk or block sizes."""
+"""`RunRecord.connection_chunks`: connections.csv read a chunk at a time, without its text but the
+client (a code), for the counts over a fleet's table (`formats.record.passes`). It must hold the
+values `connections` holds, and every figure counted from it must not depend on the chunk or block
+sizes."""
 from __future__ import annotations
 
 import pandas as pd
@@ -26,7 +27,7 @@ def run_dir(tmp_path):
 
 
 def test_the_numbers_are_the_tables_values(run_dir):
-    whole, numbers = RunRecord(run_dir).connections, RunRecord(run_dir).connection_numbers
+    whole, numbers = RunRecord(run_dir).connections, RunRecord(run_dir).connection_numbers()
     assert list(numbers.columns) == list(NUMBER_COLUMNS)
     assert numbers["client"].astype(str).tolist() == whole["client"].tolist()
     for column in NUMBER_COLUMNS[1:]:
@@ -39,7 +40,7 @@ def test_figures_do_not_depend_on_chunks_or_blocks(run_dir, monkeypatch):
     monkeypatch.setattr(presence_module, "BLOCK_ROWS", 1)
     rec = RunRecord(run_dir)
     assert summarize(rec) == whole
-    pd.testing.assert_frame_equal(rec.connection_numbers, RunRecord(run_dir).connection_numbers)
+    pd.testing.assert_frame_equal(rec.connection_numbers(), RunRecord(run_dir).connection_numbers())
 
 
 def test_a_few_rows_are_read_whole_by_their_place(run_dir, monkeypatch):
@@ -57,4 +58,4 @@ def test_a_bad_cell_is_named_by_its_line_in_any_chunk(run_dir, monkeypatch):
     path.write_text("\n".join(lines) + "\n")
     monkeypatch.setattr(run_module, "ROWS_CHUNK", 2)
     with pytest.raises(RecordError, match=r"connections.csv:5: column 'opened_s'"):
-        RunRecord(run_dir).connection_numbers
+        RunRecord(run_dir).connection_numbers()
