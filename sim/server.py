@@ -296,7 +296,10 @@ class TokenService:
         self.cpu, self.service, self.give_up = cpu, service, give_up
 
     def verify(self, token: AccessClaims | None, user: str) -> AccessClaims | AuthError:
-        """As the server's `verify`: the token's claims if they hold now, else why not."""
+        """As the server's `verify`: the token's claims if they hold now, else why not. The refusal
+        goes without its traceback: its frames would hold the caller's, which holds the refusal, a
+        cycle per refused handshake (a legacy fleet's expired tokens: millions a day) that only the
+        cyclic collector frees, and it is off while the model runs (`sim.world._no_cyclic_collection`)."""
         if token is None:
             return AuthError("auth_invalid", "no access token")
         if token.user != user:
@@ -304,7 +307,7 @@ class TokenService:
         try:
             return self.rules.check(token, self.env.now)
         except AuthError as exc:
-            return exc
+            return exc.with_traceback(None)
 
     def expire(self, users: list[str] | None) -> None:
         if users is None:

@@ -50,10 +50,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
 from system.errors import UsageError
 from formats.gates.names import ALIASES
-from formats.record import files
+from formats.record import files, passes
 from formats.record.presence import presence
 from formats.gates.spec import Gate, Phase
 from formats.gates.verdict import FAIL, PASS, UNKNOWN, Verdict
@@ -187,11 +188,11 @@ def counter_series(gate: Gate, rec: RunRecord) -> np.ndarray:
         status = int(tags.get("status", 403))
         if gate.metric == "http_403" or status == 403:
             return ts["http_403"].to_numpy(float)
-        conns = rec.connections
-        rejected = conns[conns["http_status"] == status]
-        times = rejected["opened_s"].to_numpy(float)
         out = np.zeros(len(ts))
-        np.add.at(out, np.clip(times.astype(int), 0, max(len(ts) - 1, 0)), rejected[files.WEIGHT].to_numpy(float))
+        for chunk in rec.connection_chunks(("opened_s", "http_status", files.WEIGHT)):
+            rejected = chunk[(chunk["http_status"] == status).fillna(False).to_numpy(bool)]
+            times = rejected["opened_s"].to_numpy(float)
+            np.add.at(out, np.clip(times.astype(int), 0, max(len(ts) - 1, 0)), rejected[files.WEIGHT].to_numpy(float))
         return out
     return ts[COUNTERS[gate.metric]].to_numpy(float)
 
@@ -208,7 +209,7 @@ def require_observed(gate: Gate, rec: RunRecord, total: float) -> None:
     A non-zero count is evidence whatever else happened (a refused fleet's manual refreshes)."""
     if total:
         return
-    if gate.metric in NEEDS_ANSWERS and rec.connections.empty:
+    if gate.metric in NEEDS_ANSWERS and not passes.counts(rec).rows:
         raise Undecidable("no connection attempt got an answer in this run: nothing was observed")
     if gate.metric in NEEDS_DISPLAYS and not rec.timeseries["displayed"].sum():
         raise Undecidable("no message was displayed in this run: duplicates cannot be observed")
@@ -329,25 +330,19 @@ def _observe_min_fraction(gate: Gate, rec: RunRecord, intervals: Intervals, sock
 
 
 def _observe_duration(gate: Gate, rec: RunRecord, intervals: Intervals) -> Observation:
-    conns = rec.connections
-    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna()]
-    opened = conns["opened_s"].to_numpy(float)
-    mask = np.zeros(len(conns), dtype=bool)
-    for a, b in intervals:
-        mask |= (opened >= a) & (opened < b)
-    conns = conns[mask]
-    durations = conns["duration_s"].to_numpy(float)
-    ended = conns["censored"].to_numpy(int) == 0
-    km = kaplan_meier(durations, ended, conns[files.WEIGHT].to_numpy(float))
+    lived = passes.lifetimes(rec, intervals, with_rows=True)
+    durations, ended, weights = lived.durations, lived.ended, lived.weights
+    km = kaplan_meier(durations, ended, weights)
     prov = {"connections": km.n, "censored": km.n - km.events, "observed_max_s": km.t_max}
     if km.n == 0:
         raise Undecidable("no connection opened in the phase")
 
     def failing(threshold: float) -> dict[str, Any]:
-        short = conns[conns["duration_s"] < threshold].sort_values("duration_s")
-        return {"connections_below_threshold": int(short[files.WEIGHT].sum()),
-                "examples": short[["client", "conn", "opened_s", "duration_s", "close_code"]]
-                .head(MAX_EXAMPLES).to_dict("records")}
+        below = durations < threshold
+        shortest = pd.Series(durations[below]).sort_values().index[:MAX_EXAMPLES]
+        examples = rec.connection_rows(lived.rows[below][shortest])
+        return {"connections_below_threshold": int(weights[below].sum()),
+                "examples": examples[["client", "conn", "opened_s", "duration_s", "close_code"]].to_dict("records")}
 
     if gate.stat == "quantile":
         value = km.quantile(gate.quantile)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from system.errors import UsageError
-from formats.record import files
+from formats.record import files, passes
 from formats.record.derive import derive, ledger_table, read_events, timeseries_columns, write_csv
 from formats.record.ledger import (
     LedgerSummary, UserLedgerSummary, check, check_user_messages, read_received, typed_messages,
@@ -42,7 +42,7 @@ def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_fli
     summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
     pings = (rec.meta.get("heartbeat") or {}).get("pings")
     if pings is not None:  # the server's keepalive pings per hour of connection (120 at a 30 s heartbeat)
-        conns = rec.connections
+        conns = rec.connection_numbers(("duration_s", files.WEIGHT))
         hours = float((conns["duration_s"].fillna(0) * conns[files.WEIGHT]).sum()) / 3600.0
         summary["pings_per_connection_hour"] = round(pings / hours, 2) if hours > 0 else None
     if windows is not None:
@@ -116,16 +116,13 @@ def user_ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> Use
 
 def lifetimes(rec: RunRecord):
     """The Kaplan–Meier estimate over connections that opened (failed handshakes have no lifetime)."""
-    conns = rec.connections[rec.connections["http_status"].isna() & rec.connections["duration_s"].notna()]
-    return kaplan_meier(conns["duration_s"].to_numpy(float), conns["censored"].to_numpy(int) == 0,
-                        conns[files.WEIGHT].to_numpy(float))
+    lived = passes.lifetimes(rec)
+    return kaplan_meier(lived.durations, lived.ended, lived.weights)
 
 
 def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_s: float | None = None) -> dict:
     ts = rec.timeseries
-    conns = rec.connections
-    weight = conns[files.WEIGHT]
-    failed = conns["http_status"].notna()
+    counted = passes.counts(rec)
     km = lifetimes(rec)
     mean, mean_exact = km.restricted_mean()
     storms, rise = detect_storms(ts["reconnects"].to_numpy(float), rec.clients, storm_rule,
@@ -148,9 +145,9 @@ def summarize(rec: RunRecord, *, storm_rule: StormRule = StormRule(), in_flight_
         "seed": rec.scenario.get("seed"),
         "duration_s": rec.end,
         "clients": rec.clients,
-        "connections": int(weight[~failed].sum()),
-        "censored_connections": int((conns["censored"] * weight).sum()),
-        "handshake_failures": int(weight[failed].sum()),
+        "connections": counted.opened,
+        "censored_connections": counted.censored,
+        "handshake_failures": counted.failed,
         "duration_p50_s": _opt(km.quantile(0.50)),
         "duration_p95_s": _opt(km.quantile(0.95)),
         "duration_p99_s": _opt(km.quantile(0.99)),
@@ -216,10 +213,9 @@ def _served(rec: RunRecord, closes_by_code: dict[str, int]) -> dict[str, Any]:
     count is for the whole fleet; `sampling_weight` says how many clients each simulated agent
     stood for (1 when every client was followed)."""
     seen = presence(rec)
-    conns = rec.connections
     return {"clients_never_connected": seen.never_connected(),
             "clients_connected_at_end": int(seen.connected[-1]) if len(seen.connected) else 0,
-            "turned_away": int(closes_by_code.get("1013", 0)) + int(conns[files.WEIGHT][conns["http_status"].notna()].sum()),
+            "turned_away": int(closes_by_code.get("1013", 0)) + passes.counts(rec).failed,
             "sampling_weight": int(sampling_weight(rec.meta))}
 
 

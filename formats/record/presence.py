@@ -16,12 +16,14 @@ both sides. In a weighted simulation each agent's rows carry its `weight` (conne
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from formats.record import files
+from formats.record.compact import ClientCodes, Columns
 from formats.record.run import RunRecord
 from formats.record.storms import sampling_weight
 from formats.streams import ramp_arrivals
@@ -75,32 +77,56 @@ def _presence(rec: RunRecord) -> Presence:
     seconds = np.arange(bins, dtype=float)
     expected = np.searchsorted(arrivals, seconds + 1.0, side="left").astype(float) * weight
 
-    conns = rec.connections
-    # a 1013 is the server shedding the socket before its welcome: that client was turned away
-    shed = conns["close_code"].eq(SHED).fillna(False)  # an open (censored) connection has no code: not shed
-    conns = conns[conns["http_status"].isna() & conns["duration_s"].notna() & ~shed]
-    ids = conns["client"].astype(str)
-    index = _fleet_index(ids)
-    conns, ids = conns[index < agents], ids[index < agents]
+    clients = ClientCodes()
+    columns = Columns()
+    for chunk in rec.connection_chunks(("client", "opened_s", "duration_s", "close_code", "http_status", files.WEIGHT),
+                                       clients):
+        # a 1013 is the server shedding the socket before its welcome: that client was turned away
+        shed = chunk["close_code"].eq(SHED).fillna(False)  # an open (censored) connection has no code: not shed
+        lived = (chunk["http_status"].isna() & chunk["duration_s"].notna() & ~shed).to_numpy(bool)
+        opened = chunk["opened_s"].to_numpy(float)[lived]
+        columns.add("client", chunk["client"].to_numpy()[lived])
+        columns.add("start", opened)
+        columns.add("stop", opened + chunk["duration_s"].to_numpy(float)[lived])
+        columns.add("weight", chunk[files.WEIGHT].to_numpy()[lived])
+    codes, start, stop, weight = (columns.join(name) for name in ("client", "start", "stop", "weight"))
+    ids = clients.ids()
+    of_fleet = _fleet_index(pd.Series(ids, dtype=object)) < agents  # by id
+    # -1: no id, read as the id "nan" (kept: not of the fleet's shape)
+    kept = ((codes < 0) | of_fleet[np.maximum(codes, 0)]) if len(ids) else None
     delta = np.zeros(bins + 1)
     ever = 0
-    if len(conns):
-        frame = pd.DataFrame({"client": ids.to_numpy(),
-                              "start": conns["opened_s"].to_numpy(float),
-                              "stop": (conns["opened_s"] + conns["duration_s"]).to_numpy(float),
-                              "weight": conns[files.WEIGHT].to_numpy(int)})
-        frame = frame.sort_values(["client", "start"], kind="mergesort").reset_index(drop=True)
-        reach = frame.groupby("client", sort=False)["stop"].cummax()
-        before = reach.groupby(frame["client"], sort=False).shift(1)
-        starts = (before.isna() | (frame["start"] > before)).to_numpy()
-        seg_start = frame["start"].to_numpy()[starts]
-        seg_stop = np.maximum.reduceat(frame["stop"].to_numpy(), np.flatnonzero(starts))
-        ever = int(frame.groupby("client", sort=False)["weight"].max().sum())
-        seg_weight = frame["weight"].to_numpy()[starts]
-        # the convention of the `active` column: open in second i when int(start) <= i < int(stop)
-        lo = np.clip(seg_start.astype(int), 0, bins)
-        hi = np.clip(seg_stop.astype(int), 0, bins)
-        np.add.at(delta, lo, seg_weight)
-        np.add.at(delta, hi, -seg_weight)
+    # clients a block at a time: the sorts and group-bys below hold a block's rows, not the fleet's
+    blocks = max(1, math.ceil(len(codes) / BLOCK_ROWS))
+    edges = np.linspace(-1, len(ids), blocks + 1).round().astype(int)
+    for lo, hi in zip(edges, edges[1:]):
+        in_block = (codes >= lo) & (codes < hi)
+        block = np.flatnonzero(in_block if kept is None else in_block & kept)
+        if len(block):
+            frame = pd.DataFrame({"client": codes[block], "start": start[block], "stop": stop[block],
+                                  "weight": weight[block].astype(int)})
+            ever += _add_segments(frame, delta, bins)
     connected = np.cumsum(delta)[:bins]
     return Presence(connected, expected, ever)
+
+
+#: connections whose segments are found at once (a block of clients' rows)
+BLOCK_ROWS = 250_000
+
+
+def _add_segments(frame: pd.DataFrame, delta: np.ndarray, bins: int) -> int:
+    """Add each client's spans of being connected (its connections merged where they overlap) to
+    `delta`, the per-second change of the count; returns the clients (their weight) ever connected."""
+    frame = frame.sort_values(["client", "start"], kind="mergesort").reset_index(drop=True)
+    reach = frame.groupby("client", sort=False)["stop"].cummax()
+    before = reach.groupby(frame["client"], sort=False).shift(1)
+    starts = (before.isna() | (frame["start"] > before)).to_numpy()
+    seg_start = frame["start"].to_numpy()[starts]
+    seg_stop = np.maximum.reduceat(frame["stop"].to_numpy(), np.flatnonzero(starts))
+    seg_weight = frame["weight"].to_numpy()[starts]
+    # the convention of the `active` column: open in second i when int(start) <= i < int(stop)
+    lo = np.clip(seg_start.astype(int), 0, bins)
+    hi = np.clip(seg_stop.astype(int), 0, bins)
+    np.add.at(delta, lo, seg_weight)
+    np.add.at(delta, hi, -seg_weight)
+    return int(frame.groupby("client", sort=False)["weight"].max().sum())

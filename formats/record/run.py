@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from system.errors import UsageError
 from formats.record import files
+from formats.record.compact import ClientCodes, Columns, nullable_integers
+from formats.record.derive import ROWS_CHUNK
 from formats.record.jsonl import read_jsonl
 from formats.record.tables import keep_integers
 
@@ -40,6 +42,8 @@ NUMERIC_COLUMNS = {
 }
 TEXT_COLUMNS = {files.CONNECTIONS: ("client", "conn", "closed_by"),
                 files.LEDGER: ("client", "conversation", "msg_id", "kind")}
+#: the columns of connections.csv that `RunRecord.connection_chunks` reads: what the counts need
+NUMBER_COLUMNS = ("client", "opened_s", "duration_s", "close_code", "http_status", "censored", files.WEIGHT)
 
 
 def present(path: Path) -> list[str]:
@@ -210,22 +214,34 @@ class RunRecord:
         """The table `name`: columns checked, numbers coerced, integer columns `Int64`; None when
         absent (or, lenient, damaged: with a note)."""
         path = self.dir / name
+        if self._header(name) is None:
+            return None
+        try:
+            df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS.get(name, ())})
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+            return _problem(path, f"not a readable CSV table ({exc})", self._notes)
+        return keep_integers(self._numbers(path, df), name)
+
+    def _header(self, name: str) -> list[str] | None:
+        """The columns of the table `name`, checked to be those the format needs; None when absent
+        (or, lenient, damaged: with a note)."""
+        path = self.dir / name
         if not path.exists():
             if self.lenient:
                 return None
             raise RecordError(f"{path}: missing (run `finalize` on the record first)")
         try:
-            df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS.get(name, ())})
+            header = list(pd.read_csv(path, nrows=0).columns)
         except pd.errors.EmptyDataError:
             return _problem(path, "empty file (expected a header row)", self._notes)
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
             return _problem(path, f"not a readable CSV table ({exc})", self._notes)
         columns = (LENIENT_COLUMNS if self.lenient else COLUMNS)[name]
-        missing = [c for c in columns if c not in df.columns]
+        missing = [c for c in columns if c not in header]
         if missing:
             return _problem(path, f"missing column(s) {', '.join(missing)} (expected {', '.join(columns)})",
                             self._notes)
-        return keep_integers(self._numbers(path, df), name)
+        return header
 
     def _numbers(self, path: Path, df: pd.DataFrame) -> pd.DataFrame:
         """Numbers where the format has numbers, and a time in every row that has a `t`. Strict, the
@@ -239,7 +255,7 @@ class RunRecord:
             bad = (values.isna() & df[col].notna()).to_numpy().nonzero()[0]
             if bad.size:
                 if not self.lenient:
-                    raise RecordError(f"{path}:{bad[0] + 2}: column {col!r}: expected a number, "
+                    raise RecordError(f"{path}:{df.index[bad[0]] + 2}: column {col!r}: expected a number, "
                                       f"got {df[col].iloc[bad[0]]!r}")
                 self.notes.append(f"{name}: {bad.size} non-numeric value(s) in column {col} read as missing")
             df[col] = values
@@ -257,20 +273,87 @@ class RunRecord:
     @cached_property
     def connections(self) -> pd.DataFrame | None:
         """Strict: never None. Lenient: None when absent or damaged. Always with a `weight` column
-        (the clients each row stands for: 1 where the file has none), which every count honours."""
+        (the clients each row stands for: 1 where the file has none), which every count honours.
+        Every column, the text ones as Python strings: counts over a fleet's table read
+        `connection_chunks` (`formats.record.passes`)."""
         df = self._csv(files.CONNECTIONS)
-        if df is not None:
-            df["censored"] = df["censored"].fillna(0).astype(int)
-            if files.WEIGHT in df.columns:
-                weight = df[files.WEIGHT].to_numpy(float)
-                if not (weight >= 1).all():
-                    bad = int((~(weight >= 1)).nonzero()[0][0])
-                    _problem(self.path(files.CONNECTIONS), f"line {bad + 2}: column {files.WEIGHT!r}: expected a "
-                             f"whole number >= 1, got {df[files.WEIGHT].iloc[bad]!r} (read as 1)", self._notes)
-                df[files.WEIGHT] = np.where(weight >= 1, np.nan_to_num(weight, nan=1.0), 1.0).astype(int)
-            else:
-                df[files.WEIGHT] = 1
+        return None if df is None else self._connection_values(df)
+
+    def _connection_values(self, df: pd.DataFrame) -> pd.DataFrame:
+        df["censored"] = df["censored"].fillna(0).astype(int)
+        df[files.WEIGHT] = self._weights(df[files.WEIGHT]) if files.WEIGHT in df.columns else 1
         return df
+
+    def connection_rows(self, rows: pd.Index | list[int]) -> pd.DataFrame:
+        """The rows of connections.csv at these places in the file (`connection_chunks`' index),
+        in this order, every column as `connections` reads it: the few a gate names as examples,
+        read a chunk at a time rather than the whole table."""
+        path = self.path(files.CONNECTIONS)
+        wanted = pd.Index(rows)
+        chunks = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS[files.CONNECTIONS]}, chunksize=ROWS_CHUNK)
+        found = pd.concat([c[c.index.isin(wanted)] for c in chunks])  # (a file with a header has a chunk)
+        return self._connection_values(keep_integers(self._numbers(path, found.loc[wanted]), files.CONNECTIONS))
+
+    def connection_chunks(self, names: tuple[str, ...], clients: ClientCodes | None = None) -> Iterator[pd.DataFrame]:
+        """connections.csv a chunk of rows at a time, only the columns `names` (of `NUMBER_COLUMNS`),
+        checked and valued as `connections` reads them, but compact: `client` as integer codes from
+        `clients` (one `ClientCodes` a pass, which then names the ids), the codes nullable `Int32`,
+        `censored` and `weight` the smallest integers that hold them (`weight` 1 where the file has
+        none). The index is the row's place in the file (`connection_rows` reads a few rows whole).
+        A fleet's table has tens of millions of rows: a reader keeps what it counts, never the
+        table, and never its text. For strict readers: nothing when the table is absent (lenient)."""
+        path = self.path(files.CONNECTIONS)
+        header = self._header(files.CONNECTIONS)
+        if header is None:
+            return
+        usecols = [c for c in names if c in header]
+        clients = ClientCodes() if clients is None else clients
+        noted = False
+        try:
+            for chunk in pd.read_csv(path, usecols=usecols, dtype={"client": str}, chunksize=ROWS_CHUNK):
+                chunk = self._numbers(path, chunk)
+                out = {}
+                for name in names:
+                    if name not in usecols:  # only `weight` may be absent
+                        out[name] = np.ones(len(chunk), np.int8)
+                        continue
+                    values = chunk[name]
+                    if name == "client":
+                        out[name] = clients(values)
+                    elif name in ("close_code", "http_status"):
+                        out[name] = nullable_integers(values)
+                    elif name == "censored":
+                        out[name] = pd.to_numeric(values.fillna(0).astype(int), downcast="integer").to_numpy()
+                    elif name == files.WEIGHT:
+                        out[name] = pd.to_numeric(self._weights(values, quiet=noted), downcast="integer")
+                        noted = noted or not (values.to_numpy(float) >= 1).all()
+                    else:
+                        out[name] = values.to_numpy(float)
+                yield pd.DataFrame(out, index=chunk.index, copy=False)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+            _problem(path, f"not a readable CSV table ({exc})", self._notes)
+
+    def connection_numbers(self, names: tuple[str, ...] = NUMBER_COLUMNS) -> pd.DataFrame:
+        """The columns `names` of every row (`connection_chunks`, joined a column at a time), `client`
+        a categorical (an integer code a row, each id once)."""
+        clients, columns = ClientCodes(), Columns()
+        for chunk in self.connection_chunks(names, clients):
+            for name in names:
+                columns.add(name, chunk[name])
+        table = {name: clients.categorical(columns.join(name).to_numpy()) if name == "client" else columns.join(name)
+                 for name in names}
+        return pd.DataFrame(table, columns=list(names), copy=False)
+
+    def _weights(self, column: pd.Series, quiet: bool = False) -> np.ndarray:
+        """The clients each row stands for: a whole number >= 1; another value is an error
+        (strict) or, lenient, read as 1, the first with a note (none when `quiet`)."""
+        weight = column.to_numpy(float)
+        good = weight >= 1
+        if not good.all() and not quiet:
+            bad = int((~good).nonzero()[0][0])
+            _problem(self.path(files.CONNECTIONS), f"line {column.index[bad] + 2}: column {files.WEIGHT!r}: expected a "
+                     f"whole number >= 1, got {column.iloc[bad]!r} (read as 1)", self._notes)
+        return np.where(good, np.nan_to_num(weight, nan=1.0), 1.0).astype(int)
 
     @cached_property
     def timeseries(self) -> pd.DataFrame | None:

@@ -36,7 +36,7 @@ Two duties of the fixed client are easy to get subtly wrong, so they are spelled
 from __future__ import annotations
 
 import random
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from typing import Callable
 
 from system.client.backoff import Backoff
@@ -65,6 +65,15 @@ RECONNECT, REFRESH, RESTART, HOLD = "reconnect", "refresh", "restart", "hold"
 
 
 class ClientPolicy:
+    # slots: the model holds a policy per client of a fleet, and an instance dict of more attributes
+    # than CPython shares keys for (30) would cost each of them over a kilobyte
+    __slots__ = ("config", "fixes", "client_id", "conversation", "_rng", "_backoff", "_refresh_backoff", "_records",
+                 "_record_kinds", "_metrics", "_active", "_online", "_next_sock", "_frame_ids", "_live", "_sock_tokens",
+                 "_current", "_timers", "_token", "_expires_at", "_fetching", "_fetch_refresh", "_refresh_broken",
+                 "_need_refresh", "_refresh_failures", "_auth_rejections", "_attempt", "_failures",
+                 "_reconnect_pending", "_listeners", "_leaked_listeners", "_outbox", "_unacked", "_seen", "_last_seq",
+                 "_held")
+
     def __init__(self, config: ClientConfig, rng: random.Random, client_id: str,
                  *, conversation: str | None = None, record_kinds: frozenset[str] | None = None) -> None:
         """`record_kinds`: the record kinds its driver keeps (None: all). The model at fleet scale
@@ -99,8 +108,13 @@ class ClientPolicy:
         self._attempt = 0                        # attempt number since the last stable connection
         self._failures = 0                       # consecutive failures since then
         self._reconnect_pending = False          # deferred while offline (network awareness)
+        # the sockets whose handlers are held: removed when cleaned up (`listener_cleanup`); without the
+        # fix a handler is never removed, so only their number is kept (a day's connections of a fleet)
         self._listeners: list[int] = []
-        self._outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
+        self._leaked_listeners = 0
+        # typed while no socket is open, the latest OUTBOX_LIMIT: a list, as an empty deque takes a block
+        # of 64 slots, and the model holds a policy per client of a fleet, whose outboxes are nearly all empty
+        self._outbox: list[dict] = []
         self._unacked: OrderedDict[str, dict] = OrderedDict()  # sent, not yet acknowledged (dedup_resume)
         # dedup state outlives sessions: a hard refresh reloads history, it does not re-display it
         self._seen: OrderedDict[object, None] = OrderedDict()
@@ -122,7 +136,7 @@ class ClientPolicy:
     @property
     def listener_count(self) -> int:
         """Per-connection handlers held; grows with every connection when listener_cleanup is off."""
-        return len(self._listeners)
+        return len(self._listeners) + self._leaked_listeners
 
     @property
     def metrics(self) -> dict[str, int]:
@@ -285,8 +299,8 @@ class ClientPolicy:
             actions += self._sync_token(e.sock)  # the token changed while the handshake was under way
             for frame in list(self._unacked.values()):  # sent into a socket that died: again, same id
                 actions.append(self._send_user(e.now, e.sock, frame, resend=True))
-            while self._outbox:
-                actions.append(self._send_user(e.now, e.sock, self._outbox.popleft()))
+            outbox, self._outbox = self._outbox, []
+            actions += [self._send_user(e.now, e.sock, frame) for frame in outbox]
         return actions
 
     def _on_handshake_failed(self, e: HandshakeFailed) -> list[Action]:
@@ -419,6 +433,8 @@ class ClientPolicy:
         if self._current is not None and self._live.get(self._current) is not None:
             return [self._send_user(e.now, self._current, frame)]
         self._outbox.append(frame)
+        if len(self._outbox) > OUTBOX_LIMIT:
+            del self._outbox[0]
         return []
 
     _HANDLERS: dict[type, Callable[["ClientPolicy", Event], list[Action]]] = {
@@ -438,6 +454,7 @@ class ClientPolicy:
         self._backoff.reset()
         self._refresh_backoff.reset()
         self._listeners = list(self._live)  # a page load starts with no handlers but its live sockets'
+        self._leaked_listeners = 0
         return self._fetch("connect")
 
     def _fetch(self, purpose: str) -> list[Action]:
@@ -488,7 +505,10 @@ class ClientPolicy:
         self._live[sock] = None
         self._sock_tokens[sock] = self._token
         self._current = sock
-        self._listeners.append(sock)
+        if self.fixes.listener_cleanup:
+            self._listeners.append(sock)
+        else:
+            self._leaked_listeners += 1
         self._record(now, "attempt", sock=sock, n=self._attempt)
         self._attempt += 1
         last_seq = (self._last_seq or 0) if self.fixes.dedup_resume else None

@@ -186,16 +186,22 @@ class TokenRules:
 class MemoryBook:
     """A `TokenBook` in dicts, for the model. A family keeps its latest refresh token and the one
     before (a client presents its latest, or the one before when an answer was lost), so a day of a
-    large fleet's rotations stays bounded; an older one is unknown (401) instead of a reuse."""
+    large fleet's rotations stays bounded; an older one is unknown (401) instead of a reuse.
+
+    Every login starts a family, and a family is kept for the refresh TTL (a spent token presented
+    again must still revoke it), longer than a run: a fleet's day leaves hundreds of thousands. So
+    a family is one tuple (its user, its two tokens and their expiries), a token only names its
+    family, and `refresh_record` builds the record it is asked for."""
 
     KEPT = 2  # refresh tokens a family keeps (`TokenRules.refresh_chain` relies on it)
 
     def __init__(self) -> None:
         self._global = 0
         self._users: dict[str, int] = {}
-        self._records: dict[str, RefreshRecord] = {}  # as added: unused, family not revoked
+        self._family_of: dict[str, str] = {}  # a kept refresh token (its digest) -> its family
+        # family -> (user, latest token, its expiry, previous token or None, its expiry)
+        self._families: dict[str, tuple[str, str, float, str | None, float | None]] = {}
         self._used: set[str] = set()
-        self._kept: dict[str, tuple[str, str | None]] = {}  # family -> (latest, previous)
         self._revoked: set[str] = set()
 
     def generations(self, user: str) -> tuple[int, int]:
@@ -210,21 +216,24 @@ class MemoryBook:
         return self._users[user]
 
     def add_refresh(self, digest: str, family: str, user: str, expires_at: float) -> None:
-        self._records[digest] = tuple.__new__(RefreshRecord, (family, user, expires_at, False, False))
-        kept = self._kept.get(family)
-        if kept is not None and kept[1] is not None:
-            del self._records[kept[1]]
-            self._used.discard(kept[1])
-        self._kept[family] = (digest, None if kept is None else kept[0])
+        kept = self._families.get(family)
+        if kept is not None and kept[3] is not None:  # the one before the latest is forgotten
+            del self._family_of[kept[3]]
+            self._used.discard(kept[3])
+        self._family_of[digest] = family
+        self._families[family] = (user, digest, expires_at, None, None) if kept is None else \
+            (user, digest, expires_at, kept[1], kept[2])
 
     def refresh_record(self, digest: str) -> RefreshRecord | None:
-        r = self._records.get(digest)
-        if r is None or not (digest in self._used or r.family in self._revoked):
-            return r
-        return r._replace(used=digest in self._used, revoked=r.family in self._revoked)
+        family = self._family_of.get(digest)
+        if family is None:
+            return None
+        user, latest, expires_at, _, previous_expires_at = self._families[family]
+        return tuple.__new__(RefreshRecord, (family, user, expires_at if digest == latest else previous_expires_at,
+                                             digest in self._used, family in self._revoked))
 
     def mark_refresh_used(self, digest: str) -> bool:
-        if digest not in self._records or digest in self._used:
+        if digest not in self._family_of or digest in self._used:
             return False
         self._used.add(digest)
         return True

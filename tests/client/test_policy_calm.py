@@ -21,7 +21,7 @@ TTL = 900.0
 
 def state(p: ClientPolicy) -> dict:
     """Everything the policy holds, its random generators by their state."""
-    out = {k: v for k, v in vars(p).items() if k not in ("_rng", "_backoff", "_refresh_backoff")}
+    out = {k: getattr(p, k) for k in ClientPolicy.__slots__ if k not in ("_rng", "_backoff", "_refresh_backoff")}
     out["rng"] = p._rng.getstate()
     for name in ("_backoff", "_refresh_backoff"):
         out[name] = {k: v for k, v in vars(getattr(p, name)).items() if k != "_rng"}

@@ -69,3 +69,30 @@ def test_a_weighted_row_counts_as_that_many_rows(rows):
     np.testing.assert_allclose(weighted.survival, repeated.survival, rtol=1e-12)
     for q in (0.5, 0.95):
         assert weighted.quantile(q) == repeated.quantile(q)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.booleans(), st.integers(0, 4)), min_size=1, max_size=60),
+       st.booleans(), st.sampled_from([1, 3, 1 << 20]))
+def test_the_estimate_is_the_product_limit_by_its_definition(rows, uniform, chunk):
+    """Ends and censorings are sorted apart and the times looked up a chunk at a time: the same
+    numbers, exactly, as the product over each end time of 1 - ends / at risk (whole weights)."""
+    import formats.record.survival as survival
+
+    durations = np.array([r[0] for r in rows], float) / 4
+    ended = np.array([r[1] for r in rows])
+    weights = np.full(len(rows), 2) if uniform else np.array([r[2] for r in rows])
+    saved, survival.LOOKUP_CHUNK = survival.LOOKUP_CHUNK, chunk
+    try:
+        km = kaplan_meier(durations, ended, weights)
+    finally:
+        survival.LOOKUP_CHUNK = saved
+    level, times, levels = 1.0, [], []
+    for t in sorted(set(durations[ended & (weights > 0)])):
+        level *= 1.0 - weights[ended & (durations == t)].sum() / weights[durations >= t].sum()
+        times.append(t)
+        levels.append(level)
+    np.testing.assert_array_equal(km.times, times)
+    np.testing.assert_array_equal(km.survival, levels)
+    np.testing.assert_array_equal(km.censored_times, np.sort(durations[~ended]))
+    assert (km.n, km.events, km.t_max) == (weights.sum(), weights[ended].sum(), durations.max())
