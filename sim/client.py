@@ -46,8 +46,9 @@ class SimClient:
         self._stuck: list[Callable[[], None]] = []  # requests and connects stuck in a blackhole
         self.calm: Sock | None = None  # the open socket while the client is calm (see `wake`)
         # whether it can ever rest: a client that cannot (legacy, or a plain model) arms its refresh
-        # timer through its policy's actions alone, so nothing is settled after its events
-        self._rests = world.options.calm_batches and policy.can_be_calm
+        # timer through its policy's actions alone, so nothing is settled after its events (a test's
+        # observer of the server has no policy)
+        self._rests = policy is not None and world.options.calm_batches and policy.can_be_calm
 
     # ---- the policy loop ---------------------------------------------------------------
     def feed(self, event: Any) -> None:
