@@ -45,8 +45,7 @@ class SimClient:
         self.stopped = False
         self._stuck: list[Callable[[], None]] = []  # requests and connects stuck in a blackhole
         self.calm: Sock | None = None  # the open socket while the client is calm (see `wake`)
-        # whether it can ever rest: a client that cannot (legacy, or a plain model) arms its refresh
-        # timer through its policy's actions alone, so nothing is settled after its events (a test's
+        # whether it can ever rest (`_may_rest`, `settle`): not legacy, not in a plain model (a test's
         # observer of the server has no policy)
         self._rests = policy is not None and world.options.calm_batches and policy.can_be_calm
 
@@ -59,20 +58,17 @@ class SimClient:
         if not self.stopped or isinstance(event, ev.Stop):
             self.world.policy_events += 1
             self._tally_and_do(self.policy.handle(event))
-        if self._rests:
-            self._settle(woke)
+        self.settle(woke)
 
-    def settle(self) -> None:
-        """Rest now if calm (`_settle` without an event: nothing woke it)."""
-        if self._rests:
-            self._settle(None)
-
-    def _settle(self, woke: Sock | None) -> None:
-        """After an event: a client calm again rests with its refresh still pending (after a
+    def settle(self, woke: Sock | None = None) -> None:
+        """After an event (or when the last fault lifts, `World.rest_all`): a client calm again rests with its refresh still pending (after a
         reconnect, a frame, a message); otherwise its refresh timer is armed, unless the event
         already did that, and the socket it woke from gets its server's expiry check back.
         Settling after the event, not at the wake, arms no timer and no check that resting again
-        would make stale at once."""
+        would make stale at once. A client that can never rest has nothing to settle: its policy's
+        own actions arm its refresh timer (and nothing woke it)."""
+        if not self._rests:
+            return
         if self.calm is None and self.policy.refresh_due is not None:
             if self._may_rest():
                 self._rest()
@@ -187,7 +183,7 @@ class SimClient:
             handler(self.world.server, s, a.frame)
 
     def _set_timer(self, a: ev.SetTimer) -> None:
-        if a.name == REFRESH and self._rests and self._may_rest():
+        if a.name == REFRESH and self._may_rest():
             self._rest()
             return  # no timer: `wake` plays the refreshes when something happens to this client
         self._arm(a.name, a.at)
@@ -203,7 +199,7 @@ class SimClient:
         event that concerns this client reaches it through `feed`, which wakes it first (a fault
         wakes every client before it starts or ends)."""
         w = self.world
-        if not (w.faults_holding == 0 and w.testbed is None and w.server.accepting and not w.tokens.outage
+        if not (self._rests and w.faults_holding == 0 and w.testbed is None and w.server.accepting and not w.tokens.outage
                 and self.online and not self.blocked and not self.refused and not self.extra_latency
                 and self.reset_after is None and self.close_code is None and not self.pings_dropped
                 and not self._stuck and self.policy.calm()):
