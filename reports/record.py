@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from formats.record import files
+from formats.record import files, passes
+from formats.record.passes import Lifetimes
 from formats.record.run import RunRecord, present
 from formats.scenario.fixes import profile_label
 from system.units import parse_duration
@@ -26,7 +27,7 @@ class Run:
     summary: dict[str, Any] | None = None
     gates: list[dict[str, Any]] | None = None
     prometheus_gates: list[dict[str, Any]] | None = None  # optional: a Prometheus scraped the run
-    connections: pd.DataFrame | None = None
+    lifetimes: Lifetimes | None = None  # every connection with a duration; None without any (see _lifetimes)
     timeseries: pd.DataFrame | None = None
     ledger: pd.DataFrame | None = None
     ledger_summary: dict[str, Any] | None = None
@@ -116,10 +117,18 @@ def load_run(path: Path) -> Run:
     run = Run(path=record.dir, summary=record.document(files.SUMMARY), gates=record.document(files.GATES, list),
               prometheus_gates=record.document(files.PROMETHEUS_GATES, list), ledger_summary=record.ledger_summary,
               faults=record.document(files.FAULTS, list), meta=record.document(files.META),
-              scenario=record.document(files.SCENARIO), connections=record.connections,
+              scenario=record.document(files.SCENARIO), lifetimes=_lifetimes(record),
               timeseries=record.timeseries, ledger=record.ledger, notes=record.notes)
     run.duration_s = _duration(run)
     return run
+
+
+def _lifetimes(record: RunRecord) -> Lifetimes | None:
+    """The lifetimes the survival plot shows, read a chunk at a time (a fleet's table has tens of
+    millions of rows: never the whole table, nor its text); None when connections.csv is absent,
+    damaged or holds no duration, as when it was read whole."""
+    lived = passes.timed(record)
+    return None if files.CONNECTIONS in record.unreadable or not lived.durations.size else lived
 
 
 def _duration(run: Run) -> float | None:

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from formats.record import files
 from formats.record.storms import StormRule, detect_storms, sampling_weight
 from reports.record import Run, number
 from formats.record.survival import Survival, kaplan_meier
@@ -63,16 +62,10 @@ class Binned:
 
 
 def survival_of(run: Run) -> SurvivalData | None:
-    conns = run.connections
-    if conns is None:
+    lived = run.lifetimes
+    if lived is None:
         return None
-    lived = conns[conns["duration_s"].notna()]  # failed handshakes have none (the reader made it numeric)
-    if lived.empty:
-        return None
-    durations = lived["duration_s"].to_numpy(dtype=float)
-    censored = lived["censored"].to_numpy() != 0
-    weights = lived[files.WEIGHT].to_numpy(float) if files.WEIGHT in lived.columns else None
-    curve = kaplan_meier(durations, ~censored, weights)
+    curve = kaplan_meier(lived.durations, lived.ended, lived.weights)
     return SurvivalData(run.label, curve, curve.quantile(0.50), curve.quantile(0.95))
 
 

@@ -42,7 +42,7 @@ from formats.record.derive import (
     ROWS_CHUNK, ConnectionWriter, Derivation, Derived, timeseries_columns, write_csv,
 )
 from formats.record.finalize import in_flight_window
-from formats.record.ledger import check, check_user_messages, typed_messages
+from formats.record.ledger import check, check_user_messages, connected_at_end, typed_messages
 from formats.record.writer import tool_version
 from formats.scenario import draws
 from formats.scenario.model import Admission, Scenario
@@ -303,9 +303,10 @@ def _ledger(d: Derived, connections: pd.DataFrame, typed_records: list[dict], se
         [("sent", conv, conv, msg_id, seq, t) for conv, msg_id, seq, t in sent], columns=list(files.LEDGER_COLUMNS))
     shown = pd.DataFrame.from_records(d.ledger_displayed, columns=list(files.LEDGER_COLUMNS))
     table = pd.concat([sent_rows, shown], ignore_index=True)
-    judged = check(table, connections, in_flight_window(1.0))
+    until = connected_at_end(connections)
+    judged = check(table, until, in_flight_window(1.0))
     stored = pd.DataFrame.from_records(received, columns=list(files.RECEIVED_COLUMNS))
-    typed = check_user_messages(typed_messages(typed_records), stored, connections, in_flight_window(1.0))
+    typed = check_user_messages(typed_messages(typed_records), stored, until, in_flight_window(1.0))
     scale = message_scale(clients, sample)
     return {**{k: round(v * scale) for k, v in judged.to_dict().items()},
             files.LEDGER_USER: {k: round(v * scale) for k, v in typed.to_dict().items()}}

@@ -54,8 +54,11 @@ class Columns:
 
     def join(self, name: str) -> pd.Series | np.ndarray:
         """One column, its pieces let go as it is built; pieces of different dtypes join as the
-        common one (a nullable integer with a float: float, gaps as NaN)."""
-        pieces = self._pieces.pop(name)
+        common one (a nullable integer with a float: float, gaps as NaN); no piece (a table absent
+        or damaged, read leniently, has no chunk): empty."""
+        pieces = self._pieces.pop(name, None)
+        if not pieces:
+            return np.empty(0)
         if all(isinstance(p, np.ndarray) for p in pieces):
             return np.concatenate(pieces)
         dtypes = {p.dtype for p in pieces}

@@ -42,8 +42,7 @@ def finalize(run_dir: str | Path, *, storm_rule: StormRule = StormRule(), in_fli
     summary = {**rec.summary, **summarize(rec, storm_rule=storm_rule, in_flight_s=in_flight_s)}
     pings = (rec.meta.get("heartbeat") or {}).get("pings")
     if pings is not None:  # the server's keepalive pings per hour of connection (120 at a 30 s heartbeat)
-        conns = rec.connection_numbers(("duration_s", files.WEIGHT))
-        hours = float((conns["duration_s"].fillna(0) * conns[files.WEIGHT]).sum()) / 3600.0
+        hours = passes.counts(rec).open_s / 3600.0
         summary["pings_per_connection_hour"] = round(pings / hours, 2) if hours > 0 else None
     if windows is not None:
         summary["fault_windows"] = windows
@@ -93,7 +92,7 @@ def _opt(value: float | None) -> float | None:
 def ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> LedgerSummary | None:
     if rec.ledger is not None:
         window = in_flight_window(rec.time_scale) if in_flight_s is None else in_flight_s
-        return check(rec.ledger, rec.connections, window)
+        return check(rec.ledger, passes.connected_at_end(rec), window)
     if rec.ledger_summary is not None:
         fields = {k: int(v) for k, v in rec.ledger_summary.items() if k in LedgerSummary.__dataclass_fields__}
         return LedgerSummary(**fields)
@@ -111,7 +110,7 @@ def user_ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> Use
         return None
     window = in_flight_window(rec.time_scale) if in_flight_s is None else in_flight_s
     typed = typed_messages(read_events(rec.path(files.EVENTS)))
-    return check_user_messages(typed, received, rec.connections, window)
+    return check_user_messages(typed, received, passes.connected_at_end(rec), window)
 
 
 def lifetimes(rec: RunRecord):

@@ -45,7 +45,9 @@ class LedgerSummary:
 
 
 def connected_at_end(connections: pd.DataFrame) -> dict[str, float]:
-    """Clients whose observation ended with a connection open, and when it ended."""
+    """Clients whose observation ended with a connection open, and when it ended: all that the
+    checks need of connections.csv (`formats.record.passes.connected_at_end` reads it of a
+    record's table a chunk at a time)."""
     open_ = connections[(connections["censored"] == 1) & connections["http_status"].isna()]
     # numeric whatever pandas inferred (a header-only table reads as text)
     horizon = pd.to_numeric(open_["opened_s"], errors="coerce") + pd.to_numeric(open_["duration_s"], errors="coerce")
@@ -59,7 +61,8 @@ def _key(*columns: pd.Series) -> pd.Series:
     return out
 
 
-def check(ledger: pd.DataFrame, connections: pd.DataFrame, in_flight_s: float) -> LedgerSummary:
+def check(ledger: pd.DataFrame, until: dict[str, float], in_flight_s: float) -> LedgerSummary:
+    """`until`: `connected_at_end` of the run's connections."""
     ledger = ledger.assign(seq=pd.to_numeric(ledger["seq"], errors="coerce"),
                            t=pd.to_numeric(ledger["t"], errors="coerce"))
     sent = ledger[ledger["kind"] == "sent"]
@@ -73,8 +76,8 @@ def check(ledger: pd.DataFrame, connections: pd.DataFrame, in_flight_s: float) -
     previous_max = firsts["seq"].groupby(thread).cummax().groupby(thread).shift(1)
     reordered = int((firsts["seq"] < previous_max).sum())
 
-    until = sent["client"].astype(str).map(connected_at_end(connections))
-    decidable = until.notna() & sent["client"].notna() & (sent["t"] <= until - in_flight_s)
+    ends = sent["client"].astype(str).map(until)
+    decidable = ends.notna() & sent["client"].notna() & (sent["t"] <= ends - in_flight_s)
     was_shown = _key(sent["client"], sent["conversation"], sent["msg_id"]).isin(shown_key[first])
     lost = int((decidable & ~was_shown).sum())
     indeterminate = int((~decidable & ~was_shown).sum())
@@ -101,15 +104,16 @@ class UserLedgerSummary:
         return asdict(self)
 
 
-def check_user_messages(typed: pd.DataFrame, received: pd.DataFrame, connections: pd.DataFrame,
+def check_user_messages(typed: pd.DataFrame, received: pd.DataFrame, until: dict[str, float],
                         in_flight_s: float) -> UserLedgerSummary:
     """`typed`: columns client, msg_id, t (each client's first `sent` of an id); `received`: the
-    server's log (conversation, msg_id, t, answered)."""
+    server's log (conversation, msg_id, t, answered); `until`: `connected_at_end` of the run's
+    connections."""
     typed = typed.assign(t=pd.to_numeric(typed["t"], errors="coerce"))
     got = received["msg_id"].astype(str)
     arrived = typed["msg_id"].astype(str).isin(got)
-    until = typed["client"].astype(str).map(connected_at_end(connections))
-    decidable = until.notna() & (typed["t"] <= until - in_flight_s)
+    ends = typed["client"].astype(str).map(until)
+    decidable = ends.notna() & (typed["t"] <= ends - in_flight_s)
     answers = pd.to_numeric(received["answered"], errors="coerce").fillna(0).groupby(got).sum()
     return UserLedgerSummary(sent=len(typed), lost=int((decidable & ~arrived).sum()),
                              duplicated=int((answers - 1).clip(lower=0).sum()),

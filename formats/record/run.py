@@ -19,7 +19,7 @@ import pandas as pd
 
 from system.errors import UsageError
 from formats.record import files
-from formats.record.compact import ClientCodes, Columns, nullable_integers
+from formats.record.compact import ClientCodes, nullable_integers
 from formats.record.derive import ROWS_CHUNK
 from formats.record.jsonl import read_jsonl
 from formats.record.tables import keep_integers
@@ -58,6 +58,11 @@ def _problem(path: Path, message: str, notes: list[str] | None) -> None:
     notes.append(f"{path.name}: {message}")
 
 
+def _gap_note(name: str, count: int, column: str) -> str:
+    """The lenient note for a table's non-numeric cells in `column` (each read as a gap)."""
+    return f"{name}: {count} non-numeric value(s) in column {column} read as missing"
+
+
 def read_json(path: Path, expected: type = dict, notes: list[str] | None = None) -> Any:
     """The file's JSON, checked to be of the `expected` top-level type (a list: of objects); None
     when the file is absent. A damaged or hand-edited file fails with its name, not an
@@ -87,6 +92,9 @@ class RunRecord:
         self.dir = Path(run_dir)
         self.lenient = lenient
         self.notes: list[str] = []
+        #: tables a lenient pass found unreadable part way (its note says why): what the pass read
+        #: of one is a part of the table, which the reader leaves out as the whole table's reading does
+        self.unreadable: set[str] = set()
         if not self.dir.exists():
             raise RecordError(f"{self.dir}: not a directory (it does not exist; expected a run record directory)")
         if not self.dir.is_dir():
@@ -243,10 +251,12 @@ class RunRecord:
                             self._notes)
         return header
 
-    def _numbers(self, path: Path, df: pd.DataFrame) -> pd.DataFrame:
+    def _numbers(self, path: Path, df: pd.DataFrame, gaps: dict[str, int] | None = None) -> pd.DataFrame:
         """Numbers where the format has numbers, and a time in every row that has a `t`. Strict, the
         first bad cell is an error naming its line; lenient, a bad cell becomes a gap and a row
-        without its time is left out, each with a note, rather than one bad value stopping the report."""
+        without its time is left out, each with a note, rather than one bad value stopping the report.
+        `gaps` (lenient, a chunk of a table): the bad cells are counted there by column instead, for
+        one note per column once the whole table has been read, as for a table read whole."""
         name = path.name
         for col in [c for c in df.columns if name == files.TIMESERIES or c in NUMERIC_COLUMNS.get(name, ())]:
             if df[col].dtype.kind in "biuf":
@@ -257,7 +267,10 @@ class RunRecord:
                 if not self.lenient:
                     raise RecordError(f"{path}:{df.index[bad[0]] + 2}: column {col!r}: expected a number, "
                                       f"got {df[col].iloc[bad[0]]!r}")
-                self.notes.append(f"{name}: {bad.size} non-numeric value(s) in column {col} read as missing")
+                if gaps is None:
+                    self.notes.append(_gap_note(name, int(bad.size), col))
+                else:
+                    gaps[col] = gaps.get(col, 0) + int(bad.size)
             df[col] = values
         if "t" in df.columns:
             untimed = df["t"].isna().to_numpy().nonzero()[0]
@@ -301,58 +314,62 @@ class RunRecord:
         `censored` and `weight` the smallest integers that hold them (`weight` 1 where the file has
         none). The index is the row's place in the file (`connection_rows` reads a few rows whole).
         A fleet's table has tens of millions of rows: a reader keeps what it counts, never the
-        table, and never its text. For strict readers: nothing when the table is absent (lenient)."""
+        table, and never its text. For strict readers: nothing when the table is absent (lenient).
+
+        Lenient (the report), every column is read and checked, a chunk at a time, and the notes are
+        made once the table has been read through, so that they are those of `connections`: one a
+        column of bad numbers, whichever columns are asked for; a row that does not parse makes the
+        table `unreadable`, its chunks so far a part to leave out."""
         path = self.path(files.CONNECTIONS)
         header = self._header(files.CONNECTIONS)
         if header is None:
             return
-        usecols = [c for c in names if c in header]
+        usecols = None if self.lenient else [c for c in names if c in header]
         clients = ClientCodes() if clients is None else clients
-        noted = False
+        gaps: dict[str, int] | None = {} if self.lenient else None  # lenient: bad numbers by column
+        held: list[str] | None = [] if self.lenient else None  # lenient: the weight's note, made after those
+        quiet = False
         try:
-            for chunk in pd.read_csv(path, usecols=usecols, dtype={"client": str}, chunksize=ROWS_CHUNK):
-                chunk = self._numbers(path, chunk)
-                out = {}
-                for name in names:
-                    if name not in usecols:  # only `weight` may be absent
-                        out[name] = np.ones(len(chunk), np.int8)
-                        continue
-                    values = chunk[name]
-                    if name == "client":
-                        out[name] = clients(values)
-                    elif name in ("close_code", "http_status"):
-                        out[name] = nullable_integers(values)
-                    elif name == "censored":
-                        out[name] = pd.to_numeric(values.fillna(0).astype(int), downcast="integer").to_numpy()
-                    elif name == files.WEIGHT:
-                        out[name] = pd.to_numeric(self._weights(values, quiet=noted), downcast="integer")
-                        noted = noted or not (values.to_numpy(float) >= 1).all()
-                    else:
-                        out[name] = values.to_numpy(float)
-                yield pd.DataFrame(out, index=chunk.index, copy=False)
+            for chunk in pd.read_csv(path, usecols=usecols, dtype={c: str for c in TEXT_COLUMNS[files.CONNECTIONS]},
+                                     chunksize=ROWS_CHUNK):
+                chunk = self._numbers(path, chunk, gaps)
+                yield pd.DataFrame({name: self._compact(chunk, name, clients, quiet, held) for name in names},
+                                   index=chunk.index, copy=False)
+                quiet = quiet or (files.WEIGHT in names and files.WEIGHT in chunk.columns
+                                  and not (chunk[files.WEIGHT].to_numpy(float) >= 1).all())
         except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+            self.unreadable.add(files.CONNECTIONS)
             _problem(path, f"not a readable CSV table ({exc})", self._notes)
+            return
+        if gaps is not None and held is not None:  # lenient
+            self.notes += [_gap_note(path.name, gaps[c], c) for c in header if c in gaps] + held
 
-    def connection_numbers(self, names: tuple[str, ...] = NUMBER_COLUMNS) -> pd.DataFrame:
-        """The columns `names` of every row (`connection_chunks`, joined a column at a time), `client`
-        a categorical (an integer code a row, each id once)."""
-        clients, columns = ClientCodes(), Columns()
-        for chunk in self.connection_chunks(names, clients):
-            for name in names:
-                columns.add(name, chunk[name])
-        table = {name: clients.categorical(columns.join(name).to_numpy()) if name == "client" else columns.join(name)
-                 for name in names}
-        return pd.DataFrame(table, columns=list(names), copy=False)
+    def _compact(self, chunk: pd.DataFrame, name: str, clients: ClientCodes, quiet: bool,
+                 held: list[str] | None) -> np.ndarray | pd.Series:
+        """The column `name` of a chunk as `connection_chunks` hands it on; `quiet`, `held`: see `_weights`."""
+        if name not in chunk.columns:  # only `weight` may be absent
+            return np.ones(len(chunk), np.int8)
+        values = chunk[name]
+        if name == "client":
+            return clients(values)
+        if name in ("close_code", "http_status"):
+            return nullable_integers(values)
+        if name == "censored":
+            return pd.to_numeric(values.fillna(0).astype(int), downcast="integer").to_numpy()
+        if name == files.WEIGHT:
+            return pd.to_numeric(self._weights(values, quiet, held), downcast="integer")
+        return values.to_numpy(float)
 
-    def _weights(self, column: pd.Series, quiet: bool = False) -> np.ndarray:
+    def _weights(self, column: pd.Series, quiet: bool = False, held: list[str] | None = None) -> np.ndarray:
         """The clients each row stands for: a whole number >= 1; another value is an error
-        (strict) or, lenient, read as 1, the first with a note (none when `quiet`)."""
+        (strict) or, lenient, read as 1, the first with a note (none when `quiet`; in `held`, when
+        given, for the reader of a whole table to make after its other notes)."""
         weight = column.to_numpy(float)
         good = weight >= 1
         if not good.all() and not quiet:
             bad = int((~good).nonzero()[0][0])
             _problem(self.path(files.CONNECTIONS), f"line {column.index[bad] + 2}: column {files.WEIGHT!r}: expected a "
-                     f"whole number >= 1, got {column.iloc[bad]!r} (read as 1)", self._notes)
+                     f"whole number >= 1, got {column.iloc[bad]!r} (read as 1)", self._notes if held is None else held)
         return np.where(good, np.nan_to_num(weight, nan=1.0), 1.0).astype(int)
 
     @cached_property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from formats.record.ledger import check_user_messages
+from formats.record.ledger import check_user_messages, connected_at_end
 from system.client.policy import (
     FetchToken, FrameReceived, OpenSocket, Send, SocketClosed, SocketOpened, TimerFired, TokenResult, UserMessage,
 )
@@ -56,6 +56,6 @@ def test_user_ledger_counts_lost_and_duplicated():
                              "t": [1.1, 3.0, 1.2], "answered": [1, 1, 1]})
     connections = pd.DataFrame({"client": ["a", "b"], "conn": ["1", "1"], "opened_s": [0.0, 0.0],
                                 "duration_s": [100.0, 100.0], "censored": [1, 1], "http_status": [None, None]})
-    summary = check_user_messages(typed, received, connections, in_flight_s=1.0)
+    summary = check_user_messages(typed, received, connected_at_end(connections), in_flight_s=1.0)
     # a-2 never arrived (lost); b-2 typed in the last second (indeterminate); a-1 answered twice
     assert (summary.sent, summary.lost, summary.indeterminate, summary.duplicated) == (4, 1, 1, 1)

@@ -31,11 +31,16 @@ def _damaged(tmp_path):
 def test_the_report_and_the_gates_read_the_same_values_from_one_damaged_record(tmp_path):
     path = _damaged(tmp_path)
     report, gates = load_run(path), RunRecord(path)
-    for table in ("connections", "timeseries", "ledger"):
+    for table in ("timeseries", "ledger"):
         pd.testing.assert_frame_equal(getattr(report, table), getattr(gates, table))
-    cut = report.connections.iloc[-1]  # the row cut off after its opened_s
+    conns = gates.connections
+    cut = conns.iloc[-1]  # the row cut off after its opened_s
     assert cut["opened_s"] == 0 and pd.isna(cut["duration_s"]) and cut["censored"] == 0
-    assert len(report.connections) == len(LIFETIMES)
+    assert len(conns) == len(LIFETIMES)
+    lived = conns[conns["duration_s"].notna()]  # the report's lifetimes: the rows with a duration
+    assert report.lifetimes.durations.tolist() == lived["duration_s"].tolist()
+    assert report.lifetimes.ended.tolist() == (lived["censored"] == 0).tolist()
+    assert report.lifetimes.weights.tolist() == lived["weight"].tolist()
     assert report.notes == [f"{META}: missing"]  # ledger.csv stands in for ledger_summary.json
 
     verdict = evaluate([parse_gate({"name": "p50", "metric": "connection_duration", "stat": "p50", "op": ">=",
@@ -62,12 +67,10 @@ def test_damage_the_gates_refuse_is_a_gap_with_a_note_in_the_report(tmp_path, na
         getattr(RunRecord(path), name.removesuffix(".csv"))
     report = load_run(path)
     assert note in report.notes
-    read = getattr(report, name.removesuffix(".csv"))
     if "t" in damage:  # the row is left out, every other one read as the gates read them
-        pd.testing.assert_frame_equal(read, intact.drop(index=row).reset_index(drop=True))  # dtypes too
-    else:  # the cell is a gap, every other one read as the gates read them
-        assert pd.isna(read.loc[row, "duration_s"])
-        pd.testing.assert_frame_equal(read.drop(index=row), intact.drop(index=row), check_dtype=False)
+        pd.testing.assert_frame_equal(report.timeseries, intact.drop(index=row).reset_index(drop=True))  # dtypes too
+    else:  # the cell is a gap (no lifetime), every other one read as the gates read them
+        assert report.lifetimes.durations.tolist() == intact["duration_s"].drop(index=row).tolist()
 
 
 def test_only_the_strict_reader_needs_the_scenario(tmp_path):
