@@ -365,7 +365,7 @@ class RunRecord:
         (strict) or, lenient, read as 1, the first with a note (none when `quiet`; in `held`, when
         given, for the reader of a whole table to make after its other notes)."""
         weight = column.to_numpy(float)
-        good = weight >= 1
+        good = (weight >= 1) & (weight == np.floor(weight))  # 2.5 clients is no count (NaN fails both)
         if not good.all() and not quiet:
             bad = int((~good).nonzero()[0][0])
             _problem(self.path(files.CONNECTIONS), f"line {column.index[bad] + 2}: column {files.WEIGHT!r}: expected a "

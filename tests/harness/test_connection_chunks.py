@@ -87,7 +87,7 @@ def test_a_bad_cell_is_named_by_its_line_in_any_chunk(run_dir, monkeypatch):
         list(RunRecord(run_dir).connection_chunks(NUMBER_COLUMNS))
 
 
-@pytest.mark.parametrize("weight", ["0", "many"])
+@pytest.mark.parametrize("weight", ["0", "2.5", "many"])
 def test_a_bad_weight_is_named_by_its_line_in_any_chunk(run_dir, monkeypatch, weight):
     path = run_dir / files.CONNECTIONS
     table = pd.read_csv(path, dtype=str, keep_default_na=False).assign(**{files.WEIGHT: "4"})
