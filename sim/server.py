@@ -144,11 +144,13 @@ class Listener:
 
     __slots__ = ("limit", "held")
 
-    def __init__(self, backlog: int, weight: int = 1) -> None:
+    def __init__(self, backlog: int, weight: int = 1, servers: int = 1) -> None:
         # an agent standing for `weight` clients queues `weight` requests at once: the queue holds as
         # many requests' worth of service as the real one, not `weight` times more (which a herd would
-        # wait through past its open timeout)
-        self.limit = max(1, -(-3 * backlog // weight))
+        # wait through past its open timeout); but never fewer agents than the CPU has `servers`: an
+        # agent in service holds one for all its clients, so fewer would leave servers idle that the
+        # real queue keeps busy, and cut the throughput by the weight
+        self.limit = max(servers, -(-3 * backlog // weight))
         self.held = 0
 
     def take(self, cpu: "Slots", service: Callable[[], float], fn: Callable[..., None], *args: Any) -> bool:
@@ -209,10 +211,10 @@ class TokenService:
     the `AccessClaims` themselves (the signature is the only part the model leaves out)."""
 
     def __init__(self, env: "ModelEnvironment", profile: ServerProfile, latency: Callable[[], float],
-                 weight: int = 1) -> None:
+                 weight: int = 1, servers: int = 1) -> None:
         self.env, self.latency = env, latency
         self.cpu: Slots | None = None
-        self.listener = Listener(HTTP_BACKLOG, weight)
+        self.listener = Listener(HTTP_BACKLOG, weight, servers)  # `servers`: those of the CPU of `serve_on`
         self.give_up = float("inf")  # the client's request timeout, from `serve_on`
         self.service: Callable[[], float] = latency
         self.server_up: Callable[[], bool] = lambda: True
@@ -299,7 +301,7 @@ class TokenService:
         """As the server's `verify`: the token's claims if they hold now, else why not. The refusal
         goes without its traceback: its frames would hold the caller's, which holds the refusal, a
         cycle per refused handshake (a legacy fleet's expired tokens: millions a day) that only the
-        cyclic collector frees, and it is off while the model runs (`sim.world._no_cyclic_collection`)."""
+        cyclic collector frees, and it is off while the model runs (`sim.world.no_cyclic_collection`)."""
         if token is None:
             return AuthError("auth_invalid", "no access token")
         if token.user != user:
@@ -325,7 +327,7 @@ class ModelServer:
         self.traits = profile.traits
         self.expiry = LiveExpiry(profile.expiry_grace)
         self.handshake = Slots(env, calibration.handshake_servers)
-        self.listener = Listener(accept_backlog(FLEET_DESCRIPTORS), weight)
+        self.listener = Listener(accept_backlog(FLEET_DESCRIPTORS), weight, calibration.handshake_servers)
         self.service = draw_stream(calibration.handshake_service, rng)
         self.close_service = None if calibration.close_service is None else draw_stream(calibration.close_service, rng)
         self.agent = draw_stream(calibration.agent_latency, rng)

@@ -181,6 +181,24 @@ def test_a_full_listen_queue_drops_syns_and_the_cpu_serves_only_live_connects(we
     assert {r["client"] for r in world.records if r["kind"] == "open"} == {draws.client_id(i) for i in range(n)}
 
 
+def test_a_weighted_listen_queue_keeps_every_cpu_server_busy():
+    """C servers of S s each, agents of weight w (S·w each): the queue of 3 backlogs / w agents is
+    smaller than C here, but it still takes C agents at once, so C connects at once are all served in
+    one (weighted) service time, as the real queue takes C·w clients' connects onto its C servers;
+    a queue of 3 backlogs / w agents left servers idle and dropped the rest of the SYNs for 1 s."""
+    servers, service, weight = 64, 0.001, 20
+    cal = scaled_calibration(Calibration(handshake_servers=servers, handshake_service=Dist("fixed", service),
+                                         token_latency=Dist("fixed", 0.0), token_service=None, close_service=None),
+                             weight)
+    sc = scenario(duration="5s", fleet={"clients": servers, "arrival": {"ramp": "1ms"}})
+    world = World(sc, cal, clients=servers, weight=weight)
+    assert world.server.listener.limit == servers  # 3 backlogs of 100 / 20 would be 15
+    world.run()
+    opened = sorted(r["t"] for r in world.records if r["kind"] == "open" and r["sock"] == 1)
+    assert len(opened) == servers
+    assert opened[-1] <= 0.001 + service * weight + 1e-9  # one weighted service time after the last arrival
+
+
 def test_a_token_request_the_server_holds_past_the_clients_timeout_fails_then():
     """N logins at once at a token endpoint that serves one at a time in S s each, with a request
     timeout of T: the k-th is answered at k·S from the first, so those with k·S within T of their
