@@ -47,7 +47,7 @@ from formats.record.writer import tool_version
 from formats.scenario import draws
 from formats.scenario.model import Admission, Scenario
 from sim.calibration import Calibration, Testbed, load as load_calibration
-from sim.world import ModelOptions, World
+from sim.world import ModelOptions, World, no_cyclic_collection
 from system.server.lifecycle import EXPIRY_GRACE_S
 
 EXACT_LIMIT = 5000  # up to this many clients, events.jsonl holds every record
@@ -139,64 +139,67 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
         warnings.append(f"{size.agents} simulated clients each stand for {size.weight} "
                         f"(fleet {size.clients}); accept capacity, listen queues and admission limits scaled by 1/{size.weight}")
 
-    with RecordWriter(out) as rec:
-        rec.scenario(scenario)
-        if size.exact:
-            world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent,
-                          expiry_grace=expiry_grace, testbed=testbed)
-            world.server.on_received = rec.received
-            world.scrape(rec.scrape, 1, 1.0)
-            end = world.run(progress, max_wall_s=max_wall_s)
-            ledger = None
-        else:
-            sample = min(size.agents, LEDGER_SAMPLE)
-            sent: list[tuple[str, str, int, float]] = []
-            received: list[tuple[str, str, float, bool]] = []
-            rows = ConnectionWriter(out / files.CONNECTIONS, size.weight)
-            stream = InOrder(Derivation(scenario.duration, weight=size.weight,
-                                        rng=draws.numpy_stream(scenario.seed, "sim:spread"), on_rows=rows))
-            world = World(model_scenario, model_cal, clients=size.agents,
-                          options=ModelOptions(message_clients=sample, keep_all_records=False), sink=stream,
-                          on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace,
-                          testbed=testbed, weight=size.weight)
-            world.server.on_received = lambda *row: received.append(row)
-            world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
-            end = world.run(progress, max_wall_s=max_wall_s)
-            derived = stream.result(end)
-            rows.close()
-            ledger = _ledger(derived, _still_open(out / files.CONNECTIONS), stream.typed, sent, received, sample,
-                             size.clients)
-            _write_timeseries(out, derived, message_scale(size.clients, sample))
-            (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
-        if end < scenario.duration:
-            warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
-                            f"bound ({max_wall_s:.0f} s); fewer clients or agents (`stormbench run --agents`) run faster")
-        rec.faults([_fault_record(r) for r in world.realized])
-        rec.meta({
-            "engine": "simulate",
-            "stormbench_version": tool_version(),
-            "seed": scenario.seed,
-            "time_scale": 1.0,
-            "started_at": started_at,
-            "wall_time_s": round(time.perf_counter() - started, 3),
-            "host": {"python": platform.python_version(), "machine": platform.machine()},
-            "calibration": {"name": cal_name, "source": cal.source, **cal.to_json()},
-            "clients": size.clients,
-            "sampling": {"agents": size.agents, "weight": size.weight, "exact": size.exact,
-                         "ledger_clients": None if ledger is None else min(size.agents, LEDGER_SAMPLE)},
-            "model": {"policy_events": world.policy_events, "handshakes": world.server.handshakes * size.weight,
-                      "peak_active": world.server.peak_active * size.weight,
-                      "tokens_issued": world.tokens.issued * size.weight,
-                      "testbed": None if testbed is None else dataclasses.asdict(testbed)},
-            "warnings": warnings,
-            "self_check": {"sim_time_reached_s": end, "complete": end >= scenario.duration,
-                           "faults_applied": world.fault_log},
-            **({} if end >= scenario.duration else {"end_s": end}),
-        })
-    # the model's memory back before finalize reads the tables: a fleet's clients and the world
-    # refer to each other, so it takes the cyclic collector (off while the model ran)
-    world = stream = derived = sent = received = None  # noqa: F841
-    gc.collect()
+    # the collector stays off until the model's cycles are collected here, once: re-enabled at the end of
+    # the run, it would first make a full pass of its own through the whole live model
+    with no_cyclic_collection():
+        with RecordWriter(out) as rec:
+            rec.scenario(scenario)
+            if size.exact:
+                world = World(model_scenario, model_cal, clients=size.agents, sink=rec.events, on_sent=rec.sent,
+                              expiry_grace=expiry_grace, testbed=testbed)
+                world.server.on_received = rec.received
+                world.scrape(rec.scrape, 1, 1.0)
+                end = world.run(progress, max_wall_s=max_wall_s)
+                ledger = None
+            else:
+                sample = min(size.agents, LEDGER_SAMPLE)
+                sent: list[tuple[str, str, int, float]] = []
+                received: list[tuple[str, str, float, bool]] = []
+                rows = ConnectionWriter(out / files.CONNECTIONS, size.weight)
+                stream = InOrder(Derivation(scenario.duration, weight=size.weight,
+                                            rng=draws.numpy_stream(scenario.seed, "sim:spread"), on_rows=rows))
+                world = World(model_scenario, model_cal, clients=size.agents,
+                              options=ModelOptions(message_clients=sample, keep_all_records=False), sink=stream,
+                              on_sent=lambda *row: sent.append(row), expiry_grace=expiry_grace,
+                              testbed=testbed, weight=size.weight)
+                world.server.on_received = lambda *row: received.append(row)
+                world.scrape(rec.scrape, size.weight, size.clients / max(1, sample))
+                end = world.run(progress, max_wall_s=max_wall_s)
+                derived = stream.result(end)
+                rows.close()
+                ledger = _ledger(derived, _still_open(out / files.CONNECTIONS), stream.typed, sent, received, sample,
+                                 size.clients)
+                _write_timeseries(out, derived, message_scale(size.clients, sample))
+                (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
+            if end < scenario.duration:
+                warnings.append(f"stopped at {end:.0f} s of {scenario.duration:.0f} s: the run reached its wall-time "
+                                f"bound ({max_wall_s:.0f} s); fewer clients or agents (`stormbench run --agents`) run faster")
+            rec.faults([_fault_record(r) for r in world.realized])
+            rec.meta({
+                "engine": "simulate",
+                "stormbench_version": tool_version(),
+                "seed": scenario.seed,
+                "time_scale": 1.0,
+                "started_at": started_at,
+                "wall_time_s": round(time.perf_counter() - started, 3),
+                "host": {"python": platform.python_version(), "machine": platform.machine()},
+                "calibration": {"name": cal_name, "source": cal.source, **cal.to_json()},
+                "clients": size.clients,
+                "sampling": {"agents": size.agents, "weight": size.weight, "exact": size.exact,
+                             "ledger_clients": None if ledger is None else min(size.agents, LEDGER_SAMPLE)},
+                "model": {"policy_events": world.policy_events, "handshakes": world.server.handshakes * size.weight,
+                          "peak_active": world.server.peak_active * size.weight,
+                          "tokens_issued": world.tokens.issued * size.weight,
+                          "testbed": None if testbed is None else dataclasses.asdict(testbed)},
+                "warnings": warnings,
+                "self_check": {"sim_time_reached_s": end, "complete": end >= scenario.duration,
+                               "faults_applied": world.fault_log},
+                **({} if end >= scenario.duration else {"end_s": end}),
+            })
+        # the model's memory back before finalize reads the tables: a fleet's clients and the world
+        # refer to each other, so it takes the cyclic collector (off while the model ran)
+        world = stream = derived = sent = received = None  # noqa: F841
+        gc.collect()
     _return_freed_memory()
     return finalize(out)
 

@@ -71,7 +71,8 @@ class World:
         seed = scenario.seed
         profile = server_profile(scenario, expiry_grace)
         self.tokens = TokenService(self.env, profile,
-                                   draw_stream(calibration.token_latency, draws.numpy_stream(seed, "sim:token")), weight)
+                                   draw_stream(calibration.token_latency, draws.numpy_stream(seed, "sim:token")), weight,
+                                   calibration.handshake_servers)
         self.server = ModelServer(self.env, profile, calibration,
                                   draws.numpy_stream(seed, "sim:server"), self.tokens, on_sent, weight)
         self.testbed: TestbedModel | None = None
@@ -136,7 +137,7 @@ class World:
     def _chain(self, times: Iterator[float], fn: Callable[[float], Any]) -> None:
         """Schedule the next event of a lazily drawn series (a fleet has millions of them), one at a
         time, through methods rather than closures that call each other: those would make a reference
-        cycle per series, left for the cyclic collector, which is off while a model runs (`_no_cyclic_collection`)."""
+        cycle per series, left for the cyclic collector, which is off while a model runs (`no_cyclic_collection`)."""
         t = next(times, None)
         if t is not None:
             self.env.call_in(t - self.env.now, self._step, times, fn)
@@ -209,7 +210,7 @@ class World:
             steps: int = 96) -> float:
         """Run to the scenario's end, or stop early after `max_wall_s` of wall time (a bounded run);
         returns the scenario time reached."""
-        with _no_cyclic_collection():
+        with no_cyclic_collection():
             return self._run(progress, max_wall_s, steps)
 
     def _run(self, progress: Callable[[float], None] | None, max_wall_s: float | None, steps: int) -> float:
@@ -242,14 +243,16 @@ def _compact(series: Iterator[T], ahead: int = 16) -> Iterator[T]:
 
 
 @contextmanager
-def _no_cyclic_collection() -> Iterator[None]:
+def no_cyclic_collection() -> Iterator[None]:
     """A fleet holds millions of long-lived objects (policies, sockets, pending calls). CPython's
     cyclic collector runs every few tens of thousands of allocations, and even a young collection
     follows each young object's references into that old heap (cache misses all the way): at
     100,000 clients it cost about as much as the fault periods' own work, more the larger the
     fleet. The model makes no reference cycles (tests/sim/test_gc.py checks that a run leaves next
     to nothing for the collector), so reference counting frees all it makes, and the collector
-    is off while it runs and back on afterwards (as it was)."""
+    is off while it runs and back on afterwards (as it was). A caller that then drops the model
+    keeps it off until its own collection of the model's cycles (`sim.engine.simulate`): turned on
+    with the live model, it would first walk all of it for nothing."""
     was = gc.isenabled()
     gc.disable()
     try:

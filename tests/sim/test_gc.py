@@ -1,4 +1,4 @@
-"""The model runs with CPython's cyclic collector off (`sim.world._no_cyclic_collection`): off while
+"""The model runs with CPython's cyclic collector off (`sim.world.no_cyclic_collection`): off while
 it runs, back on after, and the run leaves next to nothing that only the collector would free (so
 running without it costs no memory)."""
 from __future__ import annotations
