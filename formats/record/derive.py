@@ -30,9 +30,13 @@ Conventions (README "Run records", "Client event records"):
 """
 from __future__ import annotations
 
+import heapq
+import marshal
 import math
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -49,19 +53,63 @@ ROWS_CHUNK = 100_000  # connection rows handed to a Derivation's `on_rows` at a 
 STOP_REASON = "stop"  # the reason the client policy gives the closes of its Stop: censoring, not an end
 
 
-def read_events(path: Path) -> list[dict]:
+def read_events(path: Path, kinds: frozenset[str] | None = None, chunk: int | None = None) -> Iterator[dict]:
     """Every record of `events.jsonl`, sorted by `t` (workers interleave), records of one instant by
     client (each client's own order kept), so the tables do not depend on which of several clients
     the loop served first; a bad line names its number (a cut-off last line is left out:
-    `formats.record.jsonl`)."""
-    return in_order(list(read_jsonl(path, _check_event, "a JSON object with a numeric 't', a 'client' and a 'kind'")))
+    `formats.record.jsonl`).
+
+    A file's records are sorted `chunk` (default `EVENTS_CHUNK`) at a time, each sorted chunk
+    spilled to a temporary file, and the chunks merged as they are read (`heapq.merge` takes equal
+    keys in chunk order, and each chunk's sort is stable, so the order is the one stable sort of
+    the whole file): memory holds one chunk, not the file's records. Those are millions for an
+    exact model day of a few thousand legacy clients, and their dicts took gigabytes. A file of
+    one chunk is sorted in memory. `kinds`: only the records of these kinds (chosen before sorting)."""
+    records = read_jsonl(path, _check_event, "a JSON object with a numeric 't', a 'client' and a 'kind'")
+    if kinds is not None:
+        records = (r for r in records if r["kind"] in kinds)
+    size = EVENTS_CHUNK if chunk is None else chunk
+    first = in_order(list(islice(records, size)))
+    if len(first) < size:
+        yield from first
+        return
+    with tempfile.TemporaryDirectory(prefix=".events-sorting-", dir=path.parent) as spill:  # room as the file had
+        runs = [_spill(Path(spill) / "0", first)]
+        del first
+        while block := in_order(list(islice(records, size))):
+            runs.append(_spill(Path(spill) / str(len(runs)), block))
+        yield from heapq.merge(*(_unspill(run) for run in runs), key=_order)
+
+
+EVENTS_CHUNK = 200_000  # records `read_events` sorts in memory at a time
+
+
+def _order(r: dict) -> tuple[float, str]:
+    return float(r["t"]), str(r["client"])
+
+
+def _spill(path: Path, records: list[dict]) -> Path:
+    """Sorted records to a file of marshalled values (faster to write and read back than JSON)."""
+    with path.open("wb") as f:
+        for r in records:
+            marshal.dump(r, f)
+    return path
+
+
+def _unspill(path: Path) -> Iterator[dict]:
+    with path.open("rb") as f:
+        while True:
+            try:
+                yield marshal.load(f)
+            except EOFError:
+                return
 
 
 def in_order(events: list[dict]) -> list[dict]:
     """`events` sorted in place as `read_events` orders a file, so tables derived in memory (the model
     above its exact limit, whose calm clients tally their refreshes when they wake, with earlier
     times) equal those `finalize` derives from the same records written out."""
-    events.sort(key=lambda r: (float(r["t"]), str(r["client"])))
+    events.sort(key=_order)
     return events
 
 

@@ -61,9 +61,8 @@ def _derive_missing_tables(rec: RunRecord) -> list[dict] | None:
         missing = [n for n, need in ((files.CONNECTIONS, need_connections), (files.TIMESERIES, need_timeseries),
                                      (files.LEDGER, need_ledger)) if need]
         raise UsageError(f"{rec.dir}: cannot derive {missing}: {files.EVENTS} is missing")
-    events = read_events(rec.path(files.EVENTS))
-    end = _observed_end(rec, events)
-    derived = derive(events, end)
+    end = _observed_end(rec)
+    derived = derive(read_events(rec.path(files.EVENTS)), end)
     if need_connections:
         write_csv(rec.path(files.CONNECTIONS), files.CONNECTION_COLUMNS, derived.connections)
     if need_timeseries:
@@ -73,13 +72,13 @@ def _derive_missing_tables(rec: RunRecord) -> list[dict] | None:
     return derived.fault_windows
 
 
-def _observed_end(rec: RunRecord, events: list[dict]) -> float:
+def _observed_end(rec: RunRecord) -> float:
     """Where the tables end: the scenario's end, or, for a record that stopped early without
     saying where (an interrupted emulation), its last event, written to `meta.json` `end_s` so
     gates and reports read the same end: tables are never padded past the last observation."""
     if not rec.meta.get(files.META_INCOMPLETE) or rec.meta.get("end_s"):
         return rec.end
-    last = max((float(e["t"]) for e in events if e.get("t") is not None), default=0.0)
+    last = max((float(e["t"]) for e in read_events(rec.path(files.EVENTS))), default=0.0)
     end = min(rec.end, math.floor(last) + 1.0)
     merge_meta(rec.dir, {"end_s": end})
     return end
@@ -109,7 +108,7 @@ def user_ledger_summary(rec: RunRecord, in_flight_s: float | None = None) -> Use
     if received is None or not rec.has(files.EVENTS):
         return None
     window = in_flight_window(rec.time_scale) if in_flight_s is None else in_flight_s
-    typed = typed_messages(read_events(rec.path(files.EVENTS)))
+    typed = typed_messages(read_events(rec.path(files.EVENTS), kinds=frozenset({"sent"})))
     return check_user_messages(typed, received, passes.connected_at_end(rec), window)
 
 

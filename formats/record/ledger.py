@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -120,7 +121,7 @@ def check_user_messages(typed: pd.DataFrame, received: pd.DataFrame, until: dict
                              indeterminate=int((~decidable & ~arrived).sum()))
 
 
-def typed_messages(events: list[dict]) -> pd.DataFrame:
+def typed_messages(events: Iterable[dict]) -> pd.DataFrame:
     """Each client's user messages, by their first `sent` record (a `resent` is the same message)."""
     rows = [(r["client"], r["msg_id"], r["t"]) for r in events if r.get("kind") == "sent"]
     return pd.DataFrame(rows, columns=["client", "msg_id", "t"]).drop_duplicates(["client", "msg_id"])

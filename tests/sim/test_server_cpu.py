@@ -125,7 +125,7 @@ def test_a_live_expiry_close_comes_with_an_error_frame_that_starts_the_refresh(t
                     "faults": [{"at": "10m", "kind": "token_expiry"}]})
     cal = Calibration(token_latency=Dist("fixed", latency), token_service=None)
     simulate(sc, tmp_path / "run", calibration=cal)
-    events = read_events(tmp_path / "run" / "events.jsonl")
+    events = list(read_events(tmp_path / "run" / "events.jsonl"))
     expired = [e for e in events if e["kind"] == "close" and e.get("code") == 4401]
     assert len(expired) == 30  # the whole fleet, one close each
     after_close = []
@@ -159,7 +159,7 @@ def test_a_mass_expirys_closes_complete_one_by_one_between_the_refreshes_they_st
                     if e["kind"] == "close" and e.get("code") == 4401)
     due = 600 + EXPIRY_GRACE_S
     assert [t - due for t in closes] == pytest.approx([close + (token + close) * k for k in range(n)])
-    events = read_events(tmp_path / "run" / "events.jsonl")
+    events = list(read_events(tmp_path / "run" / "events.jsonl"))
     refreshes = [e for e in events if e["kind"] == "token" and e["t"] >= due]
     first_refresh = {}
     for e in refreshes:
