@@ -45,9 +45,9 @@ def test_main_job_end_to_end(tmp_path, capsys):
                       "value": 0}]}
     path = tmp_path / "mini-day.yaml"
     path.write_text(yaml.safe_dump(doc))
-    args = argparse.Namespace(scenario=str(path), out=str(tmp_path / "job"), seed=None, clients=None,
-                              time_scale=None, no_report=False, exit_zero=False, prometheus=False,
-                              clock=None)
+    parser = argparse.ArgumentParser()
+    main_job.configure(parser)  # the command's own flags and defaults, as `stormbench main-job` parses them
+    args = parser.parse_args(["--scenario", str(path), "--out", str(tmp_path / "job")])
     code = main_job.run(args)
     out = capsys.readouterr().out
     assert "before → after" in out and "403 auth errors" in out and "gate verdicts" in out
