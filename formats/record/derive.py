@@ -50,6 +50,7 @@ from formats.record.tables import keep_integers
 
 ABNORMAL = 1006  # a close without a code (network loss) counts as 1006, as a browser reports it
 ROWS_CHUNK = 100_000  # connection rows handed to a Derivation's `on_rows` at a time
+EVENTS_CHUNK = 200_000  # records `read_events` sorts in memory at a time
 STOP_REASON = "stop"  # the reason the client policy gives the closes of its Stop: censoring, not an end
 
 
@@ -79,9 +80,6 @@ def read_events(path: Path, kinds: frozenset[str] | None = None, chunk: int | No
         while block := in_order(list(islice(records, size))):
             runs.append(_spill(Path(spill) / str(len(runs)), block))
         yield from heapq.merge(*(_unspill(run) for run in runs), key=_order)
-
-
-EVENTS_CHUNK = 200_000  # records `read_events` sorts in memory at a time
 
 
 def _order(r: dict) -> tuple[float, str]:
