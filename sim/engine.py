@@ -37,12 +37,13 @@ from typing import Callable
 
 import pandas as pd
 
-from formats.record import RecordWriter, finalize, files
+from formats.record import RecordWriter, finalize, files, passes
+from formats.record.run import RunRecord
 from formats.record.derive import (
-    ROWS_CHUNK, ConnectionWriter, Derivation, Derived, timeseries_columns, write_csv,
+    ConnectionWriter, Derivation, Derived, timeseries_columns, write_csv,
 )
 from formats.record.finalize import in_flight_window
-from formats.record.ledger import check, check_user_messages, connected_at_end, typed_messages
+from formats.record.ledger import check, check_user_messages, typed_messages
 from formats.record.writer import tool_version
 from formats.scenario import draws
 from formats.scenario.model import Admission, Scenario
@@ -167,8 +168,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, *, calibration: str | Path
                 end = world.run(progress, max_wall_s=max_wall_s)
                 derived = stream.result(end)
                 rows.close()
-                ledger = _ledger(derived, _still_open(out / files.CONNECTIONS), stream.typed, sent, received, sample,
-                                 size.clients)
+                ledger = _ledger(derived, passes.connected_at_end(RunRecord(out)), stream.typed, sent, received,
+                                 sample, size.clients)
                 _write_timeseries(out, derived, message_scale(size.clients, sample))
                 (out / files.LEDGER_SUMMARY).write_text(json.dumps(ledger, indent=2) + "\n")
             if end < scenario.duration:
@@ -285,15 +286,7 @@ def _write_timeseries(out: Path, d: Derived, messages: float) -> None:
     write_csv(out / files.TIMESERIES, timeseries_columns(d.timeseries), d.timeseries)
 
 
-def _still_open(path: Path) -> pd.DataFrame:
-    """The rows of connections.csv the ledger judges by (connections still open when a client's
-    observation ended: `formats.record.ledger.connected_at_end`), read back a chunk at a time."""
-    columns = ["client", "opened_s", "duration_s", "http_status", "censored"]
-    chunks = pd.read_csv(path, usecols=columns, dtype={"client": str}, chunksize=ROWS_CHUNK)
-    return pd.concat([pd.DataFrame(columns=columns)] + [c[c["censored"] == 1] for c in chunks], ignore_index=True)
-
-
-def _ledger(d: Derived, connections: pd.DataFrame, typed_records: list[dict], sent: list[tuple[str, str, int, float]],
+def _ledger(d: Derived, until: dict[str, float], typed_records: list[dict], sent: list[tuple[str, str, int, float]],
             received: list[tuple[str, str, float, bool]], sample: int, clients: int) -> dict:
     """The sampled clients' ledger in both directions, judged by `formats.record.ledger` as a full
     record is, scaled to the fleet (`user_messages`: what they typed against what the server stored).
@@ -301,12 +294,12 @@ def _ledger(d: Derived, connections: pd.DataFrame, typed_records: list[dict], se
     The same Jepsen rule as a full ledger: a message counts as lost only when its client is
     connected when the run ends and it was sent before the in-flight window; a message to a
     client still being shed (1013) or reconnecting at the end has an unknown outcome
-    (`indeterminate`), not a lost one. Each model conversation is named after its client."""
+    (`indeterminate`), not a lost one. Each model conversation is named after its client. `until`:
+    `formats.record.passes.connected_at_end` of the record's connections."""
     sent_rows = pd.DataFrame.from_records(
         [("sent", conv, conv, msg_id, seq, t) for conv, msg_id, seq, t in sent], columns=list(files.LEDGER_COLUMNS))
     shown = pd.DataFrame.from_records(d.ledger_displayed, columns=list(files.LEDGER_COLUMNS))
     table = pd.concat([sent_rows, shown], ignore_index=True)
-    until = connected_at_end(connections)
     judged = check(table, until, in_flight_window(1.0))
     stored = pd.DataFrame.from_records(received, columns=list(files.RECEIVED_COLUMNS))
     typed = check_user_messages(typed_messages(typed_records), stored, until, in_flight_window(1.0))
